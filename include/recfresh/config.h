@@ -1,0 +1,133 @@
+/*
+ * recfresh - configuration.
+ *
+ * One table (config.c: `conf_table[]`) drives parsing, defaults, range checks,
+ * `recfresh config --dump`, `--help` and the reference in ops/. Each row has a
+ * name ("recompute.coalesce_ms"), a type, a default, a range and a doc line.
+ *
+ * Sources, later ones overriding earlier ones:
+ *   1. defaults from the table;
+ *   2. a config file (`--config FILE`): `name = value` lines, `#` comments;
+ *   3. command-line flags (rf_config_set()).
+ *
+ * Three families of names are not in the table:
+ *   - `kafka.<property> = value` (file) and `-X property=value` (CLI) are
+ *     librdkafka client properties, passed through verbatim to every client;
+ *   - `surface.<name>.<field> = value` sets per-surface policy; fields are
+ *     listed in `surface_table[]`; surface "default" applies to any surface
+ *     without its own section.
+ *
+ * An unknown name or a bad value is an error naming "file:line".
+ */
+#ifndef RECFRESH_CONFIG_H
+#define RECFRESH_CONFIG_H
+
+#include <stdio.h>
+
+#include "recfresh/common.h"
+
+/** Per-surface serving and recompute policy. */
+typedef struct rf_surface_conf {
+        char *name;          /* surface name, "default" for the fallback */
+        char *consent_scope; /* extra consent scope that blocks this surface
+                              * ("email", "push"), or "" for none; scopes
+                              * "all" and "personalization" block every
+                              * surface */
+        int64_t min_valid;   /* fewer valid entries than this: urgent
+                              * recompute, fallback fill */
+        int64_t grace_ms;    /* an expired list is served as stale for this
+                              * long, then the fallback is served */
+} rf_surface_conf_t;
+
+/** A librdkafka property passed through verbatim. */
+typedef struct rf_kv {
+        char *key;
+        char *value;
+} rf_kv_t;
+
+/** The effective configuration. Fields mirror conf_table[] in config.c. */
+typedef struct rf_config {
+        /* service */
+        char *data_dir;       /* RocksDB directory */
+        char *log_level;      /* error|warn|info|debug */
+        char *http_addr;      /* HTTP listen address (issue: HTTP API) */
+
+        /* kafka */
+        char *brokers;        /* bootstrap servers; "" = embedded broker */
+        char *group_id;       /* consumer group of subject-scoped topics */
+        int64_t embedded_partitions; /* embedded broker: partitions per
+                                      * topic, 0 = as in topics/ */
+        char *bootstrap_file; /* embedded broker: write bootstrap here */
+        int64_t consumer_batch;      /* max records applied per batch */
+        int64_t poll_timeout_ms;     /* idle wait for records */
+
+        /* limits on input records (DLQ reasons) */
+        int64_t max_record_bytes;
+        int64_t max_items_per_list;
+        int64_t max_id_len;
+        int64_t max_json_depth;
+
+        /* fan-out and store */
+        int64_t fanout_chunk;   /* index entries per fan-out step */
+        int store_sync;         /* fsync the WAL on every write */
+        int64_t block_cache_mb; /* RocksDB block cache */
+        int64_t write_buffer_mb;
+
+        /* pass-through and per-surface sections */
+        rf_kv_t *kafka; /* librdkafka properties, in order given */
+        size_t kafka_cnt;
+        rf_surface_conf_t *surfaces; /* [0] is always "default" */
+        size_t surface_cnt;
+} rf_config_t;
+
+/** Fills \p conf with the table's defaults. Free with rf_config_destroy(). */
+void rf_config_init(rf_config_t *conf);
+
+/** Frees everything \p conf owns. */
+void rf_config_destroy(rf_config_t *conf);
+
+/**
+ * Reads a config file. On error, errstr reads "path:line: message", e.g.
+ * "recfresh.conf:12: unknown key \"recompute.coalesce\"".
+ * @returns 0, RF_EIO (unreadable file) or RF_ECONFIG.
+ */
+int rf_config_load_file(rf_config_t *conf, const char *path, char *errstr,
+                        size_t errstr_size);
+
+/**
+ * Sets one name to a value, as a flag would: a table name, a
+ * "kafka.<prop>" or a "surface.<name>.<field>".
+ * @returns 0 or RF_ECONFIG with errstr set.
+ */
+int rf_config_set(rf_config_t *conf, const char *name, const char *value,
+                  char *errstr, size_t errstr_size);
+
+/** Adds a librdkafka property (as `-X key=value`). */
+void rf_config_set_kafka(rf_config_t *conf, const char *key,
+                         const char *value);
+
+/**
+ * Prints the effective configuration as a loadable config file, one
+ * `name = value` per line, with the doc line of each as a comment.
+ * Values of secret-looking Kafka properties (password, secret, token,
+ * key material) are printed as "[redacted]".
+ */
+void rf_config_dump(const rf_config_t *conf, FILE *fp);
+
+/** Prints the reference of every option: name, type, default, range, doc. */
+void rf_config_usage(FILE *fp);
+
+/** @returns the policy for \p surface, or the "default" one. Never NULL. */
+const rf_surface_conf_t *rf_config_surface(const rf_config_t *conf,
+                                           const char *surface);
+
+/** @returns the input limits from \p conf. */
+rf_limits_t rf_config_limits(const rf_config_t *conf);
+
+/**
+ * @returns 1 if a Kafka property name looks secret (sasl.password,
+ * ssl.key.password, *.secret, *token*, ...) and must never be printed.
+ */
+int rf_config_is_secret(const char *key);
+
+#endif /* RECFRESH_CONFIG_H */

@@ -1,0 +1,85 @@
+/*
+ * recfresh - the ranked list model and its two codecs:
+ *  - JSON, as published on recs.lists.v1 (rf_list_from_json);
+ *  - a compact binary form, as stored in RocksDB (rf_list_encode/decode).
+ *
+ * Every string field of a decoded list is non-NULL: an absent optional field
+ * reads as "". All strings are owned by the list and freed by
+ * rf_list_destroy().
+ */
+#ifndef RECFRESH_LIST_H
+#define RECFRESH_LIST_H
+
+#include "recfresh/common.h"
+
+/** The subject_id of non-personalised fallback lists. */
+#define RF_FALLBACK_SUBJECT "__fallback__"
+
+/** One ranked entry. */
+typedef struct rf_entry {
+        const char *item_id;
+        double score;
+        const char *creator_id;   /* "" if absent */
+        const char *campaign_id;  /* "" if absent */
+        const char **reason_codes; /* reason_code_cnt strings */
+        size_t reason_code_cnt;
+        const char *provenance; /* source_provenance as compact JSON text,
+                                 * "" if absent */
+} rf_entry_t;
+
+/** A precomputed ranked list for (subject, surface, context). */
+typedef struct rf_list {
+        const char *subject_id;
+        const char *surface;
+        const char *context_key; /* "" by default */
+        const char *region;      /* "" if absent */
+        const char *list_id;
+        const char *run_id;      /* "" if absent (incremental recompute) */
+        const char *model_version;
+        const char *policy_version;      /* "" if absent */
+        const char *feature_set_version; /* "" if absent */
+        int64_t generated_at; /* ms since the epoch */
+        int64_t expires_at;   /* ms since the epoch */
+        rf_entry_t *items;
+        size_t item_cnt;
+
+        void *mem_; /* private: backing storage, freed by rf_list_destroy */
+} rf_list_t;
+
+/**
+ * Parses a recs.lists.v1 value. Unknown fields are ignored. \p key (may be
+ * NULL) is the message key: when present it must equal subject_id.
+ * Every id (subject, surface, context, list, item, creator, campaign) must be
+ * non-empty except context_key, at most lim->max_id_len bytes and free of NUL
+ * bytes; timestamps must be RFC 3339; score must be a finite number.
+ *
+ * @returns 0 and *listp (caller owns, free with rf_list_destroy), or
+ *          RF_EINVAL with \p rej saying why.
+ */
+int rf_list_from_json(const char *key, size_t key_len, const char *buf,
+                      size_t len, const rf_limits_t *lim, rf_list_t **listp,
+                      rf_rejection_t *rej);
+
+/** Appends the binary encoding of \p list to \p out. */
+void rf_list_encode(const rf_list_t *list, rf_buf_t *out);
+
+/**
+ * Decodes the binary form. Makes one copy of \p buf; strings point into it.
+ * @returns 0 and *listp (caller owns), or RF_EINVAL if \p buf is corrupt.
+ */
+int rf_list_decode(const char *buf, size_t len, rf_list_t **listp);
+
+/**
+ * Decodes only the header (everything but items) of the binary form:
+ * cheaper when a caller needs generated_at or lineage only.
+ * item_cnt is set, items is NULL.
+ */
+int rf_list_decode_header(const char *buf, size_t len, rf_list_t **listp);
+
+/** Appends the JSON form of \p list (as on recs.lists.v1) to \p out. */
+void rf_list_to_json(const rf_list_t *list, rf_buf_t *out);
+
+/** Frees \p list and everything it owns. NULL is a no-op. */
+void rf_list_destroy(rf_list_t *list);
+
+#endif /* RECFRESH_LIST_H */
