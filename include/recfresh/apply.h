@@ -1,0 +1,86 @@
+/*
+ * recfresh - applying consumed records to the store.
+ *
+ * One writer thread applies records in batches. Each record's effects (list
+ * replaced, tombstone state changed, fan-out job scheduled, DLQ record
+ * queued) and its consumer offset go into the same transaction, which is
+ * committed as one RocksDB write: a crash before the commit re-delivers the
+ * whole batch, a crash after it re-delivers nothing.
+ */
+#ifndef RECFRESH_APPLY_H
+#define RECFRESH_APPLY_H
+
+#include "recfresh/common.h"
+#include "recfresh/config.h"
+#include "recfresh/event.h"
+#include "recfresh/list.h"
+#include "recfresh/store.h"
+
+typedef struct rf_outbox rf_outbox_t;
+typedef struct rf_fanout rf_fanout_t;
+
+/** Everything the apply path needs. Owned by the daemon (or a test). */
+typedef struct rf_apply_ctx {
+        rf_store_t *st;
+        rf_txn_t *txn;            /* the open batch */
+        const rf_config_t *conf;
+        rf_limits_t limits;
+        rf_outbox_t *outbox;      /* DLQ and invalidation records */
+        rf_fanout_t *fanout;      /* jobs that walk the reverse index */
+        int64_t now_ms;           /* wall clock of this batch */
+        rf_buf_t scratch;         /* reusable buffers */
+        rf_buf_t scratch2;
+} rf_apply_ctx_t;
+
+/** One consumed record. */
+typedef struct rf_record {
+        int topic;              /* RF_TOPIC_*, or -1 if unknown */
+        const char *topic_name;
+        int32_t partition;
+        int64_t offset;
+        const char *key;        /* may be NULL */
+        size_t key_len;
+        const char *value;      /* may be NULL */
+        size_t value_len;
+        int64_t timestamp_ms;   /* record timestamp, -1 if none */
+} rf_record_t;
+
+/**
+ * Applies one record into ctx->txn, together with its next offset. A bad
+ * record is rejected: counted and queued for recs.dlq.v1 in the same
+ * transaction. Older-than-state events are taken and ignored.
+ * @returns 0 when the record was taken (applied, ignored or rejected), or a
+ *          negative RF_E* store error: the caller must drop the batch.
+ */
+int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec);
+
+/** Applies a decoded list publication (lists.c). @returns 0, RF_ESTALE
+ *  (an equal or newer list is held), RF_EBLOCKED (consent revoked) or a
+ *  store error. */
+int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list);
+
+/** Removes a stored list and its index entries (lists.c). \p list is the
+ *  decoded stored list. */
+void rf_lists_remove(rf_apply_ctx_t *ctx, const char *list_key,
+                     size_t klen, const rf_list_t *list);
+
+/** A subject's stored lists, collected before they are changed. */
+typedef struct rf_subject_lists {
+        rf_buf_t *keys;     /* list keys */
+        rf_list_t **lists;  /* decoded lists (owned) */
+        size_t cnt;
+} rf_subject_lists_t;
+
+/** Collects every stored list of \p subject (through \p txn if not NULL).
+ *  Corrupt values are skipped and logged. @returns 0 or a store error. */
+int rf_lists_of_subject(rf_store_t *st, rf_txn_t *txn, const char *subject,
+                        rf_subject_lists_t *out);
+void rf_subject_lists_clear(rf_subject_lists_t *sl);
+
+/** Initialises / frees the ctx's scratch buffers. */
+void rf_apply_ctx_init(rf_apply_ctx_t *ctx, rf_store_t *st,
+                       const rf_config_t *conf, rf_outbox_t *outbox,
+                       rf_fanout_t *fanout);
+void rf_apply_ctx_clear(rf_apply_ctx_t *ctx);
+
+#endif /* RECFRESH_APPLY_H */

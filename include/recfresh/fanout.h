@@ -1,0 +1,54 @@
+/*
+ * recfresh - fan-out: the per-list work an event causes.
+ *
+ * An item ban, a stock change or a campaign expiry takes effect for reads
+ * at once through per-entity tombstones (tombstone.h). What remains is per
+ * list: an invalidation notice for downstream caches (and, with the
+ * recompute queue, a recompute request). For an item in a million lists that
+ * is a million steps, so it runs as a durable job that walks the reverse
+ * index in chunks between consumer batches, never inside one: a big ban
+ * cannot stall other events, and the job's cursor is committed with the
+ * notices it produced, so a crash resumes where it stopped.
+ *
+ * User-scoped events (hides, consent) touch one user's few lists and do
+ * their per-list work inline, through the same rf_fanout_list_invalidated().
+ */
+#ifndef RECFRESH_FANOUT_H
+#define RECFRESH_FANOUT_H
+
+#include "recfresh/apply.h"
+
+/** Loads pending jobs' count and the next job id from the store. */
+rf_fanout_t *rf_fanout_new(rf_store_t *st);
+void rf_fanout_destroy(rf_fanout_t *fo);
+
+/**
+ * Schedules a job in ctx->txn: walk the index of entity (\p kind,
+ * \p entity) and invalidate each list; with \p region non-empty, only lists
+ * of that region.
+ */
+void rf_fanout_schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
+                        const char *region, const rf_event_t *ev);
+
+/**
+ * Runs up to \p budget index entries of pending jobs into ctx->txn (the
+ * caller commits). *scanned gets the entries walked.
+ * @returns 0 or a store error.
+ */
+int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned);
+
+/** @returns the number of jobs not yet finished (committed state). */
+size_t rf_fanout_pending(const rf_fanout_t *fo);
+
+/** Re-reads the pending count after a failed commit. */
+void rf_fanout_reload(rf_fanout_t *fo);
+
+/** The per-list effect of an event: one invalidation notice (and recompute
+ *  request, once the queue exists), queued in ctx->txn. */
+void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
+                                size_t klen, const char *list_id,
+                                rf_event_type_t cause, const char *event_id,
+                                int64_t occurred_at, const char *entity_kind,
+                                const char *entity_id);
+
+#endif /* RECFRESH_FANOUT_H */

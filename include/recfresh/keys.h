@@ -1,0 +1,106 @@
+/*
+ * recfresh - key layouts of the store, in one place.
+ *
+ * Ids never contain NUL (the codecs reject them), so NUL separates parts
+ * and prefix scans are exact.
+ *
+ *   lists       subject \0 surface \0 context
+ *   index       kind entity \0 <list key>           value: list region
+ *               kind: 'i' item, 'c' creator, 'k' campaign
+ *   tombstones  'B' item                            item ban
+ *               'S' item \0 region                  stock ("" = global)
+ *               'H' user \0 'i'|'c' \0 id           user hide
+ *               'C' pseudonym(user)[16] scope       consent (no raw id)
+ *               'X' campaign                        campaign expiry
+ *   offsets     topic \0 partition(be32)            value: next offset be64
+ *   fanout      seq(be64)                           value: rf_fanout job
+ *   outbox      seq(be64)                           value: topic, key, value
+ */
+#ifndef RECFRESH_KEYS_H
+#define RECFRESH_KEYS_H
+
+#include "recfresh/common.h"
+
+#define RF_IDX_ITEM     'i'
+#define RF_IDX_CREATOR  'c'
+#define RF_IDX_CAMPAIGN 'k'
+
+#define RF_TOMB_BAN      'B'
+#define RF_TOMB_STOCK    'S'
+#define RF_TOMB_HIDE     'H'
+#define RF_TOMB_CONSENT  'C'
+#define RF_TOMB_CAMPAIGN 'X'
+
+/** Appends the list key of (subject, surface, context). */
+void rf_key_list(rf_buf_t *k, const char *subject, const char *surface,
+                 const char *context);
+
+/** Appends the prefix of every list key of \p subject ("subject\0"). */
+void rf_key_list_subject_prefix(rf_buf_t *k, const char *subject);
+
+/** A list key split into its parts (pointers into `buf_`). */
+typedef struct rf_list_key {
+        const char *subject;
+        const char *surface;
+        const char *context;
+        char buf_[3 * 4096 + 8];
+} rf_list_key_t;
+
+/** Splits a list key. @returns 0 or RF_EINVAL if malformed. */
+int rf_key_list_split(const char *key, size_t klen, rf_list_key_t *out);
+
+/** Appends the index prefix of an entity: kind entity \0. */
+void rf_key_index_prefix(rf_buf_t *k, char kind, const char *entity);
+
+/** Appends an index key: prefix + list key. */
+void rf_key_index(rf_buf_t *k, char kind, const char *entity,
+                  const char *list_key, size_t list_klen);
+
+/** Appends a tombstone key with one id ('B', 'X'). */
+void rf_key_tomb1(rf_buf_t *k, char kind, const char *id);
+
+/** Appends a stock key ('S' item \0 region). */
+void rf_key_stock(rf_buf_t *k, const char *item, const char *region);
+
+/** Appends a hide key; \p what is RF_IDX_ITEM or RF_IDX_CREATOR. */
+void rf_key_hide(rf_buf_t *k, const char *user, char what, const char *id);
+
+/** Appends the prefix of every hide of \p user. */
+void rf_key_hide_prefix(rf_buf_t *k, const char *user);
+
+/** Appends a consent key from a 16-byte pseudonym and a scope number. */
+void rf_key_consent(rf_buf_t *k, const unsigned char pseudonym[16],
+                    int scope);
+
+/** Appends an offsets key. */
+void rf_key_offset(rf_buf_t *k, const char *topic, int32_t partition);
+
+/** Appends a big-endian sequence key (fanout, outbox). */
+void rf_key_seq(rf_buf_t *k, uint64_t seq);
+
+/** @returns the sequence number of a be64 key, or 0 if malformed. */
+uint64_t rf_key_seq_parse(const char *k, size_t klen);
+
+/**
+ * Per-entity state, the value of every tombstones key: whether the
+ * tombstone is in force and which event set it. The newest event by
+ * (occurred_at, event_id) wins, whatever order events arrive in.
+ */
+typedef struct rf_tomb {
+        int active;          /* 1: the tombstone is in force */
+        int64_t occurred_at; /* of the event that set this state */
+        char event_id[257];  /* of that event (truncated if longer) */
+} rf_tomb_t;
+
+void rf_tomb_encode(const rf_tomb_t *t, rf_buf_t *out);
+/** @returns 0 or RF_EINVAL. */
+int rf_tomb_decode(const char *buf, size_t len, rf_tomb_t *t);
+
+/**
+ * @returns 1 if an event at (\p occurred_at, \p event_id) is newer than the
+ * state \p cur and so replaces it; 0 if it is older or the same event.
+ */
+int rf_tomb_newer(const rf_tomb_t *cur, int64_t occurred_at,
+                  const char *event_id);
+
+#endif /* RECFRESH_KEYS_H */

@@ -1,0 +1,45 @@
+/*
+ * recfresh - the outbox: records to produce (DLQ, invalidation notices),
+ * written to RocksDB in the same transaction as the state change that caused
+ * them, and deleted only once the broker acknowledged them (delivery report).
+ * A crash in between produces them again: delivery is at least once, and
+ * nothing a committed batch decided to send is ever lost.
+ */
+#ifndef RECFRESH_OUTBOX_H
+#define RECFRESH_OUTBOX_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "recfresh/store.h"
+
+typedef struct rf_outbox rf_outbox_t;
+
+/** Opens the outbox over \p st, resuming after the last queued record. */
+rf_outbox_t *rf_outbox_new(rf_store_t *st);
+void rf_outbox_destroy(rf_outbox_t *ob);
+
+/** Queues a record for \p topic (RF_TOPIC_*) in \p txn. */
+void rf_outbox_put(rf_outbox_t *ob, rf_txn_t *txn, int topic,
+                   const char *key, size_t klen, const char *val,
+                   size_t vlen);
+
+/** Drops records queued since the last commit (after a failed commit). */
+void rf_outbox_rollback(rf_outbox_t *ob);
+/** Marks records queued since the last commit as committed. */
+void rf_outbox_committed(rf_outbox_t *ob);
+
+/**
+ * Produces committed records not yet in flight with \p rk, at most
+ * \p max_inflight at a time, and deletes delivered ones. \p rk must have
+ * been created with a conf from rf_outbox_conf_set().
+ * @returns the number of records produced now.
+ */
+size_t rf_outbox_drain(rf_outbox_t *ob, rd_kafka_t *rk, size_t max_inflight);
+
+/** Installs the delivery-report callback on a producer conf. */
+void rf_outbox_conf_set(rf_outbox_t *ob, rd_kafka_conf_t *conf);
+
+/** @returns records queued and not yet acknowledged. */
+size_t rf_outbox_pending(const rf_outbox_t *ob);
+
+#endif /* RECFRESH_OUTBOX_H */

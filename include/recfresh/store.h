@@ -1,0 +1,149 @@
+/*
+ * recfresh - the RocksDB store: column families, transactions (a
+ * WriteBatchWithIndex, so reads inside a batch see its own writes),
+ * prefix iterators and store metadata.
+ *
+ * RocksDB's `char **errptr` convention is wrapped here once: every error is
+ * copied into the caller's errstr (or logged), freed with rocksdb_free and
+ * turned into RF_ESTORE. No other module includes rocksdb/c.h.
+ *
+ * Column families and what they hold (key layouts are in keys.h):
+ *   meta        store format version, the pseudonymisation salt
+ *   lists       list key -> encoded list (list.h)
+ *   index       reverse index: entity -> list keys holding it
+ *   tombstones  per-entity state: bans, stock, hides, consent, campaigns
+ *   offsets     topic/partition -> next offset to consume
+ *   fanout      pending fan-out jobs (ban of an item in many lists, ...)
+ *   outbox      records to produce (DLQ, invalidations), deleted on ack
+ */
+#ifndef RECFRESH_STORE_H
+#define RECFRESH_STORE_H
+
+#include "recfresh/common.h"
+
+typedef enum rf_cf {
+        RF_CF_META = 0, /* RocksDB's "default" column family */
+        RF_CF_LISTS,
+        RF_CF_INDEX,
+        RF_CF_TOMBSTONES,
+        RF_CF_OFFSETS,
+        RF_CF_FANOUT,
+        RF_CF_OUTBOX,
+        RF_CF__CNT
+} rf_cf_t;
+
+/** @returns the column family's name ("lists", ...). */
+const char *rf_cf_name(rf_cf_t cf);
+
+typedef enum rf_store_mode {
+        RF_STORE_PRIMARY,   /* the daemon: read-write, creates if missing */
+        RF_STORE_SECONDARY, /* a reader beside a running daemon */
+        RF_STORE_READONLY,  /* a reader of a stopped store */
+} rf_store_mode_t;
+
+typedef struct rf_store_opts {
+        int sync;               /* fsync the WAL on every commit */
+        size_t block_cache_mb;  /* shared LRU block cache */
+        size_t write_buffer_mb; /* per column family memtable */
+} rf_store_opts_t;
+
+typedef struct rf_store rf_store_t;
+
+/**
+ * Opens (and in PRIMARY mode creates) the store at \p path. \p opts may be
+ * NULL for defaults. A SECONDARY store keeps its own info log in a private
+ * temporary directory, removed by rf_store_close().
+ * @returns the store, or NULL with errstr set.
+ */
+rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
+                          const rf_store_opts_t *opts, char *errstr,
+                          size_t errstr_size);
+
+/** Closes the store and frees it. NULL is a no-op. */
+void rf_store_close(rf_store_t *st);
+
+/** SECONDARY mode: catches up with the primary's latest writes. */
+int rf_store_catch_up(rf_store_t *st, char *errstr, size_t errstr_size);
+
+/**
+ * Reads one key. \p val is reset and filled.
+ * @returns 0, RF_ENOENT or RF_ESTORE.
+ */
+int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
+                 rf_buf_t *val);
+
+/**
+ * The 16-byte keyed pseudonym of \p subject_id (HMAC-SHA256 under the
+ * store's salt, truncated). Used where a key must survive a consent purge
+ * without holding the subject id.
+ */
+void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
+                        unsigned char out[16]);
+
+/** Flushes memtables and compacts every column family (privacy purge). */
+int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size);
+
+/** @returns a RocksDB integer property summed over column families (e.g.
+ *  "rocksdb.estimate-num-keys" for one cf, or "rocksdb.total-sst-files-size"
+ *  for all when cf < 0), or -1. */
+int64_t rf_store_property_int(rf_store_t *st, int cf, const char *name);
+
+/** @returns bytes in use in the block cache. */
+size_t rf_store_block_cache_usage(rf_store_t *st);
+
+/** @returns the store's directory. */
+const char *rf_store_path(const rf_store_t *st);
+
+/* ---- transactions -------------------------------------------------------
+ * A transaction buffers writes in a WriteBatchWithIndex; rf_txn_get and
+ * rf_txn iterators see them before the commit. One writer thread uses it. */
+
+typedef struct rf_txn rf_txn_t;
+
+rf_txn_t *rf_txn_new(rf_store_t *st);
+void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
+                const char *val, size_t vlen);
+void rf_txn_delete(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen);
+
+/** Reads through the transaction, then the store. @returns 0, RF_ENOENT or
+ *  RF_ESTORE. */
+int rf_txn_get(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
+               rf_buf_t *val);
+
+/** @returns the number of writes buffered. */
+size_t rf_txn_count(const rf_txn_t *txn);
+
+/**
+ * Writes everything buffered atomically and empties the transaction.
+ * @returns 0 or RF_ESTORE with errstr set (nothing was written).
+ */
+int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size);
+
+/** Drops everything buffered. */
+void rf_txn_clear(rf_txn_t *txn);
+
+void rf_txn_destroy(rf_txn_t *txn);
+
+/* ---- iterators ----------------------------------------------------------*/
+
+typedef struct rf_iter rf_iter_t;
+
+/**
+ * Iterates the keys of \p cf that start with \p prefix (plen may be 0 for
+ * all), in key order. With \p txn, uncommitted writes are seen too.
+ * The iterator is positioned on the first key; see rf_iter_valid().
+ */
+rf_iter_t *rf_iter_new(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
+                       const char *prefix, size_t plen);
+
+/** Positions at the first key >= \p key within the prefix. */
+void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen);
+
+/** @returns 1 while positioned on a key with the prefix. */
+int rf_iter_valid(rf_iter_t *it);
+void rf_iter_next(rf_iter_t *it);
+const char *rf_iter_key(rf_iter_t *it, size_t *klen);
+const char *rf_iter_value(rf_iter_t *it, size_t *vlen);
+void rf_iter_destroy(rf_iter_t *it);
+
+#endif /* RECFRESH_STORE_H */

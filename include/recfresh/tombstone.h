@@ -1,0 +1,103 @@
+/*
+ * recfresh - tombstone rules: how each event kind changes per-entity state,
+ * and how reads test an entry against that state.
+ *
+ * A tombstone is per entity (an item's ban, an item's stock in a region, a
+ * user's hide of an item or creator, a user's consent, a campaign's expiry),
+ * not per list entry. Taking an event is one O(1) state write, so once the
+ * event is committed no read returns an entry it invalidates, however many
+ * lists hold the item. The per-list work (invalidation notices, recompute
+ * requests) is done afterwards by fan-out jobs (fanout.h).
+ *
+ * One file per kind: tomb_ban.c, tomb_stock.c, tomb_hide.c, tomb_consent.c,
+ * tomb_campaign.c. tombstone.c holds what they share and the read check.
+ */
+#ifndef RECFRESH_TOMBSTONE_H
+#define RECFRESH_TOMBSTONE_H
+
+#include "recfresh/apply.h"
+#include "recfresh/config.h"
+#include "recfresh/keys.h"
+#include "recfresh/list.h"
+#include "recfresh/store.h"
+
+/* Each returns 0 when the event changed state, RF_ESTALE when it was older
+ * than (or the same as) the state held, or a store error. */
+int rf_ban_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev);
+int rf_stock_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev);
+int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev);
+int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev);
+int rf_campaign_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev);
+
+/**
+ * Shared by the apply functions: reads the state at \p key (through the
+ * txn) and, if \p ev is newer, writes {active, ev}. *flipped is set when the
+ * active flag changed. @returns 0, RF_ESTALE or a store error.
+ */
+int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
+                   int active, const rf_event_t *ev, int *flipped);
+
+/** Why a read skipped an entry. */
+typedef enum rf_filter {
+        RF_FILTER_BANNED = 0,
+        RF_FILTER_OUT_OF_STOCK,
+        RF_FILTER_HIDDEN_ITEM,
+        RF_FILTER_HIDDEN_CREATOR,
+        RF_FILTER_CAMPAIGN_EXPIRED,
+        RF_FILTER_DUPLICATE,
+        RF_FILTER__CNT,
+        RF_FILTER_NONE = -1
+} rf_filter_t;
+
+/** @returns "banned", "out_of_stock", ... */
+const char *rf_filter2str(rf_filter_t f);
+
+/**
+ * Tests entries of one list for one reader. Created per read: it loads the
+ * reader's hides once (one prefix scan), then answers per entry with point
+ * lookups on bloom-filtered tombstone keys.
+ */
+typedef struct rf_checker {
+        rf_store_t *st;
+        rf_txn_t *txn;         /* read through a batch, or NULL */
+        const char *region;    /* the list's region, "" for none */
+        char **hidden_items;   /* active item hides of the reader */
+        size_t hidden_item_cnt;
+        char **hidden_creators;
+        size_t hidden_creator_cnt;
+        rf_buf_t key, val;     /* scratch */
+} rf_checker_t;
+
+/**
+ * Prepares a checker for \p reader (whose hides apply; for fallback lists
+ * it is the requesting user, not "__fallback__") and a list of \p region.
+ * @returns 0 or a store error.
+ */
+int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
+                    const char *reader, const char *region);
+
+/** @returns why \p e must not be served, or RF_FILTER_NONE.
+ *  Duplicates are the caller's business. */
+rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e);
+
+void rf_checker_clear(rf_checker_t *ck);
+
+/* Per-kind read checks, used by rf_checker_check. Each returns 1 if the
+ * tombstone is in force. */
+int rf_ban_check(rf_checker_t *ck, const char *item_id);
+int rf_stock_check_out(rf_checker_t *ck, const char *item_id);
+int rf_campaign_check(rf_checker_t *ck, const char *campaign_id);
+
+/**
+ * @returns 1 if \p subject's consent blocks serving \p surface: scope all or
+ * personalization revoked, or the surface's own consent_scope revoked.
+ * \p txn may be NULL.
+ */
+int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
+                      const char *subject, const char *surface);
+
+/** @returns 1 if \p subject revoked scope all or personalization, so no
+ *  personalised list may be stored for it. */
+int rf_consent_purged(rf_store_t *st, rf_txn_t *txn, const char *subject);
+
+#endif /* RECFRESH_TOMBSTONE_H */

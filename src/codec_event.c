@@ -1,0 +1,457 @@
+/*
+ * recfresh - the codec of the five event topics (recs.item-bans.v1,
+ * recs.stock.v1, recs.user-hides.v1, recs.consent.v1, recs.campaigns.v1).
+ *
+ * A value is checked against the limits before it is parsed (size, then
+ * nesting depth on the raw bytes, so a hostile record cannot make jansson
+ * recurse), then parsed with jansson and validated field by field against
+ * what topics/<name>.json says. Type-dependent requirements the schema cannot
+ * express (item_id for item_hidden, creator_id for creator_hidden) are
+ * enforced here. Every rejection names the field it is about and never
+ * quotes the record's own bytes, so messages stay short, ASCII and safe to
+ * log and to put on the dead-letter topic.
+ *
+ * A parsed event owns one block (mem_) holding all its strings; absent
+ * fields point at an empty string inside it.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recfresh/event.h"
+#include "recfresh/topics.h"
+
+/* Longest "reason" of a ban (free text, not an id): the schema's maxLength. */
+#define REASON_MAX_LEN 1024
+
+static const char *const type_names[RF_EV__CNT] = {
+        [RF_EV_ITEM_BANNED]      = "item_banned",
+        [RF_EV_ITEM_UNBANNED]    = "item_unbanned",
+        [RF_EV_STOCK_CHANGED]    = "stock_changed",
+        [RF_EV_ITEM_HIDDEN]      = "item_hidden",
+        [RF_EV_ITEM_UNHIDDEN]    = "item_unhidden",
+        [RF_EV_CREATOR_HIDDEN]   = "creator_hidden",
+        [RF_EV_CREATOR_UNHIDDEN] = "creator_unhidden",
+        [RF_EV_CONSENT_REVOKED]  = "consent_revoked",
+        [RF_EV_CONSENT_GRANTED]  = "consent_granted",
+        [RF_EV_CAMPAIGN_EXPIRED] = "campaign_expired",
+};
+
+static const char *const scope_names[RF_SCOPE__CNT] = {
+        [RF_SCOPE_ALL]             = "all",
+        [RF_SCOPE_PERSONALIZATION] = "personalization",
+        [RF_SCOPE_EMAIL]           = "email",
+        [RF_SCOPE_PUSH]            = "push",
+};
+
+/* The string fields an event can carry. */
+enum sfield {
+        SF_EVENT_ID,
+        SF_ITEM_ID,
+        SF_CREATOR_ID,
+        SF_CAMPAIGN_ID,
+        SF_USER_ID,
+        SF_REGION,
+        SF_REASON,
+        SF__CNT
+};
+
+#define BIT(f) (1u << (f))
+
+static const struct sfield_def {
+        const char *name;
+        int is_id; /* an id: non-empty, at most max_id_len bytes */
+} sfields[SF__CNT] = {
+        [SF_EVENT_ID]    = { "event_id", 1 },
+        [SF_ITEM_ID]     = { "item_id", 1 },
+        [SF_CREATOR_ID]  = { "creator_id", 1 },
+        [SF_CAMPAIGN_ID] = { "campaign_id", 1 },
+        [SF_USER_ID]     = { "user_id", 1 },
+        [SF_REGION]      = { "region", 0 }, /* "" = every region */
+        [SF_REASON]      = { "reason", 0 }, /* free text */
+};
+
+/* What each event topic carries besides "type" and "occurred_at". */
+static const struct topic_spec {
+        int topic;         /* RF_TOPIC_* */
+        enum sfield key;   /* the field the message key must equal */
+        unsigned required; /* string fields every type needs */
+        unsigned optional; /* string fields read when present */
+} topic_specs[] = {
+        { RF_TOPIC_ITEM_BANS, SF_ITEM_ID, BIT(SF_EVENT_ID) | BIT(SF_ITEM_ID),
+          BIT(SF_REASON) },
+        { RF_TOPIC_STOCK, SF_ITEM_ID, BIT(SF_EVENT_ID) | BIT(SF_ITEM_ID),
+          BIT(SF_REGION) },
+        { RF_TOPIC_USER_HIDES, SF_USER_ID, BIT(SF_EVENT_ID) | BIT(SF_USER_ID),
+          BIT(SF_ITEM_ID) | BIT(SF_CREATOR_ID) },
+        { RF_TOPIC_CONSENT, SF_USER_ID, BIT(SF_EVENT_ID) | BIT(SF_USER_ID),
+          0 },
+        { RF_TOPIC_CAMPAIGNS, SF_CAMPAIGN_ID,
+          BIT(SF_EVENT_ID) | BIT(SF_CAMPAIGN_ID), 0 },
+};
+
+/* The topic each type travels on, and what it needs beyond its topic's
+ * required fields (the schema cannot say "item_id when item_hidden"). */
+static const struct type_spec {
+        int topic;
+        unsigned needs;
+} type_specs[RF_EV__CNT] = {
+        [RF_EV_ITEM_BANNED]      = { RF_TOPIC_ITEM_BANS, 0 },
+        [RF_EV_ITEM_UNBANNED]    = { RF_TOPIC_ITEM_BANS, 0 },
+        [RF_EV_STOCK_CHANGED]    = { RF_TOPIC_STOCK, 0 },
+        [RF_EV_ITEM_HIDDEN]      = { RF_TOPIC_USER_HIDES, BIT(SF_ITEM_ID) },
+        [RF_EV_ITEM_UNHIDDEN]    = { RF_TOPIC_USER_HIDES, BIT(SF_ITEM_ID) },
+        [RF_EV_CREATOR_HIDDEN]   = { RF_TOPIC_USER_HIDES, BIT(SF_CREATOR_ID) },
+        [RF_EV_CREATOR_UNHIDDEN] = { RF_TOPIC_USER_HIDES, BIT(SF_CREATOR_ID) },
+        [RF_EV_CONSENT_REVOKED]  = { RF_TOPIC_CONSENT, 0 },
+        [RF_EV_CONSENT_GRANTED]  = { RF_TOPIC_CONSENT, 0 },
+        [RF_EV_CAMPAIGN_EXPIRED] = { RF_TOPIC_CAMPAIGNS, 0 },
+};
+
+const char *rf_event_type2str(rf_event_type_t t)
+{
+        if ((int)t < 0 || t >= RF_EV__CNT)
+                return "unknown";
+        return type_names[t];
+}
+
+const char *rf_consent_scope2str(rf_consent_scope_t s)
+{
+        if ((int)s < 0 || s >= RF_SCOPE__CNT)
+                return "unknown";
+        return scope_names[s];
+}
+
+int rf_consent_scope_parse(const char *name)
+{
+        if (!name)
+                return -1;
+        for (int s = 0; s < RF_SCOPE__CNT; s++)
+                if (!strcmp(scope_names[s], name))
+                        return s;
+        return -1;
+}
+
+int rf_json_too_deep(const char *buf, size_t len, int max_depth)
+{
+        int depth = 0, in_str = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                char c = buf[i];
+
+                if (in_str) {
+                        if (c == '\\')
+                                i++; /* the escaped byte cannot end it */
+                        else if (c == '"')
+                                in_str = 0;
+                        continue;
+                }
+                switch (c) {
+                case '"':
+                        in_str = 1;
+                        break;
+                case '[':
+                case '{':
+                        if (++depth > max_depth)
+                                return 1;
+                        break;
+                case ']':
+                case '}':
+                        if (depth > 0)
+                                depth--;
+                        break;
+                default:
+                        break;
+                }
+        }
+        return 0;
+}
+
+/* Copies jansson's error text keeping printable ASCII only: it can quote
+ * the record ("near '...'"), which may be anything. */
+static void safe_copy(char *dst, size_t size, const char *src)
+{
+        size_t i = 0;
+
+        for (; src[i] && i + 1 < size; i++)
+                dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+        dst[i] = '\0';
+}
+
+/* Applies the pre-parse limits, parses, and requires an object.
+ * @returns the root (caller owns) or NULL with rej set. */
+static json_t *load_object(const char *buf, size_t len,
+                           const rf_limits_t *lim, rf_rejection_t *rej)
+{
+        json_error_t jerr;
+        char text[sizeof(jerr.text)];
+        json_t *root;
+
+        if (len > lim->max_record_bytes) {
+                rf_reject(rej, RF_REJ_TOO_LARGE,
+                          "record of %zu bytes is over the limit of %zu", len,
+                          lim->max_record_bytes);
+                return NULL;
+        }
+        if (rf_json_too_deep(buf, len, lim->max_json_depth)) {
+                rf_reject(rej, RF_REJ_TOO_DEEP,
+                          "JSON nested deeper than %d levels",
+                          lim->max_json_depth);
+                return NULL;
+        }
+        /* JSON_ALLOW_NUL: "\u0000" in an id is a bad value we name, not a
+         * parse error. Duplicate keys are refused: parsers disagree on
+         * which one wins. */
+        root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                          &jerr);
+        if (!root) {
+                safe_copy(text, sizeof(text), jerr.text);
+                rf_reject(rej, RF_REJ_INVALID_JSON, "invalid JSON at byte %d: %s",
+                          jerr.position, text);
+                return NULL;
+        }
+        if (!json_is_object(root)) {
+                json_decref(root);
+                rf_reject(rej, RF_REJ_INVALID_JSON, "not a JSON object");
+                return NULL;
+        }
+        return root;
+}
+
+static const struct topic_spec *topic_spec_of(int topic)
+{
+        for (size_t i = 0; i < RF_ARRAY_SIZE(topic_specs); i++)
+                if (topic_specs[i].topic == topic)
+                        return &topic_specs[i];
+        return NULL;
+}
+
+/* Reads string field \p f into *sp and *lenp (NULL, 0 when absent and not
+ * required). @returns 0 or -1 with rej set. */
+static int get_sfield(json_t *root, enum sfield f, int required,
+                      const rf_limits_t *lim, const char **sp, size_t *lenp,
+                      rf_rejection_t *rej)
+{
+        const char *name = sfields[f].name;
+        json_t *v        = json_object_get(root, name);
+
+        *sp   = NULL;
+        *lenp = 0;
+        if (!v) {
+                if (!required)
+                        return 0;
+                rf_reject(rej, RF_REJ_MISSING_FIELD, "missing field \"%s\"",
+                          name);
+                return -1;
+        }
+        if (json_is_null(v) && !required)
+                return 0; /* null for an optional field means absent */
+        if (!json_is_string(v)) {
+                rf_reject(rej, RF_REJ_BAD_TYPE, "field \"%s\": expected string",
+                          name);
+                return -1;
+        }
+        const char *s = json_string_value(v);
+        size_t len    = json_string_length(v);
+        size_t max    = sfields[f].is_id || f == SF_REGION ? lim->max_id_len
+                                                           : REASON_MAX_LEN;
+        if (memchr(s, '\0', len)) {
+                rf_reject(rej, RF_REJ_BAD_VALUE,
+                          "field \"%s\": contains a NUL byte", name);
+                return -1;
+        }
+        if (sfields[f].is_id && len == 0) {
+                rf_reject(rej, RF_REJ_BAD_VALUE,
+                          "field \"%s\": must not be empty", name);
+                return -1;
+        }
+        if (len > max) {
+                rf_reject(rej,
+                          sfields[f].is_id || f == SF_REGION
+                                  ? RF_REJ_ID_TOO_LONG
+                                  : RF_REJ_BAD_VALUE,
+                          "field \"%s\": longer than %zu bytes", name, max);
+                return -1;
+        }
+        *sp   = s;
+        *lenp = len;
+        return 0;
+}
+
+/* Reads the required string field \p name (type-checked, NUL-free). */
+static int get_required_string(json_t *root, const char *name,
+                               const char **sp, rf_rejection_t *rej)
+{
+        json_t *v = json_object_get(root, name);
+
+        if (!v) {
+                rf_reject(rej, RF_REJ_MISSING_FIELD, "missing field \"%s\"",
+                          name);
+                return -1;
+        }
+        if (!json_is_string(v)) {
+                rf_reject(rej, RF_REJ_BAD_TYPE, "field \"%s\": expected string",
+                          name);
+                return -1;
+        }
+        *sp = json_string_value(v);
+        if (strlen(*sp) != json_string_length(v)) {
+                rf_reject(rej, RF_REJ_BAD_VALUE,
+                          "field \"%s\": contains a NUL byte", name);
+                return -1;
+        }
+        return 0;
+}
+
+/* Resolves "type" to one carried by \p topic. */
+static int get_type(json_t *root, int topic, rf_event_type_t *tp,
+                    rf_rejection_t *rej)
+{
+        const char *s;
+
+        if (get_required_string(root, "type", &s, rej))
+                return -1;
+        for (int t = 0; t < RF_EV__CNT; t++) {
+                if (type_specs[t].topic == topic && !strcmp(type_names[t], s)) {
+                        *tp = (rf_event_type_t)t;
+                        return 0;
+                }
+        }
+        rf_reject(rej, RF_REJ_UNKNOWN_TYPE,
+                  "field \"type\": not an event type of %s",
+                  rf_topic(topic)->name);
+        return -1;
+}
+
+/* Copies the present strings into one block owned by \p ev. */
+static void fill_strings(rf_event_t *ev, const char *s[SF__CNT],
+                         const size_t len[SF__CNT])
+{
+        size_t total = 1; /* the shared "" */
+        char *mem, *p;
+        const char *out[SF__CNT];
+
+        for (int f = 0; f < SF__CNT; f++)
+                if (s[f])
+                        total += len[f] + 1;
+        mem = p = rf_malloc(total);
+        *p++    = '\0';
+        for (int f = 0; f < SF__CNT; f++) {
+                out[f] = mem;
+                if (!s[f])
+                        continue;
+                memcpy(p, s[f], len[f]);
+                p[len[f]] = '\0';
+                out[f]    = p;
+                p += len[f] + 1;
+        }
+        ev->event_id    = out[SF_EVENT_ID];
+        ev->item_id     = out[SF_ITEM_ID];
+        ev->creator_id  = out[SF_CREATOR_ID];
+        ev->campaign_id = out[SF_CAMPAIGN_ID];
+        ev->user_id     = out[SF_USER_ID];
+        ev->region      = out[SF_REGION];
+        ev->reason      = out[SF_REASON];
+        ev->mem_        = mem;
+}
+
+int rf_event_parse(int topic, const char *key, size_t key_len,
+                   const char *buf, size_t len, const rf_limits_t *lim,
+                   rf_event_t *ev, rf_rejection_t *rej)
+{
+        const struct topic_spec *ts = topic_spec_of(topic);
+        const char *s[SF__CNT]      = { 0 };
+        size_t slen[SF__CNT]        = { 0 };
+        rf_event_type_t type        = RF_EV_ITEM_BANNED;
+        int in_stock = 0, scope = RF_SCOPE_ALL;
+        int64_t occurred_at = 0;
+        const char *str;
+        json_t *root, *v;
+
+        memset(ev, 0, sizeof(*ev));
+        rej->reason = RF_REJ_NONE;
+        rej->msg[0] = '\0';
+        if (!lim)
+                lim = &rf_limits_default;
+        if (!ts) {
+                rf_reject(rej, RF_REJ_UNKNOWN_TOPIC,
+                          "topic %d carries no events", topic);
+                return RF_EINVAL;
+        }
+        if (key && key_len > lim->max_id_len) {
+                rf_reject(rej, RF_REJ_ID_TOO_LONG,
+                          "message key: longer than %zu bytes",
+                          lim->max_id_len);
+                return RF_EINVAL;
+        }
+        if (!(root = load_object(buf, len, lim, rej)))
+                return RF_EINVAL;
+
+        if (get_type(root, topic, &type, rej))
+                goto fail;
+        unsigned required = ts->required | type_specs[type].needs;
+        for (int f = 0; f < SF__CNT; f++) {
+                if (!((required | ts->optional) & BIT(f)))
+                        continue;
+                if (get_sfield(root, (enum sfield)f, !!(required & BIT(f)),
+                               lim, &s[f], &slen[f], rej))
+                        goto fail;
+        }
+        if (get_required_string(root, "occurred_at", &str, rej))
+                goto fail;
+        if (rf_time_parse(str, &occurred_at)) {
+                rf_reject(rej, RF_REJ_BAD_TIMESTAMP,
+                          "field \"occurred_at\": not an RFC 3339 timestamp");
+                goto fail;
+        }
+        if (topic == RF_TOPIC_STOCK) {
+                if (!(v = json_object_get(root, "in_stock"))) {
+                        rf_reject(rej, RF_REJ_MISSING_FIELD,
+                                  "missing field \"in_stock\"");
+                        goto fail;
+                }
+                if (!json_is_boolean(v)) {
+                        rf_reject(rej, RF_REJ_BAD_TYPE,
+                                  "field \"in_stock\": expected boolean");
+                        goto fail;
+                }
+                in_stock = json_is_true(v);
+        }
+        if (topic == RF_TOPIC_CONSENT) {
+                if (get_required_string(root, "scope", &str, rej))
+                        goto fail;
+                if ((scope = rf_consent_scope_parse(str)) < 0) {
+                        rf_reject(rej, RF_REJ_BAD_VALUE,
+                                  "field \"scope\": not a consent scope");
+                        goto fail;
+                }
+        }
+        if (key && key_len > 0 &&
+            (key_len != slen[ts->key] || memcmp(key, s[ts->key], key_len))) {
+                rf_reject(rej, RF_REJ_KEY_MISMATCH,
+                          "message key does not match field \"%s\"",
+                          sfields[ts->key].name);
+                goto fail;
+        }
+
+        fill_strings(ev, s, slen);
+        ev->type        = type;
+        ev->topic       = topic;
+        ev->in_stock    = in_stock;
+        ev->scope       = (rf_consent_scope_t)scope;
+        ev->occurred_at = occurred_at;
+        json_decref(root);
+        return RF_OK;
+
+fail:
+        json_decref(root);
+        return RF_EINVAL;
+}
+
+void rf_event_clear(rf_event_t *ev)
+{
+        if (!ev)
+                return;
+        free(ev->mem_);
+        memset(ev, 0, sizeof(*ev));
+}

@@ -1,0 +1,305 @@
+/*
+ * recfresh - fan-out jobs: walk the reverse index of an entity in chunks
+ * and do the per-list work of an event (see fanout.h for why this is off the
+ * critical path of both reads and other events).
+ *
+ * A job is stored in the fanout column family under a sequence number:
+ *   u8 cause (rf_event_type_t), u8 index kind, entity, region filter,
+ *   event_id, occurred_at (be64), cursor (last index key done, "" = none)
+ * Jobs run in sequence order. Each step's notices and the job's new cursor
+ * are committed together.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "recfresh/fanout.h"
+#include "recfresh/keys.h"
+#include "recfresh/log.h"
+#include "recfresh/metrics.h"
+#include "recfresh/outbox.h"
+#include "recfresh/outputs.h"
+#include "recfresh/topics.h"
+
+struct rf_fanout {
+        rf_store_t *st;
+        uint64_t next_seq; /* id of the next job scheduled */
+        size_t pending;    /* jobs in the store, incl. uncommitted */
+};
+
+typedef struct job {
+        uint64_t seq;
+        rf_event_type_t cause;
+        char kind;
+        const char *entity, *region, *event_id;
+        int64_t occurred_at;
+        const char *cursor;
+        size_t cursor_len;
+        rf_buf_t raw; /* the stored value the strings point into */
+} job_t;
+
+static void fanout_scan(rf_fanout_t *fo)
+{
+        rf_iter_t *it = rf_iter_new(fo->st, NULL, RF_CF_FANOUT, NULL, 0);
+        uint64_t last = 0;
+
+        fo->pending = 0;
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                last = rf_key_seq_parse(k, klen);
+                fo->pending++;
+        }
+        rf_iter_destroy(it);
+        if (last + 1 > fo->next_seq)
+                fo->next_seq = last + 1;
+}
+
+rf_fanout_t *rf_fanout_new(rf_store_t *st)
+{
+        rf_fanout_t *fo = rf_calloc(1, sizeof(*fo));
+
+        fo->st = st;
+        fo->next_seq = 1;
+        fanout_scan(fo);
+        if (fo->pending)
+                rf_log_info("fanout", "resuming %zu fan-out jobs",
+                            fo->pending);
+        return fo;
+}
+
+void rf_fanout_destroy(rf_fanout_t *fo)
+{
+        free(fo);
+}
+
+size_t rf_fanout_pending(const rf_fanout_t *fo)
+{
+        return fo->pending;
+}
+
+void rf_fanout_reload(rf_fanout_t *fo)
+{
+        fanout_scan(fo);
+}
+
+static void job_encode(rf_buf_t *v, rf_event_type_t cause, char kind,
+                       const char *entity, const char *region,
+                       const char *event_id, int64_t occurred_at,
+                       const char *cursor, size_t cursor_len)
+{
+        char hdr[2] = { (char)cause, kind };
+
+        rf_buf_append(v, hdr, 2);
+        rf_buf_put_str(v, entity);
+        rf_buf_put_str(v, region);
+        rf_buf_put_str(v, event_id);
+        rf_buf_put_be64(v, (uint64_t)occurred_at);
+        /* The cursor is an index key and may hold NULs: length-prefixed. */
+        rf_buf_put_varint(v, cursor_len);
+        rf_buf_append(v, cursor, cursor_len);
+        rf_buf_append(v, "", 1);
+}
+
+static int job_decode(job_t *j)
+{
+        rf_cur_t c = { j->raw.data, j->raw.data + j->raw.len, 0 };
+        uint64_t clen;
+
+        j->cause = (rf_event_type_t)rf_cur_u8(&c);
+        j->kind = (char)rf_cur_u8(&c);
+        j->entity = rf_cur_str(&c, NULL);
+        j->region = rf_cur_str(&c, NULL);
+        j->event_id = rf_cur_str(&c, NULL);
+        j->occurred_at = (int64_t)rf_cur_be64(&c);
+        clen = rf_cur_varint(&c);
+        if (c.err || clen >= (uint64_t)(c.end - c.p) || j->cause >= RF_EV__CNT)
+                return RF_EINVAL;
+        j->cursor = c.p;
+        j->cursor_len = (size_t)clen;
+        return 0;
+}
+
+void rf_fanout_schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
+                        const char *region, const rf_event_t *ev)
+{
+        rf_fanout_t *fo = ctx->fanout;
+        rf_buf_t k = { 0 }, v = { 0 };
+
+        if (!fo)
+                return;
+        rf_key_seq(&k, fo->next_seq++);
+        job_encode(&v, ev->type, kind, entity, region ? region : "",
+                   ev->event_id, ev->occurred_at, "", 0);
+        rf_txn_put(ctx->txn, RF_CF_FANOUT, k.data, k.len, v.data, v.len);
+        fo->pending++;
+        RF_METRIC_INC(fanout_jobs_scheduled);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+}
+
+static const char *entity_kind_name(char kind)
+{
+        switch (kind) {
+        case RF_IDX_ITEM:
+                return "item";
+        case RF_IDX_CREATOR:
+                return "creator";
+        default:
+                return "campaign";
+        }
+}
+
+void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
+                                size_t klen, const char *list_id,
+                                rf_event_type_t cause, const char *event_id,
+                                int64_t occurred_at, const char *entity_kind,
+                                const char *entity_id)
+{
+        rf_list_key_t lk;
+        rf_invalidation_t inv;
+
+        if (rf_key_list_split(list_key, klen, &lk) != 0)
+                return;
+        inv = (rf_invalidation_t){
+                .subject_id = lk.subject,
+                .surface = lk.surface,
+                .context_key = lk.context,
+                .list_id = list_id ? list_id : "",
+                .cause = rf_event_type2str(cause),
+                .event_id = event_id,
+                .entity_kind = entity_kind,
+                .entity_id = entity_id,
+                .occurred_at = occurred_at,
+                .invalidated_at = ctx->now_ms,
+        };
+        rf_buf_reset(&ctx->scratch2);
+        rf_invalidation_encode(&ctx->scratch2, &inv);
+        if (ctx->outbox)
+                rf_outbox_put(ctx->outbox, ctx->txn, RF_TOPIC_INVALIDATIONS,
+                              lk.subject, strlen(lk.subject),
+                              ctx->scratch2.data, ctx->scratch2.len);
+        RF_METRIC_INC(lists_invalidated);
+}
+
+/* Runs one job for at most `budget` index entries. Sets *done when the job
+ * finished (and was deleted). */
+static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
+                    size_t *scanned, int *done)
+{
+        rf_buf_t prefix = { 0 }, batch = { 0 }, jk = { 0 }, jv = { 0 };
+        const char *ekind = entity_kind_name(j->kind);
+        size_t n = 0, last_len = 0;
+        rf_iter_t *it;
+
+        rf_key_index_prefix(&prefix, j->kind, j->entity);
+        it = rf_iter_new(ctx->st, ctx->txn, RF_CF_INDEX, prefix.data,
+                         prefix.len);
+        if (j->cursor_len) {
+                rf_iter_seek(it, j->cursor, j->cursor_len);
+                size_t klen;
+                if (rf_iter_valid(it)) {
+                        const char *k = rf_iter_key(it, &klen);
+                        if (klen == j->cursor_len &&
+                            !memcmp(k, j->cursor, klen))
+                                rf_iter_next(it);
+                }
+        }
+        /* Copy the chunk out first: the batch must not change under an
+         * iterator that reads through it. */
+        for (; n < budget && rf_iter_valid(it); rf_iter_next(it), n++) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                last_len = klen;
+                rf_buf_put_varint(&batch, klen);
+                rf_buf_append(&batch, k, klen);
+                rf_buf_put_varint(&batch, vlen);
+                rf_buf_append(&batch, v, vlen);
+        }
+        *done = !rf_iter_valid(it);
+        rf_iter_destroy(it);
+
+        rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
+        const char *cursor = NULL;
+        for (size_t i = 0; i < n && !c.err; i++) {
+                size_t klen = rf_cur_varint(&c);
+                const char *k = c.p;
+                c.p += klen;
+                size_t vlen = rf_cur_varint(&c);
+                rf_cur_t vc = { c.p, c.p + vlen, 0 };
+                c.p += vlen;
+                const char *region = rf_cur_str(&vc, NULL);
+                const char *list_id = rf_cur_str(&vc, NULL);
+                cursor = k;
+                if (*j->region && strcmp(region, j->region) != 0)
+                        continue;
+                rf_fanout_list_invalidated(ctx, k + prefix.len,
+                                           klen - prefix.len, list_id,
+                                           j->cause, j->event_id,
+                                           j->occurred_at, ekind, j->entity);
+        }
+
+        rf_key_seq(&jk, j->seq);
+        if (*done) {
+                rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data, jk.len);
+                RF_METRIC_INC(fanout_jobs_done);
+        } else if (cursor) {
+                job_encode(&jv, j->cause, j->kind, j->entity, j->region,
+                           j->event_id, j->occurred_at, cursor, last_len);
+                rf_txn_put(ctx->txn, RF_CF_FANOUT, jk.data, jk.len, jv.data,
+                           jv.len);
+        }
+        *scanned += n;
+        RF_METRIC_ADD(fanout_entries_scanned, n);
+        rf_buf_free(&prefix);
+        rf_buf_free(&batch);
+        rf_buf_free(&jk);
+        rf_buf_free(&jv);
+        return 0;
+}
+
+int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
+{
+        rf_fanout_t *fo = ctx->fanout;
+        int r = 0;
+
+        *scanned = 0;
+        while (fo->pending && *scanned < budget && r == 0) {
+                rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_FANOUT,
+                                            NULL, 0);
+                job_t j = { 0 };
+                int done = 0;
+
+                if (!rf_iter_valid(it)) {
+                        rf_iter_destroy(it);
+                        fo->pending = 0;
+                        break;
+                }
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                j.seq = rf_key_seq_parse(k, klen);
+                rf_buf_append(&j.raw, v, vlen);
+                rf_iter_destroy(it);
+
+                if (job_decode(&j) != 0) {
+                        rf_buf_t jk = { 0 };
+                        rf_log_error("fanout", "corrupt job %llu dropped",
+                                     (unsigned long long)j.seq);
+                        rf_key_seq(&jk, j.seq);
+                        rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data,
+                                      jk.len);
+                        rf_buf_free(&jk);
+                        done = 1;
+                } else {
+                        r = job_step(ctx, &j, budget - *scanned, scanned,
+                                     &done);
+                }
+                if (done)
+                        fo->pending--;
+                rf_buf_free(&j.raw);
+                if (!done)
+                        break; /* budget used up */
+        }
+        return r;
+}

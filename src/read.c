@@ -1,0 +1,227 @@
+/*
+ * recfresh - the read path (see read.h): fetch the stored list, refuse it
+ * if the subject's consent forbids it, then walk entries in stored order and
+ * serve those that survive every tombstone, counting the rest by reason.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "recfresh/keys.h"
+#include "recfresh/log.h"
+#include "recfresh/read.h"
+
+const char *rf_read_status2str(rf_read_status_t s)
+{
+        switch (s) {
+        case RF_READ_FOUND:
+                return "found";
+        case RF_READ_NO_LIST:
+                return "no_list";
+        case RF_READ_CONSENT_BLOCKED:
+                return "consent_blocked";
+        }
+        return "unknown";
+}
+
+/* A small open-addressing set of item ids, for the duplicate filter. */
+typedef struct idset {
+        const char **slot;
+        size_t mask;
+} idset_t;
+
+static uint64_t fnv1a(const char *s)
+{
+        uint64_t h = 1469598103934665603ULL;
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        return h;
+}
+
+static void idset_init(idset_t *set, size_t n)
+{
+        size_t size = 16;
+        while (size < n * 2)
+                size <<= 1;
+        set->slot = rf_calloc(size, sizeof(*set->slot));
+        set->mask = size - 1;
+}
+
+/* @returns 1 if \p id was already in the set, else adds it. */
+static int idset_add(idset_t *set, const char *id)
+{
+        size_t i = fnv1a(id) & set->mask;
+        while (set->slot[i]) {
+                if (!strcmp(set->slot[i], id))
+                        return 1;
+                i = (i + 1) & set->mask;
+        }
+        set->slot[i] = id;
+        return 0;
+}
+
+int rf_read_list(rf_store_t *st, const rf_config_t *conf,
+                 const rf_read_req_t *req, rf_read_result_t *res)
+{
+        const char *ctx_key = req->context_key ? req->context_key : "";
+        rf_buf_t k = { 0 }, v = { 0 };
+        rf_checker_t ck;
+        idset_t seen;
+        int r;
+
+        memset(res, 0, sizeof(*res));
+        if (strcmp(req->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
+            rf_consent_blocks(st, NULL, conf, req->subject_id,
+                              req->surface)) {
+                res->status = RF_READ_CONSENT_BLOCKED;
+                return 0;
+        }
+
+        rf_key_list(&k, req->subject_id, req->surface, ctx_key);
+        r = rf_store_get(st, RF_CF_LISTS, k.data, k.len, &v);
+        rf_buf_free(&k);
+        if (r == RF_ENOENT) {
+                res->status = RF_READ_NO_LIST;
+                rf_buf_free(&v);
+                return 0;
+        }
+        if (r == 0 && rf_list_decode(v.data, v.len, &res->list) != 0) {
+                rf_log_error("read", "stored list %s/%s is corrupt",
+                             req->surface, ctx_key);
+                r = RF_ESTORE;
+        }
+        rf_buf_free(&v);
+        if (r != 0)
+                return r;
+
+        res->status = RF_READ_FOUND;
+        const rf_list_t *l = res->list;
+        size_t want = req->limit ? req->limit : l->item_cnt;
+        res->served = rf_calloc(want < l->item_cnt ? want : l->item_cnt,
+                                sizeof(*res->served));
+        rf_checker_init(&ck, st, NULL, req->subject_id, l->region);
+        idset_init(&seen, l->item_cnt);
+        for (size_t i = 0; i < l->item_cnt && res->served_cnt < want; i++) {
+                const rf_entry_t *e = &l->items[i];
+                rf_filter_t f;
+
+                res->scanned++;
+                if (idset_add(&seen, e->item_id))
+                        f = RF_FILTER_DUPLICATE;
+                else
+                        f = rf_checker_check(&ck, e);
+                if (f != RF_FILTER_NONE) {
+                        res->filtered[f]++;
+                        continue;
+                }
+                res->served[res->served_cnt].entry = e;
+                res->served[res->served_cnt].position = (uint32_t)i;
+                res->served_cnt++;
+        }
+        free(seen.slot);
+        rf_checker_clear(&ck);
+        return 0;
+}
+
+void rf_read_result_clear(rf_read_result_t *res)
+{
+        rf_list_destroy(res->list);
+        free(res->served);
+        memset(res, 0, sizeof(*res));
+}
+
+/* Appends \p s as a JSON string (quoted, escaped). */
+static void json_str(rf_buf_t *out, const char *s)
+{
+        rf_buf_append(out, "\"", 1);
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '"' || c == '\\') {
+                        char esc[2] = { '\\', (char)c };
+                        rf_buf_append(out, esc, 2);
+                } else if (c < 0x20) {
+                        rf_buf_printf(out, "\\u%04x", c);
+                } else {
+                        rf_buf_append(out, s, 1);
+                }
+        }
+        rf_buf_append(out, "\"", 1);
+}
+
+void rf_read_result_to_json(const rf_read_req_t *req,
+                            const rf_read_result_t *res, rf_buf_t *out)
+{
+        const rf_list_t *l = res->list;
+        char ts[40];
+
+        rf_buf_append(out, "{\"subject_id\":", 14);
+        json_str(out, req->subject_id);
+        rf_buf_printf(out, ",\"surface\":");
+        json_str(out, req->surface);
+        rf_buf_printf(out, ",\"context_key\":");
+        json_str(out, req->context_key ? req->context_key : "");
+        rf_buf_printf(out, ",\"status\":\"%s\"",
+                      rf_read_status2str(res->status));
+        if (l) {
+                rf_buf_printf(out, ",\"lineage\":{\"list_id\":");
+                json_str(out, l->list_id);
+                rf_buf_printf(out, ",\"run_id\":");
+                json_str(out, l->run_id);
+                rf_buf_printf(out, ",\"model_version\":");
+                json_str(out, l->model_version);
+                rf_buf_printf(out, ",\"policy_version\":");
+                json_str(out, l->policy_version);
+                rf_buf_printf(out, ",\"generated_at\":\"%s\"",
+                              rf_time_format(l->generated_at, ts,
+                                             sizeof(ts)));
+                rf_buf_printf(out, ",\"expires_at\":\"%s\"}",
+                              rf_time_format(l->expires_at, ts, sizeof(ts)));
+        }
+        rf_buf_printf(out, ",\"items\":[");
+        for (size_t i = 0; i < res->served_cnt; i++) {
+                const rf_entry_t *e = res->served[i].entry;
+                rf_buf_printf(out, "%s{\"item_id\":", i ? "," : "");
+                json_str(out, e->item_id);
+                rf_buf_printf(out, ",\"position\":%u,\"score\":%.17g",
+                              res->served[i].position, e->score);
+                rf_buf_printf(out, ",\"reason_codes\":[");
+                for (size_t j = 0; j < e->reason_code_cnt; j++) {
+                        if (j)
+                                rf_buf_append(out, ",", 1);
+                        json_str(out, e->reason_codes[j]);
+                }
+                rf_buf_printf(out, "]}");
+        }
+        rf_buf_printf(out, "],\"filtered\":{");
+        for (int f = 0; f < RF_FILTER__CNT; f++)
+                rf_buf_printf(out, "%s\"%s\":%zu", f ? "," : "",
+                              rf_filter2str((rf_filter_t)f), res->filtered[f]);
+        rf_buf_printf(out, "},\"scanned\":%zu}", res->scanned);
+}
+
+void rf_read_result_print(const rf_read_req_t *req,
+                          const rf_read_result_t *res, FILE *fp)
+{
+        const rf_list_t *l = res->list;
+        char g[40], x[40];
+
+        fprintf(fp, "%s / %s / \"%s\": %s\n", req->subject_id, req->surface,
+                req->context_key ? req->context_key : "",
+                rf_read_status2str(res->status));
+        if (!l)
+                return;
+        fprintf(fp,
+                "  list_id=%s run_id=%s model_version=%s\n"
+                "  generated_at=%s expires_at=%s\n",
+                l->list_id, *l->run_id ? l->run_id : "-", l->model_version,
+                rf_time_format(l->generated_at, g, sizeof(g)),
+                rf_time_format(l->expires_at, x, sizeof(x)));
+        for (size_t i = 0; i < res->served_cnt; i++)
+                fprintf(fp, "  %3zu. %-24s score=%.4f  (position %u)\n",
+                        i + 1, res->served[i].entry->item_id,
+                        res->served[i].entry->score, res->served[i].position);
+        fprintf(fp, "  skipped:");
+        for (int f = 0; f < RF_FILTER__CNT; f++)
+                fprintf(fp, " %s=%zu", rf_filter2str((rf_filter_t)f),
+                        res->filtered[f]);
+        fprintf(fp, "\n");
+}

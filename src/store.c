@@ -1,0 +1,579 @@
+/*
+ * recfresh - the RocksDB store.
+ *
+ * This file is the only one that speaks RocksDB's C API. It opens the column
+ * families listed in store.h, wraps WriteBatchWithIndex as rf_txn_t (so the
+ * apply path can read its own uncommitted writes while it batches many
+ * records into one atomic write), and wraps iterators with a key prefix.
+ *
+ * Every `char *err` RocksDB hands back is copied into the caller's errstr (or
+ * logged) and freed here with rocksdb_free().
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <rocksdb/c.h>
+
+#include "recfresh/log.h"
+#include "recfresh/store.h"
+
+#define STORE_FORMAT "1"
+
+static const char *cf_names[RF_CF__CNT] = {
+        [RF_CF_META]       = "default",
+        [RF_CF_LISTS]      = "lists",
+        [RF_CF_INDEX]      = "index",
+        [RF_CF_TOMBSTONES] = "tombstones",
+        [RF_CF_OFFSETS]    = "offsets",
+        [RF_CF_FANOUT]     = "fanout",
+        [RF_CF_OUTBOX]     = "outbox",
+};
+
+struct rf_store {
+        rocksdb_t *db;
+        rf_store_mode_t mode;
+        char *path;
+        char *secondary_dir; /* SECONDARY: private info-log dir */
+        rocksdb_options_t *opts;
+        rocksdb_options_t *cf_opts[RF_CF__CNT];
+        rocksdb_block_based_table_options_t *bbto;
+        rocksdb_cache_t *cache;
+        rocksdb_column_family_handle_t *cf[RF_CF__CNT]; /* NULL: absent in
+                                                         * an older store */
+        rocksdb_readoptions_t *ropts;
+        rocksdb_writeoptions_t *wopts;
+        unsigned char salt[32]; /* pseudonym key, from meta "salt" */
+};
+
+struct rf_txn {
+        rf_store_t *st;
+        rocksdb_writebatch_wi_t *wb;
+};
+
+struct rf_iter {
+        rocksdb_iterator_t *it;
+        rocksdb_iterator_t *base; /* owned by `it` when txn-backed */
+        rocksdb_readoptions_t *ropts;
+        char *prefix;
+        size_t plen;
+        char *upper; /* prefix + 1, the exclusive upper bound */
+        size_t ulen;
+};
+
+const char *rf_cf_name(rf_cf_t cf)
+{
+        return cf_names[cf];
+}
+
+/* Copies RocksDB's error into errstr, frees it. @returns RF_ESTORE. */
+static int store_err(char *err, const char *what, char *errstr,
+                     size_t errstr_size)
+{
+        if (errstr && errstr_size)
+                snprintf(errstr, errstr_size, "%s: %s", what, err);
+        rocksdb_free(err);
+        return RF_ESTORE;
+}
+
+static void store_free_opts(rf_store_t *st)
+{
+        for (int i = 0; i < RF_CF__CNT; i++)
+                if (st->cf_opts[i])
+                        rocksdb_options_destroy(st->cf_opts[i]);
+        if (st->opts)
+                rocksdb_options_destroy(st->opts);
+        if (st->bbto)
+                rocksdb_block_based_options_destroy(st->bbto);
+        if (st->cache)
+                rocksdb_cache_destroy(st->cache);
+        if (st->ropts)
+                rocksdb_readoptions_destroy(st->ropts);
+        if (st->wopts)
+                rocksdb_writeoptions_destroy(st->wopts);
+}
+
+static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
+{
+        size_t cache_mb = o && o->block_cache_mb ? o->block_cache_mb : 256;
+        size_t wbuf_mb = o && o->write_buffer_mb ? o->write_buffer_mb : 64;
+
+        st->cache = rocksdb_cache_create_lru(cache_mb << 20);
+        st->bbto = rocksdb_block_based_options_create();
+        rocksdb_block_based_options_set_block_cache(st->bbto, st->cache);
+        /* Point reads on tombstones are mostly misses: bloom filters turn
+         * them into a few cache-resident bit tests. */
+        rocksdb_block_based_options_set_filter_policy(
+                st->bbto, rocksdb_filterpolicy_create_bloom_full(10));
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(
+                st->bbto, 1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
+                st->bbto, 1);
+
+        st->opts = rocksdb_options_create();
+        rocksdb_options_set_create_if_missing(st->opts, 1);
+        rocksdb_options_set_create_missing_column_families(st->opts, 1);
+        rocksdb_options_increase_parallelism(st->opts, 2);
+        rocksdb_options_set_max_background_jobs(st->opts, 2);
+        rocksdb_options_set_keep_log_file_num(st->opts, 4);
+        if (st->mode == RF_STORE_SECONDARY)
+                rocksdb_options_set_max_open_files(st->opts, -1);
+
+        for (int i = 0; i < RF_CF__CNT; i++) {
+                rocksdb_options_t *co = rocksdb_options_create();
+                rocksdb_options_set_block_based_table_factory(co, st->bbto);
+                rocksdb_options_set_write_buffer_size(
+                        co, (i == RF_CF_LISTS || i == RF_CF_INDEX ? wbuf_mb
+                                                                  : 16)
+                                    << 20);
+                rocksdb_options_set_compression(
+                        co, rocksdb_lz4_compression);
+                st->cf_opts[i] = co;
+        }
+
+        st->ropts = rocksdb_readoptions_create();
+        st->wopts = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_set_sync(st->wopts, o ? o->sync : 0);
+}
+
+/* Which of our column families exist on disk (all, for a new store). */
+static int store_existing_cfs(rf_store_t *st, int present[RF_CF__CNT])
+{
+        size_t n = 0;
+        char *err = NULL;
+        char **names = rocksdb_list_column_families(st->opts, st->path, &n,
+                                                    &err);
+
+        for (int i = 0; i < RF_CF__CNT; i++)
+                present[i] = (st->mode == RF_STORE_PRIMARY);
+        if (err) {
+                rocksdb_free(err);
+                return st->mode == RF_STORE_PRIMARY ? 0 : RF_ENOENT;
+        }
+        for (size_t j = 0; j < n; j++)
+                for (int i = 0; i < RF_CF__CNT; i++)
+                        if (!strcmp(names[j], cf_names[i]))
+                                present[i] = 1;
+        rocksdb_list_column_families_destroy(names, n);
+        return 0;
+}
+
+static int store_load_salt(rf_store_t *st, char *errstr, size_t errstr_size)
+{
+        rf_buf_t v = { 0 };
+        int r = rf_store_get(st, RF_CF_META, "salt", 4, &v);
+
+        if (r == 0 && v.len == sizeof(st->salt)) {
+                memcpy(st->salt, v.data, sizeof(st->salt));
+                rf_buf_free(&v);
+                return 0;
+        }
+        rf_buf_free(&v);
+        if (st->mode != RF_STORE_PRIMARY) {
+                snprintf(errstr, errstr_size,
+                         "%s: not a recfresh store (no salt)", st->path);
+                return RF_EINVAL;
+        }
+        if (getrandom(st->salt, sizeof(st->salt), 0) !=
+            (ssize_t)sizeof(st->salt)) {
+                snprintf(errstr, errstr_size, "getrandom: %s",
+                         strerror(errno));
+                return RF_EIO;
+        }
+        rf_txn_t *txn = rf_txn_new(st);
+        rf_txn_put(txn, RF_CF_META, "salt", 4, (const char *)st->salt,
+                   sizeof(st->salt));
+        rf_txn_put(txn, RF_CF_META, "format", 6, STORE_FORMAT,
+                   strlen(STORE_FORMAT));
+        r = rf_txn_commit(txn, errstr, errstr_size);
+        rf_txn_destroy(txn);
+        return r;
+}
+
+rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
+                          const rf_store_opts_t *opts, char *errstr,
+                          size_t errstr_size)
+{
+        rf_store_t *st = rf_calloc(1, sizeof(*st));
+        const char *names[RF_CF__CNT];
+        const rocksdb_options_t *copts[RF_CF__CNT];
+        rocksdb_column_family_handle_t *handles[RF_CF__CNT];
+        int present[RF_CF__CNT], idx[RF_CF__CNT], n = 0;
+        char *err = NULL;
+
+        st->mode = mode;
+        st->path = rf_strdup(path);
+        store_build_opts(st, opts);
+
+        if (mode == RF_STORE_PRIMARY && mkdir(path, 0755) && errno != EEXIST) {
+                snprintf(errstr, errstr_size, "%s: %s", path,
+                         strerror(errno));
+                goto fail;
+        }
+        if (store_existing_cfs(st, present)) {
+                snprintf(errstr, errstr_size,
+                         "%s: no recfresh store here (run the daemon first)",
+                         path);
+                goto fail;
+        }
+        for (int i = 0; i < RF_CF__CNT; i++) {
+                if (!present[i])
+                        continue;
+                idx[n] = i;
+                names[n] = cf_names[i];
+                copts[n] = st->cf_opts[i];
+                n++;
+        }
+
+        switch (mode) {
+        case RF_STORE_PRIMARY:
+                st->db = rocksdb_open_column_families(st->opts, path, n, names,
+                                                      copts, handles, &err);
+                break;
+        case RF_STORE_SECONDARY: {
+                char tmpl[] = "/tmp/recfresh-secondary-XXXXXX";
+                if (!mkdtemp(tmpl)) {
+                        snprintf(errstr, errstr_size, "mkdtemp: %s",
+                                 strerror(errno));
+                        goto fail;
+                }
+                st->secondary_dir = rf_strdup(tmpl);
+                st->db = rocksdb_open_as_secondary_column_families(
+                        st->opts, path, st->secondary_dir, n, names, copts,
+                        handles, &err);
+                break;
+        }
+        case RF_STORE_READONLY:
+                st->db = rocksdb_open_for_read_only_column_families(
+                        st->opts, path, n, names, copts, handles, 0, &err);
+                break;
+        }
+        if (err) {
+                store_err(err, path, errstr, errstr_size);
+                goto fail;
+        }
+        for (int j = 0; j < n; j++)
+                st->cf[idx[j]] = handles[j];
+        if (store_load_salt(st, errstr, errstr_size))
+                goto fail;
+        return st;
+
+fail:
+        rf_store_close(st);
+        return NULL;
+}
+
+/* Removes a directory of plain files (the secondary's info logs). */
+static void rm_flat_dir(const char *dir)
+{
+        DIR *d;
+        struct dirent *de;
+        char path[PATH_MAX];
+
+        if (!dir || !(d = opendir(dir)))
+                return;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                unlink(path);
+        }
+        closedir(d);
+        rmdir(dir);
+}
+
+void rf_store_close(rf_store_t *st)
+{
+        if (!st)
+                return;
+        for (int i = 0; i < RF_CF__CNT; i++)
+                if (st->cf[i])
+                        rocksdb_column_family_handle_destroy(st->cf[i]);
+        if (st->db)
+                rocksdb_close(st->db);
+        store_free_opts(st);
+        rm_flat_dir(st->secondary_dir);
+        free(st->secondary_dir);
+        free(st->path);
+        free(st);
+}
+
+int rf_store_catch_up(rf_store_t *st, char *errstr, size_t errstr_size)
+{
+        char *err = NULL;
+
+        if (st->mode != RF_STORE_SECONDARY)
+                return 0;
+        rocksdb_try_catch_up_with_primary(st->db, &err);
+        if (err)
+                return store_err(err, "catch up with primary", errstr,
+                                 errstr_size);
+        return 0;
+}
+
+int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
+                 rf_buf_t *val)
+{
+        char *err = NULL;
+        size_t vlen = 0;
+        char *v;
+
+        rf_buf_reset(val);
+        if (!st->cf[cf])
+                return RF_ENOENT;
+        v = rocksdb_get_cf(st->db, st->ropts, st->cf[cf], key, klen, &vlen,
+                           &err);
+        if (err) {
+                rf_log_error("store", "get from %s: %s", cf_names[cf], err);
+                rocksdb_free(err);
+                return RF_ESTORE;
+        }
+        if (!v)
+                return RF_ENOENT;
+        rf_buf_append(val, v, vlen);
+        rocksdb_free(v);
+        return 0;
+}
+
+void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
+                        unsigned char out[16])
+{
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+
+        HMAC(EVP_sha256(), st->salt, sizeof(st->salt),
+             (const unsigned char *)subject_id, strlen(subject_id), md,
+             &mdlen);
+        memcpy(out, md, 16);
+}
+
+int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size)
+{
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        char *err = NULL;
+
+        rocksdb_flushoptions_set_wait(fo, 1);
+        for (int i = 0; i < RF_CF__CNT && !err; i++) {
+                if (!st->cf[i])
+                        continue;
+                rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
+                if (!err)
+                        rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0,
+                                                 NULL, 0);
+        }
+        rocksdb_flushoptions_destroy(fo);
+        if (err)
+                return store_err(err, "compact", errstr, errstr_size);
+        return 0;
+}
+
+int64_t rf_store_property_int(rf_store_t *st, int cf, const char *name)
+{
+        uint64_t v = 0, sum = 0;
+
+        if (cf >= 0) {
+                if (!st->cf[cf] ||
+                    rocksdb_property_int_cf(st->db, st->cf[cf], name, &v))
+                        return -1;
+                return (int64_t)v;
+        }
+        for (int i = 0; i < RF_CF__CNT; i++) {
+                if (st->cf[i] &&
+                    !rocksdb_property_int_cf(st->db, st->cf[i], name, &v))
+                        sum += v;
+        }
+        return (int64_t)sum;
+}
+
+size_t rf_store_block_cache_usage(rf_store_t *st)
+{
+        return rocksdb_cache_get_usage(st->cache);
+}
+
+const char *rf_store_path(const rf_store_t *st)
+{
+        return st->path;
+}
+
+/* ---- transactions -------------------------------------------------------*/
+
+rf_txn_t *rf_txn_new(rf_store_t *st)
+{
+        rf_txn_t *txn = rf_calloc(1, sizeof(*txn));
+
+        txn->st = st;
+        /* overwrite_keys: a later write to a key replaces the earlier one in
+         * the index, so reads through the batch see the latest value. */
+        txn->wb = rocksdb_writebatch_wi_create(0, 1);
+        return txn;
+}
+
+void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
+                const char *val, size_t vlen)
+{
+        rocksdb_writebatch_wi_put_cf(txn->wb, txn->st->cf[cf], key, klen, val,
+                                     vlen);
+}
+
+void rf_txn_delete(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen)
+{
+        rocksdb_writebatch_wi_delete_cf(txn->wb, txn->st->cf[cf], key, klen);
+}
+
+int rf_txn_get(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
+               rf_buf_t *val)
+{
+        char *err = NULL;
+        size_t vlen = 0;
+        char *v;
+
+        rf_buf_reset(val);
+        v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+                txn->wb, txn->st->db, txn->st->ropts, txn->st->cf[cf], key,
+                klen, &vlen, &err);
+        if (err) {
+                rf_log_error("store", "get from %s: %s", cf_names[cf], err);
+                rocksdb_free(err);
+                return RF_ESTORE;
+        }
+        if (!v)
+                return RF_ENOENT;
+        rf_buf_append(val, v, vlen);
+        rocksdb_free(v);
+        return 0;
+}
+
+size_t rf_txn_count(const rf_txn_t *txn)
+{
+        return (size_t)rocksdb_writebatch_wi_count(txn->wb);
+}
+
+int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size)
+{
+        char *err = NULL;
+
+        if (rocksdb_writebatch_wi_count(txn->wb) == 0)
+                return 0;
+        rocksdb_write_writebatch_wi(txn->st->db, txn->st->wopts, txn->wb,
+                                    &err);
+        if (err)
+                return store_err(err, "write", errstr, errstr_size);
+        rocksdb_writebatch_wi_clear(txn->wb);
+        return 0;
+}
+
+void rf_txn_clear(rf_txn_t *txn)
+{
+        rocksdb_writebatch_wi_clear(txn->wb);
+}
+
+void rf_txn_destroy(rf_txn_t *txn)
+{
+        if (!txn)
+                return;
+        rocksdb_writebatch_wi_destroy(txn->wb);
+        free(txn);
+}
+
+/* ---- iterators ----------------------------------------------------------*/
+
+/* The smallest key greater than every key with this prefix: the prefix with
+ * its last non-0xff byte incremented. @returns 0 if there is none. */
+static size_t prefix_successor(const char *prefix, size_t plen, char *out)
+{
+        memcpy(out, prefix, plen);
+        while (plen > 0) {
+                if ((unsigned char)out[plen - 1] != 0xff) {
+                        out[plen - 1]++;
+                        return plen;
+                }
+                plen--;
+        }
+        return 0;
+}
+
+rf_iter_t *rf_iter_new(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
+                       const char *prefix, size_t plen)
+{
+        rf_iter_t *it = rf_calloc(1, sizeof(*it));
+
+        it->ropts = rocksdb_readoptions_create();
+        if (plen) {
+                it->prefix = rf_malloc(plen);
+                memcpy(it->prefix, prefix, plen);
+                it->plen = plen;
+                it->upper = rf_malloc(plen);
+                it->ulen = prefix_successor(prefix, plen, it->upper);
+                if (it->ulen)
+                        rocksdb_readoptions_set_iterate_upper_bound(
+                                it->ropts, it->upper, it->ulen);
+        }
+        if (!st->cf[cf])
+                return it; /* absent column family: empty iterator */
+        it->base = rocksdb_create_iterator_cf(st->db, it->ropts, st->cf[cf]);
+        if (txn)
+                it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(
+                        txn->wb, it->base, st->cf[cf]);
+        else
+                it->it = it->base;
+        rf_iter_seek(it, prefix, plen);
+        return it;
+}
+
+void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen)
+{
+        if (!it->it)
+                return;
+        if (klen)
+                rocksdb_iter_seek(it->it, key, klen);
+        else
+                rocksdb_iter_seek_to_first(it->it);
+}
+
+int rf_iter_valid(rf_iter_t *it)
+{
+        size_t klen;
+        const char *k;
+
+        if (!it->it || !rocksdb_iter_valid(it->it))
+                return 0;
+        if (!it->plen)
+                return 1;
+        /* The batch side of a txn iterator is not bounded: check. */
+        k = rocksdb_iter_key(it->it, &klen);
+        return klen >= it->plen && !memcmp(k, it->prefix, it->plen);
+}
+
+void rf_iter_next(rf_iter_t *it)
+{
+        rocksdb_iter_next(it->it);
+}
+
+const char *rf_iter_key(rf_iter_t *it, size_t *klen)
+{
+        return rocksdb_iter_key(it->it, klen);
+}
+
+const char *rf_iter_value(rf_iter_t *it, size_t *vlen)
+{
+        return rocksdb_iter_value(it->it, vlen);
+}
+
+void rf_iter_destroy(rf_iter_t *it)
+{
+        if (!it)
+                return;
+        if (it->it)
+                rocksdb_iter_destroy(it->it); /* also frees a wrapped base */
+        rocksdb_readoptions_destroy(it->ropts);
+        free(it->prefix);
+        free(it->upper);
+        free(it);
+}

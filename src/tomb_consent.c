@@ -1,0 +1,146 @@
+/*
+ * recfresh - consent (recs.consent.v1).
+ *
+ * consent_revoked with scope "all" or "personalization" purges the user's
+ * lists, their reverse-index entries and the user's hides from the store
+ * (privacy), and keeps out any personalised list that arrives later until
+ * consent is granted again. Scopes "email" and "push" block only the
+ * surfaces configured with that consent_scope; their lists stay stored but
+ * are not served.
+ *
+ * The consent state itself is keyed by a keyed pseudonym of the user id
+ * (store.h), so after a purge and a compaction the raw id is nowhere in the
+ * store.
+ */
+#include <string.h>
+
+#include "recfresh/fanout.h"
+#include "recfresh/log.h"
+#include "recfresh/metrics.h"
+#include "recfresh/tombstone.h"
+
+static int scope_purges(rf_consent_scope_t s)
+{
+        return s == RF_SCOPE_ALL || s == RF_SCOPE_PERSONALIZATION;
+}
+
+static int consent_revoked(rf_store_t *st, rf_txn_t *txn,
+                           const char *subject, int scope)
+{
+        unsigned char pn[16];
+        rf_buf_t k = { 0 }, v = { 0 };
+        rf_tomb_t t;
+        int r, revoked = 0;
+
+        rf_store_pseudonym(st, subject, pn);
+        rf_key_consent(&k, pn, scope);
+        r = txn ? rf_txn_get(txn, RF_CF_TOMBSTONES, k.data, k.len, &v)
+                : rf_store_get(st, RF_CF_TOMBSTONES, k.data, k.len, &v);
+        if (r == 0 && rf_tomb_decode(v.data, v.len, &t) == 0)
+                revoked = t.active;
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return revoked;
+}
+
+int rf_consent_purged(rf_store_t *st, rf_txn_t *txn, const char *subject)
+{
+        return consent_revoked(st, txn, subject, RF_SCOPE_ALL) ||
+               consent_revoked(st, txn, subject, RF_SCOPE_PERSONALIZATION);
+}
+
+int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
+                      const char *subject, const char *surface)
+{
+        const rf_surface_conf_t *sc;
+        int scope;
+
+        if (rf_consent_purged(st, txn, subject))
+                return 1;
+        if (!conf)
+                return 0;
+        sc = rf_config_surface(conf, surface);
+        if (!sc->consent_scope || !*sc->consent_scope)
+                return 0;
+        scope = rf_consent_scope_parse(sc->consent_scope);
+        return scope >= 0 && consent_revoked(st, txn, subject, scope);
+}
+
+/* Deletes every hide of the user: after a purge nothing keyed by the raw
+ * user id may remain. */
+static void purge_hides(rf_apply_ctx_t *ctx, const char *user)
+{
+        rf_buf_t prefix = { 0 }, *keys = NULL;
+        size_t cnt = 0;
+        rf_iter_t *it;
+
+        rf_key_hide_prefix(&prefix, user);
+        it = rf_iter_new(ctx->st, ctx->txn, RF_CF_TOMBSTONES, prefix.data,
+                         prefix.len);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                keys = rf_realloc(keys, (cnt + 1) * sizeof(*keys));
+                memset(&keys[cnt], 0, sizeof(*keys));
+                rf_buf_append(&keys[cnt++], k, klen);
+        }
+        rf_iter_destroy(it);
+        /* Delete after the iterator is gone: a batch must not change under
+         * an iterator over it. */
+        for (size_t i = 0; i < cnt; i++) {
+                rf_txn_delete(ctx->txn, RF_CF_TOMBSTONES, keys[i].data,
+                              keys[i].len);
+                rf_buf_free(&keys[i]);
+        }
+        free(keys);
+        rf_buf_free(&prefix);
+}
+
+int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
+{
+        int revoked = ev->type == RF_EV_CONSENT_REVOKED;
+        const char *scope_name = rf_consent_scope2str(ev->scope);
+        unsigned char pn[16];
+        rf_subject_lists_t sl;
+        rf_buf_t k = { 0 };
+        int flipped, r;
+
+        rf_store_pseudonym(ctx->st, ev->user_id, pn);
+        rf_key_consent(&k, pn, (int)ev->scope);
+        r = rf_tomb_update(ctx, k.data, k.len, revoked, ev, &flipped);
+        rf_buf_free(&k);
+        if (r != 0 || !flipped)
+                return r;
+
+        r = rf_lists_of_subject(ctx->st, ctx->txn, ev->user_id, &sl);
+        for (size_t i = 0; r == 0 && i < sl.cnt; i++) {
+                const rf_list_t *l = sl.lists[i];
+                if (scope_purges(ev->scope)) {
+                        if (!revoked)
+                                continue; /* nothing stored to restore */
+                        rf_lists_remove(ctx, sl.keys[i].data, sl.keys[i].len,
+                                        l);
+                        RF_METRIC_INC(lists_purged);
+                } else {
+                        const rf_surface_conf_t *sc;
+                        if (!ctx->conf)
+                                continue;
+                        sc = rf_config_surface(ctx->conf, l->surface);
+                        if (strcmp(sc->consent_scope, scope_name) != 0)
+                                continue;
+                }
+                rf_fanout_list_invalidated(ctx, sl.keys[i].data,
+                                           sl.keys[i].len, l->list_id,
+                                           ev->type, ev->event_id,
+                                           ev->occurred_at, "user",
+                                           ev->user_id);
+        }
+        if (r == 0 && revoked && scope_purges(ev->scope)) {
+                purge_hides(ctx, ev->user_id);
+                rf_log_info("consent", "purged %zu lists of a subject "
+                            "(scope %s, event %s)", sl.cnt, scope_name,
+                            ev->event_id);
+        }
+        rf_subject_lists_clear(&sl);
+        return r;
+}

@@ -1,0 +1,53 @@
+/*
+ * recfresh - stock (recs.stock.v1): out of stock removes the item from
+ * every list, or, with a region, from that region's lists only. For a list
+ * of region R the newer of the global state and R's state decides, so
+ * "out everywhere" followed by "back in stock in R" serves the item in R.
+ */
+#include "recfresh/fanout.h"
+#include "recfresh/tombstone.h"
+
+int rf_stock_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
+{
+        rf_buf_t k = { 0 };
+        int flipped, r;
+
+        rf_key_stock(&k, ev->item_id, ev->region);
+        r = rf_tomb_update(ctx, k.data, k.len, !ev->in_stock, ev, &flipped);
+        rf_buf_free(&k);
+        if (r == 0 && flipped)
+                rf_fanout_schedule(ctx, RF_IDX_ITEM, ev->item_id, ev->region,
+                                   ev);
+        return r;
+}
+
+static int stock_get(rf_checker_t *ck, const char *item_id,
+                     const char *region, rf_tomb_t *t)
+{
+        int r;
+
+        rf_buf_reset(&ck->key);
+        rf_key_stock(&ck->key, item_id, region);
+        r = ck->txn ? rf_txn_get(ck->txn, RF_CF_TOMBSTONES, ck->key.data,
+                                 ck->key.len, &ck->val)
+                    : rf_store_get(ck->st, RF_CF_TOMBSTONES, ck->key.data,
+                                   ck->key.len, &ck->val);
+        if (r != 0)
+                return 0;
+        return rf_tomb_decode(ck->val.data, ck->val.len, t) == 0;
+}
+
+int rf_stock_check_out(rf_checker_t *ck, const char *item_id)
+{
+        rf_tomb_t g, reg;
+        int has_g = stock_get(ck, item_id, "", &g);
+        int has_r = *ck->region && stock_get(ck, item_id, ck->region, &reg);
+
+        if (has_g && has_r)
+                return rf_tomb_newer(&g, reg.occurred_at, reg.event_id)
+                               ? reg.active
+                               : g.active;
+        if (has_r)
+                return reg.active;
+        return has_g && g.active;
+}

@@ -1,0 +1,150 @@
+/*
+ * recfresh - what the tombstone kinds share: the newest-event-wins state
+ * update, and the read-time checker that tests list entries against every
+ * kind (see tombstone.h for the design).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "recfresh/keys.h"
+#include "recfresh/log.h"
+#include "recfresh/metrics.h"
+#include "recfresh/tombstone.h"
+
+static const char *filter_names[RF_FILTER__CNT] = {
+        [RF_FILTER_BANNED]           = "banned",
+        [RF_FILTER_OUT_OF_STOCK]     = "out_of_stock",
+        [RF_FILTER_HIDDEN_ITEM]      = "hidden_item",
+        [RF_FILTER_HIDDEN_CREATOR]   = "hidden_creator",
+        [RF_FILTER_CAMPAIGN_EXPIRED] = "campaign_expired",
+        [RF_FILTER_DUPLICATE]        = "duplicate",
+};
+
+const char *rf_filter2str(rf_filter_t f)
+{
+        if ((int)f < 0 || f >= RF_FILTER__CNT)
+                return "none";
+        return filter_names[f];
+}
+
+int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
+                   int active, const rf_event_t *ev, int *flipped)
+{
+        rf_tomb_t cur = { 0 }, next = { 0 };
+        rf_buf_t v = { 0 };
+        int r, had = 0;
+
+        *flipped = 0;
+        r = rf_txn_get(ctx->txn, RF_CF_TOMBSTONES, key, klen, &v);
+        if (r == 0 && rf_tomb_decode(v.data, v.len, &cur) == 0)
+                had = 1;
+        else if (r != 0 && r != RF_ENOENT)
+                goto done;
+
+        if (had && !rf_tomb_newer(&cur, ev->occurred_at, ev->event_id)) {
+                r = RF_ESTALE;
+                goto done;
+        }
+        next.active = active;
+        next.occurred_at = ev->occurred_at;
+        snprintf(next.event_id, sizeof(next.event_id), "%s", ev->event_id);
+        rf_buf_reset(&v);
+        rf_tomb_encode(&next, &v);
+        rf_txn_put(ctx->txn, RF_CF_TOMBSTONES, key, klen, v.data, v.len);
+        /* No state yet counts as "not in force". */
+        *flipped = (had ? cur.active : 0) != active;
+        if (*flipped)
+                RF_METRIC_INC(tombstones[ev->type]);
+        r = 0;
+done:
+        rf_buf_free(&v);
+        return r;
+}
+
+/* ---- read-time checks ---------------------------------------------------*/
+
+static void strv_push(char ***v, size_t *cnt, const char *s)
+{
+        *v = rf_realloc(*v, (*cnt + 1) * sizeof(**v));
+        (*v)[(*cnt)++] = rf_strdup(s);
+}
+
+int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
+                    const char *reader, const char *region)
+{
+        rf_iter_t *it;
+        rf_tomb_t t;
+
+        memset(ck, 0, sizeof(*ck));
+        ck->st = st;
+        ck->txn = txn;
+        ck->region = region ? region : "";
+
+        /* One prefix scan loads every hide of the reader. */
+        rf_key_hide_prefix(&ck->key, reader);
+        size_t plen = ck->key.len;
+        it = rf_iter_new(st, txn, RF_CF_TOMBSTONES, ck->key.data, plen);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                /* k = prefix what \0 id */
+                if (klen < plen + 2 || rf_tomb_decode(v, vlen, &t) != 0 ||
+                    !t.active)
+                        continue;
+                char what = k[plen];
+                char id[4097];
+                size_t idlen = klen - plen - 2;
+                if (idlen >= sizeof(id))
+                        continue;
+                memcpy(id, k + plen + 2, idlen);
+                id[idlen] = '\0';
+                if (what == RF_IDX_ITEM)
+                        strv_push(&ck->hidden_items, &ck->hidden_item_cnt,
+                                  id);
+                else if (what == RF_IDX_CREATOR)
+                        strv_push(&ck->hidden_creators,
+                                  &ck->hidden_creator_cnt, id);
+        }
+        rf_iter_destroy(it);
+        return 0;
+}
+
+static int in_strv(char **v, size_t cnt, const char *s)
+{
+        for (size_t i = 0; i < cnt; i++)
+                if (!strcmp(v[i], s))
+                        return 1;
+        return 0;
+}
+
+rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
+{
+        if (rf_ban_check(ck, e->item_id))
+                return RF_FILTER_BANNED;
+        if (rf_stock_check_out(ck, e->item_id))
+                return RF_FILTER_OUT_OF_STOCK;
+        if (ck->hidden_item_cnt &&
+            in_strv(ck->hidden_items, ck->hidden_item_cnt, e->item_id))
+                return RF_FILTER_HIDDEN_ITEM;
+        if (*e->creator_id && ck->hidden_creator_cnt &&
+            in_strv(ck->hidden_creators, ck->hidden_creator_cnt,
+                    e->creator_id))
+                return RF_FILTER_HIDDEN_CREATOR;
+        if (*e->campaign_id && rf_campaign_check(ck, e->campaign_id))
+                return RF_FILTER_CAMPAIGN_EXPIRED;
+        return RF_FILTER_NONE;
+}
+
+void rf_checker_clear(rf_checker_t *ck)
+{
+        for (size_t i = 0; i < ck->hidden_item_cnt; i++)
+                free(ck->hidden_items[i]);
+        for (size_t i = 0; i < ck->hidden_creator_cnt; i++)
+                free(ck->hidden_creators[i]);
+        free(ck->hidden_items);
+        free(ck->hidden_creators);
+        rf_buf_free(&ck->key);
+        rf_buf_free(&ck->val);
+        memset(ck, 0, sizeof(*ck));
+}
