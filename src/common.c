@@ -192,6 +192,12 @@ int rf_time_parse(const char *s, int64_t *msp)
 
 char *rf_time_format(int64_t ms, char *buf, size_t size)
 {
+        /* Clamp to years 0000..9999 so gmtime_r always succeeds and the
+         * arithmetic below cannot overflow. */
+        if (ms < -62167219200000LL)
+                ms = -62167219200000LL;
+        if (ms > 253402300799999LL)
+                ms = 253402300799999LL;
         time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
         int frac = (int)(ms - (int64_t)secs * 1000);
         struct tm tm;
@@ -356,6 +362,8 @@ uint64_t rf_cur_varint(rf_cur_t *c)
 
         while (c->p < c->end && shift < 64) {
                 unsigned char byte = (unsigned char)*c->p++;
+                if (shift == 63 && byte > 1)
+                        break; /* over-long: would drop high bits */
                 v |= (uint64_t)(byte & 0x7f) << shift;
                 if (!(byte & 0x80))
                         return v;

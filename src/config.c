@@ -46,37 +46,39 @@ enum conf_type {
 };
 
 static const char *const type_names[] = {
-        [CONF_STRING]   = "string",
-        [CONF_INT]      = "int",
-        [CONF_BOOL]     = "bool",
+        [CONF_STRING] = "string",
+        [CONF_INT] = "int",
+        [CONF_BOOL] = "bool",
         [CONF_DURATION] = "duration",
 };
 
 struct conf_row {
-        const char *name;             /* e.g. "consumer.batch_size" */
-        enum conf_type type;          /* how the value is parsed */
-        size_t off;                   /* offset of the field in its struct */
-        const char *def;              /* default, in config-file syntax */
-        int64_t min, max;             /* inclusive range of ints, durations */
-        int (*check)(const char *v);  /* extra check of strings: 0 = ok */
-        const char *allowed;          /* what check accepts, for messages */
-        const char *doc;              /* one line for --help and --dump */
+        const char *name;            /* e.g. "consumer.batch_size" */
+        enum conf_type type;         /* how the value is parsed */
+        size_t off;                  /* offset of the field in its struct */
+        const char *def;             /* default, in config-file syntax */
+        int64_t min, max;            /* inclusive range of ints, durations */
+        int (*check)(const char *v); /* extra check of strings: 0 = ok */
+        const char *allowed;         /* what check accepts, for messages */
+        const char *doc;             /* one line for --help and --dump */
 };
 
 /* offsetof(S, f), but only if S.f has C type T: a row whose field has the
  * wrong type is a compile error, not memory corruption. */
-#define FIELD(S, f, T) _Generic(((S *)0)->f, T: offsetof(S, f))
+#define FIELD(S, f, T) _Generic(((S *)0)->f, T : offsetof(S, f))
 
-#define ROW_STR(S, n, f, d, doc)                                               \
+/* clang-format off */
+#define ROW_STR(S, n, f, d, doc) \
         { n, CONF_STRING, FIELD(S, f, char *), d, 0, 0, NULL, NULL, doc }
-#define ROW_CHOICE(S, n, f, d, chk, allowed, doc)                              \
+#define ROW_CHOICE(S, n, f, d, chk, allowed, doc) \
         { n, CONF_STRING, FIELD(S, f, char *), d, 0, 0, chk, allowed, doc }
-#define ROW_INT(S, n, f, d, lo, hi, doc)                                       \
+#define ROW_INT(S, n, f, d, lo, hi, doc) \
         { n, CONF_INT, FIELD(S, f, int64_t), d, lo, hi, NULL, NULL, doc }
-#define ROW_BOOL(S, n, f, d, doc)                                              \
+#define ROW_BOOL(S, n, f, d, doc) \
         { n, CONF_BOOL, FIELD(S, f, int), d, 0, 1, NULL, NULL, doc }
-#define ROW_DUR(S, n, f, d, lo, hi, doc)                                       \
+#define ROW_DUR(S, n, f, d, lo, hi, doc) \
         { n, CONF_DURATION, FIELD(S, f, int64_t), d, lo, hi, NULL, NULL, doc }
+/* clang-format on */
 
 static int check_log_level(const char *v)
 {
@@ -85,8 +87,9 @@ static int check_log_level(const char *v)
 
 static int check_consent_scope(const char *v)
 {
-        return strcmp(v, "") && strcmp(v, "email") && strcmp(v, "push") ? -1
-                                                                         : 0;
+        if (!strcmp(v, "") || !strcmp(v, "email") || !strcmp(v, "push"))
+                return 0;
+        return -1;
 }
 
 #define C(kind, ...) ROW_##kind(rf_config_t, __VA_ARGS__)
@@ -145,12 +148,12 @@ static const struct conf_row surface_table[] = {
 
 #undef S
 
-#define KAFKA_PREFIX   "kafka."
-#define SURFACE_PREFIX "surface."
+#define KAFKA_PREFIX    "kafka."
+#define SURFACE_PREFIX  "surface."
 #define DEFAULT_SURFACE "default"
 
 static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
-        RF_PRINTF(3, 4);
+    RF_PRINTF(3, 4);
 
 /* Writes the message if the caller gave a buffer. @returns RF_ECONFIG. */
 static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
@@ -165,8 +168,8 @@ static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
         return RF_ECONFIG;
 }
 
-static const struct conf_row *find_row(const struct conf_row *table,
-                                       size_t cnt, const char *name)
+static const struct conf_row *find_row(const struct conf_row *table, size_t cnt,
+                                       const char *name)
 {
         for (size_t i = 0; i < cnt; i++)
                 if (!strcmp(table[i].name, name))
@@ -210,8 +213,8 @@ static int parse_duration(const char *s, int64_t *out)
                 const char *suffix;
                 int64_t ms;
         } units[] = {
-                { "", 1 },           { "ms", 1 },     { "s", SEC_MS },
-                { "m", MIN_MS },     { "h", HOUR_MS },
+                { "", 1 },       { "ms", 1 },      { "s", SEC_MS },
+                { "m", MIN_MS }, { "h", HOUR_MS },
         };
         int64_t v = 0;
 
@@ -279,8 +282,8 @@ static int set_row(const struct conf_row *row, void *base, const char *name,
         case CONF_STRING:
                 if (row->check && row->check(value))
                         return fail(errstr, errstr_size,
-                                    "%s: expected one of %s, got \"%s\"",
-                                    name, row->allowed, value);
+                                    "%s: expected one of %s, got \"%s\"", name,
+                                    row->allowed, value);
                 free(*(char **)p);
                 *(char **)p = rf_strdup(value);
                 return RF_OK;
@@ -294,14 +297,13 @@ static int set_row(const struct conf_row *row, void *base, const char *name,
                 return RF_OK;
         case CONF_DURATION:
                 if (parse_duration(value, &v) || v < row->min || v > row->max)
-                        return fail(errstr, errstr_size,
-                                    "%s: expected a duration between %s and "
-                                    "%s (ms, or with a unit: ms, s, m, h), "
-                                    "got \"%s\"",
-                                    name,
-                                    format_duration(row->min, lo, sizeof(lo)),
-                                    format_duration(row->max, hi, sizeof(hi)),
-                                    value);
+                        return fail(
+                            errstr, errstr_size,
+                            "%s: expected a duration between %s and "
+                            "%s (ms, or with a unit: ms, s, m, h), "
+                            "got \"%s\"",
+                            name, format_duration(row->min, lo, sizeof(lo)),
+                            format_duration(row->max, hi, sizeof(hi)), value);
                 *(int64_t *)p = v;
                 return RF_OK;
         case CONF_BOOL:
@@ -354,12 +356,13 @@ static void copy_row(const struct conf_row *row, void *dst, const void *src)
 {
         if (row->type == CONF_STRING)
                 *(char **)field_ptr(row, dst) =
-                        rf_strdup(*(char *const *)cfield_ptr(row, src));
+                    rf_strdup(*(char *const *)cfield_ptr(row, src));
         else if (row->type == CONF_BOOL)
-                *(int *)field_ptr(row, dst) = *(const int *)cfield_ptr(row, src);
+                *(int *)field_ptr(row, dst) =
+                    *(const int *)cfield_ptr(row, src);
         else
                 *(int64_t *)field_ptr(row, dst) =
-                        *(const int64_t *)cfield_ptr(row, src);
+                    *(const int64_t *)cfield_ptr(row, src);
 }
 
 static void free_row(const struct conf_row *row, void *base)
@@ -410,8 +413,7 @@ void rf_config_destroy(rf_config_t *conf)
 
 /* ---- kafka pass-through and surfaces ------------------------------------*/
 
-void rf_config_set_kafka(rf_config_t *conf, const char *key,
-                         const char *value)
+void rf_config_set_kafka(rf_config_t *conf, const char *key, const char *value)
 {
         /* A repeated property replaces the value but keeps its place, so
          * the order librdkafka sees is the order of first mention. */
@@ -473,8 +475,8 @@ static rf_surface_conf_t *surface_get(rf_config_t *conf, const char *name,
                     !memcmp(conf->surfaces[i].name, name, len))
                         return &conf->surfaces[i];
 
-        conf->surfaces = rf_realloc(conf->surfaces, (conf->surface_cnt + 1) *
-                                                            sizeof(*s));
+        conf->surfaces =
+            rf_realloc(conf->surfaces, (conf->surface_cnt + 1) * sizeof(*s));
         s = &conf->surfaces[conf->surface_cnt++];
         memset(s, 0, sizeof(*s));
         s->name = rf_malloc(len + 1);
@@ -627,8 +629,7 @@ int rf_config_load_file(rf_config_t *conf, const char *path, char *errstr,
                         s += 3; /* UTF-8 byte order mark */
                 rc = parse_line(s, &name, &value, err, sizeof(err));
                 if (rc == 1)
-                        rc = rf_config_set(conf, name, value, err,
-                                           sizeof(err));
+                        rc = rf_config_set(conf, name, value, err, sizeof(err));
                 if (rc < 0) {
                         fail(errstr, errstr_size, "%s:%d: %s", path, lineno,
                              err);
@@ -651,7 +652,7 @@ out:
 int rf_config_is_secret(const char *key)
 {
         static const char *const marks[] = {
-                "password", "secret",      "token",   "sasl.jaas",
+                "password",    "secret",  "token",   "sasl.jaas",
                 "ssl.key.pem", "ssl_key", "private",
         };
 
@@ -809,10 +810,10 @@ void rf_config_usage(FILE *fp)
 rf_limits_t rf_config_limits(const rf_config_t *conf)
 {
         rf_limits_t l = {
-                .max_record_bytes   = (size_t)conf->max_record_bytes,
+                .max_record_bytes = (size_t)conf->max_record_bytes,
                 .max_items_per_list = (size_t)conf->max_items_per_list,
-                .max_id_len         = (size_t)conf->max_id_len,
-                .max_json_depth     = (int)conf->max_json_depth,
+                .max_id_len = (size_t)conf->max_id_len,
+                .max_json_depth = (int)conf->max_json_depth,
         };
         return l;
 }

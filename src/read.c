@@ -181,7 +181,7 @@ void rf_read_result_to_json(const rf_read_req_t *req,
                 const rf_entry_t *e = res->served[i].entry;
                 rf_buf_printf(out, "%s{\"item_id\":", i ? "," : "");
                 json_str(out, e->item_id);
-                rf_buf_printf(out, ",\"position\":%u,\"score\":%.17g",
+                rf_buf_printf(out, ",\"position\":%u,\"score\":%.15g",
                               res->served[i].position, e->score);
                 rf_buf_printf(out, ",\"reason_codes\":[");
                 for (size_t j = 0; j < e->reason_code_cnt; j++) {

@@ -12,6 +12,7 @@
  * (store.h), so after a purge and a compaction the raw id is nowhere in the
  * store.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "recfresh/fanout.h"

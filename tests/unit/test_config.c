@@ -236,16 +236,16 @@ static void test_int_range(void **state)
 static void test_int_decimal_only(void **state)
 {
         static const char *const bad[] = {
-                "",    "abc", "12abc", "0x10", "1e3", "+5", " 5",
-                "5 ",  "1.0", "-",     "--1",  "99999999999999999999",
+                "",   "abc", "12abc", "0x10", "1e3", "+5",
+                " 5", "5 ",  "1.0",   "-",    "--1", "99999999999999999999",
         };
         rf_config_t *c = *state;
         char err[256];
 
         for (size_t i = 0; i < RF_ARRAY_SIZE(bad); i++) {
-                assert_int_equal(rf_config_set(c, "fanout.chunk", bad[i], err,
-                                               sizeof(err)),
-                                 RF_ECONFIG);
+                assert_int_equal(
+                    rf_config_set(c, "fanout.chunk", bad[i], err, sizeof(err)),
+                    RF_ECONFIG);
                 assert_contains(err, "expected an integer between 1 and "
                                      "1000000");
         }
@@ -260,7 +260,7 @@ static void test_duration_suffixes(void **state)
                 const char *in;
                 int64_t ms;
         } ok[] = {
-                { "250", 250 },  { "1500ms", 1500 }, { "2s", 2000 },
+                { "250", 250 },   { "1500ms", 1500 }, { "2s", 2000 },
                 { "10s", 10000 }, { "1ms", 1 },
         };
         rf_config_t *c = *state;
@@ -321,7 +321,7 @@ static void test_bool_spellings(void **state)
         set_err(c, "store.sync", "maybe",
                 "store.sync: expected true or false (or yes/no, on/off, 1/0), "
                 "got \"maybe\"");
-        set_err(c, "store.sync", "", 
+        set_err(c, "store.sync", "",
                 "store.sync: expected true or false (or yes/no, on/off, 1/0), "
                 "got \"\"");
         assert_int_equal(c->store_sync, 1);
@@ -408,7 +408,8 @@ static void test_kafka_table_rows_are_not_passed_through(void **state)
         assert_string_equal(kafka_get(c, "group.id"), "raw");
         assert_null(kafka_get(c, "brokers"));
 
-        set_err(c, "kafka.", "x", "kafka.: expected kafka.<librdkafka property>");
+        set_err(c, "kafka.", "x",
+                "kafka.: expected kafka.<librdkafka property>");
         set_err(c, "kafka.a b", "x",
                 "kafka.a b: expected kafka.<librdkafka property>");
         assert_int_equal(c->kafka_cnt, 1);
@@ -559,12 +560,10 @@ static void test_load_missing_file(void **state)
         assert_int_equal(rf_config_load_file(c, "/nonexistent/recfresh.conf",
                                              err, sizeof(err)),
                          RF_EIO);
-        assert_string_equal(err,
-                            "/nonexistent/recfresh.conf: No such file or "
-                            "directory");
+        assert_string_equal(err, "/nonexistent/recfresh.conf: No such file or "
+                                 "directory");
 
-        assert_int_equal(rf_config_load_file(c, "/", err, sizeof(err)),
-                         RF_EIO);
+        assert_int_equal(rf_config_load_file(c, "/", err, sizeof(err)), RF_EIO);
         assert_string_equal(err, "/: Is a directory");
 }
 
@@ -736,9 +735,9 @@ static void test_is_secret(void **state)
                 "my.Private.thing",
         };
         static const char *const public[] = {
-                "bootstrap.servers",  "security.protocol", "sasl.mechanisms",
-                "sasl.username",      "ssl.ca.location",   "client.id",
-                "ssl.certificate.pem", "group.id",         "",
+                "bootstrap.servers",   "security.protocol", "sasl.mechanisms",
+                "sasl.username",       "ssl.ca.location",   "client.id",
+                "ssl.certificate.pem", "group.id",          "",
         };
         (void)state;
 

@@ -1,0 +1,743 @@
+/*
+ * Unit tests of the list codecs (src/codec_list.c): what a recs.lists.v1
+ * value parses to, every reason one is rejected for, the round trip JSON ->
+ * list -> binary -> list -> JSON, and that corrupt or truncated binary
+ * records are refused without a crash.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "recfresh/list.h"
+
+/* A valid list with every optional field; items[3] exists for the nested
+ * rejection cases. */
+static const char base_json[] =
+        "{\"subject_id\":\"u_48213907\",\"surface\":\"home\","
+        "\"context_key\":\"shelf:because-you-watched:m_2231\","
+        "\"region\":\"eu-west\",\"list_id\":\"lst_0001\","
+        "\"run_id\":\"batch-0042\","
+        "\"generated_at\":\"2026-11-22T09:14:00.000Z\","
+        "\"expires_at\":\"2026-11-23T09:14:00.000Z\","
+        "\"model_version\":\"ranker-v31.4\","
+        "\"policy_version\":\"policy-2026-11-01\","
+        "\"feature_set_version\":\"fs-118\","
+        "\"items\":["
+        "{\"item_id\":\"m_7731\",\"score\":0.9312,\"creator_id\":\"c_2201\","
+        "\"campaign_id\":\"cmp_winter_sale\","
+        "\"reason_codes\":[\"similar_to_watched\",\"trending_in_region\"],"
+        "\"source_provenance\":{\"z\":1,\"candidate_source\":\"two_tower\"}},"
+        "{\"item_id\":\"m_1088\",\"score\":0.1,\"creator_id\":\"c_0419\","
+        "\"reason_codes\":[\"new_from_followed_creator\"],"
+        "\"source_provenance\":[\"ann\",\"recency\"]},"
+        "{\"item_id\":\"m_5512\",\"score\":-0.00125,"
+        "\"source_provenance\":\"popularity_backfill\"},"
+        "{\"item_id\":\"m_9004\",\"score\":1e+300}]}";
+
+static const char min_json[] =
+        "{\"subject_id\":\"u_10007\",\"surface\":\"search\","
+        "\"list_id\":\"lst_inc_1\","
+        "\"generated_at\":\"2026-11-22T09:14:00Z\","
+        "\"expires_at\":\"2026-11-22T21:14:00+01:00\","
+        "\"model_version\":\"ranker-v31.4\","
+        "\"items\":[{\"item_id\":\"m_3001\",\"score\":12}]}";
+
+static rf_list_t *parse_ok(const char *json)
+{
+        rf_rejection_t rej;
+        rf_list_t *l = NULL;
+        int rc = rf_list_from_json(NULL, 0, json, strlen(json), NULL, &l,
+                                   &rej);
+
+        if (rc != RF_OK)
+                print_error("rejected: %s: %s\n", rf_reject2str(rej.reason),
+                            rej.msg);
+        assert_int_equal(rc, RF_OK);
+        assert_int_equal(rej.reason, RF_REJ_NONE);
+        assert_non_null(l);
+        return l;
+}
+
+/* Applies one edit to a copy of \p json: \p path is "field" or
+ * "items[N].field"; \p value is JSON text, or NULL to delete the field.
+ * @returns the edited JSON text (caller frees). */
+static char *edit(const char *json, const char *path, const char *value)
+{
+        json_t *root = json_loads(json, 0, NULL), *obj = root;
+        const char *field = path;
+        unsigned idx;
+        char *out;
+
+        assert_non_null(root);
+        if (sscanf(path, "items[%u].", &idx) == 1) {
+                obj = json_array_get(json_object_get(root, "items"), idx);
+                field = strchr(path, '.') + 1;
+                assert_non_null(obj);
+        }
+        if (value) {
+                json_t *v = json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                                       NULL);
+                assert_non_null(v);
+                json_object_set_new(obj, field, v);
+        } else {
+                assert_int_equal(json_object_del(obj, field), 0);
+        }
+        out = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        return out;
+}
+
+static void expect_reject(const char *json, size_t len,
+                          const rf_limits_t *lim, rf_reject_t reason,
+                          const char *msg_part)
+{
+        rf_rejection_t rej;
+        rf_list_t *l = (rf_list_t *)1;
+        int rc = rf_list_from_json(NULL, 0, json, len, lim, &l, &rej);
+
+        if (rc == RF_OK || rej.reason != reason ||
+            !strstr(rej.msg, msg_part))
+                print_error("json %.200s: got %s \"%s\", want %s \"%s\"\n",
+                            json, rf_reject2str(rej.reason), rej.msg,
+                            rf_reject2str(reason), msg_part);
+        assert_int_equal(rc, RF_EINVAL);
+        assert_null(l);
+        assert_int_equal(rej.reason, reason);
+        assert_non_null(strstr(rej.msg, msg_part));
+}
+
+static void assert_lists_equal(const rf_list_t *a, const rf_list_t *b)
+{
+        assert_string_equal(a->subject_id, b->subject_id);
+        assert_string_equal(a->surface, b->surface);
+        assert_string_equal(a->context_key, b->context_key);
+        assert_string_equal(a->region, b->region);
+        assert_string_equal(a->list_id, b->list_id);
+        assert_string_equal(a->run_id, b->run_id);
+        assert_string_equal(a->model_version, b->model_version);
+        assert_string_equal(a->policy_version, b->policy_version);
+        assert_string_equal(a->feature_set_version, b->feature_set_version);
+        assert_int_equal(a->generated_at, b->generated_at);
+        assert_int_equal(a->expires_at, b->expires_at);
+        assert_int_equal(a->item_cnt, b->item_cnt);
+        for (size_t i = 0; i < a->item_cnt; i++) {
+                const rf_entry_t *x = &a->items[i], *y = &b->items[i];
+                assert_string_equal(x->item_id, y->item_id);
+                assert_memory_equal(&x->score, &y->score, sizeof(x->score));
+                assert_string_equal(x->creator_id, y->creator_id);
+                assert_string_equal(x->campaign_id, y->campaign_id);
+                assert_string_equal(x->provenance, y->provenance);
+                assert_int_equal(x->reason_code_cnt, y->reason_code_cnt);
+                for (size_t j = 0; j < x->reason_code_cnt; j++)
+                        assert_string_equal(x->reason_codes[j],
+                                            y->reason_codes[j]);
+        }
+}
+
+static void test_full_list_fields(void **state)
+{
+        (void)state;
+        rf_list_t *l = parse_ok(base_json);
+        int64_t ms;
+
+        assert_string_equal(l->subject_id, "u_48213907");
+        assert_string_equal(l->surface, "home");
+        assert_string_equal(l->context_key,
+                            "shelf:because-you-watched:m_2231");
+        assert_string_equal(l->region, "eu-west");
+        assert_string_equal(l->list_id, "lst_0001");
+        assert_string_equal(l->run_id, "batch-0042");
+        assert_string_equal(l->model_version, "ranker-v31.4");
+        assert_string_equal(l->policy_version, "policy-2026-11-01");
+        assert_string_equal(l->feature_set_version, "fs-118");
+        assert_int_equal(rf_time_parse("2026-11-22T09:14:00Z", &ms), 0);
+        assert_int_equal(l->generated_at, ms);
+        assert_int_equal(l->expires_at, ms + 86400000);
+        assert_int_equal(l->item_cnt, 4);
+
+        const rf_entry_t *e = &l->items[0];
+        assert_string_equal(e->item_id, "m_7731");
+        assert_true(e->score == 0.9312);
+        assert_string_equal(e->creator_id, "c_2201");
+        assert_string_equal(e->campaign_id, "cmp_winter_sale");
+        assert_int_equal(e->reason_code_cnt, 2);
+        assert_string_equal(e->reason_codes[0], "similar_to_watched");
+        assert_string_equal(e->reason_codes[1], "trending_in_region");
+        /* compact, keys sorted */
+        assert_string_equal(e->provenance,
+                            "{\"candidate_source\":\"two_tower\",\"z\":1}");
+        assert_string_equal(l->items[1].provenance, "[\"ann\",\"recency\"]");
+        assert_string_equal(l->items[2].provenance,
+                            "\"popularity_backfill\"");
+        assert_true(l->items[2].score == -0.00125);
+        e = &l->items[3];
+        assert_string_equal(e->creator_id, "");
+        assert_string_equal(e->campaign_id, "");
+        assert_string_equal(e->provenance, "");
+        assert_int_equal(e->reason_code_cnt, 0);
+        assert_true(e->score == 1e300);
+        rf_list_destroy(l);
+}
+
+static void test_minimal_list_defaults(void **state)
+{
+        (void)state;
+        rf_list_t *l = parse_ok(min_json);
+        int64_t ms;
+
+        assert_string_equal(l->context_key, "");
+        assert_string_equal(l->region, "");
+        assert_string_equal(l->run_id, "");
+        assert_string_equal(l->policy_version, "");
+        assert_string_equal(l->feature_set_version, "");
+        assert_int_equal(rf_time_parse("2026-11-22T20:14:00Z", &ms), 0);
+        assert_int_equal(l->expires_at, ms); /* +01:00 offset applied */
+        assert_int_equal(l->item_cnt, 1);
+        assert_true(l->items[0].score == 12.0); /* integer score */
+        assert_string_equal(l->items[0].creator_id, "");
+        assert_string_equal(l->items[0].provenance, "");
+        rf_list_destroy(l);
+}
+
+static void test_unknown_fields_and_null_optionals(void **state)
+{
+        (void)state;
+        char *j1 = edit(base_json, "x_debug", "{\"a\":[1,2,3]}");
+        char *j2 = edit(j1, "items[0].x_rank", "3");
+        char *j3 = edit(j2, "region", "null");
+        char *j4 = edit(j3, "items[0].creator_id", "null");
+        char *j5 = edit(j4, "items[0].source_provenance", "null");
+        rf_list_t *l = parse_ok(j5);
+
+        assert_string_equal(l->region, "");
+        assert_string_equal(l->items[0].creator_id, "");
+        assert_string_equal(l->items[0].provenance, "");
+        rf_list_destroy(l);
+        free(j1);
+        free(j2);
+        free(j3);
+        free(j4);
+        free(j5);
+}
+
+/* JSON -> list -> binary -> list -> JSON -> parse: the same value. */
+static void roundtrip(const char *json)
+{
+        rf_list_t *a = parse_ok(json), *b = NULL, *c;
+        rf_buf_t enc = { 0 }, enc2 = { 0 }, out = { 0 };
+        json_t *orig, *back;
+
+        rf_list_encode(a, &enc);
+        assert_int_equal(rf_list_decode(enc.data, enc.len, &b), RF_OK);
+        assert_lists_equal(a, b);
+        rf_list_encode(b, &enc2);
+        assert_int_equal(enc.len, enc2.len);
+        assert_memory_equal(enc.data, enc2.data, enc.len);
+
+        rf_list_to_json(b, &out);
+        c = parse_ok(out.data);
+        assert_lists_equal(a, c);
+
+        /* And as JSON: equal to the input once timestamps are in our form
+         * and integer scores are reals. */
+        orig = json_loads(json, JSON_ALLOW_NUL, NULL);
+        back = json_loads(out.data, JSON_ALLOW_NUL, NULL);
+        assert_non_null(back);
+        json_t *items = json_object_get(orig, "items");
+        for (size_t i = 0; i < json_array_size(items); i++) {
+                json_t *it = json_array_get(items, i);
+                json_t *s  = json_object_get(it, "score");
+                json_object_set_new(it, "score",
+                                    json_real(json_number_value(s)));
+        }
+        char ts[40];
+        json_object_set_new(orig, "generated_at",
+                            json_string(rf_time_format(a->generated_at, ts,
+                                                       sizeof(ts))));
+        json_object_set_new(orig, "expires_at",
+                            json_string(rf_time_format(a->expires_at, ts,
+                                                       sizeof(ts))));
+        if (!json_object_get(orig, "context_key"))
+                json_object_set_new(orig, "context_key", json_string(""));
+        if (!json_equal(orig, back)) {
+                char *s = json_dumps(orig, JSON_COMPACT);
+                print_error("want %s\n got %s\n", s, out.data);
+                free(s);
+        }
+        assert_true(json_equal(orig, back));
+
+        json_decref(orig);
+        json_decref(back);
+        rf_buf_free(&enc);
+        rf_buf_free(&enc2);
+        rf_buf_free(&out);
+        rf_list_destroy(a);
+        rf_list_destroy(b);
+        rf_list_destroy(c);
+}
+
+static void test_roundtrip(void **state)
+{
+        (void)state;
+        roundtrip(base_json);
+        roundtrip(min_json);
+        roundtrip("{\"subject_id\":\"__fallback__\",\"surface\":\"home\","
+                  "\"list_id\":\"l\",\"generated_at\":\"1969-12-31T23:59:59."
+                  "999Z\",\"expires_at\":\"2262-04-11T23:47:16.854Z\","
+                  "\"model_version\":\"\",\"items\":[]}");
+        roundtrip("{\"subject_id\":\"\xc3\xa9l\xc3\xa8ve \xe2\x82\xac\","
+                  "\"surface\":\"home\",\"list_id\":\"l\","
+                  "\"generated_at\":\"2026-11-22T09:14:00Z\","
+                  "\"expires_at\":\"2026-11-22T09:14:00Z\","
+                  "\"model_version\":\"m\",\"items\":[{\"item_id\":\"i\","
+                  "\"score\":0.30000000000000004,\"reason_codes\":[\"\"],"
+                  "\"source_provenance\":{\"s\":\"a\\u0000b\",\"n\":null,"
+                  "\"f\":false,\"big\":9007199254740993}}]}");
+}
+
+static void test_encode_handmade_list(void **state)
+{
+        (void)state;
+        const char *rcs[] = { "a", "b", "c" };
+        rf_entry_t items[2] = {
+                { "i1", 1.5, "", "", rcs, 3, "{\"k\":1}" },
+                { "i2", -0.0, "c", "cmp", NULL, 0, "" },
+        };
+        rf_list_t l = { "s", "home", "", "", "lid", "", "mv", "", "",
+                        1, -2, items, 2, NULL };
+        rf_buf_t b = { 0 };
+        rf_list_t *d;
+
+        rf_list_encode(&l, &b);
+        assert_int_equal((unsigned char)b.data[0], 1); /* version byte */
+        assert_int_equal(rf_list_decode(b.data, b.len, &d), RF_OK);
+        assert_lists_equal(&l, d);
+        assert_int_equal(d->expires_at, -2);
+        rf_list_destroy(d);
+        rf_buf_free(&b);
+}
+
+static void test_decode_header(void **state)
+{
+        (void)state;
+        rf_list_t *a = parse_ok(base_json), *h;
+        rf_buf_t b = { 0 };
+
+        rf_list_encode(a, &b);
+        assert_int_equal(rf_list_decode_header(b.data, b.len, &h), RF_OK);
+        assert_null(h->items);
+        assert_int_equal(h->item_cnt, 4);
+        assert_string_equal(h->subject_id, a->subject_id);
+        assert_string_equal(h->feature_set_version, a->feature_set_version);
+        assert_int_equal(h->generated_at, a->generated_at);
+        assert_int_equal(h->expires_at, a->expires_at);
+        rf_list_destroy(h);
+        rf_list_destroy(a);
+        rf_buf_free(&b);
+}
+
+static void test_decode_truncated_and_corrupt(void **state)
+{
+        (void)state;
+        rf_list_t *a = parse_ok(base_json), *d;
+        rf_buf_t b = { 0 };
+
+        rf_list_encode(a, &b);
+        /* Every proper prefix is refused, by both decoders up to the end
+         * of the header. Each prefix is its own allocation so ASan sees
+         * any read past it. */
+        for (size_t n = 0; n < b.len; n++) {
+                char *p = malloc(n ? n : 1);
+                memcpy(p, b.data, n);
+                d = (rf_list_t *)1;
+                assert_int_equal(rf_list_decode(p, n, &d), RF_EINVAL);
+                assert_null(d);
+                if (rf_list_decode_header(p, n, &d) == RF_OK) {
+                        assert_int_equal(d->item_cnt, 4);
+                        rf_list_destroy(d);
+                } else {
+                        assert_null(d);
+                }
+                free(p);
+        }
+        assert_int_equal(rf_list_decode(NULL, 0, &d), RF_EINVAL);
+        assert_int_equal(rf_list_decode_header(NULL, 0, &d), RF_EINVAL);
+
+        /* Trailing bytes. */
+        rf_buf_t t = { 0 };
+        rf_buf_append(&t, b.data, b.len);
+        rf_buf_append(&t, "x", 1);
+        assert_int_equal(rf_list_decode(t.data, t.len, &d), RF_EINVAL);
+
+        /* Unknown version. */
+        t.data[0] = 2;
+        assert_int_equal(rf_list_decode(t.data, t.len - 1, &d), RF_EINVAL);
+        assert_int_equal(rf_list_decode_header(t.data, t.len - 1, &d),
+                         RF_EINVAL);
+
+        /* Every byte flipped, one at a time: refused or decoded, never a
+         * crash; what decodes re-encodes and prints. */
+        static const unsigned char flips[] = { 0xff, 0x80, 0x01, 0x7f };
+        for (size_t f = 0; f < sizeof(flips); f++) {
+                for (size_t i = 0; i < b.len; i++) {
+                        char *p = malloc(b.len);
+                        memcpy(p, b.data, b.len);
+                        p[i] ^= (char)flips[f];
+                        if (rf_list_decode(p, b.len, &d) == RF_OK) {
+                                rf_buf_t o = { 0 };
+                                rf_list_encode(d, &o);
+                                rf_list_to_json(d, &o);
+                                rf_buf_free(&o);
+                                rf_list_destroy(d);
+                        }
+                        if (rf_list_decode_header(p, b.len, &d) == RF_OK)
+                                rf_list_destroy(d);
+                        free(p);
+                }
+        }
+        rf_buf_free(&t);
+        rf_buf_free(&b);
+        rf_list_destroy(a);
+}
+
+static void test_decode_huge_counts(void **state)
+{
+        (void)state;
+        rf_list_t l = { "s", "home", "", "", "lid", "", "mv", "", "",
+                        0, 0, NULL, 0, NULL };
+        rf_buf_t b = { 0 };
+        rf_list_t *d;
+
+        /* A header claiming 2^62 items followed by a few bytes. */
+        rf_list_encode(&l, &b);
+        b.len--; /* drop item_cnt 0 */
+        rf_buf_put_varint(&b, (uint64_t)1 << 62);
+        rf_buf_append(&b, "0123456789abcdefghijk", 21);
+        assert_int_equal(rf_list_decode(b.data, b.len, &d), RF_EINVAL);
+        assert_int_equal(rf_list_decode_header(b.data, b.len, &d),
+                         RF_EINVAL);
+
+        /* One item claiming 2^40 reason codes. */
+        rf_buf_reset(&b);
+        rf_list_encode(&l, &b);
+        b.len--;
+        rf_buf_put_varint(&b, 1);
+        rf_buf_put_str(&b, "item");
+        double score = 1;
+        rf_buf_append(&b, &score, sizeof(score));
+        rf_buf_put_str(&b, "");
+        rf_buf_put_str(&b, "");
+        rf_buf_put_varint(&b, (uint64_t)1 << 40);
+        rf_buf_put_str(&b, "");
+        rf_buf_put_str(&b, "");
+        assert_int_equal(rf_list_decode(b.data, b.len, &d), RF_EINVAL);
+
+        /* A varint that never ends. */
+        rf_buf_reset(&b);
+        rf_list_encode(&l, &b);
+        b.len--;
+        for (int i = 0; i < 20; i++)
+                rf_buf_append(&b, "\xff", 1);
+        assert_int_equal(rf_list_decode(b.data, b.len, &d), RF_EINVAL);
+        rf_buf_free(&b);
+}
+
+struct reject_case {
+        const char *path;  /* field to edit, "" for the raw text below */
+        const char *value; /* new JSON value, NULL to delete */
+        rf_reject_t reason;
+        const char *msg;
+};
+
+static void test_rejections(void **state)
+{
+        (void)state;
+        static const struct reject_case cases[] = {
+                { "subject_id", NULL, RF_REJ_MISSING_FIELD,
+                  "missing field \"subject_id\"" },
+                { "surface", NULL, RF_REJ_MISSING_FIELD,
+                  "missing field \"surface\"" },
+                { "list_id", NULL, RF_REJ_MISSING_FIELD,
+                  "missing field \"list_id\"" },
+                { "generated_at", NULL, RF_REJ_MISSING_FIELD,
+                  "missing field \"generated_at\"" },
+                { "expires_at", NULL, RF_REJ_MISSING_FIELD,
+                  "missing field \"expires_at\"" },
+                { "model_version", NULL, RF_REJ_MISSING_FIELD,
+                  "missing field \"model_version\"" },
+                { "items", NULL, RF_REJ_MISSING_FIELD,
+                  "missing field \"items\"" },
+                { "items[3].item_id", NULL, RF_REJ_MISSING_FIELD,
+                  "items[3]: missing field \"item_id\"" },
+                { "items[1].score", NULL, RF_REJ_MISSING_FIELD,
+                  "items[1]: missing field \"score\"" },
+                { "subject_id", "42", RF_REJ_BAD_TYPE,
+                  "field \"subject_id\": expected string" },
+                { "subject_id", "null", RF_REJ_BAD_TYPE,
+                  "field \"subject_id\": expected string" },
+                { "context_key", "true", RF_REJ_BAD_TYPE,
+                  "field \"context_key\": expected string" },
+                { "region", "[]", RF_REJ_BAD_TYPE,
+                  "field \"region\": expected string" },
+                { "run_id", "{}", RF_REJ_BAD_TYPE,
+                  "field \"run_id\": expected string" },
+                { "model_version", "1.5", RF_REJ_BAD_TYPE,
+                  "field \"model_version\": expected string" },
+                { "policy_version", "false", RF_REJ_BAD_TYPE,
+                  "field \"policy_version\": expected string" },
+                { "feature_set_version", "7", RF_REJ_BAD_TYPE,
+                  "field \"feature_set_version\": expected string" },
+                { "generated_at", "1795338840000", RF_REJ_BAD_TYPE,
+                  "field \"generated_at\": expected string" },
+                { "items", "{}", RF_REJ_BAD_TYPE,
+                  "field \"items\": expected array" },
+                { "items", "[42]", RF_REJ_BAD_TYPE,
+                  "items[0]: expected object" },
+                { "items[2].score", "\"high\"", RF_REJ_BAD_TYPE,
+                  "items[2]: field \"score\": expected number" },
+                { "items[2].score", "null", RF_REJ_BAD_TYPE,
+                  "items[2]: field \"score\": expected number" },
+                { "items[0].item_id", "17", RF_REJ_BAD_TYPE,
+                  "items[0]: field \"item_id\": expected string" },
+                { "items[0].campaign_id", "7", RF_REJ_BAD_TYPE,
+                  "items[0]: field \"campaign_id\": expected string" },
+                { "items[0].reason_codes", "\"x\"", RF_REJ_BAD_TYPE,
+                  "items[0]: field \"reason_codes\": expected array" },
+                { "items[0].reason_codes", "[\"a\",1]", RF_REJ_BAD_TYPE,
+                  "items[0]: field \"reason_codes[1]\": expected string" },
+                { "subject_id", "\"\"", RF_REJ_BAD_VALUE,
+                  "field \"subject_id\": must not be empty" },
+                { "surface", "\"\"", RF_REJ_BAD_VALUE,
+                  "field \"surface\": must not be empty" },
+                { "list_id", "\"\"", RF_REJ_BAD_VALUE,
+                  "field \"list_id\": must not be empty" },
+                { "items[1].item_id", "\"\"", RF_REJ_BAD_VALUE,
+                  "items[1]: field \"item_id\": must not be empty" },
+                { "items[0].creator_id", "\"\"", RF_REJ_BAD_VALUE,
+                  "items[0]: field \"creator_id\": must not be empty" },
+                { "items[0].campaign_id", "\"\"", RF_REJ_BAD_VALUE,
+                  "items[0]: field \"campaign_id\": must not be empty" },
+                { "subject_id", "\"u_1\\u0000admin\"", RF_REJ_BAD_VALUE,
+                  "field \"subject_id\": contains a NUL byte" },
+                { "context_key", "\"\\u0000\"", RF_REJ_BAD_VALUE,
+                  "field \"context_key\": contains a NUL byte" },
+                { "items[2].item_id", "\"m\\u0000\"", RF_REJ_BAD_VALUE,
+                  "items[2]: field \"item_id\": contains a NUL byte" },
+                { "items[0].reason_codes", "[\"a\\u0000\"]", RF_REJ_BAD_VALUE,
+                  "items[0]: field \"reason_codes[0]\": contains a NUL" },
+                { "generated_at", "\"yesterday\"", RF_REJ_BAD_TIMESTAMP,
+                  "field \"generated_at\": not an RFC 3339 timestamp" },
+                { "expires_at", "\"2026-02-30T00:00:00Z\"",
+                  RF_REJ_BAD_TIMESTAMP, "field \"expires_at\"" },
+                { "expires_at", "\"2026-11-22 09:14:00\"",
+                  RF_REJ_BAD_TIMESTAMP, "field \"expires_at\"" },
+                { "expires_at", "\"2026-11-22T09:14:00Z\\u0000junk\"",
+                  RF_REJ_BAD_TIMESTAMP, "field \"expires_at\"" },
+        };
+
+        for (size_t i = 0; i < RF_ARRAY_SIZE(cases); i++) {
+                char *j = edit(base_json, cases[i].path, cases[i].value);
+                expect_reject(j, strlen(j), NULL, cases[i].reason,
+                              cases[i].msg);
+                free(j);
+        }
+}
+
+static void test_rejections_raw(void **state)
+{
+        (void)state;
+        static const struct {
+                const char *json;
+                rf_reject_t reason;
+                const char *msg;
+        } cases[] = {
+                { "", RF_REJ_INVALID_JSON, "invalid JSON" },
+                { "not json", RF_REJ_INVALID_JSON, "invalid JSON" },
+                { "{\"subject_id\":", RF_REJ_INVALID_JSON, "invalid JSON" },
+                { "[1,2]", RF_REJ_INVALID_JSON, "not a JSON object" },
+                { "\"str\"", RF_REJ_INVALID_JSON, "invalid JSON" },
+                { "{\"subject_id\":\"a\",\"subject_id\":\"b\"}",
+                  RF_REJ_INVALID_JSON, "duplicate" },
+                { "{\"subject_id\":\"\xff\xfe\"}", RF_REJ_INVALID_JSON,
+                  "invalid JSON" },
+        };
+
+        for (size_t i = 0; i < RF_ARRAY_SIZE(cases); i++)
+                expect_reject(cases[i].json, strlen(cases[i].json), NULL,
+                              cases[i].reason, cases[i].msg);
+
+        /* A score too large for a double does not parse. */
+        char *j = edit(base_json, "items[0].score", "1");
+        char *p = strstr(j, "\"score\":1");
+        assert_non_null(p);
+        size_t off = (size_t)(p - j) + 8;
+        char *k = malloc(strlen(j) + 8);
+        memcpy(k, j, off);
+        strcpy(k + off, "1e400");
+        strcat(k, j + off + 1);
+        expect_reject(k, strlen(k), NULL, RF_REJ_INVALID_JSON, "invalid JSON");
+        free(k);
+        free(j);
+}
+
+static void test_limits(void **state)
+{
+        (void)state;
+        rf_limits_t lim = rf_limits_default;
+        size_t len      = strlen(base_json);
+        rf_list_t *l;
+        rf_rejection_t rej;
+
+        /* size: the exact length passes, one byte less fails */
+        lim.max_record_bytes = len;
+        assert_int_equal(rf_list_from_json(NULL, 0, base_json, len, &lim, &l,
+                                           &rej),
+                         RF_OK);
+        rf_list_destroy(l);
+        lim.max_record_bytes = len - 1;
+        expect_reject(base_json, len, &lim, RF_REJ_TOO_LARGE, "over the limit");
+        lim = rf_limits_default;
+
+        /* items: 4 pass a limit of 4, not of 3 */
+        lim.max_items_per_list = 4;
+        assert_int_equal(rf_list_from_json(NULL, 0, base_json, len, &lim, &l,
+                                           &rej),
+                         RF_OK);
+        rf_list_destroy(l);
+        lim.max_items_per_list = 3;
+        expect_reject(base_json, len, &lim, RF_REJ_TOO_MANY_ITEMS,
+                      "field \"items\"");
+        lim = rf_limits_default;
+
+        /* ids: the longest is "shelf:because-you-watched:m_2231" (32) */
+        lim.max_id_len = 32;
+        assert_int_equal(rf_list_from_json(NULL, 0, base_json, len, &lim, &l,
+                                           &rej),
+                         RF_OK);
+        rf_list_destroy(l);
+        lim.max_id_len = 31;
+        expect_reject(base_json, len, &lim, RF_REJ_ID_TOO_LONG,
+                      "field \"context_key\": longer than 31 bytes");
+        lim = rf_limits_default;
+
+        char long_id[300];
+        memset(long_id, 'x', sizeof(long_id));
+        long_id[0]                   = '"';
+        long_id[258]                 = '"';
+        long_id[259]                 = '\0'; /* 257 bytes of id */
+        char *j = edit(base_json, "items[3].item_id", long_id);
+        expect_reject(j, strlen(j), NULL, RF_REJ_ID_TOO_LONG,
+                      "items[3]: field \"item_id\": longer than 256 bytes");
+        free(j);
+
+        /* depth: base_json nests 3 deep (root, items, an item, and its
+         * provenance object makes 4) */
+        lim.max_json_depth = 4;
+        assert_int_equal(rf_list_from_json(NULL, 0, base_json, len, &lim, &l,
+                                           &rej),
+                         RF_OK);
+        rf_list_destroy(l);
+        lim.max_json_depth = 3;
+        expect_reject(base_json, len, &lim, RF_REJ_TOO_DEEP, "deeper than 3");
+
+        /* a deep provenance under the default limit */
+        rf_buf_t deep = { 0 };
+        for (int i = 0; i < 20; i++)
+                rf_buf_append(&deep, "[", 1);
+        for (int i = 0; i < 20; i++)
+                rf_buf_append(&deep, "]", 1);
+        j = edit(base_json, "items[0].source_provenance", deep.data);
+        expect_reject(j, strlen(j), NULL, RF_REJ_TOO_DEEP, "nested deeper");
+        free(j);
+        rf_buf_free(&deep);
+}
+
+static void test_key(void **state)
+{
+        (void)state;
+        size_t len = strlen(base_json);
+        rf_rejection_t rej;
+        rf_list_t *l;
+
+        assert_int_equal(rf_list_from_json("u_48213907", 10, base_json, len,
+                                           NULL, &l, &rej),
+                         RF_OK);
+        rf_list_destroy(l);
+        /* empty key: not checked */
+        assert_int_equal(rf_list_from_json("", 0, base_json, len, NULL, &l,
+                                           &rej),
+                         RF_OK);
+        rf_list_destroy(l);
+        static const char *bad[] = { "u_4821390", "u_482139070", "U_48213907",
+                                     "u_48213908" };
+        for (size_t i = 0; i < RF_ARRAY_SIZE(bad); i++) {
+                l = (rf_list_t *)1;
+                assert_int_equal(rf_list_from_json(bad[i], strlen(bad[i]),
+                                                   base_json, len, NULL, &l,
+                                                   &rej),
+                                 RF_EINVAL);
+                assert_null(l);
+                assert_int_equal(rej.reason, RF_REJ_KEY_MISMATCH);
+                assert_non_null(strstr(rej.msg, "\"subject_id\""));
+        }
+        /* a key with a NUL after a matching prefix */
+        assert_int_equal(rf_list_from_json("u_48213907\0x", 12, base_json, len,
+                                           NULL, &l, &rej),
+                         RF_EINVAL);
+        assert_int_equal(rej.reason, RF_REJ_KEY_MISMATCH);
+
+        char longkey[300];
+        memset(longkey, 'k', sizeof(longkey));
+        assert_int_equal(rf_list_from_json(longkey, sizeof(longkey), base_json,
+                                           len, NULL, &l, &rej),
+                         RF_EINVAL);
+        assert_int_equal(rej.reason, RF_REJ_ID_TOO_LONG);
+        assert_non_null(strstr(rej.msg, "message key"));
+}
+
+static void test_to_json_shape(void **state)
+{
+        (void)state;
+        rf_list_t *l = parse_ok(min_json);
+        rf_buf_t out = { 0 };
+
+        rf_list_to_json(l, &out);
+        assert_string_equal(
+                out.data,
+                "{\"subject_id\":\"u_10007\",\"surface\":\"search\","
+                "\"context_key\":\"\",\"list_id\":\"lst_inc_1\","
+                "\"generated_at\":\"2026-11-22T09:14:00.000Z\","
+                "\"expires_at\":\"2026-11-22T20:14:00.000Z\","
+                "\"model_version\":\"ranker-v31.4\","
+                "\"items\":[{\"item_id\":\"m_3001\",\"score\":12.0}]}");
+        rf_buf_free(&out);
+        rf_list_destroy(l);
+        rf_list_destroy(NULL); /* a no-op */
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_full_list_fields),
+                cmocka_unit_test(test_minimal_list_defaults),
+                cmocka_unit_test(test_unknown_fields_and_null_optionals),
+                cmocka_unit_test(test_roundtrip),
+                cmocka_unit_test(test_encode_handmade_list),
+                cmocka_unit_test(test_decode_header),
+                cmocka_unit_test(test_decode_truncated_and_corrupt),
+                cmocka_unit_test(test_decode_huge_counts),
+                cmocka_unit_test(test_rejections),
+                cmocka_unit_test(test_rejections_raw),
+                cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_key),
+                cmocka_unit_test(test_to_json_shape),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
