@@ -25,23 +25,23 @@
 #define REASON_MAX_LEN 1024
 
 static const char *const type_names[RF_EV__CNT] = {
-        [RF_EV_ITEM_BANNED]      = "item_banned",
-        [RF_EV_ITEM_UNBANNED]    = "item_unbanned",
-        [RF_EV_STOCK_CHANGED]    = "stock_changed",
-        [RF_EV_ITEM_HIDDEN]      = "item_hidden",
-        [RF_EV_ITEM_UNHIDDEN]    = "item_unhidden",
-        [RF_EV_CREATOR_HIDDEN]   = "creator_hidden",
+        [RF_EV_ITEM_BANNED] = "item_banned",
+        [RF_EV_ITEM_UNBANNED] = "item_unbanned",
+        [RF_EV_STOCK_CHANGED] = "stock_changed",
+        [RF_EV_ITEM_HIDDEN] = "item_hidden",
+        [RF_EV_ITEM_UNHIDDEN] = "item_unhidden",
+        [RF_EV_CREATOR_HIDDEN] = "creator_hidden",
         [RF_EV_CREATOR_UNHIDDEN] = "creator_unhidden",
-        [RF_EV_CONSENT_REVOKED]  = "consent_revoked",
-        [RF_EV_CONSENT_GRANTED]  = "consent_granted",
+        [RF_EV_CONSENT_REVOKED] = "consent_revoked",
+        [RF_EV_CONSENT_GRANTED] = "consent_granted",
         [RF_EV_CAMPAIGN_EXPIRED] = "campaign_expired",
 };
 
 static const char *const scope_names[RF_SCOPE__CNT] = {
-        [RF_SCOPE_ALL]             = "all",
+        [RF_SCOPE_ALL] = "all",
         [RF_SCOPE_PERSONALIZATION] = "personalization",
-        [RF_SCOPE_EMAIL]           = "email",
-        [RF_SCOPE_PUSH]            = "push",
+        [RF_SCOPE_EMAIL] = "email",
+        [RF_SCOPE_PUSH] = "push",
 };
 
 /* The string fields an event can carry. */
@@ -62,13 +62,13 @@ static const struct sfield_def {
         const char *name;
         int is_id; /* an id: non-empty, at most max_id_len bytes */
 } sfields[SF__CNT] = {
-        [SF_EVENT_ID]    = { "event_id", 1 },
-        [SF_ITEM_ID]     = { "item_id", 1 },
-        [SF_CREATOR_ID]  = { "creator_id", 1 },
+        [SF_EVENT_ID] = { "event_id", 1 },
+        [SF_ITEM_ID] = { "item_id", 1 },
+        [SF_CREATOR_ID] = { "creator_id", 1 },
         [SF_CAMPAIGN_ID] = { "campaign_id", 1 },
-        [SF_USER_ID]     = { "user_id", 1 },
-        [SF_REGION]      = { "region", 0 }, /* "" = every region */
-        [SF_REASON]      = { "reason", 0 }, /* free text */
+        [SF_USER_ID] = { "user_id", 1 },
+        [SF_REGION] = { "region", 0 }, /* "" = every region */
+        [SF_REASON] = { "reason", 0 }, /* free text */
 };
 
 /* What each event topic carries besides "type" and "occurred_at". */
@@ -84,8 +84,7 @@ static const struct topic_spec {
           BIT(SF_REGION) },
         { RF_TOPIC_USER_HIDES, SF_USER_ID, BIT(SF_EVENT_ID) | BIT(SF_USER_ID),
           BIT(SF_ITEM_ID) | BIT(SF_CREATOR_ID) },
-        { RF_TOPIC_CONSENT, SF_USER_ID, BIT(SF_EVENT_ID) | BIT(SF_USER_ID),
-          0 },
+        { RF_TOPIC_CONSENT, SF_USER_ID, BIT(SF_EVENT_ID) | BIT(SF_USER_ID), 0 },
         { RF_TOPIC_CAMPAIGNS, SF_CAMPAIGN_ID,
           BIT(SF_EVENT_ID) | BIT(SF_CAMPAIGN_ID), 0 },
 };
@@ -96,15 +95,15 @@ static const struct type_spec {
         int topic;
         unsigned needs;
 } type_specs[RF_EV__CNT] = {
-        [RF_EV_ITEM_BANNED]      = { RF_TOPIC_ITEM_BANS, 0 },
-        [RF_EV_ITEM_UNBANNED]    = { RF_TOPIC_ITEM_BANS, 0 },
-        [RF_EV_STOCK_CHANGED]    = { RF_TOPIC_STOCK, 0 },
-        [RF_EV_ITEM_HIDDEN]      = { RF_TOPIC_USER_HIDES, BIT(SF_ITEM_ID) },
-        [RF_EV_ITEM_UNHIDDEN]    = { RF_TOPIC_USER_HIDES, BIT(SF_ITEM_ID) },
-        [RF_EV_CREATOR_HIDDEN]   = { RF_TOPIC_USER_HIDES, BIT(SF_CREATOR_ID) },
+        [RF_EV_ITEM_BANNED] = { RF_TOPIC_ITEM_BANS, 0 },
+        [RF_EV_ITEM_UNBANNED] = { RF_TOPIC_ITEM_BANS, 0 },
+        [RF_EV_STOCK_CHANGED] = { RF_TOPIC_STOCK, 0 },
+        [RF_EV_ITEM_HIDDEN] = { RF_TOPIC_USER_HIDES, BIT(SF_ITEM_ID) },
+        [RF_EV_ITEM_UNHIDDEN] = { RF_TOPIC_USER_HIDES, BIT(SF_ITEM_ID) },
+        [RF_EV_CREATOR_HIDDEN] = { RF_TOPIC_USER_HIDES, BIT(SF_CREATOR_ID) },
         [RF_EV_CREATOR_UNHIDDEN] = { RF_TOPIC_USER_HIDES, BIT(SF_CREATOR_ID) },
-        [RF_EV_CONSENT_REVOKED]  = { RF_TOPIC_CONSENT, 0 },
-        [RF_EV_CONSENT_GRANTED]  = { RF_TOPIC_CONSENT, 0 },
+        [RF_EV_CONSENT_REVOKED] = { RF_TOPIC_CONSENT, 0 },
+        [RF_EV_CONSENT_GRANTED] = { RF_TOPIC_CONSENT, 0 },
         [RF_EV_CAMPAIGN_EXPIRED] = { RF_TOPIC_CAMPAIGNS, 0 },
 };
 
@@ -180,8 +179,8 @@ static void safe_copy(char *dst, size_t size, const char *src)
 
 /* Applies the pre-parse limits, parses, and requires an object.
  * @returns the root (caller owns) or NULL with rej set. */
-static json_t *load_object(const char *buf, size_t len,
-                           const rf_limits_t *lim, rf_rejection_t *rej)
+static json_t *load_object(const char *buf, size_t len, const rf_limits_t *lim,
+                           rf_rejection_t *rej)
 {
         json_error_t jerr;
         char text[sizeof(jerr.text)];
@@ -206,8 +205,8 @@ static json_t *load_object(const char *buf, size_t len,
                           &jerr);
         if (!root) {
                 safe_copy(text, sizeof(text), jerr.text);
-                rf_reject(rej, RF_REJ_INVALID_JSON, "invalid JSON at byte %d: %s",
-                          jerr.position, text);
+                rf_reject(rej, RF_REJ_INVALID_JSON,
+                          "invalid JSON at byte %d: %s", jerr.position, text);
                 return NULL;
         }
         if (!json_is_object(root)) {
@@ -233,9 +232,9 @@ static int get_sfield(json_t *root, enum sfield f, int required,
                       rf_rejection_t *rej)
 {
         const char *name = sfields[f].name;
-        json_t *v        = json_object_get(root, name);
+        json_t *v = json_object_get(root, name);
 
-        *sp   = NULL;
+        *sp = NULL;
         *lenp = 0;
         if (!v) {
                 if (!required)
@@ -252,9 +251,9 @@ static int get_sfield(json_t *root, enum sfield f, int required,
                 return -1;
         }
         const char *s = json_string_value(v);
-        size_t len    = json_string_length(v);
-        size_t max    = sfields[f].is_id || f == SF_REGION ? lim->max_id_len
-                                                           : REASON_MAX_LEN;
+        size_t len = json_string_length(v);
+        size_t max = sfields[f].is_id || f == SF_REGION ? lim->max_id_len
+                                                        : REASON_MAX_LEN;
         if (memchr(s, '\0', len)) {
                 rf_reject(rej, RF_REJ_BAD_VALUE,
                           "field \"%s\": contains a NUL byte", name);
@@ -268,19 +267,19 @@ static int get_sfield(json_t *root, enum sfield f, int required,
         if (len > max) {
                 rf_reject(rej,
                           sfields[f].is_id || f == SF_REGION
-                                  ? RF_REJ_ID_TOO_LONG
-                                  : RF_REJ_BAD_VALUE,
+                              ? RF_REJ_ID_TOO_LONG
+                              : RF_REJ_BAD_VALUE,
                           "field \"%s\": longer than %zu bytes", name, max);
                 return -1;
         }
-        *sp   = s;
+        *sp = s;
         *lenp = len;
         return 0;
 }
 
 /* Reads the required string field \p name (type-checked, NUL-free). */
-static int get_required_string(json_t *root, const char *name,
-                               const char **sp, rf_rejection_t *rej)
+static int get_required_string(json_t *root, const char *name, const char **sp,
+                               rf_rejection_t *rej)
 {
         json_t *v = json_object_get(root, name);
 
@@ -335,34 +334,34 @@ static void fill_strings(rf_event_t *ev, const char *s[SF__CNT],
                 if (s[f])
                         total += len[f] + 1;
         mem = p = rf_malloc(total);
-        *p++    = '\0';
+        *p++ = '\0';
         for (int f = 0; f < SF__CNT; f++) {
                 out[f] = mem;
                 if (!s[f])
                         continue;
                 memcpy(p, s[f], len[f]);
                 p[len[f]] = '\0';
-                out[f]    = p;
+                out[f] = p;
                 p += len[f] + 1;
         }
-        ev->event_id    = out[SF_EVENT_ID];
-        ev->item_id     = out[SF_ITEM_ID];
-        ev->creator_id  = out[SF_CREATOR_ID];
+        ev->event_id = out[SF_EVENT_ID];
+        ev->item_id = out[SF_ITEM_ID];
+        ev->creator_id = out[SF_CREATOR_ID];
         ev->campaign_id = out[SF_CAMPAIGN_ID];
-        ev->user_id     = out[SF_USER_ID];
-        ev->region      = out[SF_REGION];
-        ev->reason      = out[SF_REASON];
-        ev->mem_        = mem;
+        ev->user_id = out[SF_USER_ID];
+        ev->region = out[SF_REGION];
+        ev->reason = out[SF_REASON];
+        ev->mem_ = mem;
 }
 
-int rf_event_parse(int topic, const char *key, size_t key_len,
-                   const char *buf, size_t len, const rf_limits_t *lim,
-                   rf_event_t *ev, rf_rejection_t *rej)
+int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
+                   size_t len, const rf_limits_t *lim, rf_event_t *ev,
+                   rf_rejection_t *rej)
 {
         const struct topic_spec *ts = topic_spec_of(topic);
-        const char *s[SF__CNT]      = { 0 };
-        size_t slen[SF__CNT]        = { 0 };
-        rf_event_type_t type        = RF_EV_ITEM_BANNED;
+        const char *s[SF__CNT] = { 0 };
+        size_t slen[SF__CNT] = { 0 };
+        rf_event_type_t type = RF_EV_ITEM_BANNED;
         int in_stock = 0, scope = RF_SCOPE_ALL;
         int64_t occurred_at = 0;
         const char *str;
@@ -393,8 +392,8 @@ int rf_event_parse(int topic, const char *key, size_t key_len,
         for (int f = 0; f < SF__CNT; f++) {
                 if (!((required | ts->optional) & BIT(f)))
                         continue;
-                if (get_sfield(root, (enum sfield)f, !!(required & BIT(f)),
-                               lim, &s[f], &slen[f], rej))
+                if (get_sfield(root, (enum sfield)f, !!(required & BIT(f)), lim,
+                               &s[f], &slen[f], rej))
                         goto fail;
         }
         if (get_required_string(root, "occurred_at", &str, rej))
@@ -435,10 +434,10 @@ int rf_event_parse(int topic, const char *key, size_t key_len,
         }
 
         fill_strings(ev, s, slen);
-        ev->type        = type;
-        ev->topic       = topic;
-        ev->in_stock    = in_stock;
-        ev->scope       = (rf_consent_scope_t)scope;
+        ev->type = type;
+        ev->topic = topic;
+        ev->in_stock = in_stock;
+        ev->scope = (rf_consent_scope_t)scope;
         ev->occurred_at = occurred_at;
         json_decref(root);
         return RF_OK;

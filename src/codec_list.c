@@ -107,18 +107,18 @@ static void get_header(rf_cur_t *c, rf_list_t *l)
 {
         if (rf_cur_u8(c) != LIST_FORMAT_V1)
                 c->err = RF_EINVAL;
-        l->subject_id          = rf_cur_str(c, NULL);
-        l->surface             = rf_cur_str(c, NULL);
-        l->context_key         = rf_cur_str(c, NULL);
-        l->region              = rf_cur_str(c, NULL);
-        l->list_id             = rf_cur_str(c, NULL);
-        l->run_id              = rf_cur_str(c, NULL);
-        l->model_version       = rf_cur_str(c, NULL);
-        l->policy_version      = rf_cur_str(c, NULL);
+        l->subject_id = rf_cur_str(c, NULL);
+        l->surface = rf_cur_str(c, NULL);
+        l->context_key = rf_cur_str(c, NULL);
+        l->region = rf_cur_str(c, NULL);
+        l->list_id = rf_cur_str(c, NULL);
+        l->run_id = rf_cur_str(c, NULL);
+        l->model_version = rf_cur_str(c, NULL);
+        l->policy_version = rf_cur_str(c, NULL);
         l->feature_set_version = rf_cur_str(c, NULL);
-        l->generated_at        = get_i64(c);
-        l->expires_at          = get_i64(c);
-        uint64_t n             = rf_cur_varint(c);
+        l->generated_at = get_i64(c);
+        l->expires_at = get_i64(c);
+        uint64_t n = rf_cur_varint(c);
         if (n > left(c) / MIN_ITEM_BYTES)
                 c->err = RF_EINVAL;
         l->item_cnt = c->err ? 0 : (size_t)n;
@@ -135,17 +135,17 @@ static size_t get_items(rf_cur_t *c, size_t n, rf_entry_t *items,
         for (size_t i = 0; i < n && !c->err; i++) {
                 rf_entry_t e;
 
-                e.item_id     = rf_cur_str(c, NULL);
-                e.score       = rf_cur_double(c);
-                e.creator_id  = rf_cur_str(c, NULL);
+                e.item_id = rf_cur_str(c, NULL);
+                e.score = rf_cur_double(c);
+                e.creator_id = rf_cur_str(c, NULL);
                 e.campaign_id = rf_cur_str(c, NULL);
-                uint64_t k    = rf_cur_varint(c);
+                uint64_t k = rf_cur_varint(c);
                 if (c->err || k > left(c) / MIN_STR_BYTES) {
                         c->err = RF_EINVAL;
                         break;
                 }
                 e.reason_code_cnt = (size_t)k;
-                e.reason_codes    = rcs ? rcs + total : NULL;
+                e.reason_codes = rcs ? rcs + total : NULL;
                 for (size_t j = 0; j < e.reason_code_cnt; j++) {
                         const char *s = rf_cur_str(c, NULL);
                         if (rcs)
@@ -180,11 +180,11 @@ int rf_list_decode(const char *buf, size_t len, rf_list_t **listp)
 
         /* item_cnt and rc_total are bounded by len, so no overflow here. */
         size_t off_items = align8(sizeof(rf_list_t));
-        size_t off_rcs   = off_items + h.item_cnt * sizeof(rf_entry_t);
+        size_t off_rcs = off_items + h.item_cnt * sizeof(rf_entry_t);
         size_t off_bytes = off_rcs + rc_total * sizeof(const char *);
-        char *mem        = rf_malloc(off_bytes + len);
-        rf_list_t *l     = (rf_list_t *)(void *)mem;
-        char *copy       = mem + off_bytes;
+        char *mem = rf_malloc(off_bytes + len);
+        rf_list_t *l = (rf_list_t *)(void *)mem;
+        char *copy = mem + off_bytes;
 
         memcpy(copy, buf, len);
         c = (rf_cur_t){ copy, copy + len, 0 };
@@ -194,7 +194,7 @@ int rf_list_decode(const char *buf, size_t len, rf_list_t **listp)
                   (const char **)(void *)(mem + off_rcs));
         assert(!c.err && c.p == c.end); /* same bytes as the first walk */
         l->mem_ = mem;
-        *listp  = l;
+        *listp = l;
         return RF_OK;
 }
 
@@ -211,10 +211,10 @@ int rf_list_decode_header(const char *buf, size_t len, rf_list_t **listp)
                 return RF_EINVAL;
 
         /* Copy only the header bytes: that is all the strings need. */
-        size_t hlen      = (size_t)(c.p - buf);
+        size_t hlen = (size_t)(c.p - buf);
         size_t off_bytes = align8(sizeof(rf_list_t));
-        char *mem        = rf_malloc(off_bytes + hlen);
-        rf_list_t *l     = (rf_list_t *)(void *)mem;
+        char *mem = rf_malloc(off_bytes + hlen);
+        rf_list_t *l = (rf_list_t *)(void *)mem;
 
         memcpy(mem + off_bytes, buf, hlen);
         c = (rf_cur_t){ mem + off_bytes, mem + off_bytes + hlen, 0 };
@@ -222,9 +222,9 @@ int rf_list_decode_header(const char *buf, size_t len, rf_list_t **listp)
          * ends at the header, so take it from the first read. */
         get_header(&c, l);
         l->item_cnt = h.item_cnt;
-        l->items    = NULL;
-        l->mem_     = mem;
-        *listp      = l;
+        l->items = NULL;
+        l->mem_ = mem;
+        *listp = l;
         return RF_OK;
 }
 
@@ -262,8 +262,8 @@ static void safe_copy(char *dst, size_t size, const char *src)
 
 /* Applies the pre-parse limits, parses, and requires an object.
  * @returns the root (caller owns) or NULL with rej set. */
-static json_t *load_object(const char *buf, size_t len,
-                           const rf_limits_t *lim, rf_rejection_t *rej)
+static json_t *load_object(const char *buf, size_t len, const rf_limits_t *lim,
+                           rf_rejection_t *rej)
 {
         json_error_t jerr;
         char text[sizeof(jerr.text)];
@@ -288,8 +288,8 @@ static json_t *load_object(const char *buf, size_t len,
                           &jerr);
         if (!root) {
                 safe_copy(text, sizeof(text), jerr.text);
-                rf_reject(rej, RF_REJ_INVALID_JSON, "invalid JSON at byte %d: %s",
-                          jerr.position, text);
+                rf_reject(rej, RF_REJ_INVALID_JSON,
+                          "invalid JSON at byte %d: %s", jerr.position, text);
                 return NULL;
         }
         if (!json_is_object(root)) {
@@ -310,7 +310,7 @@ static int check_str(jctx_t *x, json_t *v, const char *name, int flags,
                 return -1;
         }
         const char *s = json_string_value(v);
-        size_t len    = json_string_length(v);
+        size_t len = json_string_length(v);
         if (memchr(s, '\0', len)) {
                 rf_reject(x->rej, RF_REJ_BAD_VALUE,
                           "%sfield \"%s\": contains a NUL byte", x->where,
@@ -382,8 +382,8 @@ static int get_time(jctx_t *x, json_t *obj, const char *name, int64_t *msp)
         s = json_string_value(v);
         if (strlen(s) != json_string_length(v) || rf_time_parse(s, msp)) {
                 rf_reject(x->rej, RF_REJ_BAD_TIMESTAMP,
-                          "%sfield \"%s\": not an RFC 3339 timestamp",
-                          x->where, name);
+                          "%sfield \"%s\": not an RFC 3339 timestamp", x->where,
+                          name);
                 return -1;
         }
         return 0;
@@ -423,8 +423,7 @@ static int put_json_item(jctx_t *x, json_t *it, size_t i, rf_buf_t *b)
                 return -1;
         if (rcs && !json_is_array(rcs)) {
                 rf_reject(x->rej, RF_REJ_BAD_TYPE,
-                          "%sfield \"reason_codes\": expected array",
-                          x->where);
+                          "%sfield \"reason_codes\": expected array", x->where);
                 return -1;
         }
         for (size_t j = 0; j < json_array_size(rcs); j++) {
@@ -447,7 +446,7 @@ static int put_json_item(jctx_t *x, json_t *it, size_t i, rf_buf_t *b)
                 /* Sorted keys: the same provenance always stores the same
                  * bytes. Strings escape NUL, so the text has none. */
                 char *prov = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS |
-                                                   JSON_ENCODE_ANY);
+                                               JSON_ENCODE_ANY);
                 if (!prov) {
                         fprintf(stderr, "recfresh: out of memory\n");
                         abort();
@@ -464,17 +463,17 @@ int rf_list_from_json(const char *key, size_t key_len, const char *buf,
                       size_t len, const rf_limits_t *lim, rf_list_t **listp,
                       rf_rejection_t *rej)
 {
-        rf_list_t h   = { 0 };
-        rf_buf_t b    = { 0 };
-        jctx_t x      = { 0 };
-        int rc        = RF_EINVAL;
+        rf_list_t h = { 0 };
+        rf_buf_t b = { 0 };
+        jctx_t x = { 0 };
+        int rc = RF_EINVAL;
         json_t *items = NULL, *root;
 
-        *listp      = NULL;
+        *listp = NULL;
         rej->reason = RF_REJ_NONE;
         rej->msg[0] = '\0';
-        x.lim       = lim ? lim : &rf_limits_default;
-        x.rej       = rej;
+        x.lim = lim ? lim : &rf_limits_default;
+        x.rej = rej;
         if (key && key_len > x.lim->max_id_len) {
                 rf_reject(rej, RF_REJ_ID_TOO_LONG,
                           "message key: longer than %zu bytes",
@@ -486,17 +485,14 @@ int rf_list_from_json(const char *key, size_t key_len, const char *buf,
 
         if (get_str(&x, root, "subject_id", F_REQUIRED | F_NONEMPTY,
                     &h.subject_id) ||
-            get_str(&x, root, "surface", F_REQUIRED | F_NONEMPTY,
-                    &h.surface) ||
+            get_str(&x, root, "surface", F_REQUIRED | F_NONEMPTY, &h.surface) ||
             get_str(&x, root, "context_key", F_OPTIONAL, &h.context_key) ||
             get_str(&x, root, "region", F_OPTIONAL, &h.region) ||
-            get_str(&x, root, "list_id", F_REQUIRED | F_NONEMPTY,
-                    &h.list_id) ||
+            get_str(&x, root, "list_id", F_REQUIRED | F_NONEMPTY, &h.list_id) ||
             get_str(&x, root, "run_id", F_OPTIONAL, &h.run_id) ||
             get_time(&x, root, "generated_at", &h.generated_at) ||
             get_time(&x, root, "expires_at", &h.expires_at) ||
-            get_str(&x, root, "model_version", F_REQUIRED,
-                    &h.model_version) ||
+            get_str(&x, root, "model_version", F_REQUIRED, &h.model_version) ||
             get_str(&x, root, "policy_version", F_OPTIONAL,
                     &h.policy_version) ||
             get_str(&x, root, "feature_set_version", F_OPTIONAL,
@@ -589,9 +585,8 @@ static json_t *entry_to_json(const rf_entry_t *e)
                 json_object_set_new(it, "reason_codes", rcs);
         }
         if (e->provenance && *e->provenance) {
-                json_t *prov = json_loads(e->provenance,
-                                          JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                                          NULL);
+                json_t *prov = json_loads(
+                    e->provenance, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
                 if (prov)
                         json_object_set_new(it, "source_provenance", prov);
         }

@@ -104,8 +104,8 @@ void rf_dlq_encode(rf_buf_t *out, const rf_source_t *src, const char *key,
         if (src->timestamp_ms >= 0)
                 json_object_set_new(s, "timestamp", jtime(src->timestamp_ms));
         json_object_set_new(o, "source", s);
-        json_object_set_new(o, "reason", json_string(rf_reject2str(
-                                                 rej->reason)));
+        json_object_set_new(o, "reason",
+                            json_string(rf_reject2str(rej->reason)));
         json_object_set_new(o, "error", jstr(rej->msg));
         /* A key that is not UTF-8 is left out here: the DLQ record is keyed
          * by the same bytes, so nothing is lost. */
@@ -113,7 +113,7 @@ void rf_dlq_encode(rf_buf_t *out, const rf_source_t *src, const char *key,
                 json_object_set_new(o, "key", v);
         if (value) {
                 size_t n = value_len;
-                int cut  = n > max_value_bytes;
+                int cut = n > max_value_bytes;
 
                 if (cut)
                         n = max_value_bytes;
@@ -123,9 +123,8 @@ void rf_dlq_encode(rf_buf_t *out, const rf_source_t *src, const char *key,
                         rf_buf_t b64 = { 0 };
                         base64(&b64, (const unsigned char *)value, n);
                         json_object_set_new(
-                                o, "value_base64",
-                                json_stringn(b64.data ? b64.data : "",
-                                             b64.len));
+                            o, "value_base64",
+                            json_stringn(b64.data ? b64.data : "", b64.len));
                         rf_buf_free(&b64);
                 }
                 if (cut)

@@ -17,29 +17,29 @@
 #include "recfresh/topics.h"
 
 static const char ban_json[] =
-        "{\"event_id\":\"ts-evt-8c1f\",\"type\":\"item_banned\","
-        "\"item_id\":\"m_7731\",\"occurred_at\":\"2026-11-22T10:02:17.431Z\","
-        "\"reason\":\"policy violation\"}";
+    "{\"event_id\":\"ts-evt-8c1f\",\"type\":\"item_banned\","
+    "\"item_id\":\"m_7731\",\"occurred_at\":\"2026-11-22T10:02:17.431Z\","
+    "\"reason\":\"policy violation\"}";
 static const char stock_json[] =
-        "{\"event_id\":\"inv-931\",\"type\":\"stock_changed\","
-        "\"item_id\":\"sku_448812\",\"in_stock\":false,\"region\":\"eu-west\","
-        "\"occurred_at\":\"2026-11-22T10:14:55.120Z\"}";
+    "{\"event_id\":\"inv-931\",\"type\":\"stock_changed\","
+    "\"item_id\":\"sku_448812\",\"in_stock\":false,\"region\":\"eu-west\","
+    "\"occurred_at\":\"2026-11-22T10:14:55.120Z\"}";
 static const char hide_item_json[] =
-        "{\"event_id\":\"app-hide-1\",\"type\":\"item_hidden\","
-        "\"user_id\":\"u_48213907\",\"item_id\":\"m_1088\","
-        "\"occurred_at\":\"2026-11-22T19:41:08.902Z\"}";
+    "{\"event_id\":\"app-hide-1\",\"type\":\"item_hidden\","
+    "\"user_id\":\"u_48213907\",\"item_id\":\"m_1088\","
+    "\"occurred_at\":\"2026-11-22T19:41:08.902Z\"}";
 static const char hide_creator_json[] =
-        "{\"event_id\":\"app-hide-2\",\"type\":\"creator_hidden\","
-        "\"user_id\":\"u_48213907\",\"creator_id\":\"c_0419\","
-        "\"occurred_at\":\"2026-11-22T19:45:00Z\"}";
+    "{\"event_id\":\"app-hide-2\",\"type\":\"creator_hidden\","
+    "\"user_id\":\"u_48213907\",\"creator_id\":\"c_0419\","
+    "\"occurred_at\":\"2026-11-22T19:45:00Z\"}";
 static const char consent_json[] =
-        "{\"event_id\":\"cmp-1\",\"type\":\"consent_revoked\","
-        "\"user_id\":\"u_10007\",\"scope\":\"personalization\","
-        "\"occurred_at\":\"2026-11-22T12:00:03.333Z\"}";
+    "{\"event_id\":\"cmp-1\",\"type\":\"consent_revoked\","
+    "\"user_id\":\"u_10007\",\"scope\":\"personalization\","
+    "\"occurred_at\":\"2026-11-22T12:00:03.333Z\"}";
 static const char campaign_json[] =
-        "{\"event_id\":\"mkt-1\",\"type\":\"campaign_expired\","
-        "\"campaign_id\":\"cmp_winter_sale\","
-        "\"occurred_at\":\"2026-12-31T23:00:00+01:00\"}";
+    "{\"event_id\":\"mkt-1\",\"type\":\"campaign_expired\","
+    "\"campaign_id\":\"cmp_winter_sale\","
+    "\"occurred_at\":\"2026-12-31T23:00:00+01:00\"}";
 
 static int64_t ts(const char *s)
 {
@@ -52,8 +52,8 @@ static int64_t ts(const char *s)
 static void parse_ok(int topic, const char *json, rf_event_t *ev)
 {
         rf_rejection_t rej;
-        int rc = rf_event_parse(topic, NULL, 0, json, strlen(json), NULL, ev,
-                                &rej);
+        int rc =
+            rf_event_parse(topic, NULL, 0, json, strlen(json), NULL, ev, &rej);
 
         if (rc != RF_OK)
                 print_error("rejected: %s: %s\n", rf_reject2str(rej.reason),
@@ -80,8 +80,8 @@ static char *edit(const char *json, const char *field, const char *value)
 
         assert_non_null(root);
         if (value) {
-                json_t *v = json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                                       NULL);
+                json_t *v =
+                    json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
                 assert_non_null(v);
                 json_object_set_new(root, field, v);
         } else {
@@ -103,8 +103,7 @@ static void expect_reject_key(int topic, const char *key, size_t key_len,
 
         memset(&ev, 0xa5, sizeof(ev));
         rc = rf_event_parse(topic, key, key_len, json, len, lim, &ev, &rej);
-        if (rc == RF_OK || rej.reason != reason ||
-            !strstr(rej.msg, msg_part))
+        if (rc == RF_OK || rej.reason != reason || !strstr(rej.msg, msg_part))
                 print_error("%s %.200s: got %s \"%s\", want %s \"%s\"\n",
                             rf_topic(topic)->name, json,
                             rf_reject2str(rej.reason), rej.msg,
@@ -161,10 +160,11 @@ static void test_item_bans(void **state)
         expect_edit_reject(RF_TOPIC_ITEM_BANS, ban_json, "item_id", NULL,
                            RF_REJ_MISSING_FIELD, "missing field \"item_id\"");
         expect_edit_reject(RF_TOPIC_ITEM_BANS, ban_json, "reason", "5",
-                           RF_REJ_BAD_TYPE, "field \"reason\": expected string");
+                           RF_REJ_BAD_TYPE,
+                           "field \"reason\": expected string");
         char big[1100];
         memset(big, 'r', sizeof(big));
-        big[0]    = '"';
+        big[0] = '"';
         big[1026] = '"';
         big[1027] = '\0'; /* 1025 bytes of reason */
         expect_edit_reject(RF_TOPIC_ITEM_BANS, ban_json, "reason", big,
@@ -212,7 +212,8 @@ static void test_stock(void **state)
                            RF_REJ_BAD_TYPE,
                            "field \"in_stock\": expected boolean");
         expect_edit_reject(RF_TOPIC_STOCK, stock_json, "region", "[]",
-                           RF_REJ_BAD_TYPE, "field \"region\": expected string");
+                           RF_REJ_BAD_TYPE,
+                           "field \"region\": expected string");
 }
 
 static void test_user_hides(void **state)
@@ -232,7 +233,7 @@ static void test_user_hides(void **state)
 
         for (size_t i = 0; i < RF_ARRAY_SIZE(types); i++) {
                 const char *base =
-                        types[i].creator ? hide_creator_json : hide_item_json;
+                    types[i].creator ? hide_creator_json : hide_item_json;
                 char type[40];
 
                 snprintf(type, sizeof(type), "\"%s\"", types[i].type);
@@ -256,9 +257,8 @@ static void test_user_hides(void **state)
                                    RF_REJ_BAD_TYPE, need);
                 free(j);
         }
-        expect_edit_reject(RF_TOPIC_USER_HIDES, hide_item_json, "user_id",
-                           NULL, RF_REJ_MISSING_FIELD,
-                           "missing field \"user_id\"");
+        expect_edit_reject(RF_TOPIC_USER_HIDES, hide_item_json, "user_id", NULL,
+                           RF_REJ_MISSING_FIELD, "missing field \"user_id\"");
         /* The other kind's id, when given, is still checked. */
         expect_edit_reject(RF_TOPIC_USER_HIDES, hide_item_json, "creator_id",
                            "\"\"", RF_REJ_BAD_VALUE,
@@ -281,7 +281,7 @@ static void test_consent(void **state)
         for (size_t i = 0; i < RF_ARRAY_SIZE(scopes); i++) {
                 char v[40];
                 snprintf(v, sizeof(v), "\"%s\"", scopes[i]);
-                char *j  = edit(consent_json, "scope", v);
+                char *j = edit(consent_json, "scope", v);
                 char *j2 = edit(j, "type", "\"consent_granted\"");
                 parse_ok(RF_TOPIC_CONSENT, j2, &ev);
                 assert_int_equal(ev.type, RF_EV_CONSENT_GRANTED);
@@ -473,8 +473,8 @@ static void test_key(void **state)
                 /* the topic file names the same key field */
                 assert_string_equal(rf_topic(cases[i].topic)->key,
                                     cases[i].field);
-                assert_int_equal(rf_event_parse(cases[i].topic, key, klen,
-                                                json, len, NULL, &ev, &rej),
+                assert_int_equal(rf_event_parse(cases[i].topic, key, klen, json,
+                                                len, NULL, &ev, &rej),
                                  RF_OK);
                 rf_event_clear(&ev);
                 assert_int_equal(rf_event_parse(cases[i].topic, "", 0, json,
@@ -490,7 +490,7 @@ static void test_key(void **state)
                                   RF_REJ_KEY_MISMATCH, msg);
                 char *longer = malloc(klen + 2);
                 memcpy(longer, key, klen);
-                longer[klen]     = '\0';
+                longer[klen] = '\0';
                 longer[klen + 1] = 'x';
                 expect_reject_key(cases[i].topic, longer, klen + 2, json, len,
                                   NULL, RF_REJ_KEY_MISMATCH, msg);
@@ -499,15 +499,15 @@ static void test_key(void **state)
         char longkey[257];
         memset(longkey, 'k', sizeof(longkey));
         expect_reject_key(RF_TOPIC_ITEM_BANS, longkey, sizeof(longkey),
-                          ban_json, strlen(ban_json), NULL,
-                          RF_REJ_ID_TOO_LONG, "message key");
+                          ban_json, strlen(ban_json), NULL, RF_REJ_ID_TOO_LONG,
+                          "message key");
 }
 
 static void test_limits(void **state)
 {
         (void)state;
         rf_limits_t lim = rf_limits_default;
-        size_t len      = strlen(ban_json);
+        size_t len = strlen(ban_json);
         rf_rejection_t rej;
         rf_event_t ev;
 
@@ -522,7 +522,7 @@ static void test_limits(void **state)
 
         /* ids: "ts-evt-8c1f" is the longest id (11 bytes); the free-text
          * reason (16 bytes) is not an id */
-        lim            = rf_limits_default;
+        lim = rf_limits_default;
         lim.max_id_len = 11;
         assert_int_equal(rf_event_parse(RF_TOPIC_ITEM_BANS, NULL, 0, ban_json,
                                         len, &lim, &ev, &rej),
@@ -587,8 +587,7 @@ static void test_json_too_deep(void **state)
         };
 
         for (size_t i = 0; i < RF_ARRAY_SIZE(cases); i++) {
-                int got = rf_json_too_deep(cases[i].text,
-                                           strlen(cases[i].text),
+                int got = rf_json_too_deep(cases[i].text, strlen(cases[i].text),
                                            cases[i].max);
                 if (got != cases[i].deep)
                         print_error("%s max %d: got %d\n", cases[i].text,
@@ -609,8 +608,8 @@ static void test_type_names(void **state)
 {
         (void)state;
         static const char *names[RF_EV__CNT] = {
-                "item_banned",    "item_unbanned",   "stock_changed",
-                "item_hidden",    "item_unhidden",   "creator_hidden",
+                "item_banned",      "item_unbanned",   "stock_changed",
+                "item_hidden",      "item_unhidden",   "creator_hidden",
                 "creator_unhidden", "consent_revoked", "consent_granted",
                 "campaign_expired",
         };

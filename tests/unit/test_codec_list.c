@@ -19,41 +19,40 @@
 /* A valid list with every optional field; items[3] exists for the nested
  * rejection cases. */
 static const char base_json[] =
-        "{\"subject_id\":\"u_48213907\",\"surface\":\"home\","
-        "\"context_key\":\"shelf:because-you-watched:m_2231\","
-        "\"region\":\"eu-west\",\"list_id\":\"lst_0001\","
-        "\"run_id\":\"batch-0042\","
-        "\"generated_at\":\"2026-11-22T09:14:00.000Z\","
-        "\"expires_at\":\"2026-11-23T09:14:00.000Z\","
-        "\"model_version\":\"ranker-v31.4\","
-        "\"policy_version\":\"policy-2026-11-01\","
-        "\"feature_set_version\":\"fs-118\","
-        "\"items\":["
-        "{\"item_id\":\"m_7731\",\"score\":0.9312,\"creator_id\":\"c_2201\","
-        "\"campaign_id\":\"cmp_winter_sale\","
-        "\"reason_codes\":[\"similar_to_watched\",\"trending_in_region\"],"
-        "\"source_provenance\":{\"z\":1,\"candidate_source\":\"two_tower\"}},"
-        "{\"item_id\":\"m_1088\",\"score\":0.1,\"creator_id\":\"c_0419\","
-        "\"reason_codes\":[\"new_from_followed_creator\"],"
-        "\"source_provenance\":[\"ann\",\"recency\"]},"
-        "{\"item_id\":\"m_5512\",\"score\":-0.00125,"
-        "\"source_provenance\":\"popularity_backfill\"},"
-        "{\"item_id\":\"m_9004\",\"score\":1e+300}]}";
+    "{\"subject_id\":\"u_48213907\",\"surface\":\"home\","
+    "\"context_key\":\"shelf:because-you-watched:m_2231\","
+    "\"region\":\"eu-west\",\"list_id\":\"lst_0001\","
+    "\"run_id\":\"batch-0042\","
+    "\"generated_at\":\"2026-11-22T09:14:00.000Z\","
+    "\"expires_at\":\"2026-11-23T09:14:00.000Z\","
+    "\"model_version\":\"ranker-v31.4\","
+    "\"policy_version\":\"policy-2026-11-01\","
+    "\"feature_set_version\":\"fs-118\","
+    "\"items\":["
+    "{\"item_id\":\"m_7731\",\"score\":0.9312,\"creator_id\":\"c_2201\","
+    "\"campaign_id\":\"cmp_winter_sale\","
+    "\"reason_codes\":[\"similar_to_watched\",\"trending_in_region\"],"
+    "\"source_provenance\":{\"z\":1,\"candidate_source\":\"two_tower\"}},"
+    "{\"item_id\":\"m_1088\",\"score\":0.1,\"creator_id\":\"c_0419\","
+    "\"reason_codes\":[\"new_from_followed_creator\"],"
+    "\"source_provenance\":[\"ann\",\"recency\"]},"
+    "{\"item_id\":\"m_5512\",\"score\":-0.00125,"
+    "\"source_provenance\":\"popularity_backfill\"},"
+    "{\"item_id\":\"m_9004\",\"score\":1e+300}]}";
 
 static const char min_json[] =
-        "{\"subject_id\":\"u_10007\",\"surface\":\"search\","
-        "\"list_id\":\"lst_inc_1\","
-        "\"generated_at\":\"2026-11-22T09:14:00Z\","
-        "\"expires_at\":\"2026-11-22T21:14:00+01:00\","
-        "\"model_version\":\"ranker-v31.4\","
-        "\"items\":[{\"item_id\":\"m_3001\",\"score\":12}]}";
+    "{\"subject_id\":\"u_10007\",\"surface\":\"search\","
+    "\"list_id\":\"lst_inc_1\","
+    "\"generated_at\":\"2026-11-22T09:14:00Z\","
+    "\"expires_at\":\"2026-11-22T21:14:00+01:00\","
+    "\"model_version\":\"ranker-v31.4\","
+    "\"items\":[{\"item_id\":\"m_3001\",\"score\":12}]}";
 
 static rf_list_t *parse_ok(const char *json)
 {
         rf_rejection_t rej;
         rf_list_t *l = NULL;
-        int rc = rf_list_from_json(NULL, 0, json, strlen(json), NULL, &l,
-                                   &rej);
+        int rc = rf_list_from_json(NULL, 0, json, strlen(json), NULL, &l, &rej);
 
         if (rc != RF_OK)
                 print_error("rejected: %s: %s\n", rf_reject2str(rej.reason),
@@ -81,8 +80,8 @@ static char *edit(const char *json, const char *path, const char *value)
                 assert_non_null(obj);
         }
         if (value) {
-                json_t *v = json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                                       NULL);
+                json_t *v =
+                    json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
                 assert_non_null(v);
                 json_object_set_new(obj, field, v);
         } else {
@@ -93,16 +92,14 @@ static char *edit(const char *json, const char *path, const char *value)
         return out;
 }
 
-static void expect_reject(const char *json, size_t len,
-                          const rf_limits_t *lim, rf_reject_t reason,
-                          const char *msg_part)
+static void expect_reject(const char *json, size_t len, const rf_limits_t *lim,
+                          rf_reject_t reason, const char *msg_part)
 {
         rf_rejection_t rej;
         rf_list_t *l = (rf_list_t *)1;
         int rc = rf_list_from_json(NULL, 0, json, len, lim, &l, &rej);
 
-        if (rc == RF_OK || rej.reason != reason ||
-            !strstr(rej.msg, msg_part))
+        if (rc == RF_OK || rej.reason != reason || !strstr(rej.msg, msg_part))
                 print_error("json %.200s: got %s \"%s\", want %s \"%s\"\n",
                             json, rf_reject2str(rej.reason), rej.msg,
                             rf_reject2str(reason), msg_part);
@@ -148,8 +145,7 @@ static void test_full_list_fields(void **state)
 
         assert_string_equal(l->subject_id, "u_48213907");
         assert_string_equal(l->surface, "home");
-        assert_string_equal(l->context_key,
-                            "shelf:because-you-watched:m_2231");
+        assert_string_equal(l->context_key, "shelf:because-you-watched:m_2231");
         assert_string_equal(l->region, "eu-west");
         assert_string_equal(l->list_id, "lst_0001");
         assert_string_equal(l->run_id, "batch-0042");
@@ -173,8 +169,7 @@ static void test_full_list_fields(void **state)
         assert_string_equal(e->provenance,
                             "{\"candidate_source\":\"two_tower\",\"z\":1}");
         assert_string_equal(l->items[1].provenance, "[\"ann\",\"recency\"]");
-        assert_string_equal(l->items[2].provenance,
-                            "\"popularity_backfill\"");
+        assert_string_equal(l->items[2].provenance, "\"popularity_backfill\"");
         assert_true(l->items[2].score == -0.00125);
         e = &l->items[3];
         assert_string_equal(e->creator_id, "");
@@ -252,17 +247,17 @@ static void roundtrip(const char *json)
         json_t *items = json_object_get(orig, "items");
         for (size_t i = 0; i < json_array_size(items); i++) {
                 json_t *it = json_array_get(items, i);
-                json_t *s  = json_object_get(it, "score");
+                json_t *s = json_object_get(it, "score");
                 json_object_set_new(it, "score",
                                     json_real(json_number_value(s)));
         }
         char ts[40];
-        json_object_set_new(orig, "generated_at",
-                            json_string(rf_time_format(a->generated_at, ts,
-                                                       sizeof(ts))));
-        json_object_set_new(orig, "expires_at",
-                            json_string(rf_time_format(a->expires_at, ts,
-                                                       sizeof(ts))));
+        json_object_set_new(
+            orig, "generated_at",
+            json_string(rf_time_format(a->generated_at, ts, sizeof(ts))));
+        json_object_set_new(
+            orig, "expires_at",
+            json_string(rf_time_format(a->expires_at, ts, sizeof(ts))));
         if (!json_object_get(orig, "context_key"))
                 json_object_set_new(orig, "context_key", json_string(""));
         if (!json_equal(orig, back)) {
@@ -309,8 +304,8 @@ static void test_encode_handmade_list(void **state)
                 { "i1", 1.5, "", "", rcs, 3, "{\"k\":1}" },
                 { "i2", -0.0, "c", "cmp", NULL, 0, "" },
         };
-        rf_list_t l = { "s", "home", "", "", "lid", "", "mv", "", "",
-                        1, -2, items, 2, NULL };
+        rf_list_t l = { "s", "home", "", "", "lid", "", "mv",
+                        "",  "",     1,  -2, items, 2,  NULL };
         rf_buf_t b = { 0 };
         rf_list_t *d;
 
@@ -409,8 +404,8 @@ static void test_decode_truncated_and_corrupt(void **state)
 static void test_decode_huge_counts(void **state)
 {
         (void)state;
-        rf_list_t l = { "s", "home", "", "", "lid", "", "mv", "", "",
-                        0, 0, NULL, 0, NULL };
+        rf_list_t l = { "s", "home", "", "", "lid", "", "mv",
+                        "",  "",     0,  0,  NULL,  0,  NULL };
         rf_buf_t b = { 0 };
         rf_list_t *d;
 
@@ -420,8 +415,7 @@ static void test_decode_huge_counts(void **state)
         rf_buf_put_varint(&b, (uint64_t)1 << 62);
         rf_buf_append(&b, "0123456789abcdefghijk", 21);
         assert_int_equal(rf_list_decode(b.data, b.len, &d), RF_EINVAL);
-        assert_int_equal(rf_list_decode_header(b.data, b.len, &d),
-                         RF_EINVAL);
+        assert_int_equal(rf_list_decode_header(b.data, b.len, &d), RF_EINVAL);
 
         /* One item claiming 2^40 reason codes. */
         rf_buf_reset(&b);
@@ -535,8 +529,8 @@ static void test_rejections(void **state)
                   "field \"generated_at\": not an RFC 3339 timestamp" },
                 { "expires_at", "\"2026-02-30T00:00:00Z\"",
                   RF_REJ_BAD_TIMESTAMP, "field \"expires_at\"" },
-                { "expires_at", "\"2026-11-22 09:14:00\"",
-                  RF_REJ_BAD_TIMESTAMP, "field \"expires_at\"" },
+                { "expires_at", "\"2026-11-22 09:14:00\"", RF_REJ_BAD_TIMESTAMP,
+                  "field \"expires_at\"" },
                 { "expires_at", "\"2026-11-22T09:14:00Z\\u0000junk\"",
                   RF_REJ_BAD_TIMESTAMP, "field \"expires_at\"" },
         };
@@ -590,15 +584,14 @@ static void test_limits(void **state)
 {
         (void)state;
         rf_limits_t lim = rf_limits_default;
-        size_t len      = strlen(base_json);
+        size_t len = strlen(base_json);
         rf_list_t *l;
         rf_rejection_t rej;
 
         /* size: the exact length passes, one byte less fails */
         lim.max_record_bytes = len;
-        assert_int_equal(rf_list_from_json(NULL, 0, base_json, len, &lim, &l,
-                                           &rej),
-                         RF_OK);
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, base_json, len, &lim, &l, &rej), RF_OK);
         rf_list_destroy(l);
         lim.max_record_bytes = len - 1;
         expect_reject(base_json, len, &lim, RF_REJ_TOO_LARGE, "over the limit");
@@ -606,9 +599,8 @@ static void test_limits(void **state)
 
         /* items: 4 pass a limit of 4, not of 3 */
         lim.max_items_per_list = 4;
-        assert_int_equal(rf_list_from_json(NULL, 0, base_json, len, &lim, &l,
-                                           &rej),
-                         RF_OK);
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, base_json, len, &lim, &l, &rej), RF_OK);
         rf_list_destroy(l);
         lim.max_items_per_list = 3;
         expect_reject(base_json, len, &lim, RF_REJ_TOO_MANY_ITEMS,
@@ -617,9 +609,8 @@ static void test_limits(void **state)
 
         /* ids: the longest is "shelf:because-you-watched:m_2231" (32) */
         lim.max_id_len = 32;
-        assert_int_equal(rf_list_from_json(NULL, 0, base_json, len, &lim, &l,
-                                           &rej),
-                         RF_OK);
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, base_json, len, &lim, &l, &rej), RF_OK);
         rf_list_destroy(l);
         lim.max_id_len = 31;
         expect_reject(base_json, len, &lim, RF_REJ_ID_TOO_LONG,
@@ -628,9 +619,9 @@ static void test_limits(void **state)
 
         char long_id[300];
         memset(long_id, 'x', sizeof(long_id));
-        long_id[0]                   = '"';
-        long_id[258]                 = '"';
-        long_id[259]                 = '\0'; /* 257 bytes of id */
+        long_id[0] = '"';
+        long_id[258] = '"';
+        long_id[259] = '\0'; /* 257 bytes of id */
         char *j = edit(base_json, "items[3].item_id", long_id);
         expect_reject(j, strlen(j), NULL, RF_REJ_ID_TOO_LONG,
                       "items[3]: field \"item_id\": longer than 256 bytes");
@@ -639,9 +630,8 @@ static void test_limits(void **state)
         /* depth: base_json nests 3 deep (root, items, an item, and its
          * provenance object makes 4) */
         lim.max_json_depth = 4;
-        assert_int_equal(rf_list_from_json(NULL, 0, base_json, len, &lim, &l,
-                                           &rej),
-                         RF_OK);
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, base_json, len, &lim, &l, &rej), RF_OK);
         rf_list_destroy(l);
         lim.max_json_depth = 3;
         expect_reject(base_json, len, &lim, RF_REJ_TOO_DEEP, "deeper than 3");
@@ -665,14 +655,13 @@ static void test_key(void **state)
         rf_rejection_t rej;
         rf_list_t *l;
 
-        assert_int_equal(rf_list_from_json("u_48213907", 10, base_json, len,
-                                           NULL, &l, &rej),
-                         RF_OK);
+        assert_int_equal(
+            rf_list_from_json("u_48213907", 10, base_json, len, NULL, &l, &rej),
+            RF_OK);
         rf_list_destroy(l);
         /* empty key: not checked */
-        assert_int_equal(rf_list_from_json("", 0, base_json, len, NULL, &l,
-                                           &rej),
-                         RF_OK);
+        assert_int_equal(
+            rf_list_from_json("", 0, base_json, len, NULL, &l, &rej), RF_OK);
         rf_list_destroy(l);
         static const char *bad[] = { "u_4821390", "u_482139070", "U_48213907",
                                      "u_48213908" };
@@ -709,13 +698,12 @@ static void test_to_json_shape(void **state)
 
         rf_list_to_json(l, &out);
         assert_string_equal(
-                out.data,
-                "{\"subject_id\":\"u_10007\",\"surface\":\"search\","
-                "\"context_key\":\"\",\"list_id\":\"lst_inc_1\","
-                "\"generated_at\":\"2026-11-22T09:14:00.000Z\","
-                "\"expires_at\":\"2026-11-22T20:14:00.000Z\","
-                "\"model_version\":\"ranker-v31.4\","
-                "\"items\":[{\"item_id\":\"m_3001\",\"score\":12.0}]}");
+            out.data, "{\"subject_id\":\"u_10007\",\"surface\":\"search\","
+                      "\"context_key\":\"\",\"list_id\":\"lst_inc_1\","
+                      "\"generated_at\":\"2026-11-22T09:14:00.000Z\","
+                      "\"expires_at\":\"2026-11-22T20:14:00.000Z\","
+                      "\"model_version\":\"ranker-v31.4\","
+                      "\"items\":[{\"item_id\":\"m_3001\",\"score\":12.0}]}");
         rf_buf_free(&out);
         rf_list_destroy(l);
         rf_list_destroy(NULL); /* a no-op */

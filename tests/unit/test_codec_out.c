@@ -87,10 +87,10 @@ static int type_is(json_t *v, const char *type)
 static void check_schema(json_t *schema, json_t *v, const char *path)
 {
         json_t *type = json_object_get(schema, "type");
-        json_t *en   = json_object_get(schema, "enum");
+        json_t *en = json_object_get(schema, "enum");
         json_t *minl = json_object_get(schema, "minLength");
-        json_t *fmt  = json_object_get(schema, "format");
-        json_t *req  = json_object_get(schema, "required");
+        json_t *fmt = json_object_get(schema, "format");
+        json_t *req = json_object_get(schema, "required");
         json_t *props = json_object_get(schema, "properties");
         const char *key;
         json_t *x;
@@ -160,20 +160,20 @@ static void test_dlq_exact(void **state)
         rf_rejection_t rej = { RF_REJ_MISSING_FIELD,
                                "missing field \"item_id\"" };
         const char value[] = "{\"event_id\":\"e1\",\"type\":\"item_banned\"}";
-        rf_buf_t out       = { 0 };
+        rf_buf_t out = { 0 };
         json_t *o;
 
         o = dlq(&src, "m_7731", 6, value, strlen(value), &rej, 65536, &out);
         assert_string_equal(
-                out.data,
-                "{\"source\":{\"topic\":\"recs.item-bans.v1\",\"partition\":3,"
-                "\"offset\":1234,\"timestamp\":\"2026-11-22T10:02:17.431Z\"},"
-                "\"reason\":\"missing_field\","
-                "\"error\":\"missing field \\\"item_id\\\"\","
-                "\"key\":\"m_7731\","
-                "\"value\":\"{\\\"event_id\\\":\\\"e1\\\",\\\"type\\\":"
-                "\\\"item_banned\\\"}\","
-                "\"rejected_at\":\"2026-11-22T10:02:18.000Z\"}");
+            out.data,
+            "{\"source\":{\"topic\":\"recs.item-bans.v1\",\"partition\":3,"
+            "\"offset\":1234,\"timestamp\":\"2026-11-22T10:02:17.431Z\"},"
+            "\"reason\":\"missing_field\","
+            "\"error\":\"missing field \\\"item_id\\\"\","
+            "\"key\":\"m_7731\","
+            "\"value\":\"{\\\"event_id\\\":\\\"e1\\\",\\\"type\\\":"
+            "\\\"item_banned\\\"}\","
+            "\"rejected_at\":\"2026-11-22T10:02:18.000Z\"}");
         /* The original value comes back byte for byte. */
         assert_string_equal(json_string_value(json_object_get(o, "value")),
                             value);
@@ -184,16 +184,15 @@ static void test_dlq_exact(void **state)
 static void test_dlq_optional_parts(void **state)
 {
         (void)state;
-        rf_source_t s      = { "recs.lists.v1", 0, 0, -1 };
+        rf_source_t s = { "recs.lists.v1", 0, 0, -1 };
         rf_rejection_t rej = { RF_REJ_INVALID_JSON, "invalid JSON at byte 0" };
-        rf_buf_t out       = { 0 };
+        rf_buf_t out = { 0 };
         json_t *o;
 
         /* no key, no record timestamp, tombstone value */
         o = dlq(&s, NULL, 0, NULL, 0, &rej, 100, &out);
         assert_null(json_object_get(o, "key"));
-        assert_null(json_object_get(json_object_get(o, "source"),
-                                    "timestamp"));
+        assert_null(json_object_get(json_object_get(o, "source"), "timestamp"));
         assert_null(json_object_get(o, "value"));
         assert_null(json_object_get(o, "value_base64"));
         assert_null(json_object_get(o, "value_truncated"));
@@ -202,8 +201,7 @@ static void test_dlq_optional_parts(void **state)
         /* empty key and value are kept as empty strings */
         o = dlq(&s, "", 0, "", 0, &rej, 100, &out);
         assert_string_equal(json_string_value(json_object_get(o, "key")), "");
-        assert_string_equal(json_string_value(json_object_get(o, "value")),
-                            "");
+        assert_string_equal(json_string_value(json_object_get(o, "value")), "");
         json_decref(o);
 
         /* a key that is not UTF-8 is left out (the DLQ record's own key
@@ -237,7 +235,7 @@ static void test_dlq_binary_and_nul(void **state)
                 { "hello \xc3", 7, "aGVsbG8gww==" },
         };
         rf_rejection_t rej = { RF_REJ_INVALID_JSON, "invalid JSON" };
-        rf_buf_t out       = { 0 };
+        rf_buf_t out = { 0 };
         json_t *o;
 
         for (size_t i = 0; i < RF_ARRAY_SIZE(cases); i++) {
@@ -245,8 +243,8 @@ static void test_dlq_binary_and_nul(void **state)
                         &out);
                 assert_null(json_object_get(o, "value"));
                 assert_string_equal(
-                        json_string_value(json_object_get(o, "value_base64")),
-                        cases[i].b64);
+                    json_string_value(json_object_get(o, "value_base64")),
+                    cases[i].b64);
                 json_decref(o);
         }
 
@@ -280,31 +278,30 @@ static void test_dlq_truncation(void **state)
                 { 10, "h\xc3\xa9llo " },
         };
         rf_rejection_t rej = { RF_REJ_TOO_LARGE, "record too large" };
-        rf_buf_t out       = { 0 };
+        rf_buf_t out = { 0 };
         json_t *o;
 
         for (size_t i = 0; i < RF_ARRAY_SIZE(cases); i++) {
                 o = dlq(&src, NULL, 0, v, vlen, &rej, cases[i].max, &out);
                 assert_string_equal(
-                        json_string_value(json_object_get(o, "value")),
-                        cases[i].want);
-                assert_true(json_is_true(
-                        json_object_get(o, "value_truncated")));
+                    json_string_value(json_object_get(o, "value")),
+                    cases[i].want);
+                assert_true(
+                    json_is_true(json_object_get(o, "value_truncated")));
                 json_decref(o);
         }
         /* at or under the limit: whole, no flag */
         for (size_t max = vlen; max <= vlen + 1; max++) {
                 o = dlq(&src, NULL, 0, v, vlen, &rej, max, &out);
                 assert_string_equal(
-                        json_string_value(json_object_get(o, "value")), v);
+                    json_string_value(json_object_get(o, "value")), v);
                 assert_null(json_object_get(o, "value_truncated"));
                 json_decref(o);
         }
         /* binary: cut to exactly max bytes, then base64 */
         o = dlq(&src, NULL, 0, "\xff\xfe\xfd\xfc", 4, &rej, 2, &out);
         assert_string_equal(
-                json_string_value(json_object_get(o, "value_base64")),
-                "//4=");
+            json_string_value(json_object_get(o, "value_base64")), "//4=");
         assert_true(json_is_true(json_object_get(o, "value_truncated")));
         json_decref(o);
         rf_buf_free(&out);
@@ -321,15 +318,15 @@ static void test_dlq_every_reason(void **state)
                 rf_reject(&rej, (rf_reject_t)r, "reason %d", r);
                 json_t *o = dlq(&src, "k", 1, "v", 1, &rej, 10, &out);
                 assert_string_equal(
-                        json_string_value(json_object_get(o, "reason")),
-                        rf_reject2str((rf_reject_t)r));
+                    json_string_value(json_object_get(o, "reason")),
+                    rf_reject2str((rf_reject_t)r));
                 json_decref(o);
         }
         /* ...and the enum has nothing we never write. */
         json_t *en = json_object_get(
-                json_object_get(json_object_get(dlq_schema, "properties"),
-                                "reason"),
-                "enum");
+            json_object_get(json_object_get(dlq_schema, "properties"),
+                            "reason"),
+            "enum");
         assert_int_equal(json_array_size(en), RF_REJ__CNT - 1);
         rf_buf_free(&out);
 }
@@ -339,15 +336,15 @@ static void test_invalidation(void **state)
         (void)state;
         static const char *kinds[] = { "item", "creator", "campaign", "user" };
         rf_invalidation_t inv = {
-                .subject_id     = "u_48213907",
-                .surface        = "home",
-                .context_key    = "",
-                .list_id        = "lst_0001",
-                .cause          = "item_banned",
-                .event_id       = "ts-evt-8c1f",
-                .entity_kind    = "item",
-                .entity_id      = "m_7731",
-                .occurred_at    = T_RECORD,
+                .subject_id = "u_48213907",
+                .surface = "home",
+                .context_key = "",
+                .list_id = "lst_0001",
+                .cause = "item_banned",
+                .event_id = "ts-evt-8c1f",
+                .entity_kind = "item",
+                .entity_id = "m_7731",
+                .occurred_at = T_RECORD,
                 .invalidated_at = T_NOW,
         };
         rf_buf_t out = { 0 };
@@ -355,27 +352,25 @@ static void test_invalidation(void **state)
 
         rf_invalidation_encode(&out, &inv);
         assert_string_equal(
-                out.data,
-                "{\"subject_id\":\"u_48213907\",\"surface\":\"home\","
-                "\"context_key\":\"\",\"list_id\":\"lst_0001\","
-                "\"cause\":\"item_banned\",\"event_id\":\"ts-evt-8c1f\","
-                "\"entity\":{\"kind\":\"item\",\"id\":\"m_7731\"},"
-                "\"occurred_at\":\"2026-11-22T10:02:17.431Z\","
-                "\"invalidated_at\":\"2026-11-22T10:02:18.000Z\"}");
+            out.data, "{\"subject_id\":\"u_48213907\",\"surface\":\"home\","
+                      "\"context_key\":\"\",\"list_id\":\"lst_0001\","
+                      "\"cause\":\"item_banned\",\"event_id\":\"ts-evt-8c1f\","
+                      "\"entity\":{\"kind\":\"item\",\"id\":\"m_7731\"},"
+                      "\"occurred_at\":\"2026-11-22T10:02:17.431Z\","
+                      "\"invalidated_at\":\"2026-11-22T10:02:18.000Z\"}");
 
         /* Every event type is a cause the schema knows; every kind too. */
         for (int t = 0; t < RF_EV__CNT; t++) {
-                inv.cause       = rf_event_type2str((rf_event_type_t)t);
+                inv.cause = rf_event_type2str((rf_event_type_t)t);
                 inv.entity_kind = kinds[t % RF_ARRAY_SIZE(kinds)];
-                inv.list_id     = t % 2 ? "" : "lst_0001"; /* list gone */
+                inv.list_id = t % 2 ? "" : "lst_0001"; /* list gone */
                 rf_buf_reset(&out);
                 rf_invalidation_encode(&out, &inv);
                 o = json_loadb(out.data, out.len, 0, NULL);
                 assert_non_null(o);
                 check_schema(inv_schema, o, "invalidation");
                 assert_string_equal(
-                        json_string_value(json_object_get(o, "cause")),
-                        inv.cause);
+                    json_string_value(json_object_get(o, "cause")), inv.cause);
                 json_decref(o);
         }
 
