@@ -53,13 +53,11 @@ static void dead_letter(rf_apply_ctx_t *ctx, const rf_record_t *rec,
                 rf_log_warn("apply",
                             "rejected %s [%d] @%lld: %s: %s (%llu so far)",
                             rec->topic_name, (int)rec->partition,
-                            (long long)rec->offset,
-                            rf_reject2str(rej->reason), rej->msg,
-                            (unsigned long long)n + 1);
+                            (long long)rec->offset, rf_reject2str(rej->reason),
+                            rej->msg, (unsigned long long)n + 1);
         rf_buf_reset(&ctx->scratch2);
-        rf_dlq_encode(&ctx->scratch2, &src, rec->key, rec->key_len,
-                      rec->value, rec->value_len, rej, DLQ_MAX_VALUE_BYTES,
-                      ctx->now_ms);
+        rf_dlq_encode(&ctx->scratch2, &src, rec->key, rec->key_len, rec->value,
+                      rec->value_len, rej, DLQ_MAX_VALUE_BYTES, ctx->now_ms);
         rf_outbox_put(ctx->outbox, ctx->txn, RF_TOPIC_DLQ, rec->key,
                       rec->key ? rec->key_len : 0, ctx->scratch2.data,
                       ctx->scratch2.len);
@@ -121,8 +119,8 @@ int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec)
                 if (rf_list_from_json(rec->key, rec->key_len, rec->value,
                                       rec->value_len, &ctx->limits, &list,
                                       &rej) == 0) {
-                        RF_METRIC_INC(events_consumed[RF_TOPIC_LISTS]
-                                                     [RF_EV_LIST]);
+                        RF_METRIC_INC(
+                            events_consumed[RF_TOPIC_LISTS][RF_EV_LIST]);
                         r = rf_lists_apply(ctx, list);
                         rf_list_destroy(list);
                 }

@@ -34,8 +34,8 @@ rf_broker_t *rf_broker_new(int broker_cnt, int partitions, char *errstr,
                 free(b);
                 return NULL;
         }
-        b->mc = rd_kafka_mock_cluster_new(b->rk, broker_cnt > 0 ? broker_cnt
-                                                                : 1);
+        b->mc =
+            rd_kafka_mock_cluster_new(b->rk, broker_cnt > 0 ? broker_cnt : 1);
         if (!b->mc) {
                 snprintf(errstr, errstr_size,
                          "embedded broker: cannot start mock cluster");
@@ -46,7 +46,7 @@ rf_broker_t *rf_broker_new(int broker_cnt, int partitions, char *errstr,
         for (int t = 0; t < RF_TOPIC__CNT; t++) {
                 const rf_topic_def_t *d = rf_topic(t);
                 rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(
-                        b->mc, d->name, rf_broker_partitions(b, d->name), 1);
+                    b->mc, d->name, rf_broker_partitions(b, d->name), 1);
                 if (e) {
                         snprintf(errstr, errstr_size,
                                  "embedded broker: create %s: %s", d->name,

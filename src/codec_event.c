@@ -302,6 +302,33 @@ static int get_required_string(json_t *root, const char *name, const char **sp,
         return 0;
 }
 
+/* Reads the required RFC 3339 timestamp \p name (a NUL in it makes it a bad
+ * timestamp, not a bad value, as for lists). */
+static int get_time(json_t *root, const char *name, int64_t *msp,
+                    rf_rejection_t *rej)
+{
+        json_t *v = json_object_get(root, name);
+        const char *s;
+
+        if (!v) {
+                rf_reject(rej, RF_REJ_MISSING_FIELD, "missing field \"%s\"",
+                          name);
+                return -1;
+        }
+        if (!json_is_string(v)) {
+                rf_reject(rej, RF_REJ_BAD_TYPE, "field \"%s\": expected string",
+                          name);
+                return -1;
+        }
+        s = json_string_value(v);
+        if (strlen(s) != json_string_length(v) || rf_time_parse(s, msp)) {
+                rf_reject(rej, RF_REJ_BAD_TIMESTAMP,
+                          "field \"%s\": not an RFC 3339 timestamp", name);
+                return -1;
+        }
+        return 0;
+}
+
 /* Resolves "type" to one carried by \p topic. */
 static int get_type(json_t *root, int topic, rf_event_type_t *tp,
                     rf_rejection_t *rej)
@@ -396,13 +423,8 @@ int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
                                &s[f], &slen[f], rej))
                         goto fail;
         }
-        if (get_required_string(root, "occurred_at", &str, rej))
+        if (get_time(root, "occurred_at", &occurred_at, rej))
                 goto fail;
-        if (rf_time_parse(str, &occurred_at)) {
-                rf_reject(rej, RF_REJ_BAD_TIMESTAMP,
-                          "field \"occurred_at\": not an RFC 3339 timestamp");
-                goto fail;
-        }
         if (topic == RF_TOPIC_STOCK) {
                 if (!(v = json_object_get(root, "in_stock"))) {
                         rf_reject(rej, RF_REJ_MISSING_FIELD,

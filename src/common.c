@@ -12,10 +12,10 @@
 #include "recfresh/common.h"
 
 const rf_limits_t rf_limits_default = {
-        .max_record_bytes   = 1024 * 1024,
+        .max_record_bytes = 1024 * 1024,
         .max_items_per_list = 1000,
-        .max_id_len         = 256,
-        .max_json_depth     = 16,
+        .max_id_len = 256,
+        .max_json_depth = 16,
 };
 
 const char *rf_err2str(int err)
@@ -49,19 +49,19 @@ const char *rf_err2str(int err)
 }
 
 static const char *reject_names[RF_REJ__CNT] = {
-        [RF_REJ_NONE]           = "none",
-        [RF_REJ_INVALID_JSON]   = "invalid_json",
-        [RF_REJ_MISSING_FIELD]  = "missing_field",
-        [RF_REJ_BAD_TYPE]       = "bad_type",
-        [RF_REJ_BAD_VALUE]      = "bad_value",
-        [RF_REJ_UNKNOWN_TYPE]   = "unknown_type",
-        [RF_REJ_BAD_TIMESTAMP]  = "bad_timestamp",
-        [RF_REJ_TOO_LARGE]      = "too_large",
+        [RF_REJ_NONE] = "none",
+        [RF_REJ_INVALID_JSON] = "invalid_json",
+        [RF_REJ_MISSING_FIELD] = "missing_field",
+        [RF_REJ_BAD_TYPE] = "bad_type",
+        [RF_REJ_BAD_VALUE] = "bad_value",
+        [RF_REJ_UNKNOWN_TYPE] = "unknown_type",
+        [RF_REJ_BAD_TIMESTAMP] = "bad_timestamp",
+        [RF_REJ_TOO_LARGE] = "too_large",
         [RF_REJ_TOO_MANY_ITEMS] = "too_many_items",
-        [RF_REJ_ID_TOO_LONG]    = "id_too_long",
-        [RF_REJ_TOO_DEEP]       = "too_deep",
-        [RF_REJ_KEY_MISMATCH]   = "key_mismatch",
-        [RF_REJ_UNKNOWN_TOPIC]  = "unknown_topic",
+        [RF_REJ_ID_TOO_LONG] = "id_too_long",
+        [RF_REJ_TOO_DEEP] = "too_deep",
+        [RF_REJ_KEY_MISMATCH] = "key_mismatch",
+        [RF_REJ_UNKNOWN_TOPIC] = "unknown_topic",
 };
 
 const char *rf_reject2str(rf_reject_t r)
@@ -139,20 +139,18 @@ int rf_time_parse(const char *s, int64_t *msp)
 
         if (!s)
                 return RF_EINVAL;
-        if (parse_digits(&s, 4, &Y) || *s++ != '-' ||
-            parse_digits(&s, 2, &M) || *s++ != '-' ||
-            parse_digits(&s, 2, &D) || (*s != 'T' && *s != 't'))
+        if (parse_digits(&s, 4, &Y) || *s++ != '-' || parse_digits(&s, 2, &M) ||
+            *s++ != '-' || parse_digits(&s, 2, &D) || (*s != 'T' && *s != 't'))
                 return RF_EINVAL;
         s++;
-        if (parse_digits(&s, 2, &h) || *s++ != ':' ||
-            parse_digits(&s, 2, &m) || *s++ != ':' ||
-            parse_digits(&s, 2, &sec))
+        if (parse_digits(&s, 2, &h) || *s++ != ':' || parse_digits(&s, 2, &m) ||
+            *s++ != ':' || parse_digits(&s, 2, &sec))
                 return RF_EINVAL;
-        if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 ||
-            m > 59 || sec > 60)
+        if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || m > 59 ||
+            sec > 60)
                 return RF_EINVAL;
-        if (M == 2 && D == 29 && !((Y % 4 == 0 && Y % 100 != 0) ||
-                                   Y % 400 == 0))
+        if (M == 2 && D == 29 &&
+            !((Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0))
                 return RF_EINVAL;
         if (*s == '.') {
                 int digits = 0;
@@ -213,8 +211,7 @@ char *rf_time_format(int64_t ms, char *buf, size_t size)
 
 static void oom(size_t size)
 {
-        fprintf(stderr, "recfresh: out of memory allocating %zu bytes\n",
-                size);
+        fprintf(stderr, "recfresh: out of memory allocating %zu bytes\n", size);
         abort();
 }
 
@@ -377,8 +374,7 @@ const char *rf_cur_str(rf_cur_t *c, size_t *lenp)
 {
         uint64_t len = rf_cur_varint(c);
 
-        if (c->err || len >= (uint64_t)(c->end - c->p) ||
-            c->p[len] != '\0') {
+        if (c->err || len >= (uint64_t)(c->end - c->p) || c->p[len] != '\0') {
                 c->err = RF_EINVAL;
                 if (lenp)
                         *lenp = 0;

@@ -13,13 +13,13 @@
 
 struct rf_consumer {
         rf_store_t *st;
-        rd_kafka_t *subj;       /* group consumer: subject-scoped topics */
-        rd_kafka_t *items;      /* assign-all consumer: item-scoped */
+        rd_kafka_t *subj;  /* group consumer: subject-scoped topics */
+        rd_kafka_t *items; /* assign-all consumer: item-scoped */
         rd_kafka_queue_t *subj_q, *items_q;
-        int subj_assigned;      /* a rebalance assigned us (maybe 0 parts) */
+        int subj_assigned; /* a rebalance assigned us (maybe 0 parts) */
         int item_parts[RF_TOPIC__CNT]; /* partitions assigned per topic */
         int items_ready;
-        int turn;               /* which queue is read first */
+        int turn; /* which queue is read first */
         int64_t next_tick_ms;
 };
 
@@ -45,7 +45,7 @@ static void set_stored_offsets(rf_store_t *st,
 {
         for (int i = 0; i < parts->cnt; i++)
                 parts->elems[i].offset = stored_offset(
-                        st, parts->elems[i].topic, parts->elems[i].partition);
+                    st, parts->elems[i].topic, parts->elems[i].partition);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -80,8 +80,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
         } else if (r) {
-                rf_log_error("consumer", "rebalance: %s",
-                             rd_kafka_err2str(r));
+                rf_log_error("consumer", "rebalance: %s", rd_kafka_err2str(r));
         }
 }
 
@@ -119,8 +118,8 @@ static void assign_items(rf_consumer_t *c)
         parts = rd_kafka_topic_partition_list_new(16);
         for (int t = 0; t < RF_TOPIC__CNT; t++) {
                 for (int p = 0; p < counts[t]; p++)
-                        rd_kafka_topic_partition_list_add(
-                                parts, rf_topic(t)->name, p);
+                        rd_kafka_topic_partition_list_add(parts,
+                                                          rf_topic(t)->name, p);
                 c->item_parts[t] = counts[t];
         }
         set_stored_offsets(c->st, parts);
@@ -141,8 +140,8 @@ static rd_kafka_t *new_consumer(const rf_config_t *conf, const char *brokers,
                                 rf_consumer_t *c, char *errstr,
                                 size_t errstr_size)
 {
-        rd_kafka_conf_t *kc = rf_kafka_conf_new(conf, brokers, role, errstr,
-                                                errstr_size);
+        rd_kafka_conf_t *kc =
+            rf_kafka_conf_new(conf, brokers, role, errstr, errstr_size);
         char err[256];
         rd_kafka_t *rk;
 
@@ -186,14 +185,13 @@ rf_consumer_t *rf_consumer_new(const rf_config_t *conf, const char *brokers,
         rd_kafka_resp_err_t err;
 
         c->st = st;
-        snprintf(items_group, sizeof(items_group), "%s-items",
-                 conf->group_id);
+        snprintf(items_group, sizeof(items_group), "%s-items", conf->group_id);
         c->subj = new_consumer(conf, brokers, "consumer", conf->group_id, c,
                                errstr, errstr_size);
         if (!c->subj)
                 goto fail;
-        c->items = new_consumer(conf, brokers, "items", items_group, c,
-                                errstr, errstr_size);
+        c->items = new_consumer(conf, brokers, "items", items_group, c, errstr,
+                                errstr_size);
         if (!c->items)
                 goto fail;
         c->subj_q = rd_kafka_queue_get_consumer(c->subj);
@@ -208,8 +206,7 @@ rf_consumer_t *rf_consumer_new(const rf_config_t *conf, const char *brokers,
                 if (!strcmp(rf_topic(t)->scope, "subject") &&
                     !strcmp(rf_topic(t)->direction, "input"))
                         rd_kafka_topic_partition_list_add(
-                                topics, rf_topic(t)->name,
-                                RD_KAFKA_PARTITION_UA);
+                            topics, rf_topic(t)->name, RD_KAFKA_PARTITION_UA);
         err = rd_kafka_subscribe(c->subj, topics);
         rd_kafka_topic_partition_list_destroy(topics);
         if (err) {
@@ -225,8 +222,7 @@ fail:
         return NULL;
 }
 
-size_t rf_consumer_poll(rf_consumer_t *c, rd_kafka_message_t **msgs,
-                        size_t max)
+size_t rf_consumer_poll(rf_consumer_t *c, rd_kafka_message_t **msgs, size_t max)
 {
         rd_kafka_queue_t *q[2] = { c->subj_q, c->items_q };
         size_t n = 0;
@@ -234,7 +230,7 @@ size_t rf_consumer_poll(rf_consumer_t *c, rd_kafka_message_t **msgs,
         c->turn ^= 1;
         for (int i = 0; i < 2 && n < max; i++) {
                 ssize_t got = rd_kafka_consume_batch_queue(
-                        q[(i + c->turn) & 1], 0, msgs + n, max - n);
+                    q[(i + c->turn) & 1], 0, msgs + n, max - n);
                 if (got > 0)
                         n += (size_t)got;
         }

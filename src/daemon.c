@@ -32,15 +32,15 @@
 
 struct rf_daemon {
         const rf_config_t *conf;
-        rf_broker_t *broker;    /* embedded broker, or NULL */
+        rf_broker_t *broker; /* embedded broker, or NULL */
         char *bootstraps;
         rf_store_t *st;
         rf_consumer_t *consumer;
-        rd_kafka_t *producer;   /* outbox: DLQ and invalidations */
+        rd_kafka_t *producer; /* outbox: DLQ and invalidations */
         rf_outbox_t *outbox;
         rf_fanout_t *fanout;
         rf_apply_ctx_t ctx;
-        int wake[2];            /* pipe: librdkafka queues and stop() */
+        int wake[2]; /* pipe: librdkafka queues and stop() */
         atomic_int stopping;
         atomic_int ready;
         rd_kafka_message_t **msgs;
@@ -64,8 +64,7 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
         rf_daemon_t *d = rf_calloc(1, sizeof(*d));
-        rf_store_opts_t so = { conf->store_sync,
-                               (size_t)conf->block_cache_mb,
+        rf_store_opts_t so = { conf->store_sync, (size_t)conf->block_cache_mb,
                                (size_t)conf->write_buffer_mb };
         rd_kafka_conf_t *pc;
         char err[256];
@@ -233,8 +232,7 @@ int rf_daemon_run(rf_daemon_t *d)
                 rf_outbox_drain(d->outbox, d->producer, OUTBOX_MAX_INFLIGHT);
                 rd_kafka_poll(d->producer, 0);
                 rf_consumer_tick(d->consumer);
-                if (!atomic_load(&d->ready) &&
-                    rf_consumer_ready(d->consumer)) {
+                if (!atomic_load(&d->ready) && rf_consumer_ready(d->consumer)) {
                         atomic_store(&d->ready, 1);
                         rf_log_info("daemon", "consumers assigned");
                 }
@@ -261,9 +259,10 @@ int rf_daemon_run(rf_daemon_t *d)
         rd_kafka_flush(d->producer, 2000);
         rd_kafka_poll(d->producer, 0);
         rf_outbox_drain(d->outbox, d->producer, 0); /* delete delivered */
-        rf_log_info("daemon", "stopped (%s); %zu outbox records left for the "
-                    "next start", rc ? "error" : "clean",
-                    rf_outbox_pending(d->outbox));
+        rf_log_info("daemon",
+                    "stopped (%s); %zu outbox records left for the "
+                    "next start",
+                    rc ? "error" : "clean", rf_outbox_pending(d->outbox));
         return rc;
 }
 

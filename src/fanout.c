@@ -62,8 +62,7 @@ rf_fanout_t *rf_fanout_new(rf_store_t *st)
         fo->next_seq = 1;
         fanout_scan(fo);
         if (fo->pending)
-                rf_log_info("fanout", "resuming %zu fan-out jobs",
-                            fo->pending);
+                rf_log_info("fanout", "resuming %zu fan-out jobs", fo->pending);
         return fo;
 }
 
@@ -233,10 +232,9 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                 cursor = k;
                 if (*j->region && strcmp(region, j->region) != 0)
                         continue;
-                rf_fanout_list_invalidated(ctx, k + prefix.len,
-                                           klen - prefix.len, list_id,
-                                           j->cause, j->event_id,
-                                           j->occurred_at, ekind, j->entity);
+                rf_fanout_list_invalidated(
+                    ctx, k + prefix.len, klen - prefix.len, list_id, j->cause,
+                    j->event_id, j->occurred_at, ekind, j->entity);
         }
 
         rf_key_seq(&jk, j->seq);
@@ -265,8 +263,8 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
 
         *scanned = 0;
         while (fo->pending && *scanned < budget && r == 0) {
-                rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_FANOUT,
-                                            NULL, 0);
+                rf_iter_t *it =
+                    rf_iter_new(ctx->st, ctx->txn, RF_CF_FANOUT, NULL, 0);
                 job_t j = { 0 };
                 int done = 0;
 
@@ -287,8 +285,7 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                         rf_log_error("fanout", "corrupt job %llu dropped",
                                      (unsigned long long)j.seq);
                         rf_key_seq(&jk, j.seq);
-                        rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data,
-                                      jk.len);
+                        rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data, jk.len);
                         rf_buf_free(&jk);
                         done = 1;
                 } else {

@@ -93,8 +93,7 @@ void rf_key_hide(rf_buf_t *k, const char *user, char what, const char *id)
         put_id(k, id);
 }
 
-void rf_key_consent(rf_buf_t *k, const unsigned char pseudonym[16],
-                    int scope)
+void rf_key_consent(rf_buf_t *k, const unsigned char pseudonym[16], int scope)
 {
         char kind = RF_TOMB_CONSENT, s = (char)scope;
 
@@ -160,6 +159,5 @@ int rf_tomb_newer(const rf_tomb_t *cur, int64_t occurred_at,
                 return occurred_at > cur->occurred_at;
         /* Same instant: the event id breaks the tie, so every replica and
          * every replay picks the same winner. */
-        return strncmp(event_id, cur->event_id, sizeof(cur->event_id) - 1) >
-               0;
+        return strncmp(event_id, cur->event_id, sizeof(cur->event_id) - 1) > 0;
 }

@@ -43,11 +43,10 @@ static void index_each(rf_apply_ctx_t *ctx, const char *lkey, size_t lklen,
                         if (!*ents[j].id)
                                 continue;
                         rf_buf_reset(&k);
-                        rf_key_index(&k, ents[j].kind, ents[j].id, lkey,
-                                     lklen);
+                        rf_key_index(&k, ents[j].kind, ents[j].id, lkey, lklen);
                         if (add)
-                                rf_txn_put(ctx->txn, RF_CF_INDEX, k.data,
-                                           k.len, v.data, v.len);
+                                rf_txn_put(ctx->txn, RF_CF_INDEX, k.data, k.len,
+                                           v.data, v.len);
                         else
                                 rf_txn_delete(ctx->txn, RF_CF_INDEX, k.data,
                                               k.len);
@@ -80,7 +79,8 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
         r = rf_txn_get(ctx->txn, RF_CF_LISTS, key.data, key.len, &cur);
         if (r == 0) {
                 if (rf_list_decode(cur.data, cur.len, &old) != 0) {
-                        rf_log_error("lists", "stored list for %s/%s is "
+                        rf_log_error("lists",
+                                     "stored list for %s/%s is "
                                      "corrupt; replacing it",
                                      list->subject_id, list->surface);
                 } else if (old->generated_at > list->generated_at ||
@@ -100,8 +100,7 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
         }
 
         rf_list_encode(list, &enc);
-        rf_txn_put(ctx->txn, RF_CF_LISTS, key.data, key.len, enc.data,
-                   enc.len);
+        rf_txn_put(ctx->txn, RF_CF_LISTS, key.data, key.len, enc.data, enc.len);
         index_each(ctx, key.data, key.len, list, 1);
         RF_METRIC_INC(lists_applied);
         r = 0;
@@ -128,14 +127,16 @@ int rf_lists_of_subject(rf_store_t *st, rf_txn_t *txn, const char *subject,
                 const char *v = rf_iter_value(it, &vlen);
                 rf_list_t *l;
                 if (rf_list_decode(v, vlen, &l) != 0) {
-                        rf_log_error("lists", "corrupt stored list of %s: "
-                                     "skipped", subject);
+                        rf_log_error("lists",
+                                     "corrupt stored list of %s: "
+                                     "skipped",
+                                     subject);
                         continue;
                 }
-                out->keys = rf_realloc(out->keys,
-                                       (out->cnt + 1) * sizeof(*out->keys));
-                out->lists = rf_realloc(out->lists, (out->cnt + 1) *
-                                                            sizeof(*out->lists));
+                out->keys =
+                    rf_realloc(out->keys, (out->cnt + 1) * sizeof(*out->keys));
+                out->lists = rf_realloc(out->lists,
+                                        (out->cnt + 1) * sizeof(*out->lists));
                 memset(&out->keys[out->cnt], 0, sizeof(rf_buf_t));
                 rf_buf_append(&out->keys[out->cnt], k, klen);
                 out->lists[out->cnt++] = l;

@@ -160,8 +160,8 @@ static int parse_cli(cli_t *cli, int argc, char **argv)
 
         for (int i = 1; i < argc - 1; i++) {
                 if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
-                        if (rf_config_load_file(&cli->conf, argv[i + 1],
-                                                errstr, sizeof(errstr))) {
+                        if (rf_config_load_file(&cli->conf, argv[i + 1], errstr,
+                                                sizeof(errstr))) {
                                 fprintf(stderr, "recfresh: %s\n", errstr);
                                 return 2;
                         }
@@ -193,8 +193,7 @@ static int parse_cli(cli_t *cli, int argc, char **argv)
                         }
                         *eq = '\0';
                         if (c == 'X')
-                                rf_config_set_kafka(&cli->conf, optarg,
-                                                    eq + 1);
+                                rf_config_set_kafka(&cli->conf, optarg, eq + 1);
                         else if (set_opt(cli, optarg, eq + 1))
                                 return 2;
                         *eq = '=';
@@ -300,8 +299,7 @@ static int cmd_broker(cli_t *cli)
         }
         if (*cli->conf.bootstrap_file) {
                 char tmp[4096];
-                snprintf(tmp, sizeof(tmp), "%s.tmp",
-                         cli->conf.bootstrap_file);
+                snprintf(tmp, sizeof(tmp), "%s.tmp", cli->conf.bootstrap_file);
                 if (!(fp = fopen(tmp, "w")) ||
                     fprintf(fp, "%s\n", rf_broker_bootstraps(b)) < 0 ||
                     fclose(fp) != 0 ||
@@ -336,8 +334,8 @@ static int cmd_get(cli_t *cli)
         }
         /* A secondary instance reads beside a running daemon and works on
          * a stopped store too. */
-        st = rf_store_open(cli->conf.data_dir, RF_STORE_SECONDARY, NULL,
-                           errstr, sizeof(errstr));
+        st = rf_store_open(cli->conf.data_dir, RF_STORE_SECONDARY, NULL, errstr,
+                           sizeof(errstr));
         if (!st) {
                 fprintf(stderr, "recfresh get: %s\n", errstr);
                 return 1;

@@ -60,8 +60,10 @@ rf_outbox_t *rf_outbox_new(rf_store_t *st)
         ob->next_seq = ob->committed_seq = last + 1;
         ob->produce_from = first ? first : ob->next_seq;
         if (ob->pending)
-                rf_log_info("outbox", "%zu records to produce again after "
-                            "restart", ob->pending);
+                rf_log_info("outbox",
+                            "%zu records to produce again after "
+                            "restart",
+                            ob->pending);
         return ob;
 }
 
@@ -74,9 +76,8 @@ void rf_outbox_destroy(rf_outbox_t *ob)
         free(ob);
 }
 
-void rf_outbox_put(rf_outbox_t *ob, rf_txn_t *txn, int topic,
-                   const char *key, size_t klen, const char *val,
-                   size_t vlen)
+void rf_outbox_put(rf_outbox_t *ob, rf_txn_t *txn, int topic, const char *key,
+                   size_t klen, const char *val, size_t vlen)
 {
         rf_buf_t k = { 0 }, v = { 0 };
         char t = (char)topic;
@@ -108,8 +109,7 @@ size_t rf_outbox_pending(const rf_outbox_t *ob)
         return ob->pending;
 }
 
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                      void *opaque)
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         rf_outbox_t *ob = opaque;
         uint64_t seq = (uint64_t)(uintptr_t)m->_private;
@@ -181,12 +181,12 @@ static int produce_one(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
                 seqv_push(&ob->delivered, seq);
                 return 0;
         }
-        err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(rf_topic(topic)->name),
-                RD_KAFKA_V_KEY(klen ? key : NULL, klen),
-                RD_KAFKA_V_VALUE((void *)payload, plen),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+        err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(rf_topic(topic)->name),
+                                RD_KAFKA_V_KEY(klen ? key : NULL, klen),
+                                RD_KAFKA_V_VALUE((void *)payload, plen),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq),
+                                RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 return -1;
         if (err) {

@@ -70,8 +70,7 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
 
         memset(res, 0, sizeof(*res));
         if (strcmp(req->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
-            rf_consent_blocks(st, NULL, conf, req->subject_id,
-                              req->surface)) {
+            rf_consent_blocks(st, NULL, conf, req->subject_id, req->surface)) {
                 res->status = RF_READ_CONSENT_BLOCKED;
                 return 0;
         }
@@ -171,8 +170,7 @@ void rf_read_result_to_json(const rf_read_req_t *req,
                 rf_buf_printf(out, ",\"policy_version\":");
                 json_str(out, l->policy_version);
                 rf_buf_printf(out, ",\"generated_at\":\"%s\"",
-                              rf_time_format(l->generated_at, ts,
-                                             sizeof(ts)));
+                              rf_time_format(l->generated_at, ts, sizeof(ts)));
                 rf_buf_printf(out, ",\"expires_at\":\"%s\"}",
                               rf_time_format(l->expires_at, ts, sizeof(ts)));
         }
@@ -198,8 +196,8 @@ void rf_read_result_to_json(const rf_read_req_t *req,
         rf_buf_printf(out, "},\"scanned\":%zu}", res->scanned);
 }
 
-void rf_read_result_print(const rf_read_req_t *req,
-                          const rf_read_result_t *res, FILE *fp)
+void rf_read_result_print(const rf_read_req_t *req, const rf_read_result_t *res,
+                          FILE *fp)
 {
         const rf_list_t *l = res->list;
         char g[40], x[40];
@@ -216,8 +214,8 @@ void rf_read_result_print(const rf_read_req_t *req,
                 rf_time_format(l->generated_at, g, sizeof(g)),
                 rf_time_format(l->expires_at, x, sizeof(x)));
         for (size_t i = 0; i < res->served_cnt; i++)
-                fprintf(fp, "  %3zu. %-24s score=%.4f  (position %u)\n",
-                        i + 1, res->served[i].entry->item_id,
+                fprintf(fp, "  %3zu. %-24s score=%.4f  (position %u)\n", i + 1,
+                        res->served[i].entry->item_id,
                         res->served[i].entry->score, res->served[i].position);
         fprintf(fp, "  skipped:");
         for (int f = 0; f < RF_FILTER__CNT; f++)

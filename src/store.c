@@ -28,13 +28,10 @@
 #define STORE_FORMAT "1"
 
 static const char *cf_names[RF_CF__CNT] = {
-        [RF_CF_META]       = "default",
-        [RF_CF_LISTS]      = "lists",
-        [RF_CF_INDEX]      = "index",
-        [RF_CF_TOMBSTONES] = "tombstones",
-        [RF_CF_OFFSETS]    = "offsets",
-        [RF_CF_FANOUT]     = "fanout",
-        [RF_CF_OUTBOX]     = "outbox",
+        [RF_CF_META] = "default",    [RF_CF_LISTS] = "lists",
+        [RF_CF_INDEX] = "index",     [RF_CF_TOMBSTONES] = "tombstones",
+        [RF_CF_OFFSETS] = "offsets", [RF_CF_FANOUT] = "fanout",
+        [RF_CF_OUTBOX] = "outbox",
 };
 
 struct rf_store {
@@ -111,11 +108,11 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
         /* Point reads on tombstones are mostly misses: bloom filters turn
          * them into a few cache-resident bit tests. */
         rocksdb_block_based_options_set_filter_policy(
-                st->bbto, rocksdb_filterpolicy_create_bloom_full(10));
-        rocksdb_block_based_options_set_cache_index_and_filter_blocks(
-                st->bbto, 1);
+            st->bbto, rocksdb_filterpolicy_create_bloom_full(10));
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto,
+                                                                      1);
         rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
-                st->bbto, 1);
+            st->bbto, 1);
 
         st->opts = rocksdb_options_create();
         rocksdb_options_set_create_if_missing(st->opts, 1);
@@ -130,11 +127,9 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
                 rocksdb_options_t *co = rocksdb_options_create();
                 rocksdb_options_set_block_based_table_factory(co, st->bbto);
                 rocksdb_options_set_write_buffer_size(
-                        co, (i == RF_CF_LISTS || i == RF_CF_INDEX ? wbuf_mb
-                                                                  : 16)
-                                    << 20);
-                rocksdb_options_set_compression(
-                        co, rocksdb_lz4_compression);
+                    co, (i == RF_CF_LISTS || i == RF_CF_INDEX ? wbuf_mb : 16)
+                            << 20);
+                rocksdb_options_set_compression(co, rocksdb_lz4_compression);
                 st->cf_opts[i] = co;
         }
 
@@ -148,8 +143,8 @@ static int store_existing_cfs(rf_store_t *st, int present[RF_CF__CNT])
 {
         size_t n = 0;
         char *err = NULL;
-        char **names = rocksdb_list_column_families(st->opts, st->path, &n,
-                                                    &err);
+        char **names =
+            rocksdb_list_column_families(st->opts, st->path, &n, &err);
 
         for (int i = 0; i < RF_CF__CNT; i++)
                 present[i] = (st->mode == RF_STORE_PRIMARY);
@@ -183,8 +178,7 @@ static int store_load_salt(rf_store_t *st, char *errstr, size_t errstr_size)
         }
         if (getrandom(st->salt, sizeof(st->salt), 0) !=
             (ssize_t)sizeof(st->salt)) {
-                snprintf(errstr, errstr_size, "getrandom: %s",
-                         strerror(errno));
+                snprintf(errstr, errstr_size, "getrandom: %s", strerror(errno));
                 return RF_EIO;
         }
         rf_txn_t *txn = rf_txn_new(st);
@@ -213,8 +207,7 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
         store_build_opts(st, opts);
 
         if (mode == RF_STORE_PRIMARY && mkdir(path, 0755) && errno != EEXIST) {
-                snprintf(errstr, errstr_size, "%s: %s", path,
-                         strerror(errno));
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
                 goto fail;
         }
         if (store_existing_cfs(st, present)) {
@@ -246,13 +239,13 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
                 }
                 st->secondary_dir = rf_strdup(tmpl);
                 st->db = rocksdb_open_as_secondary_column_families(
-                        st->opts, path, st->secondary_dir, n, names, copts,
-                        handles, &err);
+                    st->opts, path, st->secondary_dir, n, names, copts, handles,
+                    &err);
                 break;
         }
         case RF_STORE_READONLY:
                 st->db = rocksdb_open_for_read_only_column_families(
-                        st->opts, path, n, names, copts, handles, 0, &err);
+                    st->opts, path, n, names, copts, handles, 0, &err);
                 break;
         }
         if (err) {
@@ -349,8 +342,7 @@ void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
         unsigned int mdlen = 0;
 
         HMAC(EVP_sha256(), st->salt, sizeof(st->salt),
-             (const unsigned char *)subject_id, strlen(subject_id), md,
-             &mdlen);
+             (const unsigned char *)subject_id, strlen(subject_id), md, &mdlen);
         memcpy(out, md, 16);
 }
 
@@ -436,8 +428,8 @@ int rf_txn_get(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
 
         rf_buf_reset(val);
         v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
-                txn->wb, txn->st->db, txn->st->ropts, txn->st->cf[cf], key,
-                klen, &vlen, &err);
+            txn->wb, txn->st->db, txn->st->ropts, txn->st->cf[cf], key, klen,
+            &vlen, &err);
         if (err) {
                 rf_log_error("store", "get from %s: %s", cf_names[cf], err);
                 rocksdb_free(err);
@@ -461,8 +453,7 @@ int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size)
 
         if (rocksdb_writebatch_wi_count(txn->wb) == 0)
                 return 0;
-        rocksdb_write_writebatch_wi(txn->st->db, txn->st->wopts, txn->wb,
-                                    &err);
+        rocksdb_write_writebatch_wi(txn->st->db, txn->st->wopts, txn->wb, &err);
         if (err)
                 return store_err(err, "write", errstr, errstr_size);
         rocksdb_writebatch_wi_clear(txn->wb);
@@ -513,14 +504,14 @@ rf_iter_t *rf_iter_new(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
                 it->ulen = prefix_successor(prefix, plen, it->upper);
                 if (it->ulen)
                         rocksdb_readoptions_set_iterate_upper_bound(
-                                it->ropts, it->upper, it->ulen);
+                            it->ropts, it->upper, it->ulen);
         }
         if (!st->cf[cf])
                 return it; /* absent column family: empty iterator */
         it->base = rocksdb_create_iterator_cf(st->db, it->ropts, st->cf[cf]);
         if (txn)
                 it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(
-                        txn->wb, it->base, st->cf[cf]);
+                    txn->wb, it->base, st->cf[cf]);
         else
                 it->it = it->base;
         rf_iter_seek(it, prefix, plen);

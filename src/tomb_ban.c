@@ -33,6 +33,5 @@ int rf_ban_check(rf_checker_t *ck, const char *item_id)
                                    ck->key.len, &ck->val);
         if (r != 0)
                 return 0;
-        return rf_tomb_decode(ck->val.data, ck->val.len, &t) == 0 &&
-               t.active;
+        return rf_tomb_decode(ck->val.data, ck->val.len, &t) == 0 && t.active;
 }

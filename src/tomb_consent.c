@@ -25,8 +25,8 @@ static int scope_purges(rf_consent_scope_t s)
         return s == RF_SCOPE_ALL || s == RF_SCOPE_PERSONALIZATION;
 }
 
-static int consent_revoked(rf_store_t *st, rf_txn_t *txn,
-                           const char *subject, int scope)
+static int consent_revoked(rf_store_t *st, rf_txn_t *txn, const char *subject,
+                           int scope)
 {
         unsigned char pn[16];
         rf_buf_t k = { 0 }, v = { 0 };
@@ -130,17 +130,16 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                         if (strcmp(sc->consent_scope, scope_name) != 0)
                                 continue;
                 }
-                rf_fanout_list_invalidated(ctx, sl.keys[i].data,
-                                           sl.keys[i].len, l->list_id,
-                                           ev->type, ev->event_id,
-                                           ev->occurred_at, "user",
-                                           ev->user_id);
+                rf_fanout_list_invalidated(
+                    ctx, sl.keys[i].data, sl.keys[i].len, l->list_id, ev->type,
+                    ev->event_id, ev->occurred_at, "user", ev->user_id);
         }
         if (r == 0 && revoked && scope_purges(ev->scope)) {
                 purge_hides(ctx, ev->user_id);
-                rf_log_info("consent", "purged %zu lists of a subject "
-                            "(scope %s, event %s)", sl.cnt, scope_name,
-                            ev->event_id);
+                rf_log_info("consent",
+                            "purged %zu lists of a subject "
+                            "(scope %s, event %s)",
+                            sl.cnt, scope_name, ev->event_id);
         }
         rf_subject_lists_clear(&sl);
         return r;

@@ -13,8 +13,8 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
 {
         int on_creator = ev->type == RF_EV_CREATOR_HIDDEN ||
                          ev->type == RF_EV_CREATOR_UNHIDDEN;
-        int hidden = ev->type == RF_EV_ITEM_HIDDEN ||
-                     ev->type == RF_EV_CREATOR_HIDDEN;
+        int hidden =
+            ev->type == RF_EV_ITEM_HIDDEN || ev->type == RF_EV_CREATOR_HIDDEN;
         const char *id = on_creator ? ev->creator_id : ev->item_id;
         rf_subject_lists_t sl;
         rf_buf_t k = { 0 };
@@ -31,16 +31,14 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         for (size_t i = 0; r == 0 && i < sl.cnt; i++) {
                 const rf_list_t *l = sl.lists[i];
                 for (size_t j = 0; j < l->item_cnt; j++) {
-                        const char *have = on_creator
-                                                   ? l->items[j].creator_id
-                                                   : l->items[j].item_id;
+                        const char *have = on_creator ? l->items[j].creator_id
+                                                      : l->items[j].item_id;
                         if (strcmp(have, id) != 0)
                                 continue;
                         rf_fanout_list_invalidated(
-                                ctx, sl.keys[i].data, sl.keys[i].len,
-                                l->list_id, ev->type, ev->event_id,
-                                ev->occurred_at,
-                                on_creator ? "creator" : "item", id);
+                            ctx, sl.keys[i].data, sl.keys[i].len, l->list_id,
+                            ev->type, ev->event_id, ev->occurred_at,
+                            on_creator ? "creator" : "item", id);
                         break;
                 }
         }

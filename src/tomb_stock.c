@@ -21,8 +21,8 @@ int rf_stock_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         return r;
 }
 
-static int stock_get(rf_checker_t *ck, const char *item_id,
-                     const char *region, rf_tomb_t *t)
+static int stock_get(rf_checker_t *ck, const char *item_id, const char *region,
+                     rf_tomb_t *t)
 {
         int r;
 
@@ -45,8 +45,8 @@ int rf_stock_check_out(rf_checker_t *ck, const char *item_id)
 
         if (has_g && has_r)
                 return rf_tomb_newer(&g, reg.occurred_at, reg.event_id)
-                               ? reg.active
-                               : g.active;
+                           ? reg.active
+                           : g.active;
         if (has_r)
                 return reg.active;
         return has_g && g.active;

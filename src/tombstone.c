@@ -12,12 +12,12 @@
 #include "recfresh/tombstone.h"
 
 static const char *filter_names[RF_FILTER__CNT] = {
-        [RF_FILTER_BANNED]           = "banned",
-        [RF_FILTER_OUT_OF_STOCK]     = "out_of_stock",
-        [RF_FILTER_HIDDEN_ITEM]      = "hidden_item",
-        [RF_FILTER_HIDDEN_CREATOR]   = "hidden_creator",
+        [RF_FILTER_BANNED] = "banned",
+        [RF_FILTER_OUT_OF_STOCK] = "out_of_stock",
+        [RF_FILTER_HIDDEN_ITEM] = "hidden_item",
+        [RF_FILTER_HIDDEN_CREATOR] = "hidden_creator",
         [RF_FILTER_CAMPAIGN_EXPIRED] = "campaign_expired",
-        [RF_FILTER_DUPLICATE]        = "duplicate",
+        [RF_FILTER_DUPLICATE] = "duplicate",
 };
 
 const char *rf_filter2str(rf_filter_t f)
@@ -100,11 +100,10 @@ int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
                 memcpy(id, k + plen + 2, idlen);
                 id[idlen] = '\0';
                 if (what == RF_IDX_ITEM)
-                        strv_push(&ck->hidden_items, &ck->hidden_item_cnt,
-                                  id);
+                        strv_push(&ck->hidden_items, &ck->hidden_item_cnt, id);
                 else if (what == RF_IDX_CREATOR)
-                        strv_push(&ck->hidden_creators,
-                                  &ck->hidden_creator_cnt, id);
+                        strv_push(&ck->hidden_creators, &ck->hidden_creator_cnt,
+                                  id);
         }
         rf_iter_destroy(it);
         return 0;
@@ -128,8 +127,7 @@ rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
             in_strv(ck->hidden_items, ck->hidden_item_cnt, e->item_id))
                 return RF_FILTER_HIDDEN_ITEM;
         if (*e->creator_id && ck->hidden_creator_cnt &&
-            in_strv(ck->hidden_creators, ck->hidden_creator_cnt,
-                    e->creator_id))
+            in_strv(ck->hidden_creators, ck->hidden_creator_cnt, e->creator_id))
                 return RF_FILTER_HIDDEN_CREATOR;
         if (*e->campaign_id && rf_campaign_check(ck, e->campaign_id))
                 return RF_FILTER_CAMPAIGN_EXPIRED;

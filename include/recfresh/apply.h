@@ -22,27 +22,27 @@ typedef struct rf_fanout rf_fanout_t;
 /** Everything the apply path needs. Owned by the daemon (or a test). */
 typedef struct rf_apply_ctx {
         rf_store_t *st;
-        rf_txn_t *txn;            /* the open batch */
+        rf_txn_t *txn; /* the open batch */
         const rf_config_t *conf;
         rf_limits_t limits;
-        rf_outbox_t *outbox;      /* DLQ and invalidation records */
-        rf_fanout_t *fanout;      /* jobs that walk the reverse index */
-        int64_t now_ms;           /* wall clock of this batch */
-        rf_buf_t scratch;         /* reusable buffers */
+        rf_outbox_t *outbox; /* DLQ and invalidation records */
+        rf_fanout_t *fanout; /* jobs that walk the reverse index */
+        int64_t now_ms;      /* wall clock of this batch */
+        rf_buf_t scratch;    /* reusable buffers */
         rf_buf_t scratch2;
 } rf_apply_ctx_t;
 
 /** One consumed record. */
 typedef struct rf_record {
-        int topic;              /* RF_TOPIC_*, or -1 if unknown */
+        int topic; /* RF_TOPIC_*, or -1 if unknown */
         const char *topic_name;
         int32_t partition;
         int64_t offset;
-        const char *key;        /* may be NULL */
+        const char *key; /* may be NULL */
         size_t key_len;
-        const char *value;      /* may be NULL */
+        const char *value; /* may be NULL */
         size_t value_len;
-        int64_t timestamp_ms;   /* record timestamp, -1 if none */
+        int64_t timestamp_ms; /* record timestamp, -1 if none */
 } rf_record_t;
 
 /**
@@ -61,13 +61,13 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list);
 
 /** Removes a stored list and its index entries (lists.c). \p list is the
  *  decoded stored list. */
-void rf_lists_remove(rf_apply_ctx_t *ctx, const char *list_key,
-                     size_t klen, const rf_list_t *list);
+void rf_lists_remove(rf_apply_ctx_t *ctx, const char *list_key, size_t klen,
+                     const rf_list_t *list);
 
 /** A subject's stored lists, collected before they are changed. */
 typedef struct rf_subject_lists {
-        rf_buf_t *keys;     /* list keys */
-        rf_list_t **lists;  /* decoded lists (owned) */
+        rf_buf_t *keys;    /* list keys */
+        rf_list_t **lists; /* decoded lists (owned) */
         size_t cnt;
 } rf_subject_lists_t;
 

@@ -29,16 +29,16 @@
 
 /** Error codes: 0 or negative. */
 typedef enum rf_err {
-        RF_OK      = 0,
-        RF_EINVAL  = -1, /* bad argument or bad input */
-        RF_ENOENT  = -2, /* not found */
-        RF_ENOMEM  = -3, /* out of memory */
-        RF_ESTORE  = -4, /* RocksDB reported an error */
-        RF_EKAFKA  = -5, /* librdkafka reported an error */
-        RF_EIO     = -6, /* file or socket I/O failed */
-        RF_ESTALE  = -7, /* older than the state we hold: ignored */
-        RF_ECONFIG = -8, /* bad configuration */
-        RF_ETOOBIG = -9, /* over a configured limit */
+        RF_OK = 0,
+        RF_EINVAL = -1,    /* bad argument or bad input */
+        RF_ENOENT = -2,    /* not found */
+        RF_ENOMEM = -3,    /* out of memory */
+        RF_ESTORE = -4,    /* RocksDB reported an error */
+        RF_EKAFKA = -5,    /* librdkafka reported an error */
+        RF_EIO = -6,       /* file or socket I/O failed */
+        RF_ESTALE = -7,    /* older than the state we hold: ignored */
+        RF_ECONFIG = -8,   /* bad configuration */
+        RF_ETOOBIG = -9,   /* over a configured limit */
         RF_EBLOCKED = -10, /* refused by policy (e.g. consent revoked) */
 } rf_err_t;
 
@@ -77,7 +77,7 @@ typedef struct rf_rejection {
 
 /** Sets \p rej to \p reason with a printf-style message. */
 void rf_reject(rf_rejection_t *rej, rf_reject_t reason, const char *fmt, ...)
-        RF_PRINTF(3, 4);
+    RF_PRINTF(3, 4);
 
 /** Limits applied to every input record (from config, see config.h). */
 typedef struct rf_limits {

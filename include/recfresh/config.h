@@ -48,16 +48,16 @@ typedef struct rf_kv {
 /** The effective configuration. Fields mirror conf_table[] in config.c. */
 typedef struct rf_config {
         /* service */
-        char *data_dir;       /* RocksDB directory */
-        char *log_level;      /* error|warn|info|debug */
-        char *http_addr;      /* HTTP listen address (issue: HTTP API) */
+        char *data_dir;  /* RocksDB directory */
+        char *log_level; /* error|warn|info|debug */
+        char *http_addr; /* HTTP listen address (issue: HTTP API) */
 
         /* kafka */
-        char *brokers;        /* bootstrap servers; "" = embedded broker */
-        char *group_id;       /* consumer group of subject-scoped topics */
+        char *brokers;  /* bootstrap servers; "" = embedded broker */
+        char *group_id; /* consumer group of subject-scoped topics */
         int64_t embedded_partitions; /* embedded broker: partitions per
                                       * topic, 0 = as in topics/ */
-        char *bootstrap_file; /* embedded broker: write bootstrap here */
+        char *bootstrap_file;        /* embedded broker: write bootstrap here */
         int64_t consumer_batch;      /* max records applied per batch */
         int64_t poll_timeout_ms;     /* idle wait for records */
 
@@ -103,8 +103,7 @@ int rf_config_set(rf_config_t *conf, const char *name, const char *value,
                   char *errstr, size_t errstr_size);
 
 /** Adds a librdkafka property (as `-X key=value`). */
-void rf_config_set_kafka(rf_config_t *conf, const char *key,
-                         const char *value);
+void rf_config_set_kafka(rf_config_t *conf, const char *key, const char *value);
 
 /**
  * Prints the effective configuration as a loadable config file, one

@@ -42,17 +42,17 @@ int rf_consent_scope_parse(const char *name);
 /** A decoded event. Absent string fields read as "" (never NULL). */
 typedef struct rf_event {
         rf_event_type_t type;
-        int topic;               /* RF_TOPIC_* it came from */
+        int topic; /* RF_TOPIC_* it came from */
         const char *event_id;
-        const char *item_id;     /* bans, stock, item hides */
-        const char *creator_id;  /* creator hides */
-        const char *campaign_id; /* campaign expiry */
-        const char *user_id;     /* hides, consent */
-        const char *region;      /* stock: "" = every region */
-        const char *reason;      /* bans: optional free text */
-        int in_stock;            /* stock */
+        const char *item_id;      /* bans, stock, item hides */
+        const char *creator_id;   /* creator hides */
+        const char *campaign_id;  /* campaign expiry */
+        const char *user_id;      /* hides, consent */
+        const char *region;       /* stock: "" = every region */
+        const char *reason;       /* bans: optional free text */
+        int in_stock;             /* stock */
         rf_consent_scope_t scope; /* consent */
-        int64_t occurred_at;     /* ms since the epoch */
+        int64_t occurred_at;      /* ms since the epoch */
 
         void *mem_; /* private: backing storage, freed by rf_event_clear */
 } rf_event_t;
@@ -66,9 +66,9 @@ typedef struct rf_event {
  * @returns 0 with \p ev filled (release with rf_event_clear), or RF_EINVAL
  *          with \p rej saying why (\p ev then needs no clearing).
  */
-int rf_event_parse(int topic, const char *key, size_t key_len,
-                   const char *buf, size_t len, const rf_limits_t *lim,
-                   rf_event_t *ev, rf_rejection_t *rej);
+int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
+                   size_t len, const rf_limits_t *lim, rf_event_t *ev,
+                   rf_rejection_t *rej);
 
 /** Releases what \p ev owns and zeroes it. */
 void rf_event_clear(rf_event_t *ev);

@@ -17,12 +17,12 @@
  * are applied last, so they win over recfresh's defaults.
  * @returns the conf (caller owns) or NULL with errstr naming the property.
  */
-rd_kafka_conf_t *rf_kafka_conf_new(const rf_config_t *conf,
-                                   const char *brokers, const char *role,
-                                   char *errstr, size_t errstr_size);
+rd_kafka_conf_t *rf_kafka_conf_new(const rf_config_t *conf, const char *brokers,
+                                   const char *role, char *errstr,
+                                   size_t errstr_size);
 
 /** Sets one property on \p kc. @returns 0 or RF_ECONFIG with errstr. */
-int rf_kafka_conf_set(rd_kafka_conf_t *kc, const char *name,
-                      const char *value, char *errstr, size_t errstr_size);
+int rf_kafka_conf_set(rd_kafka_conf_t *kc, const char *name, const char *value,
+                      char *errstr, size_t errstr_size);
 
 #endif /* RECFRESH_KAFKA_H */

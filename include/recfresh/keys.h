@@ -69,8 +69,7 @@ void rf_key_hide(rf_buf_t *k, const char *user, char what, const char *id);
 void rf_key_hide_prefix(rf_buf_t *k, const char *user);
 
 /** Appends a consent key from a 16-byte pseudonym and a scope number. */
-void rf_key_consent(rf_buf_t *k, const unsigned char pseudonym[16],
-                    int scope);
+void rf_key_consent(rf_buf_t *k, const unsigned char pseudonym[16], int scope);
 
 /** Appends an offsets key. */
 void rf_key_offset(rf_buf_t *k, const char *topic, int32_t partition);

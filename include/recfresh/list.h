@@ -19,8 +19,8 @@
 typedef struct rf_entry {
         const char *item_id;
         double score;
-        const char *creator_id;   /* "" if absent */
-        const char *campaign_id;  /* "" if absent */
+        const char *creator_id;    /* "" if absent */
+        const char *campaign_id;   /* "" if absent */
         const char **reason_codes; /* reason_code_cnt strings */
         size_t reason_code_cnt;
         const char *provenance; /* source_provenance as compact JSON text,
@@ -34,12 +34,12 @@ typedef struct rf_list {
         const char *context_key; /* "" by default */
         const char *region;      /* "" if absent */
         const char *list_id;
-        const char *run_id;      /* "" if absent (incremental recompute) */
+        const char *run_id; /* "" if absent (incremental recompute) */
         const char *model_version;
         const char *policy_version;      /* "" if absent */
         const char *feature_set_version; /* "" if absent */
-        int64_t generated_at; /* ms since the epoch */
-        int64_t expires_at;   /* ms since the epoch */
+        int64_t generated_at;            /* ms since the epoch */
+        int64_t expires_at;              /* ms since the epoch */
         rf_entry_t *items;
         size_t item_cnt;
 

@@ -1,7 +1,8 @@
 /*
  * recfresh - logging. One function, rf_log(), writes logfmt lines to stderr:
  *
- *   ts=2026-11-22T09:14:00.123Z level=info sub=consumer msg="assigned 8 partitions"
+ *   ts=2026-11-22T09:14:00.123Z level=info sub=consumer msg="assigned 8
+ * partitions"
  *
  * librdkafka's log and error callbacks are routed here (see kafka.c). Never
  * pass secrets (SASL passwords, tokens) to rf_log().
@@ -14,8 +15,8 @@
 /** Levels, syslog-numbered so librdkafka's levels map one to one. */
 typedef enum rf_log_level {
         RF_LOG_ERROR = 3,
-        RF_LOG_WARN  = 4,
-        RF_LOG_INFO  = 6,
+        RF_LOG_WARN = 4,
+        RF_LOG_INFO = 6,
         RF_LOG_DEBUG = 7,
 } rf_log_level_t;
 
@@ -33,7 +34,7 @@ int rf_log_level_parse(const char *name);
 
 /** Writes one logfmt line if \p level is enabled. Thread-safe. */
 void rf_log(int level, const char *subsys, const char *fmt, ...)
-        RF_PRINTF(3, 4);
+    RF_PRINTF(3, 4);
 
 #define rf_log_error(sub, ...) rf_log(RF_LOG_ERROR, sub, __VA_ARGS__)
 #define rf_log_warn(sub, ...)  rf_log(RF_LOG_WARN, sub, __VA_ARGS__)

@@ -45,8 +45,11 @@ typedef struct rf_metrics {
 
 extern rf_metrics_t rf_metrics;
 
-#define RF_METRIC_INC(f)    atomic_fetch_add_explicit(&rf_metrics.f, 1, memory_order_relaxed)
-#define RF_METRIC_ADD(f, n) atomic_fetch_add_explicit(&rf_metrics.f, (n), memory_order_relaxed)
-#define RF_METRIC_GET(f)    atomic_load_explicit(&rf_metrics.f, memory_order_relaxed)
+#define RF_METRIC_INC(f)                                                       \
+        atomic_fetch_add_explicit(&rf_metrics.f, 1, memory_order_relaxed)
+#define RF_METRIC_ADD(f, n)                                                    \
+        atomic_fetch_add_explicit(&rf_metrics.f, (n), memory_order_relaxed)
+#define RF_METRIC_GET(f)                                                       \
+        atomic_load_explicit(&rf_metrics.f, memory_order_relaxed)
 
 #endif /* RECFRESH_METRICS_H */

@@ -19,9 +19,8 @@ rf_outbox_t *rf_outbox_new(rf_store_t *st);
 void rf_outbox_destroy(rf_outbox_t *ob);
 
 /** Queues a record for \p topic (RF_TOPIC_*) in \p txn. */
-void rf_outbox_put(rf_outbox_t *ob, rf_txn_t *txn, int topic,
-                   const char *key, size_t klen, const char *val,
-                   size_t vlen);
+void rf_outbox_put(rf_outbox_t *ob, rf_txn_t *txn, int topic, const char *key,
+                   size_t klen, const char *val, size_t vlen);
 
 /** Drops records queued since the last commit (after a failed commit). */
 void rf_outbox_rollback(rf_outbox_t *ob);

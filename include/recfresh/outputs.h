@@ -33,8 +33,8 @@ typedef struct rf_invalidation {
         const char *subject_id;
         const char *surface;
         const char *context_key;
-        const char *list_id;     /* "" if the list is already gone */
-        const char *cause;       /* event type, e.g. "item_banned" */
+        const char *list_id; /* "" if the list is already gone */
+        const char *cause;   /* event type, e.g. "item_banned" */
         const char *event_id;
         const char *entity_kind; /* "item", "creator", "campaign", "user" */
         const char *entity_id;

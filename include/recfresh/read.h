@@ -36,11 +36,11 @@ typedef struct rf_served {
 
 typedef struct rf_read_result {
         rf_read_status_t status;
-        rf_list_t *list;          /* the stored list (owned) or NULL */
-        rf_served_t *served;      /* owned */
+        rf_list_t *list;     /* the stored list (owned) or NULL */
+        rf_served_t *served; /* owned */
         size_t served_cnt;
         size_t filtered[RF_FILTER__CNT]; /* entries skipped, by reason */
-        size_t scanned;           /* entries examined */
+        size_t scanned;                  /* entries examined */
 } rf_read_result_t;
 
 /**
@@ -58,7 +58,7 @@ void rf_read_result_to_json(const rf_read_req_t *req,
                             const rf_read_result_t *res, rf_buf_t *out);
 
 /** Prints a human-readable form of a result. */
-void rf_read_result_print(const rf_read_req_t *req,
-                          const rf_read_result_t *res, FILE *fp);
+void rf_read_result_print(const rf_read_req_t *req, const rf_read_result_t *res,
+                          FILE *fp);
 
 #endif /* RECFRESH_READ_H */

@@ -59,13 +59,13 @@ const char *rf_filter2str(rf_filter_t f);
  */
 typedef struct rf_checker {
         rf_store_t *st;
-        rf_txn_t *txn;         /* read through a batch, or NULL */
-        const char *region;    /* the list's region, "" for none */
-        char **hidden_items;   /* active item hides of the reader */
+        rf_txn_t *txn;       /* read through a batch, or NULL */
+        const char *region;  /* the list's region, "" for none */
+        char **hidden_items; /* active item hides of the reader */
         size_t hidden_item_cnt;
         char **hidden_creators;
         size_t hidden_creator_cnt;
-        rf_buf_t key, val;     /* scratch */
+        rf_buf_t key, val; /* scratch */
 } rf_checker_t;
 
 /**

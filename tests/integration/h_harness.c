@@ -38,12 +38,12 @@ void h_setup(h_env_t *e, int partitions)
         rf_config_init(&e->conf);
         char path[512];
         snprintf(path, sizeof(path), "%s/db", e->dir);
-        assert_int_equal(rf_config_set(&e->conf, "data_dir", path, errstr,
-                                       sizeof(errstr)),
-                         0);
+        assert_int_equal(
+            rf_config_set(&e->conf, "data_dir", path, errstr, sizeof(errstr)),
+            0);
         assert_int_equal(rf_config_set(&e->conf, "kafka.brokers",
-                                       rf_broker_bootstraps(e->broker),
-                                       errstr, sizeof(errstr)),
+                                       rf_broker_bootstraps(e->broker), errstr,
+                                       sizeof(errstr)),
                          0);
         assert_int_equal(rf_config_set(&e->conf, "consumer.poll_timeout_ms",
                                        "20", errstr, sizeof(errstr)),
@@ -103,10 +103,10 @@ void h_produce_len(h_env_t *e, const char *topic, const char *key,
                    const char *value, size_t len)
 {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-                e->producer, RD_KAFKA_V_TOPIC(topic),
-                RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-                RD_KAFKA_V_VALUE((void *)value, len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            e->producer, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+            RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         assert_int_equal(err, 0);
         assert_int_equal(rd_kafka_flush(e->producer, 10000), 0);
 }
@@ -124,9 +124,8 @@ char *h_served(h_env_t *e, const char *subject, const char *surface,
         rf_read_result_t res;
         rf_buf_t out = { 0 };
 
-        assert_int_equal(rf_read_list(rf_daemon_store(e->daemon), &e->conf,
-                                      &req, &res),
-                         0);
+        assert_int_equal(
+            rf_read_list(rf_daemon_store(e->daemon), &e->conf, &req, &res), 0);
         if (res.status == RF_READ_NO_LIST)
                 rf_buf_printf(&out, "<no_list>");
         else if (res.status == RF_READ_CONSENT_BLOCKED)
@@ -178,8 +177,7 @@ static rd_kafka_t *open_reader(h_env_t *e, const char *topic)
         rd_kafka_conf_set(kc, "bootstrap.servers",
                           rf_broker_bootstraps(e->broker), err, sizeof(err));
         rd_kafka_conf_set(kc, "group.id", "h-reader", err, sizeof(err));
-        rd_kafka_conf_set(kc, "enable.auto.commit", "false", err,
-                          sizeof(err));
+        rd_kafka_conf_set(kc, "enable.auto.commit", "false", err, sizeof(err));
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
         assert_non_null(rk);
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -191,7 +189,7 @@ static rd_kafka_t *open_reader(h_env_t *e, const char *topic)
         parts = rd_kafka_topic_partition_list_new(partition_cnt);
         for (int p = 0; p < partition_cnt; p++)
                 rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
-                        RD_KAFKA_OFFSET_BEGINNING;
+                    RD_KAFKA_OFFSET_BEGINNING;
         assert_int_equal(rd_kafka_assign(rk, parts), 0);
         rd_kafka_topic_partition_list_destroy(parts);
         return rk;
@@ -227,8 +225,7 @@ int h_count_before(h_env_t *e, const char *topic, const char *needle,
         return n;
 }
 
-int h_count_records(h_env_t *e, const char *topic, const char *needle,
-                    int want)
+int h_count_records(h_env_t *e, const char *topic, const char *needle, int want)
 {
         rd_kafka_t *rk = open_reader(e, topic);
         int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
@@ -296,9 +293,9 @@ char *h_fmt(const char *fmt, ...)
         return s;
 }
 
-char *h_list_json(const char *subject, const char *surface,
-                  const char *region, const char *list_id,
-                  const char *generated_at, const char *items)
+char *h_list_json(const char *subject, const char *surface, const char *region,
+                  const char *list_id, const char *generated_at,
+                  const char *items)
 {
         rf_buf_t b = { 0 };
         char *copy = rf_strdup(items), *save = NULL;
@@ -328,8 +325,7 @@ char *h_list_json(const char *subject, const char *surface,
                 if (creator && *creator)
                         rf_buf_printf(&b, ",\"creator_id\":\"%s\"", creator);
                 if (campaign && *campaign)
-                        rf_buf_printf(&b, ",\"campaign_id\":\"%s\"",
-                                      campaign);
+                        rf_buf_printf(&b, ",\"campaign_id\":\"%s\"", campaign);
                 rf_buf_printf(&b, "}");
                 score -= 0.01;
                 first = 0;

@@ -18,7 +18,7 @@
 #define H_DEADLINE_MS 20000
 
 typedef struct h_env {
-        char dir[256];          /* temp dir, removed by h_teardown */
+        char dir[256]; /* temp dir, removed by h_teardown */
         rf_broker_t *broker;
         rf_config_t conf;
         rf_daemon_t *daemon;
@@ -70,9 +70,9 @@ int h_store_contains(h_env_t *e, const char *needle);
 
 /** Builds a list JSON: items as "id[:creator[:campaign]]" separated by
  *  ','. Caller frees. */
-char *h_list_json(const char *subject, const char *surface,
-                  const char *region, const char *list_id,
-                  const char *generated_at, const char *items);
+char *h_list_json(const char *subject, const char *surface, const char *region,
+                  const char *list_id, const char *generated_at,
+                  const char *items);
 
 /** Builds an event JSON from printf-style fields. Caller frees. */
 char *h_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -34,8 +34,8 @@ static int group_setup(void **state)
         /* The "inbox" surface is blocked by email consent only. */
         if (rf_config_set(&env.conf, "surface.inbox.consent_scope", "email",
                           errstr, sizeof(errstr)) ||
-            rf_config_set(&env.conf, "limits.max_record_bytes", "65536",
-                          errstr, sizeof(errstr)))
+            rf_config_set(&env.conf, "limits.max_record_bytes", "65536", errstr,
+                          sizeof(errstr)))
                 return -1;
         h_daemon_start(&env);
         return 0;
@@ -52,8 +52,8 @@ static void publish_list(const char *subject, const char *surface,
                          const char *region, const char *list_id,
                          const char *generated_at, const char *items)
 {
-        char *js = h_list_json(subject, surface, region, list_id,
-                               generated_at, items);
+        char *js =
+            h_list_json(subject, surface, region, list_id, generated_at, items);
         h_produce(&env, LISTS, subject, js);
         free(js);
 }
@@ -84,9 +84,9 @@ static void test_ban_and_unban(void **state)
         h_wait_served(&env, "u-ban", "home", NULL, "b1,b3");
 
         /* One invalidation notice per list the ban touched. */
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"e-ban-1\"", 1),
-                         1);
+        assert_int_equal(
+            h_count_records(&env, "recs.invalidations.v1", "\"e-ban-1\"", 1),
+            1);
 
         ban("e-ban-2", "item_unbanned", "b2", "2026-11-22T03:00:00Z");
         h_wait_served(&env, "u-ban", "home", NULL, "b1,b2,b3");
@@ -164,9 +164,8 @@ static void test_stock_regional(void **state)
         h_wait_served(&env, "u-us", "home", NULL, "s1,s3");
 
         /* The regional notice went to the eu list only. */
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"e-st-1\"", 1),
-                         1);
+        assert_int_equal(
+            h_count_records(&env, "recs.invalidations.v1", "\"e-st-1\"", 1), 1);
 }
 
 static void test_hides(void **state)
@@ -267,14 +266,12 @@ static void test_consent_purge(void **state)
         assert_false(h_store_contains(&env, subject));
 
         /* One notice per purged list. */
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"e-p-1\"", 2),
-                         2);
+        assert_int_equal(
+            h_count_records(&env, "recs.invalidations.v1", "\"e-p-1\"", 2), 2);
 
         /* A list arriving after the revocation is not stored. */
         uint64_t blocked = RF_METRIC_GET(lists_blocked);
-        publish_list(subject, "home", NULL, "L3", "2026-11-22T05:00:00Z",
-                     "p9");
+        publish_list(subject, "home", NULL, "L3", "2026-11-22T05:00:00Z", "p9");
         deadline = rf_mono_ms() + H_DEADLINE_MS;
         while (RF_METRIC_GET(lists_blocked) == blocked &&
                rf_mono_ms() < deadline)
@@ -322,25 +319,24 @@ static void test_newer_list_replaces_older(void **state)
         assert_int_equal(h_count_before(&env, "recs.invalidations.v1",
                                         "\"e-rep-1\"", "\"e-rep-2\""),
                          0);
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"e-rep-2\"", 1),
-                         1);
+        assert_int_equal(
+            h_count_records(&env, "recs.invalidations.v1", "\"e-rep-2\"", 1),
+            1);
 }
 
 static void test_contexts_are_separate(void **state)
 {
         (void)state;
-        char *js = h_fmt(
-                "{\"subject_id\":\"u-ctx\",\"surface\":\"home\","
-                "\"context_key\":\"morning\",\"list_id\":\"Lm\","
-                "\"generated_at\":\"2026-11-22T01:00:00Z\","
-                "\"expires_at\":\"2099-01-01T00:00:00Z\","
-                "\"model_version\":\"m1\",\"items\":[{\"item_id\":\"x1\","
-                "\"score\":1}]}");
+        char *js =
+            h_fmt("{\"subject_id\":\"u-ctx\",\"surface\":\"home\","
+                  "\"context_key\":\"morning\",\"list_id\":\"Lm\","
+                  "\"generated_at\":\"2026-11-22T01:00:00Z\","
+                  "\"expires_at\":\"2099-01-01T00:00:00Z\","
+                  "\"model_version\":\"m1\",\"items\":[{\"item_id\":\"x1\","
+                  "\"score\":1}]}");
         h_produce(&env, LISTS, "u-ctx", js);
         free(js);
-        publish_list("u-ctx", "home", NULL, "L0", "2026-11-22T01:00:00Z",
-                     "x2");
+        publish_list("u-ctx", "home", NULL, "L0", "2026-11-22T01:00:00Z", "x2");
         h_wait_served(&env, "u-ctx", "home", "morning", "x1");
         h_wait_served(&env, "u-ctx", "home", NULL, "x2");
 }
@@ -354,19 +350,24 @@ static void test_bad_records_dead_lettered(void **state)
 
         /* All on the same partition (key d-x), good ones behind bad. */
         event(BANS, "d-x", "{not json");
-        event(BANS, "d-x", "{\"event_id\":\"e\",\"type\":\"item_banned\","
-                           "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
-        event(BANS, "d-x", "{\"event_id\":\"e\",\"type\":\"item_exploded\","
-                           "\"item_id\":\"d-x\","
-                           "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
-        event(BANS, "d-x", "{\"event_id\":\"e\",\"type\":\"item_banned\","
-                           "\"item_id\":\"d-x\",\"occurred_at\":\"yesterday\"}");
-        event(BANS, "d-x", "{\"event_id\":\"e\",\"type\":\"item_banned\","
-                           "\"item_id\":\"other\","
-                           "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
-        event(BANS, "d-x", "{\"event_id\":\"e\",\"type\":\"item_banned\","
-                           "\"item_id\":42,"
-                           "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        event(BANS, "d-x",
+              "{\"event_id\":\"e\",\"type\":\"item_banned\","
+              "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        event(BANS, "d-x",
+              "{\"event_id\":\"e\",\"type\":\"item_exploded\","
+              "\"item_id\":\"d-x\","
+              "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        event(BANS, "d-x",
+              "{\"event_id\":\"e\",\"type\":\"item_banned\","
+              "\"item_id\":\"d-x\",\"occurred_at\":\"yesterday\"}");
+        event(BANS, "d-x",
+              "{\"event_id\":\"e\",\"type\":\"item_banned\","
+              "\"item_id\":\"other\","
+              "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        event(BANS, "d-x",
+              "{\"event_id\":\"e\",\"type\":\"item_banned\","
+              "\"item_id\":42,"
+              "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
         /* Over max_record_bytes (64 KiB in this test). */
         size_t big = 100 * 1024;
         char *huge = malloc(big);
@@ -380,31 +381,23 @@ static void test_bad_records_dead_lettered(void **state)
         event(LISTS, "u-dlq", "[1,2,3]");
         h_wait_served(&env, "u-dlq", "home", NULL, "d1,d3,d4");
 
-        assert_int_equal(h_count_records(&env, "recs.dlq.v1",
-                                         "\"invalid_json\"", 2),
-                         2);
-        assert_int_equal(h_count_records(&env, "recs.dlq.v1",
-                                         "\"missing_field\"", 1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.dlq.v1",
-                                         "\"unknown_type\"", 1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.dlq.v1",
-                                         "\"bad_timestamp\"", 1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.dlq.v1",
-                                         "\"key_mismatch\"", 1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.dlq.v1",
-                                         "\"bad_type\"", 1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.dlq.v1",
-                                         "\"too_large\"", 1),
-                         1);
+        assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"invalid_json\"", 2), 2);
+        assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"missing_field\"", 1), 1);
+        assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"unknown_type\"", 1), 1);
+        assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"bad_timestamp\"", 1), 1);
+        assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"key_mismatch\"", 1), 1);
+        assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"bad_type\"", 1), 1);
+        assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"too_large\"", 1), 1);
         /* Each names its source. */
         assert_true(h_count_records(&env, "recs.dlq.v1",
-                                    "\"topic\":\"recs.item-bans.v1\"", 7) >=
-                    7);
+                                    "\"topic\":\"recs.item-bans.v1\"", 7) >= 7);
 }
 
 int main(void)

@@ -100,7 +100,10 @@ static void check_schema(json_t *schema, json_t *v, const char *path)
                 fail_msg("%s: expected %s", path, json_string_value(type));
         if (en) {
                 int found = 0;
-                json_array_foreach(en, i, x) found |= json_equal(x, v);
+                json_array_foreach(en, i, x)
+                {
+                        found |= json_equal(x, v);
+                }
                 if (!found)
                         fail_msg("%s: \"%s\" not in enum", path,
                                  json_string_value(v));

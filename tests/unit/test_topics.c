@@ -626,8 +626,10 @@ static void test_key_field(void **state)
                 size_t i;
                 json_t *r;
 
-                json_array_foreach(req, i, r) required |=
-                    !strcmp(json_string_value(r), kf);
+                json_array_foreach(req, i, r)
+                {
+                        required |= !strcmp(json_string_value(r), kf);
+                }
                 if (!required)
                         fail_msg("%s: key field \"%s\" is not required",
                                  rf_topic(t)->name, kf);
@@ -670,8 +672,11 @@ static int in_enum(json_t *e, const char *s)
         size_t i;
         json_t *v;
 
-        json_array_foreach(e, i,
-                           v) if (!strcmp(json_string_value(v), s)) return 1;
+        json_array_foreach(e, i, v)
+        {
+                if (!strcmp(json_string_value(v), s))
+                        return 1;
+        }
         return 0;
 }
 

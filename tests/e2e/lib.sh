@@ -1,0 +1,74 @@
+# Shared by the e2e tests and ops/demo.sh: start the built binaries as a
+# user would, and wait on conditions with deadlines (never bare sleeps).
+
+RECFRESH=${RECFRESH:-$(pwd)/build/recfresh}
+E2E_PIDS=()
+
+e2e_cleanup() {
+        for pid in "${E2E_PIDS[@]}"; do
+                kill "$pid" 2>/dev/null || true
+        done
+        for pid in "${E2E_PIDS[@]}"; do
+                wait "$pid" 2>/dev/null || true
+        done
+        [ -n "${E2E_DIR:-}" ] && [ -z "${E2E_KEEP:-}" ] && rm -rf "$E2E_DIR"
+        return 0
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND until it succeeds.
+wait_for() {
+        local secs=$1 what=$2
+        shift 2
+        local deadline=$((SECONDS + secs))
+        until "$@" >/dev/null 2>&1; do
+                if [ $SECONDS -ge $deadline ]; then
+                        echo "timed out after ${secs}s waiting for: $what" >&2
+                        return 1
+                fi
+                sleep 0.05
+        done
+}
+
+# start_broker DIR: runs `recfresh broker`, sets BROKERS.
+start_broker() {
+        local dir=$1
+        "$RECFRESH" broker --partitions 2 --bootstrap-file "$dir/bootstrap" \
+                >"$dir/broker.out" 2>"$dir/broker.log" &
+        E2E_PIDS+=($!)
+        wait_for 20 "broker bootstrap file" test -s "$dir/bootstrap"
+        BROKERS=$(cat "$dir/bootstrap")
+}
+
+# start_daemon DIR [ARGS...]: runs `recfresh run` against $BROKERS, sets
+# DAEMON_PID, waits until its consumers are assigned.
+start_daemon() {
+        local dir=$1
+        shift
+        "$RECFRESH" run --brokers "$BROKERS" --data-dir "$dir/db" \
+                --set consumer.poll_timeout_ms=20 "$@" \
+                >>"$dir/daemon.log" 2>&1 &
+        DAEMON_PID=$!
+        E2E_PIDS+=($DAEMON_PID)
+        wait_for 30 "daemon consumers assigned" \
+                grep -q "consumers assigned" "$dir/daemon.log"
+}
+
+# produce TOPIC KEY JSON
+produce() {
+        printf '%s\n' "$3" | kcat -P -b "$BROKERS" -t "$1" -k "$2"
+}
+
+# served DIR SUBJECT SURFACE: prints served item ids, comma separated.
+served() {
+        "$RECFRESH" get --data-dir "$1/db" --subject "$2" --surface "$3" \
+                --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(",".join(i["item_id"] for i in r["items"]) if r["status"] == "found"
+      else "<" + r["status"] + ">")'
+}
+
+# served_is DIR SUBJECT SURFACE EXPECTED
+served_is() {
+        [ "$(served "$1" "$2" "$3")" = "$4" ]
+}
