@@ -27,12 +27,21 @@
 
 #define STORE_FORMAT "1"
 
+/* clang-format off */
 static const char *cf_names[RF_CF__CNT] = {
-        [RF_CF_META] = "default",    [RF_CF_LISTS] = "lists",
-        [RF_CF_INDEX] = "index",     [RF_CF_TOMBSTONES] = "tombstones",
-        [RF_CF_OFFSETS] = "offsets", [RF_CF_FANOUT] = "fanout",
-        [RF_CF_OUTBOX] = "outbox",
+        [RF_CF_META]       = "default",
+        [RF_CF_LISTS]      = "lists",
+        [RF_CF_INDEX]      = "index",
+        [RF_CF_TOMBSTONES] = "tombstones",
+        [RF_CF_OFFSETS]    = "offsets",
+        [RF_CF_FANOUT]     = "fanout",
+        [RF_CF_OUTBOX]     = "outbox",
+        [RF_CF_QUEUE]      = "queue",
+        [RF_CF_ACTIVITY]   = "activity",
+        [RF_CF_RUNS]       = "runs",
+        [RF_CF_VERSIONS]   = "versions",
 };
+/* clang-format on */
 
 struct rf_store {
         rocksdb_t *db;
@@ -149,7 +158,9 @@ static int store_existing_cfs(rf_store_t *st, int present[RF_CF__CNT])
         for (int i = 0; i < RF_CF__CNT; i++)
                 present[i] = (st->mode == RF_STORE_PRIMARY);
         if (err) {
+                /* A new store: RocksDB still hands back an empty array. */
                 rocksdb_free(err);
+                free(names);
                 return st->mode == RF_STORE_PRIMARY ? 0 : RF_ENOENT;
         }
         for (size_t j = 0; j < n; j++)

@@ -15,6 +15,10 @@
  *   offsets     topic/partition -> next offset to consume
  *   fanout      pending fan-out jobs (ban of an item in many lists, ...)
  *   outbox      records to produce (DLQ, invalidations), deleted on ack
+ *   queue       pending recompute requests (recompute queue)
+ *   activity    per-subject last activity and refresh cursors
+ *   runs        batch runs: state, validation results, active versions
+ *   versions    lists of batch runs, keyed by run (staged or published)
  */
 #ifndef RECFRESH_STORE_H
 #define RECFRESH_STORE_H
@@ -29,6 +33,10 @@ typedef enum rf_cf {
         RF_CF_OFFSETS,
         RF_CF_FANOUT,
         RF_CF_OUTBOX,
+        RF_CF_QUEUE,
+        RF_CF_ACTIVITY,
+        RF_CF_RUNS,
+        RF_CF_VERSIONS,
         RF_CF__CNT
 } rf_cf_t;
 
