@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(build-essential cmake pkg-config git
           librdkafka-dev librocksdb-dev libjansson-dev libssl-dev
           libmicrohttpd-dev libcmocka-dev libzstd-dev libcurl4-openssl-dev
-          kcat curl python3 python3-jsonschema clang-format)
+          kcat curl python3 python3-jsonschema clang-format
+          clang libclang-rt-14-dev)
 
 install_deps() {
         local missing=()
@@ -55,6 +56,15 @@ test)
         echo "==> tests"
         cd "$dir"
         ctest --output-on-failure -j "$jobs" --timeout 600
+        cd - >/dev/null
+        echo "==> fuzz (libFuzzer, clang, ${FUZZ_SECONDS:-20}s per target)"
+        fdir=${dir}-fuzz
+        CC=clang cmake -S . -B "$fdir" -DCMAKE_BUILD_TYPE=Debug -DRF_FUZZ=ON \
+                -DRF_SANITIZE=address,undefined \
+                -DRF_FUZZ_SECONDS="${FUZZ_SECONDS:-20}" >/dev/null
+        cmake --build "$fdir" -j "$jobs"
+        cd "$fdir"
+        ctest --output-on-failure -j "$jobs" -L fuzz
         ;;
 *)
         echo "usage: bash ops/quickstart.sh demo|test" >&2
