@@ -19,6 +19,7 @@ static void *daemon_main(void *arg)
 {
         h_env_t *e = arg;
         e->daemon_rc = rf_daemon_run(e->daemon);
+        __atomic_store_n(&e->daemon_done, 1, __ATOMIC_SEQ_CST);
         return NULL;
 }
 
@@ -45,6 +46,9 @@ void h_setup(h_env_t *e, int partitions)
                                        rf_broker_bootstraps(e->broker), errstr,
                                        sizeof(errstr)),
                          0);
+        if (getenv("RF_TEST_KAFKA_DEBUG"))
+                rf_config_set_kafka(&e->conf, "debug",
+                                    getenv("RF_TEST_KAFKA_DEBUG"));
         assert_int_equal(rf_config_set(&e->conf, "consumer.poll_timeout_ms",
                                        "20", errstr, sizeof(errstr)),
                          0);
@@ -62,6 +66,7 @@ void h_daemon_start(h_env_t *e)
         char errstr[512];
         int64_t deadline;
 
+        e->daemon_done = 0;
         e->daemon = rf_daemon_new(&e->conf, errstr, sizeof(errstr));
         if (!e->daemon)
                 fail_msg("daemon: %s", errstr);
@@ -70,6 +75,21 @@ void h_daemon_start(h_env_t *e)
         while (!rf_daemon_ready(e->daemon) && rf_mono_ms() < deadline)
                 usleep(20000);
         assert_true(rf_daemon_ready(e->daemon));
+}
+
+int h_daemon_wait_exit(h_env_t *e)
+{
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+
+        while (!__atomic_load_n(&e->daemon_done, __ATOMIC_SEQ_CST) &&
+               rf_mono_ms() < deadline)
+                usleep(10000);
+        if (!__atomic_load_n(&e->daemon_done, __ATOMIC_SEQ_CST))
+                fail_msg("daemon did not exit");
+        pthread_join(e->thr, NULL);
+        rf_daemon_destroy(e->daemon);
+        e->daemon = NULL;
+        return e->daemon_rc;
 }
 
 void h_daemon_stop(h_env_t *e)

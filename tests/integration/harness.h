@@ -24,6 +24,7 @@ typedef struct h_env {
         rf_daemon_t *daemon;
         pthread_t thr;
         int daemon_rc;
+        volatile int daemon_done; /* set when rf_daemon_run returned */
         rd_kafka_t *producer;
 } h_env_t;
 
@@ -32,6 +33,9 @@ void h_setup(h_env_t *e, int partitions);
 /** Starts the daemon on a thread and waits until its consumers are
  *  assigned. */
 void h_daemon_start(h_env_t *e);
+/** Waits until the daemon's loop returned by itself (fatal error); joins
+ *  and frees it. @returns its exit code. Fails the test at the deadline. */
+int h_daemon_wait_exit(h_env_t *e);
 /** Stops the daemon, joins it, asserts a clean exit. */
 void h_daemon_stop(h_env_t *e);
 void h_teardown(h_env_t *e);
