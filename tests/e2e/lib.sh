@@ -45,7 +45,8 @@ start_daemon() {
         local dir=$1
         shift
         "$RECFRESH" run --brokers "$BROKERS" --data-dir "$dir/db" \
-                --set consumer.poll_timeout_ms=20 "$@" \
+                --set consumer.poll_timeout_ms=20 -X session.timeout.ms=6000 \
+                "$@" \
                 >>"$dir/daemon.log" 2>&1 &
         DAEMON_PID=$!
         E2E_PIDS+=($DAEMON_PID)

@@ -46,9 +46,14 @@ void h_setup(h_env_t *e, int partitions)
                                        rf_broker_bootstraps(e->broker), errstr,
                                        sizeof(errstr)),
                          0);
-        if (getenv("RF_TEST_KAFKA_DEBUG"))
+        if (getenv("RF_TEST_KAFKA_DEBUG")) {
+                rf_log_set_level(RF_LOG_DEBUG);
                 rf_config_set_kafka(&e->conf, "debug",
                                     getenv("RF_TEST_KAFKA_DEBUG"));
+        }
+        /* The mock coordinator waits session.timeout.ms - 1 s before it
+         * rebalances a group a member left: keep restarts quick. */
+        rf_config_set_kafka(&e->conf, "session.timeout.ms", "6000");
         assert_int_equal(rf_config_set(&e->conf, "consumer.poll_timeout_ms",
                                        "20", errstr, sizeof(errstr)),
                          0);
