@@ -9,6 +9,10 @@
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
+        /* Connection failures are retried by librdkafka: a warning, not an
+         * error, or every broker restart pages someone. */
+        if (level <= RF_LOG_ERROR && !strcmp(fac, "FAIL"))
+                level = RF_LOG_WARN;
         rf_log(level <= RF_LOG_ERROR  ? RF_LOG_ERROR
                : level <= RF_LOG_WARN ? RF_LOG_WARN
                : level <= RF_LOG_INFO ? RF_LOG_INFO

@@ -25,6 +25,11 @@ static void *daemon_main(void *arg)
 
 void h_setup(h_env_t *e, int partitions)
 {
+        h_setup_brokers(e, partitions, 1);
+}
+
+void h_setup_brokers(h_env_t *e, int partitions, int brokers)
+{
         char errstr[512], err[256];
         rd_kafka_conf_t *kc;
 
@@ -33,7 +38,7 @@ void h_setup(h_env_t *e, int partitions)
                 rf_log_set_level(RF_LOG_WARN);
         snprintf(e->dir, sizeof(e->dir), "/tmp/rf-it-XXXXXX");
         assert_non_null(mkdtemp(e->dir));
-        e->broker = rf_broker_new(1, partitions, errstr, sizeof(errstr));
+        e->broker = rf_broker_new(brokers, partitions, errstr, sizeof(errstr));
         assert_non_null(e->broker);
 
         rf_config_init(&e->conf);
@@ -62,6 +67,7 @@ void h_setup(h_env_t *e, int partitions)
         rd_kafka_conf_set(kc, "bootstrap.servers",
                           rf_broker_bootstraps(e->broker), err, sizeof(err));
         rd_kafka_conf_set(kc, "linger.ms", "0", err, sizeof(err));
+        rd_kafka_conf_set(kc, "log_level", "2", err, sizeof(err));
         e->producer = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
         assert_non_null(e->producer);
 }

@@ -30,6 +30,8 @@ typedef struct h_env {
 
 /** Temp dir, broker with \p partitions per topic, conf, producer. */
 void h_setup(h_env_t *e, int partitions);
+/** Same, with a cluster of \p brokers brokers (for leader changes). */
+void h_setup_brokers(h_env_t *e, int partitions, int brokers);
 /** Starts the daemon on a thread and waits until its consumers are
  *  assigned. */
 void h_daemon_start(h_env_t *e);

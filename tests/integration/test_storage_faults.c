@@ -51,8 +51,8 @@ static void test_write_error_stops_without_losing_the_event(void **state)
 
         h_setup(&env, 1);
         h_daemon_start(&env);
-        js = h_list_json("u-fault", "home", NULL, "L1",
-                         "2026-11-22T01:00:00Z", "f1,f2,f3");
+        js = h_list_json("u-fault", "home", NULL, "L1", "2026-11-22T01:00:00Z",
+                         "f1,f2,f3");
         h_produce(&env, "recs.lists.v1", "u-fault", js);
         free(js);
         h_wait_served(&env, "u-fault", "home", NULL, "f1,f2,f3");
@@ -80,7 +80,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
-                        test_write_error_stops_without_losing_the_event),
+                    test_write_error_stops_without_losing_the_event),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
