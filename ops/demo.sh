@@ -19,10 +19,13 @@ say "2. start the service: recfresh run --brokers $BROKERS --data-dir $E2E_DIR/d
 start_daemon "$E2E_DIR"
 echo "consumers assigned; offsets and state live in RocksDB"
 
-say "3. the batch publishes ranked lists (kcat -> recs.lists.v1)"
+say "3. the batch publishes ranked lists (kcat -> recs.runs.v1, recs.lists.v1)"
+produce recs.runs.v1 run-2026-11-22 '{"run_id":"run-2026-11-22","type":"run_started","surfaces":["home"],"generated_at":"2026-11-22T02:00:00Z"}'
 for u in alice bob; do
         produce recs.lists.v1 "$u" "{\"subject_id\":\"$u\",\"surface\":\"home\",\"list_id\":\"daily-$u\",\"run_id\":\"run-2026-11-22\",\"generated_at\":\"2026-11-22T02:00:00Z\",\"expires_at\":\"2099-01-01T00:00:00Z\",\"model_version\":\"ranker-v7\",\"items\":[{\"item_id\":\"sneakers-42\",\"score\":0.97,\"creator_id\":\"acme\"},{\"item_id\":\"jacket-7\",\"score\":0.91,\"campaign_id\":\"black-friday\"},{\"item_id\":\"lamp-3\",\"score\":0.88},{\"item_id\":\"mug-9\",\"score\":0.80,\"creator_id\":\"acme\"}]}"
 done
+# Staged until the run completes and passes validation, then all at once.
+produce recs.runs.v1 run-2026-11-22 '{"run_id":"run-2026-11-22","type":"run_completed","surfaces":["home"],"expected_lists":2,"generated_at":"2026-11-22T02:00:00Z"}'
 wait_for 20 "lists applied" served_is "$E2E_DIR" alice home \
         sneakers-42,jacket-7,lamp-3,mug-9
 say "served list for alice BEFORE the ban:  recfresh get --subject alice --surface home"

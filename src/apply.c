@@ -6,12 +6,14 @@
  */
 #include <string.h>
 
+#include "recfresh/activity.h"
 #include "recfresh/apply.h"
 #include "recfresh/keys.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/outbox.h"
 #include "recfresh/outputs.h"
+#include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
 
@@ -37,6 +39,7 @@ void rf_apply_ctx_clear(rf_apply_ctx_t *ctx)
         rf_txn_destroy(ctx->txn);
         rf_buf_free(&ctx->scratch);
         rf_buf_free(&ctx->scratch2);
+        rf_buf_free(&ctx->tomb_ts);
         memset(ctx, 0, sizeof(*ctx));
 }
 
@@ -46,6 +49,8 @@ static void dead_letter(rf_apply_ctx_t *ctx, const rf_record_t *rec,
         rf_source_t src = { rec->topic_name, rec->partition, rec->offset,
                             rec->timestamp_ms };
         uint64_t n = RF_METRIC_INC(dlq[rej->reason]);
+
+        rf_trace(ctx, .kind = RF_TRACE_REJECTED, .rej = rej);
 
         /* Log the first few of each reason, then one in a thousand: bad
          * producers must not flood the log; the counter has the rest. */
@@ -121,8 +126,26 @@ int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec)
                                       &rej) == 0) {
                         RF_METRIC_INC(
                             events_consumed[RF_TOPIC_LISTS][RF_EV_LIST]);
-                        r = rf_lists_apply(ctx, list);
+                        /* A list of a batch run is staged (runs.h). */
+                        r = *list->run_id ? rf_runs_stage(ctx, list)
+                                          : rf_lists_apply(ctx, list);
                         rf_list_destroy(list);
+                }
+        } else if (rec->topic == RF_TOPIC_RUNS) {
+                rf_run_ctl_t ctl;
+                if (rf_run_ctl_parse(rec->key, rec->key_len, rec->value,
+                                     rec->value_len, &ctx->limits, &ctl,
+                                     &rej) == 0) {
+                        r = rf_runs_apply_ctl(ctx, &ctl);
+                        rf_run_ctl_clear(&ctl);
+                }
+        } else if (rec->topic == RF_TOPIC_ACTIVITY) {
+                rf_activity_t act;
+                if (rf_activity_parse(rec->key, rec->key_len, rec->value,
+                                      rec->value_len, &ctx->limits, &act,
+                                      &rej) == 0) {
+                        r = rf_activity_apply(ctx, &act);
+                        rf_activity_clear(&act);
                 }
         } else {
                 rf_event_t ev;
@@ -131,6 +154,13 @@ int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec)
                                    &ev, &rej) == 0) {
                         RF_METRIC_INC(events_consumed[rec->topic][ev.type]);
                         r = apply_event(ctx, &ev);
+                        /* Bounded: callers that never reset it (tools
+                         * replaying logs) must not grow it forever. */
+                        if (r == 0 && rec->timestamp_ms >= 0 &&
+                            ctx->tomb_ts.len < 65536 * sizeof(int64_t))
+                                rf_buf_append(&ctx->tomb_ts,
+                                              &rec->timestamp_ms,
+                                              sizeof(rec->timestamp_ms));
                         if (r == RF_ESTALE)
                                 RF_METRIC_INC(events_stale);
                         rf_event_clear(&ev);

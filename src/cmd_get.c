@@ -6,13 +6,14 @@
 #include <stdlib.h>
 
 #include "recfresh/cli.h"
-#include "recfresh/read.h"
+#include "recfresh/serve.h"
 
 enum {
         OPT_SUBJECT = 1100,
         OPT_SURFACE,
         OPT_CONTEXT,
         OPT_LIMIT,
+        OPT_REGION,
         OPT_JSON,
         OPT_HELP
 };
@@ -23,6 +24,7 @@ static const struct option get_opts[] = {
         { "surface", required_argument, NULL, OPT_SURFACE },
         { "context", required_argument, NULL, OPT_CONTEXT },
         { "limit", required_argument, NULL, OPT_LIMIT },
+        { "region", required_argument, NULL, OPT_REGION },
         { "json", no_argument, NULL, OPT_JSON },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
@@ -31,17 +33,24 @@ static const struct option get_opts[] = {
 static void usage(FILE *fp)
 {
         fprintf(fp, "Usage: recfresh get --subject S --surface F [--context "
-                    "C] [--limit N] [--json]\n"
-                    "Prints the first N entries (default 20; 0 = all) of the "
-                    "stored list that\nsurvive every tombstone, with the "
-                    "list's lineage and skip counts.\n\n" RF_CLI_COMMON_HELP);
+                    "C] [--limit N]\n"
+                    "                    [--region R] [--json]\n"
+                    "Prints what the HTTP API serves for the key: the first N "
+                    "entries (default\n20; 0 = all) of the stored list that "
+                    "survive every tombstone, or the\nfallback list (of "
+                    "region R if stored) when the list is missing, expired\n"
+                    "beyond grace or consent-blocked, or to fill slots; with "
+                    "lineage, skip\ncounts and served_from. --json prints "
+                    "the HTTP API's JSON.\n\n" RF_CLI_COMMON_HELP);
 }
 
 int rf_cmd_get(int argc, char **argv)
 {
         const char *subject = NULL, *surface = NULL, *context = NULL;
-        rf_read_result_t res;
-        rf_read_req_t req;
+        const char *region = NULL;
+        rf_serve_result_t res;
+        rf_serve_env_t env;
+        rf_serve_req_t req;
         rf_config_t conf;
         rf_store_t *st = NULL;
         long limit = 20;
@@ -76,6 +85,9 @@ int rf_cmd_get(int argc, char **argv)
                                 goto out;
                         }
                         break;
+                case OPT_REGION:
+                        region = optarg;
+                        break;
                 case OPT_JSON:
                         json = 1;
                         break;
@@ -100,21 +112,26 @@ int rf_cmd_get(int argc, char **argv)
                 rc = 1;
                 goto out;
         }
-        req = (rf_read_req_t){ subject, surface, context, (size_t)limit };
-        if ((rc = rf_read_list(st, &conf, &req, &res))) {
+        /* The same function the HTTP API serves with; a CLI read asks for
+         * no recompute (it cannot reach the daemon's queue). */
+        env = (rf_serve_env_t){ st, &conf, NULL, NULL, 0 };
+        req = (rf_serve_req_t){ subject, surface, context, region,
+                                (size_t)limit };
+        if ((rc = rf_serve_list(&env, &req, &res))) {
                 fprintf(stderr, "recfresh get: %s\n", rf_err2str(rc));
+                rf_serve_result_clear(&res);
                 rc = 1;
                 goto out;
         }
         if (json) {
                 rf_buf_t buf = { 0 };
-                rf_read_result_to_json(&req, &res, &buf);
+                rf_serve_result_to_json(&req, &res, &buf);
                 printf("%s\n", buf.data);
                 rf_buf_free(&buf);
         } else {
-                rf_read_result_print(&req, &res, stdout);
+                rf_serve_result_print(&req, &res, stdout);
         }
-        rf_read_result_clear(&res);
+        rf_serve_result_clear(&res);
 out:
         rf_store_close(st);
         rf_config_destroy(&conf);

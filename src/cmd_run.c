@@ -40,6 +40,7 @@ enum {
         OPT_PARTITIONS,
         OPT_BOOTSTRAP_FILE,
         OPT_BROKERS_COUNT,
+        OPT_HTTP,
         OPT_HELP
 };
 
@@ -49,6 +50,7 @@ static const struct option run_opts[] = {
         { "partitions", required_argument, NULL, OPT_PARTITIONS },
         { "bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP_FILE },
         { "brokers-count", required_argument, NULL, OPT_BROKERS_COUNT },
+        { "http", required_argument, NULL, OPT_HTTP },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
 };
@@ -66,7 +68,11 @@ static void run_usage(FILE *fp)
                 "      --partitions N      embedded broker: partitions per "
                 "topic\n"
                 "      --bootstrap-file F  embedded broker: write its "
-                "address to F\n");
+                "address to F\n"
+                "      --http ADDR         serve the HTTP API on ADDR "
+                "(http.addr, default\n"
+                "                          127.0.0.1:8080; port 0 = any "
+                "free port; \"\" = off)\n");
 }
 
 static void broker_usage(FILE *fp)
@@ -114,6 +120,9 @@ static int parse(rf_config_t *conf, int argc, char **argv, int *brokers_cnt,
                         break;
                 case OPT_BOOTSTRAP_FILE:
                         r = set_opt(conf, "embedded.bootstrap_file", optarg);
+                        break;
+                case OPT_HTTP:
+                        r = set_opt(conf, "http.addr", optarg);
                         break;
                 case OPT_BROKERS_COUNT:
                         *brokers_cnt = (int)strtol(optarg, &end, 10);

@@ -114,6 +114,13 @@ const char *rf_event_type2str(rf_event_type_t t)
         return type_names[t];
 }
 
+int rf_event_type_topic(rf_event_type_t t)
+{
+        if ((int)t < 0 || t >= RF_EV__CNT)
+                return -1;
+        return type_specs[t].topic;
+}
+
 const char *rf_consent_scope2str(rf_consent_scope_t s)
 {
         if ((int)s < 0 || s >= RF_SCOPE__CNT)

@@ -85,6 +85,18 @@ static int check_log_level(const char *v)
         return rf_log_level_parse(v) < 0 ? -1 : 0;
 }
 
+/* "" or "HH:MM" (24-hour clock, UTC). */
+static int check_hhmm(const char *v)
+{
+        if (!*v)
+                return 0;
+        if (strlen(v) != 5 || v[2] != ':' || !isdigit((unsigned char)v[0]) ||
+            !isdigit((unsigned char)v[1]) || !isdigit((unsigned char)v[3]) ||
+            !isdigit((unsigned char)v[4]))
+                return -1;
+        return (v[0] - '0') * 10 + (v[1] - '0') > 23 || v[3] > '5' ? -1 : 0;
+}
+
 static int check_consent_scope(const char *v)
 {
         if (!strcmp(v, "") || !strcmp(v, "email") || !strcmp(v, "push"))
@@ -101,7 +113,23 @@ static const struct conf_row conf_table[] = {
           "error, warn, info, debug",
           "Most verbose log level written to stderr."),
         C(STR, "http.addr", http_addr, "127.0.0.1:8080",
-          "host:port the HTTP API listens on."),
+          "host:port of the HTTP API; port 0 = any free port; \"\" = off."),
+        C(STR, "http.addr_file", http_addr_file, "",
+          "Write the bound HTTP host:port to this file once listening."),
+        C(INT, "http.threads", http_threads, "4", 1, 256,
+          "HTTP worker threads."),
+        C(INT, "http.max_connections", http_max_connections, "1024", 1,
+          100000, "Most concurrent HTTP connections."),
+        C(INT, "http.max_body_bytes", http_max_body_bytes, "1048576", KIB,
+          64 * MIB, "Largest request body (batchGet) in bytes; larger: 413."),
+        C(INT, "http.default_limit", http_default_limit, "20", 1, 100000,
+          "Entries served when a read gives no limit."),
+        C(INT, "http.max_limit", http_max_limit, "1000", 1, 100000,
+          "Largest limit a read may ask for; larger: 400."),
+        C(INT, "http.ready_max_lag", http_ready_max_lag, "1000", 0,
+          INT64_C(1000000000),
+          "/readyz: ready once every partition is at most this many records "
+          "behind."),
         C(STR, "kafka.brokers", brokers, "",
           "Kafka bootstrap servers (host:port,...); empty = embedded broker."),
         C(STR, "kafka.group_id", group_id, "recfresh",
@@ -130,6 +158,69 @@ static const struct conf_row conf_table[] = {
           "RocksDB block cache size in MiB."),
         C(INT, "store.write_buffer_mb", write_buffer_mb, "64", 1, 4096,
           "RocksDB write buffer (memtable) size in MiB."),
+        C(STR, "eventlog.dir", eventlog_dir, "",
+          "Archive applied records here, for replay; \"\" = off."),
+        C(DUR, "eventlog.rotate", eventlog_rotate_ms, "1h", SEC_MS,
+          7 * DAY_MS, "Start a new event-log segment after this long."),
+        C(DUR, "eventlog.retention", eventlog_retention_ms, "168h", 0,
+          365 * DAY_MS,
+          "Delete event-log segments older than this (privacy); 0 = keep."),
+        C(DUR, "recompute.coalesce_ms", rc_coalesce_ms, "2s", 0, HOUR_MS,
+          "Reasons for one subject within this leave as one recompute "
+          "request."),
+        C(INT, "recompute.max_reasons", rc_max_reasons, "32", 1, 10000,
+          "Reasons listed per request; the rest are counted in "
+          "reasons_dropped."),
+        C(INT, "recompute.rate_per_s", rc_rate_per_s, "100", 1, 1000000,
+          "Normal requests (event-driven, active refresh) per second; "
+          "urgent: no limit."),
+        C(INT, "recompute.full_rate_per_s", rc_full_rate_per_s, "10", 1,
+          1000000,
+          "Separate token bucket of full refresh requests, per second."),
+        C(INT, "recompute.max_inflight", rc_max_inflight, "1000", 1, 1000000,
+          "Most requests produced and not yet acknowledged by the broker."),
+        C(CHOICE, "recompute.full_at", rc_full_at, "02:00", check_hhmm,
+          "HH:MM (UTC) or \"\" (off)",
+          "Daily full refresh time, UTC; \"\" = no daily full refresh."),
+        C(DUR, "recompute.incremental_every", rc_incremental_every, "1h", 0,
+          7 * DAY_MS,
+          "Period of the incremental refresh of active subjects; 0 = off."),
+        C(DUR, "recompute.active_within", rc_active_within, "1h", SEC_MS,
+          30 * DAY_MS,
+          "Incremental refresh: subjects active this recently."),
+        C(DUR, "recompute.expiry_horizon", rc_expiry_horizon, "1h", 0,
+          30 * DAY_MS,
+          "Incremental refresh: lists expired or expiring within this."),
+        C(INT, "recompute.max_invalid_pct", rc_max_invalid_pct, "20", 0, 100,
+          "Incremental refresh: lists with more of their entries "
+          "tombstoned, in %."),
+        C(DUR, "recompute.max_age", rc_max_age_ms, "24h", MIN_MS, 365 * DAY_MS,
+          "Incremental refresh: lists generated longer ago than this."),
+        C(DUR, "recompute.activity_ttl", rc_activity_ttl_ms, "168h", HOUR_MS,
+          365 * DAY_MS, "Last activity of a subject is forgotten after this."),
+        C(INT, "recompute.refresh_backlog", rc_refresh_backlog, "1000", 1,
+          10000000,
+          "A refresh run pauses while this many of its requests are "
+          "pending."),
+        C(INT, "runs.keep_versions", runs_keep_versions, "2", 2, 100,
+          "Batch run versions kept, the active one included (rollback)."),
+        C(DUR, "runs.completion_timeout", runs_completion_timeout_ms, "10m",
+          0, 7 * DAY_MS,
+          "Wait after run_completed for expected_lists, then validate."),
+        C(DUR, "runs.settle", runs_settle_ms, "2s", 0, HOUR_MS,
+          "Without expected_lists: validate after this long without lists."),
+        C(DUR, "runs.staged_ttl", runs_staged_ttl_ms, "24h", MIN_MS,
+          30 * DAY_MS,
+          "A run not completed this long after its first record expires."),
+        C(INT, "runs.purge_chunk", runs_purge_chunk, "5000", 1, 1000000,
+          "Lists of discarded run versions deleted per step."),
+        C(INT, "runs.max_malformed_pct", runs_max_malformed_pct, "1", 0, 100,
+          "Bulk load: most lines that do not parse, in % of lines; more "
+          "fails the run."),
+        C(INT, "load.memory_mb", load_memory_mb, "256", 8, 65536,
+          "Bulk loader: sort buffer in MiB; bounds its memory, not file size."),
+        C(DUR, "load.wait", load_wait_ms, "10m", SEC_MS, DAY_MS,
+          "CLI load/rollback: how long to wait for the daemon's verdict."),
 };
 
 #undef C
@@ -144,6 +235,23 @@ static const struct conf_row surface_table[] = {
           "Fewer valid entries: urgent recompute and fallback fill."),
         S(DUR, "grace", grace_ms, "1h", 0, 365 * DAY_MS,
           "How long an expired list is served as stale before the fallback."),
+        S(INT, "run_min_coverage_pct", run_min_coverage_pct, "95", 0, 100,
+          "Batch run: fewer lists than this % of expected_lists fails it."),
+        S(INT, "run_min_prev_coverage_pct", run_min_prev_coverage_pct, "80", 0,
+          100,
+          "Batch run: fewer subjects than this % of the previous run's "
+          "fails it."),
+        S(INT, "run_max_empty_pct", run_max_empty_pct, "5", 0, 100,
+          "Batch run: more empty lists than this % fails it."),
+        S(INT, "run_max_duplicate_pct", run_max_duplicate_pct, "1", 0, 100,
+          "Batch run: more lists holding an item twice than this % fails "
+          "it."),
+        S(INT, "run_max_invalid_pct", run_max_invalid_pct, "20", 0, 100,
+          "Batch run: more entries tombstoned at load than this % fails it."),
+        S(INT, "run_min_list_len", run_min_list_len, "1", 0, 100000,
+          "Batch run: a list with fewer entries is short."),
+        S(INT, "run_max_short_pct", run_max_short_pct, "10", 0, 100,
+          "Batch run: more short lists than this % fails it."),
 };
 
 #undef S

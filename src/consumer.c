@@ -263,6 +263,48 @@ int rf_consumer_ready(const rf_consumer_t *c)
         return c->subj_assigned && c->items_ready;
 }
 
+static void lag_of(rd_kafka_t *rk, rf_store_t *st, rf_partition_lag_t **out,
+                   size_t *cnt)
+{
+        rd_kafka_topic_partition_list_t *parts = NULL;
+
+        if (!rk || rd_kafka_assignment(rk, &parts) || !parts)
+                return;
+        *out = rf_realloc(*out, (*cnt + (size_t)parts->cnt + 1) *
+                                    sizeof(**out));
+        for (int i = 0; i < parts->cnt; i++) {
+                const char *topic = parts->elems[i].topic;
+                int32_t part = parts->elems[i].partition;
+                rf_partition_lag_t *l = &(*out)[(*cnt)++];
+                int64_t lo = -1, hi = -1, at = stored_offset(st, topic, part);
+
+                snprintf(l->topic, sizeof(l->topic), "%s", topic);
+                l->partition = part;
+                if (rd_kafka_get_watermark_offsets(rk, topic, part, &lo, &hi) ||
+                    hi < 0)
+                        hi = -1;
+                /* Nothing applied yet: we start at the low watermark. */
+                if (at < 0)
+                        at = lo > 0 ? lo : 0;
+                else if (lo > at)
+                        at = lo; /* retention dropped what we had not read */
+                l->applied = at;
+                l->high = hi;
+                l->lag = hi < 0 ? -1 : (hi > at ? hi - at : 0);
+        }
+        rd_kafka_topic_partition_list_destroy(parts);
+}
+
+size_t rf_consumer_lag(rf_consumer_t *c, rf_partition_lag_t **out)
+{
+        size_t cnt = 0;
+
+        *out = NULL;
+        lag_of(c->subj, c->st, out, &cnt);
+        lag_of(c->items, c->st, out, &cnt);
+        return cnt;
+}
+
 void rf_consumer_close(rf_consumer_t *c)
 {
         if (!c)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,11 +22,16 @@
 #include "recfresh/broker.h"
 #include "recfresh/consumer.h"
 #include "recfresh/daemon.h"
+#include "recfresh/eventlog.h"
 #include "recfresh/fanout.h"
+#include "recfresh/http.h"
 #include "recfresh/kafka.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/outbox.h"
+#include "recfresh/recompute.h"
+#include "recfresh/refresh.h"
+#include "recfresh/runs.h"
 #include "recfresh/topics.h"
 
 #define OUTBOX_MAX_INFLIGHT 10000
@@ -39,11 +45,27 @@ struct rf_daemon {
         rd_kafka_t *producer; /* outbox: DLQ and invalidations */
         rf_outbox_t *outbox;
         rf_fanout_t *fanout;
+        rf_queue_t *queue;       /* recompute queue (recompute.h) */
+        rd_kafka_t *rc_producer; /* its producer: recs.recompute.v1 */
+        rf_refresh_t *refresh;   /* scheduled refresh runs (refresh.h) */
+        rf_eventlog_t *elog; /* event log archive, or NULL (eventlog.dir) */
+        rf_runs_t *runs; /* batch runs upkeep and spool */
         rf_apply_ctx_t ctx;
         int wake[2]; /* pipe: librdkafka queues and stop() */
         atomic_int stopping;
         atomic_int ready;
         rd_kafka_message_t **msgs;
+
+        /* HTTP API (http.h) and what its threads read. */
+        rf_http_t *http;      /* or NULL when http.addr is "" */
+        pthread_mutex_t mu;   /* guards the fields below */
+        rf_partition_lag_t *lag; /* last lag snapshot (consumer.h) */
+        size_t lag_cnt;
+        int64_t lag_next_ms;  /* when to take the next snapshot */
+        int caught_up;        /* lag fell within http.ready_max_lag once */
+        char degraded[256];   /* why the daemon is degraded, "" if not */
+        rf_recompute_fn *read_recompute; /* reads of expired lists */
+        void *read_recompute_opaque;
 };
 
 static int write_file(const char *path, const char *text)
@@ -60,6 +82,267 @@ static int write_file(const char *path, const char *text)
         return rename(tmp, path); /* readers never see a partial file */
 }
 
+/* ---- HTTP: readiness, gauges, reads asking for recomputes --------------*/
+
+/* Daemon thread: refreshes the lag snapshot the HTTP threads read, and
+ * latches caught_up once every partition is within http.ready_max_lag. */
+static void lag_update(rf_daemon_t *d)
+{
+        int64_t now = rf_mono_ms(), max = 0;
+        rf_partition_lag_t *lag;
+        size_t cnt;
+        int known = 1;
+
+        if (now < d->lag_next_ms)
+                return;
+        /* Often while catching up (readiness), then once a second. */
+        d->lag_next_ms = now + (d->caught_up ? 1000 : 100);
+        cnt = rf_consumer_lag(d->consumer, &lag);
+        for (size_t i = 0; i < cnt; i++) {
+                if (lag[i].lag < 0)
+                        known = 0;
+                else if (lag[i].lag > max)
+                        max = lag[i].lag;
+        }
+        pthread_mutex_lock(&d->mu);
+        free(d->lag);
+        d->lag = lag;
+        d->lag_cnt = cnt;
+        if (!d->caught_up && atomic_load(&d->ready) && cnt && known &&
+            max <= d->conf->http_ready_max_lag) {
+                d->caught_up = 1;
+                rf_log_info("daemon",
+                            "caught up: %zu partitions, at most %lld records "
+                            "behind",
+                            cnt, (long long)max);
+        }
+        pthread_mutex_unlock(&d->mu);
+}
+
+static int http_ready(void *opaque, char *why, size_t why_size)
+{
+        rf_daemon_t *d = opaque;
+        int ok = 0;
+
+        pthread_mutex_lock(&d->mu);
+        if (atomic_load(&d->stopping)) {
+                snprintf(why, why_size, "stopping");
+        } else if (d->degraded[0]) {
+                snprintf(why, why_size, "degraded: %s", d->degraded);
+        } else if (!atomic_load(&d->ready)) {
+                snprintf(why, why_size, "consumers not assigned yet");
+        } else if (!d->caught_up) {
+                int64_t max = -1;
+                const char *at = "";
+                int32_t part = 0;
+                for (size_t i = 0; i < d->lag_cnt; i++) {
+                        if (d->lag[i].lag < 0) {
+                                max = -1, at = d->lag[i].topic;
+                                part = d->lag[i].partition;
+                                break;
+                        }
+                        if (d->lag[i].lag > max) {
+                                max = d->lag[i].lag, at = d->lag[i].topic;
+                                part = d->lag[i].partition;
+                        }
+                }
+                if (max < 0 && *at)
+                        snprintf(why, why_size,
+                                 "catching up: end offset of %s [%d] not "
+                                 "known yet",
+                                 at, (int)part);
+                else if (*at)
+                        snprintf(why, why_size,
+                                 "catching up: %s [%d] is %lld records "
+                                 "behind (http.ready_max_lag = %lld)",
+                                 at, (int)part, (long long)max,
+                                 (long long)d->conf->http_ready_max_lag);
+                else
+                        snprintf(why, why_size, "catching up");
+        } else {
+                ok = 1;
+        }
+        pthread_mutex_unlock(&d->mu);
+        return ok;
+}
+
+static void gauge(rf_buf_t *out, const char *name, const char *help,
+                  long long v)
+{
+        rf_prom_head(out, name, "gauge", help);
+        rf_buf_printf(out, "%s %lld\n", name, v);
+}
+
+static void http_metrics(void *opaque, rf_buf_t *out)
+{
+        rf_daemon_t *d = opaque;
+        char why[256];
+
+        rf_prom_head(out, "recfresh_consumer_lag", "gauge",
+                     "Records on the broker not yet applied, per assigned "
+                     "partition (absent until its end offset is known).");
+        pthread_mutex_lock(&d->mu);
+        for (size_t i = 0; i < d->lag_cnt; i++)
+                if (d->lag[i].lag >= 0)
+                        rf_buf_printf(out,
+                                      "recfresh_consumer_lag{topic=\"%s\","
+                                      "partition=\"%d\"} %lld\n",
+                                      d->lag[i].topic,
+                                      (int)d->lag[i].partition,
+                                      (long long)d->lag[i].lag);
+        pthread_mutex_unlock(&d->mu);
+        gauge(out, "recfresh_ready", "1 when /readyz answers ready.",
+              http_ready(d, why, sizeof(why)));
+
+        rf_prom_head(out, "recfresh_store_keys", "gauge",
+                     "Estimated keys per column family.");
+        for (int cf = 0; cf < RF_CF__CNT; cf++) {
+                int64_t v = rf_store_property_int(d->st, cf,
+                                                  "rocksdb.estimate-num-keys");
+                if (v >= 0)
+                        rf_buf_printf(out, "recfresh_store_keys{cf=\"%s\"} "
+                                           "%lld\n",
+                                      rf_cf_name((rf_cf_t)cf), (long long)v);
+        }
+        gauge(out, "recfresh_store_sst_bytes",
+              "Bytes in SST files, all column families.",
+              (long long)rf_store_property_int(d->st, -1,
+                                               "rocksdb.total-sst-files-size"));
+        gauge(out, "recfresh_store_live_data_bytes",
+              "Estimated bytes of live data, all column families.",
+              (long long)rf_store_property_int(
+                  d->st, -1, "rocksdb.estimate-live-data-size"));
+        gauge(out, "recfresh_store_memtable_bytes",
+              "Bytes in memtables, all column families.",
+              (long long)rf_store_property_int(
+                  d->st, -1, "rocksdb.cur-size-all-mem-tables"));
+        gauge(out, "recfresh_store_block_cache_bytes",
+              "Bytes in use in the block cache.",
+              (long long)rf_store_block_cache_usage(d->st));
+        gauge(out, "recfresh_store_block_cache_capacity_bytes",
+              "Block cache capacity (store.block_cache_mb).",
+              (long long)d->conf->block_cache_mb * 1024 * 1024);
+}
+
+/* Any thread: a read found an expired list. */
+static void read_recompute(void *opaque, const char *subject,
+                           const char *surface, const char *context,
+                           const char *reason)
+{
+        rf_daemon_t *d = opaque;
+        rf_recompute_fn *fn;
+        void *arg;
+
+        pthread_mutex_lock(&d->mu);
+        fn = d->read_recompute;
+        arg = d->read_recompute_opaque;
+        pthread_mutex_unlock(&d->mu);
+        if (fn)
+                fn(arg, subject, surface, context, reason);
+}
+
+static int http_start(rf_daemon_t *d, char *errstr, size_t errstr_size)
+{
+        rf_http_conf_t hc = {
+                .addr = d->conf->http_addr,
+                .serve = { d->st, d->conf, read_recompute, d, 0 },
+                .ready = http_ready,
+                .metrics = http_metrics,
+                .opaque = d,
+        };
+
+        d->http = rf_http_start(&hc, errstr, errstr_size);
+        if (!d->http)
+                return -1;
+        if (*d->conf->http_addr_file &&
+            write_file(d->conf->http_addr_file, rf_http_addr(d->http)) != 0) {
+                snprintf(errstr, errstr_size, "%s: %s",
+                         d->conf->http_addr_file, strerror(errno));
+                return -1;
+        }
+        return 0;
+}
+
+void rf_daemon_set_read_recompute(rf_daemon_t *d, rf_recompute_fn *fn,
+                                  void *opaque)
+{
+        pthread_mutex_lock(&d->mu);
+        d->read_recompute = fn;
+        d->read_recompute_opaque = opaque;
+        pthread_mutex_unlock(&d->mu);
+}
+
+void rf_daemon_set_degraded(rf_daemon_t *d, const char *reason)
+{
+        pthread_mutex_lock(&d->mu);
+        if (reason && *reason && strcmp(reason, d->degraded))
+                rf_log_warn("daemon", "degraded: %s", reason);
+        else if ((!reason || !*reason) && d->degraded[0])
+                rf_log_info("daemon", "no longer degraded");
+        snprintf(d->degraded, sizeof(d->degraded), "%s", reason ? reason : "");
+        pthread_mutex_unlock(&d->mu);
+}
+
+const char *rf_daemon_http_addr(const rf_daemon_t *d)
+{
+        return d->http ? rf_http_addr(d->http) : NULL;
+}
+
+/* Turns the batch's event timestamps into latency observations once the
+ * batch is committed (the tombstones are in force from then on). */
+static void tomb_latency(rf_apply_ctx_t *ctx, int committed)
+{
+        int64_t now = rf_now_ms();
+
+        for (size_t i = 0; committed && i + sizeof(int64_t) <= ctx->tomb_ts.len;
+             i += sizeof(int64_t)) {
+                int64_t ts;
+                memcpy(&ts, ctx->tomb_ts.data + i, sizeof(ts));
+                rf_hist_observe(&rf_metrics.tomb_latency_ms,
+                                rf_hist_latency_bounds,
+                                now > ts ? (uint64_t)(now - ts) : 0);
+        }
+        rf_buf_reset(&ctx->tomb_ts);
+}
+
+/* Reads that find a list expired ask for a recompute (any thread). */
+static void queue_read_recompute(void *opaque, const char *subject_id,
+                                 const char *surface, const char *context_key,
+                                 const char *reason)
+{
+        (void)context_key;
+        rf_queue_ask(opaque, subject_id, surface,
+                     !strcmp(reason, "expired") ? "list_expired"
+                                                : "list_degraded");
+}
+
+/* The recompute queue's own producer: its delivery reports settle queue
+ * entries, apart from the outbox's. */
+static rd_kafka_t *queue_producer(rf_daemon_t *d, char *errstr,
+                                  size_t errstr_size)
+{
+        rd_kafka_conf_t *pc = rf_kafka_conf_new(d->conf, d->bootstraps,
+                                                "recompute", errstr,
+                                                errstr_size);
+        rd_kafka_t *rk;
+        char err[256];
+
+        if (!pc)
+                return NULL;
+        if (rf_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
+                              errstr_size) ||
+            rf_kafka_conf_set(pc, "linger.ms", "5", errstr, errstr_size)) {
+                rd_kafka_conf_destroy(pc);
+                return NULL;
+        }
+        rf_queue_conf_set(d->queue, pc);
+        if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)))) {
+                rd_kafka_conf_destroy(pc);
+                snprintf(errstr, errstr_size, "recompute producer: %s", err);
+        }
+        return rk;
+}
+
 rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
@@ -71,6 +354,7 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
 
         d->conf = conf;
         d->wake[0] = d->wake[1] = -1;
+        pthread_mutex_init(&d->mu, NULL);
         if (pipe2(d->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
                 snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
                 goto fail;
@@ -98,7 +382,21 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                 goto fail;
         d->outbox = rf_outbox_new(d->st);
         d->fanout = rf_fanout_new(d->st);
+        if (*conf->eventlog_dir &&
+            !(d->elog = rf_eventlog_open(
+                  conf->eventlog_dir, conf->eventlog_rotate_ms,
+                  conf->eventlog_retention_ms, conf->store_sync, errstr,
+                  errstr_size)))
+                goto fail;
+        d->runs = rf_runs_new(conf->data_dir);
         rf_apply_ctx_init(&d->ctx, d->st, conf, d->outbox, d->fanout);
+        d->queue = rf_queue_new(d->st, conf, rf_now_ms());
+        d->ctx.queue = d->queue;
+        d->refresh = rf_refresh_new();
+        d->read_recompute = queue_read_recompute;
+        d->read_recompute_opaque = d->queue;
+        if (!(d->rc_producer = queue_producer(d, errstr, errstr_size)))
+                goto fail;
 
         pc = rf_kafka_conf_new(conf, d->bootstraps, "producer", errstr,
                                errstr_size);
@@ -123,6 +421,8 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
         if (!d->consumer)
                 goto fail;
         d->msgs = rf_calloc((size_t)conf->consumer_batch, sizeof(*d->msgs));
+        if (*conf->http_addr && http_start(d, errstr, errstr_size) != 0)
+                goto fail;
         return d;
 fail:
         rf_daemon_destroy(d);
@@ -163,7 +463,14 @@ static int apply_batch(rf_daemon_t *d, size_t n)
                 rf_record_t rec;
                 record_of(d->msgs[i], &rec);
                 r = rf_apply_record(&d->ctx, &rec);
+                if (d->elog)
+                        rf_eventlog_add(d->elog, &rec);
         }
+        /* The archive is written before the commit (eventlog.h). */
+        if (r == 0 && d->elog &&
+            rf_eventlog_flush(d->elog, d->ctx.now_ms, errstr, sizeof(errstr)))
+                rf_log_error("daemon", "event log: %s: batch not archived",
+                             errstr);
         if (r == 0)
                 r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
         else
@@ -175,13 +482,42 @@ static int apply_batch(rf_daemon_t *d, size_t n)
                 rf_txn_clear(d->ctx.txn);
                 rf_outbox_rollback(d->outbox);
                 rf_fanout_reload(d->fanout);
+                rf_queue_rollback(d->queue);
         } else {
                 RF_METRIC_INC(store_commits);
                 rf_outbox_committed(d->outbox);
+                rf_queue_committed(d->queue);
         }
+        tomb_latency(&d->ctx, r == 0);
         for (size_t i = 0; i < n; i++)
                 rd_kafka_message_destroy(d->msgs[i]);
         return r;
+}
+
+/* Batch runs: validation, activation, spool jobs, version deletion. */
+static int runs_step(rf_daemon_t *d)
+{
+        char errstr[512];
+        int r;
+
+        d->ctx.now_ms = rf_now_ms();
+        r = rf_runs_step(d->runs, &d->ctx, 0);
+        if (r == 0)
+                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
+        else
+                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
+        rf_runs_committed(d->runs, r == 0);
+        if (r != 0) {
+                RF_METRIC_INC(store_errors);
+                rf_log_error("daemon", "runs step failed: %s", errstr);
+                rf_txn_clear(d->ctx.txn);
+                rf_outbox_rollback(d->outbox);
+                rf_queue_rollback(d->queue);
+                return r;
+        }
+        rf_outbox_committed(d->outbox);
+        rf_queue_committed(d->queue);
+        return 0;
 }
 
 static int fanout_step(rf_daemon_t *d)
@@ -204,9 +540,39 @@ static int fanout_step(rf_daemon_t *d)
                 rf_txn_clear(d->ctx.txn);
                 rf_outbox_rollback(d->outbox);
                 rf_fanout_reload(d->fanout);
+                rf_queue_rollback(d->queue);
                 return r;
         }
         rf_outbox_committed(d->outbox);
+        rf_queue_committed(d->queue);
+        return 0;
+}
+
+/* Scheduled refresh runs (refresh.h): one bounded step, committed with the
+ * requests it queued. */
+static int refresh_step(rf_daemon_t *d)
+{
+        char errstr[512];
+        int did = 0, r;
+
+        d->ctx.now_ms = rf_now_ms();
+        r = rf_refresh_tick(d->refresh, &d->ctx, d->ctx.now_ms, &did);
+        if (r == 0 && !did)
+                return 0;
+        if (r == 0)
+                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
+        else
+                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
+        if (r != 0) {
+                RF_METRIC_INC(store_errors);
+                rf_log_error("daemon", "refresh step failed: %s", errstr);
+                rf_txn_clear(d->ctx.txn);
+                rf_outbox_rollback(d->outbox);
+                rf_queue_rollback(d->queue);
+                return r;
+        }
+        rf_outbox_committed(d->outbox);
+        rf_queue_committed(d->queue);
         return 0;
 }
 
@@ -225,29 +591,40 @@ int rf_daemon_run(rf_daemon_t *d)
                         rc = 1; /* offsets not advanced: nothing lost */
                         break;
                 }
-                if (fanout_step(d) != 0) {
+                if (fanout_step(d) != 0 || runs_step(d) != 0 ||
+                    refresh_step(d) != 0) {
                         rc = 1;
                         break;
                 }
                 rf_outbox_drain(d->outbox, d->producer, OUTBOX_MAX_INFLIGHT);
                 rd_kafka_poll(d->producer, 0);
+                rf_queue_tick(d->queue, d->rc_producer, rf_now_ms());
                 rf_consumer_tick(d->consumer);
                 if (!atomic_load(&d->ready) && rf_consumer_ready(d->consumer)) {
                         atomic_store(&d->ready, 1);
                         rf_log_info("daemon", "consumers assigned");
                 }
+                lag_update(d);
 
-                if (n == 0 && !rf_fanout_pending(d->fanout)) {
+                if (n == 0 && !rf_fanout_pending(d->fanout) &&
+                    !rf_runs_busy(d->runs)) {
                         /* Idle: sleep until a queue has records, a stop, or
                          * the timeout (for outbox and upkeep). */
                         struct pollfd pfd = { d->wake[0], POLLIN, 0 };
                         int timeout = (int)d->conf->poll_timeout_ms;
+                        int64_t qw = rf_queue_wait_ms(d->queue, rf_now_ms());
                         if (rf_outbox_pending(d->outbox))
                                 timeout = timeout > 10 ? 10 : timeout;
+                        if (qw >= 0 && qw < timeout)
+                                timeout = (int)qw;
                         poll(&pfd, 1, timeout);
                         drain_pipe(d->wake[0]);
                 }
         }
+
+        if (rc)
+                rf_daemon_set_degraded(d, "the apply loop stopped on an error");
+        atomic_store(&d->stopping, 1); /* /readyz: not ready from now on */
 
         /* Drain: the last batch is committed; deliver what the outbox holds
          * (bounded), so a clean stop leaves nothing behind. */
@@ -259,6 +636,9 @@ int rf_daemon_run(rf_daemon_t *d)
         rd_kafka_flush(d->producer, 2000);
         rd_kafka_poll(d->producer, 0);
         rf_outbox_drain(d->outbox, d->producer, 0); /* delete delivered */
+        /* Requests in flight: settle their acks; unacked ones are sent
+         * again at the next start, same request_id. */
+        rf_queue_flush(d->queue, d->rc_producer, 2000);
         rf_log_info("daemon",
                     "stopped (%s); %zu outbox records left for the "
                     "next start",
@@ -294,12 +674,20 @@ void rf_daemon_destroy(rf_daemon_t *d)
 {
         if (!d)
                 return;
+        /* First: HTTP threads read the store and the lag snapshot. */
+        rf_http_stop(d->http);
         rf_consumer_close(d->consumer);
         if (d->producer)
                 rd_kafka_destroy(d->producer);
+        if (d->rc_producer)
+                rd_kafka_destroy(d->rc_producer);
         if (d->ctx.txn)
                 rf_apply_ctx_clear(&d->ctx);
         rf_fanout_destroy(d->fanout);
+        rf_queue_destroy(d->queue);
+        rf_refresh_destroy(d->refresh);
+        rf_eventlog_close(d->elog);
+        rf_runs_destroy(d->runs);
         rf_outbox_destroy(d->outbox);
         rf_store_close(d->st);
         rf_broker_destroy(d->broker);
@@ -309,5 +697,7 @@ void rf_daemon_destroy(rf_daemon_t *d)
                 close(d->wake[0]);
         if (d->wake[1] >= 0)
                 close(d->wake[1]);
+        free(d->lag);
+        pthread_mutex_destroy(&d->mu);
         free(d);
 }

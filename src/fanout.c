@@ -18,12 +18,15 @@
 #include "recfresh/metrics.h"
 #include "recfresh/outbox.h"
 #include "recfresh/outputs.h"
+#include "recfresh/recompute.h"
 #include "recfresh/topics.h"
 
 struct rf_fanout {
         rf_store_t *st;
         uint64_t next_seq; /* id of the next job scheduled */
         size_t pending;    /* jobs in the store, incl. uncommitted */
+        uint64_t size_seq; /* job whose lists are being counted */
+        uint64_t size_cnt; /* lists it invalidated so far (this process) */
 };
 
 typedef struct job {
@@ -178,6 +181,11 @@ void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                               lk.subject, strlen(lk.subject),
                               ctx->scratch2.data, ctx->scratch2.len);
         RF_METRIC_INC(lists_invalidated);
+        rf_queue_list_invalidated(ctx, list_key, klen, cause, event_id,
+                                  entity_kind, entity_id);
+        rf_trace(ctx, .kind = RF_TRACE_LIST_INVALIDATED, .list_key = list_key,
+                 .list_klen = klen, .list_id = list_id,
+                 .entity_kind = entity_kind, .entity_id = entity_id);
 }
 
 /* Runs one job for at most `budget` index entries. Sets *done when the job
@@ -235,12 +243,15 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                 rf_fanout_list_invalidated(
                     ctx, k + prefix.len, klen - prefix.len, list_id, j->cause,
                     j->event_id, j->occurred_at, ekind, j->entity);
+                ctx->fanout->size_cnt++;
         }
 
         rf_key_seq(&jk, j->seq);
         if (*done) {
                 rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data, jk.len);
                 RF_METRIC_INC(fanout_jobs_done);
+                rf_hist_observe(&rf_metrics.fanout_size, rf_hist_fanout_bounds,
+                                ctx->fanout->size_cnt);
         } else if (cursor) {
                 job_encode(&jv, j->cause, j->kind, j->entity, j->region,
                            j->event_id, j->occurred_at, cursor, last_len);
@@ -277,6 +288,10 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                 const char *k = rf_iter_key(it, &klen);
                 const char *v = rf_iter_value(it, &vlen);
                 j.seq = rf_key_seq_parse(k, klen);
+                if (j.seq != fo->size_seq) {
+                        fo->size_seq = j.seq;
+                        fo->size_cnt = 0;
+                }
                 rf_buf_append(&j.raw, v, vlen);
                 rf_iter_destroy(it);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "recfresh/keys.h"
+#include "recfresh/list.h"
 
 static void put_sep(rf_buf_t *k)
 {
@@ -24,6 +25,25 @@ void rf_key_list(rf_buf_t *k, const char *subject, const char *surface,
         put_id(k, surface);
         put_sep(k);
         put_id(k, context ? context : "");
+}
+
+void rf_key_fallback(rf_buf_t *k, const char *surface, const char *context,
+                     const char *region)
+{
+        rf_key_list(k, RF_FALLBACK_SUBJECT, surface, context);
+        if (region && *region) {
+                put_sep(k);
+                put_id(k, region);
+        }
+}
+
+void rf_key_list_stored(rf_buf_t *k, const char *subject, const char *surface,
+                        const char *context, const char *region)
+{
+        if (!strcmp(subject, RF_FALLBACK_SUBJECT))
+                rf_key_fallback(k, surface, context, region);
+        else
+                rf_key_list(k, subject, surface, context);
 }
 
 void rf_key_list_subject_prefix(rf_buf_t *k, const char *subject)

@@ -13,6 +13,7 @@
 #include "recfresh/keys.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
+#include "recfresh/recompute.h"
 #include "recfresh/tombstone.h"
 
 /* Index value: the list's region (for regional stock fan-out) and id (for
@@ -72,10 +73,12 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
         if (strcmp(list->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
             rf_consent_purged(ctx->st, ctx->txn, list->subject_id)) {
                 RF_METRIC_INC(lists_blocked);
+                rf_trace(ctx, .kind = RF_TRACE_LIST_BLOCKED, .list = list);
                 return RF_EBLOCKED;
         }
 
-        rf_key_list(&key, list->subject_id, list->surface, list->context_key);
+        rf_key_list_stored(&key, list->subject_id, list->surface,
+                           list->context_key, list->region);
         r = rf_txn_get(ctx->txn, RF_CF_LISTS, key.data, key.len, &cur);
         if (r == 0) {
                 if (rf_list_decode(cur.data, cur.len, &old) != 0) {
@@ -90,6 +93,8 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
                          * list_id tie-break makes the winner independent of
                          * arrival order. */
                         RF_METRIC_INC(lists_stale);
+                        rf_trace(ctx, .kind = RF_TRACE_LIST_STALE,
+                                 .list = list, .held = old);
                         r = RF_ESTALE;
                         goto done;
                 } else {
@@ -103,6 +108,8 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
         rf_txn_put(ctx->txn, RF_CF_LISTS, key.data, key.len, enc.data, enc.len);
         index_each(ctx, key.data, key.len, list, 1);
         RF_METRIC_INC(lists_applied);
+        rf_queue_list_published(ctx, list); /* a fresh list: not pending */
+        rf_trace(ctx, .kind = RF_TRACE_LIST_APPLIED, .list = list, .held = old);
         r = 0;
 done:
         rf_list_destroy(old);

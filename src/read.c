@@ -9,6 +9,7 @@
 #include "recfresh/keys.h"
 #include "recfresh/log.h"
 #include "recfresh/read.h"
+#include "recfresh/runs.h"
 
 const char *rf_read_status2str(rf_read_status_t s)
 {
@@ -76,7 +77,8 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
         }
 
         rf_key_list(&k, req->subject_id, req->surface, ctx_key);
-        r = rf_store_get(st, RF_CF_LISTS, k.data, k.len, &v);
+        /* The active batch version or the incremental list (runs.h). */
+        r = rf_runs_lookup(st, req->surface, k.data, k.len, &v);
         rf_buf_free(&k);
         if (r == RF_ENOENT) {
                 res->status = RF_READ_NO_LIST;

@@ -405,6 +405,44 @@ const char *rf_store_path(const rf_store_t *st)
         return st->path;
 }
 
+int rf_store_checkpoint(rf_store_t *st, const char *dir, char *errstr,
+                        size_t errstr_size)
+{
+        rocksdb_checkpoint_t *cp;
+        char *err = NULL;
+
+        if (st->mode != RF_STORE_PRIMARY) {
+                snprintf(errstr, errstr_size,
+                         "%s: a checkpoint needs the store opened read-write",
+                         st->path);
+                return RF_ESTORE;
+        }
+        cp = rocksdb_checkpoint_object_create(st->db, &err);
+        if (err)
+                return store_err(err, "checkpoint", errstr, errstr_size);
+        /* log_size_for_flush 0: flush memtables so the WAL is not needed. */
+        rocksdb_checkpoint_create(cp, dir, 0, &err);
+        rocksdb_checkpoint_object_destroy(cp);
+        if (err)
+                return store_err(err, dir, errstr, errstr_size);
+        return 0;
+}
+
+int rf_store_set_salt(rf_store_t *st, const unsigned char salt[32],
+                      char *errstr, size_t errstr_size)
+{
+        rf_txn_t *txn = rf_txn_new(st);
+        int r;
+
+        rf_txn_put(txn, RF_CF_META, "salt", 4, (const char *)salt,
+                   sizeof(st->salt));
+        r = rf_txn_commit(txn, errstr, errstr_size);
+        rf_txn_destroy(txn);
+        if (r == 0)
+                memcpy(st->salt, salt, sizeof(st->salt));
+        return r;
+}
+
 /* ---- transactions -------------------------------------------------------*/
 
 rf_txn_t *rf_txn_new(rf_store_t *st)
@@ -578,4 +616,116 @@ void rf_iter_destroy(rf_iter_t *it)
         free(it->prefix);
         free(it->upper);
         free(it);
+}
+
+/* ---- bulk: SST files, ingestion, range deletion -------------------------*/
+
+struct rf_sst {
+        rocksdb_envoptions_t *env;
+        rocksdb_sstfilewriter_t *w;
+        uint64_t entries;
+};
+
+rf_sst_t *rf_sst_new(rf_store_t *st, rf_cf_t cf, const char *path,
+                     char *errstr, size_t errstr_size)
+{
+        rf_sst_t *s = rf_calloc(1, sizeof(*s));
+        char *err = NULL;
+
+        s->env = rocksdb_envoptions_create();
+        /* The column family's own options: same table format, bloom filter
+         * and compression as the files RocksDB writes itself. */
+        s->w = rocksdb_sstfilewriter_create(s->env, st->cf_opts[cf]);
+        rocksdb_sstfilewriter_open(s->w, path, &err);
+        if (err) {
+                store_err(err, path, errstr, errstr_size);
+                rf_sst_destroy(s);
+                return NULL;
+        }
+        return s;
+}
+
+int rf_sst_put(rf_sst_t *s, const char *key, size_t klen, const char *val,
+               size_t vlen, char *errstr, size_t errstr_size)
+{
+        char *err = NULL;
+
+        rocksdb_sstfilewriter_put(s->w, key, klen, val, vlen, &err);
+        if (err)
+                return store_err(err, "sst put", errstr, errstr_size);
+        s->entries++;
+        return 0;
+}
+
+uint64_t rf_sst_size(rf_sst_t *s)
+{
+        uint64_t size = 0;
+
+        rocksdb_sstfilewriter_file_size(s->w, &size);
+        return size;
+}
+
+int rf_sst_finish(rf_sst_t *s, char *errstr, size_t errstr_size)
+{
+        char *err = NULL;
+
+        if (!s->entries)
+                return RF_ENOENT; /* RocksDB refuses empty files */
+        rocksdb_sstfilewriter_finish(s->w, &err);
+        if (err)
+                return store_err(err, "sst finish", errstr, errstr_size);
+        return 0;
+}
+
+void rf_sst_destroy(rf_sst_t *s)
+{
+        if (!s)
+                return;
+        if (s->w)
+                rocksdb_sstfilewriter_destroy(s->w);
+        if (s->env)
+                rocksdb_envoptions_destroy(s->env);
+        free(s);
+}
+
+int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
+                    size_t n, char *errstr, size_t errstr_size)
+{
+        rocksdb_ingestexternalfileoptions_t *io;
+        char *err = NULL;
+
+        if (!n)
+                return 0;
+        if (st->mode != RF_STORE_PRIMARY || !st->cf[cf]) {
+                snprintf(errstr, errstr_size, "ingest: store not writable");
+                return RF_EINVAL;
+        }
+        io = rocksdb_ingestexternalfileoptions_create();
+        /* Hard-link instead of copying; the job's files stay until the
+         * caller removes them, so a failed commit can retry the job.
+         * Global seqno: the files may overlap keys written since. */
+        rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
+        rocksdb_ingestexternalfileoptions_set_allow_global_seqno(io, 1);
+        rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(io, 1);
+        rocksdb_ingest_external_file_cf(st->db, st->cf[cf], paths, n, io,
+                                        &err);
+        rocksdb_ingestexternalfileoptions_destroy(io);
+        if (err)
+                return store_err(err, "ingest", errstr, errstr_size);
+        return 0;
+}
+
+int rf_store_delete_range(rf_store_t *st, rf_cf_t cf, const char *begin,
+                          size_t blen, const char *end, size_t elen,
+                          char *errstr, size_t errstr_size)
+{
+        char *err = NULL;
+
+        if (!st->cf[cf])
+                return 0;
+        rocksdb_delete_range_cf(st->db, st->wopts, st->cf[cf], begin, blen, end,
+                                elen, &err);
+        if (err)
+                return store_err(err, "delete range", errstr, errstr_size);
+        return 0;
 }

@@ -18,6 +18,7 @@
 #include "recfresh/fanout.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
+#include "recfresh/recompute.h"
 #include "recfresh/tombstone.h"
 
 static int scope_purges(rf_consent_scope_t s)
@@ -134,6 +135,10 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                     ctx, sl.keys[i].data, sl.keys[i].len, l->list_id, ev->type,
                     ev->event_id, ev->occurred_at, "user", ev->user_id);
         }
+        /* Revoked: no pending recompute (nor last activity) may keep the
+         * subject id; granted: ask for fresh lists. */
+        if (r == 0 && scope_purges(ev->scope))
+                rf_queue_consent(ctx, ev, revoked);
         if (r == 0 && revoked && scope_purges(ev->scope)) {
                 purge_hides(ctx, ev->user_id);
                 rf_log_info("consent",

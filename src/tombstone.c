@@ -42,6 +42,8 @@ int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
                 goto done;
 
         if (had && !rf_tomb_newer(&cur, ev->occurred_at, ev->event_id)) {
+                rf_trace(ctx, .kind = RF_TRACE_TOMB_STALE, .ev = ev,
+                         .cur = &cur);
                 r = RF_ESTALE;
                 goto done;
         }
@@ -55,6 +57,9 @@ int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
         *flipped = (had ? cur.active : 0) != active;
         if (*flipped)
                 RF_METRIC_INC(tombstones[ev->type]);
+        rf_trace(ctx, .kind = RF_TRACE_TOMB_CHANGED, .ev = ev,
+                 .cur = had ? &cur : NULL, .active = active,
+                 .flipped = *flipped);
         r = 0;
 done:
         rf_buf_free(&v);

@@ -15,9 +15,11 @@
 #include "recfresh/event.h"
 #include "recfresh/list.h"
 #include "recfresh/store.h"
+#include "recfresh/trace.h"
 
 typedef struct rf_outbox rf_outbox_t;
 typedef struct rf_fanout rf_fanout_t;
+typedef struct rf_queue rf_queue_t;
 
 /** Everything the apply path needs. Owned by the daemon (or a test). */
 typedef struct rf_apply_ctx {
@@ -27,9 +29,16 @@ typedef struct rf_apply_ctx {
         rf_limits_t limits;
         rf_outbox_t *outbox; /* DLQ and invalidation records */
         rf_fanout_t *fanout; /* jobs that walk the reverse index */
+        rf_queue_t *queue;   /* recompute queue (recompute.h), or NULL */
         int64_t now_ms;      /* wall clock of this batch */
         rf_buf_t scratch;    /* reusable buffers */
         rf_buf_t scratch2;
+        rf_buf_t tomb_ts; /* int64_t record timestamps of the events that
+                           * set tombstone state in the open batch (the
+                           * daemon turns them into the event-to-tombstone
+                           * latency histogram after the commit) */
+        rf_trace_cb_t *trace; /* replay --explain hook, or NULL (trace.h) */
+        void *trace_opaque;
 } rf_apply_ctx_t;
 
 /** One consumed record. */

@@ -64,5 +64,13 @@ int rf_cmd_run(int argc, char **argv);
 int rf_cmd_broker(int argc, char **argv);
 int rf_cmd_get(int argc, char **argv);
 int rf_cmd_config(int argc, char **argv);
+int rf_cmd_runs(int argc, char **argv);
+int rf_cmd_load(int argc, char **argv);
+int rf_cmd_refresh(int argc, char **argv);
+int rf_cmd_queue(int argc, char **argv);
+int rf_cmd_replay(int argc, char **argv);
+int rf_cmd_export(int argc, char **argv);
+int rf_cmd_digest(int argc, char **argv);
+int rf_cmd_checkpoint(int argc, char **argv);
 
 #endif /* RECFRESH_CLI_H */

@@ -42,6 +42,23 @@ void rf_consumer_tick(rf_consumer_t *c);
  *  item topic is assigned. */
 int rf_consumer_ready(const rf_consumer_t *c);
 
+/** How far one assigned partition is behind. */
+typedef struct rf_partition_lag {
+        char topic[128];
+        int32_t partition;
+        int64_t applied; /* next offset to apply (from the store) */
+        int64_t high;    /* high watermark last seen, -1 if not yet known */
+        int64_t lag;     /* high - applied (>= 0), -1 if not yet known */
+} rf_partition_lag_t;
+
+/**
+ * Reports the lag of every partition assigned to either consumer: the
+ * offsets applied (as stored with the state) against the high watermarks
+ * librdkafka last saw (no broker round trip). Call on the polling thread.
+ * @returns the number of partitions, with *out (caller frees) filled.
+ */
+size_t rf_consumer_lag(rf_consumer_t *c, rf_partition_lag_t **out);
+
 /** Leaves the group, closes and frees both consumers. */
 void rf_consumer_close(rf_consumer_t *c);
 

@@ -12,6 +12,7 @@
 #define RECFRESH_DAEMON_H
 
 #include "recfresh/config.h"
+#include "recfresh/serve.h"
 #include "recfresh/store.h"
 
 typedef struct rf_daemon rf_daemon_t;
@@ -42,6 +43,31 @@ rf_store_t *rf_daemon_store(rf_daemon_t *d);
 
 /** @returns 1 once the consumers are assigned (see consumer.h). */
 int rf_daemon_ready(const rf_daemon_t *d);
+
+/**
+ * The HTTP API (http.h) starts with the daemon when conf->http_addr is not
+ * empty, and stops first in rf_daemon_destroy(). /readyz is ready once the
+ * consumers are assigned and every partition was within
+ * http.ready_max_lag records of its end once (latched: later load does not
+ * pull the instance out of rotation), unless the daemon is degraded or
+ * stopping.
+ * @returns the bound HTTP address ("127.0.0.1:41234"), or NULL if none.
+ */
+const char *rf_daemon_http_addr(const rf_daemon_t *d);
+
+/**
+ * Marks the daemon degraded (/readyz answers 503 with \p reason) or, with
+ * NULL or "", healthy again. Thread-safe.
+ */
+void rf_daemon_set_degraded(rf_daemon_t *d, const char *reason);
+
+/**
+ * Sets the function reads call when they find a list expired (serve.h):
+ * the recompute queue's thread-safe entry point. Until set, such reads are
+ * only counted (recfresh_read_recompute_requests_total). Thread-safe.
+ */
+void rf_daemon_set_read_recompute(rf_daemon_t *d, rf_recompute_fn *fn,
+                                  void *opaque);
 
 /** Frees the daemon (after rf_daemon_run returned, or never ran). */
 void rf_daemon_destroy(rf_daemon_t *d);

@@ -25,6 +25,9 @@ typedef enum rf_event_type {
 /** @returns the wire name of \p t ("item_banned", ...). */
 const char *rf_event_type2str(rf_event_type_t t);
 
+/** @returns the RF_TOPIC_* that carries events of type \p t, or -1. */
+int rf_event_type_topic(rf_event_type_t t);
+
 typedef enum rf_consent_scope {
         RF_SCOPE_ALL = 0,
         RF_SCOPE_PERSONALIZATION,

@@ -5,6 +5,8 @@
  * and prefix scans are exact.
  *
  *   lists       subject \0 surface \0 context
+ *               fallback lists of a region: "__fallback__" \0 surface \0
+ *               context \0 region (so each region has its own)
  *   index       kind entity \0 <list key>           value: list region
  *               kind: 'i' item, 'c' creator, 'k' campaign
  *   tombstones  'B' item                            item ban
@@ -34,6 +36,22 @@
 /** Appends the list key of (subject, surface, context). */
 void rf_key_list(rf_buf_t *k, const char *subject, const char *surface,
                  const char *context);
+
+/**
+ * Appends the key of a fallback list (subject "__fallback__") of
+ * (surface, context, region): the list key, plus \0 region when \p region
+ * is not empty. rf_key_list_split() of it yields the surface and context.
+ */
+void rf_key_fallback(rf_buf_t *k, const char *surface, const char *context,
+                     const char *region);
+
+/**
+ * Appends the key a list is stored under: rf_key_list(), or for a fallback
+ * list (subject "__fallback__") rf_key_fallback() with its \p region. Every
+ * writer of lists (apply, batch runs, bulk load) keys lists with this.
+ */
+void rf_key_list_stored(rf_buf_t *k, const char *subject, const char *surface,
+                        const char *context, const char *region);
 
 /** Appends the prefix of every list key of \p subject ("subject\0"). */
 void rf_key_list_subject_prefix(rf_buf_t *k, const char *subject);

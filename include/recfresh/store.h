@@ -102,6 +102,24 @@ size_t rf_store_block_cache_usage(rf_store_t *st);
 /** @returns the store's directory. */
 const char *rf_store_path(const rf_store_t *st);
 
+/**
+ * Writes a RocksDB checkpoint of \p st (PRIMARY mode only: a secondary or
+ * read-only instance cannot) into \p dir, which must not exist: SST files
+ * are hard-linked when on the same file system, so it is cheap.
+ * @returns 0 or RF_ESTORE with errstr set.
+ */
+int rf_store_checkpoint(rf_store_t *st, const char *dir, char *errstr,
+                        size_t errstr_size);
+
+/**
+ * Replaces the pseudonymisation salt of a PRIMARY store (replay: a fixed
+ * salt makes scratch stores byte-identical). Only for a store that holds no
+ * consent state yet: existing pseudonyms would no longer match.
+ * @returns 0 or RF_ESTORE with errstr set.
+ */
+int rf_store_set_salt(rf_store_t *st, const unsigned char salt[32],
+                      char *errstr, size_t errstr_size);
+
 /* ---- transactions -------------------------------------------------------
  * A transaction buffers writes in a WriteBatchWithIndex; rf_txn_get and
  * rf_txn iterators see them before the commit. One writer thread uses it. */
@@ -153,5 +171,44 @@ void rf_iter_next(rf_iter_t *it);
 const char *rf_iter_key(rf_iter_t *it, size_t *klen);
 const char *rf_iter_value(rf_iter_t *it, size_t *vlen);
 void rf_iter_destroy(rf_iter_t *it);
+
+/* ---- bulk: SST files, ingestion, range deletion --------------------------
+ * Used by the bulk loader (bulkload.c): keys are written to SST files in
+ * strictly increasing order, then ingested whole. */
+
+typedef struct rf_sst rf_sst_t;
+
+/** Opens a new SST file at \p path for column family \p cf of \p st (any
+ *  mode: only its options are used). @returns NULL with errstr set. */
+rf_sst_t *rf_sst_new(rf_store_t *st, rf_cf_t cf, const char *path,
+                     char *errstr, size_t errstr_size);
+
+/** Adds a key, greater than every key added before. @returns 0 or
+ *  RF_ESTORE. */
+int rf_sst_put(rf_sst_t *s, const char *key, size_t klen, const char *val,
+               size_t vlen, char *errstr, size_t errstr_size);
+
+/** @returns the file's size so far in bytes. */
+uint64_t rf_sst_size(rf_sst_t *s);
+
+/** Completes the file. @returns 0, RF_ENOENT (no key was added: no file
+ *  worth ingesting) or RF_ESTORE. */
+int rf_sst_finish(rf_sst_t *s, char *errstr, size_t errstr_size);
+
+void rf_sst_destroy(rf_sst_t *s);
+
+/**
+ * Ingests finished SST files (non-overlapping with each other) into \p cf
+ * of a PRIMARY store, atomically: all or none. The files are hard-linked;
+ * the caller removes its copies. @returns 0 or RF_ESTORE / RF_EINVAL.
+ */
+int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
+                    size_t n, char *errstr, size_t errstr_size);
+
+/** Deletes keys in [begin, end) of \p cf at once (outside any txn).
+ *  @returns 0 or RF_ESTORE. */
+int rf_store_delete_range(rf_store_t *st, rf_cf_t cf, const char *begin,
+                          size_t blen, const char *end, size_t elen,
+                          char *errstr, size_t errstr_size);
 
 #endif /* RECFRESH_STORE_H */

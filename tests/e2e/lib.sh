@@ -29,10 +29,13 @@ wait_for() {
         done
 }
 
-# start_broker DIR: runs `recfresh broker`, sets BROKERS.
+# start_broker DIR [PARTITIONS]: runs `recfresh broker`, sets BROKERS.
+# Mind the embedded broker's ~5 MiB retention per partition: a test that
+# produces more must spread it over enough partitions.
 start_broker() {
-        local dir=$1
-        "$RECFRESH" broker --partitions 2 --bootstrap-file "$dir/bootstrap" \
+        local dir=$1 parts=${2:-2}
+        "$RECFRESH" broker --partitions "$parts" \
+                --bootstrap-file "$dir/bootstrap" \
                 >"$dir/broker.out" 2>"$dir/broker.log" &
         E2E_PIDS+=($!)
         wait_for 20 "broker bootstrap file" test -s "$dir/bootstrap"
@@ -40,18 +43,25 @@ start_broker() {
 }
 
 # start_daemon DIR [ARGS...]: runs `recfresh run` against $BROKERS, sets
-# DAEMON_PID, waits until its consumers are assigned.
+# DAEMON_PID, waits until its consumers are assigned. The HTTP API listens
+# on a free port; HTTP is set to its base URL ("http://127.0.0.1:PORT").
 start_daemon() {
         local dir=$1
         shift
+        rm -f "$dir/http.addr"
         "$RECFRESH" run --brokers "$BROKERS" --data-dir "$dir/db" \
                 --set consumer.poll_timeout_ms=20 -X session.timeout.ms=6000 \
+                --http 127.0.0.1:0 --set "http.addr_file=$dir/http.addr" \
                 "$@" \
                 >>"$dir/daemon.log" 2>&1 &
         DAEMON_PID=$!
         E2E_PIDS+=($DAEMON_PID)
         wait_for 30 "daemon consumers assigned" \
                 grep -q "consumers assigned" "$dir/daemon.log"
+        HTTP=
+        if [ -s "$dir/http.addr" ]; then
+                HTTP="http://$(cat "$dir/http.addr")"
+        fi
 }
 
 # produce TOPIC KEY JSON

@@ -62,6 +62,10 @@ void h_setup_brokers(h_env_t *e, int partitions, int brokers)
         assert_int_equal(rf_config_set(&e->conf, "consumer.poll_timeout_ms",
                                        "20", errstr, sizeof(errstr)),
                          0);
+        /* Any free port: tests run in parallel (rf_daemon_http_addr). */
+        assert_int_equal(rf_config_set(&e->conf, "http.addr", "127.0.0.1:0",
+                                       errstr, sizeof(errstr)),
+                         0);
 
         kc = rd_kafka_conf_new();
         rd_kafka_conf_set(kc, "bootstrap.servers",

@@ -27,8 +27,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "recfresh/activity.h"
 #include "recfresh/event.h"
 #include "recfresh/list.h"
+#include "recfresh/runs.h"
 #include "recfresh/topics.h"
 
 #ifndef RF_SOURCE_DIR
@@ -192,6 +194,18 @@ static int run_codec(int t, const char *key, json_t *j, rf_rejection_t *rej,
                 rc = rf_list_from_json(key, klen, text, strlen(text), NULL, &l,
                                        rej);
                 rf_list_destroy(l);
+        } else if (t == RF_TOPIC_RUNS) {
+                rf_run_ctl_t ctl;
+                rc = rf_run_ctl_parse(key, klen, text, strlen(text), NULL, &ctl,
+                                      rej);
+                if (rc == RF_OK && typep)
+                        *typep = (int)ctl.type;
+                rf_run_ctl_clear(&ctl);
+        } else if (t == RF_TOPIC_ACTIVITY) {
+                rf_activity_t a;
+                rc = rf_activity_parse(key, klen, text, strlen(text), NULL, &a,
+                                       rej);
+                rf_activity_clear(&a);
         } else {
                 rf_event_t ev;
                 rc = rf_event_parse(t, key, klen, text, strlen(text), NULL, &ev,
@@ -317,9 +331,13 @@ static void test_fixtures_accepted(void **state)
                                 }
                                 continue;
                         }
+                        if (t == RF_TOPIC_ACTIVITY)
+                                continue; /* no "type": not an event */
                         /* the parsed type is the one in the fixture */
                         assert_string_equal(
-                            rf_event_type2str((rf_event_type_t)type),
+                            t == RF_TOPIC_RUNS
+                                ? rf_run_ctl_type2str((rf_run_ctl_type_t)type)
+                                : rf_event_type2str((rf_event_type_t)type),
                             json_string_value(
                                 json_object_get(f->json, "type")));
                 }
@@ -332,7 +350,8 @@ static void test_every_type_has_a_fixture(void **state)
         int seen[RF_EV__CNT] = { 0 };
 
         for (int t = 0; t < RF_TOPIC__CNT; t++) {
-                if (!is_input(t) || t == RF_TOPIC_LISTS)
+                if (!is_input(t) || t == RF_TOPIC_LISTS ||
+                    t == RF_TOPIC_RUNS || t == RF_TOPIC_ACTIVITY)
                         continue;
                 json_t *en = json_object_get(
                     json_object_get(props(topics[t].schema), "type"), "enum");
@@ -363,6 +382,27 @@ static void test_every_type_has_a_fixture(void **state)
                                 fail_msg("%s: no fixture of type \"%s\"",
                                          rf_topic(t)->name, type);
                 }
+        }
+        /* run control types: the schema's enum is the codec's, each has a
+         * fixture */
+        json_t *ren = json_object_get(
+            json_object_get(props(topics[RF_TOPIC_RUNS].schema), "type"),
+            "enum");
+        assert_int_equal(json_array_size(ren), RF_RUN_CTL__CNT);
+        for (int c = 0; c < RF_RUN_CTL__CNT; c++) {
+                const char *type = rf_run_ctl_type2str((rf_run_ctl_type_t)c);
+                int found = 0;
+                for (size_t f = 0; f < topics[RF_TOPIC_RUNS].fx_cnt; f++)
+                        found |= !strcmp(
+                            type, json_string_value(json_object_get(
+                                      topics[RF_TOPIC_RUNS].fx[f].json,
+                                      "type")));
+                assert_true(json_string_value(json_array_get(ren, (size_t)c)));
+                assert_string_equal(
+                    json_string_value(json_array_get(ren, (size_t)c)), type);
+                if (!found)
+                        fail_msg("recs.runs.v1: no fixture of type \"%s\"",
+                                 type);
         }
         /* and every rf_event_type_t is carried by exactly one topic */
         for (int e = 0; e < RF_EV__CNT; e++)

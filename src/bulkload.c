@@ -1,0 +1,755 @@
+/*
+ * recfresh - the bulk loader (see bulkload.h): line reader (plain or zstd),
+ * a bounded-memory external sorter, and the three passes:
+ *
+ *   1. parse each line, key it run_id \0 list key, feed the list sorter;
+ *   2. merge the list sorter: drop older duplicates, measure each list for
+ *      validation, write the version SST files, feed the index sorter;
+ *   3. merge the index sorter into the index SST files.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "recfresh/bulkload.h"
+#include "recfresh/keys.h"
+#include "recfresh/list.h"
+#include "recfresh/log.h"
+#include "recfresh/tombstone.h"
+
+#define SST_MAX_BYTES ((size_t)256 << 20)
+#define READ_CHUNK    (128 * 1024)
+#define REPORT_MAX    100 /* malformed lines reported; the rest counted */
+
+/* ---- line reader --------------------------------------------------------*/
+
+typedef struct reader {
+        FILE *fp;
+        ZSTD_DStream *zs; /* NULL: plain text */
+        char in[READ_CHUNK];
+        ZSTD_inBuffer zin;
+        char out[READ_CHUNK];
+        size_t pos, len; /* unread bytes of out */
+        int eof, err;
+} reader_t;
+
+static int reader_open(reader_t *r, const char *path, char *errstr,
+                       size_t errstr_size)
+{
+        unsigned char magic[4];
+        size_t n;
+
+        memset(r, 0, sizeof(*r));
+        if (!(r->fp = fopen(path, "rb"))) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                return RF_EIO;
+        }
+        n = fread(magic, 1, 4, r->fp);
+        if (n == 4 && magic[0] == 0x28 && magic[1] == 0xb5 &&
+            magic[2] == 0x2f && magic[3] == 0xfd) {
+                r->zs = ZSTD_createDStream();
+                ZSTD_initDStream(r->zs);
+        }
+        rewind(r->fp);
+        return 0;
+}
+
+static void reader_close(reader_t *r)
+{
+        if (r->zs)
+                ZSTD_freeDStream(r->zs);
+        if (r->fp)
+                fclose(r->fp);
+}
+
+/* Refills r->out. @returns bytes available (0 at the end or on error). */
+static size_t reader_fill(reader_t *r)
+{
+        r->pos = r->len = 0;
+        if (!r->zs) {
+                r->len = fread(r->out, 1, sizeof(r->out), r->fp);
+                if (!r->len && ferror(r->fp))
+                        r->err = 1;
+                return r->len;
+        }
+        while (!r->len) {
+                if (r->zin.pos == r->zin.size) {
+                        size_t n = fread(r->in, 1, sizeof(r->in), r->fp);
+                        if (!n) {
+                                r->err = ferror(r->fp);
+                                return 0;
+                        }
+                        r->zin = (ZSTD_inBuffer){ r->in, n, 0 };
+                }
+                ZSTD_outBuffer zout = { r->out, sizeof(r->out), 0 };
+                size_t rc = ZSTD_decompressStream(r->zs, &zout, &r->zin);
+                if (ZSTD_isError(rc)) {
+                        r->err = 2;
+                        return 0;
+                }
+                r->len = zout.pos;
+        }
+        return r->len;
+}
+
+/* Reads one line (without '\n') into \p line, keeping at most \p max bytes;
+ * *too_long is set if it had more. @returns 0, or 1 at the end. */
+static int reader_line(reader_t *r, rf_buf_t *line, size_t max, int *too_long)
+{
+        int any = 0;
+
+        rf_buf_reset(line);
+        *too_long = 0;
+        for (;;) {
+                if (r->pos == r->len && !reader_fill(r))
+                        return any ? 0 : 1;
+                any = 1;
+                char *s = r->out + r->pos;
+                char *nl = memchr(s, '\n', r->len - r->pos);
+                size_t n = nl ? (size_t)(nl - s) : r->len - r->pos;
+                size_t room = max > line->len ? max - line->len : 0;
+                if (n > room)
+                        *too_long = 1;
+                rf_buf_append(line, s, n < room ? n : room);
+                r->pos += n + (nl ? 1 : 0);
+                if (nl)
+                        return 0;
+        }
+}
+
+/* ---- external sorter ----------------------------------------------------*/
+
+typedef struct sorter {
+        const char *dir, *tag;
+        size_t budget;
+        rf_buf_t arena; /* entries: varint klen, key, varint vlen, value */
+        size_t *offs, n, cap;
+        size_t run_cnt;
+} sorter_t;
+
+typedef struct entry {
+        const char *k, *v;
+        size_t kl, vl;
+} entry_t;
+
+static void entry_at(const char *p, entry_t *e)
+{
+        rf_cur_t c = { p, p + 20, 0 };
+        e->kl = rf_cur_varint(&c);
+        e->k = c.p;
+        c.p += e->kl;
+        c.end = c.p + 20;
+        e->vl = rf_cur_varint(&c);
+        e->v = c.p;
+}
+
+static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+        int c = memcmp(a, b, al < bl ? al : bl);
+        return c ? c : (al > bl) - (al < bl);
+}
+
+static int cmp_offs(const void *a, const void *b, void *arg)
+{
+        const char *base = arg;
+        size_t x = *(const size_t *)a, y = *(const size_t *)b;
+        entry_t ea, eb;
+
+        entry_at(base + x, &ea);
+        entry_at(base + y, &eb);
+        int c = key_cmp(ea.k, ea.kl, eb.k, eb.kl);
+        return c ? c : (x > y) - (x < y); /* stable: input order */
+}
+
+static void run_path(const sorter_t *s, size_t i, rf_buf_t *p)
+{
+        rf_buf_reset(p);
+        rf_buf_printf(p, "%s/%s-run-%06zu", s->dir, s->tag, i);
+}
+
+/* Sorts what the arena holds and writes it as the next run file. */
+static int sorter_spill(sorter_t *s, char *errstr, size_t errstr_size)
+{
+        rf_buf_t p = { 0 };
+        FILE *fp;
+        int rc = 0;
+
+        if (!s->n)
+                return 0;
+        qsort_r(s->offs, s->n, sizeof(*s->offs), cmp_offs, s->arena.data);
+        run_path(s, s->run_cnt, &p);
+        if (!(fp = fopen(p.data, "wb"))) {
+                snprintf(errstr, errstr_size, "%s: %s", p.data,
+                         strerror(errno));
+                rf_buf_free(&p);
+                return RF_EIO;
+        }
+        for (size_t i = 0; i < s->n; i++) {
+                entry_t e;
+                entry_at(s->arena.data + s->offs[i], &e);
+                size_t len =
+                    (size_t)(e.v + e.vl - (s->arena.data + s->offs[i]));
+                fwrite(s->arena.data + s->offs[i], 1, len, fp);
+        }
+        if (fclose(fp) != 0) {
+                snprintf(errstr, errstr_size, "%s: %s", p.data,
+                         strerror(errno));
+                rc = RF_EIO;
+        }
+        s->run_cnt++;
+        s->n = 0;
+        rf_buf_reset(&s->arena);
+        rf_buf_free(&p);
+        return rc;
+}
+
+static int sorter_add(sorter_t *s, const char *k, size_t kl, const char *v,
+                      size_t vl, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        /* Offsets count against the budget too. */
+        if (s->n &&
+            s->arena.len + (s->n + 1) * sizeof(size_t) + kl + vl > s->budget &&
+            (rc = sorter_spill(s, errstr, errstr_size)))
+                return rc;
+        if (s->n == s->cap) {
+                s->cap = s->cap ? s->cap * 2 : 1024;
+                s->offs = rf_realloc(s->offs, s->cap * sizeof(*s->offs));
+        }
+        s->offs[s->n++] = s->arena.len;
+        rf_buf_put_varint(&s->arena, kl);
+        rf_buf_append(&s->arena, k, kl);
+        rf_buf_put_varint(&s->arena, vl);
+        rf_buf_append(&s->arena, v, vl);
+        return 0;
+}
+
+static void sorter_free(sorter_t *s)
+{
+        rf_buf_t p = { 0 };
+
+        for (size_t i = 0; i < s->run_cnt; i++) {
+                run_path(s, i, &p);
+                unlink(p.data);
+        }
+        rf_buf_free(&p);
+        rf_buf_free(&s->arena);
+        free(s->offs);
+        memset(s, 0, sizeof(*s));
+}
+
+/* One run file being merged. */
+typedef struct mrun {
+        FILE *fp;
+        rf_buf_t k, v;
+        int valid;
+} mrun_t;
+
+static int read_varint(FILE *fp, uint64_t *out)
+{
+        uint64_t v = 0;
+        int shift = 0, c;
+
+        while ((c = getc(fp)) != EOF) {
+                v |= (uint64_t)(c & 0x7f) << shift;
+                if (!(c & 0x80)) {
+                        *out = v;
+                        return 0;
+                }
+                shift += 7;
+                if (shift > 63)
+                        return -1;
+        }
+        return -1;
+}
+
+static void mrun_next(mrun_t *m)
+{
+        uint64_t kl, vl;
+
+        m->valid = 0;
+        if (read_varint(m->fp, &kl))
+                return;
+        rf_buf_reset(&m->k);
+        rf_buf_reset(&m->v);
+        rf_buf_append(&m->k, "", 0);
+        char buf[8192];
+        for (uint64_t left = kl; left;) {
+                size_t n = fread(
+                    buf, 1, left < sizeof(buf) ? left : sizeof(buf), m->fp);
+                if (!n)
+                        return;
+                rf_buf_append(&m->k, buf, n);
+                left -= n;
+        }
+        if (read_varint(m->fp, &vl))
+                return;
+        for (uint64_t left = vl; left;) {
+                size_t n = fread(
+                    buf, 1, left < sizeof(buf) ? left : sizeof(buf), m->fp);
+                if (!n)
+                        return;
+                rf_buf_append(&m->v, buf, n);
+                left -= n;
+        }
+        m->valid = 1;
+}
+
+typedef struct merger {
+        mrun_t *runs;
+        size_t cnt;
+} merger_t;
+
+static int merger_open(merger_t *mg, sorter_t *s, char *errstr,
+                       size_t errstr_size)
+{
+        rf_buf_t p = { 0 };
+        int rc;
+
+        if ((rc = sorter_spill(s, errstr, errstr_size)))
+                return rc;
+        rf_buf_free(&s->arena); /* the merge needs little memory */
+        mg->cnt = s->run_cnt;
+        mg->runs = rf_calloc(mg->cnt + 1, sizeof(*mg->runs));
+        for (size_t i = 0; i < mg->cnt; i++) {
+                run_path(s, i, &p);
+                if (!(mg->runs[i].fp = fopen(p.data, "rb"))) {
+                        snprintf(errstr, errstr_size, "%s: %s", p.data,
+                                 strerror(errno));
+                        rf_buf_free(&p);
+                        return RF_EIO;
+                }
+                mrun_next(&mg->runs[i]);
+        }
+        rf_buf_free(&p);
+        return 0;
+}
+
+/* @returns the run holding the smallest key (earliest run on ties), or
+ * -1 when all are done. Few runs: a linear scan is as good as a heap. */
+static int merger_min(merger_t *mg)
+{
+        int best = -1;
+
+        for (size_t i = 0; i < mg->cnt; i++) {
+                mrun_t *m = &mg->runs[i];
+                if (!m->valid)
+                        continue;
+                if (best < 0 ||
+                    key_cmp(m->k.data, m->k.len, mg->runs[best].k.data,
+                            mg->runs[best].k.len) < 0)
+                        best = (int)i;
+        }
+        return best;
+}
+
+static void merger_close(merger_t *mg)
+{
+        for (size_t i = 0; i < mg->cnt; i++) {
+                if (mg->runs[i].fp)
+                        fclose(mg->runs[i].fp);
+                rf_buf_free(&mg->runs[i].k);
+                rf_buf_free(&mg->runs[i].v);
+        }
+        free(mg->runs);
+        memset(mg, 0, sizeof(*mg));
+}
+
+/* ---- SST output ---------------------------------------------------------*/
+
+typedef struct sstout {
+        rf_store_t *st;
+        rf_cf_t cf;
+        const char *dir, *tag;
+        size_t max;
+        rf_sst_t *cur;
+        size_t files;
+} sstout_t;
+
+static int sstout_close(sstout_t *o, char *errstr, size_t errstr_size)
+{
+        int rc = 0;
+
+        if (o->cur) {
+                rc = rf_sst_finish(o->cur, errstr, errstr_size);
+                rf_sst_destroy(o->cur);
+                o->cur = NULL;
+                if (rc == RF_ENOENT)
+                        rc = 0;
+        }
+        return rc;
+}
+
+static int sstout_put(sstout_t *o, const char *k, size_t kl, const char *v,
+                      size_t vl, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        if (o->cur && rf_sst_size(o->cur) >= o->max &&
+            (rc = sstout_close(o, errstr, errstr_size)))
+                return rc;
+        if (!o->cur) {
+                rf_buf_t p = { 0 };
+                rf_buf_printf(&p, "%s/%s-%06zu.sst", o->dir, o->tag,
+                              o->files++);
+                o->cur = rf_sst_new(o->st, o->cf, p.data, errstr, errstr_size);
+                rf_buf_free(&p);
+                if (!o->cur)
+                        return RF_ESTORE;
+        }
+        return rf_sst_put(o->cur, k, kl, v, vl, errstr, errstr_size);
+}
+
+/* ---- the passes ---------------------------------------------------------*/
+
+typedef struct load {
+        rf_store_t *st;
+        const rf_config_t *conf;
+        const rf_bulkload_opts_t *o;
+        const char *input;
+        rf_run_info_t *ri;
+        sorter_t lists, index;
+        int64_t newest; /* generated_at of the newest list */
+        size_t reported;
+        /* last subject seen per surface, for distinct subject counts */
+        char **last_surface, **last_subject;
+        size_t last_cnt;
+} load_t;
+
+static void report(load_t *ld, uint64_t lineno, const char *reason,
+                   const char *msg)
+{
+        ld->ri->malformed++;
+        if (ld->o->report && ld->reported++ < REPORT_MAX)
+                fprintf(ld->o->report, "%s:%llu: %s: %s\n", ld->input,
+                        (unsigned long long)lineno, reason, msg);
+}
+
+static int is_blank(const rf_buf_t *b)
+{
+        for (size_t i = 0; i < b->len; i++)
+                if (!strchr(" \t\r", b->data[i]))
+                        return 0;
+        return 1;
+}
+
+static int pass_parse(load_t *ld, char *errstr, size_t errstr_size)
+{
+        rf_limits_t lim = rf_config_limits(ld->conf);
+        rf_buf_t line = { 0 }, key = { 0 }, lk = { 0 }, enc = { 0 };
+        uint64_t lineno = 0;
+        reader_t rd;
+        int too_long, rc;
+
+        if ((rc = reader_open(&rd, ld->input, errstr, errstr_size)))
+                return rc;
+        while (rc == 0 && reader_line(&rd, &line, lim.max_record_bytes + 1,
+                                      &too_long) == 0) {
+                rf_rejection_t rej;
+                rf_list_t *l = NULL;
+                char msg[300];
+
+                lineno++;
+                if (is_blank(&line) && !too_long)
+                        continue;
+                if (too_long) {
+                        snprintf(msg, sizeof(msg),
+                                 "line over limits.max_record_bytes (%zu)",
+                                 lim.max_record_bytes);
+                        report(ld, lineno, "too_large", msg);
+                        continue;
+                }
+                if (rf_list_from_json(NULL, 0, line.data, line.len, &lim, &l,
+                                      &rej) != 0) {
+                        report(ld, lineno, rf_reject2str(rej.reason), rej.msg);
+                        continue;
+                }
+                if (*l->run_id && strcmp(l->run_id, ld->o->run_id) != 0) {
+                        snprintf(msg, sizeof(msg),
+                                 "field \"run_id\": not the run being loaded "
+                                 "(%.200s)",
+                                 ld->o->run_id);
+                        report(ld, lineno, "bad_value", msg);
+                        rf_list_destroy(l);
+                        continue;
+                }
+                if (strcmp(l->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
+                    rf_consent_purged(ld->st, NULL, l->subject_id)) {
+                        ld->ri->blocked++;
+                        rf_list_destroy(l);
+                        continue;
+                }
+                l->run_id = ld->o->run_id;
+                if (l->generated_at > ld->newest)
+                        ld->newest = l->generated_at;
+                rf_buf_reset(&key);
+                rf_buf_reset(&lk);
+                rf_buf_reset(&enc);
+                rf_buf_append(&key, ld->o->run_id, strlen(ld->o->run_id) + 1);
+                rf_key_list_stored(&lk, l->subject_id, l->surface,
+                                   l->context_key, l->region);
+                rf_buf_append(&key, lk.data, lk.len);
+                rf_list_encode(l, &enc);
+                rf_list_destroy(l);
+                rc = sorter_add(&ld->lists, key.data, key.len, enc.data,
+                                enc.len, errstr, errstr_size);
+        }
+        if (rc == 0 && rd.err) {
+                snprintf(errstr, errstr_size, "%s: %s", ld->input,
+                         rd.err == 2 ? "corrupt zstd stream" : "read error");
+                rc = RF_EIO;
+        }
+        reader_close(&rd);
+        rf_buf_free(&line);
+        rf_buf_free(&key);
+        rf_buf_free(&lk);
+        rf_buf_free(&enc);
+        return rc;
+}
+
+/* @returns 1 if \p subject is new for \p surface (input is sorted by
+ * subject, so a subject's lists are contiguous). */
+static int new_subject(load_t *ld, const char *surface, const char *subject)
+{
+        for (size_t i = 0; i < ld->last_cnt; i++) {
+                if (strcmp(ld->last_surface[i], surface))
+                        continue;
+                if (!strcmp(ld->last_subject[i], subject))
+                        return 0;
+                free(ld->last_subject[i]);
+                ld->last_subject[i] = rf_strdup(subject);
+                return 1;
+        }
+        ld->last_surface =
+            rf_realloc(ld->last_surface, (ld->last_cnt + 1) * sizeof(char *));
+        ld->last_subject =
+            rf_realloc(ld->last_subject, (ld->last_cnt + 1) * sizeof(char *));
+        ld->last_surface[ld->last_cnt] = rf_strdup(surface);
+        ld->last_subject[ld->last_cnt++] = rf_strdup(subject);
+        return 1;
+}
+
+/* Writes one winning list: version SST, measures, index entries. */
+static int emit_list(load_t *ld, sstout_t *out, const rf_buf_t *k,
+                     const rf_buf_t *v, char *errstr, size_t errstr_size)
+{
+        size_t rlen = strlen(ld->o->run_id) + 1;
+        rf_buf_t ik = { 0 }, iv = { 0 }, lk = { 0 };
+        rf_checker_t ck;
+        rf_list_t *l;
+        int rc;
+
+        if (rf_list_decode(v->data, v->len, &l) != 0)
+                return 0; /* we encoded it: cannot happen */
+        if ((rc = sstout_put(out, k->data, k->len, v->data, v->len, errstr,
+                             errstr_size)))
+                goto out;
+        rf_checker_init(&ck, ld->st, NULL, l->subject_id, l->region);
+        rf_run_info_count(ld->ri, ld->conf, l,
+                          new_subject(ld, l->surface, l->subject_id), &ck);
+        rf_checker_clear(&ck);
+
+        rf_buf_append(&lk, k->data + rlen, k->len - rlen);
+        rf_buf_append(&lk, "", 1);
+        rf_buf_append(&lk, ld->o->run_id, rlen - 1);
+        rf_buf_put_str(&iv, l->region);
+        rf_buf_put_str(&iv, l->list_id);
+        for (size_t i = 0; i < l->item_cnt && rc == 0; i++) {
+                const rf_entry_t *e = &l->items[i];
+                const char kinds[3] = { RF_IDX_ITEM, RF_IDX_CREATOR,
+                                        RF_IDX_CAMPAIGN };
+                const char *ids[3] = { e->item_id, e->creator_id,
+                                       e->campaign_id };
+                for (int j = 0; j < 3 && rc == 0; j++) {
+                        if (!*ids[j])
+                                continue;
+                        rf_buf_reset(&ik);
+                        rf_key_index(&ik, kinds[j], ids[j], lk.data, lk.len);
+                        rc = sorter_add(&ld->index, ik.data, ik.len, iv.data,
+                                        iv.len, errstr, errstr_size);
+                }
+        }
+out:
+        rf_list_destroy(l);
+        rf_buf_free(&ik);
+        rf_buf_free(&iv);
+        rf_buf_free(&lk);
+        return rc;
+}
+
+/* @returns 1 if encoded list \p a is newer than \p b. */
+static int enc_newer(const rf_buf_t *a, const rf_buf_t *b)
+{
+        rf_list_t *x = NULL, *y = NULL;
+        int newer = 0;
+
+        if (rf_list_decode_header(a->data, a->len, &x) == 0 &&
+            rf_list_decode_header(b->data, b->len, &y) == 0)
+                newer = x->generated_at > y->generated_at ||
+                        (x->generated_at == y->generated_at &&
+                         strcmp(x->list_id, y->list_id) > 0);
+        rf_list_destroy(x);
+        rf_list_destroy(y);
+        return newer;
+}
+
+static int pass_lists(load_t *ld, const char *job_dir, char *errstr,
+                      size_t errstr_size)
+{
+        sstout_t out = { ld->st,
+                         RF_CF_VERSIONS,
+                         job_dir,
+                         "versions",
+                         ld->o->sst_max_bytes ? ld->o->sst_max_bytes
+                                              : SST_MAX_BYTES,
+                         NULL,
+                         0 };
+        rf_buf_t pk = { 0 }, pv = { 0 };
+        merger_t mg = { 0 };
+        int have = 0, rc, m;
+
+        if ((rc = merger_open(&mg, &ld->lists, errstr, errstr_size)))
+                goto out;
+        while (rc == 0 && (m = merger_min(&mg)) >= 0) {
+                mrun_t *r = &mg.runs[m];
+                if (have && !key_cmp(pk.data, pk.len, r->k.data, r->k.len)) {
+                        /* The same list key twice: the newer one wins. */
+                        if (enc_newer(&r->v, &pv)) {
+                                rf_buf_reset(&pv);
+                                rf_buf_append(&pv, r->v.data, r->v.len);
+                        }
+                } else {
+                        if (have)
+                                rc = emit_list(ld, &out, &pk, &pv, errstr,
+                                               errstr_size);
+                        rf_buf_reset(&pk);
+                        rf_buf_reset(&pv);
+                        rf_buf_append(&pk, r->k.data, r->k.len);
+                        rf_buf_append(&pv, r->v.data, r->v.len);
+                        have = 1;
+                }
+                mrun_next(r);
+        }
+        if (rc == 0 && have)
+                rc = emit_list(ld, &out, &pk, &pv, errstr, errstr_size);
+        if (rc == 0)
+                rc = sstout_close(&out, errstr, errstr_size);
+out:
+        if (out.cur)
+                rf_sst_destroy(out.cur);
+        merger_close(&mg);
+        sorter_free(&ld->lists);
+        rf_buf_free(&pk);
+        rf_buf_free(&pv);
+        return rc;
+}
+
+static int pass_index(load_t *ld, const char *job_dir, char *errstr,
+                      size_t errstr_size)
+{
+        sstout_t out = { ld->st,
+                         RF_CF_INDEX,
+                         job_dir,
+                         "index",
+                         ld->o->sst_max_bytes ? ld->o->sst_max_bytes
+                                              : SST_MAX_BYTES,
+                         NULL,
+                         0 };
+        rf_buf_t last = { 0 };
+        merger_t mg = { 0 };
+        int have = 0, rc, m;
+
+        if ((rc = merger_open(&mg, &ld->index, errstr, errstr_size)))
+                goto out;
+        while (rc == 0 && (m = merger_min(&mg)) >= 0) {
+                mrun_t *r = &mg.runs[m];
+                /* An item twice in one list gives one index key twice. */
+                if (!have ||
+                    key_cmp(last.data, last.len, r->k.data, r->k.len)) {
+                        rc = sstout_put(&out, r->k.data, r->k.len, r->v.data,
+                                        r->v.len, errstr, errstr_size);
+                        rf_buf_reset(&last);
+                        rf_buf_append(&last, r->k.data, r->k.len);
+                        have = 1;
+                }
+                mrun_next(r);
+        }
+        if (rc == 0)
+                rc = sstout_close(&out, errstr, errstr_size);
+out:
+        if (out.cur)
+                rf_sst_destroy(out.cur);
+        merger_close(&mg);
+        sorter_free(&ld->index);
+        rf_buf_free(&last);
+        return rc;
+}
+
+int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
+                      const rf_bulkload_opts_t *o, const char *input,
+                      const char *job_dir, rf_run_info_t *ri, char *errstr,
+                      size_t errstr_size)
+{
+        size_t budget = (size_t)conf->load_memory_mb << 20;
+        load_t ld = {
+                .st = st, .conf = conf, .o = o, .input = input, .ri = ri
+        };
+        rf_buf_t mp = { 0 }, enc = { 0 };
+        int rc;
+
+        memset(ri, 0, sizeof(*ri));
+        ri->run_id = rf_strdup(o->run_id);
+        ri->source = rf_strdup("load");
+        ri->expected_lists = o->expected_lists;
+        ri->state = RF_RUN_COMPLETED;
+        ri->kept = 1;
+        if (o->surface_cnt) {
+                ri->surfaces = rf_calloc(o->surface_cnt + 1, sizeof(char *));
+                for (size_t i = 0; i < o->surface_cnt; i++)
+                        ri->surfaces[i] = rf_strdup(o->surfaces[i]);
+                ri->surface_cnt = o->surface_cnt;
+        }
+        /* The two sorters never hold their buffers at the same time, but
+         * the list merge runs beside the index sorter: share the budget. */
+        ld.lists =
+            (sorter_t){ .dir = job_dir, .tag = "lists", .budget = budget };
+        ld.index =
+            (sorter_t){ .dir = job_dir, .tag = "index", .budget = budget };
+
+        rc = pass_parse(&ld, errstr, errstr_size);
+        if (rc == 0)
+                rc = pass_lists(&ld, job_dir, errstr, errstr_size);
+        if (rc == 0)
+                rc = pass_index(&ld, job_dir, errstr, errstr_size);
+        ri->generated_at = o->generated_at ? o->generated_at : ld.newest;
+        if (rc == 0) {
+                FILE *fp;
+                rf_buf_printf(&mp, "%s/run", job_dir);
+                rf_run_info_encode(ri, &enc);
+                int ok = (fp = fopen(mp.data, "wb")) != NULL;
+                if (ok && fwrite(enc.data, 1, enc.len, fp) != enc.len)
+                        ok = 0;
+                if (fp && fclose(fp) != 0)
+                        ok = 0;
+                if (!ok) {
+                        snprintf(errstr, errstr_size, "%s: %s", mp.data,
+                                 strerror(errno));
+                        rc = RF_EIO;
+                }
+        }
+        sorter_free(&ld.lists);
+        sorter_free(&ld.index);
+        for (size_t i = 0; i < ld.last_cnt; i++) {
+                free(ld.last_surface[i]);
+                free(ld.last_subject[i]);
+        }
+        free(ld.last_surface);
+        free(ld.last_subject);
+        rf_buf_free(&mp);
+        rf_buf_free(&enc);
+        return rc;
+}

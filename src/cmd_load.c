@@ -1,0 +1,191 @@
+/*
+ * recfresh - `recfresh load`: bulk-loads a daily batch file of lists as
+ * one run (bulkload.h), then validates and activates it as runs.h says.
+ * Beside a running daemon the job goes through the spool and the daemon
+ * ingests it; against a stopped store it is ingested here.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "recfresh/bulkload.h"
+#include "recfresh/cli.h"
+
+enum {
+        OPT_RUN_ID = 1100,
+        OPT_SURFACES,
+        OPT_GENERATED_AT,
+        OPT_EXPECTED,
+        OPT_HELP
+};
+
+static const struct option load_opts[] = {
+        RF_CLI_COMMON_LONGOPTS,
+        { "run-id", required_argument, NULL, OPT_RUN_ID },
+        { "surfaces", required_argument, NULL, OPT_SURFACES },
+        { "generated-at", required_argument, NULL, OPT_GENERATED_AT },
+        { "expected", required_argument, NULL, OPT_EXPECTED },
+        { "help", no_argument, NULL, OPT_HELP },
+        { NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *fp)
+{
+        fprintf(fp, "Usage: recfresh load --run-id R [--surfaces S1,S2] "
+                    "[--generated-at T] [--expected N] FILE\n"
+                    "Loads FILE (NDJSON lists as on recs.lists.v1; .zst "
+                    "compressed or not) as batch\nrun R: sorted SST files are "
+                    "ingested, the run is validated and, if it passes,\n"
+                    "activated on its surfaces at once. Lines that do not "
+                    "parse are reported as\nFILE:LINE and count against "
+                    "validation. Beside a running daemon the load is\nhanded "
+                    "to it (spool in data_dir/spool) and this waits for its "
+                    "verdict.\n"
+                    "  --surfaces       surfaces the run replaces (default: "
+                    "those in FILE)\n"
+                    "  --generated-at   RFC 3339 time of the run (default: "
+                    "newest list's)\n"
+                    "  --expected       lists expected (coverage gate)\n"
+                    "Exit status: 0 active, 1 failed validation or error, 2 "
+                    "usage.\n\n" RF_CLI_COMMON_HELP);
+}
+
+int rf_cmd_load(int argc, char **argv)
+{
+        const char *run_id = NULL, *file;
+        char **surfaces = NULL, errstr[1024], result[4096];
+        size_t surface_cnt = 0;
+        int64_t gen = 0, expected = -1;
+        rf_config_t conf;
+        rf_store_t *st = NULL;
+        rf_run_info_t ri = { 0 };
+        rf_buf_t job = { 0 }, spool = { 0 };
+        int c, rc, daemon = 0;
+        char *end;
+
+        if ((rc = rf_cli_init(&conf, argc, argv)))
+                goto out;
+        while ((c = getopt_long(argc, argv, RF_CLI_COMMON_SHORTOPTS, load_opts,
+                                NULL)) != -1) {
+                if ((rc = rf_cli_common(&conf, c, optarg)) == 2)
+                        goto out;
+                if (rc == 1)
+                        continue;
+                rc = 0;
+                switch (c) {
+                case OPT_RUN_ID:
+                        run_id = optarg;
+                        break;
+                case OPT_SURFACES:
+                        for (char *s = strtok(optarg, ","); s;
+                             s = strtok(NULL, ",")) {
+                                surfaces =
+                                    rf_realloc(surfaces, (surface_cnt + 2) *
+                                                             sizeof(char *));
+                                surfaces[surface_cnt++] = rf_strdup(s);
+                                surfaces[surface_cnt] = NULL;
+                        }
+                        break;
+                case OPT_GENERATED_AT:
+                        if (rf_time_parse(optarg, &gen)) {
+                                fprintf(stderr, "recfresh load: "
+                                                "--generated-at: expected an "
+                                                "RFC 3339 time\n");
+                                rc = 2;
+                                goto out;
+                        }
+                        break;
+                case OPT_EXPECTED:
+                        expected = strtoll(optarg, &end, 10);
+                        if (*end || expected < 0) {
+                                fprintf(stderr, "recfresh load: --expected: "
+                                                "expected a count\n");
+                                rc = 2;
+                                goto out;
+                        }
+                        break;
+                case OPT_HELP:
+                        usage(stdout);
+                        goto out;
+                default:
+                        usage(stderr);
+                        rc = 2;
+                        goto out;
+                }
+        }
+        rc = 0;
+        if (!run_id || !*run_id || optind + 1 != argc) {
+                fprintf(stderr, "recfresh load: --run-id and one FILE are "
+                                "required\n");
+                rc = 2;
+                goto out;
+        }
+        file = argv[optind];
+        rf_cli_done(&conf);
+        if (!(st = rf_runs_open_cli(&conf, &daemon))) {
+                rc = 1;
+                goto out;
+        }
+
+        /* The job is built beside the spool, then renamed into it whole. */
+        rf_buf_printf(&spool, "%s/spool", conf.data_dir);
+        rf_buf_printf(&job, "%s/.tmp-load-%d", spool.data, (int)getpid());
+        if ((mkdir(spool.data, 0755) && errno != EEXIST) ||
+            mkdir(job.data, 0755)) {
+                fprintf(stderr, "recfresh load: %s: %s\n", job.data,
+                        strerror(errno));
+                rc = 1;
+                goto out;
+        }
+        rf_bulkload_opts_t o = {
+                .run_id = run_id,
+                .surfaces = (const char *const *)surfaces,
+                .surface_cnt = surface_cnt,
+                .generated_at = gen,
+                .expected_lists = expected,
+                .report = stderr,
+        };
+        if (rf_bulkload_build(st, &conf, &o, file, job.data, &ri, errstr,
+                              sizeof(errstr))) {
+                fprintf(stderr, "recfresh load: %s\n", errstr);
+                rc = 1;
+                goto out;
+        }
+        for (size_t i = 0; i < ri.stat_cnt; i++)
+                fprintf(
+                    stderr, "recfresh load: run %s: surface %s: %lld lists\n",
+                    run_id, ri.stats[i].surface, (long long)ri.stats[i].lists);
+        if (ri.malformed)
+                fprintf(stderr,
+                        "recfresh load: %lld malformed lines (counted "
+                        "against validation)\n",
+                        (long long)ri.malformed);
+        if (daemon) {
+                rf_store_close(st); /* the secondary is no longer needed */
+                st = NULL;
+                fprintf(stderr, "recfresh load: daemon running: handing "
+                                "the load over through the spool\n");
+        }
+        if (rf_runs_run_job(st, &conf, job.data, "load", result, sizeof(result),
+                            errstr, sizeof(errstr))) {
+                fprintf(stderr, "recfresh load: %s\n", errstr);
+                rc = 1;
+                goto out;
+        }
+        printf("%s", result);
+        if (!*result || result[strlen(result) - 1] != '\n')
+                printf("\n");
+        rc = strncmp(result, "ok", 2) ? 1 : 0;
+out:
+        if (job.len)
+                rf_runs_remove_job(job.data); /* left only if build failed */
+        rf_run_info_clear(&ri);
+        rf_strv_free(surfaces);
+        rf_store_close(st);
+        rf_buf_free(&job);
+        rf_buf_free(&spool);
+        rf_config_destroy(&conf);
+        return rc;
+}

@@ -1,0 +1,1382 @@
+/*
+ * recfresh - the recompute queue (see recompute.h for the design).
+ *
+ * Entry value layout (queue cf, key 'P' subject):
+ *   u8 version (1), request_id, u8 mode, u8 urgent, run_id,
+ *   enqueued_at (be64), gen (varint),
+ *   surface count, then per surface: name, last_at (be64),
+ *   reason count, then per reason: type, event_id, surface, entity kind,
+ *   entity id, at (be64),
+ *   reasons_dropped (varint)
+ * Strings are rf_buf_put_str strings. `gen` grows whenever something is
+ * added (a surface, a reason, a higher priority, a mode upgrade); removals
+ * (a fresh list arrived) do not change it. When a request is acknowledged,
+ * an unchanged gen deletes the entry; a changed one re-arms it with what was
+ * added since the send, under a new request_id.
+ *
+ * What is in flight is kept in memory only: after a crash every entry is
+ * due again and is sent again with its stored request_id.
+ */
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recfresh/fanout.h"
+#include "recfresh/keys.h"
+#include "recfresh/log.h"
+#include "recfresh/metrics.h"
+#include "recfresh/recompute.h"
+#include "recfresh/tombstone.h"
+#include "recfresh/topics.h"
+
+#define ENTRY_VERSION 1
+#define CLASS_CNT     4 /* urgent, incremental, active, full */
+#define INFL_BUCKETS  1024
+/* Reads from other threads (rf_queue_ask) waiting for the writer thread. */
+#define ASK_MAX 10000
+
+static const char *const mode_names[RF_RC__MODE_CNT] = {
+        [RF_RC_INCREMENTAL] = "incremental",
+        [RF_RC_FULL] = "full",
+        [RF_RC_ACTIVE] = "active",
+};
+
+const char *rf_rc_mode2str(int mode)
+{
+        if (mode < 0 || mode >= RF_RC__MODE_CNT)
+                return "unknown";
+        return mode_names[mode];
+}
+
+int rf_rc_mode_parse(const char *s)
+{
+        for (int m = 0; m < RF_RC__MODE_CNT; m++)
+                if (!strcmp(mode_names[m], s))
+                        return m;
+        return -1;
+}
+
+/* ---- token bucket ---------------------------------------------------------*/
+
+void rf_bucket_init(rf_bucket_t *b, double rate_per_s, int64_t now_ms)
+{
+        b->rate = rate_per_s;
+        b->burst = rate_per_s < 1 ? 1 : rate_per_s;
+        b->tokens = b->burst;
+        b->last_ms = now_ms;
+}
+
+static void bucket_refill(rf_bucket_t *b, int64_t now_ms)
+{
+        if (now_ms > b->last_ms) {
+                b->tokens += (double)(now_ms - b->last_ms) * b->rate / 1000.0;
+                if (b->tokens > b->burst)
+                        b->tokens = b->burst;
+        }
+        b->last_ms = now_ms;
+}
+
+int rf_bucket_take(rf_bucket_t *b, int64_t now_ms)
+{
+        bucket_refill(b, now_ms);
+        if (b->tokens < 1.0)
+                return 0;
+        b->tokens -= 1.0;
+        return 1;
+}
+
+int64_t rf_bucket_wait_ms(rf_bucket_t *b, int64_t now_ms)
+{
+        bucket_refill(b, now_ms);
+        if (b->tokens >= 1.0 || b->rate <= 0)
+                return 0;
+        return (int64_t)((1.0 - b->tokens) * 1000.0 / b->rate) + 1;
+}
+
+/* ---- entries --------------------------------------------------------------*/
+
+typedef struct surf {
+        char *name; /* "" = every surface */
+        int64_t last_at;
+} surf_t;
+
+typedef struct reason {
+        char *type, *event_id, *surface, *ekind, *eid;
+        int64_t at;
+} reason_t;
+
+typedef struct entry {
+        char *request_id;
+        int mode;
+        int urgent;
+        char *run_id;
+        int64_t enqueued_at;
+        uint64_t gen;
+        surf_t *surfs;
+        size_t surf_cnt;
+        reason_t *reasons;
+        size_t reason_cnt;
+        uint64_t dropped;
+} entry_t;
+
+static void entry_clear(entry_t *e)
+{
+        free(e->request_id);
+        free(e->run_id);
+        for (size_t i = 0; i < e->surf_cnt; i++)
+                free(e->surfs[i].name);
+        free(e->surfs);
+        for (size_t i = 0; i < e->reason_cnt; i++) {
+                reason_t *r = &e->reasons[i];
+                free(r->type);
+                free(r->event_id);
+                free(r->surface);
+                free(r->ekind);
+                free(r->eid);
+        }
+        free(e->reasons);
+        memset(e, 0, sizeof(*e));
+}
+
+static void entry_encode(const entry_t *e, rf_buf_t *v)
+{
+        char hdr[1] = { ENTRY_VERSION };
+        char mu[2] = { (char)e->mode, (char)e->urgent };
+
+        rf_buf_reset(v);
+        rf_buf_append(v, hdr, 1);
+        rf_buf_put_str(v, e->request_id);
+        rf_buf_append(v, mu, 2);
+        rf_buf_put_str(v, e->run_id);
+        rf_buf_put_be64(v, (uint64_t)e->enqueued_at);
+        rf_buf_put_varint(v, e->gen);
+        rf_buf_put_varint(v, e->surf_cnt);
+        for (size_t i = 0; i < e->surf_cnt; i++) {
+                rf_buf_put_str(v, e->surfs[i].name);
+                rf_buf_put_be64(v, (uint64_t)e->surfs[i].last_at);
+        }
+        rf_buf_put_varint(v, e->reason_cnt);
+        for (size_t i = 0; i < e->reason_cnt; i++) {
+                const reason_t *r = &e->reasons[i];
+                rf_buf_put_str(v, r->type);
+                rf_buf_put_str(v, r->event_id);
+                rf_buf_put_str(v, r->surface);
+                rf_buf_put_str(v, r->ekind);
+                rf_buf_put_str(v, r->eid);
+                rf_buf_put_be64(v, (uint64_t)r->at);
+        }
+        rf_buf_put_varint(v, e->dropped);
+}
+
+static char *cur_strdup(rf_cur_t *c)
+{
+        return rf_strdup(rf_cur_str(c, NULL));
+}
+
+/* @returns 0 or RF_EINVAL (e is then cleared). */
+static int entry_decode(const char *buf, size_t len, entry_t *e)
+{
+        rf_cur_t c = { buf, buf + len, 0 };
+        uint64_t n;
+
+        memset(e, 0, sizeof(*e));
+        if (rf_cur_u8(&c) != ENTRY_VERSION)
+                return RF_EINVAL;
+        e->request_id = cur_strdup(&c);
+        e->mode = rf_cur_u8(&c);
+        e->urgent = rf_cur_u8(&c);
+        e->run_id = cur_strdup(&c);
+        e->enqueued_at = (int64_t)rf_cur_be64(&c);
+        e->gen = rf_cur_varint(&c);
+        n = rf_cur_varint(&c);
+        if (c.err || n > (uint64_t)(c.end - c.p) || e->mode >= RF_RC__MODE_CNT)
+                goto fail;
+        e->surfs = rf_calloc(n ? n : 1, sizeof(*e->surfs));
+        for (; e->surf_cnt < n && !c.err; e->surf_cnt++) {
+                e->surfs[e->surf_cnt].name = cur_strdup(&c);
+                e->surfs[e->surf_cnt].last_at = (int64_t)rf_cur_be64(&c);
+        }
+        n = rf_cur_varint(&c);
+        if (c.err || n > (uint64_t)(c.end - c.p))
+                goto fail;
+        e->reasons = rf_calloc(n ? n : 1, sizeof(*e->reasons));
+        for (; e->reason_cnt < n && !c.err; e->reason_cnt++) {
+                reason_t *r = &e->reasons[e->reason_cnt];
+                r->type = cur_strdup(&c);
+                r->event_id = cur_strdup(&c);
+                r->surface = cur_strdup(&c);
+                r->ekind = cur_strdup(&c);
+                r->eid = cur_strdup(&c);
+                r->at = (int64_t)rf_cur_be64(&c);
+        }
+        e->dropped = rf_cur_varint(&c);
+        if (c.err)
+                goto fail;
+        return 0;
+fail:
+        entry_clear(e);
+        return RF_EINVAL;
+}
+
+static int entry_class(const entry_t *e)
+{
+        if (e->urgent)
+                return 0;
+        switch (e->mode) {
+        case RF_RC_INCREMENTAL:
+                return 1;
+        case RF_RC_ACTIVE:
+                return 2;
+        default:
+                return 3;
+        }
+}
+
+static void key_pending(rf_buf_t *k, const char *subject)
+{
+        rf_buf_reset(k);
+        rf_buf_append(k, "P", 1);
+        rf_buf_append(k, subject, strlen(subject));
+}
+
+static void key_due(rf_buf_t *k, int cls, int64_t enqueued_at,
+                    const char *subject)
+{
+        char p[2] = { 'D', (char)('0' + cls) };
+
+        rf_buf_reset(k);
+        rf_buf_append(k, p, 2);
+        rf_buf_put_be64(k, (uint64_t)enqueued_at);
+        rf_buf_append(k, subject, strlen(subject));
+}
+
+/* The request as it goes on recs.recompute.v1. */
+static void entry_to_json(const char *subject, const entry_t *e, rf_buf_t *out)
+{
+        json_t *o = json_object(), *surfs = json_array(), *rs = json_array();
+        char ts[40];
+        char *text;
+
+        json_object_set_new(o, "request_id", json_string(e->request_id));
+        json_object_set_new(o, "subject_id", json_string(subject));
+        for (size_t i = 0; i < e->surf_cnt; i++)
+                if (*e->surfs[i].name)
+                        json_array_append_new(surfs,
+                                              json_string(e->surfs[i].name));
+        /* "" (every surface) wins over any named one */
+        for (size_t i = 0; i < e->surf_cnt; i++)
+                if (!*e->surfs[i].name)
+                        json_array_clear(surfs);
+        json_object_set_new(o, "surfaces", surfs);
+        json_object_set_new(o, "mode", json_string(rf_rc_mode2str(e->mode)));
+        json_object_set_new(o, "priority",
+                            json_string(e->urgent ? "urgent" : "normal"));
+        for (size_t i = 0; i < e->reason_cnt; i++) {
+                const reason_t *r = &e->reasons[i];
+                json_t *jr = json_object();
+                json_object_set_new(jr, "type", json_string(r->type));
+                if (*r->event_id)
+                        json_object_set_new(jr, "event_id",
+                                            json_string(r->event_id));
+                if (*r->surface)
+                        json_object_set_new(jr, "surface",
+                                            json_string(r->surface));
+                if (*r->ekind) {
+                        json_t *en = json_object();
+                        json_object_set_new(en, "kind", json_string(r->ekind));
+                        json_object_set_new(en, "id", json_string(r->eid));
+                        json_object_set_new(jr, "entity", en);
+                }
+                json_object_set_new(
+                    jr, "at",
+                    json_string(rf_time_format(r->at, ts, sizeof(ts))));
+                json_array_append_new(rs, jr);
+        }
+        json_object_set_new(o, "reasons", rs);
+        json_object_set_new(o, "reasons_dropped",
+                            json_integer((json_int_t)e->dropped));
+        json_object_set_new(
+            o, "enqueued_at",
+            json_string(rf_time_format(e->enqueued_at, ts, sizeof(ts))));
+        if (e->run_id && *e->run_id)
+                json_object_set_new(o, "run_id", json_string(e->run_id));
+        text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text) {
+                /* ids are validated UTF-8 by the codecs: only OOM gets here */
+                fprintf(stderr, "recfresh: out of memory\n");
+                abort();
+        }
+        rf_buf_reset(out);
+        rf_buf_append(out, text, strlen(text));
+        free(text);
+        json_decref(o);
+}
+
+int rf_queue_entry_to_json(const char *subject, const char *val, size_t vlen,
+                           rf_buf_t *out)
+{
+        entry_t e;
+
+        if (entry_decode(val, vlen, &e))
+                return RF_EINVAL;
+        entry_to_json(subject, &e, out);
+        entry_clear(&e);
+        return 0;
+}
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = digits[p[i] >> 4];
+                out[2 * i + 1] = digits[p[i] & 15];
+        }
+        out[2 * n] = '\0';
+}
+
+char *rf_queue_request_id(const char *run_id, const char *subject, char out[33])
+{
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+        EVP_MD_CTX *mc = EVP_MD_CTX_new();
+
+        if (!mc)
+                abort();
+        EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+        EVP_DigestUpdate(mc, "recfresh-request\0", 17);
+        EVP_DigestUpdate(mc, run_id, strlen(run_id) + 1);
+        EVP_DigestUpdate(mc, subject, strlen(subject));
+        EVP_DigestFinal_ex(mc, md, &mdlen);
+        EVP_MD_CTX_free(mc);
+        hex(md, 16, out);
+        return out;
+}
+
+static char *random_request_id(void)
+{
+        unsigned char r[16];
+        char out[33];
+
+        if (RAND_bytes(r, sizeof(r)) != 1) {
+                /* no entropy source: still unique enough per process */
+                int64_t t = rf_mono_ns() ^ rf_now_ms();
+                memcpy(r, &t, sizeof(t));
+                memcpy(r + 8, &r, sizeof(void *));
+        }
+        hex(r, sizeof(r), out);
+        return rf_strdup(out);
+}
+
+/* ---- in-flight requests (memory only) -------------------------------------*/
+
+typedef struct inflight {
+        struct inflight *next; /* hash chain */
+        char *subject;
+        char *request_id;
+        uint64_t gen;      /* entry gen when sent */
+        size_t reason_cnt; /* reasons sent */
+        uint64_t dropped;  /* reasons_dropped sent */
+        int64_t sent_at;
+} inflight_t;
+
+typedef struct ask {
+        char *subject, *surface, *reason;
+} ask_t;
+
+struct rf_queue {
+        rf_store_t *st;
+        const rf_config_t *conf;
+        rf_txn_t *txn; /* sending side's own writes */
+        rf_bucket_t normal, full;
+        inflight_t *infl[INFL_BUCKETS];
+        size_t inflight_cnt;
+        /* backlog counts, committed and since the last commit */
+        int64_t count[RF_RC__MODE_CNT], urgent;
+        int64_t dcount[RF_RC__MODE_CNT], durgent;
+        /* delivery reports seen by the callback, settled by the tick */
+        struct {
+                inflight_t *token;
+                int ok;
+        } * acks;
+        size_t ack_cnt, ack_size;
+        int64_t stats_at; /* last gauge update */
+        /* recomputes asked by readers on other threads */
+        pthread_mutex_t ask_lock;
+        ask_t *asks;
+        size_t ask_cnt;
+        rf_buf_t k, v; /* scratch */
+};
+
+static unsigned hash_str(const char *s)
+{
+        unsigned h = 2166136261u;
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 16777619u;
+        return h % INFL_BUCKETS;
+}
+
+static inflight_t *infl_find(rf_queue_t *q, const char *subject)
+{
+        for (inflight_t *f = q->infl[hash_str(subject)]; f; f = f->next)
+                if (!strcmp(f->subject, subject))
+                        return f;
+        return NULL;
+}
+
+static void infl_remove(rf_queue_t *q, inflight_t *f)
+{
+        inflight_t **pp = &q->infl[hash_str(f->subject)];
+
+        for (; *pp; pp = &(*pp)->next)
+                if (*pp == f) {
+                        *pp = f->next;
+                        q->inflight_cnt--;
+                        return;
+                }
+}
+
+static void infl_free(inflight_t *f)
+{
+        free(f->subject);
+        free(f->request_id);
+        free(f);
+}
+
+/* 1 if \p e (of \p subject) is the very request now in flight. */
+static int is_inflight(rf_queue_t *q, const char *subject, const entry_t *e)
+{
+        inflight_t *f = infl_find(q, subject);
+
+        return f && !strcmp(f->request_id, e->request_id);
+}
+
+/* ---- open and close -------------------------------------------------------*/
+
+static int64_t conf_i(const rf_queue_t *q, int64_t v, int64_t def)
+{
+        return q->conf ? v : def;
+}
+
+rf_queue_t *rf_queue_new(rf_store_t *st, const rf_config_t *conf,
+                         int64_t now_ms)
+{
+        rf_queue_t *q = rf_calloc(1, sizeof(*q));
+        rf_buf_t *dkeys = NULL;
+        size_t dcnt = 0;
+        char errstr[512];
+        rf_iter_t *it;
+
+        q->st = st;
+        q->conf = conf;
+        q->txn = rf_txn_new(st);
+        pthread_mutex_init(&q->ask_lock, NULL);
+        rf_bucket_init(&q->normal,
+                       (double)conf_i(q, conf ? conf->rc_rate_per_s : 0, 100),
+                       now_ms);
+        rf_bucket_init(
+            &q->full,
+            (double)conf_i(q, conf ? conf->rc_full_rate_per_s : 0, 10), now_ms);
+
+        /* Rebuild the due index: entries in flight at a crash had their due
+         * key removed; every entry is due again. */
+        it = rf_iter_new(st, NULL, RF_CF_QUEUE, "D", 1);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                dkeys = rf_realloc(dkeys, (dcnt + 1) * sizeof(*dkeys));
+                memset(&dkeys[dcnt], 0, sizeof(*dkeys));
+                rf_buf_append(&dkeys[dcnt++], k, klen);
+        }
+        rf_iter_destroy(it);
+        for (size_t i = 0; i < dcnt; i++) {
+                rf_txn_delete(q->txn, RF_CF_QUEUE, dkeys[i].data, dkeys[i].len);
+                rf_buf_free(&dkeys[i]);
+        }
+        free(dkeys);
+        it = rf_iter_new(st, NULL, RF_CF_QUEUE, "P", 1);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                rf_buf_t subj = { 0 };
+                entry_t e;
+                if (entry_decode(v, vlen, &e)) {
+                        rf_log_error("queue", "corrupt pending entry dropped");
+                        rf_txn_delete(q->txn, RF_CF_QUEUE, k, klen);
+                        continue;
+                }
+                rf_buf_append(&subj, k + 1, klen - 1);
+                rf_buf_append(&subj, "", 1);
+                key_due(&q->k, entry_class(&e), e.enqueued_at, subj.data);
+                rf_txn_put(q->txn, RF_CF_QUEUE, q->k.data, q->k.len, "", 0);
+                q->count[e.mode]++;
+                q->urgent += e.urgent;
+                entry_clear(&e);
+                rf_buf_free(&subj);
+        }
+        rf_iter_destroy(it);
+        if (rf_txn_commit(q->txn, errstr, sizeof(errstr)))
+                rf_log_error("queue", "rebuilding the due index: %s", errstr);
+        int64_t total = q->count[0] + q->count[1] + q->count[2];
+        if (total)
+                rf_log_info("queue",
+                            "%lld pending recompute requests (incremental "
+                            "%lld, full %lld, active %lld)",
+                            (long long)total, (long long)q->count[0],
+                            (long long)q->count[1], (long long)q->count[2]);
+        return q;
+}
+
+void rf_queue_destroy(rf_queue_t *q)
+{
+        if (!q)
+                return;
+        for (size_t b = 0; b < INFL_BUCKETS; b++)
+                while (q->infl[b]) {
+                        inflight_t *f = q->infl[b];
+                        q->infl[b] = f->next;
+                        infl_free(f);
+                }
+        for (size_t i = 0; i < q->ask_cnt; i++) {
+                free(q->asks[i].subject);
+                free(q->asks[i].surface);
+                free(q->asks[i].reason);
+        }
+        free(q->asks);
+        pthread_mutex_destroy(&q->ask_lock);
+        free(q->acks);
+        rf_txn_destroy(q->txn);
+        rf_buf_free(&q->k);
+        rf_buf_free(&q->v);
+        free(q);
+}
+
+void rf_queue_committed(rf_queue_t *q)
+{
+        for (int m = 0; m < RF_RC__MODE_CNT; m++) {
+                q->count[m] += q->dcount[m];
+                q->dcount[m] = 0;
+        }
+        q->urgent += q->durgent;
+        q->durgent = 0;
+}
+
+void rf_queue_rollback(rf_queue_t *q)
+{
+        memset(q->dcount, 0, sizeof(q->dcount));
+        q->durgent = 0;
+}
+
+/* ---- adding ---------------------------------------------------------------*/
+
+static int get_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
+                     entry_t *e, int *found)
+{
+        int r;
+
+        *found = 0;
+        key_pending(&q->k, subject);
+        r = txn ? rf_txn_get(txn, RF_CF_QUEUE, q->k.data, q->k.len, &q->v)
+                : rf_store_get(q->st, RF_CF_QUEUE, q->k.data, q->k.len, &q->v);
+        if (r == RF_ENOENT)
+                return 0;
+        if (r)
+                return r;
+        if (entry_decode(q->v.data, q->v.len, e)) {
+                rf_log_error("queue", "corrupt pending entry replaced");
+                return 0;
+        }
+        *found = 1;
+        return 0;
+}
+
+static void put_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
+                      const entry_t *e)
+{
+        key_pending(&q->k, subject);
+        entry_encode(e, &q->v);
+        rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->v.data, q->v.len);
+}
+
+static void put_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
+                    const entry_t *e)
+{
+        key_due(&q->k, entry_class(e), e->enqueued_at, subject);
+        rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, "", 0);
+}
+
+static void del_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
+                    const entry_t *e)
+{
+        key_due(&q->k, entry_class(e), e->enqueued_at, subject);
+        rf_txn_delete(txn, RF_CF_QUEUE, q->k.data, q->k.len);
+}
+
+static void del_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
+                      const entry_t *e)
+{
+        del_due(q, txn, subject, e);
+        key_pending(&q->k, subject);
+        rf_txn_delete(txn, RF_CF_QUEUE, q->k.data, q->k.len);
+}
+
+static const char *nz(const char *s)
+{
+        return s ? s : "";
+}
+
+static int64_t max_reasons(const rf_queue_t *q)
+{
+        return q->conf ? q->conf->rc_max_reasons : 32;
+}
+
+/* Adds the reason of \p add unless the same one is held. @returns 1 if the
+ * entry changed. */
+static int add_reason(rf_queue_t *q, entry_t *e, const rf_queue_add_t *add,
+                      int64_t now_ms)
+{
+        const char *surface = nz(add->surface);
+
+        if (!add->reason_type)
+                return 0;
+        for (size_t i = 0; i < e->reason_cnt; i++) {
+                const reason_t *r = &e->reasons[i];
+                if (!strcmp(r->type, add->reason_type) &&
+                    !strcmp(r->event_id, nz(add->event_id)) &&
+                    !strcmp(r->surface, surface) &&
+                    !strcmp(r->eid, nz(add->entity_id)))
+                        return 0;
+        }
+        if ((int64_t)e->reason_cnt >= max_reasons(q)) {
+                e->dropped++;
+                return 1;
+        }
+        e->reasons =
+            rf_realloc(e->reasons, (e->reason_cnt + 1) * sizeof(*e->reasons));
+        e->reasons[e->reason_cnt++] = (reason_t){
+                rf_strdup(add->reason_type),
+                rf_strdup(nz(add->event_id)),
+                rf_strdup(surface),
+                rf_strdup(nz(add->entity_kind)),
+                rf_strdup(nz(add->entity_id)),
+                now_ms,
+        };
+        return 1;
+}
+
+/* Adds or refreshes the surface. @returns 1 if it was not there. */
+static int add_surface(entry_t *e, const char *surface, int64_t now_ms)
+{
+        for (size_t i = 0; i < e->surf_cnt; i++)
+                if (!strcmp(e->surfs[i].name, surface)) {
+                        if (now_ms > e->surfs[i].last_at)
+                                e->surfs[i].last_at = now_ms;
+                        return 0;
+                }
+        e->surfs = rf_realloc(e->surfs, (e->surf_cnt + 1) * sizeof(*e->surfs));
+        e->surfs[e->surf_cnt++] = (surf_t){ rf_strdup(surface), now_ms };
+        return 1;
+}
+
+int rf_queue_add(rf_queue_t *q, rf_txn_t *txn, const rf_queue_add_t *add,
+                 int64_t now_ms)
+{
+        const char *subject = add->subject_id;
+        entry_t e, old;
+        int found, r, changed = 0;
+
+        if ((r = get_entry(q, txn, subject, &e, &found)))
+                return r;
+        if (!found) {
+                if (strcmp(subject, RF_FALLBACK_SUBJECT) != 0 &&
+                    rf_consent_purged(q->st, txn, subject))
+                        return RF_EBLOCKED;
+                memset(&e, 0, sizeof(e));
+                e.request_id = add->request_id ? rf_strdup(add->request_id)
+                                               : random_request_id();
+                e.mode = add->mode;
+                e.urgent = !!add->urgent;
+                e.run_id = rf_strdup(nz(add->run_id));
+                e.enqueued_at = now_ms;
+                e.gen = 1;
+                add_surface(&e, nz(add->surface), now_ms);
+                add_reason(q, &e, add, now_ms);
+                put_entry(q, txn, subject, &e);
+                put_due(q, txn, subject, &e);
+                q->dcount[e.mode]++;
+                q->durgent += e.urgent;
+                RF_METRIC_INC(recompute_enqueued);
+                entry_clear(&e);
+                return 0;
+        }
+
+        /* Merge. Remember the due key's parts to move it if they change. */
+        old = (entry_t){ .urgent = e.urgent,
+                         .mode = e.mode,
+                         .enqueued_at = e.enqueued_at };
+        changed |= add_surface(&e, nz(add->surface), now_ms);
+        /* every reason refreshes its surface's time (for satisfaction) */
+        changed |= add_reason(q, &e, add, now_ms);
+        if (add->mode == RF_RC_INCREMENTAL && e.mode != RF_RC_INCREMENTAL) {
+                /* event-driven work must not wait behind a refresh bucket */
+                q->dcount[e.mode]--;
+                q->dcount[RF_RC_INCREMENTAL]++;
+                e.mode = RF_RC_INCREMENTAL;
+                changed = 1;
+        }
+        if (add->urgent && !e.urgent) {
+                e.urgent = 1;
+                q->durgent++;
+                changed = 1;
+        }
+        if (changed) {
+                e.gen++;
+                if (!is_inflight(q, subject, &e) &&
+                    entry_class(&old) != entry_class(&e)) {
+                        del_due(q, txn, subject, &old);
+                        put_due(q, txn, subject, &e);
+                }
+        }
+        /* last_at may have moved even when nothing else changed */
+        put_entry(q, txn, subject, &e);
+        RF_METRIC_INC(recompute_coalesced);
+        entry_clear(&e);
+        return 1;
+}
+
+/* ---- hooks of the apply path ----------------------------------------------*/
+
+static int removes_entries(rf_event_type_t cause)
+{
+        switch (cause) {
+        case RF_EV_ITEM_BANNED:
+        case RF_EV_STOCK_CHANGED:
+        case RF_EV_ITEM_HIDDEN:
+        case RF_EV_CREATOR_HIDDEN:
+        case RF_EV_CAMPAIGN_EXPIRED:
+        case RF_EV_CONSENT_GRANTED: /* a blocked surface serves again: its
+                                     * list may be old */
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+static int entry_matches(const rf_entry_t *en, const char *kind, const char *id)
+{
+        if (!strcmp(kind, "item"))
+                return !strcmp(en->item_id, id);
+        if (!strcmp(kind, "creator"))
+                return !strcmp(en->creator_id, id);
+        if (!strcmp(kind, "campaign"))
+                return !strcmp(en->campaign_id, id);
+        return 1; /* "user": the whole list */
+}
+
+void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
+                               size_t klen, rf_event_type_t cause,
+                               const char *event_id, const char *entity_kind,
+                               const char *entity_id)
+{
+        rf_queue_t *q = ctx->queue;
+        rf_list_key_t lk;
+        rf_list_t *list = NULL;
+        rf_checker_t ck;
+        rf_buf_t v = { 0 };
+        size_t valid = 0;
+        int removed = 0, r;
+
+        if (!q || !removes_entries(cause) ||
+            rf_key_list_split(list_key, klen, &lk) != 0)
+                return;
+        if (strcmp(lk.subject, RF_FALLBACK_SUBJECT) != 0 &&
+            rf_consent_blocks(ctx->st, ctx->txn, ctx->conf, lk.subject,
+                              lk.surface))
+                return; /* not servable: nothing to recompute */
+        r = rf_txn_get(ctx->txn, RF_CF_LISTS, list_key, klen, &v);
+        if (r || rf_list_decode(v.data, v.len, &list)) {
+                rf_buf_free(&v);
+                return; /* the list is gone: nothing to recompute */
+        }
+        if (rf_checker_init(&ck, ctx->st, ctx->txn, lk.subject, list->region)) {
+                rf_list_destroy(list);
+                rf_buf_free(&v);
+                return;
+        }
+        for (size_t i = 0; i < list->item_cnt; i++) {
+                const rf_entry_t *en = &list->items[i];
+                int out = rf_checker_check(&ck, en) != RF_FILTER_NONE;
+                valid += !out;
+                if (entry_matches(en, entity_kind, entity_id))
+                        removed |= out || cause == RF_EV_CONSENT_GRANTED;
+        }
+        rf_checker_clear(&ck);
+
+        if (removed) {
+                const rf_surface_conf_t *sc =
+                    rf_config_surface(ctx->conf, lk.surface);
+                int urgent = ctx->conf && (int64_t)valid < sc->min_valid;
+                rf_queue_add_t add = {
+                        .subject_id = lk.subject,
+                        .surface = lk.surface,
+                        .mode = RF_RC_INCREMENTAL,
+                        .urgent = urgent,
+                        .reason_type = rf_event_type2str(cause),
+                        .event_id = event_id,
+                        .entity_kind = entity_kind,
+                        .entity_id = entity_id,
+                };
+                r = rf_queue_add(q, ctx->txn, &add, ctx->now_ms);
+                if (r >= 0)
+                        rf_trace(ctx,
+                                 .kind = r == 0 ? RF_TRACE_RECOMPUTE_ENQUEUED
+                                                : RF_TRACE_RECOMPUTE_COALESCED,
+                                 .list_key = list_key, .list_klen = klen,
+                                 .entity_kind = entity_kind,
+                                 .entity_id = entity_id,
+                                 .detail = urgent ? "urgent: below min_valid"
+                                                  : add.reason_type);
+                else if (r != RF_EBLOCKED)
+                        rf_log_error("queue", "queueing a recompute: %s",
+                                     rf_err2str(r));
+        }
+        rf_list_destroy(list);
+        rf_buf_free(&v);
+}
+
+void rf_queue_list_published(rf_apply_ctx_t *ctx, const rf_list_t *list)
+{
+        rf_queue_t *q = ctx->queue;
+        entry_t e;
+        size_t kept = 0, cleared = 0;
+        int found;
+
+        if (!q || get_entry(q, ctx->txn, list->subject_id, &e, &found) ||
+            !found)
+                return;
+        for (size_t i = 0; i < e.surf_cnt; i++) {
+                surf_t *s = &e.surfs[i];
+                if ((!strcmp(s->name, list->surface) || !*s->name) &&
+                    list->generated_at > s->last_at) {
+                        free(s->name);
+                        cleared++;
+                        continue;
+                }
+                e.surfs[kept++] = *s;
+        }
+        e.surf_cnt = kept;
+        if (cleared) {
+                RF_METRIC_ADD(recompute_satisfied, cleared);
+                if (kept) {
+                        put_entry(q, ctx->txn, list->subject_id, &e);
+                } else {
+                        del_entry(q, ctx->txn, list->subject_id, &e);
+                        q->dcount[e.mode]--;
+                        q->durgent -= e.urgent;
+                }
+        }
+        entry_clear(&e);
+}
+
+void rf_queue_consent(rf_apply_ctx_t *ctx, const rf_event_t *ev, int revoked)
+{
+        rf_queue_t *q = ctx->queue;
+        const char *subject = ev->user_id;
+        entry_t e;
+        int found;
+
+        if (!q)
+                return;
+        if (revoked) {
+                rf_buf_t k = { 0 };
+                if (get_entry(q, ctx->txn, subject, &e, &found) == 0 && found) {
+                        del_entry(q, ctx->txn, subject, &e);
+                        q->dcount[e.mode]--;
+                        q->durgent -= e.urgent;
+                        entry_clear(&e);
+                }
+                /* last activity is personal data too */
+                rf_buf_append(&k, "A", 1);
+                rf_buf_append(&k, subject, strlen(subject));
+                rf_txn_delete(ctx->txn, RF_CF_ACTIVITY, k.data, k.len);
+                rf_buf_free(&k);
+                return;
+        }
+        if (rf_consent_purged(ctx->st, ctx->txn, subject))
+                return; /* another purging scope is still revoked */
+        size_t named = 0;
+        for (size_t i = 0; ctx->conf && i < ctx->conf->surface_cnt; i++) {
+                const char *name = ctx->conf->surfaces[i].name;
+                if (!strcmp(name, "default"))
+                        continue;
+                rf_queue_add_t add = {
+                        .subject_id = subject,
+                        .surface = name,
+                        .mode = RF_RC_INCREMENTAL,
+                        .reason_type = rf_event_type2str(ev->type),
+                        .event_id = ev->event_id,
+                        .entity_kind = "user",
+                        .entity_id = subject,
+                };
+                rf_queue_add(q, ctx->txn, &add, ctx->now_ms);
+                named++;
+        }
+        if (!named) {
+                rf_queue_add_t add = {
+                        .subject_id = subject,
+                        .surface = "",
+                        .mode = RF_RC_INCREMENTAL,
+                        .reason_type = rf_event_type2str(ev->type),
+                        .event_id = ev->event_id,
+                        .entity_kind = "user",
+                        .entity_id = subject,
+                };
+                rf_queue_add(q, ctx->txn, &add, ctx->now_ms);
+        }
+}
+
+/* ---- sending --------------------------------------------------------------*/
+
+static int64_t coalesce_ms(const rf_queue_t *q)
+{
+        return q->conf ? q->conf->rc_coalesce_ms : 2000;
+}
+
+static size_t max_inflight(const rf_queue_t *q)
+{
+        return q->conf ? (size_t)q->conf->rc_max_inflight : 1000;
+}
+
+static int64_t due_of(const rf_queue_t *q, int cls, int64_t enqueued_at)
+{
+        return cls == 1 ? enqueued_at + coalesce_ms(q) : enqueued_at;
+}
+
+static rf_bucket_t *bucket_of(rf_queue_t *q, int cls)
+{
+        if (cls == 0)
+                return NULL; /* urgent: never held back by a rate limit */
+        return cls == 3 ? &q->full : &q->normal;
+}
+
+static int commit(rf_queue_t *q, const char *what)
+{
+        char errstr[512];
+        int r;
+
+        if (!rf_txn_count(q->txn))
+                return 0;
+        if ((r = rf_txn_commit(q->txn, errstr, sizeof(errstr)))) {
+                RF_METRIC_INC(store_errors);
+                rf_log_error("queue", "%s: %s", what, errstr);
+                rf_txn_clear(q->txn);
+        }
+        return r;
+}
+
+/* Finds the first due subject of class \p cls not in flight. @returns 1
+ * with \p subject (NUL-terminated), *duep and \p dkey (its due key) filled,
+ * else 0. */
+static int first_due(rf_queue_t *q, int cls, int64_t now_ms, rf_buf_t *subject,
+                     int64_t *duep, rf_buf_t *dkey)
+{
+        char p[2] = { 'D', (char)('0' + cls) };
+        rf_iter_t *it = rf_iter_new(q->st, NULL, RF_CF_QUEUE, p, 2);
+        int found = 0;
+
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                rf_cur_t c = { k + 2, k + klen, 0 };
+                int64_t due = due_of(q, cls, (int64_t)rf_cur_be64(&c));
+                if (c.err)
+                        continue;
+                if (due > now_ms)
+                        break; /* sorted by enqueued_at: none later is due */
+                rf_buf_reset(subject);
+                rf_buf_append(subject, c.p, (size_t)(c.end - c.p));
+                rf_buf_append(subject, "", 1);
+                subject->len--;
+                if (infl_find(q, subject->data))
+                        continue;
+                if (duep)
+                        *duep = due;
+                if (dkey) {
+                        rf_buf_reset(dkey);
+                        rf_buf_append(dkey, k, klen);
+                }
+                found = 1;
+                break;
+        }
+        rf_iter_destroy(it);
+        return found;
+}
+
+/* Marks \p e of \p subject in flight and fills \p req. */
+static void send_entry(rf_queue_t *q, const char *subject, const entry_t *e,
+                       int64_t now_ms, rf_queue_req_t *req)
+{
+        inflight_t *f = rf_calloc(1, sizeof(*f));
+        unsigned h = hash_str(subject);
+
+        f->subject = rf_strdup(subject);
+        f->request_id = rf_strdup(e->request_id);
+        f->gen = e->gen;
+        f->reason_cnt = e->reason_cnt;
+        f->dropped = e->dropped;
+        f->sent_at = now_ms;
+        f->next = q->infl[h];
+        q->infl[h] = f;
+        q->inflight_cnt++;
+
+        memset(req, 0, sizeof(*req));
+        rf_buf_append(&req->subject_id, subject, strlen(subject));
+        rf_buf_append(&req->request_id, e->request_id, strlen(e->request_id));
+        entry_to_json(subject, e, &req->json);
+        req->token = f;
+        if (e->urgent)
+                RF_METRIC_INC(recompute_urgent_sent);
+}
+
+int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
+{
+        rf_buf_t subject = { 0 }, dkey = { 0 };
+        int r = 0;
+
+        if (q->inflight_cnt >= max_inflight(q))
+                return 0;
+        for (int cls = 0; cls < CLASS_CNT && r == 0; cls++) {
+                rf_bucket_t *b = bucket_of(q, cls);
+
+                while (r == 0 &&
+                       first_due(q, cls, now_ms, &subject, NULL, &dkey)) {
+                        entry_t e;
+                        int found;
+
+                        if (b && !rf_bucket_take(b, now_ms))
+                                break;
+                        if ((r = get_entry(q, NULL, subject.data, &e, &found)))
+                                break;
+                        /* Not due while in flight (a crash re-arms it); a
+                         * due key without its entry is dropped. */
+                        rf_txn_delete(q->txn, RF_CF_QUEUE, dkey.data, dkey.len);
+                        if (!found) {
+                                if (b)
+                                        b->tokens += 1.0;
+                                r = commit(q, "dropping a due key");
+                                continue;
+                        }
+                        send_entry(q, subject.data, &e, now_ms, req);
+                        entry_clear(&e);
+                        r = commit(q, "marking a request in flight");
+                        if (r == 0)
+                                r = 1;
+                }
+        }
+        rf_buf_free(&subject);
+        rf_buf_free(&dkey);
+        return r;
+}
+
+void rf_queue_req_clear(rf_queue_req_t *req)
+{
+        rf_buf_free(&req->subject_id);
+        rf_buf_free(&req->request_id);
+        rf_buf_free(&req->json);
+        memset(req, 0, sizeof(*req));
+}
+
+int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
+{
+        inflight_t *f = token;
+        entry_t e;
+        int found, r;
+
+        infl_remove(q, f);
+        if ((r = get_entry(q, NULL, f->subject, &e, &found)))
+                goto out;
+        if (!found)
+                goto out; /* satisfied by a fresh list, or purged */
+        if (strcmp(e.request_id, f->request_id) != 0) {
+                /* a new entry since (it has its own due key) */
+                entry_clear(&e);
+                goto out;
+        }
+        if (!acked) {
+                RF_METRIC_INC(recompute_failed);
+                put_due(q, q->txn, f->subject, &e); /* same request_id */
+        } else if (e.gen == f->gen) {
+                RF_METRIC_INC(recompute_acked);
+                del_entry(q, q->txn, f->subject, &e);
+                q->count[e.mode]--;
+                q->urgent -= e.urgent;
+        } else {
+                /* Added to while in flight: send what was added, under a
+                 * new id. Surfaces are all kept (a surface sent twice is
+                 * harmless; one lost is not). */
+                RF_METRIC_INC(recompute_acked);
+                size_t skip =
+                    f->reason_cnt < e.reason_cnt ? f->reason_cnt : e.reason_cnt;
+                int64_t first = 0;
+                for (size_t i = 0; i < skip; i++) {
+                        reason_t *rs = &e.reasons[i];
+                        free(rs->type);
+                        free(rs->event_id);
+                        free(rs->surface);
+                        free(rs->ekind);
+                        free(rs->eid);
+                }
+                memmove(e.reasons, e.reasons + skip,
+                        (e.reason_cnt - skip) * sizeof(*e.reasons));
+                e.reason_cnt -= skip;
+                e.dropped = e.dropped > f->dropped ? e.dropped - f->dropped : 0;
+                for (size_t i = 0; i < e.reason_cnt; i++)
+                        if (!first || e.reasons[i].at < first)
+                                first = e.reasons[i].at;
+                for (size_t i = 0; !first && i < e.surf_cnt; i++)
+                        if (e.surfs[i].last_at >= f->sent_at)
+                                first = e.surfs[i].last_at;
+                free(e.request_id);
+                e.request_id = random_request_id();
+                e.enqueued_at = first ? first : now_ms;
+                e.gen = 1;
+                put_entry(q, q->txn, f->subject, &e);
+                put_due(q, q->txn, f->subject, &e);
+        }
+        entry_clear(&e);
+        r = commit(q, "settling a request");
+out:
+        infl_free(f);
+        return r;
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        rf_queue_t *q = opaque;
+
+        (void)rk;
+        if (q->ack_cnt == q->ack_size) {
+                q->ack_size = q->ack_size ? 2 * q->ack_size : 64;
+                q->acks = rf_realloc(q->acks, q->ack_size * sizeof(*q->acks));
+        }
+        q->acks[q->ack_cnt].token = m->_private;
+        q->acks[q->ack_cnt++].ok = !m->err;
+        if (m->err)
+                rf_log_warn("queue",
+                            "recompute request not delivered: %s "
+                            "(will retry)",
+                            rd_kafka_err2str(m->err));
+}
+
+void rf_queue_conf_set(rf_queue_t *q, rd_kafka_conf_t *conf)
+{
+        rd_kafka_conf_set_opaque(conf, q);
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+}
+
+static void settle_acks(rf_queue_t *q, int64_t now_ms)
+{
+        for (size_t i = 0; i < q->ack_cnt; i++)
+                rf_queue_settle(q, q->acks[i].token, q->acks[i].ok, now_ms);
+        q->ack_cnt = 0;
+}
+
+/* Applies the recomputes readers asked for (rf_queue_ask). */
+static void drain_asks(rf_queue_t *q, int64_t now_ms)
+{
+        ask_t *asks;
+        size_t n;
+
+        pthread_mutex_lock(&q->ask_lock);
+        asks = q->asks;
+        n = q->ask_cnt;
+        q->asks = NULL;
+        q->ask_cnt = 0;
+        pthread_mutex_unlock(&q->ask_lock);
+        for (size_t i = 0; i < n; i++) {
+                rf_queue_add_t add = {
+                        .subject_id = asks[i].subject,
+                        .surface = asks[i].surface,
+                        .mode = RF_RC_INCREMENTAL,
+                        .reason_type = asks[i].reason,
+                };
+                /* RF_EBLOCKED (consent revoked) queues nothing */
+                rf_queue_add(q, q->txn, &add, now_ms);
+                free(asks[i].subject);
+                free(asks[i].surface);
+                free(asks[i].reason);
+        }
+        free(asks);
+        if (n) {
+                if (commit(q, "queueing recomputes asked by reads") == 0)
+                        rf_queue_committed(q);
+                else
+                        rf_queue_rollback(q);
+        }
+}
+
+void rf_queue_ask(rf_queue_t *q, const char *subject, const char *surface,
+                  const char *reason)
+{
+        pthread_mutex_lock(&q->ask_lock);
+        if (q->ask_cnt < ASK_MAX) {
+                q->asks =
+                    rf_realloc(q->asks, (q->ask_cnt + 1) * sizeof(*q->asks));
+                q->asks[q->ask_cnt++] =
+                    (ask_t){ rf_strdup(subject), rf_strdup(nz(surface)),
+                             rf_strdup(reason) };
+        }
+        pthread_mutex_unlock(&q->ask_lock);
+}
+
+static void update_gauges(rf_queue_t *q, int64_t now_ms)
+{
+        rf_queue_stats_t s;
+
+        if (now_ms - q->stats_at < 500 && now_ms >= q->stats_at)
+                return;
+        q->stats_at = now_ms;
+        rf_queue_stats(q, &s);
+        atomic_store_explicit(&rf_metrics.recompute_backlog, s.count,
+                              memory_order_relaxed);
+        for (int m = 0; m < RF_RC__MODE_CNT; m++)
+                atomic_store_explicit(&rf_metrics.recompute_backlog_by_mode[m],
+                                      s.by_mode[m], memory_order_relaxed);
+        atomic_store_explicit(&rf_metrics.recompute_inflight, s.inflight,
+                              memory_order_relaxed);
+        atomic_store_explicit(&rf_metrics.recompute_oldest_age_ms,
+                              s.oldest_enqueued_at &&
+                                      now_ms > s.oldest_enqueued_at
+                                  ? (uint64_t)(now_ms - s.oldest_enqueued_at)
+                                  : 0,
+                              memory_order_relaxed);
+}
+
+size_t rf_queue_tick(rf_queue_t *q, rd_kafka_t *rk, int64_t now_ms)
+{
+        rf_queue_req_t req;
+        size_t produced = 0;
+
+        drain_asks(q, now_ms);
+        rd_kafka_poll(rk, 0);
+        settle_acks(q, now_ms);
+        while (rf_queue_take(q, now_ms, &req) == 1) {
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(rf_topic(RF_TOPIC_RECOMPUTE)->name),
+                    RD_KAFKA_V_KEY(req.subject_id.data, req.subject_id.len),
+                    RD_KAFKA_V_VALUE(req.json.data, req.json.len),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_OPAQUE(req.token), RD_KAFKA_V_END);
+                if (err) {
+                        rf_log_warn("queue", "produce recompute request: %s",
+                                    rd_kafka_err2str(err));
+                        rf_queue_settle(q, req.token, 0, now_ms);
+                        rf_queue_req_clear(&req);
+                        break;
+                }
+                RF_METRIC_INC(recompute_sent);
+                produced++;
+                rf_queue_req_clear(&req);
+        }
+        update_gauges(q, now_ms);
+        return produced;
+}
+
+void rf_queue_flush(rf_queue_t *q, rd_kafka_t *rk, int timeout_ms)
+{
+        int64_t deadline = rf_mono_ms() + timeout_ms;
+
+        while (q->inflight_cnt && rf_mono_ms() < deadline) {
+                rd_kafka_poll(rk, 50);
+                settle_acks(q, rf_now_ms());
+        }
+        update_gauges(q, rf_now_ms() + 1000);
+}
+
+int64_t rf_queue_wait_ms(rf_queue_t *q, int64_t now_ms)
+{
+        int64_t best = -1;
+        rf_buf_t subject = { 0 };
+
+        if (q->inflight_cnt || q->ask_cnt)
+                best = 10; /* delivery reports and reads to serve */
+        for (int cls = 0; cls < CLASS_CNT; cls++) {
+                int64_t due = 0, w;
+                rf_bucket_t *b = bucket_of(q, cls);
+                if (!first_due(q, cls, INT64_MAX / 2, &subject, &due, NULL))
+                        continue;
+                w = due > now_ms ? due - now_ms : 0;
+                if (b && w == 0)
+                        w = rf_bucket_wait_ms(b, now_ms);
+                if (best < 0 || w < best)
+                        best = w;
+        }
+        rf_buf_free(&subject);
+        return best > 1000 ? 1000 : best;
+}
+
+/* ---- backlog --------------------------------------------------------------*/
+
+void rf_queue_stats(rf_queue_t *q, rf_queue_stats_t *out)
+{
+        memset(out, 0, sizeof(*out));
+        for (int m = 0; m < RF_RC__MODE_CNT; m++) {
+                out->by_mode[m] = q->count[m] > 0 ? (uint64_t)q->count[m] : 0;
+                out->count += out->by_mode[m];
+        }
+        out->urgent = q->urgent > 0 ? (uint64_t)q->urgent : 0;
+        out->inflight = q->inflight_cnt;
+        /* Oldest: the head of each class (sorted by enqueued_at); entries in
+         * flight are rarely older than that and are settled in ms. */
+        for (int cls = 0; cls < CLASS_CNT; cls++) {
+                char p[2] = { 'D', (char)('0' + cls) };
+                rf_iter_t *it = rf_iter_new(q->st, NULL, RF_CF_QUEUE, p, 2);
+                if (rf_iter_valid(it)) {
+                        size_t klen;
+                        const char *k = rf_iter_key(it, &klen);
+                        rf_cur_t c = { k + 2, k + klen, 0 };
+                        int64_t at = (int64_t)rf_cur_be64(&c);
+                        int mode = cls == 3   ? RF_RC_FULL
+                                   : cls == 2 ? RF_RC_ACTIVE
+                                              : RF_RC_INCREMENTAL;
+                        if (!c.err && (!out->oldest_enqueued_at ||
+                                       at < out->oldest_enqueued_at))
+                                out->oldest_enqueued_at = at;
+                        if (!c.err && (!out->oldest_by_mode[mode] ||
+                                       at < out->oldest_by_mode[mode]))
+                                out->oldest_by_mode[mode] = at;
+                }
+                rf_iter_destroy(it);
+        }
+}
+
+int rf_queue_scan_stats(rf_store_t *st, rf_queue_stats_t *out)
+{
+        rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_QUEUE, "P", 1);
+
+        memset(out, 0, sizeof(*out));
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t vlen;
+                const char *v = rf_iter_value(it, &vlen);
+                entry_t e;
+                if (entry_decode(v, vlen, &e))
+                        continue;
+                out->count++;
+                out->by_mode[e.mode]++;
+                out->urgent += e.urgent;
+                if (!out->oldest_enqueued_at ||
+                    e.enqueued_at < out->oldest_enqueued_at)
+                        out->oldest_enqueued_at = e.enqueued_at;
+                if (!out->oldest_by_mode[e.mode] ||
+                    e.enqueued_at < out->oldest_by_mode[e.mode])
+                        out->oldest_by_mode[e.mode] = e.enqueued_at;
+                entry_clear(&e);
+        }
+        rf_iter_destroy(it);
+        return 0;
+}

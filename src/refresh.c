@@ -1,0 +1,478 @@
+/*
+ * recfresh - refresh runs: the daily full refresh and the incremental
+ * refresh of active subjects (see refresh.h for the design).
+ *
+ * Run record ('R' run_id in the activity column family):
+ *   u8 version (1), u8 mode, u8 done, started_at, finished_at,
+ *   active_within (be64 each), subjects (varint),
+ *   cursor (varint length + bytes: the last key walked)
+ * A full run walks the lists column family (cursor: the last subject), an
+ * active run the 'A' keys of the activity column family (cursor: the last
+ * activity key).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "recfresh/activity.h"
+#include "recfresh/keys.h"
+#include "recfresh/log.h"
+#include "recfresh/metrics.h"
+#include "recfresh/refresh.h"
+#include "recfresh/tombstone.h"
+
+#define RUN_VERSION 1
+#define DAY_MS      INT64_C(86400000)
+#define STEP_MAX    200 /* subjects walked per step at most */
+
+static void key_run(rf_buf_t *k, const char *run_id)
+{
+        rf_buf_reset(k);
+        rf_buf_append(k, "R", 1);
+        rf_buf_append(k, run_id, strlen(run_id));
+}
+
+static void run_encode(const rf_refresh_run_t *run, rf_buf_t *v)
+{
+        char hdr[3] = { RUN_VERSION, (char)run->mode, (char)run->done };
+
+        rf_buf_reset(v);
+        rf_buf_append(v, hdr, 3);
+        rf_buf_put_be64(v, (uint64_t)run->started_at);
+        rf_buf_put_be64(v, (uint64_t)run->finished_at);
+        rf_buf_put_be64(v, (uint64_t)run->active_within);
+        rf_buf_put_varint(v, run->subjects);
+        rf_buf_put_varint(v, run->cursor.len);
+        rf_buf_append(v, run->cursor.data, run->cursor.len);
+}
+
+static int run_decode(const char *run_id, size_t idlen, const char *buf,
+                      size_t len, rf_refresh_run_t *run)
+{
+        rf_cur_t c = { buf, buf + len, 0 };
+        uint64_t clen;
+
+        memset(run, 0, sizeof(*run));
+        if (rf_cur_u8(&c) != RUN_VERSION)
+                return RF_EINVAL;
+        run->mode = rf_cur_u8(&c);
+        run->done = rf_cur_u8(&c);
+        run->started_at = (int64_t)rf_cur_be64(&c);
+        run->finished_at = (int64_t)rf_cur_be64(&c);
+        run->active_within = (int64_t)rf_cur_be64(&c);
+        run->subjects = rf_cur_varint(&c);
+        clen = rf_cur_varint(&c);
+        if (c.err || clen > (uint64_t)(c.end - c.p))
+                return RF_EINVAL;
+        rf_buf_append(&run->cursor, c.p, (size_t)clen);
+        run->run_id = rf_malloc(idlen + 1);
+        memcpy(run->run_id, run_id, idlen);
+        run->run_id[idlen] = '\0';
+        return 0;
+}
+
+void rf_refresh_run_clear(rf_refresh_run_t *run)
+{
+        free(run->run_id);
+        rf_buf_free(&run->cursor);
+        memset(run, 0, sizeof(*run));
+}
+
+int rf_refresh_run_get(rf_store_t *st, rf_txn_t *txn, const char *run_id,
+                       rf_refresh_run_t *run)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+        int r;
+
+        memset(run, 0, sizeof(*run));
+        key_run(&k, run_id);
+        r = txn ? rf_txn_get(txn, RF_CF_ACTIVITY, k.data, k.len, &v)
+                : rf_store_get(st, RF_CF_ACTIVITY, k.data, k.len, &v);
+        if (r == 0 && run_decode(run_id, strlen(run_id), v.data, v.len, run))
+                r = RF_EINVAL;
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return r;
+}
+
+int rf_refresh_runs_list(rf_store_t *st, rf_refresh_run_t **runs, size_t *cnt)
+{
+        rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_ACTIVITY, "R", 1);
+
+        *runs = NULL;
+        *cnt = 0;
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                rf_refresh_run_t run;
+                if (run_decode(k + 1, klen - 1, v, vlen, &run))
+                        continue;
+                *runs = rf_realloc(*runs, (*cnt + 1) * sizeof(**runs));
+                (*runs)[(*cnt)++] = run;
+        }
+        rf_iter_destroy(it);
+        return 0;
+}
+
+/* ---- what qualifies
+ * ---------------------------------------------------------*/
+
+/* Mode active: why \p l should be recomputed at \p now_ms, or NULL. */
+static const char *stale_reason(const rf_refresh_src_t *src,
+                                const char *subject, const rf_list_t *l,
+                                int64_t now_ms)
+{
+        const rf_config_t *conf = src->conf;
+        rf_checker_t ck;
+        size_t invalid = 0;
+
+        if (l->expires_at <= now_ms)
+                return "list_expired";
+        if (l->expires_at <= now_ms + conf->rc_expiry_horizon)
+                return "list_expiring";
+        if (l->generated_at < now_ms - conf->rc_max_age_ms)
+                return "list_too_old";
+        if (!l->item_cnt ||
+            rf_checker_init(&ck, src->st, NULL, subject, l->region))
+                return NULL;
+        for (size_t i = 0; i < l->item_cnt; i++)
+                invalid +=
+                    rf_checker_check(&ck, &l->items[i]) != RF_FILTER_NONE;
+        rf_checker_clear(&ck);
+        if ((int64_t)(invalid * 100) >
+            conf->rc_max_invalid_pct * (int64_t)l->item_cnt)
+                return "list_degraded";
+        return NULL;
+}
+
+static int queue_one(rf_queue_t *q, rf_txn_t *txn, const char *run_id,
+                     rf_rc_mode_t mode, const char *subject,
+                     const char *surface, const char *reason, int64_t now_ms)
+{
+        char rid[33];
+        rf_queue_add_t add = {
+                .subject_id = subject,
+                .surface = surface,
+                .mode = mode,
+                .request_id = rf_queue_request_id(run_id, subject, rid),
+                .run_id = run_id,
+                .reason_type = reason,
+                .entity_kind = reason ? "user" : NULL,
+                .entity_id = reason ? subject : NULL,
+        };
+        int r = rf_queue_add(q, txn, &add, now_ms);
+
+        return r == RF_EBLOCKED ? 0 : r;
+}
+
+/* Mode full: queues \p subject for each servable surface. @returns 1 if
+ * queued, 0 if not, or a store error. */
+static int full_subject(const rf_refresh_src_t *src, rf_queue_t *q,
+                        rf_txn_t *txn, const char *run_id, const char *subject,
+                        char **surfaces, size_t n, int64_t now_ms)
+{
+        int fallback = !strcmp(subject, RF_FALLBACK_SUBJECT), queued = 0;
+
+        if (!fallback && rf_consent_purged(src->st, NULL, subject))
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                int r;
+                if (!fallback && rf_consent_blocks(src->st, NULL, src->conf,
+                                                   subject, surfaces[i]))
+                        continue;
+                r = queue_one(q, txn, run_id, RF_RC_FULL, subject, surfaces[i],
+                              NULL, now_ms);
+                if (r < 0)
+                        return r;
+                queued = 1;
+        }
+        return queued;
+}
+
+/* Mode active: queues \p subject's stale lists. */
+static int active_subject(const rf_refresh_src_t *src, rf_queue_t *q,
+                          rf_txn_t *txn, const char *run_id,
+                          const char *subject, int64_t now_ms)
+{
+        rf_subject_lists_t sl;
+        int r, queued = 0;
+
+        if (rf_consent_purged(src->st, NULL, subject))
+                return 0;
+        if ((r = rf_lists_of_subject(src->st, NULL, subject, &sl)))
+                return r;
+        for (size_t i = 0; i < sl.cnt && r >= 0; i++) {
+                const rf_list_t *l = sl.lists[i];
+                const char *why;
+                if (rf_consent_blocks(src->st, NULL, src->conf, subject,
+                                      l->surface))
+                        continue;
+                if (!(why = stale_reason(src, subject, l, now_ms)))
+                        continue;
+                r = queue_one(q, txn, run_id, RF_RC_ACTIVE, subject, l->surface,
+                              why, now_ms);
+                queued = 1;
+        }
+        rf_subject_lists_clear(&sl);
+        return r < 0 ? r : queued;
+}
+
+/* Walks up to \p budget subjects of the lists after run->cursor. */
+static int step_full(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
+                     rf_refresh_run_t *run, int64_t now_ms, size_t budget,
+                     int *done, size_t *queued)
+{
+        rf_iter_t *it = rf_iter_new(src->st, NULL, RF_CF_LISTS, NULL, 0);
+        rf_buf_t cur = { 0 }, seek = { 0 };
+        char **surfs = NULL;
+        size_t nsurf = 0, walked = 0;
+        int r = 0;
+
+        if (run->cursor.len) {
+                /* every key of the last subject is "subject\0...": the next
+                 * subject starts at or after "subject\x01" */
+                rf_buf_append(&seek, run->cursor.data, run->cursor.len);
+                rf_buf_append(&seek, "\x01", 1);
+                rf_iter_seek(it, seek.data, seek.len);
+        }
+        *done = 0;
+        for (;;) {
+                rf_list_key_t lk;
+                int valid = rf_iter_valid(it), same = 0;
+                if (valid) {
+                        size_t klen;
+                        const char *k = rf_iter_key(it, &klen);
+                        if (rf_key_list_split(k, klen, &lk) != 0) {
+                                rf_iter_next(it);
+                                continue;
+                        }
+                        same = cur.len && !strcmp(cur.data, lk.subject);
+                }
+                if (cur.len && !same) {
+                        /* the subject in cur is complete */
+                        r = full_subject(src, q, txn, run->run_id, cur.data,
+                                         surfs, nsurf, now_ms);
+                        for (size_t i = 0; i < nsurf; i++)
+                                free(surfs[i]);
+                        nsurf = 0;
+                        if (r < 0)
+                                break;
+                        *queued += (size_t)r;
+                        walked++;
+                        rf_buf_reset(&run->cursor);
+                        rf_buf_append(&run->cursor, cur.data, cur.len);
+                        rf_buf_reset(&cur);
+                        r = 0;
+                        if (walked >= budget)
+                                break;
+                }
+                if (!valid) {
+                        *done = 1;
+                        break;
+                }
+                if (!cur.len) {
+                        rf_buf_append(&cur, lk.subject, strlen(lk.subject));
+                        rf_buf_append(&cur, "", 1);
+                        cur.len--;
+                }
+                int have = 0;
+                for (size_t i = 0; i < nsurf; i++)
+                        have |= !strcmp(surfs[i], lk.surface);
+                if (!have) {
+                        surfs = rf_realloc(surfs, (nsurf + 1) * sizeof(*surfs));
+                        surfs[nsurf++] = rf_strdup(lk.surface);
+                }
+                rf_iter_next(it);
+        }
+        for (size_t i = 0; i < nsurf; i++)
+                free(surfs[i]);
+        free(surfs);
+        rf_iter_destroy(it);
+        rf_buf_free(&cur);
+        rf_buf_free(&seek);
+        return r;
+}
+
+/* Walks up to \p budget activity records after run->cursor. */
+static int step_active(const rf_refresh_src_t *src, rf_queue_t *q,
+                       rf_txn_t *txn, rf_refresh_run_t *run, int64_t now_ms,
+                       size_t budget, int *done, size_t *queued)
+{
+        rf_iter_t *it = rf_iter_new(src->st, NULL, RF_CF_ACTIVITY, "A", 1);
+        rf_buf_t subject = { 0 }, seek = { 0 };
+        size_t walked = 0;
+        int r = 0;
+
+        if (run->cursor.len) {
+                rf_buf_append(&seek, run->cursor.data, run->cursor.len);
+                rf_buf_append(&seek, "\0", 1); /* the next key after it */
+                rf_iter_seek(it, seek.data, seek.len);
+        }
+        for (; rf_iter_valid(it) && walked < budget; rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                rf_cur_t c = { v, v + vlen, 0 };
+                int64_t at = (int64_t)rf_cur_be64(&c);
+
+                walked++;
+                rf_buf_reset(&run->cursor);
+                rf_buf_append(&run->cursor, k, klen);
+                if (src->prune &&
+                    (c.err || at < now_ms - src->conf->rc_activity_ttl_ms)) {
+                        rf_txn_delete(txn, RF_CF_ACTIVITY, k, klen);
+                        continue;
+                }
+                if (c.err || at < now_ms - run->active_within)
+                        continue;
+                rf_buf_reset(&subject);
+                rf_buf_append(&subject, k + 1, klen - 1);
+                rf_buf_append(&subject, "", 1);
+                r = active_subject(src, q, txn, run->run_id, subject.data,
+                                   now_ms);
+                if (r < 0)
+                        break;
+                *queued += (size_t)r;
+                r = 0;
+        }
+        *done = r == 0 && !rf_iter_valid(it);
+        rf_iter_destroy(it);
+        rf_buf_free(&subject);
+        rf_buf_free(&seek);
+        return r;
+}
+
+int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
+                    const char *run_id, rf_rc_mode_t mode,
+                    int64_t active_within, int64_t now_ms, size_t budget,
+                    int *done)
+{
+        rf_refresh_run_t run;
+        rf_buf_t k = { 0 }, v = { 0 };
+        size_t queued = 0;
+        int r;
+
+        *done = 0;
+        r = rf_refresh_run_get(NULL, txn, run_id, &run);
+        if (r == RF_ENOENT) {
+                run.run_id = rf_strdup(run_id);
+                run.mode = mode;
+                run.started_at = now_ms;
+                run.active_within = active_within;
+                RF_METRIC_INC(refresh_runs_started);
+                rf_log_info("refresh", "run %s (%s) started", run_id,
+                            rf_rc_mode2str(mode));
+        } else if (r) {
+                return r;
+        }
+        if (run.done) {
+                *done = 1;
+                rf_refresh_run_clear(&run);
+                return 0;
+        }
+        if (budget > STEP_MAX)
+                budget = STEP_MAX;
+        if (run.mode == RF_RC_FULL)
+                r = step_full(src, q, txn, &run, now_ms, budget, done, &queued);
+        else
+                r = step_active(src, q, txn, &run, now_ms, budget, done,
+                                &queued);
+        if (r == 0) {
+                run.subjects += queued;
+                RF_METRIC_ADD(refresh_subjects, queued);
+                if (*done) {
+                        run.done = 1;
+                        run.finished_at = now_ms;
+                        RF_METRIC_INC(refresh_runs_finished);
+                        rf_log_info("refresh",
+                                    "run %s (%s) finished: %llu subjects "
+                                    "queued",
+                                    run_id, rf_rc_mode2str(run.mode),
+                                    (unsigned long long)run.subjects);
+                }
+                key_run(&k, run_id);
+                run_encode(&run, &v);
+                rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data, v.len);
+        }
+        rf_refresh_run_clear(&run);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return r < 0 ? r : (int)queued;
+}
+
+/* ---- the daemon's schedules
+ * -------------------------------------------------*/
+
+struct rf_refresh {
+        char done_full[64]; /* last scheduled run seen finished */
+        char done_active[64];
+};
+
+rf_refresh_t *rf_refresh_new(void)
+{
+        return rf_calloc(1, sizeof(rf_refresh_t));
+}
+
+void rf_refresh_destroy(rf_refresh_t *r)
+{
+        free(r);
+}
+
+void rf_refresh_scheduled(const rf_config_t *conf, int64_t now_ms,
+                          char full_id[64], char active_id[64])
+{
+        char ts[40];
+
+        full_id[0] = active_id[0] = '\0';
+        if (conf->rc_full_at && strlen(conf->rc_full_at) == 5) {
+                const char *s = conf->rc_full_at;
+                int64_t at = ((s[0] - '0') * 10 + (s[1] - '0')) * 3600000 +
+                             ((s[3] - '0') * 10 + (s[4] - '0')) * 60000;
+                int64_t day = now_ms - now_ms % DAY_MS;
+                if (now_ms >= day + at) {
+                        rf_time_format(day, ts, sizeof(ts));
+                        snprintf(full_id, 64, "full-%.10s", ts);
+                }
+        }
+        if (conf->rc_incremental_every > 0) {
+                int64_t slot = now_ms - now_ms % conf->rc_incremental_every;
+                rf_time_format(slot, ts, sizeof(ts));
+                snprintf(active_id, 64, "active-%s", ts);
+        }
+}
+
+int rf_refresh_tick(rf_refresh_t *rt, rf_apply_ctx_t *ctx, int64_t now_ms,
+                    int *did)
+{
+        const rf_config_t *conf = ctx->conf;
+        rf_refresh_src_t src = { ctx->st, conf, 1 };
+        char ids[2][64];
+        char *done_ids[2] = { rt->done_full, rt->done_active };
+        rf_rc_mode_t modes[2] = { RF_RC_FULL, RF_RC_ACTIVE };
+        rf_queue_stats_t qs;
+
+        *did = 0;
+        if (!ctx->queue || !conf)
+                return 0;
+        rf_refresh_scheduled(conf, now_ms, ids[0], ids[1]);
+        rf_queue_stats(ctx->queue, &qs);
+        for (int i = 0; i < 2; i++) {
+                int64_t room =
+                    conf->rc_refresh_backlog - (int64_t)qs.by_mode[modes[i]];
+                int done = 0, r;
+                if (!ids[i][0] || !strcmp(ids[i], done_ids[i]) || room <= 0)
+                        continue;
+                r = rf_refresh_step(&src, ctx->queue, ctx->txn, ids[i],
+                                    modes[i], conf->rc_active_within, now_ms,
+                                    (size_t)room, &done);
+                if (r < 0)
+                        return r;
+                if (done && rf_txn_count(ctx->txn) == 0) {
+                        /* finished before: remember, write nothing */
+                        snprintf(done_ids[i], 64, "%s", ids[i]);
+                        continue;
+                }
+                *did = 1;
+        }
+        return 0;
+}

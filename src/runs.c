@@ -1,0 +1,1507 @@
+/*
+ * recfresh - batch runs (see runs.h for the life of a run and the keys):
+ * staging of lists that carry a run_id, run control records, validation
+ * gates, atomic activation by switching one pointer per surface in one
+ * RocksDB write, rollback, the read-side choice between the active version
+ * and an incremental list, the chunked deletion of discarded versions, and
+ * the spool through which `recfresh load` and `recfresh runs rollback` hand
+ * work to a running daemon.
+ *
+ * Everything that changes state runs on the daemon's writer thread inside
+ * the batch transaction (rf_apply_ctx_t), so a run record, its lists'
+ * counts and the pointers always commit together.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "recfresh/keys.h"
+#include "recfresh/log.h"
+#include "recfresh/metrics.h"
+#include "recfresh/runs.h"
+
+#define RUN_FORMAT 1
+
+#define K_RUN    'R'
+#define K_ACTIVE 'A'
+#define K_OPEN   'O'
+#define K_PURGE  'P'
+
+/* How often the upkeep looks at open runs and the spool. */
+#define STEP_EVERY_MS 100
+
+static const char *const state_names[RF_RUN__CNT] = {
+        [RF_RUN_UNANNOUNCED] = "unannounced",
+        [RF_RUN_STARTED] = "started",
+        [RF_RUN_COMPLETED] = "completed",
+        [RF_RUN_ACTIVE] = "active",
+        [RF_RUN_SUPERSEDED] = "superseded",
+        [RF_RUN_FAILED_VALIDATION] = "failed_validation",
+        [RF_RUN_ABORTED] = "aborted",
+        [RF_RUN_ROLLED_BACK] = "rolled_back",
+        [RF_RUN_EXPIRED] = "expired",
+};
+
+const char *rf_run_state2str(rf_run_state_t s)
+{
+        return (unsigned)s < RF_RUN__CNT ? state_names[s] : "unknown";
+}
+
+static int state_open(rf_run_state_t s)
+{
+        return s == RF_RUN_UNANNOUNCED || s == RF_RUN_STARTED ||
+               s == RF_RUN_COMPLETED;
+}
+
+/* ---- run records --------------------------------------------------------*/
+
+static void strv_free_n(char **v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+void rf_run_info_clear(rf_run_info_t *ri)
+{
+        free(ri->run_id);
+        free(ri->source);
+        strv_free_n(ri->surfaces, ri->surface_cnt);
+        for (size_t i = 0; i < ri->stat_cnt; i++)
+                free(ri->stats[i].surface);
+        free(ri->stats);
+        strv_free_n(ri->reasons, ri->reason_cnt);
+        memset(ri, 0, sizeof(*ri));
+}
+
+static void put_i64(rf_buf_t *b, int64_t v)
+{
+        rf_buf_put_be64(b, (uint64_t)v);
+}
+
+void rf_run_info_encode(const rf_run_info_t *ri, rf_buf_t *out)
+{
+        char hdr[3] = { RUN_FORMAT, (char)ri->state, (char)!!ri->kept };
+
+        rf_buf_append(out, hdr, 3);
+        rf_buf_put_str(out, ri->run_id);
+        rf_buf_put_str(out, ri->source ? ri->source : "");
+        put_i64(out, ri->generated_at);
+        put_i64(out, ri->first_seen_at);
+        put_i64(out, ri->completed_at);
+        put_i64(out, ri->activated_at);
+        put_i64(out, ri->updated_at);
+        put_i64(out, ri->last_list_at);
+        put_i64(out, ri->expected_lists);
+        rf_buf_put_varint(out, ri->surface_cnt);
+        for (size_t i = 0; i < ri->surface_cnt; i++)
+                rf_buf_put_str(out, ri->surfaces[i]);
+        rf_buf_put_varint(out, ri->stat_cnt);
+        for (size_t i = 0; i < ri->stat_cnt; i++) {
+                const rf_run_stats_t *s = &ri->stats[i];
+                rf_buf_put_str(out, s->surface);
+                put_i64(out, s->lists);
+                put_i64(out, s->subjects);
+                put_i64(out, s->empty);
+                put_i64(out, s->dup);
+                put_i64(out, s->shortl);
+                put_i64(out, s->entries);
+                put_i64(out, s->invalid);
+        }
+        put_i64(out, ri->late);
+        put_i64(out, ri->blocked);
+        put_i64(out, ri->malformed);
+        rf_buf_put_varint(out, ri->reason_cnt);
+        for (size_t i = 0; i < ri->reason_cnt; i++)
+                rf_buf_put_str(out, ri->reasons[i]);
+}
+
+static char **get_strv(rf_cur_t *c, size_t *np)
+{
+        uint64_t n = rf_cur_varint(c);
+        char **v;
+
+        if (c->err || n > (uint64_t)(c->end - c->p)) {
+                c->err = RF_EINVAL;
+                *np = 0;
+                return NULL;
+        }
+        v = rf_calloc((size_t)n + 1, sizeof(*v));
+        for (uint64_t i = 0; i < n; i++)
+                v[i] = rf_strdup(rf_cur_str(c, NULL));
+        *np = (size_t)n;
+        return v;
+}
+
+int rf_run_info_decode(const char *buf, size_t len, rf_run_info_t *ri)
+{
+        rf_cur_t c = { buf, buf + len, 0 };
+        uint64_t n;
+
+        memset(ri, 0, sizeof(*ri));
+        if (rf_cur_u8(&c) != RUN_FORMAT)
+                return RF_EINVAL;
+        ri->state = (rf_run_state_t)rf_cur_u8(&c);
+        ri->kept = rf_cur_u8(&c);
+        ri->run_id = rf_strdup(rf_cur_str(&c, NULL));
+        ri->source = rf_strdup(rf_cur_str(&c, NULL));
+        ri->generated_at = (int64_t)rf_cur_be64(&c);
+        ri->first_seen_at = (int64_t)rf_cur_be64(&c);
+        ri->completed_at = (int64_t)rf_cur_be64(&c);
+        ri->activated_at = (int64_t)rf_cur_be64(&c);
+        ri->updated_at = (int64_t)rf_cur_be64(&c);
+        ri->last_list_at = (int64_t)rf_cur_be64(&c);
+        ri->expected_lists = (int64_t)rf_cur_be64(&c);
+        ri->surfaces = get_strv(&c, &ri->surface_cnt);
+        n = rf_cur_varint(&c);
+        if (!c.err && n <= (uint64_t)(c.end - c.p)) {
+                ri->stats = rf_calloc((size_t)n + 1, sizeof(*ri->stats));
+                ri->stat_cnt = (size_t)n;
+                for (size_t i = 0; i < ri->stat_cnt; i++) {
+                        rf_run_stats_t *s = &ri->stats[i];
+                        s->surface = rf_strdup(rf_cur_str(&c, NULL));
+                        s->lists = (int64_t)rf_cur_be64(&c);
+                        s->subjects = (int64_t)rf_cur_be64(&c);
+                        s->empty = (int64_t)rf_cur_be64(&c);
+                        s->dup = (int64_t)rf_cur_be64(&c);
+                        s->shortl = (int64_t)rf_cur_be64(&c);
+                        s->entries = (int64_t)rf_cur_be64(&c);
+                        s->invalid = (int64_t)rf_cur_be64(&c);
+                }
+        } else {
+                c.err = RF_EINVAL;
+        }
+        ri->late = (int64_t)rf_cur_be64(&c);
+        ri->blocked = (int64_t)rf_cur_be64(&c);
+        ri->malformed = (int64_t)rf_cur_be64(&c);
+        ri->reasons = get_strv(&c, &ri->reason_cnt);
+        if (c.err || ri->state >= RF_RUN__CNT) {
+                rf_run_info_clear(ri);
+                return RF_EINVAL;
+        }
+        return 0;
+}
+
+rf_run_stats_t *rf_run_info_stats(rf_run_info_t *ri, const char *surface)
+{
+        for (size_t i = 0; i < ri->stat_cnt; i++)
+                if (!strcmp(ri->stats[i].surface, surface))
+                        return &ri->stats[i];
+        ri->stats =
+            rf_realloc(ri->stats, (ri->stat_cnt + 1) * sizeof(*ri->stats));
+        memset(&ri->stats[ri->stat_cnt], 0, sizeof(*ri->stats));
+        ri->stats[ri->stat_cnt].surface = rf_strdup(surface);
+        return &ri->stats[ri->stat_cnt++];
+}
+
+static void add_reason(rf_run_info_t *ri, const char *fmt, ...) RF_PRINTF(2, 3);
+
+static void add_reason(rf_run_info_t *ri, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        ri->reasons =
+            rf_realloc(ri->reasons, (ri->reason_cnt + 2) * sizeof(char *));
+        ri->reasons[ri->reason_cnt++] = rf_strdup(msg);
+        ri->reasons[ri->reason_cnt] = NULL;
+}
+
+static int has_surface(const rf_run_info_t *ri, const char *surface)
+{
+        for (size_t i = 0; i < ri->surface_cnt; i++)
+                if (!strcmp(ri->surfaces[i], surface))
+                        return 1;
+        return 0;
+}
+
+static void set_surfaces(rf_run_info_t *ri, const char *const *v, size_t n)
+{
+        strv_free_n(ri->surfaces, ri->surface_cnt);
+        ri->surfaces = rf_calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+                ri->surfaces[i] = rf_strdup(v[i]);
+        ri->surface_cnt = n;
+}
+
+/* @returns 1 if some item occurs twice in \p l (open addressing on a
+ * power-of-two table of FNV-1a hashes). */
+static int has_duplicate(const rf_list_t *l)
+{
+        size_t size = 16, mask;
+        const char **slot;
+        int dup = 0;
+
+        if (l->item_cnt < 2)
+                return 0;
+        while (size < l->item_cnt * 2)
+                size <<= 1;
+        mask = size - 1;
+        slot = rf_calloc(size, sizeof(*slot));
+        for (size_t i = 0; i < l->item_cnt && !dup; i++) {
+                const char *id = l->items[i].item_id;
+                uint64_t h = 1469598103934665603ULL;
+                for (const char *s = id; *s; s++)
+                        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+                size_t j = h & mask;
+                while (slot[j] && !(dup = !strcmp(slot[j], id)))
+                        j = (j + 1) & mask;
+                slot[j] = id;
+        }
+        free(slot);
+        return dup;
+}
+
+static void count_list(rf_run_info_t *ri, const rf_config_t *conf,
+                       const rf_list_t *l, int new_subject, rf_checker_t *ck,
+                       int sign)
+{
+        rf_run_stats_t *s = rf_run_info_stats(ri, l->surface);
+        const rf_surface_conf_t *sc = rf_config_surface(conf, l->surface);
+        int64_t invalid = 0;
+
+        if (ck)
+                for (size_t i = 0; i < l->item_cnt; i++)
+                        invalid += rf_checker_check(ck, &l->items[i]) !=
+                                   RF_FILTER_NONE;
+        s->lists += sign;
+        s->subjects += new_subject ? sign : 0;
+        s->empty += l->item_cnt == 0 ? sign : 0;
+        s->dup += has_duplicate(l) ? sign : 0;
+        s->shortl += (int64_t)l->item_cnt < sc->run_min_list_len ? sign : 0;
+        s->entries += sign * (int64_t)l->item_cnt;
+        s->invalid += sign * invalid;
+}
+
+void rf_run_info_count(rf_run_info_t *ri, const rf_config_t *conf,
+                       const rf_list_t *list, int new_subject, rf_checker_t *ck)
+{
+        count_list(ri, conf, list, new_subject, ck, 1);
+}
+
+static int64_t lists_total(const rf_run_info_t *ri)
+{
+        int64_t n = 0;
+
+        for (size_t i = 0; i < ri->stat_cnt; i++)
+                n += ri->stats[i].lists;
+        return n;
+}
+
+/* ---- keys and store access ----------------------------------------------*/
+
+static void key1(rf_buf_t *k, char kind, const char *id)
+{
+        rf_buf_reset(k);
+        rf_buf_append(k, &kind, 1);
+        rf_buf_append(k, id, strlen(id));
+}
+
+static void version_key(rf_buf_t *k, const char *run_id, const char *lkey,
+                        size_t klen)
+{
+        rf_buf_reset(k);
+        rf_buf_append(k, run_id, strlen(run_id) + 1); /* with its NUL */
+        rf_buf_append(k, lkey, klen);
+}
+
+int rf_runs_get(rf_store_t *st, rf_txn_t *txn, const char *run_id,
+                rf_run_info_t *ri)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+        int r;
+
+        memset(ri, 0, sizeof(*ri));
+        key1(&k, K_RUN, run_id);
+        r = txn ? rf_txn_get(txn, RF_CF_RUNS, k.data, k.len, &v)
+                : rf_store_get(st, RF_CF_RUNS, k.data, k.len, &v);
+        if (r == 0 && rf_run_info_decode(v.data, v.len, ri) != 0) {
+                rf_log_error("runs", "run record %s is corrupt", run_id);
+                r = RF_EINVAL;
+        }
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return r;
+}
+
+/* Writes \p ri and its 'O' / 'P' markers into the txn. */
+static void put_run(rf_apply_ctx_t *ctx, rf_run_info_t *ri)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+
+        ri->updated_at = ctx->now_ms;
+        key1(&k, K_RUN, ri->run_id);
+        rf_run_info_encode(ri, &v);
+        rf_txn_put(ctx->txn, RF_CF_RUNS, k.data, k.len, v.data, v.len);
+        key1(&k, K_OPEN, ri->run_id);
+        if (state_open(ri->state))
+                rf_txn_put(ctx->txn, RF_CF_RUNS, k.data, k.len, "", 0);
+        else
+                rf_txn_delete(ctx->txn, RF_CF_RUNS, k.data, k.len);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+}
+
+/* Marks the version of \p ri for deletion (the upkeep deletes it). */
+static void discard_version(rf_apply_ctx_t *ctx, rf_run_info_t *ri)
+{
+        rf_buf_t k = { 0 };
+
+        if (!ri->kept)
+                return;
+        ri->kept = 0;
+        key1(&k, K_PURGE, ri->run_id);
+        rf_txn_put(ctx->txn, RF_CF_RUNS, k.data, k.len, "", 0);
+        rf_buf_free(&k);
+}
+
+static void active_value(rf_buf_t *v, const char *run_id, int64_t gen)
+{
+        rf_buf_reset(v);
+        rf_buf_put_str(v, run_id);
+        rf_buf_put_be64(v, (uint64_t)gen);
+}
+
+static int active_decode(const rf_buf_t *v, char **run_id, int64_t *gen)
+{
+        rf_cur_t c = { v->data, v->data + v->len, 0 };
+        const char *id = rf_cur_str(&c, NULL);
+        int64_t g = (int64_t)rf_cur_be64(&c);
+
+        if (c.err)
+                return RF_EINVAL;
+        if (run_id)
+                *run_id = rf_strdup(id);
+        if (gen)
+                *gen = g;
+        return 0;
+}
+
+static int active_get(rf_store_t *st, rf_txn_t *txn, const char *surface,
+                      char **run_id, int64_t *gen)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+        int r;
+
+        key1(&k, K_ACTIVE, surface);
+        r = txn ? rf_txn_get(txn, RF_CF_RUNS, k.data, k.len, &v)
+                : rf_store_get(st, RF_CF_RUNS, k.data, k.len, &v);
+        if (r == 0 && active_decode(&v, run_id, gen) != 0)
+                r = RF_EINVAL;
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return r;
+}
+
+int rf_runs_active(rf_store_t *st, const char *surface, char **run_id,
+                   int64_t *generated_at)
+{
+        return active_get(st, NULL, surface, run_id, generated_at);
+}
+
+static int cmp_first_seen(const void *a, const void *b)
+{
+        const rf_run_info_t *x = a, *y = b;
+
+        if (x->first_seen_at != y->first_seen_at)
+                return x->first_seen_at < y->first_seen_at ? 1 : -1;
+        return strcmp(x->run_id, y->run_id);
+}
+
+/* Every run record, through \p txn if not NULL. */
+static int runs_all(rf_store_t *st, rf_txn_t *txn, rf_run_info_t **out,
+                    size_t *cnt)
+{
+        char p = K_RUN;
+        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_RUNS, &p, 1);
+        rf_run_info_t *v = NULL;
+        size_t n = 0;
+
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t vlen;
+                const char *val = rf_iter_value(it, &vlen);
+                v = rf_realloc(v, (n + 1) * sizeof(*v));
+                if (rf_run_info_decode(val, vlen, &v[n]) == 0)
+                        n++;
+        }
+        rf_iter_destroy(it);
+        qsort(v, n, sizeof(*v), cmp_first_seen);
+        *out = v;
+        *cnt = n;
+        return 0;
+}
+
+int rf_runs_list(rf_store_t *st, rf_run_info_t **out, size_t *cnt)
+{
+        return runs_all(st, NULL, out, cnt);
+}
+
+static void runs_free(rf_run_info_t *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                rf_run_info_clear(&v[i]);
+        free(v);
+}
+
+/* Adds (\p add) or deletes the reverse-index entries of a version list:
+ * kind entity \0 list key \0 run_id. */
+static void index_each(rf_txn_t *txn, const char *run_id, const char *lkey,
+                       size_t klen, const rf_list_t *l, int add)
+{
+        rf_buf_t k = { 0 }, v = { 0 }, lk = { 0 };
+
+        rf_buf_append(&lk, lkey, klen);
+        rf_buf_append(&lk, "", 1);
+        rf_buf_append(&lk, run_id, strlen(run_id));
+        rf_buf_put_str(&v, l->region);
+        rf_buf_put_str(&v, l->list_id);
+        for (size_t i = 0; i < l->item_cnt; i++) {
+                const rf_entry_t *e = &l->items[i];
+                const char kinds[3] = { RF_IDX_ITEM, RF_IDX_CREATOR,
+                                        RF_IDX_CAMPAIGN };
+                const char *ids[3] = { e->item_id, e->creator_id,
+                                       e->campaign_id };
+                for (int j = 0; j < 3; j++) {
+                        if (!*ids[j])
+                                continue;
+                        rf_buf_reset(&k);
+                        rf_key_index(&k, kinds[j], ids[j], lk.data, lk.len);
+                        if (add)
+                                rf_txn_put(txn, RF_CF_INDEX, k.data, k.len,
+                                           v.data, v.len);
+                        else
+                                rf_txn_delete(txn, RF_CF_INDEX, k.data, k.len);
+                }
+        }
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        rf_buf_free(&lk);
+}
+
+/* ---- validation and activation ------------------------------------------*/
+
+/* @returns 1 when a completed run has what it waits for. */
+static int run_ready(const rf_run_info_t *ri, const rf_config_t *conf,
+                     int64_t now)
+{
+        int64_t arrived = lists_total(ri) + ri->blocked;
+
+        if (ri->state != RF_RUN_COMPLETED)
+                return 0;
+        if (ri->expected_lists >= 0)
+                return arrived >= ri->expected_lists ||
+                       now >=
+                           ri->completed_at + conf->runs_completion_timeout_ms;
+        int64_t last = ri->last_list_at > ri->completed_at ? ri->last_list_at
+                                                           : ri->completed_at;
+        return now >= last + conf->runs_settle_ms;
+}
+
+/* x / total > pct %, in integers. */
+static int over_pct(int64_t x, int64_t total, int64_t pct)
+{
+        return total > 0 && x * 100 > pct * total;
+}
+
+static double pct_of(int64_t x, int64_t total)
+{
+        return total > 0 ? 100.0 * (double)x / (double)total : 0.0;
+}
+
+/* Runs every gate; failures go to ri->reasons. */
+static void validate(rf_apply_ctx_t *ctx, rf_run_info_t *ri)
+{
+        const rf_config_t *conf = ctx->conf;
+        int64_t total = lists_total(ri), arrived = total + ri->blocked;
+
+        if (total == 0)
+                add_reason(ri, "no lists");
+        for (size_t i = 0; i < ri->stat_cnt; i++)
+                if (!has_surface(ri, ri->stats[i].surface))
+                        add_reason(ri,
+                                   "%" PRId64 " lists for surface \"%s\", "
+                                   "which the run did not declare",
+                                   ri->stats[i].lists, ri->stats[i].surface);
+        if (over_pct(ri->malformed, total + ri->malformed,
+                     conf->runs_max_malformed_pct))
+                add_reason(ri,
+                           "malformed lines %" PRId64 " of %" PRId64
+                           " (%.1f%%) over %" PRId64 "%%",
+                           ri->malformed, total + ri->malformed,
+                           pct_of(ri->malformed, total + ri->malformed),
+                           conf->runs_max_malformed_pct);
+        for (size_t i = 0; i < ri->surface_cnt; i++) {
+                const char *sn = ri->surfaces[i];
+                const rf_surface_conf_t *sc = rf_config_surface(conf, sn);
+                rf_run_stats_t *s = rf_run_info_stats(ri, sn);
+                char *prev_id = NULL;
+
+                if (s->lists == 0) {
+                        add_reason(ri, "surface \"%s\": no lists", sn);
+                        continue;
+                }
+                if (ri->expected_lists > 0 &&
+                    arrived * 100 <
+                        sc->run_min_coverage_pct * ri->expected_lists)
+                        add_reason(
+                            ri,
+                            "surface \"%s\": coverage %" PRId64 " of %" PRId64
+                            " expected lists (%.1f%%) under %" PRId64 "%%",
+                            sn, arrived, ri->expected_lists,
+                            pct_of(arrived, ri->expected_lists),
+                            sc->run_min_coverage_pct);
+                if (active_get(ctx->st, ctx->txn, sn, &prev_id, NULL) == 0 &&
+                    strcmp(prev_id, ri->run_id) != 0) {
+                        rf_run_info_t prev;
+                        if (rf_runs_get(ctx->st, ctx->txn, prev_id, &prev) ==
+                            0) {
+                                int64_t ps =
+                                    rf_run_info_stats(&prev, sn)->subjects;
+                                if (ps > 0 &&
+                                    s->subjects * 100 <
+                                        sc->run_min_prev_coverage_pct * ps)
+                                        add_reason(
+                                            ri,
+                                            "surface \"%s\": %" PRId64
+                                            " subjects, %.1f%% of the "
+                                            "previous run %s (%" PRId64
+                                            "), under %" PRId64 "%%",
+                                            sn, s->subjects,
+                                            pct_of(s->subjects, ps), prev_id,
+                                            ps, sc->run_min_prev_coverage_pct);
+                                rf_run_info_clear(&prev);
+                        }
+                }
+                free(prev_id);
+                if (over_pct(s->empty, s->lists, sc->run_max_empty_pct))
+                        add_reason(
+                            ri,
+                            "surface \"%s\": empty lists %" PRId64
+                            " of %" PRId64 " (%.1f%%) over %" PRId64 "%%",
+                            sn, s->empty, s->lists, pct_of(s->empty, s->lists),
+                            sc->run_max_empty_pct);
+                if (over_pct(s->dup, s->lists, sc->run_max_duplicate_pct))
+                        add_reason(ri,
+                                   "surface \"%s\": lists with duplicate "
+                                   "items %" PRId64 " of %" PRId64
+                                   " (%.1f%%) over %" PRId64 "%%",
+                                   sn, s->dup, s->lists,
+                                   pct_of(s->dup, s->lists),
+                                   sc->run_max_duplicate_pct);
+                if (over_pct(s->invalid, s->entries, sc->run_max_invalid_pct))
+                        add_reason(ri,
+                                   "surface \"%s\": invalid entries "
+                                   "(tombstoned at load) %" PRId64
+                                   " of %" PRId64 " (%.1f%%) over %" PRId64
+                                   "%%",
+                                   sn, s->invalid, s->entries,
+                                   pct_of(s->invalid, s->entries),
+                                   sc->run_max_invalid_pct);
+                if (over_pct(s->shortl, s->lists, sc->run_max_short_pct))
+                        add_reason(ri,
+                                   "surface \"%s\": lists shorter than "
+                                   "%" PRId64 " entries %" PRId64 " of %" PRId64
+                                   " (%.1f%%) over %" PRId64 "%%",
+                                   sn, sc->run_min_list_len, s->shortl,
+                                   s->lists, pct_of(s->shortl, s->lists),
+                                   sc->run_max_short_pct);
+        }
+}
+
+/* @returns 1 if the pointer of some surface of \p ri (through the txn)
+ * names it. */
+static int still_active(rf_apply_ctx_t *ctx, const rf_run_info_t *ri)
+{
+        for (size_t i = 0; i < ri->surface_cnt; i++) {
+                char *id = NULL;
+                int on = active_get(ctx->st, ctx->txn, ri->surfaces[i], &id,
+                                    NULL) == 0 &&
+                         !strcmp(id, ri->run_id);
+                free(id);
+                if (on)
+                        return 1;
+        }
+        return 0;
+}
+
+static int cmp_activated(const void *a, const void *b)
+{
+        const rf_run_info_t *x = a, *y = b;
+
+        if (x->activated_at != y->activated_at)
+                return x->activated_at < y->activated_at ? 1 : -1;
+        return strcmp(x->run_id, y->run_id);
+}
+
+/* Keeps the newest runs.keep_versions - 1 inactive versions; discards the
+ * rest. */
+static void collect_versions(rf_apply_ctx_t *ctx)
+{
+        rf_run_info_t *v;
+        size_t n, kept = 0;
+
+        runs_all(ctx->st, ctx->txn, &v, &n);
+        qsort(v, n, sizeof(*v), cmp_activated);
+        for (size_t i = 0; i < n; i++) {
+                if (!v[i].kept || (v[i].state != RF_RUN_SUPERSEDED &&
+                                   v[i].state != RF_RUN_ROLLED_BACK))
+                        continue;
+                if ((int64_t)++kept < ctx->conf->runs_keep_versions)
+                        continue;
+                discard_version(ctx, &v[i]);
+                put_run(ctx, &v[i]);
+                rf_log_info("runs", "run %s: version discarded (keeping %lld)",
+                            v[i].run_id,
+                            (long long)ctx->conf->runs_keep_versions);
+        }
+        runs_free(v, n);
+}
+
+/* Points every surface of \p ri at it, in the txn; displaced runs that no
+ * longer serve any surface become \p displaced_state. */
+static void activate(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
+                     rf_run_state_t displaced_state, const char *note)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+
+        active_value(&v, ri->run_id, ri->generated_at);
+        for (size_t i = 0; i < ri->surface_cnt; i++) {
+                char *old = NULL;
+                int had = active_get(ctx->st, ctx->txn, ri->surfaces[i], &old,
+                                     NULL) == 0;
+                /* The pointer first, so still_active() sees the switch. */
+                key1(&k, K_ACTIVE, ri->surfaces[i]);
+                rf_txn_put(ctx->txn, RF_CF_RUNS, k.data, k.len, v.data, v.len);
+                if (had && strcmp(old, ri->run_id) != 0) {
+                        rf_run_info_t o;
+                        if (rf_runs_get(ctx->st, ctx->txn, old, &o) == 0) {
+                                if (o.state == RF_RUN_ACTIVE &&
+                                    !still_active(ctx, &o)) {
+                                        o.state = displaced_state;
+                                        if (note)
+                                                add_reason(&o, "%s", note);
+                                        put_run(ctx, &o);
+                                }
+                                rf_run_info_clear(&o);
+                        }
+                }
+                free(old);
+        }
+        ri->state = RF_RUN_ACTIVE;
+        ri->activated_at = ctx->now_ms;
+        put_run(ctx, ri);
+        collect_versions(ctx);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+}
+
+/* Validates a completed run and activates it or fails it, in the txn. */
+static void decide(rf_apply_ctx_t *ctx, rf_run_info_t *ri)
+{
+        if (ri->surface_cnt == 0) {
+                /* Never declared: the surfaces its lists are for. */
+                free(ri->surfaces);
+                ri->surfaces = rf_calloc(ri->stat_cnt + 1, sizeof(char *));
+                for (size_t i = 0; i < ri->stat_cnt; i++)
+                        ri->surfaces[i] = rf_strdup(ri->stats[i].surface);
+                ri->surface_cnt = ri->stat_cnt;
+        }
+        validate(ctx, ri);
+        if (ri->reason_cnt) {
+                ri->state = RF_RUN_FAILED_VALIDATION;
+                discard_version(ctx, ri);
+                put_run(ctx, ri);
+                for (size_t i = 0; i < ri->reason_cnt; i++)
+                        rf_log_warn("runs", "run %s failed validation: %s",
+                                    ri->run_id, ri->reasons[i]);
+                return;
+        }
+        activate(ctx, ri, RF_RUN_SUPERSEDED, NULL);
+        rf_log_info("runs", "run %s active on %zu surfaces (%lld lists)",
+                    ri->run_id, ri->surface_cnt, (long long)lists_total(ri));
+}
+
+/* ---- the apply path -----------------------------------------------------*/
+
+static void new_run(rf_run_info_t *ri, const char *run_id, int64_t now)
+{
+        memset(ri, 0, sizeof(*ri));
+        ri->run_id = rf_strdup(run_id);
+        ri->source = rf_strdup("topic");
+        ri->state = RF_RUN_UNANNOUNCED;
+        ri->first_seen_at = now;
+        ri->expected_lists = -1;
+        ri->kept = 1;
+}
+
+/* Loads run \p run_id or starts a new unannounced one. */
+static int get_or_new(rf_apply_ctx_t *ctx, const char *run_id,
+                      rf_run_info_t *ri)
+{
+        int r = rf_runs_get(ctx->st, ctx->txn, run_id, ri);
+
+        if (r == RF_ENOENT) {
+                new_run(ri, run_id, ctx->now_ms);
+                return 0;
+        }
+        return r;
+}
+
+static int list_newer(const rf_list_t *a, const rf_list_t *b)
+{
+        return a->generated_at > b->generated_at ||
+               (a->generated_at == b->generated_at &&
+                strcmp(a->list_id, b->list_id) > 0);
+}
+
+/* @returns 1 if run \p run_id already has a list of (subject, surface). */
+static int subject_seen(rf_apply_ctx_t *ctx, const char *run_id,
+                        const rf_list_t *l)
+{
+        rf_buf_t p = { 0 };
+        rf_iter_t *it;
+        int seen;
+
+        rf_buf_append(&p, run_id, strlen(run_id) + 1);
+        rf_buf_append(&p, l->subject_id, strlen(l->subject_id) + 1);
+        rf_buf_append(&p, l->surface, strlen(l->surface) + 1);
+        it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS, p.data, p.len);
+        seen = rf_iter_valid(it);
+        rf_iter_destroy(it);
+        rf_buf_free(&p);
+        return seen;
+}
+
+int rf_runs_stage(rf_apply_ctx_t *ctx, const rf_list_t *list)
+{
+        rf_buf_t lk = { 0 }, vk = { 0 }, cur = { 0 }, enc = { 0 };
+        rf_run_info_t ri;
+        rf_list_t *old = NULL;
+        rf_checker_t ck;
+        int r;
+
+        if ((r = get_or_new(ctx, list->run_id, &ri)))
+                return r;
+        if (strcmp(list->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
+            rf_consent_purged(ctx->st, ctx->txn, list->subject_id)) {
+                ri.blocked++;
+                put_run(ctx, &ri);
+                r = RF_EBLOCKED;
+                goto done;
+        }
+        if (!state_open(ri.state)) {
+                /* Decided: its version is what was validated. */
+                if (ri.late++ < 10)
+                        rf_log_warn("runs",
+                                    "list %s of run %s came after the run "
+                                    "was %s: dropped",
+                                    list->list_id, ri.run_id,
+                                    rf_run_state2str(ri.state));
+                put_run(ctx, &ri);
+                r = RF_ESTALE;
+                goto done;
+        }
+
+        rf_key_list_stored(&lk, list->subject_id, list->surface,
+                           list->context_key, list->region);
+        version_key(&vk, list->run_id, lk.data, lk.len);
+        r = rf_txn_get(ctx->txn, RF_CF_VERSIONS, vk.data, vk.len, &cur);
+        if (r == 0 && rf_list_decode(cur.data, cur.len, &old) == 0) {
+                if (!list_newer(list, old)) {
+                        r = RF_ESTALE;
+                        goto done;
+                }
+                rf_checker_init(&ck, ctx->st, ctx->txn, old->subject_id,
+                                old->region);
+                count_list(&ri, ctx->conf, old, 0, &ck, -1);
+                rf_checker_clear(&ck);
+                index_each(ctx->txn, list->run_id, lk.data, lk.len, old, 0);
+        } else if (r != 0 && r != RF_ENOENT) {
+                goto done;
+        }
+        rf_checker_init(&ck, ctx->st, ctx->txn, list->subject_id, list->region);
+        count_list(&ri, ctx->conf, list,
+                   !old && !subject_seen(ctx, list->run_id, list), &ck, 1);
+        rf_checker_clear(&ck);
+        rf_list_encode(list, &enc);
+        rf_txn_put(ctx->txn, RF_CF_VERSIONS, vk.data, vk.len, enc.data,
+                   enc.len);
+        index_each(ctx->txn, list->run_id, lk.data, lk.len, list, 1);
+        ri.last_list_at = ctx->now_ms;
+        if (run_ready(&ri, ctx->conf, ctx->now_ms))
+                decide(ctx, &ri);
+        else
+                put_run(ctx, &ri);
+        r = 0;
+done:
+        rf_list_destroy(old);
+        rf_run_info_clear(&ri);
+        rf_buf_free(&lk);
+        rf_buf_free(&vk);
+        rf_buf_free(&cur);
+        rf_buf_free(&enc);
+        return r;
+}
+
+int rf_runs_apply_ctl(rf_apply_ctx_t *ctx, const rf_run_ctl_t *ctl)
+{
+        rf_run_info_t ri;
+        char err[256];
+        int r;
+
+        if (ctl->type == RF_RUN_CTL_ROLLED_BACK) {
+                r = rf_runs_rollback(ctx, ctl->run_id, ctl->to, err,
+                                     sizeof(err));
+                if (r == RF_ENOENT || r == RF_EINVAL) {
+                        rf_log_warn("runs", "run_rolled_back %s: %s",
+                                    ctl->run_id, err);
+                        return RF_ESTALE;
+                }
+                return r;
+        }
+        if ((r = get_or_new(ctx, ctl->run_id, &ri)))
+                return r;
+        if (!state_open(ri.state)) {
+                rf_log_warn("runs", "%s for run %s, which is %s: ignored",
+                            rf_run_ctl_type2str(ctl->type), ri.run_id,
+                            rf_run_state2str(ri.state));
+                rf_run_info_clear(&ri);
+                return RF_ESTALE;
+        }
+        if (ctl->surface_cnt)
+                set_surfaces(&ri, ctl->surfaces, ctl->surface_cnt);
+        ri.generated_at = ctl->generated_at;
+        switch (ctl->type) {
+        case RF_RUN_CTL_STARTED:
+                if (ri.state == RF_RUN_UNANNOUNCED)
+                        ri.state = RF_RUN_STARTED;
+                put_run(ctx, &ri);
+                break;
+        case RF_RUN_CTL_COMPLETED:
+                ri.state = RF_RUN_COMPLETED;
+                ri.completed_at = ctx->now_ms;
+                if (ctl->expected_lists >= 0)
+                        ri.expected_lists = ctl->expected_lists;
+                if (run_ready(&ri, ctx->conf, ctx->now_ms))
+                        decide(ctx, &ri);
+                else
+                        put_run(ctx, &ri);
+                break;
+        default: /* RF_RUN_CTL_ABORTED */
+                ri.state = RF_RUN_ABORTED;
+                discard_version(ctx, &ri);
+                put_run(ctx, &ri);
+                rf_log_info("runs", "run %s aborted", ri.run_id);
+                break;
+        }
+        rf_run_info_clear(&ri);
+        return 0;
+}
+
+/* ---- rollback -----------------------------------------------------------*/
+
+/* The newest kept superseded run serving \p surface before, other than
+ * \p not. */
+static int previous_of(rf_run_info_t *v, size_t n, const char *surface,
+                       const char * not )
+{
+        int best = -1;
+
+        for (size_t i = 0; i < n; i++) {
+                if (!v[i].kept || v[i].state != RF_RUN_SUPERSEDED ||
+                    !strcmp(v[i].run_id, not ) || !has_surface(&v[i], surface))
+                        continue;
+                if (best < 0 || v[i].activated_at > v[best].activated_at)
+                        best = (int)i;
+        }
+        return best;
+}
+
+int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
+                     char *errstr, size_t errstr_size)
+{
+        rf_run_info_t *v = NULL;
+        size_t n = 0;
+        int cur = -1, tgt = -1, r = RF_EINVAL;
+        char note[600];
+
+        runs_all(ctx->st, ctx->txn, &v, &n);
+        for (size_t i = 0; i < n; i++) {
+                if (run_id && *run_id && !strcmp(v[i].run_id, run_id))
+                        cur = (int)i;
+                if (to && *to && !strcmp(v[i].run_id, to))
+                        tgt = (int)i;
+        }
+        if (!(run_id && *run_id) && !(to && *to)) {
+                /* The run most recently activated and still serving. */
+                for (size_t i = 0; i < n; i++)
+                        if (v[i].state == RF_RUN_ACTIVE &&
+                            (cur < 0 ||
+                             v[i].activated_at > v[cur].activated_at))
+                                cur = (int)i;
+                if (cur < 0) {
+                        snprintf(errstr, errstr_size, "no active run");
+                        r = RF_ENOENT;
+                        goto out;
+                }
+        }
+        if (run_id && *run_id && cur < 0) {
+                snprintf(errstr, errstr_size, "no run \"%s\"", run_id);
+                r = RF_ENOENT;
+                goto out;
+        }
+        if (cur >= 0 && v[cur].state != RF_RUN_ACTIVE) {
+                snprintf(errstr, errstr_size, "run %s is %s, not active",
+                         v[cur].run_id, rf_run_state2str(v[cur].state));
+                goto out;
+        }
+        if (to && *to) {
+                if (tgt < 0) {
+                        snprintf(errstr, errstr_size, "no run \"%s\"", to);
+                        r = RF_ENOENT;
+                        goto out;
+                }
+                if (v[tgt].state == RF_RUN_ACTIVE) {
+                        snprintf(errstr, errstr_size,
+                                 "run %s is already active", to);
+                        goto out;
+                }
+                if (!v[tgt].kept || (v[tgt].state != RF_RUN_SUPERSEDED &&
+                                     v[tgt].state != RF_RUN_ROLLED_BACK)) {
+                        snprintf(errstr, errstr_size,
+                                 "run %s is %s%s: not a version to roll "
+                                 "back to",
+                                 to, rf_run_state2str(v[tgt].state),
+                                 v[tgt].kept ? "" : ", version deleted");
+                        goto out;
+                }
+                snprintf(note, sizeof(note), "rolled back to %s", to);
+                activate(ctx, &v[tgt], RF_RUN_ROLLED_BACK, note);
+                snprintf(errstr, errstr_size, "run %s is active again", to);
+                r = 0;
+                goto out;
+        }
+
+        /* Each surface of the current run gets its previous version; all
+         * are checked before anything is written. */
+        int prev[64];
+        if (v[cur].surface_cnt > RF_ARRAY_SIZE(prev)) {
+                snprintf(errstr, errstr_size, "too many surfaces");
+                goto out;
+        }
+        for (size_t s = 0; s < v[cur].surface_cnt; s++) {
+                prev[s] = previous_of(v, n, v[cur].surfaces[s], v[cur].run_id);
+                if (prev[s] < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "surface \"%s\": no previous version kept "
+                                 "to roll back to",
+                                 v[cur].surfaces[s]);
+                        r = RF_ENOENT;
+                        goto out;
+                }
+        }
+        for (size_t s = 0; s < v[cur].surface_cnt; s++) {
+                rf_run_info_t *p = &v[prev[s]];
+                rf_buf_t k = { 0 }, val = { 0 };
+                /* Switch this one surface only: p may have others. */
+                active_value(&val, p->run_id, p->generated_at);
+                key1(&k, K_ACTIVE, v[cur].surfaces[s]);
+                rf_txn_put(ctx->txn, RF_CF_RUNS, k.data, k.len, val.data,
+                           val.len);
+                rf_buf_free(&k);
+                rf_buf_free(&val);
+                if (p->state != RF_RUN_ACTIVE) {
+                        p->state = RF_RUN_ACTIVE;
+                        p->activated_at = ctx->now_ms;
+                        put_run(ctx, p);
+                }
+        }
+        v[cur].state = RF_RUN_ROLLED_BACK;
+        snprintf(note, sizeof(note), "rolled back to %s", v[prev[0]].run_id);
+        add_reason(&v[cur], "%s", note);
+        put_run(ctx, &v[cur]);
+        rf_log_info("runs", "run %s %s", v[cur].run_id, note);
+        snprintf(errstr, errstr_size, "run %s %s", v[cur].run_id, note);
+        r = 0;
+out:
+        runs_free(v, n);
+        return r;
+}
+
+/* ---- the read path ------------------------------------------------------*/
+
+int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
+                   size_t klen, rf_buf_t *val)
+{
+        rf_buf_t k = { 0 }, inc = { 0 };
+        char *run_id = NULL;
+        int64_t run_gen = 0;
+        rf_list_t *h = NULL;
+        int r, ri;
+
+        /* The pointer first: once it names a run, that run's version is
+         * what this read serves (it is never deleted while active). */
+        r = active_get(st, NULL, surface, &run_id, &run_gen);
+        if (r == RF_ENOENT)
+                return rf_store_get(st, RF_CF_LISTS, lkey, klen, val);
+        if (r != 0)
+                return r == RF_EINVAL ? RF_ESTORE : r;
+        version_key(&k, run_id, lkey, klen);
+        r = rf_store_get(st, RF_CF_VERSIONS, k.data, k.len, val);
+        ri = rf_store_get(st, RF_CF_LISTS, lkey, klen, &inc);
+        if (r == RF_ENOENT ||
+            (r == 0 && ri == 0 &&
+             rf_list_decode_header(inc.data, inc.len, &h) == 0 &&
+             h->generated_at > run_gen)) {
+                /* No batch list, or an incremental one newer than the run:
+                 * the incremental list wins. */
+                r = ri;
+                if (ri == 0) {
+                        rf_buf_reset(val);
+                        rf_buf_append(val, inc.data, inc.len);
+                }
+        }
+        rf_list_destroy(h);
+        free(run_id);
+        rf_buf_free(&k);
+        rf_buf_free(&inc);
+        return r;
+}
+
+/* ---- upkeep: open runs, purge, spool ------------------------------------*/
+
+struct rf_runs {
+        char *data_dir;
+        char *spool;       /* data_dir/spool */
+        int64_t last_ms;   /* last full step (monotonic) */
+        int busy;          /* purge work left */
+        char *job;         /* spool job taken in the uncommitted txn */
+        char result[2048]; /* its outcome */
+};
+
+rf_runs_t *rf_runs_new(const char *data_dir)
+{
+        rf_runs_t *r = rf_calloc(1, sizeof(*r));
+        rf_buf_t p = { 0 };
+
+        r->data_dir = rf_strdup(data_dir);
+        rf_buf_printf(&p, "%s/spool", data_dir);
+        r->spool = rf_strdup(p.data);
+        rf_buf_free(&p);
+        r->busy = 1; /* until a step finds nothing to purge */
+        return r;
+}
+
+void rf_runs_destroy(rf_runs_t *r)
+{
+        if (!r)
+                return;
+        free(r->data_dir);
+        free(r->spool);
+        free(r->job);
+        free(r);
+}
+
+int rf_runs_busy(const rf_runs_t *r)
+{
+        return r->busy;
+}
+
+const char *rf_runs_spool_dir(const rf_runs_t *r)
+{
+        return r->spool;
+}
+
+/* Looks at every open run: validates those ready, expires stale ones. */
+static int step_open(rf_apply_ctx_t *ctx)
+{
+        char p = K_OPEN;
+        rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_RUNS, &p, 1);
+        char **ids = NULL;
+        size_t n = 0;
+
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                ids = rf_realloc(ids, (n + 1) * sizeof(*ids));
+                ids[n] = rf_malloc(klen);
+                memcpy(ids[n], k + 1, klen - 1);
+                ids[n++][klen - 1] = '\0';
+        }
+        rf_iter_destroy(it);
+        for (size_t i = 0; i < n; i++) {
+                rf_run_info_t ri;
+                if (rf_runs_get(ctx->st, ctx->txn, ids[i], &ri) != 0)
+                        continue;
+                if (run_ready(&ri, ctx->conf, ctx->now_ms)) {
+                        decide(ctx, &ri);
+                } else if (ri.state != RF_RUN_COMPLETED &&
+                           ctx->now_ms >= ri.first_seen_at +
+                                              ctx->conf->runs_staged_ttl_ms) {
+                        add_reason(&ri, "%s",
+                                   ri.state == RF_RUN_UNANNOUNCED
+                                       ? "never announced (no run_started) "
+                                         "within runs.staged_ttl"
+                                       : "not completed within "
+                                         "runs.staged_ttl");
+                        ri.state = RF_RUN_EXPIRED;
+                        discard_version(ctx, &ri);
+                        put_run(ctx, &ri);
+                        rf_log_warn("runs", "run %s expired: %s", ri.run_id,
+                                    ri.reasons[ri.reason_cnt - 1]);
+                }
+                rf_run_info_clear(&ri);
+        }
+        strv_free_n(ids, n);
+        return 0;
+}
+
+/* Deletes up to runs.purge_chunk lists of the first discarded version.
+ * @returns 1 if work is left. */
+static int step_purge(rf_apply_ctx_t *ctx)
+{
+        char p = K_PURGE;
+        rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_RUNS, &p, 1);
+        rf_buf_t pk = { 0 }, prefix = { 0 }, batch = { 0 };
+        size_t n = 0, budget = (size_t)ctx->conf->runs_purge_chunk;
+        int more;
+
+        if (!rf_iter_valid(it)) {
+                rf_iter_destroy(it);
+                return 0;
+        }
+        size_t klen;
+        const char *k = rf_iter_key(it, &klen);
+        rf_buf_append(&pk, k, klen);
+        rf_iter_destroy(it);
+        rf_buf_append(&prefix, pk.data + 1, pk.len - 1);
+        rf_buf_append(&prefix, "", 1);
+        const char *run_id = prefix.data;
+
+        /* Copy the chunk out: the batch must not change under an iterator
+         * that reads through it. */
+        it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS, prefix.data,
+                         prefix.len);
+        for (; n < budget && rf_iter_valid(it); rf_iter_next(it), n++) {
+                size_t vlen;
+                const char *key = rf_iter_key(it, &klen);
+                const char *val = rf_iter_value(it, &vlen);
+                rf_buf_put_varint(&batch, klen);
+                rf_buf_append(&batch, key, klen);
+                rf_buf_put_varint(&batch, vlen);
+                rf_buf_append(&batch, val, vlen);
+        }
+        more = rf_iter_valid(it);
+        rf_iter_destroy(it);
+
+        rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
+        for (size_t i = 0; i < n && !c.err; i++) {
+                size_t kl = rf_cur_varint(&c);
+                const char *key = c.p;
+                c.p += kl;
+                size_t vl = rf_cur_varint(&c);
+                rf_list_t *l;
+                if (rf_list_decode(c.p, vl, &l) == 0) {
+                        index_each(ctx->txn, run_id, key + prefix.len,
+                                   kl - prefix.len, l, 0);
+                        rf_list_destroy(l);
+                }
+                c.p += vl;
+                rf_txn_delete(ctx->txn, RF_CF_VERSIONS, key, kl);
+        }
+        if (!more) {
+                rf_txn_delete(ctx->txn, RF_CF_RUNS, pk.data, pk.len);
+                rf_log_info("runs", "run %s: version deleted", run_id);
+        }
+        rf_buf_free(&pk);
+        rf_buf_free(&prefix);
+        rf_buf_free(&batch);
+        return 1;
+}
+
+/* The first job in the spool (name order = submission order), or NULL. */
+static char *spool_next(const rf_runs_t *r)
+{
+        DIR *d = opendir(r->spool);
+        struct dirent *de;
+        char *best = NULL;
+
+        if (!d)
+                return NULL;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                if (de->d_name[0] == '.' ||
+                    (len > 7 && !strcmp(de->d_name + len - 7, ".result")))
+                        continue;
+                if (!best || strcmp(de->d_name, best) < 0) {
+                        free(best);
+                        best = rf_strdup(de->d_name);
+                }
+        }
+        closedir(d);
+        return best;
+}
+
+int rf_runs_step(rf_runs_t *r, rf_apply_ctx_t *ctx, int force)
+{
+        int64_t now = rf_mono_ms();
+        int rc = 0;
+
+        if (force || now - r->last_ms >= STEP_EVERY_MS) {
+                r->last_ms = now;
+                step_open(ctx);
+                char *name = r->job ? NULL : spool_next(r);
+                if (name) {
+                        rf_buf_t path = { 0 };
+                        rf_buf_printf(&path, "%s/%s", r->spool, name);
+                        rc = rf_runs_take_job(r, ctx, path.data, r->result,
+                                              sizeof(r->result));
+                        if (rc == 0)
+                                r->job = rf_strdup(name);
+                        rf_buf_free(&path);
+                        free(name);
+                }
+        }
+        if (rc == 0 && (r->busy || force))
+                r->busy = step_purge(ctx);
+        return rc;
+}
+
+void rf_runs_remove_job(const char *path)
+{
+        DIR *d = opendir(path);
+        struct dirent *de;
+
+        if (!d) {
+                unlink(path);
+                return;
+        }
+        while ((de = readdir(d))) {
+                rf_buf_t p = { 0 };
+                if (de->d_name[0] == '.' &&
+                    (!de->d_name[1] || !strcmp(de->d_name, "..")))
+                        continue;
+                rf_buf_printf(&p, "%s/%s", path, de->d_name);
+                unlink(p.data);
+                rf_buf_free(&p);
+        }
+        closedir(d);
+        rmdir(path);
+}
+
+static int write_text(const char *path, const char *text)
+{
+        rf_buf_t tmp = { 0 };
+        FILE *fp;
+        int rc = -1;
+
+        rf_buf_printf(&tmp, "%s.tmp", path);
+        if ((fp = fopen(tmp.data, "w"))) {
+                fputs(text, fp);
+                if (fclose(fp) == 0 && rename(tmp.data, path) == 0)
+                        rc = 0;
+        }
+        rf_buf_free(&tmp);
+        return rc;
+}
+
+void rf_runs_committed(rf_runs_t *r, int ok)
+{
+        rf_buf_t p = { 0 }, res = { 0 };
+
+        if (!r->job)
+                return;
+        if (ok) {
+                rf_buf_printf(&p, "%s/%s", r->spool, r->job);
+                rf_runs_remove_job(p.data);
+                rf_buf_reset(&p);
+                rf_buf_printf(&p, "%s/%s.result", r->spool, r->job);
+                rf_buf_printf(&res, "%s\n", r->result);
+                if (write_text(p.data, res.data) != 0)
+                        rf_log_error("runs", "%s: %s", p.data, strerror(errno));
+        }
+        /* Not ok: the job stays in the spool and is taken again. */
+        free(r->job);
+        r->job = NULL;
+        rf_buf_free(&p);
+        rf_buf_free(&res);
+}
+
+/* ---- spool jobs ---------------------------------------------------------*/
+
+int rf_runs_write_rollback(const char *path, const char *run_id, const char *to,
+                           char *errstr, size_t errstr_size)
+{
+        rf_buf_t t = { 0 };
+        int rc = 0;
+
+        rf_buf_printf(&t, "run=%s\nto=%s\n", run_id ? run_id : "",
+                      to ? to : "");
+        if (write_text(path, t.data) != 0) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                rc = RF_EIO;
+        }
+        rf_buf_free(&t);
+        return rc;
+}
+
+static int take_rollback(rf_apply_ctx_t *ctx, const char *path, char *result,
+                         size_t result_size)
+{
+        char line[1024], run_id[512] = "", to[512] = "";
+        FILE *fp = fopen(path, "r");
+
+        if (!fp) {
+                snprintf(result, result_size, "error: %s: %s", path,
+                         strerror(errno));
+                return 0;
+        }
+        while (fgets(line, sizeof(line), fp)) {
+                line[strcspn(line, "\n")] = '\0';
+                if (!strncmp(line, "run=", 4))
+                        snprintf(run_id, sizeof(run_id), "%s", line + 4);
+                else if (!strncmp(line, "to=", 3))
+                        snprintf(to, sizeof(to), "%s", line + 3);
+        }
+        fclose(fp);
+        char msg[1024];
+        int r = rf_runs_rollback(ctx, run_id, to, msg, sizeof(msg));
+        if (r == RF_ESTORE)
+                return r;
+        snprintf(result, result_size, "%s: %s", r == 0 ? "ok" : "error", msg);
+        return 0;
+}
+
+/* Names of the job's SST files for \p cf ("versions-", "index-"), sorted. */
+static char **job_files(const char *dir, const char *prefix, size_t *np)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        char **v = NULL;
+        size_t n = 0;
+
+        while (d && (de = readdir(d))) {
+                if (strncmp(de->d_name, prefix, strlen(prefix)))
+                        continue;
+                rf_buf_t p = { 0 };
+                rf_buf_printf(&p, "%s/%s", dir, de->d_name);
+                v = rf_realloc(v, (n + 1) * sizeof(*v));
+                v[n++] = p.data;
+        }
+        if (d)
+                closedir(d);
+        for (size_t i = 1; i < n; i++) /* few files: insertion sort */
+                for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
+                        char *t = v[j];
+                        v[j] = v[j - 1];
+                        v[j - 1] = t;
+                }
+        *np = n;
+        return v;
+}
+
+static int take_load(rf_apply_ctx_t *ctx, const char *dir, char *result,
+                     size_t result_size)
+{
+        rf_buf_t mp = { 0 }, m = { 0 };
+        rf_run_info_t ri = { 0 }, old;
+        char **vf = NULL, **xf = NULL, err[512];
+        size_t vn = 0, xn = 0;
+        FILE *fp;
+        int rc = 0;
+
+        rf_buf_printf(&mp, "%s/run", dir);
+        if (!(fp = fopen(mp.data, "r"))) {
+                snprintf(result, result_size, "error: %s: %s", mp.data,
+                         strerror(errno));
+                goto out;
+        }
+        char chunk[8192];
+        size_t got;
+        while ((got = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+                rf_buf_append(&m, chunk, got);
+        fclose(fp);
+        if (rf_run_info_decode(m.data, m.len, &ri) != 0) {
+                snprintf(result, result_size, "error: %s: corrupt manifest",
+                         mp.data);
+                goto out;
+        }
+        int r = rf_runs_get(ctx->st, ctx->txn, ri.run_id, &old);
+        if (r == 0) {
+                int usable = (old.state == RF_RUN_STARTED ||
+                              old.state == RF_RUN_UNANNOUNCED) &&
+                             lists_total(&old) == 0;
+                if (usable && !ri.surface_cnt && old.surface_cnt)
+                        set_surfaces(&ri, (const char *const *)old.surfaces,
+                                     old.surface_cnt);
+                if (usable && !ri.generated_at)
+                        ri.generated_at = old.generated_at;
+                snprintf(result, result_size,
+                         "error: run %s already exists (%s)", ri.run_id,
+                         rf_run_state2str(old.state));
+                rf_run_info_clear(&old);
+                if (!usable)
+                        goto out;
+        } else if (r != RF_ENOENT) {
+                rc = r;
+                goto out;
+        }
+        vf = job_files(dir, "versions-", &vn);
+        xf = job_files(dir, "index-", &xn);
+        if ((rc = rf_store_ingest(ctx->st, RF_CF_VERSIONS,
+                                  (const char *const *)vf, vn, err,
+                                  sizeof(err))) ||
+            (rc = rf_store_ingest(ctx->st, RF_CF_INDEX, (const char *const *)xf,
+                                  xn, err, sizeof(err)))) {
+                rf_log_error("runs", "load of run %s: %s", ri.run_id, err);
+                goto out;
+        }
+        ri.state = RF_RUN_COMPLETED;
+        ri.kept = 1;
+        ri.first_seen_at = ri.completed_at = ri.last_list_at = ctx->now_ms;
+        decide(ctx, &ri);
+        if (ri.state == RF_RUN_ACTIVE) {
+                snprintf(result, result_size, "ok: run %s active (%lld lists)",
+                         ri.run_id, (long long)lists_total(&ri));
+        } else {
+                size_t off =
+                    (size_t)snprintf(result, result_size,
+                                     "failed_validation: run %s", ri.run_id);
+                for (size_t i = 0; i < ri.reason_cnt && off < result_size; i++)
+                        off += (size_t)snprintf(result + off, result_size - off,
+                                                "\n  %s", ri.reasons[i]);
+        }
+out:
+        strv_free_n(vf, vn);
+        strv_free_n(xf, xn);
+        rf_run_info_clear(&ri);
+        rf_buf_free(&mp);
+        rf_buf_free(&m);
+        return rc;
+}
+
+int rf_runs_take_job(rf_runs_t *r, rf_apply_ctx_t *ctx, const char *path,
+                     char *result, size_t result_size)
+{
+        struct stat sb;
+
+        (void)r;
+        if (stat(path, &sb) != 0) {
+                snprintf(result, result_size, "error: %s: %s", path,
+                         strerror(errno));
+                return 0;
+        }
+        rf_log_info("runs", "taking spool job %s", path);
+        if (S_ISDIR(sb.st_mode))
+                return take_load(ctx, path, result, result_size);
+        return take_rollback(ctx, path, result, result_size);
+}

@@ -1,0 +1,559 @@
+/*
+ * Integration: batch runs through the embedded broker and the bulk loader
+ * into a real store, asserted on what reads return. One daemon serves the
+ * whole group; each test uses its own surface so runs do not interfere.
+ *
+ *  - staged lists are invisible until the run completes and validates;
+ *  - a reader thread hammering reads during activation never sees the old
+ *    run after the new one, nor a missing list (the switch is atomic);
+ *  - a run failing validation keeps the old version; the reasons are kept;
+ *  - rollback (through the spool, daemon running) switches back;
+ *  - newer wins between incremental and batch lists;
+ *  - a bulk load reads the same as the same lists through the topic, a ban
+ *    taken during the load is honoured, a malformed line is reported with
+ *    its line number.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "integration/harness.h"
+#include "recfresh/bulkload.h"
+#include "recfresh/runs.h"
+
+static h_env_t env;
+
+#define LISTS "recs.lists.v1"
+#define RUNS  "recs.runs.v1"
+#define BANS  "recs.item-bans.v1"
+
+static int group_setup(void **state)
+{
+        char errstr[256];
+        (void)state;
+        h_setup(&env, 3);
+        /* fv-3 waits this long for lists that never come */
+        if (rf_config_set(&env.conf, "runs.settle", "0", errstr,
+                          sizeof(errstr)) ||
+            rf_config_set(&env.conf, "runs.completion_timeout", "1s", errstr,
+                          sizeof(errstr)) ||
+            rf_config_set(&env.conf, "surface.default.min_valid", "0", errstr,
+                          sizeof(errstr)))
+                return -1;
+        h_daemon_start(&env);
+        return 0;
+}
+
+static int group_teardown(void **state)
+{
+        (void)state;
+        h_teardown(&env);
+        return 0;
+}
+
+static rf_store_t *store(void)
+{
+        return rf_daemon_store(env.daemon);
+}
+
+/* A list JSON; \p run_id NULL for an incremental list. */
+static char *list_json(const char *subject, const char *surface,
+                       const char *run_id, const char *list_id,
+                       const char *generated_at, const char *items)
+{
+        rf_buf_t b = { 0 };
+        char *copy = rf_strdup(items);
+        int first = 1;
+
+        rf_buf_printf(&b,
+                      "{\"subject_id\":\"%s\",\"surface\":\"%s\","
+                      "\"list_id\":\"%s\",%s%s%s\"generated_at\":\"%s\","
+                      "\"expires_at\":\"2099-01-01T00:00:00Z\","
+                      "\"model_version\":\"m1\",\"items\":[",
+                      subject, surface, list_id, run_id ? "\"run_id\":\"" : "",
+                      run_id ? run_id : "", run_id ? "\"," : "", generated_at);
+        for (char *s = strtok(copy, ","); s; s = strtok(NULL, ",")) {
+                rf_buf_printf(&b, "%s{\"item_id\":\"%s\",\"score\":0.5}",
+                              first ? "" : ",", s);
+                first = 0;
+        }
+        rf_buf_printf(&b, "]}");
+        free(copy);
+        return b.data;
+}
+
+static void publish(const char *subject, const char *surface,
+                    const char *run_id, const char *list_id,
+                    const char *generated_at, const char *items)
+{
+        char *js =
+            list_json(subject, surface, run_id, list_id, generated_at, items);
+        h_produce(&env, LISTS, subject, js);
+        free(js);
+}
+
+static void run_ctl(const char *run_id, const char *type, const char *surface,
+                    long expected, const char *generated_at)
+{
+        char exp[48] = "";
+        char *js;
+
+        if (expected >= 0)
+                snprintf(exp, sizeof(exp), ",\"expected_lists\":%ld", expected);
+        js = h_fmt("{\"run_id\":\"%s\",\"type\":\"%s\","
+                   "\"surfaces\":[\"%s\"]%s,\"generated_at\":\"%s\"}",
+                   run_id, type, surface, exp, generated_at);
+        h_produce(&env, RUNS, run_id, js);
+        free(js);
+}
+
+/* Waits until run \p run_id is in \p state. */
+static void wait_state(const char *run_id, rf_run_state_t state)
+{
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        rf_run_state_t last = RF_RUN__CNT;
+
+        while (rf_mono_ms() < deadline) {
+                rf_run_info_t ri;
+                if (rf_runs_get(store(), NULL, run_id, &ri) == 0) {
+                        last = ri.state;
+                        rf_run_info_clear(&ri);
+                        if (last == state)
+                                return;
+                }
+                struct timespec ts = { 0, 20 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        fail_msg("run %s: state %s, want %s", run_id, rf_run_state2str(last),
+                 rf_run_state2str(state));
+}
+
+/* @returns the run_id of the list served (or "<no_list>"). Caller frees. */
+static char *served_run(const char *subject, const char *surface)
+{
+        rf_read_req_t req = { subject, surface, NULL, 0 };
+        rf_read_result_t res;
+        char *out;
+
+        assert_int_equal(rf_read_list(store(), &env.conf, &req, &res), 0);
+        out = rf_strdup(res.list ? res.list->run_id : "<no_list>");
+        rf_read_result_clear(&res);
+        return out;
+}
+
+/* Publishes run \p run_id on \p surface for subjects prefix0..n-1 and
+ * completes it with expected_lists = n. */
+static void full_run(const char *run_id, const char *surface,
+                     const char *prefix, int n, const char *gen,
+                     const char *items)
+{
+        run_ctl(run_id, "run_started", surface, -1, gen);
+        for (int i = 0; i < n; i++) {
+                char subj[64], lid[128];
+                snprintf(subj, sizeof(subj), "%s%d", prefix, i);
+                snprintf(lid, sizeof(lid), "%s-%s", run_id, subj);
+                publish(subj, surface, run_id, lid, gen, items);
+        }
+        run_ctl(run_id, "run_completed", surface, n, gen);
+}
+
+/* ---- staged lists are invisible -----------------------------------------*/
+
+static void test_staged_invisible(void **state)
+{
+        (void)state;
+        run_ctl("st-1", "run_started", "st", -1, "2026-11-22T02:00:00Z");
+        publish("st-u0", "st", "st-1", "st-1-0", "2026-11-22T02:00:00Z", "a,b");
+        publish("st-u1", "st", "st-1", "st-1-1", "2026-11-22T02:00:00Z", "c,d");
+        /* Wait until both are staged (the run's own record counts them). */
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        for (;;) {
+                rf_run_info_t ri;
+                int64_t n = 0;
+                if (rf_runs_get(store(), NULL, "st-1", &ri) == 0) {
+                        n = ri.stat_cnt ? ri.stats[0].lists : 0;
+                        rf_run_info_clear(&ri);
+                }
+                if (n == 2)
+                        break;
+                assert_true(rf_mono_ms() < deadline);
+                struct timespec ts = { 0, 20 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        /* staged, run started: nothing served */
+        char *s = h_served(&env, "st-u0", "st", NULL);
+        assert_string_equal(s, "<no_list>");
+        free(s);
+        run_ctl("st-1", "run_completed", "st", 2, "2026-11-22T02:00:00Z");
+        h_wait_served(&env, "st-u0", "st", NULL, "a,b");
+        h_wait_served(&env, "st-u1", "st", NULL, "c,d");
+        wait_state("st-1", RF_RUN_ACTIVE);
+}
+
+/* Lists that arrive before their run_started are staged too. */
+static void test_unannounced_staged(void **state)
+{
+        (void)state;
+        publish("un-u0", "un", "un-1", "un-1-0", "2026-11-22T02:00:00Z", "x,y");
+        wait_state("un-1", RF_RUN_UNANNOUNCED);
+        char *s = h_served(&env, "un-u0", "un", NULL);
+        assert_string_equal(s, "<no_list>");
+        free(s);
+        run_ctl("un-1", "run_started", "un", -1, "2026-11-22T02:00:00Z");
+        wait_state("un-1", RF_RUN_STARTED);
+        s = h_served(&env, "un-u0", "un", NULL);
+        assert_string_equal(s, "<no_list>");
+        free(s);
+        run_ctl("un-1", "run_completed", "un", 1, "2026-11-22T02:00:00Z");
+        h_wait_served(&env, "un-u0", "un", NULL, "x,y");
+}
+
+/* ---- atomic switch under a hammering reader -----------------------------*/
+
+#define AT_SUBJECTS 40
+
+static atomic_int at_stop;
+static atomic_int at_bad; /* reads that went back to R1 or found nothing */
+static atomic_int at_reads;
+static atomic_int at_seen_new;
+
+static void *hammer(void *arg)
+{
+        int seen_new = 0;
+        (void)arg;
+        while (!atomic_load(&at_stop)) {
+                for (int i = 0; i < AT_SUBJECTS; i++) {
+                        char subj[32];
+                        snprintf(subj, sizeof(subj), "at-u%d", i);
+                        char *run = served_run(subj, "at");
+                        if (!strcmp(run, "at-2"))
+                                seen_new = 1;
+                        else if (seen_new || strcmp(run, "at-1") != 0)
+                                atomic_fetch_add(&at_bad, 1);
+                        free(run);
+                        atomic_fetch_add(&at_reads, 1);
+                }
+                atomic_store(&at_seen_new, seen_new);
+        }
+        return NULL;
+}
+
+static void test_atomic_switch(void **state)
+{
+        pthread_t thr;
+        (void)state;
+
+        full_run("at-1", "at", "at-u", AT_SUBJECTS, "2026-11-21T02:00:00Z",
+                 "p,q");
+        wait_state("at-1", RF_RUN_ACTIVE);
+        assert_int_equal(pthread_create(&thr, NULL, hammer, NULL), 0);
+        full_run("at-2", "at", "at-u", AT_SUBJECTS, "2026-11-22T02:00:00Z",
+                 "r,s");
+        wait_state("at-2", RF_RUN_ACTIVE);
+        /* keep reading a little after the switch: until a sweep saw it */
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        while (!atomic_load(&at_seen_new) && rf_mono_ms() < deadline) {
+                struct timespec ts = { 0, 5 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        atomic_store(&at_stop, 1);
+        pthread_join(thr, NULL);
+        assert_true(atomic_load(&at_reads) > AT_SUBJECTS);
+        assert_int_equal(atomic_load(&at_seen_new), 1);
+        assert_int_equal(atomic_load(&at_bad), 0);
+        h_wait_served(&env, "at-u7", "at", NULL, "r,s");
+}
+
+/* ---- validation gates, rollback -----------------------------------------*/
+
+static void test_failed_validation_keeps_old(void **state)
+{
+        rf_run_info_t ri;
+        (void)state;
+
+        full_run("fv-1", "fv", "fv-u", 10, "2026-11-21T02:00:00Z", "a,b,c");
+        wait_state("fv-1", RF_RUN_ACTIVE);
+        h_wait_served(&env, "fv-u3", "fv", NULL, "a,b,c");
+        /* a run whose lists hold an item twice: over run_max_duplicate_pct */
+        full_run("fv-2", "fv", "fv-u", 10, "2026-11-22T02:00:00Z", "d,d,e");
+        wait_state("fv-2", RF_RUN_FAILED_VALIDATION);
+        h_wait_served(&env, "fv-u3", "fv", NULL, "a,b,c");
+        assert_int_equal(rf_runs_get(store(), NULL, "fv-2", &ri), 0);
+        assert_true(ri.reason_cnt >= 1);
+        assert_non_null(strstr(ri.reasons[0], "duplicate"));
+        rf_run_info_clear(&ri);
+        /* coverage: 3 of 10 expected lists */
+        run_ctl("fv-3", "run_started", "fv", -1, "2026-11-23T02:00:00Z");
+        for (int i = 0; i < 3; i++) {
+                char subj[32], lid[32];
+                snprintf(subj, sizeof(subj), "fv-u%d", i);
+                snprintf(lid, sizeof(lid), "fv-3-%d", i);
+                publish(subj, "fv", "fv-3", lid, "2026-11-23T02:00:00Z", "z");
+        }
+        run_ctl("fv-3", "run_completed", "fv", 10, "2026-11-23T02:00:00Z");
+        wait_state("fv-3", RF_RUN_FAILED_VALIDATION);
+        assert_int_equal(rf_runs_get(store(), NULL, "fv-3", &ri), 0);
+        int coverage = 0;
+        for (size_t i = 0; i < ri.reason_cnt; i++)
+                coverage |= strstr(ri.reasons[i], "coverage") != NULL;
+        assert_true(coverage);
+        rf_run_info_clear(&ri);
+        h_wait_served(&env, "fv-u1", "fv", NULL, "a,b,c");
+}
+
+/* Through the spool, as `recfresh runs rollback` does beside a daemon. */
+static int spool_rollback(const char *run_id, const char *to, char *result,
+                          size_t size)
+{
+        char errstr[512];
+        rf_buf_t tmp = { 0 };
+        int rc;
+
+        rf_buf_printf(&tmp, "%s/rb-%d", env.dir, (int)rf_mono_ms());
+        assert_int_equal(rf_runs_write_rollback(tmp.data, run_id, to, errstr,
+                                                sizeof(errstr)),
+                         0);
+        rc = rf_runs_run_job(NULL, &env.conf, tmp.data, "rollback", result,
+                             size, errstr, sizeof(errstr));
+        rf_buf_free(&tmp);
+        return rc;
+}
+
+static void test_rollback(void **state)
+{
+        char result[1024];
+        (void)state;
+
+        full_run("rb-1", "rb", "rb-u", 5, "2026-11-21T02:00:00Z", "old1,old2");
+        wait_state("rb-1", RF_RUN_ACTIVE);
+        full_run("rb-2", "rb", "rb-u", 5, "2026-11-22T02:00:00Z", "new1,new2");
+        wait_state("rb-2", RF_RUN_ACTIVE);
+        h_wait_served(&env, "rb-u2", "rb", NULL, "new1,new2");
+        /* a ban taken now applies to the version rolled back to */
+        h_produce(&env, BANS, "old2",
+                  "{\"event_id\":\"rb-ban\",\"type\":\"item_banned\","
+                  "\"item_id\":\"old2\","
+                  "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
+        assert_int_equal(spool_rollback("rb-2", NULL, result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "ok"));
+        h_wait_served(&env, "rb-u2", "rb", NULL, "old1");
+        wait_state("rb-2", RF_RUN_ROLLED_BACK);
+        wait_state("rb-1", RF_RUN_ACTIVE);
+        /* and forward again with --to */
+        assert_int_equal(spool_rollback(NULL, "rb-2", result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "ok"));
+        h_wait_served(&env, "rb-u2", "rb", NULL, "new1,new2");
+        /* no such run: an error result, nothing changes */
+        assert_int_equal(spool_rollback(NULL, "nope", result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "error"));
+        h_wait_served(&env, "rb-u2", "rb", NULL, "new1,new2");
+}
+
+/* ---- newer wins ---------------------------------------------------------*/
+
+static void test_newer_wins(void **state)
+{
+        (void)state;
+        full_run("nw-1", "nw", "nw-u", 3, "2026-11-22T02:00:00Z", "b1,b2");
+        wait_state("nw-1", RF_RUN_ACTIVE);
+        /* an incremental list generated after the run wins */
+        publish("nw-u0", "nw", NULL, "inc-0", "2026-11-22T05:00:00Z", "i1");
+        h_wait_served(&env, "nw-u0", "nw", NULL, "i1");
+        /* one generated before the run loses to the batch list */
+        publish("nw-u1", "nw", NULL, "inc-1", "2026-11-21T23:00:00Z", "i2");
+        /* sentinel on the same subject partition: a newer incremental for
+         * nw-u1 on another surface */
+        publish("nw-u1", "nw-other", NULL, "inc-s", "2026-11-22T05:00:00Z",
+                "s1");
+        h_wait_served(&env, "nw-u1", "nw-other", NULL, "s1");
+        h_wait_served(&env, "nw-u1", "nw", NULL, "b1,b2");
+        /* a subject the run has no list for: the incremental list serves */
+        publish("nw-x", "nw", NULL, "inc-x", "2026-11-20T23:00:00Z", "i3");
+        h_wait_served(&env, "nw-x", "nw", NULL, "i3");
+}
+
+/* ---- bulk loader --------------------------------------------------------*/
+
+static char *write_file(const char *name, const char *text)
+{
+        rf_buf_t p = { 0 };
+        FILE *fp;
+
+        rf_buf_printf(&p, "%s/%s", env.dir, name);
+        fp = fopen(p.data, "w");
+        assert_non_null(fp);
+        fputs(text, fp);
+        fclose(fp);
+        return p.data;
+}
+
+static int load(const char *run_id, const char *file, FILE *report,
+                char *result, size_t size)
+{
+        char errstr[512];
+        rf_buf_t job = { 0 };
+        rf_run_info_t ri;
+        int rc;
+        rf_bulkload_opts_t o = { .run_id = run_id,
+                                 .expected_lists = -1,
+                                 .report = report,
+                                 .sst_max_bytes = 4096 };
+
+        rf_buf_printf(&job, "%s/job-%s", env.dir, run_id);
+        assert_int_equal(mkdir(job.data, 0755), 0);
+        rc = rf_bulkload_build(store(), &env.conf, &o, file, job.data, &ri,
+                               errstr, sizeof(errstr));
+        assert_int_equal(rc, 0);
+        rf_run_info_clear(&ri);
+        rc = rf_runs_run_job(NULL, &env.conf, job.data, "load", result, size,
+                             errstr, sizeof(errstr));
+        rf_buf_free(&job);
+        return rc;
+}
+
+static void test_bulk_load_same_as_topic(void **state)
+{
+        char result[1024], errstr[128];
+        rf_buf_t text = { 0 };
+        (void)state;
+
+        /* a small sort buffer: the load spills and merges many runs */
+        assert_int_equal(rf_config_set(&env.conf, "load.memory_mb", "8", errstr,
+                                       sizeof(errstr)),
+                         0);
+        run_ctl("bt-1", "run_started", "bt", -1, "2026-11-22T02:00:00Z");
+        for (int i = 0; i < 30; i++) {
+                char subj[32], lid[32], items[128];
+                snprintf(subj, sizeof(subj), "bl-u%d", i);
+                snprintf(lid, sizeof(lid), "L%d", i);
+                snprintf(items, sizeof(items), "it%d,it%d,common", i, i + 1);
+                publish(subj, "bt", "bt-1", lid, "2026-11-22T02:00:00Z", items);
+                /* the same list for the load, on surface "bl"; in reverse
+                 * order, so the loader has to sort */
+                char *js = list_json(subj, "bl", NULL, lid,
+                                     "2026-11-22T02:00:00Z", items);
+                rf_buf_t line = { 0 };
+                rf_buf_printf(&line, "%s\n%s", js, text.data ? text.data : "");
+                rf_buf_free(&text);
+                text = line;
+                free(js);
+        }
+        run_ctl("bt-1", "run_completed", "bt", 30, "2026-11-22T02:00:00Z");
+        char *file = write_file("bl.ndjson", text.data);
+        assert_int_equal(load("bl-1", file, NULL, result, sizeof(result)), 0);
+        assert_non_null(strstr(result, "ok"));
+        wait_state("bt-1", RF_RUN_ACTIVE);
+        wait_state("bl-1", RF_RUN_ACTIVE);
+        for (int i = 0; i < 30; i++) {
+                char subj[32];
+                snprintf(subj, sizeof(subj), "bl-u%d", i);
+                char *a = h_served(&env, subj, "bt", NULL);
+                char *b = h_served(&env, subj, "bl", NULL);
+                assert_string_equal(a, b);
+                assert_string_not_equal(a, "<no_list>");
+                free(a);
+                free(b);
+        }
+        /* the reverse index holds the loaded lists too: the ban below
+         * produces notices for both runs' lists (fan-out) */
+        rf_buf_free(&text);
+        free(file);
+}
+
+static void test_ban_during_load(void **state)
+{
+        char result[1024], errstr[512];
+        rf_buf_t job = { 0 };
+        rf_run_info_t ri;
+        (void)state;
+
+        char *js = list_json("bd-u0", "bd", NULL, "bd0", "2026-11-22T02:00:00Z",
+                             "keep,banned-during");
+        char *text = h_fmt("%s\n", js);
+        char *file = write_file("bd.ndjson", text);
+        rf_bulkload_opts_t o = { .run_id = "bd-1", .expected_lists = -1 };
+        rf_buf_printf(&job, "%s/job-bd", env.dir);
+        assert_int_equal(mkdir(job.data, 0755), 0);
+        assert_int_equal(rf_bulkload_build(store(), &env.conf, &o, file,
+                                           job.data, &ri, errstr,
+                                           sizeof(errstr)),
+                         0);
+        assert_int_equal(ri.stats[0].invalid, 0); /* not banned yet */
+        rf_run_info_clear(&ri);
+        /* the ban lands while the load is in flight */
+        h_produce(&env, BANS, "banned-during",
+                  "{\"event_id\":\"bd-ban\",\"type\":\"item_banned\","
+                  "\"item_id\":\"banned-during\","
+                  "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
+        assert_int_equal(rf_runs_run_job(NULL, &env.conf, job.data, "load",
+                                         result, sizeof(result), errstr,
+                                         sizeof(errstr)),
+                         0);
+        assert_non_null(strstr(result, "ok"));
+        h_wait_served(&env, "bd-u0", "bd", NULL, "keep");
+        rf_buf_free(&job);
+        free(js);
+        free(text);
+        free(file);
+}
+
+static void test_malformed_line_reported(void **state)
+{
+        char result[1024], buf[2048] = "";
+        (void)state;
+
+        char *a =
+            list_json("ml-u0", "ml", NULL, "m0", "2026-11-22T02:00:00Z", "x");
+        char *b =
+            list_json("ml-u1", "ml", NULL, "m1", "2026-11-22T02:00:00Z", "y");
+        char *text = h_fmt("%s\n\n{\"subject_id\": oops\n%s\n", a, b);
+        char *file = write_file("ml.ndjson", text);
+        FILE *rep = tmpfile();
+        assert_non_null(rep);
+        assert_int_equal(load("ml-1", file, rep, result, sizeof(result)), 0);
+        rewind(rep);
+        size_t n = fread(buf, 1, sizeof(buf) - 1, rep);
+        buf[n] = '\0';
+        fclose(rep);
+        char *want = h_fmt("%s:3: invalid_json", file);
+        assert_non_null(strstr(buf, want));
+        /* 1 malformed of 3 lines is over runs.max_malformed_pct (1) */
+        assert_non_null(strstr(result, "failed_validation"));
+        assert_non_null(strstr(result, "malformed"));
+        char *s = h_served(&env, "ml-u0", "ml", NULL);
+        assert_string_equal(s, "<no_list>");
+        free(s);
+        free(want);
+        free(a);
+        free(b);
+        free(text);
+        free(file);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_staged_invisible),
+                cmocka_unit_test(test_unannounced_staged),
+                cmocka_unit_test(test_atomic_switch),
+                cmocka_unit_test(test_failed_validation_keeps_old),
+                cmocka_unit_test(test_rollback),
+                cmocka_unit_test(test_newer_wins),
+                cmocka_unit_test(test_bulk_load_same_as_topic),
+                cmocka_unit_test(test_ban_during_load),
+                cmocka_unit_test(test_malformed_line_reported),
+        };
+
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

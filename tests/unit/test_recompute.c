@@ -1,0 +1,656 @@
+/*
+ * Unit tests of the recompute queue (src/recompute.c) and refresh runs
+ * (src/refresh.c) over a real RocksDB store in a temp dir, with simulated
+ * time (no Kafka, no sleeps): what rf_queue_take() hands out is what the
+ * daemon would produce on recs.recompute.v1.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "recfresh/activity.h"
+#include "recfresh/log.h"
+#include "recfresh/recompute.h"
+#include "recfresh/refresh.h"
+#include "recfresh/topics.h"
+#include "recfresh/tombstone.h"
+
+/* 2026-11-22T10:00:00Z */
+#define T0 INT64_C(1795341600000)
+
+typedef struct env {
+        char dir[64];
+        rf_config_t conf;
+        rf_store_t *st;
+        rf_queue_t *q;
+        rf_apply_ctx_t ctx;
+} env_t;
+
+static void set(env_t *e, const char *name, const char *value)
+{
+        char err[256];
+        if (rf_config_set(&e->conf, name, value, err, sizeof(err)))
+                fail_msg("%s", err);
+}
+
+static void env_open(env_t *e)
+{
+        char err[256];
+        e->st = rf_store_open(e->dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        if (!e->st)
+                fail_msg("%s", err);
+        e->q = rf_queue_new(e->st, &e->conf, T0);
+        rf_apply_ctx_init(&e->ctx, e->st, &e->conf, NULL, NULL);
+        e->ctx.queue = e->q;
+        e->ctx.now_ms = T0;
+}
+
+static void env_close(env_t *e)
+{
+        rf_apply_ctx_clear(&e->ctx);
+        rf_queue_destroy(e->q);
+        rf_store_close(e->st);
+        e->q = NULL;
+        e->st = NULL;
+}
+
+static int setup(void **state)
+{
+        env_t *e = rf_calloc(1, sizeof(*e));
+        rf_log_set_level(RF_LOG_WARN);
+        snprintf(e->dir, sizeof(e->dir), "/tmp/rf-rc-XXXXXX");
+        if (!mkdtemp(e->dir))
+                return -1;
+        rf_config_init(&e->conf);
+        set(e, "recompute.rate_per_s", "10");
+        set(e, "recompute.full_rate_per_s", "2");
+        env_open(e);
+        *state = e;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        env_t *e = *state;
+        char cmd[128];
+        env_close(e);
+        rf_config_destroy(&e->conf);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+        if (system(cmd) != 0)
+                return -1;
+        free(e);
+        return 0;
+}
+
+static void commit(env_t *e)
+{
+        char err[256];
+        assert_int_equal(rf_txn_commit(e->ctx.txn, err, sizeof(err)), 0);
+        rf_queue_committed(e->q);
+}
+
+static void add(env_t *e, const char *subject, const char *surface,
+                rf_rc_mode_t mode, int urgent, const char *event_id,
+                int64_t now)
+{
+        rf_queue_add_t a = { .subject_id = subject,
+                             .surface = surface,
+                             .mode = mode,
+                             .urgent = urgent,
+                             .reason_type = event_id ? "item_banned" : NULL,
+                             .event_id = event_id,
+                             .entity_kind = "item",
+                             .entity_id = "i1" };
+        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, now) >= 0);
+        commit(e);
+}
+
+/* Takes one request at \p now and acknowledges it. @returns its JSON
+ * (caller decrefs) or NULL if none was due. */
+static json_t *take_ack(env_t *e, int64_t now)
+{
+        rf_queue_req_t req;
+        json_t *j;
+        int r = rf_queue_take(e->q, now, &req);
+
+        assert_true(r == 0 || r == 1);
+        if (r == 0)
+                return NULL;
+        j = json_loads(req.json.data, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(rf_queue_settle(e->q, req.token, 1, now), 0);
+        rf_queue_req_clear(&req);
+        return j;
+}
+
+static const char *jstr(json_t *j, const char *k)
+{
+        return json_string_value(json_object_get(j, k));
+}
+
+static void publish(env_t *e, const char *subject, const char *surface,
+                    const char *gen, const char *exp, const char *items)
+{
+        rf_buf_t b = { 0 };
+        rf_rejection_t rej;
+        rf_list_t *l;
+        int first = 1;
+        char *copy = rf_strdup(items), *save, *tok;
+
+        rf_buf_printf(&b,
+                      "{\"subject_id\":\"%s\",\"surface\":\"%s\",\"list_id\":"
+                      "\"L-%s\",\"generated_at\":\"%s\",\"expires_at\":\"%s\","
+                      "\"model_version\":\"m\",\"items\":[",
+                      subject, surface, gen, gen, exp);
+        for (tok = strtok_r(copy, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save), first = 0)
+                rf_buf_printf(&b, "%s{\"item_id\":\"%s\",\"score\":1}",
+                              first ? "" : ",", tok);
+        rf_buf_printf(&b, "]}");
+        free(copy);
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, b.data, b.len, NULL, &l, &rej), 0);
+        assert_int_equal(rf_lists_apply(&e->ctx, l), 0);
+        rf_list_destroy(l);
+        rf_buf_free(&b);
+        commit(e);
+}
+
+/* ---- coalescing
+ * -------------------------------------------------------------*/
+
+static void test_coalesce_100_events(void **state)
+{
+        env_t *e = *state;
+        char id[32];
+        json_t *j;
+
+        set(e, "recompute.max_reasons", "200");
+        for (int i = 0; i < 100; i++) {
+                snprintf(id, sizeof(id), "ev-%03d", i);
+                add(e, "u-co", i % 2 ? "home" : "email", RF_RC_INCREMENTAL, 0,
+                    id, T0 + i * 10);
+        }
+        /* inside the window nothing leaves */
+        assert_null(take_ack(e, T0 + 1999));
+        j = take_ack(e, T0 + 2000);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "subject_id"), "u-co");
+        assert_string_equal(jstr(j, "mode"), "incremental");
+        assert_string_equal(jstr(j, "priority"), "normal");
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 100);
+        assert_int_equal(json_array_size(json_object_get(j, "surfaces")), 2);
+        assert_int_equal(
+            json_integer_value(json_object_get(j, "reasons_dropped")), 0);
+        assert_string_equal(
+            jstr(json_array_get(json_object_get(j, "reasons"), 99), "event_id"),
+            "ev-099");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 60000)); /* one request, no more */
+
+        /* capped: the rest are counted */
+        set(e, "recompute.max_reasons", "32");
+        for (int i = 0; i < 100; i++) {
+                snprintf(id, sizeof(id), "ev-%03d", i);
+                add(e, "u-cap", "home", RF_RC_INCREMENTAL, 0, id, T0);
+        }
+        j = take_ack(e, T0 + 60000);
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 32);
+        assert_int_equal(
+            json_integer_value(json_object_get(j, "reasons_dropped")), 68);
+        json_decref(j);
+}
+
+static void test_urgent_bypass(void **state)
+{
+        env_t *e = *state;
+        json_t *j;
+
+        add(e, "u-norm", "home", RF_RC_INCREMENTAL, 0, "n1", T0);
+        add(e, "u-urg", "home", RF_RC_INCREMENTAL, 1, "x1", T0);
+        /* urgent leaves at once, without waiting for the window */
+        j = take_ack(e, T0);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "subject_id"), "u-urg");
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 1));
+        /* a pending normal entry turns urgent: it leaves at once */
+        add(e, "u-norm", "home", RF_RC_INCREMENTAL, 1, "n2", T0 + 2);
+        j = take_ack(e, T0 + 2);
+        assert_string_equal(jstr(j, "subject_id"), "u-norm");
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 2);
+        json_decref(j);
+}
+
+/* ---- rate limits over simulated time ------------------------------------*/
+
+static void test_rate_limits(void **state)
+{
+        env_t *e = *state;
+        int sent[RF_RC__MODE_CNT] = { 0 }, urgent = 0;
+        char s[32];
+
+        /* fresh buckets at T0 */
+        env_close(e);
+        env_open(e);
+        for (int i = 0; i < 300; i++) {
+                snprintf(s, sizeof(s), "r-inc-%03d", i);
+                add(e, s, "home", RF_RC_INCREMENTAL, 0, "e", T0);
+                snprintf(s, sizeof(s), "r-full-%03d", i);
+                add(e, s, "home", RF_RC_FULL, 0, NULL, T0);
+        }
+        for (int i = 0; i < 20; i++) {
+                snprintf(s, sizeof(s), "r-urg-%03d", i);
+                add(e, s, "home", RF_RC_INCREMENTAL, 1, "e", T0 + 5000);
+        }
+        /* 10 simulated seconds in 10 ms steps, after the 2 s window */
+        for (int64_t t = T0 + 2000; t <= T0 + 12000; t += 10) {
+                json_t *j;
+                while ((j = take_ack(e, t))) {
+                        if (!strcmp(jstr(j, "priority"), "urgent"))
+                                urgent++;
+                        else
+                                sent[rf_rc_mode_parse(jstr(j, "mode"))]++;
+                        json_decref(j);
+                }
+        }
+        /* burst of one second's tokens, then the rate: 10 + 10/s * 10 s */
+        assert_in_range(sent[RF_RC_INCREMENTAL], 100, 111);
+        /* full has its own, lower bucket: 2 + 2/s * 10 s, and the full
+         * refresh never took the normal bucket's tokens */
+        assert_in_range(sent[RF_RC_FULL], 20, 23);
+        /* urgent ones are not rate limited */
+        assert_int_equal(urgent, 20);
+}
+
+/* ---- durability -----------------------------------------------------------*/
+
+static void test_crash_resends_same_id(void **state)
+{
+        env_t *e = *state;
+        rf_queue_req_t req;
+        char rid[64];
+        json_t *j;
+
+        add(e, "u-crash", "home", RF_RC_INCREMENTAL, 0, "c1", T0);
+        assert_int_equal(rf_queue_take(e->q, T0 + 5000, &req), 1);
+        snprintf(rid, sizeof(rid), "%s", req.request_id.data);
+        rf_queue_req_clear(&req);
+        /* crash before the acknowledgement */
+        env_close(e);
+        env_open(e);
+        j = take_ack(e, T0 + 5000);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "request_id"), rid);
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 10000));
+
+        /* a failed delivery is retried with the same id */
+        add(e, "u-fail", "home", RF_RC_INCREMENTAL, 0, "f1", T0);
+        assert_int_equal(rf_queue_take(e->q, T0 + 5000, &req), 1);
+        snprintf(rid, sizeof(rid), "%s", req.request_id.data);
+        assert_int_equal(rf_queue_settle(e->q, req.token, 0, T0 + 5000), 0);
+        rf_queue_req_clear(&req);
+        j = take_ack(e, T0 + 5000);
+        assert_string_equal(jstr(j, "request_id"), rid);
+        json_decref(j);
+}
+
+static void test_reasons_while_in_flight(void **state)
+{
+        env_t *e = *state;
+        rf_queue_req_t req;
+        char rid[64];
+        json_t *j;
+
+        add(e, "u-fl", "home", RF_RC_INCREMENTAL, 0, "a1", T0);
+        assert_int_equal(rf_queue_take(e->q, T0 + 3000, &req), 1);
+        snprintf(rid, sizeof(rid), "%s", req.request_id.data);
+        /* arrives while the request is in flight */
+        add(e, "u-fl", "home", RF_RC_INCREMENTAL, 0, "a2", T0 + 3001);
+        assert_int_equal(rf_queue_settle(e->q, req.token, 1, T0 + 3002), 0);
+        rf_queue_req_clear(&req);
+        /* not lost: sent again, with only the new reason, a new id */
+        j = take_ack(e, T0 + 10000);
+        assert_non_null(j);
+        assert_string_not_equal(jstr(j, "request_id"), rid);
+        json_t *rs = json_object_get(j, "reasons");
+        assert_int_equal(json_array_size(rs), 1);
+        assert_string_equal(jstr(json_array_get(rs, 0), "event_id"), "a2");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 20000));
+}
+
+/* ---- hooks ----------------------------------------------------------------*/
+
+static void test_satisfied_by_publication(void **state)
+{
+        env_t *e = *state;
+        rf_queue_stats_t s;
+        json_t *j;
+
+        add(e, "u-sat", "home", RF_RC_INCREMENTAL, 0, "s1", T0);
+        add(e, "u-sat", "email", RF_RC_INCREMENTAL, 0, "s2", T0);
+        /* a list generated before the reason does not satisfy it */
+        publish(e, "u-sat", "home", "2026-11-22T09:00:00Z",
+                "2099-01-01T00:00:00Z", "a,b");
+        /* a newer one does */
+        publish(e, "u-sat", "home", "2026-11-22T10:00:01Z",
+                "2099-01-01T00:00:00Z", "a,b");
+        j = take_ack(e, T0 + 5000);
+        json_t *sf = json_object_get(j, "surfaces");
+        assert_int_equal(json_array_size(sf), 1);
+        assert_string_equal(json_string_value(json_array_get(sf, 0)), "email");
+        json_decref(j);
+
+        add(e, "u-sat2", "home", RF_RC_INCREMENTAL, 0, "s3", T0);
+        publish(e, "u-sat2", "home", "2026-11-22T10:00:01Z",
+                "2099-01-01T00:00:00Z", "a,b");
+        /* nothing is sent for a subject whose fresh list arrived */
+        assert_null(take_ack(e, T0 + 60000));
+        rf_queue_stats(e->q, &s);
+        assert_int_equal(s.count, 0);
+}
+
+static void ban(env_t *e, const char *item, const char *id)
+{
+        char js[256];
+        rf_rejection_t rej;
+        rf_event_t ev;
+
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"%s\",\"type\":\"item_banned\",\"item_id\":"
+                 "\"%s\",\"occurred_at\":\"2026-11-22T09:59:00Z\"}",
+                 id, item);
+        assert_int_equal(rf_event_parse(RF_TOPIC_ITEM_BANS, NULL, 0, js,
+                                        strlen(js), NULL, &ev, &rej),
+                         0);
+        assert_int_equal(rf_ban_apply(&e->ctx, &ev), 0);
+        rf_event_clear(&ev);
+        commit(e);
+}
+
+static void test_invalidated_hook_min_valid(void **state)
+{
+        env_t *e = *state;
+        rf_buf_t k = { 0 };
+        json_t *j;
+
+        set(e, "surface.home.min_valid", "3");
+        publish(e, "u-mv", "home", "2026-11-22T08:00:00Z",
+                "2099-01-01T00:00:00Z", "m1,m2,m3,m4");
+        rf_key_list(&k, "u-mv", "home", "");
+        /* an unban removes nothing: no recompute */
+        rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_UNBANNED,
+                                  "ub", "item", "m1");
+        commit(e);
+        assert_null(take_ack(e, T0 + 60000));
+        /* one ban: 3 valid left, not below min_valid: normal */
+        ban(e, "m1", "b1");
+        rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_BANNED,
+                                  "b1", "item", "m1");
+        commit(e);
+        assert_null(take_ack(e, T0 + 10));
+        /* a second: 2 valid < 3: urgent, leaves at once */
+        ban(e, "m2", "b2");
+        rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_BANNED,
+                                  "b2", "item", "m2");
+        commit(e);
+        j = take_ack(e, T0 + 10);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 2);
+        json_t *r0 = json_array_get(json_object_get(j, "reasons"), 0);
+        assert_string_equal(jstr(r0, "type"), "item_banned");
+        assert_string_equal(jstr(json_object_get(r0, "entity"), "id"), "m1");
+        json_decref(j);
+        rf_buf_free(&k);
+}
+
+/* ---- refresh runs ---------------------------------------------------------*/
+
+static void test_full_refresh_resumes(void **state)
+{
+        env_t *e = *state;
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        json_t *seen = json_object();
+        int done = 0, sent = 0, n;
+        char s[32];
+
+        for (int i = 0; i < 50; i++) {
+                snprintf(s, sizeof(s), "f-%02d", i);
+                publish(e, s, "home", "2026-11-22T01:00:00Z",
+                        "2099-01-01T00:00:00Z", "a");
+                if (i % 10 == 0)
+                        publish(e, s, "email", "2026-11-22T01:00:00Z",
+                                "2099-01-01T00:00:00Z", "a");
+        }
+        /* three steps of 10 subjects, then a crash with requests in
+         * flight and pending */
+        for (int step = 0; step < 3; step++) {
+                n = rf_refresh_step(&src, e->q, e->ctx.txn, "run-A", RF_RC_FULL,
+                                    0, T0, 10, &done);
+                assert_int_equal(n, 10);
+                commit(e);
+        }
+        for (int i = 0; i < 5; i++) {
+                json_t *j = take_ack(e, T0 + i * 1000);
+                if (j) {
+                        json_object_set_new(seen, jstr(j, "request_id"),
+                                            json_true());
+                        sent++;
+                        json_decref(j);
+                }
+        }
+        rf_queue_req_t req;
+        assert_int_equal(rf_queue_take(e->q, T0 + 9000, &req), 1); /* lost */
+        rf_queue_req_clear(&req);
+        env_close(e);
+        env_open(e);
+        src.st = e->st;
+        while (!done) {
+                n = rf_refresh_step(&src, e->q, e->ctx.txn, "run-A", RF_RC_FULL,
+                                    0, T0, 10, &done);
+                assert_true(n >= 0);
+                commit(e);
+        }
+        for (int64_t t = T0 + 10000; t < T0 + 100000; t += 500) {
+                json_t *j;
+                while ((j = take_ack(e, t))) {
+                        assert_string_equal(jstr(j, "mode"), "full");
+                        assert_string_equal(jstr(j, "run_id"), "run-A");
+                        char rid[33];
+                        assert_string_equal(
+                            jstr(j, "request_id"),
+                            rf_queue_request_id("run-A", jstr(j, "subject_id"),
+                                                rid));
+                        if (json_object_get(seen, jstr(j, "request_id")))
+                                fail_msg("%s sent twice",
+                                         jstr(j, "subject_id"));
+                        json_object_set_new(seen, jstr(j, "request_id"),
+                                            json_true());
+                        sent++;
+                        json_decref(j);
+                }
+        }
+        /* every subject once: the one in flight at the crash was sent
+         * again with its id (counted once above) */
+        assert_int_equal(json_object_size(seen), 50);
+        assert_int_equal(sent, 50);
+        /* the same run id again sends nothing */
+        n = rf_refresh_step(&src, e->q, e->ctx.txn, "run-A", RF_RC_FULL, 0, T0,
+                            100, &done);
+        assert_int_equal(n, 0);
+        assert_true(done);
+        assert_null(take_ack(e, T0 + 200000));
+        json_decref(seen);
+}
+
+static void active(env_t *e, const char *subject, int64_t at)
+{
+        rf_activity_t a = { subject, "", at, NULL };
+        assert_int_equal(rf_activity_apply(&e->ctx, &a), 0);
+        commit(e);
+}
+
+static void test_incremental_picks(void **state)
+{
+        env_t *e = *state;
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        const int64_t H = 3600000, now = T0;
+        json_t *got = json_object();
+        int done = 0;
+
+        set(e, "recompute.expiry_horizon", "1h");
+        set(e, "recompute.max_age", "24h");
+        set(e, "recompute.max_invalid_pct", "20");
+        /* a: expired; b: expiring in 30m; c: fresh; d: expired but
+         * inactive; e: 2 of 5 entries banned (40%); f: 2 days old;
+         * g: active, no list; h: 1 of 5 banned (20%, not more) */
+        publish(e, "i-a", "home", "2026-11-22T08:00:00Z",
+                "2026-11-22T09:00:00Z", "p1");
+        publish(e, "i-b", "home", "2026-11-22T08:00:00Z",
+                "2026-11-22T10:30:00Z", "p1");
+        publish(e, "i-c", "home", "2026-11-22T08:00:00Z",
+                "2026-11-23T10:00:00Z", "p1");
+        publish(e, "i-d", "home", "2026-11-22T08:00:00Z",
+                "2026-11-22T09:00:00Z", "p1");
+        publish(e, "i-e", "home", "2026-11-22T08:00:00Z",
+                "2026-11-23T10:00:00Z", "q1,q2,p1,p2,p3");
+        publish(e, "i-f", "home", "2026-11-20T08:00:00Z",
+                "2026-11-29T10:00:00Z", "p1");
+        publish(e, "i-h", "home", "2026-11-22T08:00:00Z",
+                "2026-11-23T10:00:00Z", "q3,p1,p2,p3,p4");
+        ban(e, "q1", "bq1");
+        ban(e, "q2", "bq2");
+        ban(e, "q3", "bq3");
+        /* the bans queued event-driven requests; send them first */
+        for (json_t *j; (j = take_ack(e, now + 5000));)
+                json_decref(j);
+        active(e, "i-a", now - 10 * 60000);
+        active(e, "i-b", now - 59 * 60000);
+        active(e, "i-c", now - 1000);
+        active(e, "i-d", now - 3 * H);
+        active(e, "i-e", now - 1000);
+        active(e, "i-f", now - 1000);
+        active(e, "i-g", now - 1000);
+        active(e, "i-h", now - 1000);
+        while (!done) {
+                assert_true(rf_refresh_step(&src, e->q, e->ctx.txn, "act-1",
+                                            RF_RC_ACTIVE, H, now, 3,
+                                            &done) >= 0);
+                commit(e);
+        }
+        for (json_t *j; (j = take_ack(e, now + 60000));) {
+                assert_string_equal(jstr(j, "mode"), "active");
+                json_object_set_new(
+                    got, jstr(j, "subject_id"),
+                    json_string(
+                        jstr(json_array_get(json_object_get(j, "reasons"), 0),
+                             "type")));
+                json_decref(j);
+        }
+        assert_int_equal(json_object_size(got), 4);
+        assert_string_equal(jstr(got, "i-a"), "list_expired");
+        assert_string_equal(jstr(got, "i-b"), "list_expiring");
+        assert_string_equal(jstr(got, "i-e"), "list_degraded");
+        assert_string_equal(jstr(got, "i-f"), "list_too_old");
+        json_decref(got);
+}
+
+static void test_consent_purge(void **state)
+{
+        env_t *e = *state;
+        char js[256];
+        rf_rejection_t rej;
+        rf_event_t ev;
+        int64_t at;
+        json_t *j;
+
+        add(e, "u-priv-42", "home", RF_RC_INCREMENTAL, 0, "p1", T0);
+        active(e, "u-priv-42", T0);
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"cr1\",\"type\":\"consent_revoked\","
+                 "\"user_id\":\"u-priv-42\",\"scope\":\"personalization\","
+                 "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
+        assert_int_equal(rf_event_parse(RF_TOPIC_CONSENT, NULL, 0, js,
+                                        strlen(js), NULL, &ev, &rej),
+                         0);
+        assert_int_equal(rf_consent_apply(&e->ctx, &ev), 0);
+        rf_event_clear(&ev);
+        commit(e);
+        assert_null(take_ack(e, T0 + 60000));
+        assert_int_equal(rf_activity_get(e->st, NULL, "u-priv-42", &at),
+                         RF_ENOENT);
+        /* nothing personalised is queued while revoked */
+        rf_queue_add_t a = { .subject_id = "u-priv-42", .surface = "home" };
+        assert_int_equal(rf_queue_add(e->q, e->ctx.txn, &a, T0), RF_EBLOCKED);
+        /* granted again: a recompute is asked */
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"cg1\",\"type\":\"consent_granted\","
+                 "\"user_id\":\"u-priv-42\",\"scope\":\"personalization\","
+                 "\"occurred_at\":\"2026-11-22T11:00:00Z\"}");
+        assert_int_equal(rf_event_parse(RF_TOPIC_CONSENT, NULL, 0, js,
+                                        strlen(js), NULL, &ev, &rej),
+                         0);
+        assert_int_equal(rf_consent_apply(&e->ctx, &ev), 0);
+        rf_event_clear(&ev);
+        commit(e);
+        j = take_ack(e, T0 + 60000);
+        assert_non_null(j);
+        assert_string_equal(
+            jstr(json_array_get(json_object_get(j, "reasons"), 0), "type"),
+            "consent_granted");
+        json_decref(j);
+}
+
+static void test_bucket(void **state)
+{
+        rf_bucket_t b;
+        int n = 0;
+        (void)state;
+
+        rf_bucket_init(&b, 5, 0);
+        for (int64_t t = 0; t <= 2000; t++)
+                n += rf_bucket_take(&b, t);
+        assert_int_equal(n, 5 + 10); /* burst, then 5/s for 2 s */
+        assert_true(rf_bucket_wait_ms(&b, 2000) > 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_bucket),
+                cmocka_unit_test_setup_teardown(test_coalesce_100_events, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_urgent_bypass, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_rate_limits, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_crash_resends_same_id,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reasons_while_in_flight,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_satisfied_by_publication,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_invalidated_hook_min_valid,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_full_refresh_resumes,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_incremental_picks, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_consent_purge, setup,
+                                                teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
