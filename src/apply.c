@@ -158,8 +158,7 @@ int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec)
                          * replaying logs) must not grow it forever. */
                         if (r == 0 && rec->timestamp_ms >= 0 &&
                             ctx->tomb_ts.len < 65536 * sizeof(int64_t))
-                                rf_buf_append(&ctx->tomb_ts,
-                                              &rec->timestamp_ms,
+                                rf_buf_append(&ctx->tomb_ts, &rec->timestamp_ms,
                                               sizeof(rec->timestamp_ms));
                         if (r == RF_ESTALE)
                                 RF_METRIC_INC(events_stale);

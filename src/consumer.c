@@ -270,8 +270,8 @@ static void lag_of(rd_kafka_t *rk, rf_store_t *st, rf_partition_lag_t **out,
 
         if (!rk || rd_kafka_assignment(rk, &parts) || !parts)
                 return;
-        *out = rf_realloc(*out, (*cnt + (size_t)parts->cnt + 1) *
-                                    sizeof(**out));
+        *out =
+            rf_realloc(*out, (*cnt + (size_t)parts->cnt + 1) * sizeof(**out));
         for (int i = 0; i < parts->cnt; i++) {
                 const char *topic = parts->elems[i].topic;
                 int32_t part = parts->elems[i].partition;

@@ -57,13 +57,13 @@ struct rf_daemon {
         rd_kafka_message_t **msgs;
 
         /* HTTP API (http.h) and what its threads read. */
-        rf_http_t *http;      /* or NULL when http.addr is "" */
-        pthread_mutex_t mu;   /* guards the fields below */
+        rf_http_t *http;         /* or NULL when http.addr is "" */
+        pthread_mutex_t mu;      /* guards the fields below */
         rf_partition_lag_t *lag; /* last lag snapshot (consumer.h) */
         size_t lag_cnt;
-        int64_t lag_next_ms;  /* when to take the next snapshot */
-        int caught_up;        /* lag fell within http.ready_max_lag once */
-        char degraded[256];   /* why the daemon is degraded, "" if not */
+        int64_t lag_next_ms; /* when to take the next snapshot */
+        int caught_up;       /* lag fell within http.ready_max_lag once */
+        char degraded[256];  /* why the daemon is degraded, "" if not */
         rf_recompute_fn *read_recompute; /* reads of expired lists */
         void *read_recompute_opaque;
 };
@@ -187,8 +187,7 @@ static void http_metrics(void *opaque, rf_buf_t *out)
                         rf_buf_printf(out,
                                       "recfresh_consumer_lag{topic=\"%s\","
                                       "partition=\"%d\"} %lld\n",
-                                      d->lag[i].topic,
-                                      (int)d->lag[i].partition,
+                                      d->lag[i].topic, (int)d->lag[i].partition,
                                       (long long)d->lag[i].lag);
         pthread_mutex_unlock(&d->mu);
         gauge(out, "recfresh_ready", "1 when /readyz answers ready.",
@@ -200,8 +199,9 @@ static void http_metrics(void *opaque, rf_buf_t *out)
                 int64_t v = rf_store_property_int(d->st, cf,
                                                   "rocksdb.estimate-num-keys");
                 if (v >= 0)
-                        rf_buf_printf(out, "recfresh_store_keys{cf=\"%s\"} "
-                                           "%lld\n",
+                        rf_buf_printf(out,
+                                      "recfresh_store_keys{cf=\"%s\"} "
+                                      "%lld\n",
                                       rf_cf_name((rf_cf_t)cf), (long long)v);
         }
         gauge(out, "recfresh_store_sst_bytes",
@@ -256,8 +256,8 @@ static int http_start(rf_daemon_t *d, char *errstr, size_t errstr_size)
                 return -1;
         if (*d->conf->http_addr_file &&
             write_file(d->conf->http_addr_file, rf_http_addr(d->http)) != 0) {
-                snprintf(errstr, errstr_size, "%s: %s",
-                         d->conf->http_addr_file, strerror(errno));
+                snprintf(errstr, errstr_size, "%s: %s", d->conf->http_addr_file,
+                         strerror(errno));
                 return -1;
         }
         return 0;

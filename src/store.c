@@ -618,7 +618,7 @@ void rf_iter_destroy(rf_iter_t *it)
         free(it);
 }
 
-/* ---- bulk: SST files, ingestion, range deletion -------------------------*/
+/* ---- bulk: SST files and their ingestion --------------------------------*/
 
 struct rf_sst {
         rocksdb_envoptions_t *env;
@@ -712,20 +712,5 @@ int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
         rocksdb_ingestexternalfileoptions_destroy(io);
         if (err)
                 return store_err(err, "ingest", errstr, errstr_size);
-        return 0;
-}
-
-int rf_store_delete_range(rf_store_t *st, rf_cf_t cf, const char *begin,
-                          size_t blen, const char *end, size_t elen,
-                          char *errstr, size_t errstr_size)
-{
-        char *err = NULL;
-
-        if (!st->cf[cf])
-                return 0;
-        rocksdb_delete_range_cf(st->db, st->wopts, st->cf[cf], begin, blen, end,
-                                elen, &err);
-        if (err)
-                return store_err(err, "delete range", errstr, errstr_size);
         return 0;
 }

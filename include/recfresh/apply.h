@@ -33,10 +33,10 @@ typedef struct rf_apply_ctx {
         int64_t now_ms;      /* wall clock of this batch */
         rf_buf_t scratch;    /* reusable buffers */
         rf_buf_t scratch2;
-        rf_buf_t tomb_ts; /* int64_t record timestamps of the events that
-                           * set tombstone state in the open batch (the
-                           * daemon turns them into the event-to-tombstone
-                           * latency histogram after the commit) */
+        rf_buf_t tomb_ts;     /* int64_t record timestamps of the events that
+                               * set tombstone state in the open batch (the
+                               * daemon turns them into the event-to-tombstone
+                               * latency histogram after the commit) */
         rf_trace_cb_t *trace; /* replay --explain hook, or NULL (trace.h) */
         void *trace_opaque;
 } rf_apply_ctx_t;

@@ -95,10 +95,10 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t reads[RF_METRIC_SERVED_FROM_CNT];
         /* recfresh_read_filtered_total{reason}: entries a read skipped */
         atomic_uint_fast64_t read_filtered[RF_METRIC_FILTER_CNT];
-        atomic_uint_fast64_t reads_empty;      /* no entry served */
+        atomic_uint_fast64_t reads_empty;          /* no entry served */
         atomic_uint_fast64_t read_fallback_filled; /* slots from fallback */
-        atomic_uint_fast64_t read_recomputes;  /* recomputes asked by reads */
-        atomic_uint_fast64_t read_errors;      /* store errors while reading */
+        atomic_uint_fast64_t read_recomputes; /* recomputes asked by reads */
+        atomic_uint_fast64_t read_errors;     /* store errors while reading */
 } rf_metrics_t;
 
 extern rf_metrics_t rf_metrics;

@@ -2,7 +2,7 @@
  * recfresh - batch runs: staged, validated, atomic publication of the daily
  * batch, versions and rollback (runs.c), the run control records of
  * recs.runs.v1 (codec_run.c) and the spool through which the CLI hands bulk
- * loads and rollbacks to a running daemon.
+ * loads and rollbacks to a running daemon (runs_spool.c).
  *
  * The life of a run:
  *

@@ -172,7 +172,7 @@ const char *rf_iter_key(rf_iter_t *it, size_t *klen);
 const char *rf_iter_value(rf_iter_t *it, size_t *vlen);
 void rf_iter_destroy(rf_iter_t *it);
 
-/* ---- bulk: SST files, ingestion, range deletion --------------------------
+/* ---- bulk: SST files and their ingestion ---------------------------------
  * Used by the bulk loader (bulkload.c): keys are written to SST files in
  * strictly increasing order, then ingested whole. */
 
@@ -204,11 +204,5 @@ void rf_sst_destroy(rf_sst_t *s);
  */
 int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
                     size_t n, char *errstr, size_t errstr_size);
-
-/** Deletes keys in [begin, end) of \p cf at once (outside any txn).
- *  @returns 0 or RF_ESTORE. */
-int rf_store_delete_range(rf_store_t *st, rf_cf_t cf, const char *begin,
-                          size_t blen, const char *end, size_t elen,
-                          char *errstr, size_t errstr_size);
 
 #endif /* RECFRESH_STORE_H */
