@@ -1228,6 +1228,74 @@ static int step_purge(rf_apply_ctx_t *ctx)
         return 1;
 }
 
+int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
+{
+        rf_buf_t runs = { 0 }, prefix = { 0 }, batch = { 0 };
+        size_t nruns = 0, purged = 0;
+        rf_iter_t *it;
+
+        /* The run ids first (few: staged runs and kept versions). */
+        it = rf_iter_new(ctx->st, ctx->txn, RF_CF_RUNS, "R", 1);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                rf_buf_put_varint(&runs, klen - 1);
+                rf_buf_append(&runs, k + 1, klen - 1);
+                nruns++;
+        }
+        rf_iter_destroy(it);
+
+        rf_cur_t rc = { runs.data, runs.data + runs.len, 0 };
+        for (size_t r = 0; r < nruns && !rc.err; r++) {
+                size_t rl = rf_cur_varint(&rc);
+                rf_buf_reset(&prefix);
+                rf_buf_append(&prefix, rc.p, rl);
+                rc.p += rl;
+                rf_buf_append(&prefix, "", 1);
+                size_t run_len = prefix.len;
+                rf_key_list_subject_prefix(&prefix, subject);
+
+                /* Copy out, then delete: the batch must not change under an
+                 * iterator that reads through it. */
+                rf_buf_reset(&batch);
+                size_t n = 0;
+                it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS,
+                                 prefix.data, prefix.len);
+                for (; rf_iter_valid(it); rf_iter_next(it), n++) {
+                        size_t kl, vl;
+                        const char *key = rf_iter_key(it, &kl);
+                        const char *val = rf_iter_value(it, &vl);
+                        rf_buf_put_varint(&batch, kl);
+                        rf_buf_append(&batch, key, kl);
+                        rf_buf_put_varint(&batch, vl);
+                        rf_buf_append(&batch, val, vl);
+                }
+                rf_iter_destroy(it);
+
+                rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
+                for (size_t i = 0; i < n && !c.err; i++) {
+                        size_t kl = rf_cur_varint(&c);
+                        const char *key = c.p;
+                        c.p += kl;
+                        size_t vl = rf_cur_varint(&c);
+                        rf_list_t *l;
+                        if (rf_list_decode(c.p, vl, &l) == 0) {
+                                index_each(ctx->txn, prefix.data,
+                                           key + run_len, kl - run_len, l,
+                                           0);
+                                rf_list_destroy(l);
+                        }
+                        c.p += vl;
+                        rf_txn_delete(ctx->txn, RF_CF_VERSIONS, key, kl);
+                        purged++;
+                }
+        }
+        rf_buf_free(&runs);
+        rf_buf_free(&prefix);
+        rf_buf_free(&batch);
+        return (int)purged;
+}
+
 /* The first job in the spool (name order = submission order), or NULL. */
 static char *spool_next(const rf_runs_t *r)
 {

@@ -19,6 +19,7 @@
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/recompute.h"
+#include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 
 static int scope_purges(rf_consent_scope_t s)
@@ -140,11 +141,15 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         if (r == 0 && scope_purges(ev->scope))
                 rf_queue_consent(ctx, ev, revoked);
         if (r == 0 && revoked && scope_purges(ev->scope)) {
+                int in_runs;
                 purge_hides(ctx, ev->user_id);
+                /* Batch-run versions (staged or kept for rollback) hold the
+                 * subject's lists too. */
+                in_runs = rf_runs_purge_subject(ctx, ev->user_id);
                 rf_log_info("consent",
-                            "purged %zu lists of a subject "
-                            "(scope %s, event %s)",
-                            sl.cnt, scope_name, ev->event_id);
+                            "purged %zu lists and %d run-version lists of a "
+                            "subject (scope %s, event %s)",
+                            sl.cnt, in_runs, scope_name, ev->event_id);
         }
         rf_subject_lists_clear(&sl);
         return r;

@@ -313,4 +313,11 @@ int rf_runs_run_job(rf_store_t *primary, const rf_config_t *conf,
                     const char *tmp_path, const char *kind, char *result,
                     size_t result_size, char *errstr, size_t errstr_size);
 
+/**
+ * Consent purge: deletes every list of \p subject from every run version
+ * (staged or published) and their reverse-index entries, in ctx->txn.
+ * @returns the number of lists deleted.
+ */
+int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject);
+
 #endif /* RECFRESH_RUNS_H */

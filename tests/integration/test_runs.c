@@ -383,6 +383,40 @@ static void test_newer_wins(void **state)
         h_wait_served(&env, "nw-x", "nw", NULL, "i3");
 }
 
+/* ---- consent purge reaches run versions ----------------------------------*/
+
+static void test_consent_purges_run_versions(void **state)
+{
+        const char *subj = "cp-subj-4e1d0";
+        (void)state;
+        /* One published version and one staged (never completed) run, both
+         * holding the subject's lists. */
+        full_run("cp-1", "cp", "cp-subj-4e1d", 1, "2026-11-22T02:00:00Z",
+                 "c1,c2");
+        wait_state("cp-1", RF_RUN_ACTIVE);
+        h_wait_served(&env, subj, "cp", NULL, "c1,c2");
+        run_ctl("cp-2", "run_started", "cp", -1, "2026-11-22T03:00:00Z");
+        publish(subj, "cp", "cp-2", "cp-2-l", "2026-11-22T03:00:00Z", "c3");
+
+        char *js = h_fmt("{\"event_id\":\"cp-e1\",\"type\":"
+                         "\"consent_revoked\",\"user_id\":\"%s\","
+                         "\"scope\":\"all\","
+                         "\"occurred_at\":\"2026-11-22T04:00:00Z\"}",
+                         subj);
+        h_produce(&env, "recs.consent.v1", subj, js);
+        free(js);
+        h_wait_served(&env, subj, "cp", NULL, "<consent_blocked>");
+        /* Nothing keyed or valued by the subject id remains: lists of both
+         * versions and their index entries are gone (notices in the outbox
+         * hold it until acknowledged). */
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        while (h_store_contains(&env, subj) && rf_mono_ms() < deadline) {
+                struct timespec ts = { 0, 20 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        assert_false(h_store_contains(&env, subj));
+}
+
 /* ---- bulk loader --------------------------------------------------------*/
 
 static char *write_file(const char *name, const char *text)
@@ -550,6 +584,7 @@ int main(void)
                 cmocka_unit_test(test_failed_validation_keeps_old),
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_newer_wins),
+                cmocka_unit_test(test_consent_purges_run_versions),
                 cmocka_unit_test(test_bulk_load_same_as_topic),
                 cmocka_unit_test(test_ban_during_load),
                 cmocka_unit_test(test_malformed_line_reported),
