@@ -48,8 +48,8 @@ struct rf_daemon {
         rf_queue_t *queue;       /* recompute queue (recompute.h) */
         rd_kafka_t *rc_producer; /* its producer: recs.recompute.v1 */
         rf_refresh_t *refresh;   /* scheduled refresh runs (refresh.h) */
-        rf_eventlog_t *elog; /* event log archive, or NULL (eventlog.dir) */
-        rf_runs_t *runs; /* batch runs upkeep and spool */
+        rf_eventlog_t *elog;     /* event log archive, or NULL (eventlog.dir) */
+        rf_runs_t *runs;         /* batch runs upkeep and spool */
         rf_apply_ctx_t ctx;
         int wake[2]; /* pipe: librdkafka queues and stop() */
         atomic_int stopping;
@@ -321,9 +321,8 @@ static void queue_read_recompute(void *opaque, const char *subject_id,
 static rd_kafka_t *queue_producer(rf_daemon_t *d, char *errstr,
                                   size_t errstr_size)
 {
-        rd_kafka_conf_t *pc = rf_kafka_conf_new(d->conf, d->bootstraps,
-                                                "recompute", errstr,
-                                                errstr_size);
+        rd_kafka_conf_t *pc = rf_kafka_conf_new(
+            d->conf, d->bootstraps, "recompute", errstr, errstr_size);
         rd_kafka_t *rk;
         char err[256];
 
@@ -383,10 +382,10 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
         d->outbox = rf_outbox_new(d->st);
         d->fanout = rf_fanout_new(d->st);
         if (*conf->eventlog_dir &&
-            !(d->elog = rf_eventlog_open(
-                  conf->eventlog_dir, conf->eventlog_rotate_ms,
-                  conf->eventlog_retention_ms, conf->store_sync, errstr,
-                  errstr_size)))
+            !(d->elog =
+                  rf_eventlog_open(conf->eventlog_dir, conf->eventlog_rotate_ms,
+                                   conf->eventlog_retention_ms,
+                                   conf->store_sync, errstr, errstr_size)))
                 goto fail;
         d->runs = rf_runs_new(conf->data_dir);
         rf_apply_ctx_init(&d->ctx, d->st, conf, d->outbox, d->fanout);
@@ -598,6 +597,12 @@ int rf_daemon_run(rf_daemon_t *d)
                 }
                 rf_outbox_drain(d->outbox, d->producer, OUTBOX_MAX_INFLIGHT);
                 rd_kafka_poll(d->producer, 0);
+                atomic_store_explicit(&rf_metrics.fanout_pending,
+                                      rf_fanout_pending(d->fanout),
+                                      memory_order_relaxed);
+                atomic_store_explicit(&rf_metrics.outbox_pending,
+                                      rf_outbox_pending(d->outbox),
+                                      memory_order_relaxed);
                 rf_queue_tick(d->queue, d->rc_producer, rf_now_ms());
                 rf_consumer_tick(d->consumer);
                 if (!atomic_load(&d->ready) && rf_consumer_ready(d->consumer)) {

@@ -222,6 +222,12 @@ static void render_recompute(rf_buf_t *out)
         gauge(out, "recfresh_recompute_inflight",
               "Recompute requests sent and not yet acknowledged.",
               (double)GET(rf_metrics.recompute_inflight));
+        gauge(out, "recfresh_fanout_jobs_pending",
+              "Fan-out jobs scheduled and not yet finished.",
+              (double)GET(rf_metrics.fanout_pending));
+        gauge(out, "recfresh_outbox_pending",
+              "DLQ and invalidation records queued, not yet acknowledged.",
+              (double)GET(rf_metrics.outbox_pending));
         gauge(out, "recfresh_recompute_oldest_age_seconds",
               "Age of the oldest pending recompute entry (0 if none).",
               (double)GET(rf_metrics.recompute_oldest_age_ms) / 1000.0);

@@ -76,11 +76,14 @@ typedef struct rf_metrics {
                                                    * fresh list */
         atomic_uint_fast64_t recompute_urgent_sent; /* urgent requests sent */
         /* gauges, set by the queue about twice a second */
-        atomic_uint_fast64_t recompute_backlog; /* pending entries */
+        atomic_uint_fast64_t recompute_backlog;            /* pending entries */
         atomic_uint_fast64_t recompute_backlog_by_mode[3]; /* incremental,
                                                             * full, active */
-        atomic_uint_fast64_t recompute_inflight; /* sent, not yet acked */
+        atomic_uint_fast64_t recompute_inflight;      /* sent, not yet acked */
         atomic_uint_fast64_t recompute_oldest_age_ms; /* oldest pending */
+        /* gauges, set by the daemon loop every iteration */
+        atomic_uint_fast64_t fanout_pending; /* fan-out jobs not finished */
+        atomic_uint_fast64_t outbox_pending; /* records not yet acked */
         /* refresh runs (refresh.c) */
         atomic_uint_fast64_t refresh_runs_started;
         atomic_uint_fast64_t refresh_runs_finished;

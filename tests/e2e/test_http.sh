@@ -12,7 +12,16 @@ for tool in kcat curl jq python3; do
 done
 
 E2E_DIR=$(mktemp -d /tmp/recfresh-e2e-http-XXXXXX)
-trap e2e_cleanup EXIT
+on_exit() {
+        local rc=$?
+        if [ $rc -ne 0 ] && [ -f "$E2E_DIR/daemon.log" ]; then
+                echo "--- last response: $(cat "$E2E_DIR/body" 2>/dev/null)" >&2
+                echo "--- daemon log (without kafka lines):" >&2
+                grep -v 'sub=kafka' "$E2E_DIR/daemon.log" | tail -25 >&2
+        fi
+        e2e_cleanup
+}
+trap on_exit EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 passed=0
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
