@@ -8,6 +8,7 @@
  *   reason count, then per reason: type, event_id, surface, entity kind,
  *   entity id, at (be64),
  *   reasons_dropped (varint)
+ *   sent_gen (varint, gen when last taken for sending; absent = 0)
  * Strings are rf_buf_put_str strings. `gen` grows whenever something is
  * added (a surface, a reason, a higher priority, a mode upgrade); removals
  * (a fresh list arrived) do not change it. When a request is acknowledged,
@@ -15,7 +16,12 @@
  * added since the send, under a new request_id.
  *
  * What is in flight is kept in memory only: after a crash every entry is
- * due again and is sent again with its stored request_id.
+ * due again and is sent again with its stored request_id, but only if its
+ * content is what was sent (gen == sent_gen). A request_id always names one
+ * content: scorers deduplicate by it, so an entry that grew after it was
+ * taken for sending (in flight when the process died, or re-armed after a
+ * failed delivery) is sent under a new request_id. Its earlier reasons may
+ * then arrive twice, under two ids; none is lost.
  */
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -120,6 +126,7 @@ typedef struct entry {
         reason_t *reasons;
         size_t reason_cnt;
         uint64_t dropped;
+        uint64_t sent_gen; /* gen when last taken for sending, 0 = never */
 } entry_t;
 
 static void entry_clear(entry_t *e)
@@ -169,6 +176,7 @@ static void entry_encode(const entry_t *e, rf_buf_t *v)
                 rf_buf_put_be64(v, (uint64_t)r->at);
         }
         rf_buf_put_varint(v, e->dropped);
+        rf_buf_put_varint(v, e->sent_gen);
 }
 
 static char *cur_strdup(rf_cur_t *c)
@@ -213,6 +221,8 @@ static int entry_decode(const char *buf, size_t len, entry_t *e)
                 r->at = (int64_t)rf_cur_be64(&c);
         }
         e->dropped = rf_cur_varint(&c);
+        if (c.p < c.end)
+                e->sent_gen = rf_cur_varint(&c);
         if (c.err)
                 goto fail;
         return 0;
@@ -1071,6 +1081,14 @@ int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
                                 r = commit(q, "dropping a due key");
                                 continue;
                         }
+                        if (e.sent_gen && e.sent_gen != e.gen) {
+                                /* Grew since it was last sent: the old id
+                                 * names other content. */
+                                free(e.request_id);
+                                e.request_id = random_request_id();
+                        }
+                        e.sent_gen = e.gen;
+                        put_entry(q, q->txn, subject.data, &e);
                         send_entry(q, subject.data, &e, now_ms, req);
                         entry_clear(&e);
                         r = commit(q, "marking a request in flight");
@@ -1145,6 +1163,7 @@ int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
                 e.request_id = random_request_id();
                 e.enqueued_at = first ? first : now_ms;
                 e.gen = 1;
+                e.sent_gen = 0;
                 put_entry(q, q->txn, f->subject, &e);
                 put_due(q, q->txn, f->subject, &e);
         }

@@ -305,6 +305,49 @@ static void test_crash_resends_same_id(void **state)
         json_decref(j);
 }
 
+/* A request_id names one content: an entry that grew while in flight and
+ * then lost its process is sent again under a NEW id carrying every reason
+ * (a scorer deduplicating by request_id would drop the growth otherwise). */
+static void test_crash_after_growth_new_id(void **state)
+{
+        env_t *e = *state;
+        rf_queue_req_t req;
+        char rid[64];
+        json_t *j, *rs;
+
+        add(e, "u-grow", "home", RF_RC_INCREMENTAL, 0, "g1", T0);
+        assert_int_equal(rf_queue_take(e->q, T0 + 5000, &req), 1);
+        snprintf(rid, sizeof(rid), "%s", req.request_id.data);
+        rf_queue_req_clear(&req);
+        add(e, "u-grow", "home", RF_RC_INCREMENTAL, 0, "g2", T0 + 5001);
+        /* crash before the acknowledgement of the first send */
+        env_close(e);
+        env_open(e);
+        j = take_ack(e, T0 + 10000);
+        assert_non_null(j);
+        assert_string_not_equal(jstr(j, "request_id"), rid);
+        rs = json_object_get(j, "reasons");
+        assert_int_equal(json_array_size(rs), 2);
+        assert_string_equal(jstr(json_array_get(rs, 0), "event_id"), "g1");
+        assert_string_equal(jstr(json_array_get(rs, 1), "event_id"), "g2");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 20000));
+
+        /* Growth after a restart re-armed it counts the same. */
+        add(e, "u-grow2", "home", RF_RC_INCREMENTAL, 0, "h1", T0);
+        assert_int_equal(rf_queue_take(e->q, T0 + 5000, &req), 1);
+        snprintf(rid, sizeof(rid), "%s", req.request_id.data);
+        rf_queue_req_clear(&req);
+        env_close(e);
+        env_open(e);
+        add(e, "u-grow2", "home", RF_RC_INCREMENTAL, 0, "h2", T0 + 6000);
+        j = take_ack(e, T0 + 10000);
+        assert_non_null(j);
+        assert_string_not_equal(jstr(j, "request_id"), rid);
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 2);
+        json_decref(j);
+}
+
 static void test_reasons_while_in_flight(void **state)
 {
         env_t *e = *state;
@@ -637,6 +680,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rate_limits, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_crash_resends_same_id,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_crash_after_growth_new_id,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reasons_while_in_flight,
                                                 setup, teardown),
