@@ -169,6 +169,10 @@ int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec)
         /* Stale and blocked records were taken: not errors. */
         if (r == RF_ESTALE || r == RF_EBLOCKED)
                 r = 0;
+        if (r == 0 && ctx->err) {
+                r = ctx->err; /* a hook failed: drop the whole batch */
+                ctx->err = 0;
+        }
         if (r < 0)
                 return r;
         if (rej.reason != RF_REJ_NONE)

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recfresh/list.h"
+#include "recfresh/codec_json.h"
 #include "recfresh/activity.h"
 #include "recfresh/event.h"
 #include "recfresh/metrics.h"
@@ -64,7 +66,6 @@ int rf_activity_parse(const char *key, size_t key_len, const char *buf,
 {
         const char *user, *surface, *at_s;
         size_t ulen, slen;
-        json_error_t jerr;
         json_t *root, *v;
         int64_t at;
         char *mem;
@@ -80,33 +81,18 @@ int rf_activity_parse(const char *key, size_t key_len, const char *buf,
                           lim->max_id_len);
                 return RF_EINVAL;
         }
-        if (len > lim->max_record_bytes) {
-                rf_reject(rej, RF_REJ_TOO_LARGE,
-                          "record of %zu bytes is over the limit of %zu", len,
-                          lim->max_record_bytes);
+        if (!(root = rf_json_load_object(buf, len, lim, rej)))
                 return RF_EINVAL;
-        }
-        if (rf_json_too_deep(buf, len, lim->max_json_depth)) {
-                rf_reject(rej, RF_REJ_TOO_DEEP,
-                          "JSON nested deeper than %d levels",
-                          lim->max_json_depth);
-                return RF_EINVAL;
-        }
-        root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                          &jerr);
-        if (!root) {
-                rf_reject(rej, RF_REJ_INVALID_JSON, "invalid JSON at byte %d",
-                          jerr.position);
-                return RF_EINVAL;
-        }
-        if (!json_is_object(root)) {
-                rf_reject(rej, RF_REJ_INVALID_JSON, "not a JSON object");
-                json_decref(root);
-                return RF_EINVAL;
-        }
         if (get_id(root, "user_id", 1, lim, &user, &ulen, rej) ||
             get_id(root, "surface", 0, lim, &surface, &slen, rej))
                 goto fail;
+        if (!strcmp(user, RF_FALLBACK_SUBJECT)) {
+                rf_reject(rej, RF_REJ_BAD_VALUE,
+                          "field \"user_id\": \"%s\" is reserved for "
+                          "fallback lists",
+                          RF_FALLBACK_SUBJECT);
+                goto fail;
+        }
         if (!(v = json_object_get(root, "at"))) {
                 rf_reject(rej, RF_REJ_MISSING_FIELD, "missing field \"at\"");
                 goto fail;

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recfresh/list.h"
+#include "recfresh/codec_json.h"
 #include "recfresh/event.h"
 #include "recfresh/topics.h"
 
@@ -171,57 +173,6 @@ int rf_json_too_deep(const char *buf, size_t len, int max_depth)
                 }
         }
         return 0;
-}
-
-/* Copies jansson's error text keeping printable ASCII only: it can quote
- * the record ("near '...'"), which may be anything. */
-static void safe_copy(char *dst, size_t size, const char *src)
-{
-        size_t i = 0;
-
-        for (; src[i] && i + 1 < size; i++)
-                dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
-        dst[i] = '\0';
-}
-
-/* Applies the pre-parse limits, parses, and requires an object.
- * @returns the root (caller owns) or NULL with rej set. */
-static json_t *load_object(const char *buf, size_t len, const rf_limits_t *lim,
-                           rf_rejection_t *rej)
-{
-        json_error_t jerr;
-        char text[sizeof(jerr.text)];
-        json_t *root;
-
-        if (len > lim->max_record_bytes) {
-                rf_reject(rej, RF_REJ_TOO_LARGE,
-                          "record of %zu bytes is over the limit of %zu", len,
-                          lim->max_record_bytes);
-                return NULL;
-        }
-        if (rf_json_too_deep(buf, len, lim->max_json_depth)) {
-                rf_reject(rej, RF_REJ_TOO_DEEP,
-                          "JSON nested deeper than %d levels",
-                          lim->max_json_depth);
-                return NULL;
-        }
-        /* JSON_ALLOW_NUL: "\u0000" in an id is a bad value we name, not a
-         * parse error. Duplicate keys are refused: parsers disagree on
-         * which one wins. */
-        root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                          &jerr);
-        if (!root) {
-                safe_copy(text, sizeof(text), jerr.text);
-                rf_reject(rej, RF_REJ_INVALID_JSON,
-                          "invalid JSON at byte %d: %s", jerr.position, text);
-                return NULL;
-        }
-        if (!json_is_object(root)) {
-                json_decref(root);
-                rf_reject(rej, RF_REJ_INVALID_JSON, "not a JSON object");
-                return NULL;
-        }
-        return root;
 }
 
 static const struct topic_spec *topic_spec_of(int topic)
@@ -417,7 +368,7 @@ int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
                           lim->max_id_len);
                 return RF_EINVAL;
         }
-        if (!(root = load_object(buf, len, lim, rej)))
+        if (!(root = rf_json_load_object(buf, len, lim, rej)))
                 return RF_EINVAL;
 
         if (get_type(root, topic, &type, rej))
@@ -453,6 +404,15 @@ int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
                                   "field \"scope\": not a consent scope");
                         goto fail;
                 }
+        }
+        /* The fallback lists' subject is not a user: a hide or consent
+         * change for it would apply to (or purge) every fallback list. */
+        if (s[SF_USER_ID] && !strcmp(s[SF_USER_ID], RF_FALLBACK_SUBJECT)) {
+                rf_reject(rej, RF_REJ_BAD_VALUE,
+                          "field \"user_id\": \"%s\" is reserved for "
+                          "fallback lists",
+                          RF_FALLBACK_SUBJECT);
+                goto fail;
         }
         if (key && key_len > 0 &&
             (key_len != slen[ts->key] || memcmp(key, s[ts->key], key_len))) {

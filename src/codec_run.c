@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recfresh/codec_json.h"
 #include "recfresh/event.h"
 #include "recfresh/runs.h"
 
@@ -24,15 +25,6 @@ static const char *const type_names[RF_RUN_CTL__CNT] = {
 const char *rf_run_ctl_type2str(rf_run_ctl_type_t t)
 {
         return (unsigned)t < RF_RUN_CTL__CNT ? type_names[t] : "unknown";
-}
-
-static void safe_copy(char *dst, size_t size, const char *src)
-{
-        size_t i = 0;
-
-        for (; src[i] && i + 1 < size; i++)
-                dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
-        dst[i] = '\0';
 }
 
 /* Reads string \p v named \p name: an id when \p min_len is 1.
@@ -70,8 +62,6 @@ int rf_run_ctl_parse(const char *key, size_t key_len, const char *buf,
                      size_t len, const rf_limits_t *lim, rf_run_ctl_t *ctl,
                      rf_rejection_t *rej)
 {
-        json_error_t jerr;
-        char text[sizeof(jerr.text)];
         json_t *root = NULL, *v, *surf = NULL;
         const char *type, *run_id, *to = "";
         size_t total, n = 0;
@@ -89,30 +79,8 @@ int rf_run_ctl_parse(const char *key, size_t key_len, const char *buf,
                           lim->max_id_len);
                 return RF_EINVAL;
         }
-        if (len > lim->max_record_bytes) {
-                rf_reject(rej, RF_REJ_TOO_LARGE,
-                          "record of %zu bytes is over the limit of %zu", len,
-                          lim->max_record_bytes);
+        if (!(root = rf_json_load_object(buf, len, lim, rej)))
                 return RF_EINVAL;
-        }
-        if (rf_json_too_deep(buf, len, lim->max_json_depth)) {
-                rf_reject(rej, RF_REJ_TOO_DEEP,
-                          "JSON nested deeper than %d levels",
-                          lim->max_json_depth);
-                return RF_EINVAL;
-        }
-        root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                          &jerr);
-        if (!root) {
-                safe_copy(text, sizeof(text), jerr.text);
-                rf_reject(rej, RF_REJ_INVALID_JSON,
-                          "invalid JSON at byte %d: %s", jerr.position, text);
-                return RF_EINVAL;
-        }
-        if (!json_is_object(root)) {
-                rf_reject(rej, RF_REJ_INVALID_JSON, "not a JSON object");
-                goto fail;
-        }
 
         /* required fields, in schema order */
         if (!(v = json_object_get(root, "run_id"))) {

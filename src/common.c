@@ -422,3 +422,44 @@ uint8_t rf_cur_u8(rf_cur_t *c)
         }
         return (uint8_t)*c->p++;
 }
+
+/* ---- id set -------------------------------------------------------------*/
+
+static uint64_t fnv1a(const char *s)
+{
+        uint64_t h = 1469598103934665603ULL;
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        return h;
+}
+
+void rf_idset_init(rf_idset_t *set, size_t n)
+{
+        size_t size = 16;
+
+        while (size < n * 2)
+                size <<= 1;
+        set->slot = rf_calloc(size, sizeof(*set->slot));
+        set->mask = size - 1;
+        set->cnt = 0;
+}
+
+int rf_idset_add(rf_idset_t *set, const char *id)
+{
+        size_t i = fnv1a(id) & set->mask;
+
+        while (set->slot[i]) {
+                if (!strcmp(set->slot[i], id))
+                        return 1;
+                i = (i + 1) & set->mask;
+        }
+        set->slot[i] = id;
+        set->cnt++;
+        return 0;
+}
+
+void rf_idset_free(rf_idset_t *set)
+{
+        free(set->slot);
+        memset(set, 0, sizeof(*set));
+}

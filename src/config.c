@@ -85,6 +85,11 @@ static int check_log_level(const char *v)
         return rf_log_level_parse(v) < 0 ? -1 : 0;
 }
 
+static int check_compression(const char *v)
+{
+        return strcmp(v, "lz4") && strcmp(v, "none") ? -1 : 0;
+}
+
 /* "" or "HH:MM" (24-hour clock, UTC). */
 static int check_hhmm(const char *v)
 {
@@ -118,8 +123,8 @@ static const struct conf_row conf_table[] = {
           "Write the bound HTTP host:port to this file once listening."),
         C(INT, "http.threads", http_threads, "4", 1, 256,
           "HTTP worker threads."),
-        C(INT, "http.max_connections", http_max_connections, "1024", 1,
-          100000, "Most concurrent HTTP connections."),
+        C(INT, "http.max_connections", http_max_connections, "1024", 1, 100000,
+          "Most concurrent HTTP connections."),
         C(INT, "http.max_body_bytes", http_max_body_bytes, "1048576", KIB,
           64 * MIB, "Largest request body (batchGet) in bytes; larger: 413."),
         C(INT, "http.default_limit", http_default_limit, "20", 1, 100000,
@@ -130,6 +135,12 @@ static const struct conf_row conf_table[] = {
           INT64_C(1000000000),
           "/readyz: ready once every partition is at most this many records "
           "behind."),
+        C(STR, "http.advertise", http_advertise, "",
+          "Address other instances redirect our subjects' reads to; \"\" = "
+          "http.addr."),
+        C(STR, "cluster.instance_id", cluster_instance_id, "",
+          "Unique name of this instance in recs.members.v1; \"\" = "
+          "http.advertise."),
         C(STR, "kafka.brokers", brokers, "",
           "Kafka bootstrap servers (host:port,...); empty = embedded broker."),
         C(STR, "kafka.group_id", group_id, "recfresh",
@@ -158,10 +169,18 @@ static const struct conf_row conf_table[] = {
           "RocksDB block cache size in MiB."),
         C(INT, "store.write_buffer_mb", write_buffer_mb, "64", 1, 4096,
           "RocksDB write buffer (memtable) size in MiB."),
+        C(DUR, "store.purge_compact_after", purge_compact_after_ms, "1h", 0,
+          7 * DAY_MS,
+          "Compact all data this long after a consent purge; 0 = never."),
+        C(INT, "store.manifest_roll_kb", manifest_roll_kb, "256", 1, 1048576,
+          "Roll the RocksDB MANIFEST (it logs SST boundary keys) past this."),
+        C(CHOICE, "store.compression", store_compression, "lz4",
+          check_compression, "lz4, none",
+          "Block compression of the store's SST files."),
         C(STR, "eventlog.dir", eventlog_dir, "",
           "Archive applied records here, for replay; \"\" = off."),
-        C(DUR, "eventlog.rotate", eventlog_rotate_ms, "1h", SEC_MS,
-          7 * DAY_MS, "Start a new event-log segment after this long."),
+        C(DUR, "eventlog.rotate", eventlog_rotate_ms, "1h", SEC_MS, 7 * DAY_MS,
+          "Start a new event-log segment after this long."),
         C(DUR, "eventlog.retention", eventlog_retention_ms, "168h", 0,
           365 * DAY_MS,
           "Delete event-log segments older than this (privacy); 0 = keep."),
@@ -186,8 +205,7 @@ static const struct conf_row conf_table[] = {
           7 * DAY_MS,
           "Period of the incremental refresh of active subjects; 0 = off."),
         C(DUR, "recompute.active_within", rc_active_within, "1h", SEC_MS,
-          30 * DAY_MS,
-          "Incremental refresh: subjects active this recently."),
+          30 * DAY_MS, "Incremental refresh: subjects active this recently."),
         C(DUR, "recompute.expiry_horizon", rc_expiry_horizon, "1h", 0,
           30 * DAY_MS,
           "Incremental refresh: lists expired or expiring within this."),
@@ -204,8 +222,8 @@ static const struct conf_row conf_table[] = {
           "pending."),
         C(INT, "runs.keep_versions", runs_keep_versions, "2", 2, 100,
           "Batch run versions kept, the active one included (rollback)."),
-        C(DUR, "runs.completion_timeout", runs_completion_timeout_ms, "10m",
-          0, 7 * DAY_MS,
+        C(DUR, "runs.completion_timeout", runs_completion_timeout_ms, "10m", 0,
+          7 * DAY_MS,
           "Wait after run_completed for expected_lists, then validate."),
         C(DUR, "runs.settle", runs_settle_ms, "2s", 0, HOUR_MS,
           "Without expected_lists: validate after this long without lists."),

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "recfresh/cluster.h"
 #include "recfresh/consumer.h"
 #include "recfresh/kafka.h"
 #include "recfresh/keys.h"
@@ -21,7 +22,25 @@ struct rf_consumer {
         int items_ready;
         int turn; /* which queue is read first */
         int64_t next_tick_ms;
+
+        /* Subject partitions (cluster.h): which we own, and their rebuild
+         * up to the high watermark seen at assignment. */
+        rf_subject_parts_t sp;
+        int64_t *target; /* [topic * RF_CLUSTER_MAX_PARTS + p], -1 unknown */
+        int64_t *low;    /* low watermark seen with the target */
+        int64_t next_ready_ms;
 };
+
+/* target[] before the end offset at assignment is known: */
+#define TARGET_CACHED (-1) /* take the first watermark a fetch reports */
+#define TARGET_QUERY  (-2) /* one was cached before: ask the broker */
+
+/* @returns 1 for the subject-scoped input topics (read by the group). */
+static int subject_topic(int t)
+{
+        return t >= 0 && !strcmp(rf_topic(t)->scope, "subject") &&
+               !strcmp(rf_topic(t)->direction, "input");
+}
 
 static int64_t stored_offset(rf_store_t *st, const char *topic, int32_t part)
 {
@@ -48,6 +67,119 @@ static void set_stored_offsets(rf_store_t *st,
                     st, parts->elems[i].topic, parts->elems[i].partition);
 }
 
+/* Deletes the stored offsets of subject partitions we do not own, so a
+ * later assignment rebuilds them from the start: their state is swept
+ * (cluster.h) and may be missing anything applied meanwhile elsewhere. */
+static void forget_unowned(rf_consumer_t *c)
+{
+        rf_iter_t *it = rf_iter_new(c->st, NULL, RF_CF_OFFSETS, NULL, 0);
+        rf_txn_t *txn = rf_txn_new(c->st);
+        char errstr[256];
+
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                size_t tlen = strnlen(k, klen);
+                char topic[256];
+                if (tlen + 5 != klen || tlen >= sizeof(topic))
+                        continue;
+                memcpy(topic, k, tlen);
+                topic[tlen] = '\0';
+                const unsigned char *pb = (const unsigned char *)k + tlen + 1;
+                uint32_t p = (uint32_t)pb[0] << 24 | (uint32_t)pb[1] << 16 |
+                             (uint32_t)pb[2] << 8 | pb[3];
+                if (!subject_topic(rf_topic_by_name(topic)))
+                        continue;
+                if (p < RF_CLUSTER_MAX_PARTS && c->sp.owned[p])
+                        continue;
+                rf_txn_delete(txn, RF_CF_OFFSETS, k, klen);
+        }
+        rf_iter_destroy(it);
+        if (rf_txn_count(txn)) {
+                size_t n = rf_txn_count(txn);
+                if (rf_txn_commit(txn, errstr, sizeof(errstr)))
+                        rf_log_error("consumer",
+                                     "deleting offsets of partitions we "
+                                     "lost: %s",
+                                     errstr);
+                else
+                        rf_log_info("consumer",
+                                    "forgot the offsets of %zu subject "
+                                    "partitions we do not own",
+                                    n);
+        }
+        rf_txn_destroy(txn);
+}
+
+/* The group gave us \p parts (all of them, or with the cooperative protocol
+ * the ones added). */
+static void subject_assigned(rf_consumer_t *c,
+                             const rd_kafka_topic_partition_list_t *parts,
+                             int coop)
+{
+        rf_subject_parts_t *sp = &c->sp;
+        unsigned char was[RF_CLUSTER_MAX_PARTS];
+
+        memcpy(was, sp->owned, sizeof(was));
+        if (!coop)
+                memset(sp->owned, 0, sizeof(sp->owned));
+        for (int i = 0; i < parts->cnt; i++) {
+                int32_t p = parts->elems[i].partition;
+                if (p >= 0 && p < RF_CLUSTER_MAX_PARTS)
+                        sp->owned[p] = 1;
+                else
+                        rf_log_error("consumer",
+                                     "partition %d of %s is beyond the %d "
+                                     "recfresh handles",
+                                     (int)p, parts->elems[i].topic,
+                                     RF_CLUSTER_MAX_PARTS);
+        }
+        for (int p = 0; p < RF_CLUSTER_MAX_PARTS; p++) {
+                if (!sp->owned[p]) {
+                        sp->ready[p] = 0;
+                        continue;
+                }
+                if (sp->ready[p])
+                        continue; /* kept across the rebalance */
+                sp->lag[p] = -1;
+                for (int t = 0; t < RF_TOPIC__CNT; t++) {
+                        int64_t l = -1, h = -1;
+                        /* A watermark cached from an earlier assignment of
+                         * the partition may be stale: ask the broker. */
+                        if (subject_topic(t) &&
+                            !rd_kafka_get_watermark_offsets(
+                                c->subj, rf_topic(t)->name, p, &l, &h) &&
+                            h >= 0)
+                                c->target[t * RF_CLUSTER_MAX_PARTS + p] =
+                                    TARGET_QUERY;
+                        else
+                                c->target[t * RF_CLUSTER_MAX_PARTS + p] =
+                                    TARGET_CACHED;
+                }
+        }
+        forget_unowned(c);
+        if (memcmp(was, sp->owned, sizeof(was)))
+                sp->epoch++;
+        sp->assigned = 1;
+        sp->version++;
+        c->next_ready_ms = 0;
+}
+
+static void subject_revoked(rf_consumer_t *c,
+                            const rd_kafka_topic_partition_list_t *parts)
+{
+        /* Ready flags stay: a partition given back at the next assignment
+         * kept its state and offsets (the sweep only runs while assigned). */
+        for (int i = 0; i < parts->cnt; i++) {
+                int32_t p = parts->elems[i].partition;
+                if (p >= 0 && p < RF_CLUSTER_MAX_PARTS)
+                        c->sp.owned[p] = 0;
+        }
+        c->sp.assigned = 0;
+        c->sp.epoch++;
+        c->sp.version++;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -65,6 +197,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 else
                         r = rd_kafka_assign(rk, parts);
                 c->subj_assigned = 1;
+                subject_assigned(c, parts, coop);
                 rf_log_info("consumer", "assigned %d subject partitions",
                             parts->cnt);
         } else {
@@ -72,6 +205,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         e = rd_kafka_incremental_unassign(rk, parts);
                 else
                         r = rd_kafka_assign(rk, NULL);
+                subject_revoked(c, parts);
                 rf_log_info("consumer", "revoked %d subject partitions",
                             parts->cnt);
         }
@@ -96,6 +230,19 @@ static void assign_items(rf_consumer_t *c)
                 return;
         for (int i = 0; i < md->topic_cnt; i++) {
                 int t = rf_topic_by_name(md->topics[i].topic);
+                if (t == RF_TOPIC_LISTS && !md->topics[i].err &&
+                    md->topics[i].partition_cnt != c->sp.count) {
+                        c->sp.count = md->topics[i].partition_cnt;
+                        c->sp.version++;
+                }
+                if (subject_topic(t) && !md->topics[i].err && c->sp.count > 0 &&
+                    md->topics[i].partition_cnt != c->sp.count)
+                        rf_log_error("consumer",
+                                     "%s has %d partitions, recs.lists.v1 "
+                                     "%d: subject topics must have the same "
+                                     "count (see recfresh topics check)",
+                                     md->topics[i].topic,
+                                     md->topics[i].partition_cnt, c->sp.count);
                 if (t < 0 || strcmp(rf_topic(t)->scope, "item") ||
                     strcmp(rf_topic(t)->direction, "input") ||
                     md->topics[i].err)
@@ -162,6 +309,15 @@ static rd_kafka_t *new_consumer(const rf_config_t *conf, const char *brokers,
                 rd_kafka_conf_destroy(kc);
                 return NULL;
         }
+        /* The range assignor gives partition N of every subject topic to
+         * one member: a subject's lists, hides and consent stay together
+         * (cluster.h). Round-robin and sticky assignors would split them. */
+        if (!strcmp(role, "consumer") &&
+            rf_kafka_conf_set(kc, "partition.assignment.strategy", "range",
+                              errstr, errstr_size)) {
+                rd_kafka_conf_destroy(kc);
+                return NULL;
+        }
         rd_kafka_conf_set_opaque(kc, c);
         if (!strcmp(role, "consumer"))
                 rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
@@ -185,6 +341,10 @@ rf_consumer_t *rf_consumer_new(const rf_config_t *conf, const char *brokers,
         rd_kafka_resp_err_t err;
 
         c->st = st;
+        c->target = rf_calloc((size_t)RF_TOPIC__CNT * RF_CLUSTER_MAX_PARTS,
+                              sizeof(*c->target));
+        c->low = rf_calloc((size_t)RF_TOPIC__CNT * RF_CLUSTER_MAX_PARTS,
+                           sizeof(*c->low));
         snprintf(items_group, sizeof(items_group), "%s-items", conf->group_id);
         c->subj = new_consumer(conf, brokers, "consumer", conf->group_id, c,
                                errstr, errstr_size);
@@ -248,10 +408,85 @@ size_t rf_consumer_poll(rf_consumer_t *c, rd_kafka_message_t **msgs, size_t max)
         return out;
 }
 
+/* Rebuild progress of the owned subject partitions not ready yet: each is
+ * ready once every subject topic's partition is applied up to the high
+ * watermark the first fetch after the assignment reported. */
+static void check_ready(rf_consumer_t *c, int64_t now)
+{
+        rf_subject_parts_t *sp = &c->sp;
+        int changed = 0, pending = 0, queries = 0;
+
+        if (!sp->assigned || now < c->next_ready_ms)
+                return;
+        for (int p = 0; p < RF_CLUSTER_MAX_PARTS; p++) {
+                int64_t lag = 0;
+                int known = 1;
+                if (!sp->owned[p] || sp->ready[p])
+                        continue;
+                for (int t = 0; t < RF_TOPIC__CNT; t++) {
+                        int64_t *tg = &c->target[t * RF_CLUSTER_MAX_PARTS + p];
+                        int64_t *lo = &c->low[t * RF_CLUSTER_MAX_PARTS + p];
+                        if (!subject_topic(t))
+                                continue;
+                        if (*tg == TARGET_CACHED) {
+                                /* The first end offset a fetch reports
+                                 * after the assignment (cached: no broker
+                                 * round trip on this thread). */
+                                int64_t l = -1, h = -1;
+                                if (!rd_kafka_get_watermark_offsets(
+                                        c->subj, rf_topic(t)->name, p, &l,
+                                        &h) &&
+                                    h >= 0)
+                                        *tg = h, *lo = l > 0 ? l : 0;
+                        } else if (*tg == TARGET_QUERY && queries < 8) {
+                                int64_t l = -1, h = -1;
+                                queries++;
+                                if (!rd_kafka_query_watermark_offsets(
+                                        c->subj, rf_topic(t)->name, p, &l, &h,
+                                        1000) &&
+                                    h >= 0)
+                                        *tg = h, *lo = l > 0 ? l : 0;
+                        }
+                        if (*tg < 0) {
+                                known = 0;
+                                continue;
+                        }
+                        int64_t at = stored_offset(c->st, rf_topic(t)->name, p);
+                        if (at < *lo)
+                                at = *lo;
+                        if (*tg > at)
+                                lag += *tg - at;
+                }
+                int64_t nl = known ? lag : -1;
+                if (nl != sp->lag[p])
+                        sp->lag[p] = nl, changed = 1;
+                if (known && lag == 0) {
+                        sp->ready[p] = 1;
+                        changed = 1;
+                        rf_log_info("consumer",
+                                    "subject partition %d rebuilt: serving "
+                                    "it",
+                                    p);
+                } else {
+                        pending = 1;
+                }
+        }
+        if (changed)
+                sp->version++;
+        c->next_ready_ms = pending ? now + 100 : now + 1000;
+}
+
+const rf_subject_parts_t *rf_consumer_subject_parts(rf_consumer_t *c)
+{
+        check_ready(c, rf_mono_ms());
+        return &c->sp;
+}
+
 void rf_consumer_tick(rf_consumer_t *c)
 {
         int64_t now = rf_mono_ms();
 
+        check_ready(c, now);
         if (now < c->next_tick_ms)
                 return;
         c->next_tick_ms = now + (c->items_ready ? 10000 : 1000);
@@ -321,5 +556,7 @@ void rf_consumer_close(rf_consumer_t *c)
                 rd_kafka_consumer_close(c->items);
                 rd_kafka_destroy(c->items);
         }
+        free(c->target);
+        free(c->low);
         free(c);
 }

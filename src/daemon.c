@@ -20,6 +20,7 @@
 
 #include "recfresh/apply.h"
 #include "recfresh/broker.h"
+#include "recfresh/cluster.h"
 #include "recfresh/consumer.h"
 #include "recfresh/daemon.h"
 #include "recfresh/eventlog.h"
@@ -28,7 +29,9 @@
 #include "recfresh/kafka.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
+#include "recfresh/notify.h"
 #include "recfresh/outbox.h"
+#include "recfresh/purge.h"
 #include "recfresh/recompute.h"
 #include "recfresh/refresh.h"
 #include "recfresh/runs.h"
@@ -45,11 +48,13 @@ struct rf_daemon {
         rd_kafka_t *producer; /* outbox: DLQ and invalidations */
         rf_outbox_t *outbox;
         rf_fanout_t *fanout;
-        rf_queue_t *queue;       /* recompute queue (recompute.h) */
-        rd_kafka_t *rc_producer; /* its producer: recs.recompute.v1 */
-        rf_refresh_t *refresh;   /* scheduled refresh runs (refresh.h) */
-        rf_eventlog_t *elog;     /* event log archive, or NULL (eventlog.dir) */
-        rf_runs_t *runs;         /* batch runs upkeep and spool */
+        rf_compactor_t *compactor; /* privacy compaction after purges */
+        rf_queue_t *queue;         /* recompute queue (recompute.h) */
+        rd_kafka_t *rc_producer;   /* its producer: recs.recompute.v1 */
+        rf_refresh_t *refresh;     /* scheduled refresh runs (refresh.h) */
+        rf_eventlog_t *elog;   /* event log archive, or NULL (eventlog.dir) */
+        rf_runs_t *runs;       /* batch runs upkeep and spool */
+        rf_cluster_t *cluster; /* ownership and routing (cluster.h) */
         rf_apply_ctx_t ctx;
         int wake[2]; /* pipe: librdkafka queues and stop() */
         atomic_int stopping;
@@ -115,6 +120,7 @@ static void lag_update(rf_daemon_t *d)
                             "caught up: %zu partitions, at most %lld records "
                             "behind",
                             cnt, (long long)max);
+                rf_notify_ready("caught up; serving");
         }
         pthread_mutex_unlock(&d->mu);
 }
@@ -192,6 +198,11 @@ static void http_metrics(void *opaque, rf_buf_t *out)
         pthread_mutex_unlock(&d->mu);
         gauge(out, "recfresh_ready", "1 when /readyz answers ready.",
               http_ready(d, why, sizeof(why)));
+        pthread_mutex_lock(&d->mu);
+        rf_cluster_t *cl = d->cluster;
+        pthread_mutex_unlock(&d->mu);
+        if (cl)
+                rf_cluster_metrics(cl, out);
 
         rf_prom_head(out, "recfresh_store_keys", "gauge",
                      "Estimated keys per column family.");
@@ -224,6 +235,39 @@ static void http_metrics(void *opaque, rf_buf_t *out)
               (long long)d->conf->block_cache_mb * 1024 * 1024);
 }
 
+/* Any thread: who serves a subject (cluster.h). Until the cluster
+ * exists, nobody is known. */
+static void http_owner(void *opaque, const char *subject, rf_owner_t *out)
+{
+        rf_daemon_t *d = opaque;
+        rf_cluster_t *cl;
+
+        pthread_mutex_lock(&d->mu);
+        cl = d->cluster;
+        pthread_mutex_unlock(&d->mu);
+        if (cl) {
+                rf_cluster_owner(cl, subject, out);
+        } else {
+                memset(out, 0, sizeof(*out));
+                out->state = RF_OWNER_UNKNOWN;
+                out->partition = -1;
+        }
+}
+
+static void http_ready_parts(void *opaque, rf_buf_t *out)
+{
+        rf_daemon_t *d = opaque;
+        rf_cluster_t *cl;
+
+        pthread_mutex_lock(&d->mu);
+        cl = d->cluster;
+        pthread_mutex_unlock(&d->mu);
+        if (cl)
+                rf_cluster_partitions_json(cl, out);
+        else
+                rf_buf_append(out, "[]", 2);
+}
+
 /* Any thread: a read found an expired list. */
 static void read_recompute(void *opaque, const char *subject,
                            const char *surface, const char *context,
@@ -247,6 +291,8 @@ static int http_start(rf_daemon_t *d, char *errstr, size_t errstr_size)
                 .addr = d->conf->http_addr,
                 .serve = { d->st, d->conf, read_recompute, d, 0 },
                 .ready = http_ready,
+                .ready_parts = http_ready_parts,
+                .owner = http_owner,
                 .metrics = http_metrics,
                 .opaque = d,
         };
@@ -328,7 +374,10 @@ static rd_kafka_t *queue_producer(rf_daemon_t *d, char *errstr,
 
         if (!pc)
                 return NULL;
+        /* Keyed by subject: hash as the Java client does (cluster.h). */
         if (rf_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
+                              errstr_size) ||
+            rf_kafka_conf_set(pc, "partitioner", "murmur2_random", errstr,
                               errstr_size) ||
             rf_kafka_conf_set(pc, "linger.ms", "5", errstr, errstr_size)) {
                 rd_kafka_conf_destroy(pc);
@@ -342,12 +391,41 @@ static rd_kafka_t *queue_producer(rf_daemon_t *d, char *errstr,
         return rk;
 }
 
+/* Membership and routing: named by cluster.instance_id, else by the
+ * advertised address, else by host and pid. */
+static rf_cluster_t *cluster_new(rf_daemon_t *d, char *errstr,
+                                 size_t errstr_size)
+{
+        const char *adv = *d->conf->http_advertise ? d->conf->http_advertise
+                          : d->http                ? rf_http_addr(d->http)
+                                                   : "";
+        char id[256], host[128] = "localhost";
+        rf_cluster_t *cl;
+
+        if (*d->conf->cluster_instance_id) {
+                snprintf(id, sizeof(id), "%s", d->conf->cluster_instance_id);
+        } else if (*adv) {
+                snprintf(id, sizeof(id), "%s", adv);
+        } else {
+                gethostname(host, sizeof(host) - 1);
+                snprintf(id, sizeof(id), "%s-%d", host, (int)getpid());
+        }
+        cl = rf_cluster_new(d->conf, d->bootstraps, id, adv, errstr,
+                            errstr_size);
+        pthread_mutex_lock(&d->mu);
+        d->cluster = cl;
+        pthread_mutex_unlock(&d->mu);
+        return cl;
+}
+
 rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
         rf_daemon_t *d = rf_calloc(1, sizeof(*d));
         rf_store_opts_t so = { conf->store_sync, (size_t)conf->block_cache_mb,
-                               (size_t)conf->write_buffer_mb };
+                               (size_t)conf->write_buffer_mb,
+                               (size_t)conf->manifest_roll_kb,
+                               !strcmp(conf->store_compression, "none") };
         rd_kafka_conf_t *pc;
         char err[256];
 
@@ -381,6 +459,7 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                 goto fail;
         d->outbox = rf_outbox_new(d->st);
         d->fanout = rf_fanout_new(d->st);
+        d->compactor = rf_compactor_new(d->st, conf->purge_compact_after_ms);
         if (*conf->eventlog_dir &&
             !(d->elog =
                   rf_eventlog_open(conf->eventlog_dir, conf->eventlog_rotate_ms,
@@ -401,7 +480,10 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                                errstr_size);
         if (!pc)
                 goto fail;
+        /* Keyed by subject: hash as the Java client does (cluster.h). */
         if (rf_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
+                              errstr_size) ||
+            rf_kafka_conf_set(pc, "partitioner", "murmur2_random", errstr,
                               errstr_size) ||
             rf_kafka_conf_set(pc, "linger.ms", "5", errstr, errstr_size)) {
                 rd_kafka_conf_destroy(pc);
@@ -421,6 +503,8 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                 goto fail;
         d->msgs = rf_calloc((size_t)conf->consumer_batch, sizeof(*d->msgs));
         if (*conf->http_addr && http_start(d, errstr, errstr_size) != 0)
+                goto fail;
+        if (!(d->cluster = cluster_new(d, errstr, errstr_size)))
                 goto fail;
         return d;
 fail:
@@ -547,6 +631,42 @@ static int fanout_step(rf_daemon_t *d)
         return 0;
 }
 
+/* State of subjects we no longer own (cluster.h): one bounded step. */
+static int sweep_step(rf_daemon_t *d)
+{
+        char errstr[512];
+        size_t dropped = 0;
+        int r;
+
+        /* Fan-out jobs first: they walk index entries the sweep would
+         * delete, and their recompute requests must not be lost. */
+        if (!rf_cluster_sweep_pending(d->cluster) ||
+            rf_fanout_pending(d->fanout))
+                return 0;
+        d->ctx.now_ms = rf_now_ms();
+        r = rf_cluster_sweep_step(d->cluster, &d->ctx,
+                                  (size_t)d->conf->fanout_chunk, &dropped);
+        if (r == 0 && !rf_txn_count(d->ctx.txn))
+                return 0;
+        if (r == 0)
+                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
+        else
+                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
+        if (r != 0) {
+                RF_METRIC_INC(store_errors);
+                rf_log_error("daemon", "ownership sweep step failed: %s",
+                             errstr);
+                rf_txn_clear(d->ctx.txn);
+                rf_outbox_rollback(d->outbox);
+                rf_queue_rollback(d->queue);
+                rf_cluster_sweep_rollback(d->cluster);
+                return r;
+        }
+        rf_outbox_committed(d->outbox);
+        rf_queue_committed(d->queue);
+        return 0;
+}
+
 /* Scheduled refresh runs (refresh.h): one bounded step, committed with the
  * requests it queued. */
 static int refresh_step(rf_daemon_t *d)
@@ -591,7 +711,7 @@ int rf_daemon_run(rf_daemon_t *d)
                         break;
                 }
                 if (fanout_step(d) != 0 || runs_step(d) != 0 ||
-                    refresh_step(d) != 0) {
+                    refresh_step(d) != 0 || sweep_step(d) != 0) {
                         rc = 1;
                         break;
                 }
@@ -605,6 +725,11 @@ int rf_daemon_run(rf_daemon_t *d)
                                       memory_order_relaxed);
                 rf_queue_tick(d->queue, d->rc_producer, rf_now_ms());
                 rf_consumer_tick(d->consumer);
+                rf_compactor_tick(d->compactor, rf_mono_ms());
+                rf_cluster_update(d->cluster,
+                                  rf_consumer_subject_parts(d->consumer));
+                rf_cluster_tick(d->cluster);
+                rf_notify_watchdog(rf_mono_ms());
                 if (!atomic_load(&d->ready) && rf_consumer_ready(d->consumer)) {
                         atomic_store(&d->ready, 1);
                         rf_log_info("daemon", "consumers assigned");
@@ -612,7 +737,8 @@ int rf_daemon_run(rf_daemon_t *d)
                 lag_update(d);
 
                 if (n == 0 && !rf_fanout_pending(d->fanout) &&
-                    !rf_runs_busy(d->runs)) {
+                    !rf_runs_busy(d->runs) &&
+                    !rf_cluster_sweep_pending(d->cluster)) {
                         /* Idle: sleep until a queue has records, a stop, or
                          * the timeout (for outbox and upkeep). */
                         struct pollfd pfd = { d->wake[0], POLLIN, 0 };
@@ -630,6 +756,7 @@ int rf_daemon_run(rf_daemon_t *d)
         if (rc)
                 rf_daemon_set_degraded(d, "the apply loop stopped on an error");
         atomic_store(&d->stopping, 1); /* /readyz: not ready from now on */
+        rf_notify_stopping();
 
         /* Drain: the last batch is committed; deliver what the outbox holds
          * (bounded), so a clean stop leaves nothing behind. */
@@ -644,6 +771,8 @@ int rf_daemon_run(rf_daemon_t *d)
         /* Requests in flight: settle their acks; unacked ones are sent
          * again at the next start, same request_id. */
         rf_queue_flush(d->queue, d->rc_producer, 2000);
+        /* Out of the routing table; the group moves our partitions. */
+        rf_cluster_leave(d->cluster, 2000);
         rf_log_info("daemon",
                     "stopped (%s); %zu outbox records left for the "
                     "next start",
@@ -681,6 +810,7 @@ void rf_daemon_destroy(rf_daemon_t *d)
                 return;
         /* First: HTTP threads read the store and the lag snapshot. */
         rf_http_stop(d->http);
+        rf_cluster_destroy(d->cluster);
         rf_consumer_close(d->consumer);
         if (d->producer)
                 rd_kafka_destroy(d->producer);
@@ -694,6 +824,7 @@ void rf_daemon_destroy(rf_daemon_t *d)
         rf_eventlog_close(d->elog);
         rf_runs_destroy(d->runs);
         rf_outbox_destroy(d->outbox);
+        rf_compactor_destroy(d->compactor); /* joins before the close */
         rf_store_close(d->st);
         rf_broker_destroy(d->broker);
         free(d->bootstraps);

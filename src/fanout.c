@@ -27,6 +27,7 @@ struct rf_fanout {
         size_t pending;    /* jobs in the store, incl. uncommitted */
         uint64_t size_seq; /* job whose lists are being counted */
         uint64_t size_cnt; /* lists it invalidated so far (this process) */
+        uint64_t head_seq; /* no job is stored below this id */
 };
 
 typedef struct job {
@@ -43,18 +44,20 @@ typedef struct job {
 static void fanout_scan(rf_fanout_t *fo)
 {
         rf_iter_t *it = rf_iter_new(fo->st, NULL, RF_CF_FANOUT, NULL, 0);
-        uint64_t last = 0;
+        uint64_t last = 0, first = 0;
 
         fo->pending = 0;
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen;
                 const char *k = rf_iter_key(it, &klen);
                 last = rf_key_seq_parse(k, klen);
-                fo->pending++;
+                if (!fo->pending++)
+                        first = last;
         }
         rf_iter_destroy(it);
         if (last + 1 > fo->next_seq)
                 fo->next_seq = last + 1;
+        fo->head_seq = fo->pending ? first : fo->next_seq;
 }
 
 rf_fanout_t *rf_fanout_new(rf_store_t *st)
@@ -274,26 +277,40 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
 
         *scanned = 0;
         while (fo->pending && *scanned < budget && r == 0) {
-                rf_iter_t *it =
-                    rf_iter_new(ctx->st, ctx->txn, RF_CF_FANOUT, NULL, 0);
+                rf_buf_t hk = { 0 };
                 job_t j = { 0 };
                 int done = 0;
 
-                if (!rf_iter_valid(it)) {
-                        rf_iter_destroy(it);
+                /* The oldest job, looked up by id from head_seq: ids are
+                 * given in order and jobs finish in order. An iterator from
+                 * the start of the column family would step over every
+                 * finished job's delete marker until compaction removes
+                 * them, which made fan-out quadratic in jobs (profiled:
+                 * 90% of the daemon's CPU at 5,000 events/s). */
+                for (; fo->head_seq < fo->next_seq; fo->head_seq++) {
+                        rf_buf_reset(&hk);
+                        rf_key_seq(&hk, fo->head_seq);
+                        r = rf_txn_get(ctx->txn, RF_CF_FANOUT, hk.data, hk.len,
+                                       &j.raw);
+                        if (r != RF_ENOENT)
+                                break;
+                        r = 0;
+                }
+                rf_buf_free(&hk);
+                if (r != 0) {
+                        rf_buf_free(&j.raw);
+                        break;
+                }
+                if (fo->head_seq >= fo->next_seq) {
+                        rf_buf_free(&j.raw);
                         fo->pending = 0;
                         break;
                 }
-                size_t klen, vlen;
-                const char *k = rf_iter_key(it, &klen);
-                const char *v = rf_iter_value(it, &vlen);
-                j.seq = rf_key_seq_parse(k, klen);
+                j.seq = fo->head_seq;
                 if (j.seq != fo->size_seq) {
                         fo->size_seq = j.seq;
                         fo->size_cnt = 0;
                 }
-                rf_buf_append(&j.raw, v, vlen);
-                rf_iter_destroy(it);
 
                 if (job_decode(&j) != 0) {
                         rf_buf_t jk = { 0 };
@@ -312,6 +329,10 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                 rf_buf_free(&j.raw);
                 if (!done)
                         break; /* budget used up */
+        }
+        if (r == 0 && ctx->err) {
+                r = ctx->err; /* a per-list hook failed: do not commit */
+                ctx->err = 0;
         }
         return r;
 }

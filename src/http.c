@@ -27,6 +27,7 @@
 
 #define LISTS_PREFIX   "/v1/lists/"
 #define BATCH_PATH     "/v1/lists:batchGet"
+#define ROUTING_PREFIX "/v1/routing/"
 #define CONN_MEMORY    (64 * 1024) /* per connection: request line, headers */
 #define CONN_TIMEOUT   30          /* seconds a connection may idle */
 #define LISTEN_BACKLOG 1024
@@ -38,6 +39,7 @@ enum route {
         R_METRICS,
         R_HEALTHZ,
         R_READYZ,
+        R_ROUTING,
         R_OTHER,
         R__CNT
 };
@@ -45,13 +47,13 @@ enum route {
 static const char *const route_names[R__CNT] = {
         [R_LIST] = "list",       [R_BATCH] = "batch_get",
         [R_METRICS] = "metrics", [R_HEALTHZ] = "healthz",
-        [R_READYZ] = "readyz",   [R_OTHER] = "other",
+        [R_READYZ] = "readyz",   [R_ROUTING] = "routing",
+        [R_OTHER] = "other",
 };
 
 /* Status codes counted per route; anything else counts as the last. */
-static const unsigned codes[] = {
-        200, 400, 404, 405, 413, 414, 415, 500, 503, 0
-};
+static const unsigned codes[] = { 200, 307, 400, 404, 405, 413,
+                                  414, 415, 421, 500, 503, 0 };
 #define CODE_CNT RF_ARRAY_SIZE(codes)
 
 struct rf_http {
@@ -163,10 +165,12 @@ static size_t code_index(unsigned status)
         return CODE_CNT - 1;
 }
 
-/* Queues \p body (taken) as the response. */
-static enum MHD_Result reply(rf_http_t *h, struct MHD_Connection *conn,
-                             req_t *rq, unsigned status, const char *ctype,
-                             rf_buf_t *body, const char *allow)
+/* Queues \p body (taken) as the response, with header \p hname: \p hval
+ * when both are set. */
+static enum MHD_Result reply_hdr(rf_http_t *h, struct MHD_Connection *conn,
+                                 req_t *rq, unsigned status, const char *ctype,
+                                 rf_buf_t *body, const char *hname,
+                                 const char *hval)
 {
         struct MHD_Response *resp;
         enum MHD_Result r;
@@ -186,14 +190,22 @@ static enum MHD_Result reply(rf_http_t *h, struct MHD_Connection *conn,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
                                 "no-store");
-        if (allow)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        if (hname && hval)
+                MHD_add_response_header(resp, hname, hval);
         r = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
         atomic_fetch_add_explicit(&h->requests[rq->route][code_index(status)],
                                   1, memory_order_relaxed);
         rq->replied = 1;
         return r;
+}
+
+static enum MHD_Result reply(rf_http_t *h, struct MHD_Connection *conn,
+                             req_t *rq, unsigned status, const char *ctype,
+                             rf_buf_t *body, const char *allow)
+{
+        return reply_hdr(h, conn, rq, status, ctype, body,
+                         MHD_HTTP_HEADER_ALLOW, allow);
 }
 
 static enum MHD_Result reply_json(rf_http_t *h, struct MHD_Connection *conn,
@@ -234,6 +246,9 @@ static enum MHD_Result reply_error(rf_http_t *h, struct MHD_Connection *conn,
                 break;
         case MHD_HTTP_INTERNAL_SERVER_ERROR:
                 code = "internal";
+                break;
+        case MHD_HTTP_SERVICE_UNAVAILABLE:
+                code = "unavailable";
                 break;
         default:
                 code = "bad_request";
@@ -353,6 +368,108 @@ static int serve_one(rf_http_t *h, const rf_serve_req_t *sreq, rf_buf_t *out)
         return r;
 }
 
+/* ---- ownership (cluster.h) ----------------------------------------------*/
+
+static void owner_of(rf_http_t *h, const char *subject, rf_owner_t *o)
+{
+        if (h->hc.owner) {
+                h->hc.owner(h->hc.opaque, subject, o);
+        } else {
+                memset(o, 0, sizeof(*o));
+                o->state = RF_OWNER_LOCAL;
+                o->partition = -1;
+        }
+}
+
+static void owner_json(rf_buf_t *out, const char *subject, const rf_owner_t *o)
+{
+        rf_buf_printf(out, "{\"subject_id\":");
+        rf_json_str(out, subject);
+        rf_buf_printf(out, ",\"partition\":");
+        if (o->partition >= 0)
+                rf_buf_printf(out, "%d", (int)o->partition);
+        else
+                rf_buf_printf(out, "null");
+        rf_buf_printf(out, ",\"partitions\":%d,\"state\":\"%s\",\"owner\":",
+                      (int)o->partitions, rf_owner_state2str(o->state));
+        if (o->state == RF_OWNER_UNKNOWN) {
+                rf_buf_printf(out, "null}");
+                return;
+        }
+        rf_buf_printf(out, "{\"instance_id\":");
+        rf_json_str(out, o->instance_id);
+        rf_buf_printf(out, ",\"http\":");
+        rf_json_str(out, o->addr);
+        rf_buf_printf(out, "}}");
+}
+
+/* Answers a read this instance does not serve: 307 to the owner, or 503
+ * (rebuilding, owner unknown or without an address). \p target is the raw
+ * path and query to redirect to. */
+static enum MHD_Result reply_not_here(rf_http_t *h, struct MHD_Connection *conn,
+                                      req_t *rq, const char *subject,
+                                      const rf_owner_t *o, const char *target)
+{
+        rf_buf_t body = { 0 };
+        char *loc;
+
+        if (o->state == RF_OWNER_REMOTE && *o->addr) {
+                size_t n = strlen(o->addr) + strlen(target) + 8;
+                loc = keep(rq, rf_malloc(n));
+                snprintf(loc, n, "http://%s%s", o->addr, target);
+                rf_buf_printf(&body, "{\"redirect\":");
+                rf_json_str(&body, loc);
+                rf_buf_printf(&body, ",\"routing\":");
+                owner_json(&body, subject, o);
+                rf_buf_printf(&body, "}\n");
+                return reply_hdr(h, conn, rq, MHD_HTTP_TEMPORARY_REDIRECT,
+                                 "application/json", &body,
+                                 MHD_HTTP_HEADER_LOCATION, loc);
+        }
+        rf_buf_printf(&body, "{\"error\":{\"code\":\"unavailable\","
+                             "\"message\":");
+        rf_json_str(&body, o->state == RF_OWNER_REBUILDING
+                               ? "partition being rebuilt on this instance; "
+                                 "retry"
+                           : o->state == RF_OWNER_REMOTE
+                               ? "owner has no advertised HTTP address "
+                                 "(http.advertise)"
+                               : "no owner known for this subject yet "
+                                 "(rebalance in progress); retry");
+        rf_buf_printf(&body, ",\"routing\":");
+        owner_json(&body, subject, o);
+        rf_buf_printf(&body, "}}\n");
+        return reply_hdr(h, conn, rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "application/json", &body, MHD_HTTP_HEADER_RETRY_AFTER,
+                         "1");
+}
+
+static enum MHD_Result handle_routing(rf_http_t *h, struct MHD_Connection *conn,
+                                      req_t *rq, const char *path)
+{
+        const char *rest = path + strlen(ROUTING_PREFIX), *subject;
+        rf_buf_t body = { 0 };
+        rf_owner_t o;
+        char err[256];
+        unsigned st;
+
+        if (strchr(rest, '/'))
+                return reply_error(h, conn, rq, MHD_HTTP_NOT_FOUND, NULL,
+                                   "expected /v1/routing/{subject_id}");
+        if ((st = decode_id(rq, "subject_id", rest, strlen(rest),
+                            (size_t)h->hc.serve.conf->max_id_len, 0, 0,
+                            &subject, err, sizeof(err))))
+                return reply_error(h, conn, rq, st, NULL, "%s", err);
+        owner_of(h, subject, &o);
+        owner_json(&body, subject, &o);
+        rf_buf_append(&body, "\n", 1);
+        if (o.state == RF_OWNER_UNKNOWN)
+                return reply_hdr(h, conn, rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 "application/json", &body,
+                                 MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        return reply_json(h, conn, rq, MHD_HTTP_OK, &body);
+}
+
 static enum MHD_Result handle_list(rf_http_t *h, struct MHD_Connection *conn,
                                    req_t *rq, const char *path)
 {
@@ -417,6 +534,21 @@ static enum MHD_Result handle_list(rf_http_t *h, struct MHD_Connection *conn,
                                            (long long)conf->http_max_limit);
         }
 
+        rf_owner_t o;
+        owner_of(h, sreq.subject_id, &o);
+        if (o.state != RF_OWNER_LOCAL) {
+                /* The same path and (raw) query on the owner. */
+                rf_buf_t target = { 0 };
+                rf_buf_printf(&target, "%s", path);
+                for (size_t i = 0; i < q.cnt; i++)
+                        rf_buf_printf(&target, "%c%s=%s", i ? '&' : '?',
+                                      q.key[i], q.val[i]);
+                char *t = keep(rq, rf_malloc(target.len + 1));
+                memcpy(t, target.data, target.len);
+                t[target.len] = '\0';
+                rf_buf_free(&target);
+                return reply_not_here(h, conn, rq, sreq.subject_id, &o, t);
+        }
         if (serve_one(h, &sreq, &body) != 0) {
                 rf_buf_free(&body);
                 return reply_error(h, conn, rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -550,6 +682,59 @@ static unsigned batch_parse(rf_http_t *h, json_t *root, rf_serve_req_t *reqs,
         return 0;
 }
 
+/* Checks that this instance serves every subject of a batch; if not, sets
+ * *here to 0 and answers in *res: 307 when one other instance owns them
+ * all, 503 when some are being rebuilt or have no known owner, else 421
+ * with each request's owner. */
+static void batch_owners(rf_http_t *h, struct MHD_Connection *conn, req_t *rq,
+                         const rf_serve_req_t *reqs, size_t cnt, int *here,
+                         enum MHD_Result *res)
+{
+        rf_owner_t o, first = { 0 };
+        int remote = 0, local = 0, wait = -1;
+        rf_buf_t body = { 0 };
+
+        for (size_t i = 0; i < cnt; i++) {
+                owner_of(h, reqs[i].subject_id, &o);
+                if (o.state == RF_OWNER_LOCAL) {
+                        local = 1;
+                } else if (o.state == RF_OWNER_REMOTE && *o.addr) {
+                        if (!remote++)
+                                first = o;
+                        else if (strcmp(first.addr, o.addr))
+                                remote = -1000; /* several owners */
+                } else if (wait < 0) {
+                        wait = (int)i;
+                }
+        }
+        if (wait < 0 && !remote)
+                return;
+        *here = 0;
+        if (wait >= 0) {
+                owner_of(h, reqs[wait].subject_id, &o);
+                *res = reply_not_here(h, conn, rq, reqs[wait].subject_id, &o,
+                                      BATCH_PATH);
+                return;
+        }
+        if (!local && remote > 0) {
+                *res = reply_not_here(h, conn, rq, reqs[0].subject_id, &first,
+                                      BATCH_PATH);
+                return;
+        }
+        rf_buf_printf(&body, "{\"error\":{\"code\":\"misdirected\","
+                             "\"message\":\"the subjects of this batch are "
+                             "owned by several instances: split it by "
+                             "owner\",\"routing\":[");
+        for (size_t i = 0; i < cnt; i++) {
+                owner_of(h, reqs[i].subject_id, &o);
+                if (i)
+                        rf_buf_append(&body, ",", 1);
+                owner_json(&body, reqs[i].subject_id, &o);
+        }
+        rf_buf_printf(&body, "]}}\n");
+        *res = reply_json(h, conn, rq, MHD_HTTP_MISDIRECTED_REQUEST, &body);
+}
+
 static enum MHD_Result handle_batch(rf_http_t *h, struct MHD_Connection *conn,
                                     req_t *rq)
 {
@@ -571,6 +756,14 @@ static enum MHD_Result handle_batch(rf_http_t *h, struct MHD_Connection *conn,
         if ((st = batch_parse(h, root, reqs, &cnt, err, sizeof(err)))) {
                 json_decref(root);
                 return reply_error(h, conn, rq, st, NULL, "%s", err);
+        }
+        if (h->hc.owner) {
+                enum MHD_Result r;
+                int here = 1;
+                if (batch_owners(h, conn, rq, reqs, cnt, &here, &r), !here) {
+                        json_decref(root);
+                        return r;
+                }
         }
         rf_buf_printf(&body, "{\"responses\":[");
         for (size_t i = 0; i < cnt; i++) {
@@ -617,6 +810,15 @@ static void render_http_metrics(rf_http_t *h, rf_buf_t *out)
                 }
 }
 
+/* Appends ,"partitions":[...] to /readyz when the daemon reports them. */
+static void ready_parts(rf_http_t *h, rf_buf_t *body)
+{
+        if (!h->hc.ready_parts)
+                return;
+        rf_buf_printf(body, ",\"partitions\":");
+        h->hc.ready_parts(h->hc.opaque, body);
+}
+
 static enum MHD_Result handle_fixed(rf_http_t *h, struct MHD_Connection *conn,
                                     req_t *rq)
 {
@@ -633,11 +835,14 @@ static enum MHD_Result handle_fixed(rf_http_t *h, struct MHD_Connection *conn,
                         rf_buf_printf(&body,
                                       "{\"status\":\"not_ready\",\"reason\":");
                         rf_json_str(&body, why);
+                        ready_parts(h, &body);
                         rf_buf_printf(&body, "}\n");
                         return reply_json(h, conn, rq,
                                           MHD_HTTP_SERVICE_UNAVAILABLE, &body);
                 }
-                rf_buf_printf(&body, "{\"status\":\"ready\"}\n");
+                rf_buf_printf(&body, "{\"status\":\"ready\"");
+                ready_parts(h, &body);
+                rf_buf_printf(&body, "}\n");
                 return reply_json(h, conn, rq, MHD_HTTP_OK, &body);
         default: /* R_METRICS */
                 rf_metrics_render(&body);
@@ -678,6 +883,10 @@ static const char *route_of(const char *path, req_t *rq)
                 rq->route = R_LIST;
                 return "GET, HEAD";
         }
+        if (!strncmp(path, ROUTING_PREFIX, strlen(ROUTING_PREFIX))) {
+                rq->route = R_ROUTING;
+                return "GET, HEAD";
+        }
         rq->route = R_OTHER;
         return NULL;
 }
@@ -700,8 +909,9 @@ static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
                 return reply_error(h, conn, rq, MHD_HTTP_NOT_FOUND, NULL,
                                    "no such endpoint (see /v1/lists/"
                                    "{subject_id}/{surface}, "
-                                   "/v1/lists:batchGet, /metrics, /healthz, "
-                                   "/readyz)");
+                                   "/v1/lists:batchGet, "
+                                   "/v1/routing/{subject_id}, /metrics, "
+                                   "/healthz, /readyz)");
         if (rq->route == R_BATCH ? strcmp(method, "POST") != 0 : !is_get)
                 return reply_error(h, conn, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
                                    allow,
@@ -771,6 +981,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                 return handle_list(h, conn, rq, url);
         case R_BATCH:
                 return handle_batch(h, conn, rq);
+        case R_ROUTING:
+                return handle_routing(h, conn, rq, url);
         default:
                 return handle_fixed(h, conn, rq);
         }
@@ -801,6 +1013,11 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
         (void)conn;
         return strlen(s);
 }
+
+/* libmicrohttpd's format strings: checked as printf formats by the
+ * attribute, so -Wformat-nonliteral has nothing to say. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {

@@ -93,8 +93,8 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
                          * list_id tie-break makes the winner independent of
                          * arrival order. */
                         RF_METRIC_INC(lists_stale);
-                        rf_trace(ctx, .kind = RF_TRACE_LIST_STALE,
-                                 .list = list, .held = old);
+                        rf_trace(ctx, .kind = RF_TRACE_LIST_STALE, .list = list,
+                                 .held = old);
                         r = RF_ESTALE;
                         goto done;
                 } else {

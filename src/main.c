@@ -24,7 +24,8 @@ static const struct command {
           "--what-if-set" },
         { "export", rf_cmd_export,
           "write the input topics between two times to event-log files" },
-        { "digest", rf_cmd_digest, "print a digest of a store's logical state" },
+        { "digest", rf_cmd_digest,
+          "print a digest of a store's logical state" },
         { "checkpoint", rf_cmd_checkpoint,
           "write a checkpoint of a stopped store (to seed a replay)" },
         { "refresh", rf_cmd_refresh,
@@ -35,6 +36,8 @@ static const struct command {
           "batch runs: list, show RUN, rollback [--to RUN]" },
         { "load", rf_cmd_load,
           "bulk-load a batch file of lists as one run (SST ingestion)" },
+        { "topics", rf_cmd_topics,
+          "create or check the topics of topics/ (Admin API): create|check" },
         { "config", rf_cmd_config,
           "print the effective config (--dump) or every option (--help)" },
 };

@@ -24,49 +24,13 @@ const char *rf_read_status2str(rf_read_status_t s)
         return "unknown";
 }
 
-/* A small open-addressing set of item ids, for the duplicate filter. */
-typedef struct idset {
-        const char **slot;
-        size_t mask;
-} idset_t;
-
-static uint64_t fnv1a(const char *s)
-{
-        uint64_t h = 1469598103934665603ULL;
-        for (; *s; s++)
-                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-        return h;
-}
-
-static void idset_init(idset_t *set, size_t n)
-{
-        size_t size = 16;
-        while (size < n * 2)
-                size <<= 1;
-        set->slot = rf_calloc(size, sizeof(*set->slot));
-        set->mask = size - 1;
-}
-
-/* @returns 1 if \p id was already in the set, else adds it. */
-static int idset_add(idset_t *set, const char *id)
-{
-        size_t i = fnv1a(id) & set->mask;
-        while (set->slot[i]) {
-                if (!strcmp(set->slot[i], id))
-                        return 1;
-                i = (i + 1) & set->mask;
-        }
-        set->slot[i] = id;
-        return 0;
-}
-
 int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                  const rf_read_req_t *req, rf_read_result_t *res)
 {
         const char *ctx_key = req->context_key ? req->context_key : "";
         rf_buf_t k = { 0 }, v = { 0 };
         rf_checker_t ck;
-        idset_t seen;
+        rf_idset_t seen;
         int r;
 
         memset(res, 0, sizeof(*res));
@@ -100,13 +64,13 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
         res->served = rf_calloc(want < l->item_cnt ? want : l->item_cnt,
                                 sizeof(*res->served));
         rf_checker_init(&ck, st, NULL, req->subject_id, l->region);
-        idset_init(&seen, l->item_cnt);
+        rf_idset_init(&seen, l->item_cnt);
         for (size_t i = 0; i < l->item_cnt && res->served_cnt < want; i++) {
                 const rf_entry_t *e = &l->items[i];
                 rf_filter_t f;
 
                 res->scanned++;
-                if (idset_add(&seen, e->item_id))
+                if (rf_idset_add(&seen, e->item_id))
                         f = RF_FILTER_DUPLICATE;
                 else
                         f = rf_checker_check(&ck, e);
@@ -118,8 +82,15 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                 res->served[res->served_cnt].position = (uint32_t)i;
                 res->served_cnt++;
         }
-        free(seen.slot);
+        rf_idset_free(&seen);
+        r = ck.err;
         rf_checker_clear(&ck);
+        if (r != 0) {
+                /* Entries that could not be checked are never served: the
+                 * read fails instead. */
+                rf_read_result_clear(res);
+                return r;
+        }
         return 0;
 }
 

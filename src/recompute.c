@@ -35,6 +35,7 @@
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/recompute.h"
+#include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
 
@@ -808,10 +809,34 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
             rf_consent_blocks(ctx->st, ctx->txn, ctx->conf, lk.subject,
                               lk.surface))
                 return; /* not servable: nothing to recompute */
-        r = rf_txn_get(ctx->txn, RF_CF_LISTS, list_key, klen, &v);
+        /* Index entries of batch-run lists carry "\0run_id" after the list
+         * key. Recompute only for the list reads serve (rf_runs_lookup:
+         * active run or newer incremental list); the other version's own
+         * index entry, if it is the served one, queues it. */
+        size_t base = klen;
+        const char *run = "";
+        const char *p1 = memchr(list_key, '\0', klen);
+        const char *p2 =
+            p1 ? memchr(p1 + 1, '\0', klen - (size_t)(p1 + 1 - list_key))
+               : NULL;
+        const char *p3 =
+            p2 ? memchr(p2 + 1, '\0', klen - (size_t)(p2 + 1 - list_key))
+               : NULL;
+        if (p3) {
+                base = (size_t)(p3 - list_key);
+                run = p3 + 1;
+        }
+        r = rf_runs_lookup(ctx->st, lk.surface, list_key, base, &v);
         if (r || rf_list_decode(v.data, v.len, &list)) {
                 rf_buf_free(&v);
                 return; /* the list is gone: nothing to recompute */
+        }
+        size_t run_len = p3 ? klen - base - 1 : 0;
+        if (strlen(list->run_id) != run_len ||
+            memcmp(list->run_id, run, run_len) != 0) {
+                rf_list_destroy(list);
+                rf_buf_free(&v);
+                return; /* not the version reads serve */
         }
         if (rf_checker_init(&ck, ctx->st, ctx->txn, lk.subject, list->region)) {
                 rf_list_destroy(list);
@@ -851,9 +876,11 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                                  .entity_id = entity_id,
                                  .detail = urgent ? "urgent: below min_valid"
                                                   : add.reason_type);
-                else if (r != RF_EBLOCKED)
+                else if (r != RF_EBLOCKED) {
                         rf_log_error("queue", "queueing a recompute: %s",
                                      rf_err2str(r));
+                        ctx->err = r; /* never commit without it */
+                }
         }
         rf_list_destroy(list);
         rf_buf_free(&v);
@@ -1398,4 +1425,9 @@ int rf_queue_scan_stats(rf_store_t *st, rf_queue_stats_t *out)
         }
         rf_iter_destroy(it);
         return 0;
+}
+
+rf_store_t *rf_queue_store(const rf_queue_t *q)
+{
+        return q->st;
 }

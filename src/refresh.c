@@ -341,6 +341,42 @@ static int step_active(const rf_refresh_src_t *src, rf_queue_t *q,
         rf_buf_free(&seek);
         return r;
 }
+/* Finished run records older than a week are dropped, so the hourly
+ * active runs do not grow the store forever. */
+#define RUN_KEEP_MS (7 * 24 * 3600 * 1000LL)
+
+static void prune_finished(rf_store_t *st, rf_txn_t *txn, const char *except,
+                           int64_t now_ms)
+{
+        rf_buf_t dead = { 0 };
+        size_t n = 0;
+        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_ACTIVITY, "R", 1);
+
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                rf_refresh_run_t run;
+                if (run_decode(k + 1, klen - 1, v, vlen, &run) != 0)
+                        continue;
+                if (run.done && now_ms - run.finished_at > RUN_KEEP_MS &&
+                    (klen - 1 != strlen(except) ||
+                     memcmp(k + 1, except, klen - 1))) {
+                        rf_buf_put_varint(&dead, klen);
+                        rf_buf_append(&dead, k, klen);
+                        n++;
+                }
+                rf_refresh_run_clear(&run);
+        }
+        rf_iter_destroy(it);
+        rf_cur_t c = { dead.data, dead.data + dead.len, 0 };
+        for (size_t i = 0; i < n && !c.err; i++) {
+                size_t klen = rf_cur_varint(&c);
+                rf_txn_delete(txn, RF_CF_ACTIVITY, c.p, klen);
+                c.p += klen;
+        }
+        rf_buf_free(&dead);
+}
 
 int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                     const char *run_id, rf_rc_mode_t mode,
@@ -383,6 +419,12 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                 if (*done) {
                         run.done = 1;
                         run.finished_at = now_ms;
+                        /* The cursor is a subject id: a finished run keeps
+                         * none (a consent purge must leave no copy). */
+                        rf_buf_reset(&run.cursor);
+                        /* Run records live beside the queue (the CLI keeps
+                         * its own), not in the source store. */
+                        prune_finished(rf_queue_store(q), txn, run_id, now_ms);
                         RF_METRIC_INC(refresh_runs_finished);
                         rf_log_info("refresh",
                                     "run %s (%s) finished: %llu subjects "

@@ -1259,8 +1259,8 @@ int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
                  * iterator that reads through it. */
                 rf_buf_reset(&batch);
                 size_t n = 0;
-                it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS,
-                                 prefix.data, prefix.len);
+                it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS, prefix.data,
+                                 prefix.len);
                 for (; rf_iter_valid(it); rf_iter_next(it), n++) {
                         size_t kl, vl;
                         const char *key = rf_iter_key(it, &kl);
@@ -1280,9 +1280,8 @@ int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
                         size_t vl = rf_cur_varint(&c);
                         rf_list_t *l;
                         if (rf_list_decode(c.p, vl, &l) == 0) {
-                                index_each(ctx->txn, prefix.data,
-                                           key + run_len, kl - run_len, l,
-                                           0);
+                                index_each(ctx->txn, prefix.data, key + run_len,
+                                           kl - run_len, l, 0);
                                 rf_list_destroy(l);
                         }
                         c.p += vl;

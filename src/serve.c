@@ -46,46 +46,6 @@ const char *rf_fallback_why2str(rf_fallback_why_t w)
         return fb_names[w];
 }
 
-/* A small open-addressing set of item ids (not owned), for duplicates
- * across the own and the fallback list. */
-typedef struct idset {
-        const char **slot;
-        size_t mask, cnt;
-} idset_t;
-
-static uint64_t fnv1a(const char *s)
-{
-        uint64_t h = 1469598103934665603ULL;
-        for (; *s; s++)
-                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-        return h;
-}
-
-static void idset_init(idset_t *set, size_t n)
-{
-        size_t size = 16;
-        while (size < n * 2)
-                size <<= 1;
-        set->slot = rf_calloc(size, sizeof(*set->slot));
-        set->mask = size - 1;
-        set->cnt = 0;
-}
-
-/* @returns 1 if \p id was already in the set, else adds it. The set is
- * sized for every id it will get, so it never fills. */
-static int idset_add(idset_t *set, const char *id)
-{
-        size_t i = fnv1a(id) & set->mask;
-        while (set->slot[i]) {
-                if (!strcmp(set->slot[i], id))
-                        return 1;
-                i = (i + 1) & set->mask;
-        }
-        set->slot[i] = id;
-        set->cnt++;
-        return 0;
-}
-
 /* Reads the fallback list for the request: the first stored of (context,
  * region), (context, ""), ("", region), ("", ""). @returns 0 with *fbp set
  * (NULL when none is stored) or a store error. */
@@ -133,11 +93,13 @@ static int fallback_find(rf_store_t *st, const rf_serve_req_t *req,
 }
 
 /* Appends surviving fallback entries until res holds \p target items. */
-static void fallback_fill(rf_store_t *st, const rf_serve_req_t *req,
-                          rf_serve_result_t *res, idset_t *seen, size_t target)
+static int fallback_fill(rf_store_t *st, const rf_serve_req_t *req,
+                         rf_serve_result_t *res, rf_idset_t *seen,
+                         size_t target)
 {
         const rf_list_t *fb = res->fallback;
         rf_checker_t ck;
+        int r;
 
         /* A region-less fallback list takes its stock region from the
          * request, so regional stock-outs still apply. */
@@ -149,7 +111,7 @@ static void fallback_fill(rf_store_t *st, const rf_serve_req_t *req,
                 rf_filter_t f;
 
                 res->scanned++;
-                if (idset_add(seen, e->item_id))
+                if (rf_idset_add(seen, e->item_id))
                         f = RF_FILTER_DUPLICATE;
                 else
                         f = rf_checker_check(&ck, e);
@@ -161,7 +123,9 @@ static void fallback_fill(rf_store_t *st, const rf_serve_req_t *req,
                     (rf_serve_item_t){ e, (uint32_t)i, 1 };
                 res->fallback_filled++;
         }
+        r = ck.err; /* unchecked entries were skipped: fail the read */
         rf_checker_clear(&ck);
+        return r;
 }
 
 static void count(const rf_serve_result_t *res)
@@ -187,7 +151,7 @@ int rf_serve_list(const rf_serve_env_t *env, const rf_serve_req_t *req,
         rf_read_result_t own;
         size_t min_valid = (size_t)sc->min_valid, target, own_cnt = 0;
         int own_used = 0, r;
-        idset_t seen = { 0 };
+        rf_idset_t seen = { 0 };
 
         memset(res, 0, sizeof(*res));
         r = rf_read_list(env->st, env->conf, &rreq, &own);
@@ -245,22 +209,27 @@ int rf_serve_list(const rf_serve_env_t *env, const rf_serve_req_t *req,
         if (cap > target)
                 cap = target;
         res->items = rf_calloc(cap ? cap : 1, sizeof(*res->items));
-        idset_init(&seen,
-                   own_cnt + (res->fallback ? res->fallback->item_cnt : 0));
+        rf_idset_init(&seen,
+                      own_cnt + (res->fallback ? res->fallback->item_cnt : 0));
         if (own_used) {
                 for (size_t i = 0; i < own_cnt && res->item_cnt < cap; i++) {
                         const rf_served_t *s = &own.served[i];
-                        idset_add(&seen, s->entry->item_id);
+                        rf_idset_add(&seen, s->entry->item_id);
                         res->items[res->item_cnt++] =
                             (rf_serve_item_t){ s->entry, s->position, 0 };
                 }
                 memcpy(res->filtered, own.filtered, sizeof(res->filtered));
                 res->scanned = own.scanned;
         }
+        int ferr = 0;
         if (res->fallback)
-                fallback_fill(env->st, req, res, &seen, cap);
-        free(seen.slot);
+                ferr = fallback_fill(env->st, req, res, &seen, cap);
+        rf_idset_free(&seen);
         rf_read_result_clear(&own);
+        if (ferr) {
+                rf_serve_result_clear(res);
+                return ferr;
+        }
 
         if (res->item_cnt == 0)
                 res->served_from = RF_SERVED_EMPTY;

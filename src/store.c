@@ -129,6 +129,11 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
         rocksdb_options_increase_parallelism(st->opts, 2);
         rocksdb_options_set_max_background_jobs(st->opts, 2);
         rocksdb_options_set_keep_log_file_num(st->opts, 4);
+        /* The MANIFEST logs SST boundary keys; roll it often so a purged
+         * subject's keys do not outlive their files there for long. */
+        rocksdb_options_set_max_manifest_file_size(
+            st->opts, (o && o->manifest_roll_kb ? o->manifest_roll_kb : 4096)
+                          << 10);
         if (st->mode == RF_STORE_SECONDARY)
                 rocksdb_options_set_max_open_files(st->opts, -1);
 
@@ -138,7 +143,9 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
                 rocksdb_options_set_write_buffer_size(
                     co, (i == RF_CF_LISTS || i == RF_CF_INDEX ? wbuf_mb : 16)
                             << 20);
-                rocksdb_options_set_compression(co, rocksdb_lz4_compression);
+                rocksdb_options_set_compression(
+                    co, o && o->no_compression ? rocksdb_no_compression
+                                               : rocksdb_lz4_compression);
                 st->cf_opts[i] = co;
         }
 
@@ -360,17 +367,36 @@ void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
 int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size)
 {
         rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
         char *err = NULL;
 
         rocksdb_flushoptions_set_wait(fo, 1);
+        /* Force the bottommost level too (kForce = 2): by default a manual
+         * compaction leaves it, and with it the deletion markers, which
+         * carry the very keys a privacy purge must remove. */
+        rocksdb_compactoptions_set_bottommost_level_compaction(co, 2);
         for (int i = 0; i < RF_CF__CNT && !err; i++) {
                 if (!st->cf[i])
                         continue;
                 rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
                 if (!err)
-                        rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0,
-                                                 NULL, 0);
+                        rocksdb_compact_range_cf_opt(st->db, st->cf[i], co,
+                                                     NULL, 0, NULL, 0);
         }
+        if (!err) {
+                /* One more version edit (a flushed meta record) lets the
+                 * MANIFEST roll past the edits that named files whose
+                 * boundary keys were purged keys: an idle store makes none. */
+                char ts[8];
+                int64_t now = rf_now_ms();
+                for (int i = 7; i >= 0; i--, now >>= 8)
+                        ts[i] = (char)(now & 0xff);
+                rocksdb_put_cf(st->db, st->wopts, st->cf[RF_CF_META],
+                               "compacted_at", 12, ts, 8, &err);
+                if (!err)
+                        rocksdb_flush_cf(st->db, fo, st->cf[RF_CF_META], &err);
+        }
+        rocksdb_compactoptions_destroy(co);
         rocksdb_flushoptions_destroy(fo);
         if (err)
                 return store_err(err, "compact", errstr, errstr_size);
@@ -606,6 +632,21 @@ const char *rf_iter_value(rf_iter_t *it, size_t *vlen)
         return rocksdb_iter_value(it->it, vlen);
 }
 
+int rf_iter_status(rf_iter_t *it)
+{
+        char *err = NULL;
+
+        if (!it->it)
+                return 0;
+        rocksdb_iter_get_error(it->it, &err);
+        if (err) {
+                rf_log_error("store", "iterator: %s", err);
+                rocksdb_free(err);
+                return RF_ESTORE;
+        }
+        return 0;
+}
+
 void rf_iter_destroy(rf_iter_t *it)
 {
         if (!it)
@@ -626,8 +667,8 @@ struct rf_sst {
         uint64_t entries;
 };
 
-rf_sst_t *rf_sst_new(rf_store_t *st, rf_cf_t cf, const char *path,
-                     char *errstr, size_t errstr_size)
+rf_sst_t *rf_sst_new(rf_store_t *st, rf_cf_t cf, const char *path, char *errstr,
+                     size_t errstr_size)
 {
         rf_sst_t *s = rf_calloc(1, sizeof(*s));
         char *err = NULL;
@@ -707,8 +748,7 @@ int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
         rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
         rocksdb_ingestexternalfileoptions_set_allow_global_seqno(io, 1);
         rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(io, 1);
-        rocksdb_ingest_external_file_cf(st->db, st->cf[cf], paths, n, io,
-                                        &err);
+        rocksdb_ingest_external_file_cf(st->db, st->cf[cf], paths, n, io, &err);
         rocksdb_ingestexternalfileoptions_destroy(io);
         if (err)
                 return store_err(err, "ingest", errstr, errstr_size);

@@ -31,7 +31,11 @@ int rf_campaign_check(rf_checker_t *ck, const char *campaign_id)
                                  ck->key.len, &ck->val)
                     : rf_store_get(ck->st, RF_CF_TOMBSTONES, ck->key.data,
                                    ck->key.len, &ck->val);
-        if (r != 0)
+        if (r == RF_ENOENT)
                 return 0;
+        if (r != 0) {
+                ck->err = r; /* fail closed: never serve it unchecked */
+                return 1;
+        }
         return rf_tomb_decode(ck->val.data, ck->val.len, &t) == 0 && t.active;
 }

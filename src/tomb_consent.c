@@ -146,6 +146,7 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                 /* Batch-run versions (staged or kept for rollback) hold the
                  * subject's lists too. */
                 in_runs = rf_runs_purge_subject(ctx, ev->user_id);
+                RF_METRIC_INC(consent_purges);
                 rf_log_info("consent",
                             "purged %zu lists and %d run-version lists of a "
                             "subject (scope %s, event %s)",

@@ -110,8 +110,10 @@ int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
                         strv_push(&ck->hidden_creators, &ck->hidden_creator_cnt,
                                   id);
         }
+        if (rf_iter_status(it) != 0)
+                ck->err = RF_ESTORE; /* hides unknown: fail the read */
         rf_iter_destroy(it);
-        return 0;
+        return ck->err;
 }
 
 static int in_strv(char **v, size_t cnt, const char *s)

@@ -33,6 +33,10 @@ typedef struct rf_apply_ctx {
         int64_t now_ms;      /* wall clock of this batch */
         rf_buf_t scratch;    /* reusable buffers */
         rf_buf_t scratch2;
+        int err; /* sticky store error met by a hook that returns nothing
+                  * (fan-out notices, recompute triggers): the batch must
+                  * not commit; rf_apply_record and rf_fanout_step return it
+                  * and clear it */
         rf_buf_t tomb_ts;     /* int64_t record timestamps of the events that
                                * set tombstone state in the open batch (the
                                * daemon turns them into the event-to-tombstone

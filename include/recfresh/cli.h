@@ -72,5 +72,6 @@ int rf_cmd_replay(int argc, char **argv);
 int rf_cmd_export(int argc, char **argv);
 int rf_cmd_digest(int argc, char **argv);
 int rf_cmd_checkpoint(int argc, char **argv);
+int rf_cmd_topics(int argc, char **argv);
 
 #endif /* RECFRESH_CLI_H */

@@ -165,4 +165,21 @@ void *rf_malloc(size_t size);
 void *rf_calloc(size_t n, size_t size);
 void *rf_realloc(void *p, size_t size);
 
+/**
+ * A small open-addressing set of strings it does not own (item ids of the
+ * lists a read serves), for duplicate filtering. Sized up front for every
+ * string it will get, so it never fills.
+ */
+typedef struct rf_idset {
+        const char **slot;
+        size_t mask, cnt;
+} rf_idset_t;
+
+/** Prepares \p set for up to \p n strings. Free with rf_idset_free(). */
+void rf_idset_init(rf_idset_t *set, size_t n);
+/** @returns 1 if \p id was already in the set, else adds it and returns 0.
+ *  \p id must outlive the set. */
+int rf_idset_add(rf_idset_t *set, const char *id);
+void rf_idset_free(rf_idset_t *set);
+
 #endif /* RECFRESH_COMMON_H */

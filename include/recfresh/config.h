@@ -56,16 +56,20 @@ typedef struct rf_kv {
 /** The effective configuration. Fields mirror conf_table[] in config.c. */
 typedef struct rf_config {
         /* service */
-        char *data_dir;  /* RocksDB directory */
-        char *log_level; /* error|warn|info|debug */
-        char *http_addr; /* HTTP listen address; "" = no HTTP server */
-        char *http_addr_file;        /* write the bound host:port here */
-        int64_t http_threads;        /* HTTP worker threads */
+        char *data_dir;       /* RocksDB directory */
+        char *log_level;      /* error|warn|info|debug */
+        char *http_addr;      /* HTTP listen address; "" = no HTTP server */
+        char *http_addr_file; /* write the bound host:port here */
+        int64_t http_threads; /* HTTP worker threads */
         int64_t http_max_connections;
         int64_t http_max_body_bytes; /* largest POST body */
         int64_t http_default_limit;  /* entries served without ?limit= */
         int64_t http_max_limit;      /* largest accepted limit */
         int64_t http_ready_max_lag;  /* /readyz: records behind at most */
+        char *http_advertise;        /* address other instances redirect
+                                      * to; "" = the bound address */
+        char *cluster_instance_id;   /* name in recs.members.v1; "" = the
+                                      * advertised address */
 
         /* kafka */
         char *brokers;  /* bootstrap servers; "" = embedded broker */
@@ -87,6 +91,9 @@ typedef struct rf_config {
         int store_sync;         /* fsync the WAL on every write */
         int64_t block_cache_mb; /* RocksDB block cache */
         int64_t write_buffer_mb;
+        int64_t purge_compact_after_ms; /* privacy compaction delay */
+        int64_t manifest_roll_kb;       /* MANIFEST roll size */
+        char *store_compression;        /* "lz4" or "none" */
 
         /* event log archive (eventlog.h) */
         char *eventlog_dir;            /* "" = off */
@@ -94,29 +101,29 @@ typedef struct rf_config {
         int64_t eventlog_retention_ms; /* delete older segments; 0 = never */
 
         /* recompute queue and refresh runs (recompute.c, refresh.c) */
-        int64_t rc_coalesce_ms;      /* reasons within this leave as one */
-        int64_t rc_max_reasons;      /* reasons listed per request */
-        int64_t rc_rate_per_s;       /* incremental + active requests/s */
-        int64_t rc_full_rate_per_s;  /* full refresh requests/s */
-        int64_t rc_max_inflight;     /* requests awaiting their ack */
-        char *rc_full_at;            /* daily full refresh "HH:MM" UTC, "" */
+        int64_t rc_coalesce_ms;       /* reasons within this leave as one */
+        int64_t rc_max_reasons;       /* reasons listed per request */
+        int64_t rc_rate_per_s;        /* incremental + active requests/s */
+        int64_t rc_full_rate_per_s;   /* full refresh requests/s */
+        int64_t rc_max_inflight;      /* requests awaiting their ack */
+        char *rc_full_at;             /* daily full refresh "HH:MM" UTC, "" */
         int64_t rc_incremental_every; /* incremental refresh period, 0 off */
-        int64_t rc_active_within;    /* "active" = activity this recent */
-        int64_t rc_expiry_horizon;   /* lists expiring within this */
-        int64_t rc_max_invalid_pct;  /* lists with more entries tombstoned */
-        int64_t rc_max_age_ms;       /* lists generated longer ago */
-        int64_t rc_activity_ttl_ms;  /* last activity kept this long */
-        int64_t rc_refresh_backlog;  /* refresh pauses at this many pending */
+        int64_t rc_active_within;     /* "active" = activity this recent */
+        int64_t rc_expiry_horizon;    /* lists expiring within this */
+        int64_t rc_max_invalid_pct;   /* lists with more entries tombstoned */
+        int64_t rc_max_age_ms;        /* lists generated longer ago */
+        int64_t rc_activity_ttl_ms;   /* last activity kept this long */
+        int64_t rc_refresh_backlog;   /* refresh pauses at this many pending */
 
         /* batch runs and the bulk loader (runs.c, bulkload.c) */
-        int64_t runs_keep_versions;  /* versions kept, the active included */
+        int64_t runs_keep_versions; /* versions kept, the active included */
         int64_t runs_completion_timeout_ms; /* wait for expected lists */
-        int64_t runs_settle_ms;      /* wait when expected_lists is absent */
-        int64_t runs_staged_ttl_ms;  /* uncompleted runs expire after */
-        int64_t runs_purge_chunk;    /* lists deleted per step */
+        int64_t runs_settle_ms;         /* wait when expected_lists is absent */
+        int64_t runs_staged_ttl_ms;     /* uncompleted runs expire after */
+        int64_t runs_purge_chunk;       /* lists deleted per step */
         int64_t runs_max_malformed_pct; /* bulk load: unparseable lines */
-        int64_t load_memory_mb;      /* bulk loader sort buffer */
-        int64_t load_wait_ms;        /* CLI: wait for the daemon's verdict */
+        int64_t load_memory_mb;         /* bulk loader sort buffer */
+        int64_t load_wait_ms;           /* CLI: wait for the daemon's verdict */
 
         /* pass-through and per-surface sections */
         rf_kv_t *kafka; /* librdkafka properties, in order given */

@@ -13,6 +13,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "recfresh/cluster.h"
 #include "recfresh/config.h"
 #include "recfresh/store.h"
 
@@ -58,6 +59,14 @@ typedef struct rf_partition_lag {
  * @returns the number of partitions, with *out (caller frees) filled.
  */
 size_t rf_consumer_lag(rf_consumer_t *c, rf_partition_lag_t **out);
+
+/**
+ * The subject partitions we own and how far their rebuild is (cluster.h).
+ * On a (re)assignment, stored offsets of subject partitions we no longer
+ * own are deleted, so that owning them again rebuilds from the start. Call
+ * on the polling thread; the pointer stays valid until rf_consumer_close().
+ */
+const rf_subject_parts_t *rf_consumer_subject_parts(rf_consumer_t *c);
 
 /** Leaves the group, closes and frees both consumers. */
 void rf_consumer_close(rf_consumer_t *c);

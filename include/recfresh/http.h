@@ -7,7 +7,19 @@
  *                              limit?, region?}, ...]}  (at most 100)
  *   GET  /metrics             Prometheus text format 0.0.4
  *   GET  /healthz             200 while the process serves requests
- *   GET  /readyz              200 once ready (see rf_http_conf_t.ready)
+ *   GET  /readyz              200 once ready (see rf_http_conf_t.ready),
+ *                             with the owned partitions' rebuild state
+ *   GET  /v1/routing/{subject_id}  the instance owning the subject
+ *                             (cluster.h): {subject_id, partition,
+ *                             partitions, state, owner:{instance_id,
+ *                             http}}; 503 while no owner is known
+ *
+ * Reads (lists, batchGet) of a subject another instance owns answer 307
+ * Temporary Redirect with Location: http://<owner>/<same path and query>;
+ * of a subject this instance is still rebuilding, or whose owner is not
+ * known yet, 503 with Retry-After: 1. A batchGet whose subjects are not all
+ * served here answers 307 when they all have one other owner, else 421
+ * with each request's owner (split it with /v1/routing).
  *
  * Path segments and parameters are percent-decoded (in the path, '+' is a
  * plus; in the query, a space). Errors are JSON:
@@ -23,6 +35,7 @@
 #ifndef RECFRESH_HTTP_H
 #define RECFRESH_HTTP_H
 
+#include "recfresh/cluster.h"
 #include "recfresh/common.h"
 #include "recfresh/config.h"
 #include "recfresh/serve.h"
@@ -44,6 +57,13 @@ typedef struct rf_http_conf {
         /* @returns 1 if ready; else 0 with a reason in \p why. NULL: ready
          * whenever serving. */
         int (*ready)(void *opaque, char *why, size_t why_size);
+        /* Appends /readyz's "partitions" JSON array (cluster.h). May be
+         * NULL. */
+        void (*ready_parts)(void *opaque, rf_buf_t *out);
+        /* Who owns a subject (cluster.h): reads of subjects owned
+         * elsewhere answer 307 to the owner, of subjects being rebuilt or
+         * without a known owner 503. NULL: every subject is local. */
+        void (*owner)(void *opaque, const char *subject_id, rf_owner_t *out);
         /* Appends process gauges (lag, store) to /metrics. May be NULL. */
         void (*metrics)(void *opaque, rf_buf_t *out);
         void *opaque;

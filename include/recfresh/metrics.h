@@ -51,9 +51,11 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t events_stale;
         /* recfresh_lists_total{outcome} */
         atomic_uint_fast64_t lists_applied;
-        atomic_uint_fast64_t lists_stale;   /* an equal or newer one held */
-        atomic_uint_fast64_t lists_blocked; /* consent revoked: dropped */
-        atomic_uint_fast64_t lists_purged;  /* removed by a consent purge */
+        atomic_uint_fast64_t lists_stale;    /* an equal or newer one held */
+        atomic_uint_fast64_t lists_blocked;  /* consent revoked: dropped */
+        atomic_uint_fast64_t lists_purged;   /* removed by a consent purge */
+        atomic_uint_fast64_t consent_purges; /* purges of a subject (all,
+                                              * personalization revoked) */
         /* fan-out */
         atomic_uint_fast64_t fanout_jobs_scheduled;
         atomic_uint_fast64_t fanout_jobs_done;

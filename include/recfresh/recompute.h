@@ -216,4 +216,7 @@ int rf_queue_entry_to_json(const char *subject, const char *val, size_t vlen,
 char *rf_queue_request_id(const char *run_id, const char *subject,
                           char out[33]);
 
+/** @returns the store the queue (and its transactions) write to. */
+rf_store_t *rf_queue_store(const rf_queue_t *q);
+
 #endif /* RECFRESH_RECOMPUTE_H */

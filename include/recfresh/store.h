@@ -50,9 +50,13 @@ typedef enum rf_store_mode {
 } rf_store_mode_t;
 
 typedef struct rf_store_opts {
-        int sync;               /* fsync the WAL on every commit */
-        size_t block_cache_mb;  /* shared LRU block cache */
-        size_t write_buffer_mb; /* per column family memtable */
+        int sync;                /* fsync the WAL on every commit */
+        size_t block_cache_mb;   /* shared LRU block cache */
+        size_t write_buffer_mb;  /* per column family memtable */
+        size_t manifest_roll_kb; /* roll the MANIFEST past this (0 = 4096):
+                                  * it logs SST boundary keys, so purged
+                                  * keys leave it when it rolls */
+        int no_compression;      /* store SST blocks uncompressed */
 } rf_store_opts_t;
 
 typedef struct rf_store rf_store_t;
@@ -170,6 +174,9 @@ int rf_iter_valid(rf_iter_t *it);
 void rf_iter_next(rf_iter_t *it);
 const char *rf_iter_key(rf_iter_t *it, size_t *klen);
 const char *rf_iter_value(rf_iter_t *it, size_t *vlen);
+/** @returns 0, or RF_ESTORE if the iteration stopped on an error (an
+ *  invalid iterator is not always the end). */
+int rf_iter_status(rf_iter_t *it);
 void rf_iter_destroy(rf_iter_t *it);
 
 /* ---- bulk: SST files and their ingestion ---------------------------------
@@ -180,8 +187,8 @@ typedef struct rf_sst rf_sst_t;
 
 /** Opens a new SST file at \p path for column family \p cf of \p st (any
  *  mode: only its options are used). @returns NULL with errstr set. */
-rf_sst_t *rf_sst_new(rf_store_t *st, rf_cf_t cf, const char *path,
-                     char *errstr, size_t errstr_size);
+rf_sst_t *rf_sst_new(rf_store_t *st, rf_cf_t cf, const char *path, char *errstr,
+                     size_t errstr_size);
 
 /** Adds a key, greater than every key added before. @returns 0 or
  *  RF_ESTORE. */

@@ -66,6 +66,9 @@ typedef struct rf_checker {
         char **hidden_creators;
         size_t hidden_creator_cnt;
         rf_buf_t key, val; /* scratch */
+        int err;           /* a store error met: the checks that hit it
+                            * skipped their entry (fail closed); the read
+                            * must fail (see rf_read_list) */
 } rf_checker_t;
 
 /**
@@ -77,7 +80,9 @@ int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
                     const char *reader, const char *region);
 
 /** @returns why \p e must not be served, or RF_FILTER_NONE.
- *  Duplicates are the caller's business. */
+ *  Duplicates are the caller's business. On a store error the entry is
+ *  skipped and ck->err set: callers fail the read rather than serve
+ *  entries that were not checked. */
 rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e);
 
 void rf_checker_clear(rf_checker_t *ck);

@@ -417,6 +417,11 @@ static int snap_take(http_t *h, snap_t *s)
 
 /* ---- Kafka --------------------------------------------------------------*/
 
+static const char *input_topics[] = {
+        "recs.item-bans.v1", "recs.stock.v1",     "recs.user-hides.v1",
+        "recs.consent.v1",   "recs.campaigns.v1", "recs.activity.v1"
+};
+
 static rd_kafka_t *producer_new(const char *brokers, const char *linger)
 {
         char errstr[512];
@@ -434,8 +439,20 @@ static rd_kafka_t *producer_new(const char *brokers, const char *linger)
         }
         rd_kafka_t *rk =
             rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
-        if (!rk)
+        if (!rk) {
                 fprintf(stderr, "rfbench: producer: %s\n", errstr);
+                return NULL;
+        }
+        /* Learn the leaders now, so the first record measured does not
+         * wait for metadata. */
+        for (size_t i = 0; i < RF_ARRAY_SIZE(input_topics); i++) {
+                const struct rd_kafka_metadata *md;
+                rd_kafka_topic_t *t =
+                    rd_kafka_topic_new(rk, input_topics[i], NULL);
+                if (rd_kafka_metadata(rk, 0, t, &md, 5000) == 0)
+                        rd_kafka_metadata_destroy(md);
+                rd_kafka_topic_destroy(t);
+        }
         return rk;
 }
 
@@ -471,11 +488,6 @@ static int producer_close(rd_kafka_t *rk)
         return left ? -1 : 0;
 }
 
-static const char *input_topics[] = {
-        "recs.item-bans.v1", "recs.stock.v1",     "recs.user-hides.v1",
-        "recs.consent.v1",   "recs.campaigns.v1", "recs.activity.v1"
-};
-
 /* ---- background events and probes (latency, fanout) ---------------------*/
 
 typedef struct load {
@@ -493,6 +505,7 @@ typedef struct load {
         double *lat; /* seconds */
         size_t lat_cnt, lat_size;
         uint64_t probes, probe_skipped, probe_timeouts;
+        uint64_t extra; /* other records produced meanwhile (fanout) */
         int failed;
 } load_t;
 
@@ -543,7 +556,7 @@ static void *background_main(void *arg)
 static int probe_one(load_t *ld, http_t *h, rf_buf_t *body, rf_buf_t *val)
 {
         const wl_t *w = ld->w;
-        char path[256], needle[32], id[48];
+        char path[256], needle[32], key[32], id[48];
         uint32_t item, l;
 
         if (ld->probe_next >= w->probe_cnt)
@@ -553,6 +566,7 @@ static int probe_one(load_t *ld, http_t *h, rf_buf_t *body, rf_buf_t *val)
         snprintf(path, sizeof(path), "/v1/lists/u%08u/%s?limit=100",
                  w->list_subject[l], wl_surface(w->list_surface[l]));
         snprintf(needle, sizeof(needle), "\"i%07u\"", item);
+        snprintf(key, sizeof(key), "i%07u", item);
         if (http_get(h, path, body) != 200 || !strstr(body->data, needle))
                 return 0; /* not served before the ban: cannot measure */
         snprintf(id, sizeof(id), "probe-%u", item);
@@ -560,8 +574,8 @@ static int probe_one(load_t *ld, http_t *h, rf_buf_t *body, rf_buf_t *val)
         int64_t ts = rf_now_ms();
         wl_ban_json(item, id, ts, val);
         double t0 = now_s();
-        if (produce(ld->prk, "recs.item-bans.v1", needle + 1 /* unquoted */,
-                    val->data, val->len, ts) != 0)
+        if (produce(ld->prk, "recs.item-bans.v1", key, val->data, val->len,
+                    ts) != 0)
                 return -1;
         rd_kafka_poll(ld->prk, 0);
         ld->probes++;
@@ -592,7 +606,6 @@ static void *probe_main(void *arg)
         uint64_t k = 0;
 
         http_init(&h, ld->o->http);
-        /* The key must be the item id: strip the quotes probe_one adds. */
         while (!atomic_load(&ld->stop)) {
                 if ((double)k * every > now_s() - t0) {
                         sleep_s(0.0005);
@@ -647,7 +660,7 @@ static int load_finish(load_t *ld, pthread_t bg, pthread_t pr, http_t *h,
                 rc = 1;
         if (ld->ndjson)
                 fclose(ld->ndjson);
-        uint64_t expect = atomic_load(&ld->produced) + ld->probes;
+        uint64_t expect = atomic_load(&ld->produced) + ld->probes + ld->extra;
         double t0 = now_s();
         while (now_s() - t0 < 60) {
                 if (snap_take(h, &s) == 0 &&
@@ -742,6 +755,7 @@ static int cmd_fanout(const wl_t *w, const opts_t *o)
         double t0 = now_s();
         size_t lat_before = ld.lat_cnt;
         produce(rk, "recs.item-bans.v1", "i0000000", val.data, val.len, ts);
+        ld.extra = 1;
         rd_kafka_flush(rk, 5000);
         while (now_s() - t0 < 30 && visible < 0) {
                 if (http_get(&h, path, &body) == 200 &&
@@ -855,7 +869,20 @@ static int cmd_coalesce(const wl_t *w, const opts_t *o)
                 sleep_s(0.02);
         }
         double fan_s = now_s() - t0;
-        int r = queue_settle(&h, &s, 600);
+        /* Then until every entry created was sent and the queue's gauges
+         * (refreshed about twice a second) read empty twice in a row. */
+        int r = -1, calm = 0;
+        while (now_s() - t0 < 600 && r != 0) {
+                sleep_s(0.6);
+                if (snap_take(&h, &s) != 0)
+                        continue;
+                double enq = s.rc_enqueued - base.rc_enqueued;
+                if (enq > 0 && s.rc_sent - base.rc_sent >= enq &&
+                    s.rc_backlog == 0 && s.rc_inflight == 0)
+                        r = ++calm >= 2 ? 0 : -1;
+                else
+                        calm = 0;
+        }
         double cpu = proc_cpu_s(o->pid) - cpu0, secs = now_s() - t0;
         double req = s.rc_sent - base.rc_sent;
         printf("items=%u\nsubjects=%u\ninvalidations=%.0f\nenqueued=%.0f\n"
@@ -1068,7 +1095,7 @@ typedef struct reader {
         uint64_t keys, done;
         double secs;
         unsigned seed;
-        int found;
+        uint64_t found;
 } reader_t;
 
 static void *rocks_reader(void *arg)
@@ -1113,6 +1140,7 @@ static int cmd_rocks(const opts_t *o)
         if (!o->dir)
                 return 2;
         op = rocks_opts(&cache, &bb);
+        mkdir(o->dir, 0755);
         snprintf(path, sizeof(path), "%s/puts", o->dir);
         if (!(db = rocksdb_open(op, path, &err))) {
                 fprintf(stderr, "rfbench: %s\n", err);
@@ -1148,13 +1176,12 @@ static int cmd_rocks(const opts_t *o)
                 }
         }
         rocksdb_writebatch_destroy(wb);
-        rocksdb_flush_options_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
         rocksdb_flush(db, fo, &err);
         rocksdb_flushoptions_destroy(fo);
         reader_t *rd = rf_calloc(o->threads, sizeof(*rd));
         pthread_t *th = rf_calloc(o->threads, sizeof(*th));
-        uint64_t reads = 0;
-        int found = 0;
+        uint64_t reads = 0, found = 0;
         for (uint32_t i = 0; i < o->threads; i++) {
                 rd[i] = (reader_t){ db, ro, nlists, 0, o->seconds, i + 1, 0 };
                 pthread_create(&th[i], NULL, rocks_reader, &rd[i]);
@@ -1166,9 +1193,9 @@ static int cmd_rocks(const opts_t *o)
         }
         rocksdb_close(db);
         printf("put_keys=%llu\nput_rate=%.0f\nread_threads=%u\n"
-               "read_rate=%.0f\nread_found=%d\n",
+               "read_rate=%.0f\nread_found=%llu\n",
                (unsigned long long)o->keys, (double)o->keys / put_s, o->threads,
-               (double)reads / o->seconds, found);
+               (double)reads / o->seconds, (unsigned long long)found);
         if (!found)
                 rc = 1;
 

@@ -218,13 +218,12 @@ void wl_event(const wl_t *w, uint64_t n, int64_t now_ms, wl_event_t *ev)
                 ev->kind = WL_BAN;
                 ev->topic = "recs.item-bans.v1";
                 snprintf(ev->key, sizeof(ev->key), "i%07u", item);
-                rf_buf_printf(&ev->value,
-                              "{\"event_id\":\"%s\",\"type\":\"%s\","
-                              "\"item_id\":\"%s\",\"occurred_at\":\"%s\"}",
-                              id,
-                              wl_rng_below(&r, 2) ? "item_banned"
-                                                  : "item_unbanned",
-                              ev->key, t);
+                rf_buf_printf(
+                    &ev->value,
+                    "{\"event_id\":\"%s\",\"type\":\"%s\","
+                    "\"item_id\":\"%s\",\"occurred_at\":\"%s\"}",
+                    id, wl_rng_below(&r, 2) ? "item_banned" : "item_unbanned",
+                    ev->key, t);
         } else if (pick < 50) {
                 ev->kind = WL_STOCK;
                 ev->topic = "recs.stock.v1";
@@ -286,9 +285,12 @@ void wl_event(const wl_t *w, uint64_t n, int64_t now_ms, wl_event_t *ev)
                               "\"occurred_at\":\"%s\"}",
                               id, ev->key, t);
         } else {
+                /* `at` grows with n, so no activity record is older than
+                 * the one held (stale ones are not counted as taken). */
                 ev->kind = WL_ACTIVITY;
                 ev->topic = "recs.activity.v1";
                 snprintf(ev->key, sizeof(ev->key), "u%08u", subj);
+                iso(WL_ACTIVITY_EPOCH_MS + (int64_t)n, t, sizeof(t));
                 rf_buf_printf(&ev->value,
                               "{\"user_id\":\"%s\",\"at\":\"%s\","
                               "\"surface\":\"home\"}",

@@ -30,6 +30,8 @@
 #define WL_SURFACES_MAX 3
 #define WL_REGIONS      3
 #define WL_RUN_ID       "bench-run-1"
+/* Activity record n happened at this time + n ms (2026-01-01). */
+#define WL_ACTIVITY_EPOCH_MS 1767225600000LL
 
 /** A small, fast, seedable generator (splitmix64). */
 typedef struct wl_rng {
@@ -51,7 +53,7 @@ typedef struct wl {
         uint32_t *item_first;   /* per item: one list holding it, or ~0 */
         uint32_t *tail;         /* background tail items (1-10 lists) */
         uint32_t tail_cnt;
-        uint32_t *probe;        /* probe items (1-10 lists) */
+        uint32_t *probe; /* probe items (1-10 lists) */
         uint32_t probe_cnt;
         uint32_t *campaign_items; /* items carrying a campaign */
         uint32_t campaign_item_cnt;

@@ -383,6 +383,25 @@ static void test_newer_wins(void **state)
         h_wait_served(&env, "nw-x", "nw", NULL, "i3");
 }
 
+/* ---- batch lists get recompute requests -----------------------------------*/
+
+static void test_ban_on_batch_list_queues_recompute(void **state)
+{
+        (void)state;
+        full_run("rq-1", "rq", "rq-u", 1, "2026-11-22T02:00:00Z", "q1,q2");
+        wait_state("rq-1", RF_RUN_ACTIVE);
+        h_wait_served(&env, "rq-u0", "rq", NULL, "q1,q2");
+        h_produce(&env, "recs.item-bans.v1", "q1",
+                  "{\"event_id\":\"rq-ban\",\"type\":\"item_banned\","
+                  "\"item_id\":\"q1\","
+                  "\"occurred_at\":\"2026-11-22T04:00:00Z\"}");
+        h_wait_served(&env, "rq-u0", "rq", NULL, "q2");
+        /* The scorer is asked for a fresh list of the batch list's subject,
+         * with the ban as the reason. */
+        assert_true(
+            h_count_records(&env, "recs.recompute.v1", "\"rq-ban\"", 1) >= 1);
+}
+
 /* ---- consent purge reaches run versions ----------------------------------*/
 
 static void test_consent_purges_run_versions(void **state)
@@ -585,6 +604,7 @@ int main(void)
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_newer_wins),
                 cmocka_unit_test(test_consent_purges_run_versions),
+                cmocka_unit_test(test_ban_on_batch_list_queues_recompute),
                 cmocka_unit_test(test_bulk_load_same_as_topic),
                 cmocka_unit_test(test_ban_during_load),
                 cmocka_unit_test(test_malformed_line_reported),

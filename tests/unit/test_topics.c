@@ -350,8 +350,8 @@ static void test_every_type_has_a_fixture(void **state)
         int seen[RF_EV__CNT] = { 0 };
 
         for (int t = 0; t < RF_TOPIC__CNT; t++) {
-                if (!is_input(t) || t == RF_TOPIC_LISTS ||
-                    t == RF_TOPIC_RUNS || t == RF_TOPIC_ACTIVITY)
+                if (!is_input(t) || t == RF_TOPIC_LISTS || t == RF_TOPIC_RUNS ||
+                    t == RF_TOPIC_ACTIVITY)
                         continue;
                 json_t *en = json_object_get(
                     json_object_get(props(topics[t].schema), "type"), "enum");
@@ -394,9 +394,9 @@ static void test_every_type_has_a_fixture(void **state)
                 int found = 0;
                 for (size_t f = 0; f < topics[RF_TOPIC_RUNS].fx_cnt; f++)
                         found |= !strcmp(
-                            type, json_string_value(json_object_get(
-                                      topics[RF_TOPIC_RUNS].fx[f].json,
-                                      "type")));
+                            type,
+                            json_string_value(json_object_get(
+                                topics[RF_TOPIC_RUNS].fx[f].json, "type")));
                 assert_true(json_string_value(json_array_get(ren, (size_t)c)));
                 assert_string_equal(
                     json_string_value(json_array_get(ren, (size_t)c)), type);

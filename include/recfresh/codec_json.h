@@ -1,0 +1,24 @@
+/*
+ * recfresh - what every JSON codec (codec_list.c, codec_event.c,
+ * codec_run.c, codec_activity.c) does before it reads a single field: the
+ * pre-parse limits, the parse itself with the same flags, and the "must be
+ * an object" rule, each with the same rejection reasons and messages.
+ */
+#ifndef RECFRESH_CODEC_JSON_H
+#define RECFRESH_CODEC_JSON_H
+
+#include <jansson.h>
+
+#include "recfresh/common.h"
+
+/**
+ * Checks \p len against lim->max_record_bytes (RF_REJ_TOO_LARGE) and the
+ * nesting against lim->max_json_depth (RF_REJ_TOO_DEEP), parses with
+ * duplicate keys refused and NUL allowed in strings (so "\u0000" in an id is
+ * a bad value the codec names), and requires an object (RF_REJ_INVALID_JSON).
+ * @returns the root object (caller owns a reference) or NULL with \p rej set.
+ */
+json_t *rf_json_load_object(const char *buf, size_t len, const rf_limits_t *lim,
+                            rf_rejection_t *rej);
+
+#endif /* RECFRESH_CODEC_JSON_H */
