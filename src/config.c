@@ -121,6 +121,8 @@ static const struct conf_row conf_table[] = {
           "host:port of the HTTP API; port 0 = any free port; \"\" = off."),
         C(STR, "http.addr_file", http_addr_file, "",
           "Write the bound HTTP host:port to this file once listening."),
+        C(STR, "http.admin_token_file", http_admin_token_file, "",
+          "Bearer token of the admin endpoints; \"\" = admin off."),
         C(INT, "http.threads", http_threads, "4", 1, 256,
           "HTTP worker threads."),
         C(INT, "http.max_connections", http_max_connections, "1024", 1, 100000,

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@
 
 struct rf_daemon {
         const rf_config_t *conf;
+        char *admin_token; /* from http.admin_token_file, or NULL */
         rf_broker_t *broker; /* embedded broker, or NULL */
         char *bootstraps;
         rf_store_t *st;
@@ -285,8 +287,116 @@ static void read_recompute(void *opaque, const char *subject,
                 fn(arg, subject, surface, context, reason);
 }
 
+/* Reads the admin token: one line, surrounding white space trimmed. A
+ * configured file that cannot be read or is empty stops the start: admin
+ * must never be open by accident. */
+static int read_admin_token(rf_daemon_t *d, char *errstr, size_t errstr_size)
+{
+        const char *path = d->conf->http_admin_token_file;
+        char buf[4096];
+        size_t n;
+        FILE *fp;
+
+        if (!*path)
+                return 0;
+        if (!(fp = fopen(path, "r"))) {
+                snprintf(errstr, errstr_size, "%s: %s", path,
+                         strerror(errno));
+                return -1;
+        }
+        n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        char *b = buf, *e = buf + strlen(buf);
+        while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r')
+                b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+                         e[-1] == '\r'))
+                *--e = '\0';
+        if (!*b || memchr(b, '\n', (size_t)(e - b))) {
+                snprintf(errstr, errstr_size,
+                         "%s: expected one line holding the admin token",
+                         path);
+                return -1;
+        }
+        d->admin_token = rf_strdup(b);
+        explicit_bzero(buf, sizeof(buf));
+        return 0;
+}
+
+/* An HTTP thread: an authorised admin action. */
+static int http_admin(void *opaque, const char *action, const char *a1,
+                      const char *a2, char *msg, size_t msg_size)
+{
+        rf_daemon_t *d = opaque;
+        char errstr[512] = "", id[64];
+
+        if (!strcmp(action, "rollback")) {
+                rf_buf_t spool = { 0 }, tmp = { 0 };
+                char *name = NULL;
+                int r;
+                rf_buf_printf(&spool, "%s/spool", d->conf->data_dir);
+                rf_buf_printf(&tmp, "%s/.tmp-admin-rollback-%lld", spool.data,
+                              (long long)rf_mono_ns());
+                r = (mkdir(spool.data, 0755) && errno != EEXIST) ? RF_EIO : 0;
+                if (r == 0)
+                        r = rf_runs_write_rollback(tmp.data, a1, a2, errstr,
+                                                   sizeof(errstr));
+                if (r == 0)
+                        r = rf_runs_spool_submit(d->conf->data_dir, tmp.data,
+                                                 "rollback", &name, errstr,
+                                                 sizeof(errstr));
+                if (r == 0)
+                        snprintf(msg, msg_size,
+                                 "rollback queued as spool job %s (recfresh "
+                                 "runs show, or spool/%s.result)",
+                                 name, name);
+                else
+                        snprintf(msg, msg_size, "rollback: %s",
+                                 *errstr ? errstr : rf_err2str(r));
+                if (r != 0)
+                        rf_runs_remove_job(tmp.data);
+                free(name);
+                rf_buf_free(&spool);
+                rf_buf_free(&tmp);
+                return r ? RF_EIO : 0;
+        }
+        if (!strcmp(action, "refresh")) {
+                int mode = !a1                        ? -1
+                           : !strcmp(a1, "full")        ? RF_RC_FULL
+                           : !strcmp(a1, "incremental") ? RF_RC_ACTIVE
+                                                        : -1;
+                int r;
+                if (mode < 0) {
+                        snprintf(msg, msg_size,
+                                 "mode: expected full or incremental");
+                        return RF_EINVAL;
+                }
+                if (a2)
+                        snprintf(id, sizeof(id), "%s", a2);
+                else
+                        snprintf(id, sizeof(id), "admin-%s-%lld", a1,
+                                 (long long)rf_now_ms());
+                r = rf_refresh_request(d->refresh, (rf_rc_mode_t)mode, id);
+                if (r == RF_EBLOCKED)
+                        snprintf(msg, msg_size,
+                                 "another requested refresh run is going");
+                else if (r == RF_EINVAL)
+                        snprintf(msg, msg_size, "run_id: too long");
+                else
+                        snprintf(msg, msg_size, "refresh run %s requested",
+                                 id);
+                return r;
+        }
+        snprintf(msg, msg_size, "unknown action");
+        return RF_EINVAL;
+}
+
 static int http_start(rf_daemon_t *d, char *errstr, size_t errstr_size)
 {
+        if (read_admin_token(d, errstr, errstr_size))
+                return -1;
+
         rf_http_conf_t hc = {
                 .addr = d->conf->http_addr,
                 .serve = { d->st, d->conf, read_recompute, d, 0 },
@@ -294,6 +404,8 @@ static int http_start(rf_daemon_t *d, char *errstr, size_t errstr_size)
                 .ready_parts = http_ready_parts,
                 .owner = http_owner,
                 .metrics = http_metrics,
+                .admin_token = d->admin_token,
+                .admin = http_admin,
                 .opaque = d,
         };
 
@@ -827,6 +939,10 @@ void rf_daemon_destroy(rf_daemon_t *d)
         rf_compactor_destroy(d->compactor); /* joins before the close */
         rf_store_close(d->st);
         rf_broker_destroy(d->broker);
+        if (d->admin_token) {
+                explicit_bzero(d->admin_token, strlen(d->admin_token));
+                free(d->admin_token);
+        }
         free(d->bootstraps);
         free(d->msgs);
         if (d->wake[0] >= 0)

@@ -21,6 +21,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include "recfresh/http.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
@@ -28,6 +31,7 @@
 #define LISTS_PREFIX   "/v1/lists/"
 #define BATCH_PATH     "/v1/lists:batchGet"
 #define ROUTING_PREFIX "/v1/routing/"
+#define ADMIN_PREFIX   "/admin/v1/"
 #define CONN_MEMORY    (64 * 1024) /* per connection: request line, headers */
 #define CONN_TIMEOUT   30          /* seconds a connection may idle */
 #define LISTEN_BACKLOG 1024
@@ -40,6 +44,7 @@ enum route {
         R_HEALTHZ,
         R_READYZ,
         R_ROUTING,
+        R_ADMIN,
         R_OTHER,
         R__CNT
 };
@@ -48,12 +53,12 @@ static const char *const route_names[R__CNT] = {
         [R_LIST] = "list",       [R_BATCH] = "batch_get",
         [R_METRICS] = "metrics", [R_HEALTHZ] = "healthz",
         [R_READYZ] = "readyz",   [R_ROUTING] = "routing",
-        [R_OTHER] = "other",
+        [R_ADMIN] = "admin",     [R_OTHER] = "other",
 };
 
 /* Status codes counted per route; anything else counts as the last. */
-static const unsigned codes[] = { 200, 307, 400, 404, 405, 413,
-                                  414, 415, 421, 500, 503, 0 };
+static const unsigned codes[] = { 200, 202, 307, 400, 401, 404, 405,
+                                  409, 413, 414, 415, 421, 500, 503, 0 };
 #define CODE_CNT RF_ARRAY_SIZE(codes)
 
 struct rf_http {
@@ -249,6 +254,12 @@ static enum MHD_Result reply_error(rf_http_t *h, struct MHD_Connection *conn,
                 break;
         case MHD_HTTP_SERVICE_UNAVAILABLE:
                 code = "unavailable";
+                break;
+        case MHD_HTTP_UNAUTHORIZED:
+                code = "unauthorized";
+                break;
+        case MHD_HTTP_CONFLICT:
+                code = "conflict";
                 break;
         default:
                 code = "bad_request";
@@ -855,6 +866,116 @@ static enum MHD_Result handle_fixed(rf_http_t *h, struct MHD_Connection *conn,
         }
 }
 
+/* ---- admin ----------------------------------------------------------------*/
+
+/* Compares SHA-256 digests in constant time, so the time taken tells
+ * neither the token's bytes nor its length. */
+static int token_equal(const char *given, size_t glen, const char *want)
+{
+        unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+
+        SHA256((const unsigned char *)given, glen, a);
+        SHA256((const unsigned char *)want, strlen(want), b);
+        return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+}
+
+/* Admin requests are answered here unless off or unauthorised (then
+ * rq->replied is set). */
+static enum MHD_Result admin_gate(rf_http_t *h, struct MHD_Connection *conn,
+                                  req_t *rq, const char *method)
+{
+        const char *auth;
+
+        if (!h->hc.admin_token || !*h->hc.admin_token || !h->hc.admin)
+                return reply_error(h, conn, rq, MHD_HTTP_NOT_FOUND, NULL,
+                                   "admin endpoints are off (set "
+                                   "http.admin_token_file)");
+        auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!auth || strncmp(auth, "Bearer ", 7) != 0 ||
+            !token_equal(auth + 7, strlen(auth + 7), h->hc.admin_token)) {
+                rf_buf_t body = { 0 };
+                rf_buf_printf(&body, "{\"error\":{\"code\":\"unauthorized\","
+                                     "\"message\":\"missing or wrong bearer "
+                                     "token\"}}\n");
+                return reply_hdr(h, conn, rq, MHD_HTTP_UNAUTHORIZED,
+                                 "application/json", &body,
+                                 MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                 "Bearer realm=\"recfresh-admin\"");
+        }
+        if (strcmp(method, "POST") != 0)
+                return reply_error(h, conn, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                   "POST", "admin endpoints take POST");
+        return MHD_YES;
+}
+
+static enum MHD_Result handle_admin(rf_http_t *h, struct MHD_Connection *conn,
+                                    req_t *rq, const char *path)
+{
+        static const struct {
+                const char *path, *action, *p1, *p2;
+        } acts[] = {
+                { ADMIN_PREFIX "runs:rollback", "rollback", "run", "to" },
+                { ADMIN_PREFIX "refresh", "refresh", "mode", "run_id" },
+        };
+        const rf_config_t *conf = h->hc.serve.conf;
+        const char *vals[2] = { NULL, NULL };
+        qparams_t q = { 0 };
+        rf_buf_t body = { 0 };
+        char err[256], msg[512] = "";
+        unsigned st;
+        int a = -1, r;
+
+        for (size_t i = 0; i < RF_ARRAY_SIZE(acts); i++)
+                if (!strcmp(path, acts[i].path))
+                        a = (int)i;
+        if (a < 0)
+                return reply_error(h, conn, rq, MHD_HTTP_NOT_FOUND, NULL,
+                                   "no such admin endpoint (see "
+                                   "/admin/v1/runs:rollback, "
+                                   "/admin/v1/refresh)");
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param,
+                                  &q);
+        if (q.overflow)
+                return reply_error(h, conn, rq, MHD_HTTP_BAD_REQUEST, NULL,
+                                   "more than %d query parameters",
+                                   RF_HTTP_MAX_PARAMS);
+        for (size_t i = 0; i < q.cnt; i++) {
+                int k = !strcmp(q.key[i], acts[a].p1)   ? 0
+                        : !strcmp(q.key[i], acts[a].p2) ? 1
+                                                        : -1;
+                if (k < 0 || vals[k])
+                        return reply_error(h, conn, rq, MHD_HTTP_BAD_REQUEST,
+                                           NULL,
+                                           "expected the parameters %s and "
+                                           "%s, once each",
+                                           acts[a].p1, acts[a].p2);
+                if ((st = decode_id(rq, k ? acts[a].p2 : acts[a].p1,
+                                    q.val[i], strlen(q.val[i]),
+                                    (size_t)conf->max_id_len, 1, 1, &vals[k],
+                                    err, sizeof(err))))
+                        return reply_error(h, conn, rq, st, NULL, "%s", err);
+        }
+        r = h->hc.admin(h->hc.opaque, acts[a].action, vals[0], vals[1], msg,
+                        sizeof(msg));
+        if (r == RF_EINVAL)
+                return reply_error(h, conn, rq, MHD_HTTP_BAD_REQUEST, NULL,
+                                   "%s", msg);
+        if (r == RF_EBLOCKED)
+                return reply_error(h, conn, rq, MHD_HTTP_CONFLICT, NULL, "%s",
+                                   msg);
+        if (r != 0)
+                return reply_error(h, conn, rq,
+                                   MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s",
+                                   msg);
+        rf_buf_printf(&body, "{\"accepted\":true,\"action\":\"%s\","
+                             "\"message\":",
+                      acts[a].action);
+        rf_json_str(&body, msg);
+        rf_buf_printf(&body, "}\n");
+        return reply_json(h, conn, rq, MHD_HTTP_ACCEPTED, &body);
+}
+
 /* ---- MHD glue -----------------------------------------------------------*/
 
 /* Sets rq->route from the raw path. @returns the methods the route allows
@@ -887,6 +1008,10 @@ static const char *route_of(const char *path, req_t *rq)
                 rq->route = R_ROUTING;
                 return "GET, HEAD";
         }
+        if (!strncmp(path, ADMIN_PREFIX, strlen(ADMIN_PREFIX))) {
+                rq->route = R_ADMIN;
+                return "POST";
+        }
         rq->route = R_OTHER;
         return NULL;
 }
@@ -912,6 +1037,12 @@ static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
                                    "/v1/lists:batchGet, "
                                    "/v1/routing/{subject_id}, /metrics, "
                                    "/healthz, /readyz)");
+        if (rq->route == R_ADMIN) {
+                enum MHD_Result ar = admin_gate(h, conn, rq, method);
+                if (rq->replied || ar != MHD_YES)
+                        return ar;
+                return MHD_YES;
+        }
         if (rq->route == R_BATCH ? strcmp(method, "POST") != 0 : !is_get)
                 return reply_error(h, conn, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
                                    allow,
@@ -983,6 +1114,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                 return handle_batch(h, conn, rq);
         case R_ROUTING:
                 return handle_routing(h, conn, rq, url);
+        case R_ADMIN:
+                return handle_admin(h, conn, rq, url);
         default:
                 return handle_fixed(h, conn, rq);
         }

@@ -10,6 +10,7 @@
  * active run the 'A' keys of the activity column family (cursor: the last
  * activity key).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -448,16 +449,75 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
 struct rf_refresh {
         char done_full[64]; /* last scheduled run seen finished */
         char done_active[64];
+        pthread_mutex_t lock; /* guards the requested run (HTTP threads) */
+        char req_id[64];      /* a run asked for now, "" = none */
+        rf_rc_mode_t req_mode;
 };
 
 rf_refresh_t *rf_refresh_new(void)
 {
-        return rf_calloc(1, sizeof(rf_refresh_t));
+        rf_refresh_t *r = rf_calloc(1, sizeof(rf_refresh_t));
+
+        pthread_mutex_init(&r->lock, NULL);
+        return r;
 }
 
 void rf_refresh_destroy(rf_refresh_t *r)
 {
+        if (!r)
+                return;
+        pthread_mutex_destroy(&r->lock);
         free(r);
+}
+
+int rf_refresh_request(rf_refresh_t *r, rf_rc_mode_t mode,
+                       const char *run_id)
+{
+        int busy;
+
+        if (mode != RF_RC_FULL && mode != RF_RC_ACTIVE)
+                return RF_EINVAL;
+        if (!run_id || !*run_id || strlen(run_id) >= sizeof(r->req_id))
+                return RF_EINVAL;
+        pthread_mutex_lock(&r->lock);
+        busy = r->req_id[0] && strcmp(r->req_id, run_id) != 0;
+        if (!busy) {
+                snprintf(r->req_id, sizeof(r->req_id), "%s", run_id);
+                r->req_mode = mode;
+        }
+        pthread_mutex_unlock(&r->lock);
+        return busy ? RF_EBLOCKED : 0;
+}
+
+/* Steps the requested run, if any, like a scheduled one. */
+static int tick_requested(rf_refresh_t *rt, rf_apply_ctx_t *ctx,
+                          const rf_refresh_src_t *src, int64_t now_ms,
+                          int64_t room, int *did)
+{
+        char id[64];
+        rf_rc_mode_t mode;
+        int done = 0, r;
+
+        pthread_mutex_lock(&rt->lock);
+        snprintf(id, sizeof(id), "%s", rt->req_id);
+        mode = rt->req_mode;
+        pthread_mutex_unlock(&rt->lock);
+        if (!id[0] || room <= 0)
+                return 0;
+        r = rf_refresh_step(src, ctx->queue, ctx->txn, id, mode,
+                            ctx->conf->rc_active_within, now_ms, (size_t)room,
+                            &done);
+        if (r < 0)
+                return r;
+        if (rf_txn_count(ctx->txn))
+                *did = 1;
+        if (done) {
+                pthread_mutex_lock(&rt->lock);
+                if (!strcmp(rt->req_id, id))
+                        rt->req_id[0] = '\0';
+                pthread_mutex_unlock(&rt->lock);
+        }
+        return 0;
 }
 
 void rf_refresh_scheduled(const rf_config_t *conf, int64_t now_ms,
@@ -516,5 +576,8 @@ int rf_refresh_tick(rf_refresh_t *rt, rf_apply_ctx_t *ctx, int64_t now_ms,
                 }
                 *did = 1;
         }
-        return 0;
+        return tick_requested(rt, ctx, &src, now_ms,
+                              conf->rc_refresh_backlog -
+                                  (int64_t)qs.by_mode[rt->req_mode],
+                              did);
 }

@@ -434,7 +434,8 @@ static int runs_all(rf_store_t *st, rf_txn_t *txn, rf_run_info_t **out,
                         n++;
         }
         rf_iter_destroy(it);
-        qsort(v, n, sizeof(*v), cmp_first_seen);
+        if (n > 1) /* v is NULL when there are no runs */
+                qsort(v, n, sizeof(*v), cmp_first_seen);
         *out = v;
         *cnt = n;
         return 0;

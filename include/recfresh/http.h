@@ -66,6 +66,16 @@ typedef struct rf_http_conf {
         void (*owner)(void *opaque, const char *subject_id, rf_owner_t *out);
         /* Appends process gauges (lag, store) to /metrics. May be NULL. */
         void (*metrics)(void *opaque, rf_buf_t *out);
+        /* Admin endpoints (POST /admin/v1/...): off (404) unless
+         * admin_token is set; every call must carry "Authorization: Bearer
+         * <token>", compared in constant time. \p admin runs an action
+         * ("rollback": a1 = run or NULL, a2 = to or NULL; "refresh": a1 =
+         * "full"|"incremental", a2 = run id or NULL) and returns 0
+         * (accepted, msg says what), RF_EINVAL (400), RF_EBLOCKED (409) or
+         * another error (500). */
+        const char *admin_token;
+        int (*admin)(void *opaque, const char *action, const char *a1,
+                     const char *a2, char *msg, size_t msg_size);
         void *opaque;
 } rf_http_conf_t;
 

@@ -89,6 +89,16 @@ void rf_refresh_destroy(rf_refresh_t *r);
 int rf_refresh_tick(rf_refresh_t *r, rf_apply_ctx_t *ctx, int64_t now_ms,
                     int *did);
 
+/**
+ * Asks for run \p run_id of \p mode (RF_RC_FULL or RF_RC_ACTIVE) now, as the
+ * admin endpoint does; the writer thread steps it on its next ticks like a
+ * scheduled run (resumable, idempotent per run id). Thread-safe.
+ * @returns 0, RF_EINVAL, or RF_EBLOCKED while another requested run is
+ *          still going.
+ */
+int rf_refresh_request(rf_refresh_t *r, rf_rc_mode_t mode,
+                       const char *run_id);
+
 /** Writes the scheduled run ids at \p now_ms: daily full ("" when
  *  recompute.full_at is "" or not yet reached today) and active ("" when
  *  recompute.incremental_every is 0). Buffers of 64 bytes. */

@@ -261,7 +261,7 @@ log "row 3: latency at 80% of max ($RATE80 events/s)"
 latency lat_80 $RATE80
 for n in lat_fixed lat_80; do
         row "3. event-to-visible at $(fmt "$(val $n rate)") events/s" \
-                "p50 $(val $n p50_ms) ms, p99 $(val $n p99_ms) ms ($(val $n probes_measured) probes, $(val $n lost) lost)" \
+                "p50 $(val $n p50_ms) ms, p99 $(val $n p99_ms) ms ($(val $n probes_measured) probes, $(val $n unapplied) not applied after 300 s)" \
                 "-" "-"
 done
 
@@ -441,9 +441,9 @@ if [ $SMOKE = 1 ]; then
                         bad=1
                 fi
         done
-        for kv in "lat_fixed lost" "lat_80 lost"; do
+        for kv in "lat_fixed unapplied" "lat_80 unapplied"; do
                 set -- $kv
-                [ "$(val "$1" "$2")" = 0 ] || { log "smoke: $1 lost records"; bad=1; }
+                [ "$(val "$1" "$2")" = 0 ] || { log "smoke: $1 records not applied"; bad=1; }
         done
         [ $bad = 0 ] && [ $FAILED = 0 ] || exit 1
         echo "bench smoke: 1 passed, 0 failed"

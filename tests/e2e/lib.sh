@@ -56,7 +56,7 @@ start_daemon() {
                 >>"$dir/daemon.log" 2>&1 &
         DAEMON_PID=$!
         E2E_PIDS+=($DAEMON_PID)
-        wait_for 30 "daemon consumers assigned" \
+        wait_for 60 "daemon consumers assigned" \
                 grep -q "consumers assigned" "$dir/daemon.log"
         HTTP=
         if [ -s "$dir/http.addr" ]; then

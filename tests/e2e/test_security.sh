@@ -41,4 +41,52 @@ timeout 6 "$RECFRESH" run --brokers "$BROKERS" --data-dir "$E2E_DIR/db" \
 grep -q "$SECRET" "$E2E_DIR/sasl.log" && fail "secret in the daemon log"
 ok "failing SASL login with debug logging: the password is never logged"
 
+# --- admin endpoints: off without a token; bearer token when on -------------
+code() { curl -s -o "$E2E_DIR/body" -w '%{http_code}' "$@"; }
+mkdir -p "$E2E_DIR/plain"
+start_daemon "$E2E_DIR/plain"
+[ "$(code -X POST "$HTTP/admin/v1/refresh?mode=full")" = 404 ] ||
+        fail "admin endpoint reachable with no token configured"
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || true
+ok "admin endpoints are off when no token is configured"
+
+printf '\n' >"$E2E_DIR/empty.token"
+rc=0
+timeout 20 "$RECFRESH" run --brokers "$BROKERS" --data-dir "$E2E_DIR/x" \
+        --http 127.0.0.1:0 --set "http.admin_token_file=$E2E_DIR/empty.token" \
+        >"$E2E_DIR/empty.log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] && grep -q "admin token" "$E2E_DIR/empty.log" ||
+        fail "an empty token file must stop the start (rc=$rc)"
+ok "an empty admin token file stops the daemon with a clear error"
+
+TOKEN=tok-$RANDOM$RANDOM$RANDOM
+printf '%s\n' "$TOKEN" >"$E2E_DIR/admin.token"
+chmod 600 "$E2E_DIR/admin.token"
+mkdir -p "$E2E_DIR/adm"
+start_daemon "$E2E_DIR/adm" --set "http.admin_token_file=$E2E_DIR/admin.token"
+produce recs.lists.v1 u1 '{"subject_id":"u1","surface":"home","list_id":"L1","generated_at":"2026-11-22T01:00:00Z","expires_at":"2099-01-01T00:00:00Z","model_version":"m1","items":[{"item_id":"a","score":1}]}'
+wait_for 20 "list applied" served_is "$E2E_DIR/adm" u1 home a
+URL="$HTTP/admin/v1/refresh?mode=full&run_id=adm-run-1"
+[ "$(code -X POST "$URL")" = 401 ] || fail "no token: want 401"
+[ "$(code -X POST -H "Authorization: Bearer wrong" "$URL")" = 401 ] ||
+        fail "wrong token: want 401"
+[ "$(code -X POST -H "Authorization: Bearer ${TOKEN}x" "$URL")" = 401 ] ||
+        fail "token with a suffix: want 401"
+[ "$(code -H "Authorization: Bearer $TOKEN" "$URL")" = 405 ] ||
+        fail "GET on an admin endpoint: want 405"
+[ "$(code -X POST -H "Authorization: Bearer $TOKEN" \
+        "$HTTP/admin/v1/refresh?mode=sometimes")" = 400 ] ||
+        fail "bad mode: want 400"
+[ "$(code -X POST -H "Authorization: Bearer $TOKEN" "$URL")" = 202 ] ||
+        fail "right token: want 202, got $(cat "$E2E_DIR/body")"
+wait_for 30 "the requested full refresh reaches the scorer" sh -c \
+        "kcat -C -b '$BROKERS' -t recs.recompute.v1 -e -q | grep -q '\"run_id\":\"adm-run-1\"'"
+[ "$(code -X POST -H "Authorization: Bearer $TOKEN" \
+        "$HTTP/admin/v1/runs:rollback")" = 202 ] ||
+        fail "rollback: want 202, got $(cat "$E2E_DIR/body")"
+wait_for 20 "the daemon's rollback verdict" sh -c \
+        "ls '$E2E_DIR/adm/db/spool/' | grep -q 'rollback.*result'"
+grep -q "$TOKEN" "$E2E_DIR/adm/daemon.log" && fail "token in the daemon log"
+ok "admin: 401 without or with a wrong token, 405, 400; 202 runs the refresh and queues the rollback"
+
 echo "$passed passed, 0 failed"
