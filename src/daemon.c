@@ -42,7 +42,7 @@
 
 struct rf_daemon {
         const rf_config_t *conf;
-        char *admin_token; /* from http.admin_token_file, or NULL */
+        char *admin_token;   /* from http.admin_token_file, or NULL */
         rf_broker_t *broker; /* embedded broker, or NULL */
         char *bootstraps;
         rf_store_t *st;
@@ -300,8 +300,7 @@ static int read_admin_token(rf_daemon_t *d, char *errstr, size_t errstr_size)
         if (!*path)
                 return 0;
         if (!(fp = fopen(path, "r"))) {
-                snprintf(errstr, errstr_size, "%s: %s", path,
-                         strerror(errno));
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
                 return -1;
         }
         n = fread(buf, 1, sizeof(buf) - 1, fp);
@@ -315,8 +314,7 @@ static int read_admin_token(rf_daemon_t *d, char *errstr, size_t errstr_size)
                 *--e = '\0';
         if (!*b || memchr(b, '\n', (size_t)(e - b))) {
                 snprintf(errstr, errstr_size,
-                         "%s: expected one line holding the admin token",
-                         path);
+                         "%s: expected one line holding the admin token", path);
                 return -1;
         }
         d->admin_token = rf_strdup(b);
@@ -362,7 +360,7 @@ static int http_admin(void *opaque, const char *action, const char *a1,
                 return r ? RF_EIO : 0;
         }
         if (!strcmp(action, "refresh")) {
-                int mode = !a1                        ? -1
+                int mode = !a1                          ? -1
                            : !strcmp(a1, "full")        ? RF_RC_FULL
                            : !strcmp(a1, "incremental") ? RF_RC_ACTIVE
                                                         : -1;
@@ -384,8 +382,7 @@ static int http_admin(void *opaque, const char *action, const char *a1,
                 else if (r == RF_EINVAL)
                         snprintf(msg, msg_size, "run_id: too long");
                 else
-                        snprintf(msg, msg_size, "refresh run %s requested",
-                                 id);
+                        snprintf(msg, msg_size, "refresh run %s requested", id);
                 return r;
         }
         snprintf(msg, msg_size, "unknown action");

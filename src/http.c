@@ -57,8 +57,8 @@ static const char *const route_names[R__CNT] = {
 };
 
 /* Status codes counted per route; anything else counts as the last. */
-static const unsigned codes[] = { 200, 202, 307, 400, 401, 404, 405,
-                                  409, 413, 414, 415, 421, 500, 503, 0 };
+static const unsigned codes[] = { 200, 202, 307, 400, 401, 404, 405, 409,
+                                  413, 414, 415, 421, 500, 503, 0 };
 #define CODE_CNT RF_ARRAY_SIZE(codes)
 
 struct rf_http {
@@ -950,10 +950,9 @@ static enum MHD_Result handle_admin(rf_http_t *h, struct MHD_Connection *conn,
                                            "expected the parameters %s and "
                                            "%s, once each",
                                            acts[a].p1, acts[a].p2);
-                if ((st = decode_id(rq, k ? acts[a].p2 : acts[a].p1,
-                                    q.val[i], strlen(q.val[i]),
-                                    (size_t)conf->max_id_len, 1, 1, &vals[k],
-                                    err, sizeof(err))))
+                if ((st = decode_id(rq, k ? acts[a].p2 : acts[a].p1, q.val[i],
+                                    strlen(q.val[i]), (size_t)conf->max_id_len,
+                                    1, 1, &vals[k], err, sizeof(err))))
                         return reply_error(h, conn, rq, st, NULL, "%s", err);
         }
         r = h->hc.admin(h->hc.opaque, acts[a].action, vals[0], vals[1], msg,
@@ -965,11 +964,11 @@ static enum MHD_Result handle_admin(rf_http_t *h, struct MHD_Connection *conn,
                 return reply_error(h, conn, rq, MHD_HTTP_CONFLICT, NULL, "%s",
                                    msg);
         if (r != 0)
-                return reply_error(h, conn, rq,
-                                   MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s",
-                                   msg);
-        rf_buf_printf(&body, "{\"accepted\":true,\"action\":\"%s\","
-                             "\"message\":",
+                return reply_error(h, conn, rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                   NULL, "%s", msg);
+        rf_buf_printf(&body,
+                      "{\"accepted\":true,\"action\":\"%s\","
+                      "\"message\":",
                       acts[a].action);
         rf_json_str(&body, msg);
         rf_buf_printf(&body, "}\n");

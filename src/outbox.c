@@ -232,8 +232,8 @@ size_t rf_outbox_drain(rf_outbox_t *ob, rd_kafka_t *rk, size_t max_inflight)
 
         rf_buf_t from = { 0 };
         rf_key_seq(&from, ob->produce_from);
-        rf_iter_t *it = rf_iter_new(ob->st, NULL, RF_CF_OUTBOX, NULL, 0);
-        rf_iter_seek(it, from.data, from.len);
+        rf_iter_t *it =
+            rf_iter_new_from(ob->st, NULL, RF_CF_OUTBOX, from.data, from.len);
         for (; rf_iter_valid(it) && ob->inflight < max_inflight;
              rf_iter_next(it)) {
                 size_t klen, vlen;

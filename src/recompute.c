@@ -843,18 +843,26 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                 rf_buf_free(&v);
                 return;
         }
-        for (size_t i = 0; i < list->item_cnt; i++) {
+        /* The entries of the entity first: most invalidations of a big
+         * fan-out remove one entry, and only then is the list counted. */
+        for (size_t i = 0; i < list->item_cnt && !removed; i++) {
                 const rf_entry_t *en = &list->items[i];
-                int out = rf_checker_check(&ck, en) != RF_FILTER_NONE;
-                valid += !out;
                 if (entry_matches(en, entity_kind, entity_id))
-                        removed |= out || cause == RF_EV_CONSENT_GRANTED;
+                        removed = cause == RF_EV_CONSENT_GRANTED ||
+                                  rf_checker_check(&ck, en) != RF_FILTER_NONE;
         }
+        const rf_surface_conf_t *sc =
+            removed ? rf_config_surface(ctx->conf, lk.surface) : NULL;
+        /* Valid entries, counted only as far as min_valid: enough to know
+         * whether the request is urgent. */
+        for (size_t i = 0;
+             removed && i < list->item_cnt && (int64_t)valid < sc->min_valid;
+             i++)
+                valid +=
+                    rf_checker_check(&ck, &list->items[i]) == RF_FILTER_NONE;
         rf_checker_clear(&ck);
 
         if (removed) {
-                const rf_surface_conf_t *sc =
-                    rf_config_surface(ctx->conf, lk.surface);
                 int urgent = ctx->conf && (int64_t)valid < sc->min_valid;
                 rf_queue_add_t add = {
                         .subject_id = lk.subject,

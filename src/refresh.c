@@ -470,8 +470,7 @@ void rf_refresh_destroy(rf_refresh_t *r)
         free(r);
 }
 
-int rf_refresh_request(rf_refresh_t *r, rf_rc_mode_t mode,
-                       const char *run_id)
+int rf_refresh_request(rf_refresh_t *r, rf_rc_mode_t mode, const char *run_id)
 {
         int busy;
 
@@ -576,8 +575,7 @@ int rf_refresh_tick(rf_refresh_t *rt, rf_apply_ctx_t *ctx, int64_t now_ms,
                 }
                 *did = 1;
         }
-        return tick_requested(rt, ctx, &src, now_ms,
-                              conf->rc_refresh_backlog -
-                                  (int64_t)qs.by_mode[rt->req_mode],
-                              did);
+        return tick_requested(
+            rt, ctx, &src, now_ms,
+            conf->rc_refresh_backlog - (int64_t)qs.by_mode[rt->req_mode], did);
 }

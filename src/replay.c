@@ -978,13 +978,19 @@ static void json_line(rf_buf_t *b, uint64_t seq, const rf_record_t *rec,
 
 /* Counts what the apply put in the outbox (what the daemon would produce)
  * and deletes it: a scratch store never sends. */
-static int drain_outbox(rf_store_t *st, uint64_t *emitted, char *errstr,
-                        size_t errstr_size)
+static int drain_outbox(rf_store_t *st, uint64_t *next_seq, uint64_t *emitted,
+                        char *errstr, size_t errstr_size)
 {
         rf_txn_t *txn = rf_txn_new(st);
-        rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_OUTBOX, NULL, 0);
+        rf_buf_t from = { 0 };
+        rf_iter_t *it;
         int r;
 
+        /* From the first sequence not yet drained: the deleted head is
+         * never walked again (replay stays linear in records). */
+        rf_key_seq(&from, *next_seq);
+        it = rf_iter_new_from(st, NULL, RF_CF_OUTBOX, from.data, from.len);
+        rf_buf_free(&from);
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen, vlen;
                 const char *k = rf_iter_key(it, &klen);
@@ -992,6 +998,7 @@ static int drain_outbox(rf_store_t *st, uint64_t *emitted, char *errstr,
                 if (vlen && (unsigned char)v[0] < RF_TOPIC__CNT)
                         emitted[(unsigned char)v[0]]++;
                 rf_txn_delete(txn, RF_CF_OUTBOX, k, klen);
+                *next_seq = rf_key_seq_parse(k, klen) + 1;
         }
         rf_iter_destroy(it);
         r = rf_txn_commit(txn, errstr, errstr_size);
@@ -1071,6 +1078,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                   rf_replay_stats_t *stats, rf_buf_t *lines, rf_buf_t *empty,
                   char *errstr, size_t errstr_size)
 {
+        uint64_t outbox_next = 0; /* first undrained outbox seq */
         const rf_config_t *conf = opts->conf;
         rf_store_t *st = NULL;
         rf_outbox_t *ob = NULL;
@@ -1141,7 +1149,8 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                 rf_outbox_committed(ob);
                 rf_queue_committed(q);
                 emitted[RF_TOPIC_RECOMPUTE] += send_due(q, now);
-                if ((r = drain_outbox(st, emitted, errstr, errstr_size)))
+                if ((r = drain_outbox(st, &outbox_next, emitted, errstr,
+                                      errstr_size)))
                         goto out;
                 for (int t = 0; t < RF_TOPIC__CNT; t++)
                         stats->emitted[t] += emitted[t];

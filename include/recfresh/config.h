@@ -61,7 +61,7 @@ typedef struct rf_config {
         char *http_addr;      /* HTTP listen address; "" = no HTTP server */
         char *http_addr_file; /* write the bound host:port here */
         char *http_admin_token_file; /* admin bearer token; "" = off */
-        int64_t http_threads; /* HTTP worker threads */
+        int64_t http_threads;        /* HTTP worker threads */
         int64_t http_max_connections;
         int64_t http_max_body_bytes; /* largest POST body */
         int64_t http_default_limit;  /* entries served without ?limit= */

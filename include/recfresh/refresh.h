@@ -96,8 +96,7 @@ int rf_refresh_tick(rf_refresh_t *r, rf_apply_ctx_t *ctx, int64_t now_ms,
  * @returns 0, RF_EINVAL, or RF_EBLOCKED while another requested run is
  *          still going.
  */
-int rf_refresh_request(rf_refresh_t *r, rf_rc_mode_t mode,
-                       const char *run_id);
+int rf_refresh_request(rf_refresh_t *r, rf_rc_mode_t mode, const char *run_id);
 
 /** Writes the scheduled run ids at \p now_ms: daily full ("" when
  *  recompute.full_at is "" or not yet reached today) and active ("" when

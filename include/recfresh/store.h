@@ -166,6 +166,14 @@ typedef struct rf_iter rf_iter_t;
 rf_iter_t *rf_iter_new(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
                        const char *prefix, size_t plen);
 
+/**
+ * Iterates the keys of \p cf from \p from (inclusive) on, with a lower
+ * bound there: cheap on queue-like column families whose consumed head is
+ * all deletion markers.
+ */
+rf_iter_t *rf_iter_new_from(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
+                            const char *from, size_t flen);
+
 /** Positions at the first key >= \p key within the prefix. */
 void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen);
 
