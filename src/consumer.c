@@ -1,6 +1,8 @@
 /*
  * recfresh - the consumers (see consumer.h).
  */
+#include <jansson.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,8 +16,10 @@
 
 struct rf_consumer {
         rf_store_t *st;
-        rd_kafka_t *subj;  /* group consumer: subject-scoped topics */
-        rd_kafka_t *items; /* assign-all consumer: item-scoped */
+        atomic_int brokers_up; /* brokers in state UP at the last stats, -1
+                                * before the first (consumer.h) */
+        rd_kafka_t *subj;      /* group consumer: subject-scoped topics */
+        rd_kafka_t *items;     /* assign-all consumer: item-scoped */
         rd_kafka_queue_t *subj_q, *items_q;
         int subj_assigned; /* a rebalance assigned us (maybe 0 parts) */
         int item_parts[RF_TOPIC__CNT]; /* partitions assigned per topic */
@@ -282,6 +286,37 @@ static void assign_items(rf_consumer_t *c)
         rd_kafka_metadata_destroy(md);
 }
 
+/* Counts the brokers (learned ones, not bootstrap entries) whose
+ * connection is UP. Runs on the thread that polls the consumer. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+        rf_consumer_t *c = opaque;
+        json_t *root = json_loadb(json, len, 0, NULL), *brokers, *b;
+        const char *name;
+        int up = 0;
+
+        (void)rk;
+        if (!root)
+                return 0;
+        brokers = json_object_get(root, "brokers");
+        json_object_foreach(brokers, name, b)
+        {
+                json_int_t id =
+                    json_integer_value(json_object_get(b, "nodeid"));
+                const char *st = json_string_value(json_object_get(b, "state"));
+                if (id >= 0 && st && !strcmp(st, "UP"))
+                        up++;
+        }
+        json_decref(root);
+        atomic_store(&c->brokers_up, up);
+        return 0; /* librdkafka frees json */
+}
+
+int rf_consumer_brokers_up(const rf_consumer_t *c)
+{
+        return atomic_load(&((rf_consumer_t *)c)->brokers_up);
+}
+
 static rd_kafka_t *new_consumer(const rf_config_t *conf, const char *brokers,
                                 const char *role, const char *group,
                                 rf_consumer_t *c, char *errstr,
@@ -319,8 +354,17 @@ static rd_kafka_t *new_consumer(const rf_config_t *conf, const char *brokers,
                 return NULL;
         }
         rd_kafka_conf_set_opaque(kc, c);
-        if (!strcmp(role, "consumer"))
+        if (!strcmp(role, "consumer")) {
                 rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+                /* Broker health for readiness: librdkafka's statistics name
+                 * each broker's connection state. */
+                if (rf_kafka_conf_set(kc, "statistics.interval.ms", "1000",
+                                      errstr, errstr_size)) {
+                        rd_kafka_conf_destroy(kc);
+                        return NULL;
+                }
+                rd_kafka_conf_set_stats_cb(kc, stats_cb);
+        }
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
         if (!rk) {
                 rd_kafka_conf_destroy(kc);
@@ -340,6 +384,7 @@ rf_consumer_t *rf_consumer_new(const rf_config_t *conf, const char *brokers,
         char items_group[300];
         rd_kafka_resp_err_t err;
 
+        atomic_init(&c->brokers_up, -1);
         c->st = st;
         c->target = rf_calloc((size_t)RF_TOPIC__CNT * RF_CLUSTER_MAX_PARTS,
                               sizeof(*c->target));

@@ -139,6 +139,10 @@ static int http_ready(void *opaque, char *why, size_t why_size)
                 snprintf(why, why_size, "degraded: %s", d->degraded);
         } else if (!atomic_load(&d->ready)) {
                 snprintf(why, why_size, "consumers not assigned yet");
+        } else if (d->consumer && rf_consumer_brokers_up(d->consumer) == 0) {
+                /* Reads are still served from the store; new events are
+                 * not being taken. */
+                snprintf(why, why_size, "no Kafka broker reachable");
         } else if (!d->caught_up) {
                 int64_t max = -1;
                 const char *at = "";
@@ -906,6 +910,11 @@ const char *rf_daemon_bootstraps(const rf_daemon_t *d)
 rf_store_t *rf_daemon_store(rf_daemon_t *d)
 {
         return d->st;
+}
+
+int rf_daemon_readiness(rf_daemon_t *d, char *why, size_t why_size)
+{
+        return http_ready(d, why, why_size);
 }
 
 int rf_daemon_ready(const rf_daemon_t *d)

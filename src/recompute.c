@@ -405,6 +405,11 @@ struct rf_queue {
         rf_bucket_t normal, full;
         inflight_t *infl[INFL_BUCKETS];
         size_t inflight_cnt;
+        /* Per class, where the next search for a due key starts: the due
+         * keys before it were taken (deleted). Without it every take walks
+         * the deletion markers of all earlier ones (quadratic). Reset by
+         * put_due() when a key lands before it. */
+        rf_buf_t due_from[CLASS_CNT];
         /* backlog counts, committed and since the last commit */
         int64_t count[RF_RC__MODE_CNT], urgent;
         int64_t dcount[RF_RC__MODE_CNT], durgent;
@@ -562,6 +567,8 @@ void rf_queue_destroy(rf_queue_t *q)
         pthread_mutex_destroy(&q->ask_lock);
         free(q->acks);
         rf_txn_destroy(q->txn);
+        for (int c = 0; c < CLASS_CNT; c++)
+                rf_buf_free(&q->due_from[c]);
         rf_buf_free(&q->k);
         rf_buf_free(&q->v);
         free(q);
@@ -579,6 +586,10 @@ void rf_queue_committed(rf_queue_t *q)
 
 void rf_queue_rollback(rf_queue_t *q)
 {
+        /* Keys taken in the dropped batch are due again, maybe before the
+         * search cursors. */
+        for (int c = 0; c < CLASS_CNT; c++)
+                rf_buf_reset(&q->due_from[c]);
         memset(q->dcount, 0, sizeof(q->dcount));
         q->durgent = 0;
 }
@@ -617,8 +628,16 @@ static void put_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
 static void put_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
                     const entry_t *e)
 {
+        rf_buf_t *from = &q->due_from[entry_class(e)];
+
         key_due(&q->k, entry_class(e), e->enqueued_at, subject);
         rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, "", 0);
+        if (from->len) {
+                size_t n = from->len < q->k.len ? from->len : q->k.len;
+                int c = memcmp(q->k.data, from->data, n);
+                if (c < 0 || (c == 0 && q->k.len < from->len))
+                        rf_buf_reset(from); /* before the cursor: rescan */
+        }
 }
 
 static void del_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
@@ -1031,12 +1050,17 @@ static int first_due(rf_queue_t *q, int cls, int64_t now_ms, rf_buf_t *subject,
                      int64_t *duep, rf_buf_t *dkey)
 {
         char p[2] = { 'D', (char)('0' + cls) };
-        rf_iter_t *it = rf_iter_new(q->st, NULL, RF_CF_QUEUE, p, 2);
+        rf_buf_t *from = &q->due_from[cls], skip = { 0 };
+        rf_iter_t *it = from->len ? rf_iter_new_from(q->st, NULL, RF_CF_QUEUE,
+                                                     from->data, from->len)
+                                  : rf_iter_new(q->st, NULL, RF_CF_QUEUE, p, 2);
         int found = 0;
 
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen;
                 const char *k = rf_iter_key(it, &klen);
+                if (klen < 2 || memcmp(k, p, 2) != 0)
+                        break; /* past this class (lower-bound iterator) */
                 rf_cur_t c = { k + 2, k + klen, 0 };
                 int64_t due = due_of(q, cls, (int64_t)rf_cur_be64(&c));
                 if (c.err)
@@ -1047,18 +1071,28 @@ static int first_due(rf_queue_t *q, int cls, int64_t now_ms, rf_buf_t *subject,
                 rf_buf_append(subject, c.p, (size_t)(c.end - c.p));
                 rf_buf_append(subject, "", 1);
                 subject->len--;
-                if (infl_find(q, subject->data))
+                if (infl_find(q, subject->data)) {
+                        if (!skip.len) /* the cursor must not pass it */
+                                rf_buf_append(&skip, k, klen);
                         continue;
+                }
                 if (duep)
                         *duep = due;
                 if (dkey) {
                         rf_buf_reset(dkey);
                         rf_buf_append(dkey, k, klen);
                 }
+                /* The next search starts here (this key is taken now). */
+                rf_buf_reset(from);
+                if (skip.len)
+                        rf_buf_append(from, skip.data, skip.len);
+                else
+                        rf_buf_append(from, k, klen);
                 found = 1;
                 break;
         }
         rf_iter_destroy(it);
+        rf_buf_free(&skip);
         return found;
 }
 

@@ -71,4 +71,9 @@ const rf_subject_parts_t *rf_consumer_subject_parts(rf_consumer_t *c);
 /** Leaves the group, closes and frees both consumers. */
 void rf_consumer_close(rf_consumer_t *c);
 
+/** @returns the brokers whose connection was UP at the last statistics
+ *  (every second), or -1 before the first. 0: no broker reachable, the
+ *  instance is not ready. Thread-safe. */
+int rf_consumer_brokers_up(const rf_consumer_t *c);
+
 #endif /* RECFRESH_CONSUMER_H */

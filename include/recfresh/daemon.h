@@ -44,6 +44,10 @@ rf_store_t *rf_daemon_store(rf_daemon_t *d);
 /** @returns 1 once the consumers are assigned (see consumer.h). */
 int rf_daemon_ready(const rf_daemon_t *d);
 
+/** @returns 1 if /readyz would answer ready; else 0 with the reason in
+ *  \p why (catching up, no broker reachable, degraded, stopping). */
+int rf_daemon_readiness(rf_daemon_t *d, char *why, size_t why_size);
+
 /**
  * The HTTP API (http.h) starts with the daemon when conf->http_addr is not
  * empty, and stops first in rf_daemon_destroy(). /readyz is ready once the

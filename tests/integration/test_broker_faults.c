@@ -52,14 +52,33 @@ static void ban(const char *id, const char *item)
         free(js);
 }
 
+/* Waits until readiness is \p want (with \p why in the reason when not). */
+static void wait_readiness(int want, const char *why)
+{
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        char reason[256] = "";
+        int ready = -1;
+
+        while (rf_mono_ms() < deadline) {
+                ready = rf_daemon_readiness(env.daemon, reason, sizeof(reason));
+                if (ready == want && (!why || strstr(reason, why)))
+                        return;
+                usleep(50000);
+        }
+        fail_msg("readiness %d (%s), want %d%s%s", ready, reason, want,
+                 why ? ": " : "", why ? why : "");
+}
+
 static void test_reads_served_while_brokers_down(void **state)
 {
         rd_kafka_mock_cluster_t *mc = rf_broker_mock(env.broker);
         (void)state;
 
+        wait_readiness(1, NULL);
         for (int b = 1; b <= BROKERS; b++)
                 rd_kafka_mock_broker_set_down(mc, b);
-        /* The store keeps serving: repeated reads during the outage. */
+        /* Not ready (no broker reachable), and the store keeps serving:
+         * reads throughout the outage. */
         int64_t until = rf_mono_ms() + 1500;
         while (rf_mono_ms() < until) {
                 char *got = h_served(&env, "u-bf", "home", NULL);
@@ -67,8 +86,13 @@ static void test_reads_served_while_brokers_down(void **state)
                 free(got);
                 usleep(50000);
         }
+        wait_readiness(0, "no Kafka broker reachable");
+        char *got = h_served(&env, "u-bf", "home", NULL);
+        assert_string_equal(got, "a,b,c,d,e");
+        free(got);
         for (int b = 1; b <= BROKERS; b++)
                 rd_kafka_mock_broker_set_up(mc, b);
+        wait_readiness(1, NULL);
         /* And the consumer resumes: an event after the outage applies. */
         ban("e-bf-1", "a");
         h_wait_served(&env, "u-bf", "home", NULL, "b,c,d,e");
