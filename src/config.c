@@ -163,7 +163,7 @@ static const struct conf_row conf_table[] = {
           "Longest id or key in bytes; longer: DLQ id_too_long."),
         C(INT, "limits.max_json_depth", max_json_depth, "16", 2, 256,
           "Deepest JSON nesting of a record; deeper: DLQ too_deep."),
-        C(INT, "fanout.chunk", fanout_chunk, "2000", 1, 1000000,
+        C(INT, "fanout.chunk", fanout_chunk, "500", 1, 1000000,
           "Index entries handled per fan-out step of a ban or invalidation."),
         C(BOOL, "store.sync", store_sync, "false",
           "fsync the RocksDB WAL on every write (survives power loss)."),

@@ -169,7 +169,7 @@ static void test_defaults(void **state)
         assert_int_equal(c->max_items_per_list, 1000);
         assert_int_equal(c->max_id_len, 256);
         assert_int_equal(c->max_json_depth, 16);
-        assert_int_equal(c->fanout_chunk, 2000);
+        assert_int_equal(c->fanout_chunk, 500);
         assert_int_equal(c->store_sync, 0);
         assert_int_equal(c->block_cache_mb, 256);
         assert_int_equal(c->write_buffer_mb, 64);
@@ -249,7 +249,7 @@ static void test_int_decimal_only(void **state)
                 assert_contains(err, "expected an integer between 1 and "
                                      "1000000");
         }
-        assert_int_equal(c->fanout_chunk, 2000);
+        assert_int_equal(c->fanout_chunk, 500);
         set_ok(c, "fanout.chunk", "007");
         assert_int_equal(c->fanout_chunk, 7);
 }
