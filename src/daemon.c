@@ -649,9 +649,36 @@ static void record_of(const rd_kafka_message_t *m, rf_record_t *rec)
 }
 
 /* Applies and commits one batch. @returns 0 or a store error. */
-static int apply_batch(rf_daemon_t *d, size_t n)
+/* Commits what a step put in the transaction (r == 0), or drops it and
+ * every in-memory cursor that moved with it (r != 0, or the commit failed),
+ * so the next attempt starts from committed state. @returns 0 or the
+ * error. */
+static int finish_step(rf_daemon_t *d, int r, const char *what)
 {
         char errstr[512];
+
+        if (r == 0)
+                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
+        else
+                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
+        if (r != 0) {
+                RF_METRIC_INC(store_errors);
+                rf_log_error("daemon", "%s failed: %s", what, errstr);
+                rf_txn_clear(d->ctx.txn);
+                rf_outbox_rollback(d->outbox);
+                rf_fanout_reload(d->fanout);
+                rf_queue_rollback(d->queue);
+                return r;
+        }
+        RF_METRIC_INC(store_commits);
+        rf_outbox_committed(d->outbox);
+        rf_queue_committed(d->queue);
+        return 0;
+}
+
+static int apply_batch(rf_daemon_t *d, size_t n)
+{
+        char errstr[512], what[64];
         int r = 0;
 
         d->ctx.now_ms = rf_now_ms();
@@ -667,23 +694,8 @@ static int apply_batch(rf_daemon_t *d, size_t n)
             rf_eventlog_flush(d->elog, d->ctx.now_ms, errstr, sizeof(errstr)))
                 rf_log_error("daemon", "event log: %s: batch not archived",
                              errstr);
-        if (r == 0)
-                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
-        else
-                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
-        if (r != 0) {
-                RF_METRIC_INC(store_errors);
-                rf_log_error("daemon", "batch of %zu records not applied: %s",
-                             n, errstr);
-                rf_txn_clear(d->ctx.txn);
-                rf_outbox_rollback(d->outbox);
-                rf_fanout_reload(d->fanout);
-                rf_queue_rollback(d->queue);
-        } else {
-                RF_METRIC_INC(store_commits);
-                rf_outbox_committed(d->outbox);
-                rf_queue_committed(d->queue);
-        }
+        snprintf(what, sizeof(what), "batch of %zu records", n);
+        r = finish_step(d, r, what);
         tomb_latency(&d->ctx, r == 0);
         for (size_t i = 0; i < n; i++)
                 rd_kafka_message_destroy(d->msgs[i]);
@@ -693,61 +705,29 @@ static int apply_batch(rf_daemon_t *d, size_t n)
 /* Batch runs: validation, activation, spool jobs, version deletion. */
 static int runs_step(rf_daemon_t *d)
 {
-        char errstr[512];
         int r;
 
         d->ctx.now_ms = rf_now_ms();
-        r = rf_runs_step(d->runs, &d->ctx, 0);
-        if (r == 0)
-                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
-        else
-                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
+        r = finish_step(d, rf_runs_step(d->runs, &d->ctx, 0), "runs step");
         rf_runs_committed(d->runs, r == 0);
-        if (r != 0) {
-                RF_METRIC_INC(store_errors);
-                rf_log_error("daemon", "runs step failed: %s", errstr);
-                rf_txn_clear(d->ctx.txn);
-                rf_outbox_rollback(d->outbox);
-                rf_queue_rollback(d->queue);
-                return r;
-        }
-        rf_outbox_committed(d->outbox);
-        rf_queue_committed(d->queue);
-        return 0;
+        return r;
 }
 
 static int fanout_step(rf_daemon_t *d)
 {
-        char errstr[512];
         size_t scanned = 0;
-        int r;
 
         if (!rf_fanout_pending(d->fanout))
                 return 0;
         d->ctx.now_ms = rf_now_ms();
-        r = rf_fanout_step(&d->ctx, (size_t)d->conf->fanout_chunk, &scanned);
-        if (r == 0)
-                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
-        else
-                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
-        if (r != 0) {
-                RF_METRIC_INC(store_errors);
-                rf_log_error("daemon", "fan-out step failed: %s", errstr);
-                rf_txn_clear(d->ctx.txn);
-                rf_outbox_rollback(d->outbox);
-                rf_fanout_reload(d->fanout);
-                rf_queue_rollback(d->queue);
-                return r;
-        }
-        rf_outbox_committed(d->outbox);
-        rf_queue_committed(d->queue);
-        return 0;
+        return finish_step(
+            d, rf_fanout_step(&d->ctx, (size_t)d->conf->fanout_chunk, &scanned),
+            "fan-out step");
 }
 
 /* State of subjects we no longer own (cluster.h): one bounded step. */
 static int sweep_step(rf_daemon_t *d)
 {
-        char errstr[512];
         size_t dropped = 0;
         int r;
 
@@ -761,51 +741,22 @@ static int sweep_step(rf_daemon_t *d)
                                   (size_t)d->conf->fanout_chunk, &dropped);
         if (r == 0 && !rf_txn_count(d->ctx.txn))
                 return 0;
-        if (r == 0)
-                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
-        else
-                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
-        if (r != 0) {
-                RF_METRIC_INC(store_errors);
-                rf_log_error("daemon", "ownership sweep step failed: %s",
-                             errstr);
-                rf_txn_clear(d->ctx.txn);
-                rf_outbox_rollback(d->outbox);
-                rf_queue_rollback(d->queue);
+        if ((r = finish_step(d, r, "ownership sweep step")) != 0)
                 rf_cluster_sweep_rollback(d->cluster);
-                return r;
-        }
-        rf_outbox_committed(d->outbox);
-        rf_queue_committed(d->queue);
-        return 0;
+        return r;
 }
 
 /* Scheduled refresh runs (refresh.h): one bounded step, committed with the
  * requests it queued. */
 static int refresh_step(rf_daemon_t *d)
 {
-        char errstr[512];
         int did = 0, r;
 
         d->ctx.now_ms = rf_now_ms();
         r = rf_refresh_tick(d->refresh, &d->ctx, d->ctx.now_ms, &did);
         if (r == 0 && !did)
                 return 0;
-        if (r == 0)
-                r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
-        else
-                snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
-        if (r != 0) {
-                RF_METRIC_INC(store_errors);
-                rf_log_error("daemon", "refresh step failed: %s", errstr);
-                rf_txn_clear(d->ctx.txn);
-                rf_outbox_rollback(d->outbox);
-                rf_queue_rollback(d->queue);
-                return r;
-        }
-        rf_outbox_committed(d->outbox);
-        rf_queue_committed(d->queue);
-        return 0;
+        return finish_step(d, r, "refresh step");
 }
 
 int rf_daemon_run(rf_daemon_t *d)

@@ -53,12 +53,4 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
 
 void rf_read_result_clear(rf_read_result_t *res);
 
-/** Appends the JSON form of a result (used by `get --json` and HTTP). */
-void rf_read_result_to_json(const rf_read_req_t *req,
-                            const rf_read_result_t *res, rf_buf_t *out);
-
-/** Prints a human-readable form of a result. */
-void rf_read_result_print(const rf_read_req_t *req, const rf_read_result_t *res,
-                          FILE *fp);
-
 #endif /* RECFRESH_READ_H */
