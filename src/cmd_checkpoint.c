@@ -2,10 +2,10 @@
  * recfresh - `recfresh checkpoint`: writes a RocksDB checkpoint of a store
  * (a consistent copy, SST files hard-linked), e.g. to seed a replay.
  *
- * A checkpoint needs the store opened read-write, so it is taken of a
- * stopped store; beside a running daemon, RocksDB's lock refuses the open
- * and the command says so (a secondary or read-only instance cannot write
- * a checkpoint).
+ * A checkpoint needs the store opened read-write, so this command takes it
+ * of a stopped store. A running daemon holds RocksDB's lock: it takes the
+ * checkpoint itself on POST /admin/v1/checkpoint (http.h), which the
+ * command's error names.
  */
 #include <stdio.h>
 #include <string.h>
@@ -71,7 +71,11 @@ int rf_cmd_checkpoint(int argc, char **argv)
                 fprintf(stderr, "recfresh checkpoint: %s\n%s", errstr,
                         strstr(errstr, "lock")
                             ? "recfresh checkpoint: the store is in use by a "
-                              "running daemon: stop it first\n"
+                              "running daemon: ask it instead, with\n"
+                              "  curl -X POST -H 'Authorization: Bearer "
+                              "TOKEN' \\\n"
+                              "    'http://ADDR/admin/v1/checkpoint?dir="
+                              "/abs/new/dir'\n"
                             : "");
                 goto done;
         }

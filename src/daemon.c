@@ -389,6 +389,22 @@ static int http_admin(void *opaque, const char *action, const char *a1,
                         snprintf(msg, msg_size, "refresh run %s requested", id);
                 return r;
         }
+        if (!strcmp(action, "checkpoint")) {
+                /* The primary handle can checkpoint while it writes: this
+                 * is how a replay is seeded from the live store. */
+                if (!a1 || a1[0] != '/') {
+                        snprintf(msg, msg_size,
+                                 "dir: expected an absolute path that does "
+                                 "not exist yet");
+                        return RF_EINVAL;
+                }
+                if (rf_store_checkpoint(d->st, a1, errstr, sizeof(errstr))) {
+                        snprintf(msg, msg_size, "checkpoint: %s", errstr);
+                        return RF_ESTORE;
+                }
+                snprintf(msg, msg_size, "checkpoint written to %s", a1);
+                return 0;
+        }
         snprintf(msg, msg_size, "unknown action");
         return RF_EINVAL;
 }

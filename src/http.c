@@ -917,6 +917,7 @@ static enum MHD_Result handle_admin(rf_http_t *h, struct MHD_Connection *conn,
         } acts[] = {
                 { ADMIN_PREFIX "runs:rollback", "rollback", "run", "to" },
                 { ADMIN_PREFIX "refresh", "refresh", "mode", "run_id" },
+                { ADMIN_PREFIX "checkpoint", "checkpoint", "dir", "-" },
         };
         const rf_config_t *conf = h->hc.serve.conf;
         const char *vals[2] = { NULL, NULL };
@@ -933,7 +934,8 @@ static enum MHD_Result handle_admin(rf_http_t *h, struct MHD_Connection *conn,
                 return reply_error(h, conn, rq, MHD_HTTP_NOT_FOUND, NULL,
                                    "no such admin endpoint (see "
                                    "/admin/v1/runs:rollback, "
-                                   "/admin/v1/refresh)");
+                                   "/admin/v1/refresh, "
+                                   "/admin/v1/checkpoint)");
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param,
                                   &q);
         if (q.overflow)
@@ -945,11 +947,12 @@ static enum MHD_Result handle_admin(rf_http_t *h, struct MHD_Connection *conn,
                         : !strcmp(q.key[i], acts[a].p2) ? 1
                                                         : -1;
                 if (k < 0 || vals[k])
-                        return reply_error(h, conn, rq, MHD_HTTP_BAD_REQUEST,
-                                           NULL,
-                                           "expected the parameters %s and "
-                                           "%s, once each",
-                                           acts[a].p1, acts[a].p2);
+                        return reply_error(
+                            h, conn, rq, MHD_HTTP_BAD_REQUEST, NULL,
+                            "expected the parameter%s %s%s%s, once each",
+                            strcmp(acts[a].p2, "-") ? "s" : "", acts[a].p1,
+                            strcmp(acts[a].p2, "-") ? " and " : "",
+                            strcmp(acts[a].p2, "-") ? acts[a].p2 : "");
                 if ((st = decode_id(rq, k ? acts[a].p2 : acts[a].p1, q.val[i],
                                     strlen(q.val[i]), (size_t)conf->max_id_len,
                                     1, 1, &vals[k], err, sizeof(err))))

@@ -70,7 +70,8 @@ typedef struct rf_http_conf {
          * admin_token is set; every call must carry "Authorization: Bearer
          * <token>", compared in constant time. \p admin runs an action
          * ("rollback": a1 = run or NULL, a2 = to or NULL; "refresh": a1 =
-         * "full"|"incremental", a2 = run id or NULL) and returns 0
+         * "full"|"incremental", a2 = run id or NULL; "checkpoint": a1 =
+         * a directory that must not exist) and returns 0
          * (accepted, msg says what), RF_EINVAL (400), RF_EBLOCKED (409) or
          * another error (500). */
         const char *admin_token;

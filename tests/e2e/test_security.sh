@@ -86,7 +86,18 @@ wait_for 30 "the requested full refresh reaches the scorer" sh -c \
         fail "rollback: want 202, got $(cat "$E2E_DIR/body")"
 wait_for 20 "the daemon's rollback verdict" sh -c \
         "ls '$E2E_DIR/adm/db/spool/' | grep -q 'rollback.*result'"
+# A checkpoint of the live store, taken by the running daemon, seeds a
+# replay: it is a store of its own that reads the same.
+[ "$(code -X POST -H "Authorization: Bearer $TOKEN" \
+        "$HTTP/admin/v1/checkpoint?dir=$E2E_DIR/ckpt")" = 202 ] ||
+        fail "checkpoint: want 202, got $(cat "$E2E_DIR/body")"
+"$RECFRESH" get --data-dir "$E2E_DIR/ckpt" --subject u1 --surface home \
+        --limit 1 --json | grep -q '"item_id":"a"' ||
+        fail "the checkpoint does not read like the live store"
+[ "$(code -X POST -H "Authorization: Bearer $TOKEN" \
+        "$HTTP/admin/v1/checkpoint?dir=$E2E_DIR/ckpt")" = 500 ] ||
+        fail "checkpoint into an existing dir: want 500"
 grep -q "$TOKEN" "$E2E_DIR/adm/daemon.log" && fail "token in the daemon log"
-ok "admin: 401 without or with a wrong token, 405, 400; 202 runs the refresh and queues the rollback"
+ok "admin: 401 without or with a wrong token, 405, 400; 202 runs the refresh, queues the rollback, checkpoints the live store"
 
 echo "$passed passed, 0 failed"
