@@ -174,6 +174,18 @@ int rf_cmd_run(int argc, char **argv)
         if (got_signal)
                 rf_daemon_stop(d);
         rc = rf_daemon_run(d);
+        if (rc != 0) {
+                /* The loop stopped on a store error (disk full, I/O
+                 * error). RocksDB cannot be closed cleanly after a failed
+                 * WAL write (it syncs that WAL on close), and need not be:
+                 * the next start recovers from the WAL, as after a crash,
+                 * which recfresh is built for. Exit without closing. */
+                rf_log_error("daemon",
+                             "exiting on a store error; the next "
+                             "start recovers from the write-ahead log");
+                fflush(NULL);
+                _exit(1);
+        }
         running_daemon = NULL;
         rf_daemon_destroy(d);
         rf_config_destroy(&conf);

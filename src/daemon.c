@@ -838,6 +838,17 @@ int rf_daemon_run(rf_daemon_t *d)
         atomic_store(&d->stopping, 1); /* /readyz: not ready from now on */
         rf_notify_stopping();
 
+        if (rc != 0) {
+                /* The store failed (disk full, I/O error): write nothing
+                 * more. RocksDB refuses (its debug builds abort on) writes
+                 * after a WAL error, and nothing needs them: the outbox and
+                 * the queue are durable and resume at the next start. */
+                rd_kafka_flush(d->producer, 2000);
+                rf_cluster_leave(d->cluster, 2000);
+                rf_log_info("daemon", "stopped (store error); outbox and "
+                                      "queue resume at the next start");
+                return rc;
+        }
         /* Drain: the last batch is committed; deliver what the outbox holds
          * (bounded), so a clean stop leaves nothing behind. */
         int64_t deadline = rf_mono_ms() + 5000;
