@@ -174,7 +174,7 @@ int rf_cmd_run(int argc, char **argv)
         if (got_signal)
                 rf_daemon_stop(d);
         rc = rf_daemon_run(d);
-        if (rc != 0) {
+        if (rf_daemon_store_failed(d)) {
                 /* The loop stopped on a store error (disk full, I/O
                  * error). RocksDB cannot be closed cleanly after a failed
                  * WAL write (it syncs that WAL on close), and need not be:

@@ -171,6 +171,9 @@ static const struct conf_row conf_table[] = {
           "RocksDB block cache size in MiB."),
         C(INT, "store.write_buffer_mb", write_buffer_mb, "64", 1, 4096,
           "RocksDB write buffer (memtable) size in MiB."),
+        C(INT, "store.min_free_mb", min_free_mb, "256", 0, 1048576,
+          "Stop applying (exit 1) when the data dir has less free space; "
+          "0 = off."),
         C(DUR, "store.purge_compact_after", purge_compact_after_ms, "1h", 0,
           7 * DAY_MS,
           "Compact all data this long after a consent purge; 0 = never."),
@@ -740,7 +743,7 @@ static int parse_line(char *line, char **namep, char **valuep, char *errstr,
 int rf_config_load_file(rf_config_t *conf, const char *path, char *errstr,
                         size_t errstr_size)
 {
-        char *line = NULL, *name, *value, err[512];
+        char *line = NULL, *name = NULL, *value = NULL, err[512];
         size_t cap = 0;
         int lineno = 0, rc = RF_OK;
         FILE *fp;

@@ -9,6 +9,7 @@
  *    huge fan-out delays other events by at most one step.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -62,6 +63,8 @@ struct rf_daemon {
         atomic_int stopping;
         atomic_int ready;
         rd_kafka_message_t **msgs;
+        int store_failed;     /* a write failed: RocksDB must not close */
+        int64_t disk_next_ms; /* next free-space check (disk_guard) */
 
         /* HTTP API (http.h) and what its threads read. */
         rf_http_t *http;         /* or NULL when http.addr is "" */
@@ -74,6 +77,8 @@ struct rf_daemon {
         rf_recompute_fn *read_recompute; /* reads of expired lists */
         void *read_recompute_opaque;
 };
+
+static int disk_low(rf_daemon_t *d, char *errstr, size_t errstr_size);
 
 static int write_file(const char *path, const char *text)
 {
@@ -582,6 +587,8 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                 d->bootstraps = rf_strdup(conf->brokers);
         }
 
+        if (disk_low(d, errstr, errstr_size))
+                goto fail; /* before RocksDB preallocates a WAL */
         d->st = rf_store_open(conf->data_dir, RF_STORE_PRIMARY, &so, errstr,
                               errstr_size);
         if (!d->st)
@@ -664,7 +671,46 @@ static void record_of(const rd_kafka_message_t *m, rf_record_t *rec)
         rec->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
 }
 
-/* Applies and commits one batch. @returns 0 or a store error. */
+/* Whether the data dir has less than store.min_free_mb free; if so,
+ * says why in errstr. Stopping here, before RocksDB meets ENOSPC, keeps
+ * every file it writes whole, so the stop is a clean one (a failed WAL
+ * or SST write leaves RocksDB unable to close, see rf_daemon_store_failed). */
+static int disk_low(rf_daemon_t *d, char *errstr, size_t errstr_size)
+{
+        int64_t free_b, min_b = d->conf->min_free_mb << 20;
+
+        if (min_b <= 0)
+                return 0;
+        if ((free_b = rf_store_free_bytes(d->conf->data_dir)) < 0)
+                return 0; /* no answer: RocksDB's own errors still stop us */
+        atomic_store_explicit(&rf_metrics.store_free_bytes, (uint64_t)free_b,
+                              memory_order_relaxed);
+        if (free_b >= min_b)
+                return 0;
+        snprintf(errstr, errstr_size,
+                 "%s: No space left on device: %" PRId64
+                 " MiB free, below store.min_free_mb=%" PRId64
+                 "; free space (or lower the limit) and start again",
+                 d->conf->data_dir, free_b >> 20, d->conf->min_free_mb);
+        return 1;
+}
+
+/* disk_low() at most every 100 ms: one batch between checks is the most a
+ * full disk sees, which store.min_free_mb must cover. */
+static int disk_guard(rf_daemon_t *d)
+{
+        char errstr[512];
+        int64_t now = rf_mono_ms();
+
+        if (now < d->disk_next_ms)
+                return 0;
+        d->disk_next_ms = now + 100;
+        if (!disk_low(d, errstr, sizeof(errstr)))
+                return 0;
+        rf_log_error("daemon", "%s", errstr);
+        return 1;
+}
+
 /* Commits what a step put in the transaction (r == 0), or drops it and
  * every in-memory cursor that moved with it (r != 0, or the commit failed),
  * so the next attempt starts from committed state. @returns 0 or the
@@ -680,6 +726,7 @@ static int finish_step(rf_daemon_t *d, int r, const char *what)
         if (r != 0) {
                 RF_METRIC_INC(store_errors);
                 rf_log_error("daemon", "%s failed: %s", what, errstr);
+                d->store_failed = 1;
                 rf_txn_clear(d->ctx.txn);
                 rf_outbox_rollback(d->outbox);
                 rf_fanout_reload(d->fanout);
@@ -784,7 +831,13 @@ int rf_daemon_run(rf_daemon_t *d)
                     d->conf->data_dir, d->bootstraps,
                     d->broker ? " (embedded)" : "");
         while (!atomic_load(&d->stopping)) {
-                size_t n = rf_consumer_poll(d->consumer, d->msgs, max);
+                size_t n;
+
+                if (disk_guard(d)) {
+                        rc = 1; /* a clean stop: nothing failed to write */
+                        break;
+                }
+                n = rf_consumer_poll(d->consumer, d->msgs, max);
 
                 if (n && apply_batch(d, n) != 0) {
                         rc = 1; /* offsets not advanced: nothing lost */
@@ -838,7 +891,7 @@ int rf_daemon_run(rf_daemon_t *d)
         atomic_store(&d->stopping, 1); /* /readyz: not ready from now on */
         rf_notify_stopping();
 
-        if (rc != 0) {
+        if (d->store_failed) {
                 /* The store failed (disk full, I/O error): write nothing
                  * more. RocksDB refuses (its debug builds abort on) writes
                  * after a WAL error, and nothing needs them: the outbox and
@@ -869,6 +922,11 @@ int rf_daemon_run(rf_daemon_t *d)
                     "next start",
                     rc ? "error" : "clean", rf_outbox_pending(d->outbox));
         return rc;
+}
+
+int rf_daemon_store_failed(const rf_daemon_t *d)
+{
+        return d->store_failed;
 }
 
 void rf_daemon_stop(rf_daemon_t *d)

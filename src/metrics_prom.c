@@ -225,6 +225,10 @@ static void render_recompute(rf_buf_t *out)
         gauge(out, "recfresh_fanout_jobs_pending",
               "Fan-out jobs scheduled and not yet finished.",
               (double)GET(rf_metrics.fanout_pending));
+        gauge(out, "recfresh_store_free_bytes",
+              "Free space in the data dir (checked every 100 ms; the "
+              "daemon stops below store.min_free_mb).",
+              (double)GET(rf_metrics.store_free_bytes));
         gauge(out, "recfresh_outbox_pending",
               "DLQ and invalidation records queued, not yet acknowledged.",
               (double)GET(rf_metrics.outbox_pending));

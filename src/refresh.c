@@ -570,7 +570,7 @@ int rf_refresh_tick(rf_refresh_t *rt, rf_apply_ctx_t *ctx, int64_t now_ms,
                         return r;
                 if (done && rf_txn_count(ctx->txn) == 0) {
                         /* finished before: remember, write nothing */
-                        snprintf(done_ids[i], 64, "%s", ids[i]);
+                        snprintf(done_ids[i], 64, "%.63s", ids[i]);
                         continue;
                 }
                 *did = 1;

@@ -1425,7 +1425,7 @@ int rf_runs_write_rollback(const char *path, const char *run_id, const char *to,
 static int take_rollback(rf_apply_ctx_t *ctx, const char *path, char *result,
                          size_t result_size)
 {
-        char line[1024], run_id[512] = "", to[512] = "";
+        char line[1024], run_id[sizeof(line)] = "", to[sizeof(line)] = "";
         FILE *fp = fopen(path, "r");
 
         if (!fp) {

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -410,6 +411,24 @@ int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size)
         if (err)
                 return store_err(err, "compact", errstr, errstr_size);
         return 0;
+}
+
+int64_t rf_store_free_bytes(const char *dir)
+{
+        char path[PATH_MAX];
+        struct statvfs sv;
+        char *slash;
+
+        snprintf(path, sizeof(path), "%s", dir);
+        while (statvfs(path, &sv) != 0) {
+                if (errno != ENOENT || !(slash = strrchr(path, '/')))
+                        return -1;
+                if (slash == path)
+                        slash[1] = '\0'; /* "/" */
+                else
+                        *slash = '\0';
+        }
+        return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
 }
 
 int64_t rf_store_property_int(rf_store_t *st, int cf, const char *name)

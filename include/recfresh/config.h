@@ -92,6 +92,7 @@ typedef struct rf_config {
         int store_sync;         /* fsync the WAL on every write */
         int64_t block_cache_mb; /* RocksDB block cache */
         int64_t write_buffer_mb;
+        int64_t min_free_mb; /* disk guard: stop below this, 0 = off */
         int64_t purge_compact_after_ms; /* privacy compaction delay */
         int64_t manifest_roll_kb;       /* MANIFEST roll size */
         char *store_compression;        /* "lz4" or "none" */

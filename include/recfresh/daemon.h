@@ -32,6 +32,14 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
  */
 int rf_daemon_run(rf_daemon_t *d);
 
+/**
+ * @returns whether a store write failed (disk full, I/O error). RocksDB
+ * cannot then be closed cleanly (closing syncs the failed WAL), nor need it
+ * be: the caller exits without rf_daemon_destroy() and the next start
+ * recovers from the WAL, as after a crash.
+ */
+int rf_daemon_store_failed(const rf_daemon_t *d);
+
 /** Asks the loop to stop. Async-signal-safe. */
 void rf_daemon_stop(rf_daemon_t *d);
 

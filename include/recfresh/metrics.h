@@ -68,6 +68,7 @@ typedef struct rf_metrics {
         /* store */
         atomic_uint_fast64_t store_commits;
         atomic_uint_fast64_t store_errors;
+        atomic_uint_fast64_t store_free_bytes; /* gauge: data dir free */
         /* recompute queue (recompute.c): recfresh_recompute_*_total */
         atomic_uint_fast64_t recompute_enqueued;  /* pending entries created */
         atomic_uint_fast64_t recompute_coalesced; /* merged into one */

@@ -106,6 +106,11 @@ size_t rf_store_block_cache_usage(rf_store_t *st);
 /** @returns the store's directory. */
 const char *rf_store_path(const rf_store_t *st);
 
+/** Bytes free to unprivileged writers on the file system of store
+ *  directory \p dir (or of its nearest existing parent, for a store not yet
+ *  created), or -1 (and errno) if statvfs fails. */
+int64_t rf_store_free_bytes(const char *dir);
+
 /**
  * Writes a RocksDB checkpoint of \p st (PRIMARY mode only: a secondary or
  * read-only instance cannot) into \p dir, which must not exist: SST files

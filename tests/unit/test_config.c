@@ -584,14 +584,17 @@ static void test_dump_is_commented_and_loadable(void **state)
         assert_contains(text, "\nsurface.default.consent_scope = \"\"\n");
         assert_contains(text, "\nsurface.default.min_valid = 20\n");
         assert_contains(text, "\nsurface.default.grace = 1h\n");
-        for (char *p = strstr(text, "\n"); p; p = strchr(p + 1, '\n')) {
+        for (size_t at = 0; text[at]; at += strcspn(text + at, "\n") + 1) {
+                const char *l = text + at;
+                size_t len = strcspn(l, "\n");
                 /* a line after a doc comment is "name = value" */
-                if (!strncmp(p + 1, "# ", 2) || p[1] == '\n' || !p[1])
-                        continue;
-                char *eq = strstr(p + 1, " = ");
-                char *nl = strchr(p + 1, '\n');
-                assert_non_null(eq);
-                assert_true(!nl || eq < nl);
+                if (at > 0 && len > 0 && strncmp(l, "# ", 2)) {
+                        const char *eq = strstr(l, " = ");
+                        assert_non_null(eq);
+                        assert_true(eq < l + len);
+                }
+                if (!l[len])
+                        break;
         }
 
         /* the defaults dump loads back to the defaults */
