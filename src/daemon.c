@@ -37,6 +37,7 @@
 #include "recfresh/recompute.h"
 #include "recfresh/refresh.h"
 #include "recfresh/runs.h"
+#include "recfresh/tomb_set.h"
 #include "recfresh/topics.h"
 
 #define OUTBOX_MAX_INFLIGHT 10000
@@ -63,8 +64,9 @@ struct rf_daemon {
         atomic_int stopping;
         atomic_int ready;
         rd_kafka_message_t **msgs;
-        int store_failed;     /* a write failed: RocksDB must not close */
-        int64_t disk_next_ms; /* next free-space check (disk_guard) */
+        rf_tombset_t *tombset; /* entities in force (tomb_set.h) */
+        int store_failed;      /* a write failed: RocksDB must not close */
+        int64_t disk_next_ms;  /* next free-space check (disk_guard) */
 
         /* HTTP API (http.h) and what its threads read. */
         rf_http_t *http;         /* or NULL when http.addr is "" */
@@ -595,6 +597,13 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                 goto fail;
         d->outbox = rf_outbox_new(d->st);
         d->fanout = rf_fanout_new(d->st);
+        d->tombset = rf_tombset_new();
+        if (rf_tombset_load(d->tombset, d->st) != 0) {
+                snprintf(errstr, errstr_size, "%s: cannot read the tombstones",
+                         conf->data_dir);
+                goto fail;
+        }
+        rf_store_set_tombset(d->st, d->tombset);
         d->compactor = rf_compactor_new(d->st, conf->purge_compact_after_ms);
         if (*conf->eventlog_dir &&
             !(d->elog =
@@ -728,6 +737,8 @@ static int finish_step(rf_daemon_t *d, int r, const char *what)
                 rf_log_error("daemon", "%s failed: %s", what, errstr);
                 d->store_failed = 1;
                 rf_txn_clear(d->ctx.txn);
+                /* it took the dropped writes: back to the committed state */
+                rf_tombset_load(d->tombset, d->st);
                 rf_outbox_rollback(d->outbox);
                 rf_fanout_reload(d->fanout);
                 rf_queue_rollback(d->queue);
@@ -980,6 +991,7 @@ void rf_daemon_destroy(rf_daemon_t *d)
         rf_outbox_destroy(d->outbox);
         rf_compactor_destroy(d->compactor); /* joins before the close */
         rf_store_close(d->st);
+        rf_tombset_destroy(d->tombset);
         rf_broker_destroy(d->broker);
         if (d->admin_token) {
                 explicit_bzero(d->admin_token, strlen(d->admin_token));

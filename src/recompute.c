@@ -35,6 +35,7 @@
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/recompute.h"
+#include "recfresh/strset.h"
 #include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
@@ -429,11 +430,7 @@ struct rf_queue {
 
 static unsigned hash_str(const char *s)
 {
-        unsigned h = 2166136261u;
-
-        for (; *s; s++)
-                h = (h ^ (unsigned char)*s) * 16777619u;
-        return h % INFL_BUCKETS;
+        return (unsigned)(rf_hash_str(s) % INFL_BUCKETS);
 }
 
 static inflight_t *infl_find(rf_queue_t *q, const char *subject)

@@ -25,6 +25,7 @@
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/runs.h"
+#include "recfresh/strset.h"
 
 #define RUN_FORMAT 1
 
@@ -249,10 +250,7 @@ static int has_duplicate(const rf_list_t *l)
         slot = rf_calloc(size, sizeof(*slot));
         for (size_t i = 0; i < l->item_cnt && !dup; i++) {
                 const char *id = l->items[i].item_id;
-                uint64_t h = 1469598103934665603ULL;
-                for (const char *s = id; *s; s++)
-                        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-                size_t j = h & mask;
+                size_t j = rf_hash_str(id) & mask;
                 while (slot[j] && !(dup = !strcmp(slot[j], id)))
                         j = (j + 1) & mask;
                 slot[j] = id;

@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <rocksdb/c.h>
 
 #include "recfresh/log.h"
@@ -57,7 +58,10 @@ struct rf_store {
                                                          * an older store */
         rocksdb_readoptions_t *ropts;
         rocksdb_writeoptions_t *wopts;
-        unsigned char salt[32]; /* pseudonym key, from meta "salt" */
+        unsigned char salt[32];     /* pseudonym key, from meta "salt" */
+        struct rf_tombset *tombset; /* not owned (tomb_set.h) */
+        EVP_MAC_CTX *hmac;          /* HMAC-SHA256 keyed with salt: each
+                                     * pseudonym dups it (no key setup) */
 };
 
 struct rf_txn {
@@ -93,6 +97,8 @@ static int store_err(char *err, const char *what, char *errstr,
 
 static void store_free_opts(rf_store_t *st)
 {
+        EVP_MAC_CTX_free(st->hmac);
+        st->hmac = NULL;
         for (int i = 0; i < RF_CF__CNT; i++)
                 if (st->cf_opts[i])
                         rocksdb_options_destroy(st->cf_opts[i]);
@@ -219,6 +225,26 @@ static int store_load_salt(rf_store_t *st, char *errstr, size_t errstr_size)
         return r;
 }
 
+/* Keys st->hmac with the salt once; rf_store_pseudonym dups it. */
+static int store_hmac_init(rf_store_t *st)
+{
+        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *)"SHA256", 0),
+                OSSL_PARAM_construct_end(),
+        };
+        int ok;
+
+        if (!mac)
+                return -1;
+        st->hmac = EVP_MAC_CTX_new(mac);
+        EVP_MAC_free(mac); /* the ctx holds its own reference */
+        ok = st->hmac &&
+             EVP_MAC_init(st->hmac, st->salt, sizeof(st->salt), params);
+        return ok ? 0 : -1;
+}
+
 rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
                           const rf_store_opts_t *opts, char *errstr,
                           size_t errstr_size)
@@ -284,6 +310,10 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
                 st->cf[idx[j]] = handles[j];
         if (store_load_salt(st, errstr, errstr_size))
                 goto fail;
+        if (store_hmac_init(st)) {
+                snprintf(errstr, errstr_size, "HMAC-SHA256: not available");
+                goto fail;
+        }
         return st;
 
 fail:
@@ -367,10 +397,15 @@ void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
                         unsigned char out[16])
 {
         unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int mdlen = 0;
+        size_t mdlen = 0;
+        EVP_MAC_CTX *c = EVP_MAC_CTX_dup(st->hmac);
 
-        HMAC(EVP_sha256(), st->salt, sizeof(st->salt),
-             (const unsigned char *)subject_id, strlen(subject_id), md, &mdlen);
+        if (!c ||
+            !EVP_MAC_update(c, (const unsigned char *)subject_id,
+                            strlen(subject_id)) ||
+            !EVP_MAC_final(c, md, &mdlen, sizeof(md)) || mdlen < 16)
+                abort(); /* out of memory: no pseudonym is no key */
+        EVP_MAC_CTX_free(c);
         memcpy(out, md, 16);
 }
 
@@ -411,6 +446,16 @@ int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size)
         if (err)
                 return store_err(err, "compact", errstr, errstr_size);
         return 0;
+}
+
+void rf_store_set_tombset(rf_store_t *st, struct rf_tombset *ts)
+{
+        st->tombset = ts;
+}
+
+struct rf_tombset *rf_store_tombset(const rf_store_t *st)
+{
+        return st->tombset;
 }
 
 int64_t rf_store_free_bytes(const char *dir)

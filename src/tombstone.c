@@ -9,6 +9,7 @@
 #include "recfresh/keys.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
+#include "recfresh/tomb_set.h"
 #include "recfresh/tombstone.h"
 
 static const char *filter_names[RF_FILTER__CNT] = {
@@ -55,8 +56,11 @@ int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
         rf_txn_put(ctx->txn, RF_CF_TOMBSTONES, key, klen, v.data, v.len);
         /* No state yet counts as "not in force". */
         *flipped = (had ? cur.active : 0) != active;
-        if (*flipped)
+        if (*flipped) {
                 RF_METRIC_INC(tombstones[ev->type]);
+                rf_tombset_changed(rf_store_tombset(ctx->st), ctx->st, ctx->txn,
+                                   key, klen, active);
+        }
         rf_trace(ctx, .kind = RF_TRACE_TOMB_CHANGED, .ev = ev,
                  .cur = had ? &cur : NULL, .active = active,
                  .flipped = *flipped);
@@ -82,6 +86,7 @@ int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
 
         memset(ck, 0, sizeof(*ck));
         ck->st = st;
+        ck->ts = rf_store_tombset(st);
         ck->txn = txn;
         ck->region = region ? region : "";
 
@@ -126,9 +131,13 @@ static int in_strv(char **v, size_t cnt, const char *s)
 
 rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
 {
-        if (rf_ban_check(ck, e->item_id))
+        /* The set answers "surely not" for nearly every entry; only its
+         * members are looked up. */
+        int item_maybe = !ck->ts || rf_tombset_item(ck->ts, e->item_id);
+
+        if (item_maybe && rf_ban_check(ck, e->item_id))
                 return RF_FILTER_BANNED;
-        if (rf_stock_check_out(ck, e->item_id))
+        if (item_maybe && rf_stock_check_out(ck, e->item_id))
                 return RF_FILTER_OUT_OF_STOCK;
         if (ck->hidden_item_cnt &&
             in_strv(ck->hidden_items, ck->hidden_item_cnt, e->item_id))
@@ -136,7 +145,9 @@ rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
         if (*e->creator_id && ck->hidden_creator_cnt &&
             in_strv(ck->hidden_creators, ck->hidden_creator_cnt, e->creator_id))
                 return RF_FILTER_HIDDEN_CREATOR;
-        if (*e->campaign_id && rf_campaign_check(ck, e->campaign_id))
+        if (*e->campaign_id &&
+            (!ck->ts || rf_tombset_campaign(ck->ts, e->campaign_id)) &&
+            rf_campaign_check(ck, e->campaign_id))
                 return RF_FILTER_CAMPAIGN_EXPIRED;
         return RF_FILTER_NONE;
 }

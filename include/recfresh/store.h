@@ -103,6 +103,14 @@ int64_t rf_store_property_int(rf_store_t *st, int cf, const char *name);
 /** @returns bytes in use in the block cache. */
 size_t rf_store_block_cache_usage(rf_store_t *st);
 
+struct rf_tombset;
+/** Attaches the in-memory set of entities under a global tombstone
+ *  (tomb_set.h) that checks and tombstone writes through \p st use, or
+ *  detaches it (NULL). The store does not own it. */
+void rf_store_set_tombset(rf_store_t *st, struct rf_tombset *ts);
+/** @returns the attached set, or NULL. */
+struct rf_tombset *rf_store_tombset(const rf_store_t *st);
+
 /** @returns the store's directory. */
 const char *rf_store_path(const rf_store_t *st);
 

@@ -54,14 +54,16 @@ const char *rf_filter2str(rf_filter_t f);
 
 /**
  * Tests entries of one list for one reader. Created per read: it loads the
- * reader's hides once (one prefix scan), then answers per entry with point
- * lookups on bloom-filtered tombstone keys.
+ * reader's hides once (one prefix scan), then answers per entry from the
+ * store's set of entities in force (tomb_set.h), and for the set's members
+ * with point lookups on bloom-filtered tombstone keys.
  */
 typedef struct rf_checker {
         rf_store_t *st;
-        rf_txn_t *txn;       /* read through a batch, or NULL */
-        const char *region;  /* the list's region, "" for none */
-        char **hidden_items; /* active item hides of the reader */
+        struct rf_tombset *ts; /* the store's tomb_set.h, or NULL */
+        rf_txn_t *txn;         /* read through a batch, or NULL */
+        const char *region;    /* the list's region, "" for none */
+        char **hidden_items;   /* active item hides of the reader */
         size_t hidden_item_cnt;
         char **hidden_creators;
         size_t hidden_creator_cnt;

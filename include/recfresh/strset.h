@@ -1,0 +1,34 @@
+/*
+ * recfresh - a set of strings: open addressing with linear probing on a
+ * power-of-two table of FNV-1a hashes, kept at most half full, with
+ * backward-shift deletion (no deletion markers). Not thread-safe: callers
+ * lock.
+ */
+#ifndef RECFRESH_STRSET_H
+#define RECFRESH_STRSET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rf_strset {
+        char **slot; /* owned copies, NULL: empty */
+        size_t size; /* 0 or a power of two */
+        size_t cnt;
+} rf_strset_t;
+
+/** @returns the 64-bit FNV-1a hash of \p s. */
+uint64_t rf_hash_str(const char *s);
+
+/** Adds a copy of \p s. @returns 1 if added, 0 if it was there. */
+int rf_strset_add(rf_strset_t *set, const char *s);
+
+/** @returns 1 if \p s was removed, 0 if it was not there. */
+int rf_strset_del(rf_strset_t *set, const char *s);
+
+/** @returns 1 if \p s is in the set. */
+int rf_strset_has(const rf_strset_t *set, const char *s);
+
+/** Frees every string and the table; the set is empty and reusable. */
+void rf_strset_clear(rf_strset_t *set);
+
+#endif /* RECFRESH_STRSET_H */

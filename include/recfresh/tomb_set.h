@@ -1,0 +1,58 @@
+/*
+ * recfresh - the entities under a global tombstone, in memory.
+ *
+ * Every list entry a read serves is tested against its item's ban, its
+ * item's stock (global and the list's region) and its campaign. Nearly all
+ * of those tests find nothing, yet each is a RocksDB point lookup. This set
+ * holds the ids of the items with a ban or an out-of-stock state in force
+ * (anywhere) and of the campaigns expired: an entry whose item and campaign
+ * are not in it needs no lookup. A member still goes to the store for the
+ * exact answer (a region, the newer of two states), so the set only has to
+ * be a superset of what is in force.
+ *
+ * It is loaded from the tombstones column family at start and changed by
+ * rf_tomb_update() as the apply path writes, before the commit: a read on
+ * another thread may see a ban an instant before it is durable, never after.
+ * A rolled-back step reloads it. Memory is proportional to the entities in
+ * force, not to all ever tombstoned. A store without a set (the CLI's
+ * secondary instance) answers every test from RocksDB.
+ */
+#ifndef RECFRESH_TOMB_SET_H
+#define RECFRESH_TOMB_SET_H
+
+#include <stddef.h>
+
+#include "recfresh/store.h"
+
+typedef struct rf_tombset rf_tombset_t;
+
+rf_tombset_t *rf_tombset_new(void);
+void rf_tombset_destroy(rf_tombset_t *ts);
+
+/**
+ * (Re)loads the set from the committed state of \p st. On a store error
+ * the set answers "maybe" to everything (every test goes to the store)
+ * until a load succeeds. @returns 0 or a store error.
+ */
+int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st);
+
+/**
+ * Called by rf_tomb_update() once the state at tombstone key \p key (kind
+ * byte first, keys.h) was written to \p txn with in-force flag \p active.
+ * Deactivating one of an item's states drops the item only if none of its
+ * others is in force (read through \p txn).
+ */
+void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                        const char *key, size_t klen, int active);
+
+/** @returns 0 if no ban or stock state of \p item_id is in force, 1 if one
+ *  may be (look it up). Thread-safe. */
+int rf_tombset_item(rf_tombset_t *ts, const char *item_id);
+
+/** @returns 0 if \p campaign_id is surely not expired, 1 if it may be. */
+int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id);
+
+/** @returns the ids held (items + campaigns), for metrics. */
+size_t rf_tombset_count(rf_tombset_t *ts);
+
+#endif /* RECFRESH_TOMB_SET_H */

@@ -1,0 +1,93 @@
+/*
+ * recfresh - a set of strings (see strset.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "recfresh/common.h"
+#include "recfresh/strset.h"
+
+uint64_t rf_hash_str(const char *s)
+{
+        uint64_t h = 1469598103934665603ULL;
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        return h;
+}
+
+/* @returns the slot holding \p s, or the empty slot where it would go. */
+static size_t find(const rf_strset_t *set, const char *s)
+{
+        size_t mask = set->size - 1, j = rf_hash_str(s) & mask;
+
+        while (set->slot[j] && strcmp(set->slot[j], s))
+                j = (j + 1) & mask;
+        return j;
+}
+
+static void grow(rf_strset_t *set)
+{
+        rf_strset_t next = { 0 };
+
+        next.size = set->size ? set->size * 2 : 16;
+        next.slot = rf_calloc(next.size, sizeof(*next.slot));
+        for (size_t i = 0; i < set->size; i++)
+                if (set->slot[i])
+                        next.slot[find(&next, set->slot[i])] = set->slot[i];
+        next.cnt = set->cnt;
+        free(set->slot);
+        *set = next;
+}
+
+int rf_strset_add(rf_strset_t *set, const char *s)
+{
+        size_t j;
+
+        if ((set->cnt + 1) * 2 > set->size)
+                grow(set);
+        j = find(set, s);
+        if (set->slot[j])
+                return 0;
+        set->slot[j] = rf_strdup(s);
+        set->cnt++;
+        return 1;
+}
+
+int rf_strset_del(rf_strset_t *set, const char *s)
+{
+        size_t mask = set->size - 1, i, j;
+
+        if (!set->cnt)
+                return 0;
+        i = find(set, s);
+        if (!set->slot[i])
+                return 0;
+        free(set->slot[i]);
+        set->slot[i] = NULL;
+        set->cnt--;
+        /* Backward shift: move up every later member of the run whose home
+         * slot is not between the hole and it, so probes still find it. */
+        for (j = (i + 1) & mask; set->slot[j]; j = (j + 1) & mask) {
+                size_t home = rf_hash_str(set->slot[j]) & mask;
+                if (((j - home) & mask) >= ((j - i) & mask)) {
+                        set->slot[i] = set->slot[j];
+                        set->slot[j] = NULL;
+                        i = j;
+                }
+        }
+        return 1;
+}
+
+int rf_strset_has(const rf_strset_t *set, const char *s)
+{
+        return set->cnt && set->slot[find(set, s)] != NULL;
+}
+
+void rf_strset_clear(rf_strset_t *set)
+{
+        for (size_t i = 0; i < set->size; i++)
+                free(set->slot[i]);
+        free(set->slot);
+        memset(set, 0, sizeof(*set));
+}

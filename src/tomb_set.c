@@ -1,0 +1,191 @@
+/*
+ * recfresh - the entities under a global tombstone, in memory (see
+ * tomb_set.h).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recfresh/keys.h"
+#include "recfresh/log.h"
+#include "recfresh/strset.h"
+#include "recfresh/tomb_set.h"
+
+struct rf_tombset {
+        pthread_rwlock_t lock;
+        rf_strset_t items;     /* a ban or a stock state in force */
+        rf_strset_t campaigns; /* expired */
+        int valid;             /* 0: loading failed, every answer "maybe" */
+};
+
+rf_tombset_t *rf_tombset_new(void)
+{
+        rf_tombset_t *ts = rf_calloc(1, sizeof(*ts));
+        pthread_rwlockattr_t attr;
+
+        /* Reads hold the lock for one lookup; the one writer must not
+         * starve behind them. */
+        pthread_rwlockattr_init(&attr);
+        pthread_rwlockattr_setkind_np(
+            &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&ts->lock, &attr);
+        pthread_rwlockattr_destroy(&attr);
+        return ts;
+}
+
+void rf_tombset_destroy(rf_tombset_t *ts)
+{
+        if (!ts)
+                return;
+        rf_strset_clear(&ts->items);
+        rf_strset_clear(&ts->campaigns);
+        pthread_rwlock_destroy(&ts->lock);
+        free(ts);
+}
+
+/* The id in tombstone key \p key of \p klen bytes, up to the first NUL
+ * (a stock key goes on with its region) into \p out. @returns 0 or -1. */
+static int key_id(const char *key, size_t klen, char *out, size_t size)
+{
+        const char *end = memchr(key + 1, '\0', klen - 1);
+        size_t n = (end ? (size_t)(end - key) : klen) - 1;
+
+        if (klen < 2 || n >= size)
+                return -1;
+        memcpy(out, key + 1, n);
+        out[n] = '\0';
+        return 0;
+}
+
+int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
+{
+        static const char kinds[] = { RF_TOMB_BAN, RF_TOMB_STOCK,
+                                      RF_TOMB_CAMPAIGN };
+        rf_strset_t items = { 0 }, campaigns = { 0 };
+        int err = 0;
+
+        for (size_t i = 0; i < sizeof(kinds) && !err; i++) {
+                rf_iter_t *it =
+                    rf_iter_new(st, NULL, RF_CF_TOMBSTONES, &kinds[i], 1);
+                for (; rf_iter_valid(it); rf_iter_next(it)) {
+                        size_t klen, vlen;
+                        const char *k = rf_iter_key(it, &klen);
+                        const char *v = rf_iter_value(it, &vlen);
+                        char id[4097];
+                        rf_tomb_t t;
+                        if (rf_tomb_decode(v, vlen, &t) || !t.active ||
+                            key_id(k, klen, id, sizeof(id)))
+                                continue;
+                        rf_strset_add(kinds[i] == RF_TOMB_CAMPAIGN ? &campaigns
+                                                                   : &items,
+                                      id);
+                }
+                err = rf_iter_status(it);
+                rf_iter_destroy(it);
+        }
+        if (err) {
+                rf_strset_clear(&items);
+                rf_strset_clear(&campaigns);
+                rf_log_error("tombstone",
+                             "cannot load the tombstone set: %s; every read "
+                             "check goes to the store",
+                             rf_err2str(err));
+        }
+        pthread_rwlock_wrlock(&ts->lock);
+        rf_strset_clear(&ts->items);
+        rf_strset_clear(&ts->campaigns);
+        ts->items = items;
+        ts->campaigns = campaigns;
+        ts->valid = !err;
+        pthread_rwlock_unlock(&ts->lock);
+        return err;
+}
+
+/* @returns 1 if some ban or stock state of \p item is in force (or could
+ * not be read: keep it), read through \p txn. */
+static int item_in_force(rf_store_t *st, rf_txn_t *txn, const char *item)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+        rf_tomb_t t;
+        int r, in_force = 0;
+
+        rf_key_tomb1(&k, RF_TOMB_BAN, item);
+        r = rf_txn_get(txn, RF_CF_TOMBSTONES, k.data, k.len, &v);
+        if (r != 0 && r != RF_ENOENT)
+                in_force = 1;
+        else if (r == 0 && rf_tomb_decode(v.data, v.len, &t) == 0 && t.active)
+                in_force = 1;
+        if (!in_force) {
+                rf_buf_reset(&k);
+                rf_key_stock(&k, item, ""); /* "S" item \0: every region */
+                rf_iter_t *it =
+                    rf_iter_new(st, txn, RF_CF_TOMBSTONES, k.data, k.len);
+                for (; !in_force && rf_iter_valid(it); rf_iter_next(it)) {
+                        size_t vlen;
+                        const char *val = rf_iter_value(it, &vlen);
+                        in_force =
+                            rf_tomb_decode(val, vlen, &t) == 0 && t.active;
+                }
+                if (rf_iter_status(it) != 0)
+                        in_force = 1;
+                rf_iter_destroy(it);
+        }
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return in_force;
+}
+
+void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                        const char *key, size_t klen, int active)
+{
+        char id[4097];
+        rf_strset_t *set;
+
+        if (!ts || klen < 2 || key_id(key, klen, id, sizeof(id)))
+                return;
+        if (key[0] == RF_TOMB_CAMPAIGN)
+                set = &ts->campaigns;
+        else if (key[0] == RF_TOMB_BAN || key[0] == RF_TOMB_STOCK)
+                set = &ts->items;
+        else
+                return;
+        /* Only this thread writes: the store read needs no lock. */
+        if (!active && set == &ts->items && item_in_force(st, txn, id))
+                return;
+        pthread_rwlock_wrlock(&ts->lock);
+        if (active)
+                rf_strset_add(set, id);
+        else
+                rf_strset_del(set, id);
+        pthread_rwlock_unlock(&ts->lock);
+}
+
+static int maybe(rf_tombset_t *ts, const rf_strset_t *set, const char *id)
+{
+        int r;
+
+        pthread_rwlock_rdlock(&ts->lock);
+        r = !ts->valid || rf_strset_has(set, id);
+        pthread_rwlock_unlock(&ts->lock);
+        return r;
+}
+
+int rf_tombset_item(rf_tombset_t *ts, const char *item_id)
+{
+        return maybe(ts, &ts->items, item_id);
+}
+
+int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id)
+{
+        return maybe(ts, &ts->campaigns, campaign_id);
+}
+
+size_t rf_tombset_count(rf_tombset_t *ts)
+{
+        size_t n;
+
+        pthread_rwlock_rdlock(&ts->lock);
+        n = ts->items.cnt + ts->campaigns.cnt;
+        pthread_rwlock_unlock(&ts->lock);
+        return n;
+}

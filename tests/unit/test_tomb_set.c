@@ -1,0 +1,298 @@
+/*
+ * Unit tests of the string set (src/strset.c) and of the in-memory set of
+ * entities under a global tombstone (src/tomb_set.c) over a real RocksDB
+ * store: events go through rf_apply_record() as the daemon applies them,
+ * and the set must stay a superset of what is in force, hold nothing that
+ * is not, and agree with a fresh load from the store.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "recfresh/apply.h"
+#include "recfresh/log.h"
+#include "recfresh/strset.h"
+#include "recfresh/tomb_set.h"
+#include "recfresh/tombstone.h"
+#include "recfresh/topics.h"
+
+/* ---- strset ---------------------------------------------------------------*/
+
+static void test_strset_matches_a_reference(void **state)
+{
+        enum { N = 5000 };
+        static char in[N]; /* reference membership */
+        rf_strset_t set = { 0 };
+        char s[32];
+        unsigned x = 12345;
+
+        (void)state;
+        /* Random adds and deletes over N keys; deletions shift runs back,
+         * so every member must stay reachable after each one. */
+        for (int round = 0; round < 40000; round++) {
+                x = x * 1103515245u + 12345u;
+                int k = (int)((x >> 8) % N), add = (x >> 4) & 1;
+                snprintf(s, sizeof(s), "item-%d", k);
+                if (add)
+                        assert_int_equal(rf_strset_add(&set, s), !in[k]);
+                else
+                        assert_int_equal(rf_strset_del(&set, s), in[k]);
+                in[k] = (char)add;
+        }
+        size_t cnt = 0;
+        for (int k = 0; k < N; k++) {
+                snprintf(s, sizeof(s), "item-%d", k);
+                assert_int_equal(rf_strset_has(&set, s), in[k]);
+                cnt += (size_t)in[k];
+        }
+        assert_int_equal(set.cnt, cnt);
+        assert_int_equal(rf_strset_has(&set, ""), 0);
+        rf_strset_clear(&set);
+        assert_int_equal(rf_strset_has(&set, "item-1"), 0);
+        assert_int_equal(rf_strset_del(&set, "item-1"), 0);
+}
+
+/* ---- tombset over a store -------------------------------------------------*/
+
+typedef struct env {
+        char dir[64];
+        rf_config_t conf;
+        rf_store_t *st;
+        rf_tombset_t *ts;
+        rf_apply_ctx_t ctx;
+        int64_t offset;
+} env_t;
+
+static int setup(void **state)
+{
+        env_t *e = rf_calloc(1, sizeof(*e));
+        char err[256];
+
+        rf_log_set_level(RF_LOG_WARN);
+        snprintf(e->dir, sizeof(e->dir), "/tmp/rf-ts-XXXXXX");
+        if (!mkdtemp(e->dir))
+                return -1;
+        rf_config_init(&e->conf);
+        e->st = rf_store_open(e->dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        if (!e->st)
+                return -1;
+        e->ts = rf_tombset_new();
+        assert_int_equal(rf_tombset_load(e->ts, e->st), 0);
+        rf_store_set_tombset(e->st, e->ts);
+        rf_apply_ctx_init(&e->ctx, e->st, &e->conf, NULL, NULL);
+        *state = e;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        env_t *e = *state;
+        char cmd[128];
+
+        rf_apply_ctx_clear(&e->ctx);
+        rf_store_close(e->st);
+        rf_tombset_destroy(e->ts);
+        rf_config_destroy(&e->conf);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
+        if (system(cmd) != 0)
+                return -1;
+        free(e);
+        return 0;
+}
+
+/* Applies one JSON event of \p topic and commits it. */
+static void apply(env_t *e, int topic, const char *json)
+{
+        char err[256];
+        rf_record_t rec = { .topic = topic,
+                            .topic_name = rf_topic(topic)->name,
+                            .offset = e->offset++,
+                            .value = json,
+                            .value_len = strlen(json),
+                            .timestamp_ms = -1 };
+
+        e->ctx.now_ms = INT64_C(1795341600000);
+        assert_int_equal(rf_apply_record(&e->ctx, &rec), 0);
+        if (rf_txn_commit(e->ctx.txn, err, sizeof(err)))
+                fail_msg("%s", err);
+}
+
+static void ban(env_t *e, const char *id, const char *item, int banned,
+                const char *at)
+{
+        char js[512];
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"%s\",\"type\":\"%s\",\"item_id\":\"%s\","
+                 "\"occurred_at\":\"%s\"}",
+                 id, banned ? "item_banned" : "item_unbanned", item, at);
+        apply(e, RF_TOPIC_ITEM_BANS, js);
+}
+
+static void stock(env_t *e, const char *id, const char *item, int in_stock,
+                  const char *region, const char *at)
+{
+        char js[512];
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"%s\",\"type\":\"stock_changed\","
+                 "\"item_id\":\"%s\",\"in_stock\":%s%s%s%s,"
+                 "\"occurred_at\":\"%s\"}",
+                 id, item, in_stock ? "true" : "false",
+                 *region ? ",\"region\":\"" : "", region, *region ? "\"" : "",
+                 at);
+        apply(e, RF_TOPIC_STOCK, js);
+}
+
+/* The set after a fresh load from the store must answer as \p ts does. */
+static void assert_load_agrees(env_t *e, const char *const *items, size_t n)
+{
+        rf_tombset_t *fresh = rf_tombset_new();
+
+        assert_int_equal(rf_tombset_load(fresh, e->st), 0);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(rf_tombset_item(fresh, items[i]),
+                                 rf_tombset_item(e->ts, items[i]));
+        assert_int_equal(rf_tombset_count(fresh), rf_tombset_count(e->ts));
+        rf_tombset_destroy(fresh);
+}
+
+/* The checker's answer for \p item in a list of \p region. */
+static rf_filter_t check(env_t *e, const char *item, const char *region)
+{
+        rf_checker_t ck;
+        rf_entry_t en = { .item_id = item,
+                          .creator_id = "",
+                          .campaign_id = "" };
+        rf_filter_t f;
+
+        assert_int_equal(rf_checker_init(&ck, e->st, NULL, "u1", region), 0);
+        f = rf_checker_check(&ck, &en);
+        rf_checker_clear(&ck);
+        return f;
+}
+
+static void test_bans_enter_and_leave(void **state)
+{
+        env_t *e = *state;
+        static const char *const items[] = { "i1", "i2", "nobody" };
+
+        ban(e, "b1", "i1", 1, "2026-11-22T01:00:00Z");
+        ban(e, "b2", "i2", 1, "2026-11-22T01:00:00Z");
+        assert_int_equal(rf_tombset_item(e->ts, "i1"), 1);
+        assert_int_equal(rf_tombset_item(e->ts, "nobody"), 0);
+        assert_int_equal(check(e, "i1", ""), RF_FILTER_BANNED);
+        assert_int_equal(check(e, "nobody", ""), RF_FILTER_NONE);
+
+        ban(e, "b3", "i1", 0, "2026-11-22T02:00:00Z");
+        assert_int_equal(rf_tombset_item(e->ts, "i1"), 0);
+        assert_int_equal(check(e, "i1", ""), RF_FILTER_NONE);
+        /* an older ban is stale: the item stays out of the set */
+        ban(e, "b0", "i1", 1, "2026-11-22T00:30:00Z");
+        assert_int_equal(rf_tombset_item(e->ts, "i1"), 0);
+        assert_load_agrees(e, items, 3);
+}
+
+static void test_item_stays_while_any_state_is_in_force(void **state)
+{
+        env_t *e = *state;
+        static const char *const items[] = { "sku" };
+
+        ban(e, "b1", "sku", 1, "2026-11-22T01:00:00Z");
+        stock(e, "s1", "sku", 0, "eu", "2026-11-22T01:00:00Z");
+        /* unbanned, but out of stock in eu: still a member */
+        ban(e, "b2", "sku", 0, "2026-11-22T02:00:00Z");
+        assert_int_equal(rf_tombset_item(e->ts, "sku"), 1);
+        assert_int_equal(check(e, "sku", "eu"), RF_FILTER_OUT_OF_STOCK);
+        assert_int_equal(check(e, "sku", "us"), RF_FILTER_NONE);
+        assert_load_agrees(e, items, 1);
+
+        /* out everywhere, then back in eu (newer): served in eu only */
+        stock(e, "s2", "sku", 0, "", "2026-11-22T03:00:00Z");
+        stock(e, "s3", "sku", 1, "eu", "2026-11-22T04:00:00Z");
+        assert_int_equal(rf_tombset_item(e->ts, "sku"), 1);
+        assert_int_equal(check(e, "sku", "eu"), RF_FILTER_NONE);
+        assert_int_equal(check(e, "sku", "us"), RF_FILTER_OUT_OF_STOCK);
+
+        /* back everywhere: no state in force, the item leaves the set */
+        stock(e, "s4", "sku", 1, "", "2026-11-22T05:00:00Z");
+        assert_int_equal(rf_tombset_item(e->ts, "sku"), 0);
+        assert_int_equal(check(e, "sku", "us"), RF_FILTER_NONE);
+        assert_load_agrees(e, items, 1);
+}
+
+static void test_campaigns(void **state)
+{
+        env_t *e = *state;
+        rf_checker_t ck;
+        rf_entry_t en = { .item_id = "x",
+                          .creator_id = "",
+                          .campaign_id = "cmp" };
+
+        apply(e, RF_TOPIC_CAMPAIGNS,
+              "{\"event_id\":\"c1\",\"type\":\"campaign_expired\","
+              "\"campaign_id\":\"cmp\",\"occurred_at\":\"2026-11-22T01:00:"
+              "00Z\"}");
+        assert_int_equal(rf_tombset_campaign(e->ts, "cmp"), 1);
+        assert_int_equal(rf_tombset_campaign(e->ts, "other"), 0);
+        assert_int_equal(rf_checker_init(&ck, e->st, NULL, "u1", ""), 0);
+        assert_int_equal(rf_checker_check(&ck, &en),
+                         RF_FILTER_CAMPAIGN_EXPIRED);
+        rf_checker_clear(&ck);
+}
+
+/* A set attached to a store answers exactly as the store alone does. */
+static void test_same_answers_without_the_set(void **state)
+{
+        env_t *e = *state;
+        const char *regions[] = { "", "eu", "us" };
+        char item[16], id[32], at[32];
+        unsigned x = 7;
+
+        for (int i = 0; i < 300; i++) {
+                x = x * 1103515245u + 12345u;
+                snprintf(item, sizeof(item), "i%u", (x >> 8) % 20);
+                snprintf(id, sizeof(id), "e%d", i);
+                snprintf(at, sizeof(at), "2026-11-22T%02d:%02d:00Z", i / 60,
+                         i % 60);
+                if ((x >> 4) % 3 == 0)
+                        ban(e, id, item, (x >> 6) & 1, at);
+                else
+                        stock(e, id, item, (x >> 6) & 1, regions[(x >> 10) % 3],
+                              at);
+        }
+        for (int k = 0; k < 20; k++) {
+                snprintf(item, sizeof(item), "i%d", k);
+                for (int r = 0; r < 3; r++) {
+                        rf_filter_t with = check(e, item, regions[r]);
+                        rf_store_set_tombset(e->st, NULL);
+                        rf_filter_t without = check(e, item, regions[r]);
+                        rf_store_set_tombset(e->st, e->ts);
+                        assert_int_equal(with, without);
+                        if (without != RF_FILTER_NONE)
+                                assert_int_equal(rf_tombset_item(e->ts, item),
+                                                 1);
+                }
+        }
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_strset_matches_a_reference),
+                cmocka_unit_test_setup_teardown(test_bans_enter_and_leave,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_item_stays_while_any_state_is_in_force, setup,
+                    teardown),
+                cmocka_unit_test_setup_teardown(test_campaigns, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_same_answers_without_the_set, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
