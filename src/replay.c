@@ -25,6 +25,7 @@
 #include "recfresh/recompute.h"
 #include "recfresh/replay.h"
 #include "recfresh/serve.h"
+#include "recfresh/tomb_set.h"
 #include "recfresh/tombstone.h"
 
 #define SCRATCH_MARK     "REPLAY_SCRATCH"
@@ -1083,6 +1084,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         rf_store_t *st = NULL;
         rf_outbox_t *ob = NULL;
         rf_fanout_t *fo = NULL;
+        rf_tombset_t *ts = NULL;
         rf_queue_t *q = NULL;
         rf_apply_ctx_t ctx = { 0 };
         explain_t x = { 0 };
@@ -1106,6 +1108,14 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         if (!seeded &&
             (r = rf_store_set_salt(st, replay_salt, errstr, errstr_size)))
                 goto out;
+        /* As in the daemon: read checks look up only the set's members. */
+        ts = rf_tombset_new();
+        if ((r = rf_tombset_load(ts, st)) != 0) {
+                snprintf(errstr, errstr_size, "%s: cannot read the tombstones",
+                         opts->data_dir);
+                goto out;
+        }
+        rf_store_set_tombset(st, ts);
         ob = rf_outbox_new(st);
         fo = rf_fanout_new(st);
         rf_apply_ctx_init(&ctx, st, conf, ob, fo);
@@ -1196,6 +1206,7 @@ out:
         rf_fanout_destroy(fo);
         rf_outbox_destroy(ob);
         rf_store_close(st);
+        rf_tombset_destroy(ts);
         free(x.aff);
         free(show);
         rf_buf_free(&line);

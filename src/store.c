@@ -466,8 +466,14 @@ int64_t rf_store_free_bytes(const char *dir)
 
         snprintf(path, sizeof(path), "%s", dir);
         while (statvfs(path, &sv) != 0) {
-                if (errno != ENOENT || !(slash = strrchr(path, '/')))
+                if (errno != ENOENT)
                         return -1;
+                if (!(slash = strrchr(path, '/'))) {
+                        if (!strcmp(path, "."))
+                                return -1;
+                        snprintf(path, sizeof(path), "."); /* relative */
+                        continue;
+                }
                 if (slash == path)
                         slash[1] = '\0'; /* "/" */
                 else
@@ -537,8 +543,16 @@ int rf_store_set_salt(rf_store_t *st, const unsigned char salt[32],
                    sizeof(st->salt));
         r = rf_txn_commit(txn, errstr, errstr_size);
         rf_txn_destroy(txn);
-        if (r == 0)
+        if (r == 0) {
                 memcpy(st->salt, salt, sizeof(st->salt));
+                EVP_MAC_CTX_free(st->hmac);
+                st->hmac = NULL;
+                if (store_hmac_init(st)) {
+                        snprintf(errstr, errstr_size,
+                                 "HMAC-SHA256: not available");
+                        r = RF_ESTORE;
+                }
+        }
         return r;
 }
 
