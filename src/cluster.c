@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "recfresh/cluster.h"
+#include "recfresh/codec_json.h"
 #include "recfresh/kafka.h"
 #include "recfresh/keys.h"
 #include "recfresh/list.h"

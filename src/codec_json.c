@@ -52,3 +52,25 @@ json_t *rf_json_load_object(const char *buf, size_t len, const rf_limits_t *lim,
         }
         return root;
 }
+
+void rf_json_str(rf_buf_t *out, const char *s)
+{
+        const char *run = s; /* bytes not yet appended */
+
+        rf_buf_append(out, "\"", 1);
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c != '"' && c != '\\' && c >= 0x20 && c != 0x7f)
+                        continue;
+                rf_buf_append(out, run, (size_t)(s - run));
+                if (c == '"' || c == '\\') {
+                        char esc[2] = { '\\', (char)c };
+                        rf_buf_append(out, esc, 2);
+                } else {
+                        rf_buf_printf(out, "\\u%04x", c);
+                }
+                run = s + 1;
+        }
+        rf_buf_append(out, run, (size_t)(s - run));
+        rf_buf_append(out, "\"", 1);
+}

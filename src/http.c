@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "recfresh/codec_json.h"
 #include "recfresh/http.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"

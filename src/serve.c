@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recfresh/codec_json.h"
 #include "recfresh/keys.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
@@ -260,23 +261,6 @@ void rf_serve_result_clear(rf_serve_result_t *res)
 }
 
 /* ---- output -------------------------------------------------------------*/
-
-void rf_json_str(rf_buf_t *out, const char *s)
-{
-        rf_buf_append(out, "\"", 1);
-        for (; *s; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (c == '"' || c == '\\') {
-                        char esc[2] = { '\\', (char)c };
-                        rf_buf_append(out, esc, 2);
-                } else if (c < 0x20 || c == 0x7f) {
-                        rf_buf_printf(out, "\\u%04x", c);
-                } else {
-                        rf_buf_append(out, s, 1);
-                }
-        }
-        rf_buf_append(out, "\"", 1);
-}
 
 static void json_lineage(rf_buf_t *out, const rf_list_t *l)
 {

@@ -27,15 +27,14 @@ static int scope_purges(rf_consent_scope_t s)
         return s == RF_SCOPE_ALL || s == RF_SCOPE_PERSONALIZATION;
 }
 
-static int consent_revoked(rf_store_t *st, rf_txn_t *txn, const char *subject,
-                           int scope)
+/* Whether \p scope is revoked for the user of pseudonym \p pn. */
+static int consent_revoked(rf_store_t *st, rf_txn_t *txn,
+                           const unsigned char pn[16], int scope)
 {
-        unsigned char pn[16];
         rf_buf_t k = { 0 }, v = { 0 };
         rf_tomb_t t;
         int r, revoked = 0;
 
-        rf_store_pseudonym(st, subject, pn);
         rf_key_consent(&k, pn, scope);
         r = txn ? rf_txn_get(txn, RF_CF_TOMBSTONES, k.data, k.len, &v)
                 : rf_store_get(st, RF_CF_TOMBSTONES, k.data, k.len, &v);
@@ -46,19 +45,29 @@ static int consent_revoked(rf_store_t *st, rf_txn_t *txn, const char *subject,
         return revoked;
 }
 
+static int purged_pn(rf_store_t *st, rf_txn_t *txn, const unsigned char pn[16])
+{
+        return consent_revoked(st, txn, pn, RF_SCOPE_ALL) ||
+               consent_revoked(st, txn, pn, RF_SCOPE_PERSONALIZATION);
+}
+
 int rf_consent_purged(rf_store_t *st, rf_txn_t *txn, const char *subject)
 {
-        return consent_revoked(st, txn, subject, RF_SCOPE_ALL) ||
-               consent_revoked(st, txn, subject, RF_SCOPE_PERSONALIZATION);
+        unsigned char pn[16];
+
+        rf_store_pseudonym(st, subject, pn);
+        return purged_pn(st, txn, pn);
 }
 
 int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
                       const char *subject, const char *surface)
 {
         const rf_surface_conf_t *sc;
+        unsigned char pn[16];
         int scope;
 
-        if (rf_consent_purged(st, txn, subject))
+        rf_store_pseudonym(st, subject, pn);
+        if (purged_pn(st, txn, pn))
                 return 1;
         if (!conf)
                 return 0;
@@ -66,7 +75,7 @@ int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
         if (!sc->consent_scope || !*sc->consent_scope)
                 return 0;
         scope = rf_consent_scope_parse(sc->consent_scope);
-        return scope >= 0 && consent_revoked(st, txn, subject, scope);
+        return scope >= 0 && consent_revoked(st, txn, pn, scope);
 }
 
 /* Deletes every hide of the user: after a purge nothing keyed by the raw

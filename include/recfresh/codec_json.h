@@ -21,4 +21,8 @@
 json_t *rf_json_load_object(const char *buf, size_t len, const rf_limits_t *lim,
                             rf_rejection_t *rej);
 
+/** Appends \p s as a quoted, escaped JSON string (control characters as
+ *  \u00XX; \p s is UTF-8, as every id parsed from JSON is). */
+void rf_json_str(rf_buf_t *out, const char *s);
+
 #endif /* RECFRESH_CODEC_JSON_H */

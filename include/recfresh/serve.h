@@ -132,7 +132,4 @@ void rf_serve_result_to_json(const rf_serve_req_t *req,
 void rf_serve_result_print(const rf_serve_req_t *req,
                            const rf_serve_result_t *res, FILE *fp);
 
-/** Appends \p s as a quoted, escaped JSON string. */
-void rf_json_str(rf_buf_t *out, const char *s);
-
 #endif /* RECFRESH_SERVE_H */

@@ -276,7 +276,7 @@ row "2a. ban of an item in $(fmt $TOP_LISTS) lists: visible to reads" \
         "$(val fanout visible_ms) ms" "poll cycle 100 ms" \
         "$(ratio "$(val fanout visible_ms)" 100)"
 row "2b. fan-out: index scan, invalidation, recompute enqueue" \
-        "$(fmt "$(val fanout fanout_rate)") lists/s ($(val fanout fanout_s) s)" \
+        "$(fmt "$(val fanout fanout_rate)") lists/s ($(val fanout fanout_s) s, started once earlier rows' jobs drained in $(val fanout backlog_drain_s) s)" \
         "(b) $(fmt "$(val rocks put_rate)") puts/s" \
         "$(ratio "$(val fanout fanout_rate)" "$(val rocks put_rate)")"
 row "2c. unrelated events during the fan-out ($BG_RATE/s)" \
