@@ -125,8 +125,9 @@ static int reader_line(reader_t *r, rf_buf_t *line, size_t max, int *too_long)
 typedef struct sorter {
         const char *dir, *tag;
         size_t budget;
-        rf_buf_t arena; /* entries: varint klen, key, varint vlen, value */
-        size_t *offs, n, cap;
+        rf_buf_t arena;    /* entries: varint klen, key, varint vlen, value */
+        struct slot *offs; /* one per entry in the arena, sorted by key */
+        size_t n, cap;
         size_t run_cnt;
 } sorter_t;
 
@@ -152,16 +153,25 @@ static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
         return c ? c : (al > bl) - (al < bl);
 }
 
+/* An entry of the arena, with its key's first 8 bytes as a big-endian
+ * number: most comparisons end there, without decoding the entry. */
+typedef struct slot {
+        uint64_t prefix;
+        size_t off;  /* of the entry in the arena */
+        uint32_t kl; /* key length */
+        uint32_t ko; /* key offset from off */
+} slot_t;
+
 static int cmp_offs(const void *a, const void *b, void *arg)
 {
         const char *base = arg;
-        size_t x = *(const size_t *)a, y = *(const size_t *)b;
-        entry_t ea, eb;
+        const slot_t *x = a, *y = b;
+        int c;
 
-        entry_at(base + x, &ea);
-        entry_at(base + y, &eb);
-        int c = key_cmp(ea.k, ea.kl, eb.k, eb.kl);
-        return c ? c : (x > y) - (x < y); /* stable: input order */
+        if (x->prefix != y->prefix)
+                return x->prefix < y->prefix ? -1 : 1;
+        c = key_cmp(base + x->off + x->ko, x->kl, base + y->off + y->ko, y->kl);
+        return c ? c : (x->off > y->off) - (x->off < y->off); /* stable */
 }
 
 static void run_path(const sorter_t *s, size_t i, rf_buf_t *p)
@@ -189,10 +199,9 @@ static int sorter_spill(sorter_t *s, char *errstr, size_t errstr_size)
         }
         for (size_t i = 0; i < s->n; i++) {
                 entry_t e;
-                entry_at(s->arena.data + s->offs[i], &e);
-                size_t len =
-                    (size_t)(e.v + e.vl - (s->arena.data + s->offs[i]));
-                fwrite(s->arena.data + s->offs[i], 1, len, fp);
+                const char *p0 = s->arena.data + s->offs[i].off;
+                entry_at(p0, &e);
+                fwrite(p0, 1, (size_t)(e.v + e.vl - p0), fp);
         }
         if (fclose(fp) != 0) {
                 snprintf(errstr, errstr_size, "%s: %s", p.data,
@@ -213,15 +222,23 @@ static int sorter_add(sorter_t *s, const char *k, size_t kl, const char *v,
 
         /* Offsets count against the budget too. */
         if (s->n &&
-            s->arena.len + (s->n + 1) * sizeof(size_t) + kl + vl > s->budget &&
+            s->arena.len + (s->n + 1) * sizeof(*s->offs) + kl + vl >
+                s->budget &&
             (rc = sorter_spill(s, errstr, errstr_size)))
                 return rc;
         if (s->n == s->cap) {
                 s->cap = s->cap ? s->cap * 2 : 1024;
                 s->offs = rf_realloc(s->offs, s->cap * sizeof(*s->offs));
         }
-        s->offs[s->n++] = s->arena.len;
+        slot_t *sl = &s->offs[s->n++];
+        sl->off = s->arena.len;
+        sl->kl = (uint32_t)kl;
+        sl->prefix = 0;
+        for (size_t i = 0; i < 8; i++)
+                sl->prefix =
+                    sl->prefix << 8 | (i < kl ? (unsigned char)k[i] : 0);
         rf_buf_put_varint(&s->arena, kl);
+        sl->ko = (uint32_t)(s->arena.len - sl->off);
         rf_buf_append(&s->arena, k, kl);
         rf_buf_put_varint(&s->arena, vl);
         rf_buf_append(&s->arena, v, vl);

@@ -12,6 +12,7 @@
 
 #include "recfresh/bulkload.h"
 #include "recfresh/cli.h"
+#include "recfresh/tomb_set.h"
 
 enum {
         OPT_RUN_ID = 1100,
@@ -62,7 +63,7 @@ int rf_cmd_load(int argc, char **argv)
         rf_store_t *st = NULL;
         rf_run_info_t ri = { 0 };
         rf_buf_t job = { 0 }, spool = { 0 };
-        int c, rc, daemon = 0;
+        int c, r, rc, daemon = 0;
         char *end;
 
         if ((rc = rf_cli_init(&conf, argc, argv)))
@@ -147,8 +148,16 @@ int rf_cmd_load(int argc, char **argv)
                 .expected_lists = expected,
                 .report = stderr,
         };
-        if (rf_bulkload_build(st, &conf, &o, file, job.data, &ri, errstr,
-                              sizeof(errstr))) {
+        /* Validation counts entries already tombstoned: as reads do, with
+         * the set of entities in force first (tomb_set.h). */
+        rf_tombset_t *ts = rf_tombset_new();
+        if (rf_tombset_load(ts, st) == 0)
+                rf_store_set_tombset(st, ts);
+        r = rf_bulkload_build(st, &conf, &o, file, job.data, &ri, errstr,
+                              sizeof(errstr));
+        rf_store_set_tombset(st, NULL);
+        rf_tombset_destroy(ts);
+        if (r) {
                 fprintf(stderr, "recfresh load: %s\n", errstr);
                 rc = 1;
                 goto out;
