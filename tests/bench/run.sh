@@ -356,8 +356,8 @@ stop_daemon
 log "row 4: in-process reads"
 measure read "$RFBENCH" read $W --dir "$DB" --threads 2 --seconds $READ_S || true
 row "4a. reads in-process (rf_read_list, 2 threads, 20 of 100, all checks)" \
-        "$(fmt "$(val read rate)") reads/s ($(val read served_per_read) served/read)" \
-        "(b) $(fmt "$(val rocks read_rate)") point reads/s" \
+        "$(fmt "$(val read rate)") reads/s ($(val read served_per_read) served/read; after a cold pass over every list at $(fmt "$(val read cold_rate)")/s)" \
+        "(b) $(fmt "$(val rocks read_rate)") point reads/s (after a pass over every key)" \
         "$(ratio "$(val read rate)" "$(val rocks read_rate)")"
 
 # ---- row 7: replay ------------------------------------------------------------
