@@ -867,6 +867,9 @@ int rf_daemon_run(rf_daemon_t *d)
                 atomic_store_explicit(&rf_metrics.outbox_pending,
                                       rf_outbox_pending(d->outbox),
                                       memory_order_relaxed);
+                atomic_store_explicit(&rf_metrics.tombset_entities,
+                                      rf_tombset_count(d->tombset),
+                                      memory_order_relaxed);
                 rf_queue_tick(d->queue, d->rc_producer, rf_now_ms());
                 rf_consumer_tick(d->consumer);
                 rf_compactor_tick(d->compactor, rf_mono_ms());

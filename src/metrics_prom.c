@@ -225,6 +225,10 @@ static void render_recompute(rf_buf_t *out)
         gauge(out, "recfresh_fanout_jobs_pending",
               "Fan-out jobs scheduled and not yet finished.",
               (double)GET(rf_metrics.fanout_pending));
+        gauge(out, "recfresh_tombstone_set_entities",
+              "Items and campaigns with a global tombstone in force, held "
+              "in memory for read checks.",
+              (double)GET(rf_metrics.tombset_entities));
         gauge(out, "recfresh_store_free_bytes",
               "Free space in the data dir (checked every 100 ms; the "
               "daemon stops below store.min_free_mb).",

@@ -85,8 +85,9 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t recompute_inflight;      /* sent, not yet acked */
         atomic_uint_fast64_t recompute_oldest_age_ms; /* oldest pending */
         /* gauges, set by the daemon loop every iteration */
-        atomic_uint_fast64_t fanout_pending; /* fan-out jobs not finished */
-        atomic_uint_fast64_t outbox_pending; /* records not yet acked */
+        atomic_uint_fast64_t fanout_pending;   /* fan-out jobs not finished */
+        atomic_uint_fast64_t outbox_pending;   /* records not yet acked */
+        atomic_uint_fast64_t tombset_entities; /* tomb_set.h members */
         /* refresh runs (refresh.c) */
         atomic_uint_fast64_t refresh_runs_started;
         atomic_uint_fast64_t refresh_runs_finished;

@@ -374,6 +374,10 @@ print("parsed %d samples in %d families" % (len(samples), len(types)))
 PY
 ok "/metrics parses as Prometheus text with every required family"
 
+# the bans of f2 and s2 are in force (b's was lifted): the set holds them
+[ "$(metric recfresh_tombstone_set_entities)" -ge 2 ] ||
+        fail "tombstone set: $(metric recfresh_tombstone_set_entities) entities, want >= 2"
+metric_above recfresh_store_free_bytes 0 || fail "free space not reported"
 [ "$(metric 'recfresh_reads_total{served_from="stale"}')" -ge 1 ] || fail "stale reads not counted"
 [ "$(metric 'recfresh_reads_total{served_from="fallback"}')" -ge 1 ] || fail "fallback reads"
 [ "$(metric 'recfresh_reads_total{served_from="empty"}')" -ge 1 ] || fail "empty reads"
