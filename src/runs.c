@@ -1164,14 +1164,59 @@ static int step_open(rf_apply_ctx_t *ctx)
         return 0;
 }
 
+/* Deletes up to \p budget stored versions under \p prefix (a run id, its
+ * NUL, and maybe more of the list key) with their reverse-index entries;
+ * *more says whether some are left. @returns how many were deleted. */
+static size_t delete_versions(rf_apply_ctx_t *ctx, const rf_buf_t *prefix,
+                              size_t budget, int *more)
+{
+        const char *run_id = prefix->data; /* up to its NUL */
+        size_t run_len = strlen(run_id) + 1, n = 0;
+        rf_buf_t batch = { 0 };
+        rf_iter_t *it;
+
+        /* Copy the chunk out: the batch must not change under an iterator
+         * that reads through it. */
+        it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS, prefix->data,
+                         prefix->len);
+        for (; n < budget && rf_iter_valid(it); rf_iter_next(it), n++) {
+                size_t kl, vl;
+                const char *key = rf_iter_key(it, &kl);
+                const char *val = rf_iter_value(it, &vl);
+                rf_buf_put_varint(&batch, kl);
+                rf_buf_append(&batch, key, kl);
+                rf_buf_put_varint(&batch, vl);
+                rf_buf_append(&batch, val, vl);
+        }
+        *more = rf_iter_valid(it);
+        rf_iter_destroy(it);
+
+        rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
+        for (size_t i = 0; i < n && !c.err; i++) {
+                size_t kl = rf_cur_varint(&c);
+                const char *key = c.p;
+                c.p += kl;
+                size_t vl = rf_cur_varint(&c);
+                rf_list_t *l;
+                if (rf_list_decode(c.p, vl, &l) == 0) {
+                        index_each(ctx->txn, run_id, key + run_len,
+                                   kl - run_len, l, 0);
+                        rf_list_destroy(l);
+                }
+                c.p += vl;
+                rf_txn_delete(ctx->txn, RF_CF_VERSIONS, key, kl);
+        }
+        rf_buf_free(&batch);
+        return n;
+}
+
 /* Deletes up to runs.purge_chunk lists of the first discarded version.
  * @returns 1 if work is left. */
 static int step_purge(rf_apply_ctx_t *ctx)
 {
         char p = K_PURGE;
         rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_RUNS, &p, 1);
-        rf_buf_t pk = { 0 }, prefix = { 0 }, batch = { 0 };
-        size_t n = 0, budget = (size_t)ctx->conf->runs_purge_chunk;
+        rf_buf_t pk = { 0 }, prefix = { 0 };
         int more;
 
         if (!rf_iter_valid(it)) {
@@ -1186,50 +1231,20 @@ static int step_purge(rf_apply_ctx_t *ctx)
         rf_buf_append(&prefix, "", 1);
         const char *run_id = prefix.data;
 
-        /* Copy the chunk out: the batch must not change under an iterator
-         * that reads through it. */
-        it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS, prefix.data,
-                         prefix.len);
-        for (; n < budget && rf_iter_valid(it); rf_iter_next(it), n++) {
-                size_t vlen;
-                const char *key = rf_iter_key(it, &klen);
-                const char *val = rf_iter_value(it, &vlen);
-                rf_buf_put_varint(&batch, klen);
-                rf_buf_append(&batch, key, klen);
-                rf_buf_put_varint(&batch, vlen);
-                rf_buf_append(&batch, val, vlen);
-        }
-        more = rf_iter_valid(it);
-        rf_iter_destroy(it);
-
-        rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
-        for (size_t i = 0; i < n && !c.err; i++) {
-                size_t kl = rf_cur_varint(&c);
-                const char *key = c.p;
-                c.p += kl;
-                size_t vl = rf_cur_varint(&c);
-                rf_list_t *l;
-                if (rf_list_decode(c.p, vl, &l) == 0) {
-                        index_each(ctx->txn, run_id, key + prefix.len,
-                                   kl - prefix.len, l, 0);
-                        rf_list_destroy(l);
-                }
-                c.p += vl;
-                rf_txn_delete(ctx->txn, RF_CF_VERSIONS, key, kl);
-        }
+        delete_versions(ctx, &prefix, (size_t)ctx->conf->runs_purge_chunk,
+                        &more);
         if (!more) {
                 rf_txn_delete(ctx->txn, RF_CF_RUNS, pk.data, pk.len);
                 rf_log_info("runs", "run %s: version deleted", run_id);
         }
         rf_buf_free(&pk);
         rf_buf_free(&prefix);
-        rf_buf_free(&batch);
         return 1;
 }
 
 int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
 {
-        rf_buf_t runs = { 0 }, prefix = { 0 }, batch = { 0 };
+        rf_buf_t runs = { 0 }, prefix = { 0 };
         size_t nruns = 0, purged = 0;
         rf_iter_t *it;
 
@@ -1251,46 +1266,13 @@ int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
                 rf_buf_append(&prefix, rc.p, rl);
                 rc.p += rl;
                 rf_buf_append(&prefix, "", 1);
-                size_t run_len = prefix.len;
                 rf_key_list_subject_prefix(&prefix, subject);
 
-                /* Copy out, then delete: the batch must not change under an
-                 * iterator that reads through it. */
-                rf_buf_reset(&batch);
-                size_t n = 0;
-                it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS, prefix.data,
-                                 prefix.len);
-                for (; rf_iter_valid(it); rf_iter_next(it), n++) {
-                        size_t kl, vl;
-                        const char *key = rf_iter_key(it, &kl);
-                        const char *val = rf_iter_value(it, &vl);
-                        rf_buf_put_varint(&batch, kl);
-                        rf_buf_append(&batch, key, kl);
-                        rf_buf_put_varint(&batch, vl);
-                        rf_buf_append(&batch, val, vl);
-                }
-                rf_iter_destroy(it);
-
-                rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
-                for (size_t i = 0; i < n && !c.err; i++) {
-                        size_t kl = rf_cur_varint(&c);
-                        const char *key = c.p;
-                        c.p += kl;
-                        size_t vl = rf_cur_varint(&c);
-                        rf_list_t *l;
-                        if (rf_list_decode(c.p, vl, &l) == 0) {
-                                index_each(ctx->txn, prefix.data, key + run_len,
-                                           kl - run_len, l, 0);
-                                rf_list_destroy(l);
-                        }
-                        c.p += vl;
-                        rf_txn_delete(ctx->txn, RF_CF_VERSIONS, key, kl);
-                        purged++;
-                }
+                int more;
+                purged += delete_versions(ctx, &prefix, SIZE_MAX, &more);
         }
         rf_buf_free(&runs);
         rf_buf_free(&prefix);
-        rf_buf_free(&batch);
         return (int)purged;
 }
 
