@@ -133,7 +133,7 @@ static int drive(rf_refresh_src_t *src, rf_store_t *st2, rf_queue_t *q,
                 int64_t now = rf_now_ms(), wait;
                 rf_queue_stats_t qs;
 
-                rf_queue_stats(q, &qs);
+                rf_queue_counts(q, &qs);
                 int64_t room =
                     src->conf->rc_refresh_backlog - (int64_t)qs.by_mode[mode];
                 if (!done && room > 0) {
@@ -153,7 +153,7 @@ static int drive(rf_refresh_src_t *src, rf_store_t *st2, rf_queue_t *q,
                         }
                 }
                 rf_queue_tick(q, rk, now);
-                rf_queue_stats(q, &qs);
+                rf_queue_counts(q, &qs);
                 if (done && qs.count == 0 && qs.inflight == 0)
                         break;
                 wait = rf_queue_wait_ms(q, rf_now_ms());

@@ -230,10 +230,13 @@ size_t rf_outbox_drain(rf_outbox_t *ob, rd_kafka_t *rk, size_t max_inflight)
         if (ob->produce_from >= ob->committed_seq)
                 return produced;
 
-        rf_buf_t from = { 0 };
+        /* Bounded on both sides: delivered records below and nothing
+         * above the last commit is walked. */
+        rf_buf_t from = { 0 }, to = { 0 };
         rf_key_seq(&from, ob->produce_from);
-        rf_iter_t *it =
-            rf_iter_new_from(ob->st, NULL, RF_CF_OUTBOX, from.data, from.len);
+        rf_key_seq(&to, ob->committed_seq);
+        rf_iter_t *it = rf_iter_new_range(ob->st, NULL, RF_CF_OUTBOX, from.data,
+                                          from.len, to.data, to.len);
         for (; rf_iter_valid(it) && ob->inflight < max_inflight;
              rf_iter_next(it)) {
                 size_t klen, vlen;
@@ -251,5 +254,6 @@ size_t rf_outbox_drain(rf_outbox_t *ob, rd_kafka_t *rk, size_t max_inflight)
                 ob->produce_from = ob->committed_seq; /* all produced */
         rf_iter_destroy(it);
         rf_buf_free(&from);
+        rf_buf_free(&to);
         return produced;
 }

@@ -1043,14 +1043,26 @@ static int commit(rf_queue_t *q, const char *what)
 /* Finds the first due subject of class \p cls not in flight. @returns 1
  * with \p subject (NUL-terminated), *duep and \p dkey (its due key) filled,
  * else 0. */
+/* An iterator over the due keys of class \p cls, from its search cursor:
+ * every key below the cursor is taken, and the bounds let RocksDB skip their
+ * deletion markers instead of walking them. */
+static rf_iter_t *due_iter(rf_queue_t *q, int cls)
+{
+        char p[2] = { 'D', (char)('0' + cls) };
+        char end[2] = { 'D', (char)('0' + cls + 1) };
+        const rf_buf_t *from = &q->due_from[cls];
+
+        return rf_iter_new_range(q->st, NULL, RF_CF_QUEUE,
+                                 from->len ? from->data : p,
+                                 from->len ? from->len : 2, end, 2);
+}
+
 static int first_due(rf_queue_t *q, int cls, int64_t now_ms, rf_buf_t *subject,
                      int64_t *duep, rf_buf_t *dkey)
 {
         char p[2] = { 'D', (char)('0' + cls) };
         rf_buf_t *from = &q->due_from[cls], skip = { 0 };
-        rf_iter_t *it = from->len ? rf_iter_new_from(q->st, NULL, RF_CF_QUEUE,
-                                                     from->data, from->len)
-                                  : rf_iter_new(q->st, NULL, RF_CF_QUEUE, p, 2);
+        rf_iter_t *it = due_iter(q, cls);
         int found = 0;
 
         for (; rf_iter_valid(it); rf_iter_next(it)) {
@@ -1407,7 +1419,7 @@ int64_t rf_queue_wait_ms(rf_queue_t *q, int64_t now_ms)
 
 /* ---- backlog --------------------------------------------------------------*/
 
-void rf_queue_stats(rf_queue_t *q, rf_queue_stats_t *out)
+void rf_queue_counts(const rf_queue_t *q, rf_queue_stats_t *out)
 {
         memset(out, 0, sizeof(*out));
         for (int m = 0; m < RF_RC__MODE_CNT; m++) {
@@ -1416,11 +1428,15 @@ void rf_queue_stats(rf_queue_t *q, rf_queue_stats_t *out)
         }
         out->urgent = q->urgent > 0 ? (uint64_t)q->urgent : 0;
         out->inflight = q->inflight_cnt;
+}
+
+void rf_queue_stats(rf_queue_t *q, rf_queue_stats_t *out)
+{
+        rf_queue_counts(q, out);
         /* Oldest: the head of each class (sorted by enqueued_at); entries in
          * flight are rarely older than that and are settled in ms. */
         for (int cls = 0; cls < CLASS_CNT; cls++) {
-                char p[2] = { 'D', (char)('0' + cls) };
-                rf_iter_t *it = rf_iter_new(q->st, NULL, RF_CF_QUEUE, p, 2);
+                rf_iter_t *it = due_iter(q, cls);
                 if (rf_iter_valid(it)) {
                         size_t klen;
                         const char *k = rf_iter_key(it, &klen);

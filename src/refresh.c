@@ -556,7 +556,7 @@ int rf_refresh_tick(rf_refresh_t *rt, rf_apply_ctx_t *ctx, int64_t now_ms,
         if (!ctx->queue || !conf)
                 return 0;
         rf_refresh_scheduled(conf, now_ms, ids[0], ids[1]);
-        rf_queue_stats(ctx->queue, &qs);
+        rf_queue_counts(ctx->queue, &qs);
         for (int i = 0; i < 2; i++) {
                 int64_t room =
                     conf->rc_refresh_backlog - (int64_t)qs.by_mode[modes[i]];

@@ -990,7 +990,8 @@ static int drain_outbox(rf_store_t *st, uint64_t *next_seq, uint64_t *emitted,
         /* From the first sequence not yet drained: the deleted head is
          * never walked again (replay stays linear in records). */
         rf_key_seq(&from, *next_seq);
-        it = rf_iter_new_from(st, NULL, RF_CF_OUTBOX, from.data, from.len);
+        it = rf_iter_new_range(st, NULL, RF_CF_OUTBOX, from.data, from.len, NULL,
+                               0);
         rf_buf_free(&from);
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen, vlen;

@@ -75,9 +75,11 @@ struct rf_iter {
         rocksdb_readoptions_t *ropts;
         char *prefix;
         size_t plen;
-        char *upper; /* prefix + 1, the exclusive upper bound */
+        char *upper; /* exclusive upper bound (prefix + 1), or NULL */
         char *lower; /* inclusive lower bound, or NULL */
         size_t ulen;
+        int check_upper; /* a txn iterator with an upper bound but no
+                          * prefix: its batch side is not bounded */
 };
 
 const char *rf_cf_name(rf_cf_t cf)
@@ -653,10 +655,11 @@ static size_t prefix_successor(const char *prefix, size_t plen, char *out)
 }
 
 /* Builds an iterator; \p from (may be NULL) is a lower bound to seek to
- * instead of the prefix. */
+ * instead of the prefix, \p to (may be NULL) an exclusive upper bound when
+ * there is no prefix. */
 static rf_iter_t *iter_make(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
                             const char *prefix, size_t plen, const char *from,
-                            size_t flen)
+                            size_t flen, const char *to, size_t tlen)
 {
         rf_iter_t *it = rf_calloc(1, sizeof(*it));
 
@@ -678,6 +681,13 @@ static rf_iter_t *iter_make(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
                 if (it->ulen)
                         rocksdb_readoptions_set_iterate_upper_bound(
                             it->ropts, it->upper, it->ulen);
+        } else if (tlen) {
+                it->upper = rf_malloc(tlen);
+                memcpy(it->upper, to, tlen);
+                it->ulen = tlen;
+                it->check_upper = txn != NULL;
+                rocksdb_readoptions_set_iterate_upper_bound(it->ropts,
+                                                            it->upper, tlen);
         }
         if (!st->cf[cf])
                 return it; /* absent column family: empty iterator */
@@ -697,13 +707,14 @@ static rf_iter_t *iter_make(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
 rf_iter_t *rf_iter_new(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
                        const char *prefix, size_t plen)
 {
-        return iter_make(st, txn, cf, prefix, plen, NULL, 0);
+        return iter_make(st, txn, cf, prefix, plen, NULL, 0, NULL, 0);
 }
 
-rf_iter_t *rf_iter_new_from(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
-                            const char *from, size_t flen)
+rf_iter_t *rf_iter_new_range(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
+                             const char *from, size_t flen, const char *to,
+                             size_t tlen)
 {
-        return iter_make(st, txn, cf, NULL, 0, from, flen);
+        return iter_make(st, txn, cf, NULL, 0, from, flen, to, tlen);
 }
 
 void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen)
@@ -723,10 +734,14 @@ int rf_iter_valid(rf_iter_t *it)
 
         if (!it->it || !rocksdb_iter_valid(it->it))
                 return 0;
-        if (!it->plen)
+        if (!it->plen && !it->check_upper)
                 return 1;
         /* The batch side of a txn iterator is not bounded: check. */
         k = rocksdb_iter_key(it->it, &klen);
+        if (it->check_upper) {
+                int c = memcmp(k, it->upper, klen < it->ulen ? klen : it->ulen);
+                return c < 0 || (c == 0 && klen < it->ulen);
+        }
         return klen >= it->plen && !memcmp(k, it->prefix, it->plen);
 }
 

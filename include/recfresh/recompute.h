@@ -199,7 +199,12 @@ int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms);
 
 void rf_queue_req_clear(rf_queue_req_t *req);
 
-/** @returns the backlog figures, from memory (cheap; for metrics). */
+/** Fills the backlog counts of \p out, from memory (no store access: for
+ *  every loop turn); the oldest fields stay 0. */
+void rf_queue_counts(const rf_queue_t *q, rf_queue_stats_t *out);
+
+/** rf_queue_counts() plus the oldest pending entries, from the head of
+ *  each due class (one bounded seek per class: for metrics). */
 void rf_queue_stats(rf_queue_t *q, rf_queue_stats_t *out);
 
 /** Computes the backlog figures by scanning \p st (a secondary reader, for

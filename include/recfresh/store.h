@@ -180,12 +180,14 @@ rf_iter_t *rf_iter_new(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
                        const char *prefix, size_t plen);
 
 /**
- * Iterates the keys of \p cf from \p from (inclusive) on, with a lower
- * bound there: cheap on queue-like column families whose consumed head is
- * all deletion markers.
+ * Iterates the keys of \p cf from \p from (inclusive) to \p to
+ * (exclusive; tlen 0: to the end), with RocksDB bounds on both: cheap on
+ * queue-like column families whose consumed keys are deletion markers,
+ * which a bound lets RocksDB skip instead of walking.
  */
-rf_iter_t *rf_iter_new_from(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
-                            const char *from, size_t flen);
+rf_iter_t *rf_iter_new_range(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
+                             const char *from, size_t flen, const char *to,
+                             size_t tlen);
 
 /** Positions at the first key >= \p key within the prefix. */
 void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen);
