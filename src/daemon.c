@@ -38,6 +38,7 @@
 #include "recfresh/refresh.h"
 #include "recfresh/runs.h"
 #include "recfresh/tomb_set.h"
+#include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
 
 #define OUTBOX_MAX_INFLIGHT 10000
@@ -604,6 +605,10 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                 goto fail;
         }
         rf_store_set_tombset(d->st, d->tombset);
+        /* A store from before hide summaries: build them once. */
+        if (!rf_store_hide_summary(d->st) &&
+            rf_hide_summaries_build(d->st, errstr, errstr_size) != 0)
+                goto fail;
         d->compactor = rf_compactor_new(d->st, conf->purge_compact_after_ms);
         if (*conf->eventlog_dir &&
             !(d->elog =

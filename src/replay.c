@@ -990,8 +990,8 @@ static int drain_outbox(rf_store_t *st, uint64_t *next_seq, uint64_t *emitted,
         /* From the first sequence not yet drained: the deleted head is
          * never walked again (replay stays linear in records). */
         rf_key_seq(&from, *next_seq);
-        it = rf_iter_new_range(st, NULL, RF_CF_OUTBOX, from.data, from.len, NULL,
-                               0);
+        it = rf_iter_new_range(st, NULL, RF_CF_OUTBOX, from.data, from.len,
+                               NULL, 0);
         rf_buf_free(&from);
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen, vlen;
@@ -1117,6 +1117,9 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                 goto out;
         }
         rf_store_set_tombset(st, ts);
+        if (!rf_store_hide_summary(st) &&
+            (r = rf_hide_summaries_build(st, errstr, errstr_size)) != 0)
+                goto out;
         ob = rf_outbox_new(st);
         fo = rf_fanout_new(st);
         rf_apply_ctx_init(&ctx, st, conf, ob, fo);

@@ -62,6 +62,8 @@ struct rf_store {
         struct rf_tombset *tombset; /* not owned (tomb_set.h) */
         EVP_MAC_CTX *hmac;          /* HMAC-SHA256 keyed with salt: each
                                      * pseudonym dups it (no key setup) */
+        int hide_summary;           /* meta "hide_summary": every user's
+                                     * hide summary key is kept (keys.h) */
 };
 
 struct rf_txn {
@@ -222,6 +224,9 @@ static int store_load_salt(rf_store_t *st, char *errstr, size_t errstr_size)
                    sizeof(st->salt));
         rf_txn_put(txn, RF_CF_META, "format", 6, STORE_FORMAT,
                    strlen(STORE_FORMAT));
+        /* A new store has no hides: their summaries are complete. */
+        rf_txn_put(txn, RF_CF_META, RF_META_HIDE_SUMMARY,
+                   strlen(RF_META_HIDE_SUMMARY), "1", 1);
         r = rf_txn_commit(txn, errstr, errstr_size);
         rf_txn_destroy(txn);
         return r;
@@ -312,6 +317,10 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
                 st->cf[idx[j]] = handles[j];
         if (store_load_salt(st, errstr, errstr_size))
                 goto fail;
+        rf_buf_t hs = { 0 };
+        st->hide_summary = rf_store_get(st, RF_CF_META, RF_META_HIDE_SUMMARY,
+                                        strlen(RF_META_HIDE_SUMMARY), &hs) == 0;
+        rf_buf_free(&hs);
         if (store_hmac_init(st)) {
                 snprintf(errstr, errstr_size, "HMAC-SHA256: not available");
                 goto fail;
@@ -458,6 +467,16 @@ void rf_store_set_tombset(rf_store_t *st, struct rf_tombset *ts)
 struct rf_tombset *rf_store_tombset(const rf_store_t *st)
 {
         return st->tombset;
+}
+
+int rf_store_hide_summary(const rf_store_t *st)
+{
+        return st->hide_summary;
+}
+
+void rf_store_set_hide_summary(rf_store_t *st)
+{
+        st->hide_summary = 1;
 }
 
 int64_t rf_store_free_bytes(const char *dir)

@@ -7,7 +7,129 @@
 #include <string.h>
 
 #include "recfresh/fanout.h"
+#include "recfresh/log.h"
 #include "recfresh/tombstone.h"
+
+/* The user's hide summary (keys.h): one ('i'|'c' id \0) per active hide,
+ * so a read loads a user's hides with one point lookup. It is derived from
+ * the per-hide states and changed with them, in the same batch. */
+static int summary_update(rf_apply_ctx_t *ctx, const char *user, char what,
+                          const char *id, int hidden)
+{
+        rf_buf_t k = { 0 }, v = { 0 }, out = { 0 };
+        int r;
+
+        rf_key_hide_prefix(&k, user);
+        r = rf_txn_get(ctx->txn, RF_CF_TOMBSTONES, k.data, k.len, &v);
+        if (r == RF_ENOENT)
+                r = 0;
+        if (r == 0) {
+                const char *p = v.data, *end = v.data + v.len;
+                while (p < end) {
+                        const char *nul = memchr(p, '\0', (size_t)(end - p));
+                        if (!nul || nul == p)
+                                break;
+                        if (p[0] != what || strcmp(p + 1, id) != 0)
+                                rf_buf_append(&out, p, (size_t)(nul + 1 - p));
+                        p = nul + 1;
+                }
+                if (hidden) {
+                        rf_buf_append(&out, &what, 1);
+                        rf_buf_append(&out, id, strlen(id) + 1);
+                }
+                if (out.len)
+                        rf_txn_put(ctx->txn, RF_CF_TOMBSTONES, k.data, k.len,
+                                   out.data, out.len);
+                else
+                        rf_txn_delete(ctx->txn, RF_CF_TOMBSTONES, k.data,
+                                      k.len);
+        }
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        rf_buf_free(&out);
+        return r;
+}
+
+/* Puts (or deletes) the summary \p sum of the user whose hide prefix is
+ * \p prefix in \p txn. */
+static void summary_put(rf_txn_t *txn, const rf_buf_t *prefix,
+                        const rf_buf_t *sum, int had)
+{
+        if (sum->len)
+                rf_txn_put(txn, RF_CF_TOMBSTONES, prefix->data, prefix->len,
+                           sum->data, sum->len);
+        else if (had)
+                rf_txn_delete(txn, RF_CF_TOMBSTONES, prefix->data, prefix->len);
+}
+
+int rf_hide_summaries_build(rf_store_t *st, char *errstr, size_t errstr_size)
+{
+        rf_txn_t *txn = rf_txn_new(st);
+        rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_TOMBSTONES, "H", 1);
+        rf_buf_t prefix = { 0 }, sum = { 0 };
+        size_t users = 0;
+        int had = 0, r = 0;
+
+        /* Keys sort by user: each user's hides are consecutive, its
+         * summary key (the bare prefix) first. */
+        for (; r == 0 && rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                const char *nul = memchr(k + 1, '\0', klen - 1);
+                size_t plen = nul ? (size_t)(nul + 1 - k) : 0;
+                rf_tomb_t t;
+
+                if (!plen)
+                        continue;
+                if (plen != prefix.len || memcmp(k, prefix.data, plen) != 0) {
+                        if (prefix.len) {
+                                summary_put(txn, &prefix, &sum, had);
+                                users++;
+                        }
+                        rf_buf_reset(&prefix);
+                        rf_buf_append(&prefix, k, plen);
+                        rf_buf_reset(&sum);
+                        had = 0;
+                }
+                if (klen == plen) {
+                        had = 1; /* a summary kept since: rebuilt anyway */
+                        continue;
+                }
+                if (klen < plen + 2 || rf_tomb_decode(v, vlen, &t) != 0 ||
+                    !t.active)
+                        continue;
+                rf_buf_append(&sum, k + plen, 1);
+                rf_buf_append(&sum, k + plen + 2, klen - plen - 2);
+                rf_buf_append(&sum, "", 1);
+                if (rf_txn_count(txn) >= 10000)
+                        r = rf_txn_commit(txn, errstr, errstr_size);
+        }
+        if (r == 0 && rf_iter_status(it) != 0) {
+                snprintf(errstr, errstr_size, "reading hides: %s",
+                         rf_err2str(RF_ESTORE));
+                r = RF_ESTORE;
+        }
+        rf_iter_destroy(it);
+        if (r == 0) {
+                if (prefix.len) {
+                        summary_put(txn, &prefix, &sum, had);
+                        users++;
+                }
+                rf_txn_put(txn, RF_CF_META, RF_META_HIDE_SUMMARY,
+                           strlen(RF_META_HIDE_SUMMARY), "1", 1);
+                r = rf_txn_commit(txn, errstr, errstr_size);
+        }
+        if (r == 0) {
+                rf_store_set_hide_summary(st);
+                rf_log_info("tombstone", "hide summaries built for %zu users",
+                            users);
+        }
+        rf_txn_destroy(txn);
+        rf_buf_free(&prefix);
+        rf_buf_free(&sum);
+        return r;
+}
 
 int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
 {
@@ -30,6 +152,11 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         r = rf_tomb_update(ctx, k.data, k.len, hidden, ev, &flipped);
         rf_buf_free(&k);
         if (r != 0 || !flipped)
+                return r;
+        r = summary_update(ctx, ev->user_id,
+                           on_creator ? RF_IDX_CREATOR : RF_IDX_ITEM, id,
+                           hidden);
+        if (r != 0)
                 return r;
 
         r = rf_lists_of_subject(ctx->st, ctx->txn, ev->user_id, &sl);

@@ -72,17 +72,61 @@ done:
 
 /* ---- read-time checks ---------------------------------------------------*/
 
-static void strv_push(char ***v, size_t *cnt, const char *s)
+/* Points the checker's hide lists into ck->hides, a summary value
+ * ('i'|'c' id \0)... */
+static void hides_index(rf_checker_t *ck)
 {
-        *v = rf_realloc(*v, (*cnt + 1) * sizeof(**v));
-        (*v)[(*cnt)++] = rf_strdup(s);
+        const char *p = ck->hides.data, *end = p + ck->hides.len;
+        size_t n = 0;
+
+        for (const char *q = p; q < end; q++)
+                n += *q == '\0';
+        if (!n)
+                return;
+        ck->hidden_items = rf_malloc(n * sizeof(*ck->hidden_items));
+        ck->hidden_creators = rf_malloc(n * sizeof(*ck->hidden_creators));
+        while (p < end) {
+                const char *nul = memchr(p, '\0', (size_t)(end - p));
+                if (!nul || nul == p)
+                        break;
+                if (*p == RF_IDX_ITEM)
+                        ck->hidden_items[ck->hidden_item_cnt++] = p + 1;
+                else if (*p == RF_IDX_CREATOR)
+                        ck->hidden_creators[ck->hidden_creator_cnt++] = p + 1;
+                p = nul + 1;
+        }
+}
+
+/* A store written before hide summaries: one prefix scan of the reader's
+ * hide states, into the summary form. */
+static int hides_scan(rf_checker_t *ck, size_t plen)
+{
+        rf_iter_t *it =
+            rf_iter_new(ck->st, ck->txn, RF_CF_TOMBSTONES, ck->key.data, plen);
+        rf_tomb_t t;
+        int r;
+
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                /* k = prefix what \0 id; the bare prefix is the summary */
+                if (klen < plen + 2 || rf_tomb_decode(v, vlen, &t) != 0 ||
+                    !t.active)
+                        continue;
+                rf_buf_append(&ck->hides, k + plen, 1);
+                rf_buf_append(&ck->hides, k + plen + 2, klen - plen - 2);
+                rf_buf_append(&ck->hides, "", 1);
+        }
+        r = rf_iter_status(it);
+        rf_iter_destroy(it);
+        return r;
 }
 
 int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
                     const char *reader, const char *region)
 {
-        rf_iter_t *it;
-        rf_tomb_t t;
+        int r;
 
         memset(ck, 0, sizeof(*ck));
         ck->st = st;
@@ -90,38 +134,26 @@ int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
         ck->txn = txn;
         ck->region = region ? region : "";
 
-        /* One prefix scan loads every hide of the reader. */
+        /* The reader's active hides: one point lookup of its summary. */
         rf_key_hide_prefix(&ck->key, reader);
-        size_t plen = ck->key.len;
-        it = rf_iter_new(st, txn, RF_CF_TOMBSTONES, ck->key.data, plen);
-        for (; rf_iter_valid(it); rf_iter_next(it)) {
-                size_t klen, vlen;
-                const char *k = rf_iter_key(it, &klen);
-                const char *v = rf_iter_value(it, &vlen);
-                /* k = prefix what \0 id */
-                if (klen < plen + 2 || rf_tomb_decode(v, vlen, &t) != 0 ||
-                    !t.active)
-                        continue;
-                char what = k[plen];
-                char id[4097];
-                size_t idlen = klen - plen - 2;
-                if (idlen >= sizeof(id))
-                        continue;
-                memcpy(id, k + plen + 2, idlen);
-                id[idlen] = '\0';
-                if (what == RF_IDX_ITEM)
-                        strv_push(&ck->hidden_items, &ck->hidden_item_cnt, id);
-                else if (what == RF_IDX_CREATOR)
-                        strv_push(&ck->hidden_creators, &ck->hidden_creator_cnt,
-                                  id);
+        if (rf_store_hide_summary(st)) {
+                r = txn ? rf_txn_get(txn, RF_CF_TOMBSTONES, ck->key.data,
+                                     ck->key.len, &ck->hides)
+                        : rf_store_get(st, RF_CF_TOMBSTONES, ck->key.data,
+                                       ck->key.len, &ck->hides);
+                if (r == RF_ENOENT)
+                        r = 0;
+        } else {
+                r = hides_scan(ck, ck->key.len);
         }
-        if (rf_iter_status(it) != 0)
+        if (r != 0)
                 ck->err = RF_ESTORE; /* hides unknown: fail the read */
-        rf_iter_destroy(it);
+        else
+                hides_index(ck);
         return ck->err;
 }
 
-static int in_strv(char **v, size_t cnt, const char *s)
+static int in_strv(const char **v, size_t cnt, const char *s)
 {
         for (size_t i = 0; i < cnt; i++)
                 if (!strcmp(v[i], s))
@@ -154,12 +186,9 @@ rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
 
 void rf_checker_clear(rf_checker_t *ck)
 {
-        for (size_t i = 0; i < ck->hidden_item_cnt; i++)
-                free(ck->hidden_items[i]);
-        for (size_t i = 0; i < ck->hidden_creator_cnt; i++)
-                free(ck->hidden_creators[i]);
         free(ck->hidden_items);
         free(ck->hidden_creators);
+        rf_buf_free(&ck->hides);
         rf_buf_free(&ck->key);
         rf_buf_free(&ck->val);
         memset(ck, 0, sizeof(*ck));

@@ -12,6 +12,8 @@
  *   tombstones  'B' item                            item ban
  *               'S' item \0 region                  stock ("" = global)
  *               'H' user \0 'i'|'c' \0 id           user hide
+ *               'H' user \0                          its active hides:
+ *                                                   ('i'|'c' id \0)...
  *               'C' pseudonym(user)[16] scope       consent (no raw id)
  *               'X' campaign                        campaign expiry
  *   offsets     topic \0 partition(be32)            value: next offset be64

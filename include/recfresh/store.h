@@ -111,6 +111,15 @@ void rf_store_set_tombset(rf_store_t *st, struct rf_tombset *ts);
 /** @returns the attached set, or NULL. */
 struct rf_tombset *rf_store_tombset(const rf_store_t *st);
 
+/** Meta key present once every user's hide summary is kept (keys.h). */
+#define RF_META_HIDE_SUMMARY "hide_summary"
+/** @returns 1 if a reader's hides can be read from its summary key (one
+ *  point lookup); 0 for a store written before summaries existed, until
+ *  rf_hide_summaries_build() ran (reads then scan the hide keys). */
+int rf_store_hide_summary(const rf_store_t *st);
+/** Records that the summaries are complete (after their commit). */
+void rf_store_set_hide_summary(rf_store_t *st);
+
 /** @returns the store's directory. */
 const char *rf_store_path(const rf_store_t *st);
 

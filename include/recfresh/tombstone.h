@@ -37,6 +37,14 @@ int rf_campaign_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev);
 int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
                    int active, const rf_event_t *ev, int *flipped);
 
+/**
+ * Builds every user's hide summary (keys.h) from the per-hide states of a
+ * store written before summaries existed, and records them complete
+ * (rf_store_hide_summary()). Run by the daemon at start, before it takes
+ * events. @returns 0 or a store error (in \p errstr).
+ */
+int rf_hide_summaries_build(rf_store_t *st, char *errstr, size_t errstr_size);
+
 /** Why a read skipped an entry. */
 typedef enum rf_filter {
         RF_FILTER_BANNED = 0,
@@ -60,13 +68,14 @@ const char *rf_filter2str(rf_filter_t f);
  */
 typedef struct rf_checker {
         rf_store_t *st;
-        struct rf_tombset *ts; /* the store's tomb_set.h, or NULL */
-        rf_txn_t *txn;         /* read through a batch, or NULL */
-        const char *region;    /* the list's region, "" for none */
-        char **hidden_items;   /* active item hides of the reader */
+        struct rf_tombset *ts;     /* the store's tomb_set.h, or NULL */
+        rf_txn_t *txn;             /* read through a batch, or NULL */
+        const char *region;        /* the list's region, "" for none */
+        const char **hidden_items; /* active item hides of the reader */
         size_t hidden_item_cnt;
-        char **hidden_creators;
+        const char **hidden_creators;
         size_t hidden_creator_cnt;
+        rf_buf_t hides;    /* the reader's hide summary they point into */
         rf_buf_t key, val; /* scratch */
         int err;           /* a store error met: the checks that hit it
                             * skipped their entry (fail closed); the read

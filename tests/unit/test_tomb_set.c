@@ -3,7 +3,10 @@
  * entities under a global tombstone (src/tomb_set.c) over a real RocksDB
  * store: events go through rf_apply_record() as the daemon applies them,
  * and the set must stay a superset of what is in force, hold nothing that
- * is not, and agree with a fresh load from the store.
+ * is not, and agree with a fresh load from the store. Also the per-user
+ * hide summaries (src/tomb_hide.c) that read checks load hides from: they
+ * must answer as the per-hide states do, also once rebuilt for a store
+ * written before them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -280,6 +283,121 @@ static void test_same_answers_without_the_set(void **state)
         }
 }
 
+/* ---- hide summaries -------------------------------------------------------*/
+
+static void hide(env_t *e, const char *id, const char *user, int creator,
+                 const char *what, int hidden, const char *at)
+{
+        char js[512];
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"%s\",\"type\":\"%s_%s\",\"user_id\":"
+                 "\"%s\",\"%s_id\":\"%s\",\"occurred_at\":\"%s\"}",
+                 id, creator ? "creator" : "item",
+                 hidden ? "hidden" : "unhidden", user,
+                 creator ? "creator" : "item", what, at);
+        apply(e, RF_TOPIC_USER_HIDES, js);
+}
+
+/* The filter of an entry (item i<k>, creator c<k % 5>) for \p user. */
+static rf_filter_t hide_check(env_t *e, const char *user, int k)
+{
+        char item[16], creator[16];
+        rf_entry_t en = { .item_id = item,
+                          .creator_id = creator,
+                          .campaign_id = "" };
+        rf_checker_t ck;
+        rf_filter_t f;
+
+        snprintf(item, sizeof(item), "i%d", k);
+        snprintf(creator, sizeof(creator), "c%d", k % 5);
+        assert_int_equal(rf_checker_init(&ck, e->st, NULL, user, ""), 0);
+        f = rf_checker_check(&ck, &en);
+        rf_checker_clear(&ck);
+        return f;
+}
+
+/* Reference: what the newest event per (user, kind, id) says. */
+typedef struct hide_ref {
+        char item[3][12], creator[3][5];
+} hide_ref_t;
+
+static void assert_hides(env_t *e, const hide_ref_t *ref)
+{
+        static const char *users[] = { "u0", "u1", "u2" };
+
+        for (int u = 0; u < 3; u++)
+                for (int k = 0; k < 12; k++) {
+                        rf_filter_t want =
+                            ref->item[u][k]          ? RF_FILTER_HIDDEN_ITEM
+                            : ref->creator[u][k % 5] ? RF_FILTER_HIDDEN_CREATOR
+                                                     : RF_FILTER_NONE;
+                        assert_int_equal(hide_check(e, users[u], k), want);
+                }
+}
+
+static void test_hide_summaries(void **state)
+{
+        env_t *e = *state;
+        hide_ref_t ref;
+        char id[32], what[16], at[32], err[256];
+        unsigned x = 99;
+
+        memset(&ref, 0, sizeof(ref));
+        assert_int_equal(rf_store_hide_summary(e->st), 1); /* a new store */
+        for (int i = 0; i < 400; i++) {
+                x = x * 1103515245u + 12345u;
+                int u = (int)((x >> 8) % 3), creator = (x >> 12) % 3 == 0;
+                int k = (int)((x >> 16) % (creator ? 5 : 12));
+                int hidden = (x >> 5) & 1;
+                snprintf(id, sizeof(id), "h%d", i);
+                snprintf(what, sizeof(what), "%c%d", creator ? 'c' : 'i', k);
+                snprintf(at, sizeof(at), "2026-11-22T%02d:%02d:00Z", i / 60,
+                         i % 60);
+                char uid[4] = { 'u', (char)('0' + u), 0 };
+                hide(e, id, uid, creator, what, hidden, at);
+                if (creator)
+                        ref.creator[u][k] = (char)hidden;
+                else
+                        ref.item[u][k] = (char)hidden;
+                if (i % 40 == 0)
+                        assert_hides(e, &ref);
+        }
+        assert_hides(e, &ref);
+
+        /* A store from before summaries: no summary keys, no meta key.
+         * Reads fall back to scanning the hide states; the daemon's start
+         * builds the summaries. */
+        rf_txn_t *txn = rf_txn_new(e->st);
+        for (int u = 0; u < 3; u++) {
+                rf_buf_t k = { 0 };
+                char uid[4] = { 'u', (char)('0' + u), 0 };
+                rf_key_hide_prefix(&k, uid);
+                rf_txn_delete(txn, RF_CF_TOMBSTONES, k.data, k.len);
+                rf_buf_free(&k);
+        }
+        rf_txn_delete(txn, RF_CF_META, RF_META_HIDE_SUMMARY,
+                      strlen(RF_META_HIDE_SUMMARY));
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_destroy(txn);
+        rf_apply_ctx_clear(&e->ctx);
+        rf_store_close(e->st);
+        e->st = rf_store_open(e->dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(e->st);
+        rf_store_set_tombset(e->st, e->ts);
+        rf_apply_ctx_init(&e->ctx, e->st, &e->conf, NULL, NULL);
+        assert_int_equal(rf_store_hide_summary(e->st), 0);
+        assert_hides(e, &ref);
+        assert_int_equal(rf_hide_summaries_build(e->st, err, sizeof(err)), 0);
+        assert_int_equal(rf_store_hide_summary(e->st), 1);
+        assert_hides(e, &ref);
+        /* and they are kept from there on */
+        hide(e, "late-1", "u0", 0, "i3", 1, "2026-11-23T00:00:00Z");
+        hide(e, "late-2", "u0", 1, "c1", 0, "2026-11-23T00:00:00Z");
+        ref.item[0][3] = 1;
+        ref.creator[0][1] = 0;
+        assert_hides(e, &ref);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -293,6 +411,8 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
                     test_same_answers_without_the_set, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hide_summaries, setup,
+                                                teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
