@@ -13,8 +13,9 @@
 
 struct rf_tombset {
         pthread_rwlock_t lock;
-        rf_strset_t items;     /* a ban or a stock state in force */
-        rf_strset_t campaigns; /* expired */
+        rf_strset_t banned;    /* items whose ban is in force (exact) */
+        rf_strset_t stocked;   /* items with a stock state in force */
+        rf_strset_t campaigns; /* expired (exact) */
         int valid;             /* 0: loading failed, every answer "maybe" */
 };
 
@@ -37,7 +38,8 @@ void rf_tombset_destroy(rf_tombset_t *ts)
 {
         if (!ts)
                 return;
-        rf_strset_clear(&ts->items);
+        rf_strset_clear(&ts->banned);
+        rf_strset_clear(&ts->stocked);
         rf_strset_clear(&ts->campaigns);
         pthread_rwlock_destroy(&ts->lock);
         free(ts);
@@ -61,7 +63,7 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
 {
         static const char kinds[] = { RF_TOMB_BAN, RF_TOMB_STOCK,
                                       RF_TOMB_CAMPAIGN };
-        rf_strset_t items = { 0 }, campaigns = { 0 };
+        rf_strset_t sets[3] = { { 0 } };
         int err = 0;
 
         for (size_t i = 0; i < sizeof(kinds) && !err; i++) {
@@ -76,62 +78,50 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
                         if (rf_tomb_decode(v, vlen, &t) || !t.active ||
                             key_id(k, klen, id, sizeof(id)))
                                 continue;
-                        rf_strset_add(kinds[i] == RF_TOMB_CAMPAIGN ? &campaigns
-                                                                   : &items,
-                                      id);
+                        rf_strset_add(&sets[i], id);
                 }
                 err = rf_iter_status(it);
                 rf_iter_destroy(it);
         }
         if (err) {
-                rf_strset_clear(&items);
-                rf_strset_clear(&campaigns);
+                for (int i = 0; i < 3; i++)
+                        rf_strset_clear(&sets[i]);
                 rf_log_error("tombstone",
                              "cannot load the tombstone set: %s; every read "
                              "check goes to the store",
                              rf_err2str(err));
         }
         pthread_rwlock_wrlock(&ts->lock);
-        rf_strset_clear(&ts->items);
+        rf_strset_clear(&ts->banned);
+        rf_strset_clear(&ts->stocked);
         rf_strset_clear(&ts->campaigns);
-        ts->items = items;
-        ts->campaigns = campaigns;
+        ts->banned = sets[0];
+        ts->stocked = sets[1];
+        ts->campaigns = sets[2];
         ts->valid = !err;
         pthread_rwlock_unlock(&ts->lock);
         return err;
 }
 
-/* @returns 1 if some ban or stock state of \p item is in force (or could
- * not be read: keep it), read through \p txn. */
-static int item_in_force(rf_store_t *st, rf_txn_t *txn, const char *item)
+/* @returns 1 if some stock state of \p item (any region) is in force (or
+ * could not be read: keep it), read through \p txn. */
+static int stock_in_force(rf_store_t *st, rf_txn_t *txn, const char *item)
 {
-        rf_buf_t k = { 0 }, v = { 0 };
+        rf_buf_t k = { 0 };
         rf_tomb_t t;
-        int r, in_force = 0;
+        int in_force = 0;
 
-        rf_key_tomb1(&k, RF_TOMB_BAN, item);
-        r = rf_txn_get(txn, RF_CF_TOMBSTONES, k.data, k.len, &v);
-        if (r != 0 && r != RF_ENOENT)
-                in_force = 1;
-        else if (r == 0 && rf_tomb_decode(v.data, v.len, &t) == 0 && t.active)
-                in_force = 1;
-        if (!in_force) {
-                rf_buf_reset(&k);
-                rf_key_stock(&k, item, ""); /* "S" item \0: every region */
-                rf_iter_t *it =
-                    rf_iter_new(st, txn, RF_CF_TOMBSTONES, k.data, k.len);
-                for (; !in_force && rf_iter_valid(it); rf_iter_next(it)) {
-                        size_t vlen;
-                        const char *val = rf_iter_value(it, &vlen);
-                        in_force =
-                            rf_tomb_decode(val, vlen, &t) == 0 && t.active;
-                }
-                if (rf_iter_status(it) != 0)
-                        in_force = 1;
-                rf_iter_destroy(it);
+        rf_key_stock(&k, item, ""); /* "S" item \0: every region */
+        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_TOMBSTONES, k.data, k.len);
+        for (; !in_force && rf_iter_valid(it); rf_iter_next(it)) {
+                size_t vlen;
+                const char *val = rf_iter_value(it, &vlen);
+                in_force = rf_tomb_decode(val, vlen, &t) == 0 && t.active;
         }
+        if (rf_iter_status(it) != 0)
+                in_force = 1;
+        rf_iter_destroy(it);
         rf_buf_free(&k);
-        rf_buf_free(&v);
         return in_force;
 }
 
@@ -145,12 +135,15 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                 return;
         if (key[0] == RF_TOMB_CAMPAIGN)
                 set = &ts->campaigns;
-        else if (key[0] == RF_TOMB_BAN || key[0] == RF_TOMB_STOCK)
-                set = &ts->items;
+        else if (key[0] == RF_TOMB_BAN)
+                set = &ts->banned;
+        else if (key[0] == RF_TOMB_STOCK)
+                set = &ts->stocked;
         else
                 return;
-        /* Only this thread writes: the store read needs no lock. */
-        if (!active && set == &ts->items && item_in_force(st, txn, id))
+        /* An item leaves the stock set only when none of its regions is
+         * out. Only this thread writes: the store read needs no lock. */
+        if (!active && set == &ts->stocked && stock_in_force(st, txn, id))
                 return;
         pthread_rwlock_wrlock(&ts->lock);
         if (active)
@@ -160,24 +153,30 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
         pthread_rwlock_unlock(&ts->lock);
 }
 
-static int maybe(rf_tombset_t *ts, const rf_strset_t *set, const char *id)
+int rf_tombset_item(rf_tombset_t *ts, const char *item_id)
 {
         int r;
 
         pthread_rwlock_rdlock(&ts->lock);
-        r = !ts->valid || rf_strset_has(set, id);
+        if (!ts->valid)
+                r = RF_TS_UNKNOWN;
+        else
+                r = (rf_strset_has(&ts->banned, item_id) ? RF_TS_BANNED : 0) |
+                    (rf_strset_has(&ts->stocked, item_id) ? RF_TS_STOCK : 0);
         pthread_rwlock_unlock(&ts->lock);
         return r;
 }
 
-int rf_tombset_item(rf_tombset_t *ts, const char *item_id)
-{
-        return maybe(ts, &ts->items, item_id);
-}
-
 int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id)
 {
-        return maybe(ts, &ts->campaigns, campaign_id);
+        int r;
+
+        pthread_rwlock_rdlock(&ts->lock);
+        r = !ts->valid                                   ? RF_TS_UNKNOWN
+            : rf_strset_has(&ts->campaigns, campaign_id) ? RF_TS_EXPIRED
+                                                         : 0;
+        pthread_rwlock_unlock(&ts->lock);
+        return r;
 }
 
 size_t rf_tombset_count(rf_tombset_t *ts)
@@ -185,7 +184,7 @@ size_t rf_tombset_count(rf_tombset_t *ts)
         size_t n;
 
         pthread_rwlock_rdlock(&ts->lock);
-        n = ts->items.cnt + ts->campaigns.cnt;
+        n = ts->banned.cnt + ts->stocked.cnt + ts->campaigns.cnt;
         pthread_rwlock_unlock(&ts->lock);
         return n;
 }

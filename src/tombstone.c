@@ -163,13 +163,16 @@ static int in_strv(const char **v, size_t cnt, const char *s)
 
 rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
 {
-        /* The set answers "surely not" for nearly every entry; only its
-         * members are looked up. */
-        int item_maybe = !ck->ts || rf_tombset_item(ck->ts, e->item_id);
+        /* The set answers bans and expiries exactly, and "surely not" for
+         * the stock of nearly every item; only its stock members and
+         * everything when it is absent or unloaded are looked up. */
+        int item = ck->ts ? rf_tombset_item(ck->ts, e->item_id) : RF_TS_UNKNOWN;
 
-        if (item_maybe && rf_ban_check(ck, e->item_id))
+        if ((item & RF_TS_BANNED) ||
+            ((item & RF_TS_UNKNOWN) && rf_ban_check(ck, e->item_id)))
                 return RF_FILTER_BANNED;
-        if (item_maybe && rf_stock_check_out(ck, e->item_id))
+        if ((item & (RF_TS_STOCK | RF_TS_UNKNOWN)) &&
+            rf_stock_check_out(ck, e->item_id))
                 return RF_FILTER_OUT_OF_STOCK;
         if (ck->hidden_item_cnt &&
             in_strv(ck->hidden_items, ck->hidden_item_cnt, e->item_id))
@@ -177,10 +180,14 @@ rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
         if (*e->creator_id && ck->hidden_creator_cnt &&
             in_strv(ck->hidden_creators, ck->hidden_creator_cnt, e->creator_id))
                 return RF_FILTER_HIDDEN_CREATOR;
-        if (*e->campaign_id &&
-            (!ck->ts || rf_tombset_campaign(ck->ts, e->campaign_id)) &&
-            rf_campaign_check(ck, e->campaign_id))
-                return RF_FILTER_CAMPAIGN_EXPIRED;
+        if (*e->campaign_id) {
+                int cmp = ck->ts ? rf_tombset_campaign(ck->ts, e->campaign_id)
+                                 : RF_TS_UNKNOWN;
+                if ((cmp & RF_TS_EXPIRED) ||
+                    ((cmp & RF_TS_UNKNOWN) &&
+                     rf_campaign_check(ck, e->campaign_id)))
+                        return RF_FILTER_CAMPAIGN_EXPIRED;
+        }
         return RF_FILTER_NONE;
 }
 

@@ -3,19 +3,22 @@
  *
  * Every list entry a read serves is tested against its item's ban, its
  * item's stock (global and the list's region) and its campaign. Nearly all
- * of those tests find nothing, yet each is a RocksDB point lookup. This set
- * holds the ids of the items with a ban or an out-of-stock state in force
- * (anywhere) and of the campaigns expired: an entry whose item and campaign
- * are not in it needs no lookup. A member still goes to the store for the
- * exact answer (a region, the newer of two states), so the set only has to
- * be a superset of what is in force.
+ * of those tests find nothing, yet each would be a RocksDB point lookup.
+ * This set holds the ids of the items whose ban is in force, of the items
+ * with an out-of-stock state in force (in any region) and of the campaigns
+ * expired. A ban and an expiry are one state each, so the set answers them
+ * exactly and no lookup is made. A stock member still goes to the store
+ * for the exact answer (its region, the newer of two states), so for stock
+ * the set is a superset of what is in force.
  *
  * It is loaded from the tombstones column family at start and changed by
  * rf_tomb_update() as the apply path writes, before the commit: a read on
- * another thread may see a ban an instant before it is durable, never after.
- * A rolled-back step reloads it. Memory is proportional to the entities in
- * force, not to all ever tombstoned. A store without a set (the CLI's
- * secondary instance) answers every test from RocksDB.
+ * another thread may see a ban (or a lifted ban) an instant before it is
+ * durable, never after; if the commit fails the event is taken again, so
+ * what it saw becomes true. A rolled-back step reloads the set. Memory is
+ * proportional to the entities in force, not to all ever tombstoned. A
+ * store without a set (the CLI's secondary instance) answers every test
+ * from RocksDB.
  */
 #ifndef RECFRESH_TOMB_SET_H
 #define RECFRESH_TOMB_SET_H
@@ -45,11 +48,18 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st);
 void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                         const char *key, size_t klen, int active);
 
-/** @returns 0 if no ban or stock state of \p item_id is in force, 1 if one
- *  may be (look it up). Thread-safe. */
+/* What the set knows of an id. */
+#define RF_TS_BANNED  0x1 /* the item's ban is in force */
+#define RF_TS_STOCK   0x2 /* a stock state of the item may be: look it up */
+#define RF_TS_EXPIRED 0x4 /* the campaign expired */
+#define RF_TS_UNKNOWN 0x8 /* the set could not be loaded: look all up */
+
+/** @returns RF_TS_BANNED and/or RF_TS_STOCK, 0 if neither a ban nor a
+ *  stock state of \p item_id is in force, or RF_TS_UNKNOWN. Thread-safe. */
 int rf_tombset_item(rf_tombset_t *ts, const char *item_id);
 
-/** @returns 0 if \p campaign_id is surely not expired, 1 if it may be. */
+/** @returns RF_TS_EXPIRED, 0 if \p campaign_id is not expired, or
+ *  RF_TS_UNKNOWN. Thread-safe. */
 int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id);
 
 /** @returns the ids held (items + campaigns), for metrics. */
