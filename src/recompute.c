@@ -107,20 +107,23 @@ int64_t rf_bucket_wait_ms(rf_bucket_t *b, int64_t now_ms)
 /* ---- entries --------------------------------------------------------------*/
 
 typedef struct surf {
-        char *name; /* "" = every surface */
+        const char *name; /* "" = every surface */
         int64_t last_at;
 } surf_t;
 
 typedef struct reason {
-        char *type, *event_id, *surface, *ekind, *eid;
+        const char *type, *event_id, *surface, *ekind, *eid;
         int64_t at;
 } reason_t;
 
+/* A decoded entry. Its strings point into `raw` (the stored value, copied
+ * once) or are strings it owns (`owned`, added since): decoding an entry
+ * with many reasons allocates twice, not once per string. */
 typedef struct entry {
-        char *request_id;
+        const char *request_id;
         int mode;
         int urgent;
-        char *run_id;
+        const char *run_id;
         int64_t enqueued_at;
         uint64_t gen;
         surf_t *surfs;
@@ -129,23 +132,26 @@ typedef struct entry {
         size_t reason_cnt;
         uint64_t dropped;
         uint64_t sent_gen; /* gen when last taken for sending, 0 = never */
+        char *raw;         /* the decoded value */
+        char **owned;      /* strings set since */
+        size_t owned_cnt;
 } entry_t;
+
+/* Takes \p s (allocated) into \p e's strings. @returns s. */
+static const char *entry_own(entry_t *e, char *s)
+{
+        e->owned = rf_realloc(e->owned, (e->owned_cnt + 1) * sizeof(*e->owned));
+        e->owned[e->owned_cnt++] = s;
+        return s;
+}
 
 static void entry_clear(entry_t *e)
 {
-        free(e->request_id);
-        free(e->run_id);
-        for (size_t i = 0; i < e->surf_cnt; i++)
-                free(e->surfs[i].name);
+        for (size_t i = 0; i < e->owned_cnt; i++)
+                free(e->owned[i]);
+        free(e->owned);
+        free(e->raw);
         free(e->surfs);
-        for (size_t i = 0; i < e->reason_cnt; i++) {
-                reason_t *r = &e->reasons[i];
-                free(r->type);
-                free(r->event_id);
-                free(r->surface);
-                free(r->ekind);
-                free(r->eid);
-        }
         free(e->reasons);
         memset(e, 0, sizeof(*e));
 }
@@ -181,24 +187,24 @@ static void entry_encode(const entry_t *e, rf_buf_t *v)
         rf_buf_put_varint(v, e->sent_gen);
 }
 
-static char *cur_strdup(rf_cur_t *c)
-{
-        return rf_strdup(rf_cur_str(c, NULL));
-}
-
 /* @returns 0 or RF_EINVAL (e is then cleared). */
 static int entry_decode(const char *buf, size_t len, entry_t *e)
 {
-        rf_cur_t c = { buf, buf + len, 0 };
+        rf_cur_t c;
         uint64_t n;
 
         memset(e, 0, sizeof(*e));
-        if (rf_cur_u8(&c) != ENTRY_VERSION)
+        e->raw = rf_malloc(len ? len : 1);
+        memcpy(e->raw, buf, len);
+        c = (rf_cur_t){ e->raw, e->raw + len, 0 };
+        if (rf_cur_u8(&c) != ENTRY_VERSION) {
+                entry_clear(e);
                 return RF_EINVAL;
-        e->request_id = cur_strdup(&c);
+        }
+        e->request_id = rf_cur_str(&c, NULL);
         e->mode = rf_cur_u8(&c);
         e->urgent = rf_cur_u8(&c);
-        e->run_id = cur_strdup(&c);
+        e->run_id = rf_cur_str(&c, NULL);
         e->enqueued_at = (int64_t)rf_cur_be64(&c);
         e->gen = rf_cur_varint(&c);
         n = rf_cur_varint(&c);
@@ -206,7 +212,7 @@ static int entry_decode(const char *buf, size_t len, entry_t *e)
                 goto fail;
         e->surfs = rf_calloc(n ? n : 1, sizeof(*e->surfs));
         for (; e->surf_cnt < n && !c.err; e->surf_cnt++) {
-                e->surfs[e->surf_cnt].name = cur_strdup(&c);
+                e->surfs[e->surf_cnt].name = rf_cur_str(&c, NULL);
                 e->surfs[e->surf_cnt].last_at = (int64_t)rf_cur_be64(&c);
         }
         n = rf_cur_varint(&c);
@@ -215,11 +221,11 @@ static int entry_decode(const char *buf, size_t len, entry_t *e)
         e->reasons = rf_calloc(n ? n : 1, sizeof(*e->reasons));
         for (; e->reason_cnt < n && !c.err; e->reason_cnt++) {
                 reason_t *r = &e->reasons[e->reason_cnt];
-                r->type = cur_strdup(&c);
-                r->event_id = cur_strdup(&c);
-                r->surface = cur_strdup(&c);
-                r->ekind = cur_strdup(&c);
-                r->eid = cur_strdup(&c);
+                r->type = rf_cur_str(&c, NULL);
+                r->event_id = rf_cur_str(&c, NULL);
+                r->surface = rf_cur_str(&c, NULL);
+                r->ekind = rf_cur_str(&c, NULL);
+                r->eid = rf_cur_str(&c, NULL);
                 r->at = (int64_t)rf_cur_be64(&c);
         }
         e->dropped = rf_cur_varint(&c);
@@ -408,9 +414,22 @@ struct rf_queue {
         size_t inflight_cnt;
         /* Per class, where the next search for a due key starts: the due
          * keys before it were taken (deleted). Without it every take walks
-         * the deletion markers of all earlier ones (quadratic). Reset by
-         * put_due() when a key lands before it. */
+         * the deletion markers of all earlier ones (quadratic). Moved back
+         * by put_due() when a key lands before it. */
         rf_buf_t due_from[CLASS_CNT];
+        /* Per class, the due keys from the cursor on, read with one
+         * iterator: a tick takes many without an iterator each (they cost
+         * a seek in every file of the column family). Dropped when a due
+         * key of the class is written and at every commit and rollback. */
+        struct due_cache {
+                rf_buf_t arena; /* the keys, back to back */
+                size_t *off;    /* key i is arena[off[i], off[i + 1]) */
+                size_t cnt, head, size;
+                int filled;       /* 0: read again before use */
+                int more;         /* keys after the last held may be due */
+                int64_t next_due; /* due time of the first not held */
+                rf_buf_t skip;    /* first in-flight key met, or empty */
+        } dc[CLASS_CNT];
         /* backlog counts, committed and since the last commit */
         int64_t count[RF_RC__MODE_CNT], urgent;
         int64_t dcount[RF_RC__MODE_CNT], durgent;
@@ -564,8 +583,12 @@ void rf_queue_destroy(rf_queue_t *q)
         pthread_mutex_destroy(&q->ask_lock);
         free(q->acks);
         rf_txn_destroy(q->txn);
-        for (int c = 0; c < CLASS_CNT; c++)
+        for (int c = 0; c < CLASS_CNT; c++) {
                 rf_buf_free(&q->due_from[c]);
+                rf_buf_free(&q->dc[c].arena);
+                rf_buf_free(&q->dc[c].skip);
+                free(q->dc[c].off);
+        }
         rf_buf_free(&q->k);
         rf_buf_free(&q->v);
         free(q);
@@ -573,6 +596,8 @@ void rf_queue_destroy(rf_queue_t *q)
 
 void rf_queue_committed(rf_queue_t *q)
 {
+        for (int c = 0; c < CLASS_CNT; c++)
+                q->dc[c].filled = 0; /* new due keys may be visible now */
         for (int m = 0; m < RF_RC__MODE_CNT; m++) {
                 q->count[m] += q->dcount[m];
                 q->dcount[m] = 0;
@@ -585,8 +610,10 @@ void rf_queue_rollback(rf_queue_t *q)
 {
         /* Keys taken in the dropped batch are due again, maybe before the
          * search cursors. */
-        for (int c = 0; c < CLASS_CNT; c++)
+        for (int c = 0; c < CLASS_CNT; c++) {
                 rf_buf_reset(&q->due_from[c]);
+                q->dc[c].filled = 0;
+        }
         memset(q->dcount, 0, sizeof(q->dcount));
         q->durgent = 0;
 }
@@ -629,11 +656,18 @@ static void put_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
 
         key_due(&q->k, entry_class(e), e->enqueued_at, subject);
         rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, "", 0);
+        q->dc[entry_class(e)].filled = 0;
         if (from->len) {
                 size_t n = from->len < q->k.len ? from->len : q->k.len;
                 int c = memcmp(q->k.data, from->data, n);
-                if (c < 0 || (c == 0 && q->k.len < from->len))
-                        rf_buf_reset(from); /* before the cursor: rescan */
+                if (c < 0 || (c == 0 && q->k.len < from->len)) {
+                        /* Before the cursor: the search starts at it now.
+                         * All before it is still taken; rescanning from
+                         * the class start would walk every taken key's
+                         * deletion marker again. */
+                        rf_buf_reset(from);
+                        rf_buf_append(from, q->k.data, q->k.len);
+                }
         }
 }
 
@@ -642,6 +676,7 @@ static void del_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
 {
         key_due(&q->k, entry_class(e), e->enqueued_at, subject);
         rf_txn_delete(txn, RF_CF_QUEUE, q->k.data, q->k.len);
+        q->dc[entry_class(e)].filled = 0;
 }
 
 static void del_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
@@ -686,11 +721,11 @@ static int add_reason(rf_queue_t *q, entry_t *e, const rf_queue_add_t *add,
         e->reasons =
             rf_realloc(e->reasons, (e->reason_cnt + 1) * sizeof(*e->reasons));
         e->reasons[e->reason_cnt++] = (reason_t){
-                rf_strdup(add->reason_type),
-                rf_strdup(nz(add->event_id)),
-                rf_strdup(surface),
-                rf_strdup(nz(add->entity_kind)),
-                rf_strdup(nz(add->entity_id)),
+                entry_own(e, rf_strdup(add->reason_type)),
+                entry_own(e, rf_strdup(nz(add->event_id))),
+                entry_own(e, rf_strdup(surface)),
+                entry_own(e, rf_strdup(nz(add->entity_kind))),
+                entry_own(e, rf_strdup(nz(add->entity_id))),
                 now_ms,
         };
         return 1;
@@ -706,7 +741,8 @@ static int add_surface(entry_t *e, const char *surface, int64_t now_ms)
                         return 0;
                 }
         e->surfs = rf_realloc(e->surfs, (e->surf_cnt + 1) * sizeof(*e->surfs));
-        e->surfs[e->surf_cnt++] = (surf_t){ rf_strdup(surface), now_ms };
+        e->surfs[e->surf_cnt++] =
+            (surf_t){ entry_own(e, rf_strdup(surface)), now_ms };
         return 1;
 }
 
@@ -724,11 +760,12 @@ int rf_queue_add(rf_queue_t *q, rf_txn_t *txn, const rf_queue_add_t *add,
                     rf_consent_purged(q->st, txn, subject))
                         return RF_EBLOCKED;
                 memset(&e, 0, sizeof(e));
-                e.request_id = add->request_id ? rf_strdup(add->request_id)
-                                               : random_request_id();
+                e.request_id =
+                    entry_own(&e, add->request_id ? rf_strdup(add->request_id)
+                                                  : random_request_id());
                 e.mode = add->mode;
                 e.urgent = !!add->urgent;
-                e.run_id = rf_strdup(nz(add->run_id));
+                e.run_id = entry_own(&e, rf_strdup(nz(add->run_id)));
                 e.enqueued_at = now_ms;
                 e.gen = 1;
                 add_surface(&e, nz(add->surface), now_ms);
@@ -924,7 +961,6 @@ void rf_queue_list_published(rf_apply_ctx_t *ctx, const rf_list_t *list)
                 surf_t *s = &e.surfs[i];
                 if ((!strcmp(s->name, list->surface) || !*s->name) &&
                     list->generated_at > s->last_at) {
-                        free(s->name);
                         cleared++;
                         continue;
                 }
@@ -1036,13 +1072,15 @@ static int commit(rf_queue_t *q, const char *what)
                 RF_METRIC_INC(store_errors);
                 rf_log_error("queue", "%s: %s", what, errstr);
                 rf_txn_clear(q->txn);
+                /* keys taken in it are due again */
+                for (int c = 0; c < CLASS_CNT; c++) {
+                        rf_buf_reset(&q->due_from[c]);
+                        q->dc[c].filled = 0;
+                }
         }
         return r;
 }
 
-/* Finds the first due subject of class \p cls not in flight. @returns 1
- * with \p subject (NUL-terminated), *duep and \p dkey (its due key) filled,
- * else 0. */
 /* An iterator over the due keys of class \p cls, from its search cursor:
  * every key below the cursor is taken, and the bounds let RocksDB skip their
  * deletion markers instead of walking them. */
@@ -1057,52 +1095,103 @@ static rf_iter_t *due_iter(rf_queue_t *q, int cls)
                                  from->len ? from->len : 2, end, 2);
 }
 
-static int first_due(rf_queue_t *q, int cls, int64_t now_ms, rf_buf_t *subject,
-                     int64_t *duep, rf_buf_t *dkey)
-{
-        char p[2] = { 'D', (char)('0' + cls) };
-        rf_buf_t *from = &q->due_from[cls], skip = { 0 };
-        rf_iter_t *it = due_iter(q, cls);
-        int found = 0;
+#define DUE_CACHE_MAX 256
 
+/* Reads into the cache of class \p cls the due keys from its cursor on,
+ * not in flight, as far as the first one not due at \p now_ms (or
+ * DUE_CACHE_MAX of them). */
+static void due_fill(rf_queue_t *q, int cls, int64_t now_ms)
+{
+        struct due_cache *dc = &q->dc[cls];
+        rf_iter_t *it = due_iter(q, cls);
+        rf_buf_t subject = { 0 };
+
+        rf_buf_reset(&dc->arena);
+        rf_buf_reset(&dc->skip);
+        dc->cnt = dc->head = 0;
+        dc->more = 0;
+        dc->next_due = INT64_MAX;
+        if (!dc->off) {
+                dc->size = DUE_CACHE_MAX + 1;
+                dc->off = rf_calloc(dc->size, sizeof(*dc->off));
+        }
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen;
                 const char *k = rf_iter_key(it, &klen);
-                if (klen < 2 || memcmp(k, p, 2) != 0)
-                        break; /* past this class (lower-bound iterator) */
                 rf_cur_t c = { k + 2, k + klen, 0 };
                 int64_t due = due_of(q, cls, (int64_t)rf_cur_be64(&c));
                 if (c.err)
                         continue;
-                if (due > now_ms)
-                        break; /* sorted by enqueued_at: none later is due */
-                rf_buf_reset(subject);
-                rf_buf_append(subject, c.p, (size_t)(c.end - c.p));
-                rf_buf_append(subject, "", 1);
-                subject->len--;
-                if (infl_find(q, subject->data)) {
-                        if (!skip.len) /* the cursor must not pass it */
-                                rf_buf_append(&skip, k, klen);
+                if (due > now_ms || dc->cnt == DUE_CACHE_MAX) {
+                        /* sorted by enqueued_at: read on when this one is
+                         * due, or (cache full) when the cache is used up */
+                        dc->more = 1;
+                        dc->next_due = due > now_ms ? due : INT64_MIN;
+                        break;
+                }
+                rf_buf_reset(&subject);
+                rf_buf_append(&subject, c.p, (size_t)(c.end - c.p));
+                rf_buf_append(&subject, "", 1);
+                if (infl_find(q, subject.data)) {
+                        if (!dc->skip.len) /* the cursor must not pass it */
+                                rf_buf_append(&dc->skip, k, klen);
                         continue;
                 }
-                if (duep)
-                        *duep = due;
-                if (dkey) {
-                        rf_buf_reset(dkey);
-                        rf_buf_append(dkey, k, klen);
-                }
+                dc->off[dc->cnt++] = dc->arena.len;
+                rf_buf_append(&dc->arena, k, klen);
+        }
+        dc->off[dc->cnt] = dc->arena.len;
+        rf_iter_destroy(it);
+        rf_buf_free(&subject);
+        dc->filled = 1;
+}
+
+/* Finds the first due subject of class \p cls not in flight. @returns 1
+ * with \p subject (NUL-terminated), *duep and \p dkey (its due key) filled,
+ * else 0. The key stays first until due_taken(). */
+static int first_due(rf_queue_t *q, int cls, int64_t now_ms, rf_buf_t *subject,
+                     int64_t *duep, rf_buf_t *dkey)
+{
+        struct due_cache *dc = &q->dc[cls];
+
+        if (!dc->filled ||
+            (dc->head == dc->cnt && dc->more && now_ms >= dc->next_due))
+                due_fill(q, cls, now_ms);
+        if (dc->head == dc->cnt)
+                return 0;
+
+        const char *k = dc->arena.data + dc->off[dc->head];
+        size_t klen = dc->off[dc->head + 1] - dc->off[dc->head];
+        rf_cur_t c = { k + 2, k + klen, 0 };
+        int64_t due = due_of(q, cls, (int64_t)rf_cur_be64(&c));
+
+        if (due > now_ms)
+                return 0; /* sorted by enqueued_at: none later is due */
+        rf_buf_reset(subject);
+        rf_buf_append(subject, c.p, (size_t)(c.end - c.p));
+        rf_buf_append(subject, "", 1);
+        subject->len--;
+        if (duep)
+                *duep = due;
+        if (dkey) {
+                rf_buf_reset(dkey);
+                rf_buf_append(dkey, k, klen);
                 /* The next search starts here (this key is taken now). */
+                rf_buf_t *from = &q->due_from[cls];
                 rf_buf_reset(from);
-                if (skip.len)
-                        rf_buf_append(from, skip.data, skip.len);
+                if (dc->skip.len)
+                        rf_buf_append(from, dc->skip.data, dc->skip.len);
                 else
                         rf_buf_append(from, k, klen);
-                found = 1;
-                break;
         }
-        rf_iter_destroy(it);
-        rf_buf_free(&skip);
-        return found;
+        return 1;
+}
+
+/* The key first_due() found in class \p cls was deleted. */
+static void due_taken(rf_queue_t *q, int cls)
+{
+        if (q->dc[cls].head < q->dc[cls].cnt)
+                q->dc[cls].head++;
 }
 
 /* Marks \p e of \p subject in flight and fills \p req. */
@@ -1153,6 +1242,7 @@ int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
                         /* Not due while in flight (a crash re-arms it); a
                          * due key without its entry is dropped. */
                         rf_txn_delete(q->txn, RF_CF_QUEUE, dkey.data, dkey.len);
+                        due_taken(q, cls);
                         if (!found) {
                                 if (b)
                                         b->tokens += 1.0;
@@ -1162,8 +1252,8 @@ int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
                         if (e.sent_gen && e.sent_gen != e.gen) {
                                 /* Grew since it was last sent: the old id
                                  * names other content. */
-                                free(e.request_id);
-                                e.request_id = random_request_id();
+                                e.request_id =
+                                    entry_own(&e, random_request_id());
                         }
                         e.sent_gen = e.gen;
                         put_entry(q, q->txn, subject.data, &e);
@@ -1219,14 +1309,6 @@ int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
                 size_t skip =
                     f->reason_cnt < e.reason_cnt ? f->reason_cnt : e.reason_cnt;
                 int64_t first = 0;
-                for (size_t i = 0; i < skip; i++) {
-                        reason_t *rs = &e.reasons[i];
-                        free(rs->type);
-                        free(rs->event_id);
-                        free(rs->surface);
-                        free(rs->ekind);
-                        free(rs->eid);
-                }
                 memmove(e.reasons, e.reasons + skip,
                         (e.reason_cnt - skip) * sizeof(*e.reasons));
                 e.reason_cnt -= skip;
@@ -1237,8 +1319,7 @@ int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
                 for (size_t i = 0; !first && i < e.surf_cnt; i++)
                         if (e.surfs[i].last_at >= f->sent_at)
                                 first = e.surfs[i].last_at;
-                free(e.request_id);
-                e.request_id = random_request_id();
+                e.request_id = entry_own(&e, random_request_id());
                 e.enqueued_at = first ? first : now_ms;
                 e.gen = 1;
                 e.sent_gen = 0;

@@ -272,6 +272,47 @@ static void test_rate_limits(void **state)
         assert_int_equal(urgent, 20);
 }
 
+/* Every due request is sent exactly once and in enqueue order, though
+ * more are due than one read of the due keys holds, the rate limit refuses
+ * most takes, and new requests arrive between takes. */
+static void test_takes_every_due_key_once(void **state)
+{
+        env_t *e = *state;
+        enum { N = 700, LATE = 50 };
+        static char seen[N + LATE];
+        char s[32];
+        int sent = 0, last = -1;
+
+        memset(seen, 0, sizeof(seen));
+        env_close(e);
+        env_open(e);
+        for (int i = 0; i < N; i++) {
+                snprintf(s, sizeof(s), "o-%04d", i);
+                add(e, s, "home", RF_RC_INCREMENTAL, 0, "e", T0 + i);
+        }
+        for (int64_t t = T0 + 3000; t <= T0 + 90000 && sent < N + LATE;
+             t += 10) {
+                json_t *j;
+                if (t == T0 + 20000) /* while the first ones are sent */
+                        for (int i = N; i < N + LATE; i++) {
+                                snprintf(s, sizeof(s), "o-%04d", i);
+                                add(e, s, "home", RF_RC_INCREMENTAL, 0, "e",
+                                    T0 + 1000 + i);
+                        }
+                while ((j = take_ack(e, t))) {
+                        int i = atoi(jstr(j, "subject_id") + 2);
+                        assert_in_range(i, 0, N + LATE - 1);
+                        assert_int_equal(seen[i], 0);
+                        assert_true(i > last); /* enqueue order */
+                        seen[i] = 1;
+                        last = i;
+                        sent++;
+                        json_decref(j);
+                }
+        }
+        assert_int_equal(sent, N + LATE);
+}
+
 /* ---- durability -----------------------------------------------------------*/
 
 static void test_crash_resends_same_id(void **state)
@@ -677,6 +718,8 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_urgent_bypass, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_takes_every_due_key_once,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rate_limits, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_crash_resends_same_id,
