@@ -1,7 +1,8 @@
 /*
  * Unit tests of store-level helpers (src/store.c) over a real RocksDB
  * store in a temp dir: the subject pseudonym (HMAC-SHA256 keyed with the
- * store's salt, first 16 bytes) and the free-space probe.
+ * store's salt, first 16 bytes), the free-space probe, and range
+ * iterators over committed and uncommitted keys.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,11 +72,67 @@ static void test_free_bytes(void **state)
         assert_true(rf_store_free_bytes("relative-none/db") > 0);
 }
 
+/* The keys a range iterator yields, joined with ','. */
+static void range_keys(rf_store_t *st, rf_txn_t *txn, const char *from,
+                       const char *to, char *out, size_t size)
+{
+        rf_iter_t *it = rf_iter_new_range(
+            st, txn, RF_CF_QUEUE, from, strlen(from), to, to ? strlen(to) : 0);
+        size_t n = 0;
+
+        out[0] = '\0';
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                n += (size_t)snprintf(out + n, size - n, "%s%.*s", n ? "," : "",
+                                      (int)klen, k);
+        }
+        assert_int_equal(rf_iter_status(it), 0);
+        rf_iter_destroy(it);
+}
+
+static void test_range_iterator(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64], got[256];
+        static const char *const keys[] = { "a1", "b1", "b2", "c1" };
+        rf_store_t *st;
+        rf_txn_t *txn;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        txn = rf_txn_new(st);
+        for (size_t i = 0; i < 4; i++)
+                rf_txn_put(txn, RF_CF_QUEUE, keys[i], 2, "", 0);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_delete(txn, RF_CF_QUEUE, "a1", 2);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+
+        range_keys(st, NULL, "a", "c", got, sizeof(got));
+        assert_string_equal(got, "b1,b2");
+        range_keys(st, NULL, "b2", NULL, got, sizeof(got));
+        assert_string_equal(got, "b2,c1");
+        /* Through a batch: its own keys too, bounded on both sides. */
+        rf_txn_put(txn, RF_CF_QUEUE, "b3", 2, "", 0);
+        rf_txn_put(txn, RF_CF_QUEUE, "c0", 2, "", 0);
+        rf_txn_put(txn, RF_CF_QUEUE, "a2", 2, "", 0);
+        range_keys(st, txn, "b", "c", got, sizeof(got));
+        assert_string_equal(got, "b1,b2,b3");
+        range_keys(st, txn, "b2", "c1", got, sizeof(got));
+        assert_string_equal(got, "b2,b3,c0");
+        rf_txn_destroy(txn);
+        rf_store_close(st);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pseudonym_is_hmac_of_the_salt),
                 cmocka_unit_test(test_free_bytes),
+                cmocka_unit_test(test_range_iterator),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
