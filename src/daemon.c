@@ -606,8 +606,7 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
         }
         rf_store_set_tombset(d->st, d->tombset);
         /* A store from before hide summaries: build them once. */
-        if (!rf_store_hide_summary(d->st) &&
-            rf_hide_summaries_build(d->st, errstr, errstr_size) != 0)
+        if (rf_hide_summaries_build(d->st, errstr, errstr_size) != 0)
                 goto fail;
         d->compactor = rf_compactor_new(d->st, conf->purge_compact_after_ms);
         if (*conf->eventlog_dir &&

@@ -1117,8 +1117,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                 goto out;
         }
         rf_store_set_tombset(st, ts);
-        if (!rf_store_hide_summary(st) &&
-            (r = rf_hide_summaries_build(st, errstr, errstr_size)) != 0)
+        if ((r = rf_hide_summaries_build(st, errstr, errstr_size)) != 0)
                 goto out;
         ob = rf_outbox_new(st);
         fo = rf_fanout_new(st);

@@ -10,9 +10,41 @@
 #include "recfresh/log.h"
 #include "recfresh/tombstone.h"
 
-/* The user's hide summary (keys.h): one ('i'|'c' id \0) per active hide,
- * so a read loads a user's hides with one point lookup. It is derived from
- * the per-hide states and changed with them, in the same batch. */
+void rf_hide_summary_add(rf_buf_t *sum, char what, const char *id, size_t idlen)
+{
+        rf_buf_append(sum, &what, 1);
+        rf_buf_append(sum, id, idlen);
+        rf_buf_append(sum, "", 1);
+}
+
+const char *rf_hide_summary_next(const char **pos, const char *end, char *what)
+{
+        const char *p = *pos;
+        const char *nul = p < end ? memchr(p, '\0', (size_t)(end - p)) : NULL;
+
+        if (!nul || nul == p)
+                return NULL; /* the end (or a damaged tail) */
+        *what = *p;
+        *pos = nul + 1;
+        return p + 1;
+}
+
+/* Puts the summary \p sum of the user whose hide prefix is \p prefix in
+ * \p txn, or deletes the key when \p sum is empty and it may exist
+ * (\p had). */
+static void summary_put(rf_txn_t *txn, const rf_buf_t *prefix,
+                        const rf_buf_t *sum, int had)
+{
+        if (sum->len)
+                rf_txn_put(txn, RF_CF_TOMBSTONES, prefix->data, prefix->len,
+                           sum->data, sum->len);
+        else if (had)
+                rf_txn_delete(txn, RF_CF_TOMBSTONES, prefix->data, prefix->len);
+}
+
+/* The user's hide summary is derived from the per-hide states and changed
+ * with them, in the same batch, so a read loads a user's hides with one
+ * point lookup. */
 static int summary_update(rf_apply_ctx_t *ctx, const char *user, char what,
                           const char *id, int hidden)
 {
@@ -24,25 +56,14 @@ static int summary_update(rf_apply_ctx_t *ctx, const char *user, char what,
         if (r == RF_ENOENT)
                 r = 0;
         if (r == 0) {
-                const char *p = v.data, *end = v.data + v.len;
-                while (p < end) {
-                        const char *nul = memchr(p, '\0', (size_t)(end - p));
-                        if (!nul || nul == p)
-                                break;
-                        if (p[0] != what || strcmp(p + 1, id) != 0)
-                                rf_buf_append(&out, p, (size_t)(nul + 1 - p));
-                        p = nul + 1;
-                }
-                if (hidden) {
-                        rf_buf_append(&out, &what, 1);
-                        rf_buf_append(&out, id, strlen(id) + 1);
-                }
-                if (out.len)
-                        rf_txn_put(ctx->txn, RF_CF_TOMBSTONES, k.data, k.len,
-                                   out.data, out.len);
-                else
-                        rf_txn_delete(ctx->txn, RF_CF_TOMBSTONES, k.data,
-                                      k.len);
+                const char *p = v.data, *hid;
+                char w;
+                while ((hid = rf_hide_summary_next(&p, v.data + v.len, &w)))
+                        if (w != what || strcmp(hid, id) != 0)
+                                rf_hide_summary_add(&out, w, hid, strlen(hid));
+                if (hidden)
+                        rf_hide_summary_add(&out, what, id, strlen(id));
+                summary_put(ctx->txn, &k, &out, 1);
         }
         rf_buf_free(&k);
         rf_buf_free(&v);
@@ -50,20 +71,11 @@ static int summary_update(rf_apply_ctx_t *ctx, const char *user, char what,
         return r;
 }
 
-/* Puts (or deletes) the summary \p sum of the user whose hide prefix is
- * \p prefix in \p txn. */
-static void summary_put(rf_txn_t *txn, const rf_buf_t *prefix,
-                        const rf_buf_t *sum, int had)
-{
-        if (sum->len)
-                rf_txn_put(txn, RF_CF_TOMBSTONES, prefix->data, prefix->len,
-                           sum->data, sum->len);
-        else if (had)
-                rf_txn_delete(txn, RF_CF_TOMBSTONES, prefix->data, prefix->len);
-}
-
 int rf_hide_summaries_build(rf_store_t *st, char *errstr, size_t errstr_size)
 {
+        if (rf_store_hide_summary(st))
+                return 0; /* kept since the store was made, or built */
+
         rf_txn_t *txn = rf_txn_new(st);
         rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_TOMBSTONES, "H", 1);
         rf_buf_t prefix = { 0 }, sum = { 0 };
@@ -99,9 +111,8 @@ int rf_hide_summaries_build(rf_store_t *st, char *errstr, size_t errstr_size)
                 if (klen < plen + 2 || rf_tomb_decode(v, vlen, &t) != 0 ||
                     !t.active)
                         continue;
-                rf_buf_append(&sum, k + plen, 1);
-                rf_buf_append(&sum, k + plen + 2, klen - plen - 2);
-                rf_buf_append(&sum, "", 1);
+                rf_hide_summary_add(&sum, k[plen], k + plen + 2,
+                                    klen - plen - 2);
                 if (rf_txn_count(txn) >= 10000)
                         r = rf_txn_commit(txn, errstr, errstr_size);
         }

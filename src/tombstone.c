@@ -72,12 +72,12 @@ done:
 
 /* ---- read-time checks ---------------------------------------------------*/
 
-/* Points the checker's hide lists into ck->hides, a summary value
- * ('i'|'c' id \0)... */
+/* Points the checker's hide lists into ck->hides, a summary value. */
 static void hides_index(rf_checker_t *ck)
 {
-        const char *p = ck->hides.data, *end = p + ck->hides.len;
+        const char *p = ck->hides.data, *end = p + ck->hides.len, *id;
         size_t n = 0;
+        char what;
 
         for (const char *q = p; q < end; q++)
                 n += *q == '\0';
@@ -85,15 +85,11 @@ static void hides_index(rf_checker_t *ck)
                 return;
         ck->hidden_items = rf_malloc(n * sizeof(*ck->hidden_items));
         ck->hidden_creators = rf_malloc(n * sizeof(*ck->hidden_creators));
-        while (p < end) {
-                const char *nul = memchr(p, '\0', (size_t)(end - p));
-                if (!nul || nul == p)
-                        break;
-                if (*p == RF_IDX_ITEM)
-                        ck->hidden_items[ck->hidden_item_cnt++] = p + 1;
-                else if (*p == RF_IDX_CREATOR)
-                        ck->hidden_creators[ck->hidden_creator_cnt++] = p + 1;
-                p = nul + 1;
+        while ((id = rf_hide_summary_next(&p, end, &what))) {
+                if (what == RF_IDX_ITEM)
+                        ck->hidden_items[ck->hidden_item_cnt++] = id;
+                else if (what == RF_IDX_CREATOR)
+                        ck->hidden_creators[ck->hidden_creator_cnt++] = id;
         }
 }
 
@@ -114,9 +110,8 @@ static int hides_scan(rf_checker_t *ck, size_t plen)
                 if (klen < plen + 2 || rf_tomb_decode(v, vlen, &t) != 0 ||
                     !t.active)
                         continue;
-                rf_buf_append(&ck->hides, k + plen, 1);
-                rf_buf_append(&ck->hides, k + plen + 2, klen - plen - 2);
-                rf_buf_append(&ck->hides, "", 1);
+                rf_hide_summary_add(&ck->hides, k[plen], k + plen + 2,
+                                    klen - plen - 2);
         }
         r = rf_iter_status(it);
         rf_iter_destroy(it);

@@ -40,10 +40,20 @@ int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
 /**
  * Builds every user's hide summary (keys.h) from the per-hide states of a
  * store written before summaries existed, and records them complete
- * (rf_store_hide_summary()). Run by the daemon at start, before it takes
- * events. @returns 0 or a store error (in \p errstr).
+ * (rf_store_hide_summary()); does nothing on a store that keeps them. Run
+ * by the daemon and replay at start, before they take events.
+ * @returns 0 or a store error (in \p errstr).
  */
 int rf_hide_summaries_build(rf_store_t *st, char *errstr, size_t errstr_size);
+
+/* A hide summary value (keys.h) is ('i'|'c' id \0)..., one per active hide
+ * of the user. */
+/** Appends one hide (\p idlen bytes of \p id) to summary \p sum. */
+void rf_hide_summary_add(rf_buf_t *sum, char what, const char *id,
+                         size_t idlen);
+/** Steps *pos over the next hide of a summary ending at \p end.
+ *  @returns its id (NUL-terminated) with *what set, or NULL at the end. */
+const char *rf_hide_summary_next(const char **pos, const char *end, char *what);
 
 /** Why a read skipped an entry. */
 typedef enum rf_filter {
