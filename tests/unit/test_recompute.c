@@ -231,6 +231,77 @@ static void test_urgent_bypass(void **state)
         json_decref(j);
 }
 
+/* The request's text, field by field: ids that need escaping, the
+ * every-surface rule, reasons with and without an entity, the run id. */
+static void test_request_text(void **state)
+{
+        env_t *e = *state;
+        const char *odd = "u\"q\\b\x01\x7f\xc3\xa9"; /* " \ ctrl DEL e-acute */
+        rf_queue_add_t a = { .subject_id = odd,
+                             .surface = "home",
+                             .mode = RF_RC_FULL,
+                             .request_id = "req-1",
+                             .run_id = "run \"7\"",
+                             .reason_type = "item_banned",
+                             .event_id = "ev\t1",
+                             .entity_kind = "item",
+                             .entity_id = "i/1" };
+        rf_queue_req_t req;
+        json_t *j, *r0, *r1;
+
+        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0) >= 0);
+        a.surface = "email";
+        a.reason_type = "list_expired";
+        a.event_id = NULL;
+        a.entity_kind = NULL;
+        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0 + 5) >= 0);
+        commit(e);
+        assert_int_equal(rf_queue_take(e->q, T0 + 3600 * 1000, &req), 1);
+        j = json_loads(req.json.data, JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(j);
+        /* the schema's field order */
+        assert_true(strncmp(req.json.data,
+                            "{\"request_id\":\"req-1\","
+                            "\"subject_id\":",
+                            29) == 0);
+        assert_string_equal(jstr(j, "subject_id"), odd);
+        assert_string_equal(jstr(j, "run_id"), "run \"7\"");
+        assert_string_equal(jstr(j, "mode"), "full");
+        assert_int_equal(json_array_size(json_object_get(j, "surfaces")), 2);
+        assert_string_equal(json_string_value(json_array_get(
+                                json_object_get(j, "surfaces"), 1)),
+                            "email");
+        r0 = json_array_get(json_object_get(j, "reasons"), 0);
+        r1 = json_array_get(json_object_get(j, "reasons"), 1);
+        assert_string_equal(jstr(r0, "event_id"), "ev\t1");
+        assert_string_equal(jstr(r0, "surface"), "home");
+        assert_string_equal(jstr(json_object_get(r0, "entity"), "id"), "i/1");
+        assert_string_equal(jstr(r0, "at"), "2026-11-22T10:00:00.000Z");
+        assert_string_equal(jstr(r1, "type"), "list_expired");
+        assert_null(json_object_get(r1, "event_id"));
+        assert_null(json_object_get(r1, "entity"));
+        assert_string_equal(jstr(j, "enqueued_at"), "2026-11-22T10:00:00.000Z");
+        assert_int_equal(json_object_size(j), 9);
+        json_decref(j);
+        assert_int_equal(rf_queue_settle(e->q, req.token, 1, T0), 0);
+        rf_queue_req_clear(&req);
+
+        /* "" (every surface) wins over the named ones: [] */
+        a.subject_id = "u-all";
+        a.request_id = NULL;
+        a.run_id = NULL;
+        a.surface = "home";
+        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0) >= 0);
+        a.surface = "";
+        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0) >= 0);
+        commit(e);
+        j = take_ack(e, T0 + 3600 * 1000);
+        assert_non_null(j);
+        assert_int_equal(json_array_size(json_object_get(j, "surfaces")), 0);
+        assert_null(json_object_get(j, "run_id"));
+        json_decref(j);
+}
+
 /* ---- rate limits over simulated time ------------------------------------*/
 
 static void test_rate_limits(void **state)
@@ -715,6 +786,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bucket),
                 cmocka_unit_test_setup_teardown(test_coalesce_100_events, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_request_text, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_urgent_bypass, setup,
                                                 teardown),
