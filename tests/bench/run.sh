@@ -237,7 +237,7 @@ log "baseline (a): plain consumer"
 measure consume "$RFBENCH" consume --brokers "$BROKERS" --count $EVENTS \
         --seconds 120 || true
 row "1. event apply throughput (fan-out 1-10, mix of 6 kinds)" \
-        "$(fmt "$APPLY") events/s ($(val applied applied) applied, $(val applied dlq) DLQ; produced at $(fmt "$(awk -v n=$EVENTS -v s="$(val produce seconds)" 'BEGIN { if (s > 0) print n / s }')")/s)" \
+        "$(fmt "$APPLY") events/s ($(val applied applied) applied, $(val applied dlq) DLQ; produced at $(fmt "$(awk -v n=$EVENTS -v s="$(val produce seconds)" 'BEGIN { if (s > 0) print n / s }')")/s; $(fmt "$(val applied fanout_jobs_left)") of $(fmt "$(val applied fanout_jobs)") fan-out jobs still queued then; sustained, fan-out done: $(fmt "$(val applied sustained_rate)") events/s in $(val applied drained_s) s)" \
         "(a) $(fmt "$(val consume rate)") msg/s; (b) $(fmt "$(val rocks put_rate)") puts/s" \
         "$(ratio "$APPLY" "$(val consume rate)") of (a); $(ratio "$APPLY" "$(val rocks put_rate)") of (b)"
 
@@ -429,7 +429,7 @@ log "table written to $OUT/bench.md and $OUT/bench.json"
 # ---- smoke: every figure present and non-zero ----------------------------------
 if [ $SMOKE = 1 ]; then
         bad=0
-        for kv in "applied rate" "consume rate" "rocks put_rate" "rocks read_rate" \
+        for kv in "applied rate" "applied sustained_rate" "consume rate" "rocks put_rate" "rocks read_rate" \
                 "rocks sst_rate" "load wall_s" "lat_fixed p99_ms" "lat_80 p99_ms" \
                 "fanout fanout_rate" "fanout visible_ms" "read rate" \
                 "read served_per_read" "replay wall_s" \
