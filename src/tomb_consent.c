@@ -20,6 +20,7 @@
 #include "recfresh/metrics.h"
 #include "recfresh/recompute.h"
 #include "recfresh/runs.h"
+#include "recfresh/tomb_set.h"
 #include "recfresh/tombstone.h"
 
 static int scope_purges(rf_consent_scope_t s)
@@ -27,14 +28,18 @@ static int scope_purges(rf_consent_scope_t s)
         return s == RF_SCOPE_ALL || s == RF_SCOPE_PERSONALIZATION;
 }
 
-/* Whether \p scope is revoked for the user of pseudonym \p pn. */
+/* Whether \p scope is revoked for the user of pseudonym \p pn: from the
+ * tombstone set (tomb_set.h) when the store has one, else looked up. */
 static int consent_revoked(rf_store_t *st, rf_txn_t *txn,
                            const unsigned char pn[16], int scope)
 {
+        rf_tombset_t *ts = rf_store_tombset(st);
         rf_buf_t k = { 0 }, v = { 0 };
         rf_tomb_t t;
         int r, revoked = 0;
 
+        if (ts && !((r = rf_tombset_consent(ts, pn, scope)) & RF_TS_UNKNOWN))
+                return r == RF_TS_REVOKED;
         rf_key_consent(&k, pn, scope);
         r = txn ? rf_txn_get(txn, RF_CF_TOMBSTONES, k.data, k.len, &v)
                 : rf_store_get(st, RF_CF_TOMBSTONES, k.data, k.len, &v);

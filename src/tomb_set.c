@@ -3,6 +3,7 @@
  * tomb_set.h).
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ struct rf_tombset {
         rf_strset_t banned;    /* items whose ban is in force (exact) */
         rf_strset_t stocked;   /* items with a stock state in force */
         rf_strset_t campaigns; /* expired (exact) */
+        rf_strset_t consent;   /* revocations in force (exact), by
+                                * consent_id(): hex pseudonym, scope */
         int valid;             /* 0: loading failed, every answer "maybe" */
 };
 
@@ -41,14 +44,34 @@ void rf_tombset_destroy(rf_tombset_t *ts)
         rf_strset_clear(&ts->banned);
         rf_strset_clear(&ts->stocked);
         rf_strset_clear(&ts->campaigns);
+        rf_strset_clear(&ts->consent);
         pthread_rwlock_destroy(&ts->lock);
         free(ts);
 }
 
+/* A consent state's id in the set: the key's pseudonym in hex and its
+ * scope in decimal (the key is binary). */
+static void consent_id(const unsigned char pn[16], int scope, char out[40])
+{
+        static const char digits[] = "0123456789abcdef";
+
+        for (int i = 0; i < 16; i++) {
+                out[2 * i] = digits[pn[i] >> 4];
+                out[2 * i + 1] = digits[pn[i] & 15];
+        }
+        snprintf(out + 32, 8, ".%d", scope & 0xff);
+}
+
 /* The id in tombstone key \p key of \p klen bytes, up to the first NUL
- * (a stock key goes on with its region) into \p out. @returns 0 or -1. */
+ * (a stock key goes on with its region) into \p out; a consent key's
+ * consent_id(). @returns 0 or -1. */
 static int key_id(const char *key, size_t klen, char *out, size_t size)
 {
+        if (klen == 18 && key[0] == RF_TOMB_CONSENT && size >= 40) {
+                consent_id((const unsigned char *)key + 1,
+                           (unsigned char)key[17], out);
+                return 0;
+        }
         const char *end = memchr(key + 1, '\0', klen - 1);
         size_t n = (end ? (size_t)(end - key) : klen) - 1;
 
@@ -62,8 +85,8 @@ static int key_id(const char *key, size_t klen, char *out, size_t size)
 int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
 {
         static const char kinds[] = { RF_TOMB_BAN, RF_TOMB_STOCK,
-                                      RF_TOMB_CAMPAIGN };
-        rf_strset_t sets[3] = { { 0 } };
+                                      RF_TOMB_CAMPAIGN, RF_TOMB_CONSENT };
+        rf_strset_t sets[4] = { { 0 } };
         int err = 0;
 
         for (size_t i = 0; i < sizeof(kinds) && !err; i++) {
@@ -84,7 +107,7 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
                 rf_iter_destroy(it);
         }
         if (err) {
-                for (int i = 0; i < 3; i++)
+                for (int i = 0; i < 4; i++)
                         rf_strset_clear(&sets[i]);
                 rf_log_error("tombstone",
                              "cannot load the tombstone set: %s; every read "
@@ -95,9 +118,11 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
         rf_strset_clear(&ts->banned);
         rf_strset_clear(&ts->stocked);
         rf_strset_clear(&ts->campaigns);
+        rf_strset_clear(&ts->consent);
         ts->banned = sets[0];
         ts->stocked = sets[1];
         ts->campaigns = sets[2];
+        ts->consent = sets[3];
         ts->valid = !err;
         pthread_rwlock_unlock(&ts->lock);
         return err;
@@ -139,6 +164,8 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                 set = &ts->banned;
         else if (key[0] == RF_TOMB_STOCK)
                 set = &ts->stocked;
+        else if (key[0] == RF_TOMB_CONSENT)
+                set = &ts->consent;
         else
                 return;
         /* An item leaves the stock set only when none of its regions is
@@ -179,12 +206,28 @@ int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id)
         return r;
 }
 
+int rf_tombset_consent(rf_tombset_t *ts, const unsigned char pseudonym[16],
+                       int scope)
+{
+        char id[40];
+        int r;
+
+        consent_id(pseudonym, scope, id);
+        pthread_rwlock_rdlock(&ts->lock);
+        r = !ts->valid                        ? RF_TS_UNKNOWN
+            : rf_strset_has(&ts->consent, id) ? RF_TS_REVOKED
+                                              : 0;
+        pthread_rwlock_unlock(&ts->lock);
+        return r;
+}
+
 size_t rf_tombset_count(rf_tombset_t *ts)
 {
         size_t n;
 
         pthread_rwlock_rdlock(&ts->lock);
-        n = ts->banned.cnt + ts->stocked.cnt + ts->campaigns.cnt;
+        n = ts->banned.cnt + ts->stocked.cnt + ts->campaigns.cnt +
+            ts->consent.cnt;
         pthread_rwlock_unlock(&ts->lock);
         return n;
 }

@@ -5,9 +5,11 @@
  * item's stock (global and the list's region) and its campaign. Nearly all
  * of those tests find nothing, yet each would be a RocksDB point lookup.
  * This set holds the ids of the items whose ban is in force, of the items
- * with an out-of-stock state in force (in any region) and of the campaigns
- * expired. A ban and an expiry are one state each, so the set answers them
- * exactly and no lookup is made. A stock member still goes to the store
+ * with an out-of-stock state in force (in any region), of the campaigns
+ * expired and of the consent revocations in force (by pseudonym and scope;
+ * the fan-out tests consent once per list). A ban, an expiry and a consent
+ * scope are one state each, so the set answers them exactly and no lookup
+ * is made. A stock member still goes to the store
  * for the exact answer (its region, the newer of two states), so for stock
  * the set is a superset of what is in force.
  *
@@ -49,10 +51,11 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                         const char *key, size_t klen, int active);
 
 /* What the set knows of an id. */
-#define RF_TS_BANNED  0x1 /* the item's ban is in force */
-#define RF_TS_STOCK   0x2 /* a stock state of the item may be: look it up */
-#define RF_TS_EXPIRED 0x4 /* the campaign expired */
-#define RF_TS_UNKNOWN 0x8 /* the set could not be loaded: look all up */
+#define RF_TS_BANNED  0x1  /* the item's ban is in force */
+#define RF_TS_STOCK   0x2  /* a stock state of the item may be: look it up */
+#define RF_TS_EXPIRED 0x4  /* the campaign expired */
+#define RF_TS_UNKNOWN 0x8  /* the set could not be loaded: look all up */
+#define RF_TS_REVOKED 0x10 /* the consent scope is revoked */
 
 /** @returns RF_TS_BANNED and/or RF_TS_STOCK, 0 if neither a ban nor a
  *  stock state of \p item_id is in force, or RF_TS_UNKNOWN. Thread-safe. */
@@ -62,7 +65,13 @@ int rf_tombset_item(rf_tombset_t *ts, const char *item_id);
  *  RF_TS_UNKNOWN. Thread-safe. */
 int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id);
 
-/** @returns the ids held (items + campaigns), for metrics. */
+/** @returns RF_TS_REVOKED, 0 if \p scope (rf_consent_scope_t) is not
+ *  revoked for the user of \p pseudonym (rf_store_pseudonym), or
+ *  RF_TS_UNKNOWN. Thread-safe. */
+int rf_tombset_consent(rf_tombset_t *ts, const unsigned char pseudonym[16],
+                       int scope);
+
+/** @returns the ids held (items, campaigns, consent states), for metrics. */
 size_t rf_tombset_count(rf_tombset_t *ts);
 
 #endif /* RECFRESH_TOMB_SET_H */
