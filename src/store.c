@@ -158,8 +158,9 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
                 rocksdb_options_set_compression(
                     co, o && o->no_compression ? rocksdb_no_compression
                                                : rocksdb_lz4_compression);
-                if (i == RF_CF_TOMBSTONES) {
-                        /* Reads look up every entry's tombstones: nearly all
+                if (i == RF_CF_TOMBSTONES || i == RF_CF_QUEUE) {
+                        /* Reads look up every entry's tombstones, and the
+                         * fan-out every list's subject's queue entry: mostly
                          * misses, which a memtable bloom filter answers
                          * without a skiplist search. */
                         rocksdb_options_set_memtable_whole_key_filtering(co, 1);
