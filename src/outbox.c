@@ -23,13 +23,14 @@ typedef struct seqv {
 
 struct rf_outbox {
         rf_store_t *st;
-        uint64_t next_seq;      /* sequence of the next record queued */
-        uint64_t committed_seq; /* next_seq at the last commit */
-        uint64_t produce_from;  /* next committed sequence to produce */
-        size_t pending;         /* committed, not yet acknowledged */
-        size_t inflight;        /* produced, no delivery report yet */
-        seqv_t delivered;       /* acknowledged: delete on next drain */
-        seqv_t retry;           /* failed: produce again */
+        uint64_t next_seq;            /* sequence of the next record queued */
+        uint64_t committed_seq;       /* next_seq at the last commit */
+        uint64_t produce_from;        /* next committed sequence to produce */
+        size_t pending;               /* committed, not yet acknowledged */
+        size_t inflight;              /* produced, no delivery report yet */
+        seqv_t delivered;             /* acknowledged: delete on next drain */
+        seqv_t retry;                 /* failed: produce again */
+        uint64_t puts[RF_TOPIC__CNT]; /* rf_outbox_puts() */
 };
 
 static void seqv_push(seqv_t *s, uint64_t seq)
@@ -89,8 +90,15 @@ void rf_outbox_put(rf_outbox_t *ob, rf_txn_t *txn, int topic, const char *key,
         rf_buf_put_varint(&v, vlen);
         rf_buf_append(&v, val, vlen);
         rf_txn_put(txn, RF_CF_OUTBOX, k.data, k.len, v.data, v.len);
+        if (topic >= 0 && topic < RF_TOPIC__CNT)
+                ob->puts[topic]++;
         rf_buf_free(&k);
         rf_buf_free(&v);
+}
+
+uint64_t rf_outbox_puts(const rf_outbox_t *ob, int topic)
+{
+        return topic >= 0 && topic < RF_TOPIC__CNT ? ob->puts[topic] : 0;
 }
 
 void rf_outbox_rollback(rf_outbox_t *ob)

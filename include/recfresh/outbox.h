@@ -41,4 +41,8 @@ void rf_outbox_conf_set(rf_outbox_t *ob, rd_kafka_conf_t *conf);
 /** @returns records queued and not yet acknowledged. */
 size_t rf_outbox_pending(const rf_outbox_t *ob);
 
+/** Records put for \p topic since the outbox was opened, committed or
+ *  not (replay reports what each record emitted from these). */
+uint64_t rf_outbox_puts(const rf_outbox_t *ob, int topic);
+
 #endif /* RECFRESH_OUTBOX_H */
