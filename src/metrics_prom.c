@@ -226,8 +226,8 @@ static void render_recompute(rf_buf_t *out)
               "Fan-out jobs scheduled and not yet finished.",
               (double)GET(rf_metrics.fanout_pending));
         gauge(out, "recfresh_tombstone_set_entities",
-              "Items and campaigns with a global tombstone in force, held "
-              "in memory for read checks.",
+              "Items and campaigns with a global tombstone in force, and "
+              "consent revocations in force, held in memory for checks.",
               (double)GET(rf_metrics.tombset_entities));
         gauge(out, "recfresh_store_free_bytes",
               "Free space in the data dir (checked every 100 ms; the "

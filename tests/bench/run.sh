@@ -285,7 +285,9 @@ row "2c. unrelated events during the fan-out ($BG_RATE/s)" \
         "$(ratio "$(val fanout during_p99_ms)" "$(val lat_fixed p99_ms)")"
 
 # ---- row 6: recompute coalescing --------------------------------------------
-if curl -sf "http://$HTTP/metrics" | grep -q '^recfresh_recompute_sent_total'; then
+# (not curl | grep -q: grep exits at the first match, curl then fails on
+# the closed pipe, and pipefail makes that the pipeline's status)
+if curl -sf "http://$HTTP/metrics" | grep -c '^recfresh_recompute_sent_total' >/dev/null; then
         log "row 6: bans of the $TOPK most popular items"
         measure coalesce "$RFBENCH" coalesce $W --brokers "$BROKERS" \
                 --http "$HTTP" --top-k $TOPK --pid $DAEMON || true
