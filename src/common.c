@@ -249,6 +249,19 @@ char *rf_strdup(const char *s)
         return d;
 }
 
+char *rf_hex(const void *p, size_t n, char *out)
+{
+        static const char digits[] = "0123456789abcdef";
+        const unsigned char *b = p;
+
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = digits[b[i] >> 4];
+                out[2 * i + 1] = digits[b[i] & 15];
+        }
+        out[2 * n] = '\0';
+        return out;
+}
+
 void rf_strv_free(char **v)
 {
         if (!v)

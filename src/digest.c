@@ -113,14 +113,7 @@ int rf_digest_store(rf_store_t *st, rf_digest_t *out)
 
 char *rf_digest_hex(const unsigned char sha256[32], char hex[65])
 {
-        static const char digits[] = "0123456789abcdef";
-
-        for (int i = 0; i < 32; i++) {
-                hex[2 * i] = digits[sha256[i] >> 4];
-                hex[2 * i + 1] = digits[sha256[i] & 15];
-        }
-        hex[64] = '\0';
-        return hex;
+        return rf_hex(sha256, 32, hex);
 }
 
 void rf_digest_print(const rf_digest_t *d, FILE *fp)

@@ -347,17 +347,6 @@ int rf_queue_entry_to_json(const char *subject, const char *val, size_t vlen,
         return 0;
 }
 
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-        static const char digits[] = "0123456789abcdef";
-
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = digits[p[i] >> 4];
-                out[2 * i + 1] = digits[p[i] & 15];
-        }
-        out[2 * n] = '\0';
-}
-
 char *rf_queue_request_id(const char *run_id, const char *subject, char out[33])
 {
         unsigned char md[EVP_MAX_MD_SIZE];
@@ -372,7 +361,7 @@ char *rf_queue_request_id(const char *run_id, const char *subject, char out[33])
         EVP_DigestUpdate(mc, subject, strlen(subject));
         EVP_DigestFinal_ex(mc, md, &mdlen);
         EVP_MD_CTX_free(mc);
-        hex(md, 16, out);
+        rf_hex(md, 16, out);
         return out;
 }
 
@@ -387,7 +376,7 @@ static char *random_request_id(void)
                 memcpy(r, &t, sizeof(t));
                 memcpy(r + 8, &r, sizeof(void *));
         }
-        hex(r, sizeof(r), out);
+        rf_hex(r, sizeof(r), out);
         return rf_strdup(out);
 }
 

@@ -53,12 +53,7 @@ void rf_tombset_destroy(rf_tombset_t *ts)
  * scope in decimal (the key is binary). */
 static void consent_id(const unsigned char pn[16], int scope, char out[40])
 {
-        static const char digits[] = "0123456789abcdef";
-
-        for (int i = 0; i < 16; i++) {
-                out[2 * i] = digits[pn[i] >> 4];
-                out[2 * i + 1] = digits[pn[i] & 15];
-        }
+        rf_hex(pn, 16, out);
         snprintf(out + 32, 8, ".%d", scope & 0xff);
 }
 
@@ -194,31 +189,30 @@ int rf_tombset_item(rf_tombset_t *ts, const char *item_id)
         return r;
 }
 
-int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id)
+/* @returns \p flag if \p id is in \p set, 0 if not, or RF_TS_UNKNOWN. */
+static int member(rf_tombset_t *ts, const rf_strset_t *set, const char *id,
+                  int flag)
 {
         int r;
 
         pthread_rwlock_rdlock(&ts->lock);
-        r = !ts->valid                                   ? RF_TS_UNKNOWN
-            : rf_strset_has(&ts->campaigns, campaign_id) ? RF_TS_EXPIRED
-                                                         : 0;
+        r = !ts->valid ? RF_TS_UNKNOWN : rf_strset_has(set, id) ? flag : 0;
         pthread_rwlock_unlock(&ts->lock);
         return r;
+}
+
+int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id)
+{
+        return member(ts, &ts->campaigns, campaign_id, RF_TS_EXPIRED);
 }
 
 int rf_tombset_consent(rf_tombset_t *ts, const unsigned char pseudonym[16],
                        int scope)
 {
         char id[40];
-        int r;
 
         consent_id(pseudonym, scope, id);
-        pthread_rwlock_rdlock(&ts->lock);
-        r = !ts->valid                        ? RF_TS_UNKNOWN
-            : rf_strset_has(&ts->consent, id) ? RF_TS_REVOKED
-                                              : 0;
-        pthread_rwlock_unlock(&ts->lock);
-        return r;
+        return member(ts, &ts->consent, id, RF_TS_REVOKED);
 }
 
 size_t rf_tombset_count(rf_tombset_t *ts)

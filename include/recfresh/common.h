@@ -154,6 +154,10 @@ uint64_t rf_cur_be64(rf_cur_t *c);
 double rf_cur_double(rf_cur_t *c);
 uint8_t rf_cur_u8(rf_cur_t *c);
 
+/** Writes \p n bytes at \p p as 2n lowercase hex digits and a NUL into
+ *  \p out (2n + 1 bytes). @returns out. */
+char *rf_hex(const void *p, size_t n, char *out);
+
 /** Frees a NULL-terminated array of strings and the strings. */
 void rf_strv_free(char **v);
 
