@@ -1038,23 +1038,91 @@ out:
 
 /* ---- the read path ------------------------------------------------------*/
 
+/* Active pointers as last read, per thread: every read and every list a
+ * fan-out reaches follows its surface's pointer, which changes only when a
+ * run is activated or rolled back. A slot is good while its store's runs
+ * epoch is unchanged (rf_store_cf_epoch). Fixed-size strings: a thread's
+ * slots are never freed. */
+#define ACTIVE_SLOTS 8
+
+typedef struct active_slot {
+        uint64_t store_id; /* 0: empty */
+        uint64_t epoch;
+        int r; /* 0 or RF_ENOENT */
+        int64_t gen;
+        char surface[64];
+        char run_id[128];
+} active_slot_t;
+
+static _Thread_local active_slot_t active_slots[ACTIVE_SLOTS];
+static _Thread_local unsigned active_evict;
+
+/* active_get() through the slots, with the run id in \p run_id (at least
+ * sizeof(active_slot_t.run_id) bytes) or *heap (longer ids). */
+static int active_cached(rf_store_t *st, const char *surface, char *run_id,
+                         char **heap, int64_t *gen)
+{
+        uint64_t id = rf_store_id(st), epoch;
+        active_slot_t *s = NULL;
+        char *rid = NULL;
+        int r;
+
+        *heap = NULL;
+        for (int i = 0; i < ACTIVE_SLOTS; i++)
+                if (active_slots[i].store_id == id &&
+                    !strcmp(active_slots[i].surface, surface)) {
+                        s = &active_slots[i];
+                        break;
+                }
+        /* Before the read: a commit after it moves the epoch on. */
+        epoch = rf_store_cf_epoch(st, RF_CF_RUNS);
+        if (s && s->epoch == epoch) {
+                if (s->r == 0) {
+                        strcpy(run_id, s->run_id);
+                        *gen = s->gen;
+                }
+                return s->r;
+        }
+        r = active_get(st, NULL, surface, &rid, gen);
+        if (r != 0 && r != RF_ENOENT)
+                return r;
+        if (r == 0 && strlen(rid) >= sizeof(s->run_id)) {
+                *heap = rid; /* not cached */
+                return 0;
+        }
+        if (r == 0)
+                strcpy(run_id, rid);
+        if (!s && strlen(surface) < sizeof(s->surface))
+                s = &active_slots[active_evict++ % ACTIVE_SLOTS];
+        if (s) {
+                s->store_id = id;
+                s->epoch = epoch;
+                s->r = r;
+                s->gen = r == 0 ? *gen : 0;
+                snprintf(s->surface, sizeof(s->surface), "%s", surface);
+                snprintf(s->run_id, sizeof(s->run_id), "%s", r ? "" : rid);
+        }
+        free(rid);
+        return r;
+}
+
 int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
                    size_t klen, rf_buf_t *val)
 {
         rf_buf_t k = { 0 }, inc = { 0 };
-        char *run_id = NULL;
+        char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
         int64_t run_gen = 0;
         rf_list_t *h = NULL;
         int r, ri;
 
         /* The pointer first: once it names a run, that run's version is
          * what this read serves (it is never deleted while active). */
-        r = active_get(st, NULL, surface, &run_id, &run_gen);
+        r = active_cached(st, surface, idbuf, &heap, &run_gen);
         if (r == RF_ENOENT)
                 return rf_store_get(st, RF_CF_LISTS, lkey, klen, val);
         if (r != 0)
                 return r == RF_EINVAL ? RF_ESTORE : r;
-        version_key(&k, run_id, lkey, klen);
+        version_key(&k, heap ? heap : idbuf, lkey, klen);
         r = rf_store_get(st, RF_CF_VERSIONS, k.data, k.len, val);
         ri = rf_store_get(st, RF_CF_LISTS, lkey, klen, &inc);
         if (r == RF_ENOENT ||
@@ -1070,7 +1138,7 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
                 }
         }
         rf_list_destroy(h);
-        free(run_id);
+        free(heap);
         rf_buf_free(&k);
         rf_buf_free(&inc);
         return r;

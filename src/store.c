@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -64,11 +65,14 @@ struct rf_store {
                                      * pseudonym dups it (no key setup) */
         int hide_summary;           /* meta "hide_summary": every user's
                                      * hide summary key is kept (keys.h) */
+        uint64_t id;                /* unique in the process (rf_store_id) */
+        _Atomic uint64_t epoch[RF_CF__CNT]; /* rf_store_cf_epoch() */
 };
 
 struct rf_txn {
         rf_store_t *st;
         rocksdb_writebatch_wi_t *wb;
+        uint32_t touched; /* bit per column family written */
 };
 
 struct rf_iter {
@@ -257,6 +261,7 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
                           const rf_store_opts_t *opts, char *errstr,
                           size_t errstr_size)
 {
+        static _Atomic uint64_t next_id = 1;
         rf_store_t *st = rf_calloc(1, sizeof(*st));
         const char *names[RF_CF__CNT];
         const rocksdb_options_t *copts[RF_CF__CNT];
@@ -264,6 +269,7 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
         int present[RF_CF__CNT], idx[RF_CF__CNT], n = 0;
         char *err = NULL;
 
+        st->id = atomic_fetch_add(&next_id, 1);
         st->mode = mode;
         st->path = rf_strdup(path);
         store_build_opts(st, opts);
@@ -378,7 +384,21 @@ int rf_store_catch_up(rf_store_t *st, char *errstr, size_t errstr_size)
         if (err)
                 return store_err(err, "catch up with primary", errstr,
                                  errstr_size);
+        /* The primary may have written anything. */
+        for (int cf = 0; cf < RF_CF__CNT; cf++)
+                atomic_fetch_add_explicit(&st->epoch[cf], 1,
+                                          memory_order_release);
         return 0;
+}
+
+uint64_t rf_store_id(const rf_store_t *st)
+{
+        return st->id;
+}
+
+uint64_t rf_store_cf_epoch(rf_store_t *st, rf_cf_t cf)
+{
+        return atomic_load_explicit(&st->epoch[cf], memory_order_acquire);
 }
 
 int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
@@ -598,12 +618,14 @@ rf_txn_t *rf_txn_new(rf_store_t *st)
 void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
                 const char *val, size_t vlen)
 {
+        txn->touched |= 1u << cf;
         rocksdb_writebatch_wi_put_cf(txn->wb, txn->st->cf[cf], key, klen, val,
                                      vlen);
 }
 
 void rf_txn_delete(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen)
 {
+        txn->touched |= 1u << cf;
         rocksdb_writebatch_wi_delete_cf(txn->wb, txn->st->cf[cf], key, klen);
 }
 
@@ -644,13 +666,20 @@ int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size)
         rocksdb_write_writebatch_wi(txn->st->db, txn->st->wopts, txn->wb, &err);
         if (err)
                 return store_err(err, "write", errstr, errstr_size);
-        rocksdb_writebatch_wi_clear(txn->wb);
+        /* After the write: a reader that sees the old epoch and caches
+         * what it read then re-reads on its next lookup. */
+        for (int cf = 0; cf < RF_CF__CNT; cf++)
+                if (txn->touched & (1u << cf))
+                        atomic_fetch_add_explicit(&txn->st->epoch[cf], 1,
+                                                  memory_order_release);
+        rf_txn_clear(txn);
         return 0;
 }
 
 void rf_txn_clear(rf_txn_t *txn)
 {
         rocksdb_writebatch_wi_clear(txn->wb);
+        txn->touched = 0;
 }
 
 void rf_txn_destroy(rf_txn_t *txn)
@@ -905,5 +934,6 @@ int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
         rocksdb_ingestexternalfileoptions_destroy(io);
         if (err)
                 return store_err(err, "ingest", errstr, errstr_size);
+        atomic_fetch_add_explicit(&st->epoch[cf], 1, memory_order_release);
         return 0;
 }

@@ -77,6 +77,17 @@ void rf_store_close(rf_store_t *st);
 /** SECONDARY mode: catches up with the primary's latest writes. */
 int rf_store_catch_up(rf_store_t *st, char *errstr, size_t errstr_size);
 
+/** @returns an id no other store opened by this process had. */
+uint64_t rf_store_id(const rf_store_t *st);
+
+/**
+ * @returns a number that changes after every commit that wrote column family
+ * \p cf (and after every catch-up of a secondary). A cache of what was read
+ * from \p cf stays valid while it is unchanged: read it before the value
+ * cached. Any thread.
+ */
+uint64_t rf_store_cf_epoch(rf_store_t *st, rf_cf_t cf);
+
 /**
  * Reads one key. \p val is reset and filled.
  * @returns 0, RF_ENOENT or RF_ESTORE.

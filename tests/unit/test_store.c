@@ -1,8 +1,9 @@
 /*
  * Unit tests of store-level helpers (src/store.c) over a real RocksDB
  * store in a temp dir: the subject pseudonym (HMAC-SHA256 keyed with the
- * store's salt, first 16 bytes), the free-space probe, and range
- * iterators over committed and uncommitted keys.
+ * store's salt, first 16 bytes), the free-space probe, range iterators
+ * over committed and uncommitted keys, and the per-column-family epochs
+ * that tell caches (the active run pointers of rf_runs_lookup) to re-read.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <openssl/hmac.h>
 
 #include "recfresh/log.h"
+#include "recfresh/runs.h"
 #include "recfresh/store.h"
 
 static void expect_pseudonym(rf_store_t *st, const unsigned char salt[32],
@@ -127,12 +129,98 @@ static void test_range_iterator(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+static void put_active(rf_store_t *st, const char *surface, const char *run)
+{
+        rf_txn_t *txn = rf_txn_new(st);
+        rf_buf_t k = { 0 }, v = { 0 };
+        char err[256];
+
+        rf_buf_printf(&k, "A%s", surface);
+        rf_buf_put_str(&v, run);
+        rf_buf_put_be64(&v, 1000);
+        rf_txn_put(txn, RF_CF_RUNS, k.data, k.len, v.data, v.len);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        rf_txn_destroy(txn);
+}
+
+/* What rf_runs_lookup serves for list key "L" of surface "s". */
+static void expect_served(rf_store_t *st, const char *want)
+{
+        rf_buf_t v = { 0 };
+
+        assert_int_equal(rf_runs_lookup(st, "s", "L", 1, &v), 0);
+        assert_int_equal(v.len, strlen(want));
+        assert_memory_equal(v.data, want, v.len);
+        rf_buf_free(&v);
+}
+
+static void test_cf_epoch(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        rf_store_t *st, *st2;
+        rf_txn_t *txn;
+        uint64_t e;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        txn = rf_txn_new(st);
+        e = rf_store_cf_epoch(st, RF_CF_RUNS);
+        /* another column family, an empty commit, a cleared batch: same */
+        rf_txn_put(txn, RF_CF_QUEUE, "q", 1, "", 0);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_put(txn, RF_CF_RUNS, "x", 1, "", 0);
+        rf_txn_clear(txn);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_true(rf_store_cf_epoch(st, RF_CF_RUNS) == e);
+        /* a put, then a delete: moved on each time */
+        rf_txn_put(txn, RF_CF_RUNS, "x", 1, "", 0);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_true(rf_store_cf_epoch(st, RF_CF_RUNS) > e);
+        e = rf_store_cf_epoch(st, RF_CF_RUNS);
+        rf_txn_delete(txn, RF_CF_RUNS, "x", 1);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_true(rf_store_cf_epoch(st, RF_CF_RUNS) > e);
+        rf_txn_destroy(txn);
+
+        /* The pointer cache follows every switch at once, on this thread. */
+        txn = rf_txn_new(st);
+        rf_txn_put(txn, RF_CF_LISTS, "L", 1, "incremental", 11);
+        rf_txn_put(txn, RF_CF_VERSIONS, "r1\0L", 4, "run one", 7);
+        rf_txn_put(txn, RF_CF_VERSIONS, "r2\0L", 4, "run two", 7);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_destroy(txn);
+        expect_served(st, "incremental"); /* no run active */
+        put_active(st, "s", "r1");
+        expect_served(st, "run one");
+        expect_served(st, "run one"); /* from the cache */
+        put_active(st, "s", "r2");
+        expect_served(st, "run two");
+        put_active(st, "s", "r1"); /* rolled back */
+        expect_served(st, "run one");
+
+        /* A store opened later never takes another's cached pointer. */
+        rf_store_close(st);
+        st2 = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st2);
+        put_active(st2, "s", "r2");
+        expect_served(st2, "run two");
+        rf_store_close(st2);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pseudonym_is_hmac_of_the_salt),
                 cmocka_unit_test(test_free_bytes),
                 cmocka_unit_test(test_range_iterator),
+                cmocka_unit_test(test_cf_epoch),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
