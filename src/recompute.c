@@ -1052,6 +1052,17 @@ static rf_bucket_t *bucket_of(rf_queue_t *q, int cls)
         return cls == 3 ? &q->full : &q->normal;
 }
 
+/* Drops the uncommitted writes of q->txn: the keys taken in it are due
+ * again. */
+static void txn_drop(rf_queue_t *q)
+{
+        rf_txn_clear(q->txn);
+        for (int c = 0; c < CLASS_CNT; c++) {
+                rf_buf_reset(&q->due_from[c]);
+                q->dc[c].filled = 0;
+        }
+}
+
 static int commit(rf_queue_t *q, const char *what)
 {
         char errstr[512];
@@ -1062,12 +1073,7 @@ static int commit(rf_queue_t *q, const char *what)
         if ((r = rf_txn_commit(q->txn, errstr, sizeof(errstr)))) {
                 RF_METRIC_INC(store_errors);
                 rf_log_error("queue", "%s: %s", what, errstr);
-                rf_txn_clear(q->txn);
-                /* keys taken in it are due again */
-                for (int c = 0; c < CLASS_CNT; c++) {
-                        rf_buf_reset(&q->due_from[c]);
-                        q->dc[c].filled = 0;
-                }
+                txn_drop(q);
         }
         return r;
 }
@@ -1211,7 +1217,10 @@ static void send_entry(rf_queue_t *q, const char *subject, const entry_t *e,
                 RF_METRIC_INC(recompute_urgent_sent);
 }
 
-int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
+/* Takes the next due request into q->txn (uncommitted) and marks it in
+ * flight. @returns 1 with \p req filled, 0 if none is due, or a store
+ * error. */
+static int take_one(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
 {
         rf_buf_t subject = { 0 }, dkey = { 0 };
         int r = 0;
@@ -1237,7 +1246,6 @@ int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
                         if (!found) {
                                 if (b)
                                         b->tokens += 1.0;
-                                r = commit(q, "dropping a due key");
                                 continue;
                         }
                         if (e.sent_gen && e.sent_gen != e.gen) {
@@ -1250,14 +1258,43 @@ int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
                         put_entry(q, q->txn, subject.data, &e);
                         send_entry(q, subject.data, &e, now_ms, req);
                         entry_clear(&e);
-                        r = commit(q, "marking a request in flight");
-                        if (r == 0)
-                                r = 1;
+                        r = 1;
                 }
         }
         rf_buf_free(&subject);
         rf_buf_free(&dkey);
         return r;
+}
+
+/* Takes up to \p max due requests, marked in flight in one commit.
+ * @returns how many, or a store error (none taken). */
+static int take_many(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *reqs,
+                     size_t max)
+{
+        size_t n = 0;
+        int r = 0;
+
+        while (n < max && (r = take_one(q, now_ms, &reqs[n])) == 1)
+                n++;
+        if (r >= 0)
+                r = commit(q, "marking requests in flight");
+        else
+                txn_drop(q);
+        if (r < 0) {
+                /* none was sent: not in flight after all */
+                for (size_t i = 0; i < n; i++) {
+                        infl_remove(q, reqs[i].token);
+                        infl_free(reqs[i].token);
+                        rf_queue_req_clear(&reqs[i]);
+                }
+                return r;
+        }
+        return (int)n;
+}
+
+int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
+{
+        return take_many(q, now_ms, req, 1);
 }
 
 void rf_queue_req_clear(rf_queue_req_t *req)
@@ -1268,7 +1305,8 @@ void rf_queue_req_clear(rf_queue_req_t *req)
         memset(req, 0, sizeof(*req));
 }
 
-int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
+/* rf_queue_settle() into q->txn, uncommitted. */
+static int settle_one(rf_queue_t *q, void *token, int acked, int64_t now_ms)
 {
         inflight_t *f = token;
         entry_t e;
@@ -1318,10 +1356,16 @@ int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
                 put_due(q, q->txn, f->subject, &e);
         }
         entry_clear(&e);
-        r = commit(q, "settling a request");
 out:
         infl_free(f);
         return r;
+}
+
+int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
+{
+        int r = settle_one(q, token, acked, now_ms);
+
+        return r ? r : commit(q, "settling a request");
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -1348,10 +1392,13 @@ void rf_queue_conf_set(rf_queue_t *q, rd_kafka_conf_t *conf)
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
 }
 
+/* Settles the delivery reports seen, in one commit. */
 static void settle_acks(rf_queue_t *q, int64_t now_ms)
 {
         for (size_t i = 0; i < q->ack_cnt; i++)
-                rf_queue_settle(q, q->acks[i].token, q->acks[i].ok, now_ms);
+                settle_one(q, q->acks[i].token, q->acks[i].ok, now_ms);
+        if (q->ack_cnt)
+                commit(q, "settling requests");
         q->ack_cnt = 0;
 }
 
@@ -1426,31 +1473,51 @@ static void update_gauges(rf_queue_t *q, int64_t now_ms)
                               memory_order_relaxed);
 }
 
+/* Requests marked in flight per commit by the tick. */
+#define TAKE_BATCH 128
+
 size_t rf_queue_tick(rf_queue_t *q, rd_kafka_t *rk, int64_t now_ms)
 {
-        rf_queue_req_t req;
+        rf_queue_req_t reqs[TAKE_BATCH];
         size_t produced = 0;
+        int n = TAKE_BATCH;
 
         drain_asks(q, now_ms);
         rd_kafka_poll(rk, 0);
         settle_acks(q, now_ms);
-        while (rf_queue_take(q, now_ms, &req) == 1) {
-                rd_kafka_resp_err_t err = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC(rf_topic(RF_TOPIC_RECOMPUTE)->name),
-                    RD_KAFKA_V_KEY(req.subject_id.data, req.subject_id.len),
-                    RD_KAFKA_V_VALUE(req.json.data, req.json.len),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_OPAQUE(req.token), RD_KAFKA_V_END);
-                if (err) {
-                        rf_log_warn("queue", "produce recompute request: %s",
-                                    rd_kafka_err2str(err));
-                        rf_queue_settle(q, req.token, 0, now_ms);
-                        rf_queue_req_clear(&req);
+        while (n == TAKE_BATCH &&
+               (n = take_many(q, now_ms, reqs, TAKE_BATCH)) > 0) {
+                int i = 0;
+                for (; i < n; i++) {
+                        rf_queue_req_t *req = &reqs[i];
+                        rd_kafka_resp_err_t err = rd_kafka_producev(
+                            rk,
+                            RD_KAFKA_V_TOPIC(
+                                rf_topic(RF_TOPIC_RECOMPUTE)->name),
+                            RD_KAFKA_V_KEY(req->subject_id.data,
+                                           req->subject_id.len),
+                            RD_KAFKA_V_VALUE(req->json.data, req->json.len),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_OPAQUE(req->token), RD_KAFKA_V_END);
+                        if (err) {
+                                rf_log_warn("queue",
+                                            "produce recompute request: %s",
+                                            rd_kafka_err2str(err));
+                                break;
+                        }
+                        RF_METRIC_INC(recompute_sent);
+                        produced++;
+                        rf_queue_req_clear(req);
+                }
+                if (i < n) {
+                        /* Not produced: due again, with the same ids. */
+                        for (int j = i; j < n; j++) {
+                                settle_one(q, reqs[j].token, 0, now_ms);
+                                rf_queue_req_clear(&reqs[j]);
+                        }
+                        commit(q, "settling requests not produced");
                         break;
                 }
-                RF_METRIC_INC(recompute_sent);
-                produced++;
-                rf_queue_req_clear(&req);
         }
         update_gauges(q, now_ms);
         return produced;
