@@ -1266,10 +1266,8 @@ static int take_one(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
         return r;
 }
 
-/* Takes up to \p max due requests, marked in flight in one commit.
- * @returns how many, or a store error (none taken). */
-static int take_many(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *reqs,
-                     size_t max)
+int rf_queue_take_batch(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *reqs,
+                        size_t max)
 {
         size_t n = 0;
         int r = 0;
@@ -1294,7 +1292,7 @@ static int take_many(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *reqs,
 
 int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
 {
-        return take_many(q, now_ms, req, 1);
+        return rf_queue_take_batch(q, now_ms, req, 1);
 }
 
 void rf_queue_req_clear(rf_queue_req_t *req)
@@ -1366,6 +1364,19 @@ int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
         int r = settle_one(q, token, acked, now_ms);
 
         return r ? r : commit(q, "settling a request");
+}
+
+int rf_queue_settle_batch(rf_queue_t *q, void *const *tokens, size_t n,
+                          int acked, int64_t now_ms)
+{
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                int ri = settle_one(q, tokens[i], acked, now_ms);
+                if (ri && !r)
+                        r = ri;
+        }
+        return r ? r : commit(q, "settling requests");
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -1486,7 +1497,7 @@ size_t rf_queue_tick(rf_queue_t *q, rd_kafka_t *rk, int64_t now_ms)
         rd_kafka_poll(rk, 0);
         settle_acks(q, now_ms);
         while (n == TAKE_BATCH &&
-               (n = take_many(q, now_ms, reqs, TAKE_BATCH)) > 0) {
+               (n = rf_queue_take_batch(q, now_ms, reqs, TAKE_BATCH)) > 0) {
                 int i = 0;
                 for (; i < n; i++) {
                         rf_queue_req_t *req = &reqs[i];

@@ -1029,17 +1029,22 @@ static int64_t seeded_next(rf_store_t *st, const rf_record_t *rec)
  * sender would, acknowledging each at once. @returns requests sent. */
 static uint64_t send_due(rf_queue_t *q, int64_t now_ms)
 {
-        rf_queue_req_t req;
-        uint64_t n = 0;
+        enum { BATCH = 128 };
+        rf_queue_req_t reqs[BATCH];
+        void *tokens[BATCH];
+        uint64_t sent = 0;
+        int n = BATCH;
 
-        memset(&req, 0, sizeof(req));
-        while (rf_queue_take(q, now_ms, &req) == 1) {
-                n++;
-                rf_queue_settle(q, req.token, 1, now_ms);
-                rf_queue_req_clear(&req);
-                memset(&req, 0, sizeof(req));
+        while (n == BATCH &&
+               (n = rf_queue_take_batch(q, now_ms, reqs, BATCH)) > 0) {
+                for (int i = 0; i < n; i++) {
+                        tokens[i] = reqs[i].token;
+                        rf_queue_req_clear(&reqs[i]);
+                }
+                rf_queue_settle_batch(q, tokens, (size_t)n, 1, now_ms);
+                sent += (uint64_t)n;
         }
-        return n;
+        return sent;
 }
 
 static void served_empty(rf_store_t *st, const rf_config_t *conf,

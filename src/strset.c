@@ -17,11 +17,11 @@ uint64_t rf_hash_str(const char *s)
 }
 
 /* @returns the slot holding \p s, or the empty slot where it would go. */
-static size_t find(const rf_strset_t *set, const char *s)
+static size_t find(const rf_strset_t *set, const char *s, uint64_t h)
 {
-        size_t mask = set->size - 1, j = rf_hash_str(s) & mask;
+        size_t mask = set->size - 1, j = h & mask;
 
-        while (set->slot[j] && strcmp(set->slot[j], s))
+        while (set->slot[j] && (set->hash[j] != h || strcmp(set->slot[j], s)))
                 j = (j + 1) & mask;
         return j;
 }
@@ -32,24 +32,31 @@ static void grow(rf_strset_t *set)
 
         next.size = set->size ? set->size * 2 : 16;
         next.slot = rf_calloc(next.size, sizeof(*next.slot));
+        next.hash = rf_calloc(next.size, sizeof(*next.hash));
         for (size_t i = 0; i < set->size; i++)
-                if (set->slot[i])
-                        next.slot[find(&next, set->slot[i])] = set->slot[i];
+                if (set->slot[i]) {
+                        size_t j = find(&next, set->slot[i], set->hash[i]);
+                        next.slot[j] = set->slot[i];
+                        next.hash[j] = set->hash[i];
+                }
         next.cnt = set->cnt;
         free(set->slot);
+        free(set->hash);
         *set = next;
 }
 
 int rf_strset_add(rf_strset_t *set, const char *s)
 {
+        uint64_t h = rf_hash_str(s);
         size_t j;
 
         if ((set->cnt + 1) * 2 > set->size)
                 grow(set);
-        j = find(set, s);
+        j = find(set, s, h);
         if (set->slot[j])
                 return 0;
         set->slot[j] = rf_strdup(s);
+        set->hash[j] = h;
         set->cnt++;
         return 1;
 }
@@ -60,7 +67,7 @@ int rf_strset_del(rf_strset_t *set, const char *s)
 
         if (!set->cnt)
                 return 0;
-        i = find(set, s);
+        i = find(set, s, rf_hash_str(s));
         if (!set->slot[i])
                 return 0;
         free(set->slot[i]);
@@ -69,9 +76,10 @@ int rf_strset_del(rf_strset_t *set, const char *s)
         /* Backward shift: move up every later member of the run whose home
          * slot is not between the hole and it, so probes still find it. */
         for (j = (i + 1) & mask; set->slot[j]; j = (j + 1) & mask) {
-                size_t home = rf_hash_str(set->slot[j]) & mask;
+                size_t home = set->hash[j] & mask;
                 if (((j - home) & mask) >= ((j - i) & mask)) {
                         set->slot[i] = set->slot[j];
+                        set->hash[i] = set->hash[j];
                         set->slot[j] = NULL;
                         i = j;
                 }
@@ -79,9 +87,14 @@ int rf_strset_del(rf_strset_t *set, const char *s)
         return 1;
 }
 
+int rf_strset_has_hash(const rf_strset_t *set, const char *s, uint64_t hash)
+{
+        return set->cnt && set->slot[find(set, s, hash)] != NULL;
+}
+
 int rf_strset_has(const rf_strset_t *set, const char *s)
 {
-        return set->cnt && set->slot[find(set, s)] != NULL;
+        return set->cnt && rf_strset_has_hash(set, s, rf_hash_str(s));
 }
 
 void rf_strset_clear(rf_strset_t *set)
@@ -89,5 +102,6 @@ void rf_strset_clear(rf_strset_t *set)
         for (size_t i = 0; i < set->size; i++)
                 free(set->slot[i]);
         free(set->slot);
+        free(set->hash);
         memset(set, 0, sizeof(*set));
 }

@@ -177,14 +177,17 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
 
 int rf_tombset_item(rf_tombset_t *ts, const char *item_id)
 {
+        uint64_t h = rf_hash_str(item_id); /* once for both sets */
         int r;
 
         pthread_rwlock_rdlock(&ts->lock);
         if (!ts->valid)
                 r = RF_TS_UNKNOWN;
         else
-                r = (rf_strset_has(&ts->banned, item_id) ? RF_TS_BANNED : 0) |
-                    (rf_strset_has(&ts->stocked, item_id) ? RF_TS_STOCK : 0);
+                r = (rf_strset_has_hash(&ts->banned, item_id, h) ? RF_TS_BANNED
+                                                                 : 0) |
+                    (rf_strset_has_hash(&ts->stocked, item_id, h) ? RF_TS_STOCK
+                                                                  : 0);
         pthread_rwlock_unlock(&ts->lock);
         return r;
 }

@@ -193,9 +193,20 @@ typedef struct rf_queue_req {
  */
 int rf_queue_take(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req);
 
+/** rf_queue_take() of up to \p max requests into \p reqs, all marked in
+ *  flight in one commit. @returns how many, or a store error (none taken,
+ *  \p reqs left clear). */
+int rf_queue_take_batch(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *reqs,
+                        size_t max);
+
 /** Settles a taken request: \p acked 1 deletes (or re-arms) its entry, 0
  *  (delivery failed) makes it due again with the same request_id. */
 int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms);
+
+/** rf_queue_settle() of \p n taken requests in one commit. Every token is
+ *  settled (and freed) even when a store error is returned. */
+int rf_queue_settle_batch(rf_queue_t *q, void *const *tokens, size_t n,
+                          int acked, int64_t now_ms);
 
 void rf_queue_req_clear(rf_queue_req_t *req);
 

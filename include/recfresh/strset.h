@@ -11,8 +11,10 @@
 #include <stdint.h>
 
 typedef struct rf_strset {
-        char **slot; /* owned copies, NULL: empty */
-        size_t size; /* 0 or a power of two */
+        char **slot;    /* owned copies, NULL: empty */
+        uint64_t *hash; /* each slot's hash: most probes end without a
+                         * string compare (or its cache miss) */
+        size_t size;    /* 0 or a power of two */
         size_t cnt;
 } rf_strset_t;
 
@@ -27,6 +29,10 @@ int rf_strset_del(rf_strset_t *set, const char *s);
 
 /** @returns 1 if \p s is in the set. */
 int rf_strset_has(const rf_strset_t *set, const char *s);
+
+/** rf_strset_has() with \p hash = rf_hash_str(s), for one string tested
+ *  against several sets. */
+int rf_strset_has_hash(const rf_strset_t *set, const char *s, uint64_t hash);
 
 /** Frees every string and the table; the set is empty and reusable. */
 void rf_strset_clear(rf_strset_t *set);

@@ -53,6 +53,8 @@ static void test_strset_matches_a_reference(void **state)
         for (int k = 0; k < N; k++) {
                 snprintf(s, sizeof(s), "item-%d", k);
                 assert_int_equal(rf_strset_has(&set, s), in[k]);
+                assert_int_equal(rf_strset_has_hash(&set, s, rf_hash_str(s)),
+                                 in[k]);
                 cnt += (size_t)in[k];
         }
         assert_int_equal(set.cnt, cnt);
