@@ -420,6 +420,16 @@ struct rf_queue {
                 int more;         /* keys after the last held may be due */
                 int64_t next_due; /* due time of the first not held */
                 rf_buf_t skip;    /* first in-flight key met, or empty */
+                rf_buf_t stop;    /* the last key the fill walked */
+                /* Due keys put since the last commit of the apply's batch
+                 * ([0]) and of q->txn ([1]): the smallest, or bad (the
+                 * cache must be read again when they are visible). Keys
+                 * after `stop` only extend the cache: a new request must
+                 * not cost a new iterator. */
+                struct {
+                        rf_buf_t min_key;
+                        int bad;
+                } pend[2];
         } dc[CLASS_CNT];
         /* backlog counts, committed and since the last commit */
         int64_t count[RF_RC__MODE_CNT], urgent;
@@ -578,6 +588,9 @@ void rf_queue_destroy(rf_queue_t *q)
                 rf_buf_free(&q->due_from[c]);
                 rf_buf_free(&q->dc[c].arena);
                 rf_buf_free(&q->dc[c].skip);
+                rf_buf_free(&q->dc[c].stop);
+                rf_buf_free(&q->dc[c].pend[0].min_key);
+                rf_buf_free(&q->dc[c].pend[1].min_key);
                 free(q->dc[c].off);
         }
         rf_buf_free(&q->k);
@@ -585,16 +598,24 @@ void rf_queue_destroy(rf_queue_t *q)
         free(q);
 }
 
-void rf_queue_committed(rf_queue_t *q)
+static void pend_visible(rf_queue_t *q, int src);
+static void pend_drop(rf_queue_t *q, int src);
+static int64_t due_of(const rf_queue_t *q, int cls, int64_t enqueued_at);
+
+static void counts_committed(rf_queue_t *q)
 {
-        for (int c = 0; c < CLASS_CNT; c++)
-                q->dc[c].filled = 0; /* new due keys may be visible now */
         for (int m = 0; m < RF_RC__MODE_CNT; m++) {
                 q->count[m] += q->dcount[m];
                 q->dcount[m] = 0;
         }
         q->urgent += q->durgent;
         q->durgent = 0;
+}
+
+void rf_queue_committed(rf_queue_t *q)
+{
+        pend_visible(q, 0); /* its new due keys are visible now */
+        counts_committed(q);
 }
 
 void rf_queue_rollback(rf_queue_t *q)
@@ -605,6 +626,7 @@ void rf_queue_rollback(rf_queue_t *q)
                 rf_buf_reset(&q->due_from[c]);
                 q->dc[c].filled = 0;
         }
+        pend_drop(q, 0);
         memset(q->dcount, 0, sizeof(q->dcount));
         q->durgent = 0;
 }
@@ -640,14 +662,64 @@ static void put_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
         rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->v.data, q->v.len);
 }
 
+static int keycmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+        int c = memcmp(a, b, alen < blen ? alen : blen);
+
+        return c ? c : alen < blen ? -1 : alen > blen;
+}
+
+/* The due keys put through q->txn ([1]) or another batch ([0]) are
+ * visible now: the cache of each class is extended or read again. */
+static void pend_visible(rf_queue_t *q, int src)
+{
+        for (int cls = 0; cls < CLASS_CNT; cls++) {
+                struct due_cache *dc = &q->dc[cls];
+                rf_buf_t *mk = &dc->pend[src].min_key;
+
+                if (!mk->len && !dc->pend[src].bad)
+                        continue;
+                if (!dc->filled || dc->pend[src].bad ||
+                    (dc->stop.len && keycmp(mk->data, mk->len, dc->stop.data,
+                                            dc->stop.len) <= 0)) {
+                        dc->filled = 0;
+                } else if (!dc->more) {
+                        /* the fill met the end: read on from the smallest
+                         * new key when it is due (later ones sort after it
+                         * and are due no sooner) */
+                        rf_cur_t c = { mk->data + 2, mk->data + mk->len, 0 };
+                        dc->more = 1;
+                        dc->next_due = due_of(q, cls, (int64_t)rf_cur_be64(&c));
+                }
+                /* else: after a key not yet due, read when that one is */
+                rf_buf_reset(mk);
+                dc->pend[src].bad = 0;
+        }
+}
+
+/* Dropped unwritten: nothing to extend the caches with. */
+static void pend_drop(rf_queue_t *q, int src)
+{
+        for (int cls = 0; cls < CLASS_CNT; cls++) {
+                rf_buf_reset(&q->dc[cls].pend[src].min_key);
+                q->dc[cls].pend[src].bad = 0;
+        }
+}
+
 static void put_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
                     const entry_t *e)
 {
-        rf_buf_t *from = &q->due_from[entry_class(e)];
+        int cls = entry_class(e);
+        rf_buf_t *from = &q->due_from[cls];
+        struct due_cache *dc = &q->dc[cls];
+        rf_buf_t *mk = &dc->pend[txn == q->txn].min_key;
 
-        key_due(&q->k, entry_class(e), e->enqueued_at, subject);
+        key_due(&q->k, cls, e->enqueued_at, subject);
         rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, "", 0);
-        q->dc[entry_class(e)].filled = 0;
+        if (!mk->len || keycmp(q->k.data, q->k.len, mk->data, mk->len) < 0) {
+                rf_buf_reset(mk);
+                rf_buf_append(mk, q->k.data, q->k.len);
+        }
         if (from->len) {
                 size_t n = from->len < q->k.len ? from->len : q->k.len;
                 int c = memcmp(q->k.data, from->data, n);
@@ -658,6 +730,8 @@ static void put_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
                          * deletion marker again. */
                         rf_buf_reset(from);
                         rf_buf_append(from, q->k.data, q->k.len);
+                        dc->filled = 0;
+                        dc->pend[txn == q->txn].bad = 1;
                 }
         }
 }
@@ -1061,6 +1135,7 @@ static void txn_drop(rf_queue_t *q)
                 rf_buf_reset(&q->due_from[c]);
                 q->dc[c].filled = 0;
         }
+        pend_drop(q, 1);
 }
 
 static int commit(rf_queue_t *q, const char *what)
@@ -1074,6 +1149,8 @@ static int commit(rf_queue_t *q, const char *what)
                 RF_METRIC_INC(store_errors);
                 rf_log_error("queue", "%s: %s", what, errstr);
                 txn_drop(q);
+        } else {
+                pend_visible(q, 1);
         }
         return r;
 }
@@ -1105,6 +1182,7 @@ static void due_fill(rf_queue_t *q, int cls, int64_t now_ms)
 
         rf_buf_reset(&dc->arena);
         rf_buf_reset(&dc->skip);
+        rf_buf_reset(&dc->stop);
         dc->cnt = dc->head = 0;
         dc->more = 0;
         dc->next_due = INT64_MAX;
@@ -1117,6 +1195,8 @@ static void due_fill(rf_queue_t *q, int cls, int64_t now_ms)
                 const char *k = rf_iter_key(it, &klen);
                 rf_cur_t c = { k + 2, k + klen, 0 };
                 int64_t due = due_of(q, cls, (int64_t)rf_cur_be64(&c));
+                rf_buf_reset(&dc->stop);
+                rf_buf_append(&dc->stop, k, klen);
                 if (c.err)
                         continue;
                 if (due > now_ms || dc->cnt == DUE_CACHE_MAX) {
@@ -1440,8 +1520,10 @@ static void drain_asks(rf_queue_t *q, int64_t now_ms)
         }
         free(asks);
         if (n) {
+                /* its due keys are visible now (commit); the apply's
+                 * batch is not committed by this */
                 if (commit(q, "queueing recomputes asked by reads") == 0)
-                        rf_queue_committed(q);
+                        counts_committed(q);
                 else
                         rf_queue_rollback(q);
         }

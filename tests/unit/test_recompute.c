@@ -384,6 +384,40 @@ static void test_takes_every_due_key_once(void **state)
         assert_int_equal(sent, N + LATE);
 }
 
+/* A request queued after the due keys were read (to their end, or up to
+ * one not yet due) is still taken when due, from the apply's batch and
+ * from the queue's own (a failed delivery); never before. */
+static void test_late_keys_taken_when_due(void **state)
+{
+        env_t *e = *state;
+        rf_queue_req_t req;
+        json_t *j;
+
+        add(e, "late-a", "home", RF_RC_INCREMENTAL, 0, "e1", T0);
+        assert_null(take_ack(e, T0 + 100)); /* read up to a-not-due */
+        add(e, "late-b", "home", RF_RC_INCREMENTAL, 0, "e2", T0 + 500);
+        assert_non_null(j = take_ack(e, T0 + 2000));
+        assert_string_equal(jstr(j, "subject_id"), "late-a");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 2400)); /* b: due at 2500 */
+        assert_non_null(j = take_ack(e, T0 + 2500));
+        assert_string_equal(jstr(j, "subject_id"), "late-b");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 2600)); /* read to the end */
+
+        add(e, "late-c", "home", RF_RC_INCREMENTAL, 0, "e3", T0 + 3000);
+        assert_null(take_ack(e, T0 + 4999));
+        assert_int_equal(rf_queue_take(e->q, T0 + 5000, &req), 1);
+        assert_string_equal(req.subject_id.data, "late-c");
+        /* not delivered: due again at once, through the queue's batch */
+        assert_int_equal(rf_queue_settle(e->q, req.token, 0, T0 + 5000), 0);
+        rf_queue_req_clear(&req);
+        assert_non_null(j = take_ack(e, T0 + 5001));
+        assert_string_equal(jstr(j, "subject_id"), "late-c");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 60000));
+}
+
 /* The tick's and replay's way: batches taken in one commit each, so the
  * due keys taken earlier in a batch are deleted only in the batch. Every
  * key once, in order; a batch not delivered comes back with its ids. */
@@ -861,6 +895,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_urgent_bypass, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_takes_every_due_key_once,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_late_keys_taken_when_due,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_takes_in_batches, setup,
                                                 teardown),
