@@ -741,7 +741,9 @@ static void del_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
 {
         key_due(&q->k, entry_class(e), e->enqueued_at, subject);
         rf_txn_delete(txn, RF_CF_QUEUE, q->k.data, q->k.len);
+        /* now, and again once the delete is visible */
         q->dc[entry_class(e)].filled = 0;
+        q->dc[entry_class(e)].pend[txn == q->txn].bad = 1;
 }
 
 static void del_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
