@@ -1393,6 +1393,11 @@ static int settle_one(rf_queue_t *q, void *token, int acked, int64_t now_ms)
         int found, r;
 
         infl_remove(q, f);
+        /* A fill passed over the due keys of subjects in flight: one may
+         * be this subject's newer entry, due now. */
+        for (int c = 0; c < CLASS_CNT; c++)
+                if (q->dc[c].skip.len)
+                        q->dc[c].filled = 0;
         if ((r = get_entry(q, NULL, f->subject, &e, &found)))
                 goto out;
         if (!found)
@@ -1444,8 +1449,9 @@ out:
 int rf_queue_settle(rf_queue_t *q, void *token, int acked, int64_t now_ms)
 {
         int r = settle_one(q, token, acked, now_ms);
+        int rc = commit(q, "settling a request");
 
-        return r ? r : commit(q, "settling a request");
+        return r ? r : rc;
 }
 
 int rf_queue_settle_batch(rf_queue_t *q, void *const *tokens, size_t n,
@@ -1458,7 +1464,9 @@ int rf_queue_settle_batch(rf_queue_t *q, void *const *tokens, size_t n,
                 if (ri && !r)
                         r = ri;
         }
-        return r ? r : commit(q, "settling requests");
+        /* the others' writes too: their tokens are gone */
+        int rc = commit(q, "settling requests");
+        return r ? r : rc;
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)

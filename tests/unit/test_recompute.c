@@ -418,6 +418,34 @@ static void test_late_keys_taken_when_due(void **state)
         assert_null(take_ack(e, T0 + 60000));
 }
 
+/* A subject's newer entry, due while its older request is in flight, is
+ * passed over by the read of due keys; once the older one is settled the
+ * newer one is taken (found in review: the kept due cache never read it
+ * again). */
+static void test_newer_entry_after_flight(void **state)
+{
+        env_t *e = *state;
+        rf_queue_req_t req;
+        json_t *j;
+
+        add(e, "fl-s", "home", RF_RC_INCREMENTAL, 0, "e1", T0);
+        assert_int_equal(rf_queue_take(e->q, T0 + 2000, &req), 1);
+        /* a fresh list satisfies it while in flight; a ban queues again */
+        publish(e, "fl-s", "home", "2026-11-22T10:00:03Z",
+                "2026-11-29T10:00:00Z", "a,b");
+        add(e, "fl-s", "home", RF_RC_INCREMENTAL, 0, "e2", T0 + 4000);
+        assert_null(take_ack(e, T0 + 6000)); /* in flight: passed over */
+        assert_int_equal(rf_queue_settle(e->q, req.token, 1, T0 + 6000), 0);
+        rf_queue_req_clear(&req);
+        assert_non_null(j = take_ack(e, T0 + 6001));
+        assert_string_equal(jstr(j, "subject_id"), "fl-s");
+        assert_string_equal(
+            jstr(json_array_get(json_object_get(j, "reasons"), 0), "event_id"),
+            "e2");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 60000));
+}
+
 /* The tick's and replay's way: batches taken in one commit each, so the
  * due keys taken earlier in a batch are deleted only in the batch. Every
  * key once, in order; a batch not delivered comes back with its ids. */
@@ -897,6 +925,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_takes_every_due_key_once,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_late_keys_taken_when_due,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_newer_entry_after_flight,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_takes_in_batches, setup,
                                                 teardown),
