@@ -135,6 +135,23 @@ static const char *jstr(json_t *j, const char *k)
         return json_string_value(json_object_get(j, k));
 }
 
+/* Takes and acknowledges the next request at \p now: it must be \p subject's,
+ * its first reason from \p event_id (unless NULL). */
+static void expect_next(env_t *e, int64_t now, const char *subject,
+                        const char *event_id)
+{
+        json_t *j = take_ack(e, now);
+
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "subject_id"), subject);
+        if (event_id)
+                assert_string_equal(
+                    jstr(json_array_get(json_object_get(j, "reasons"), 0),
+                         "event_id"),
+                    event_id);
+        json_decref(j);
+}
+
 static void publish(env_t *e, const char *subject, const char *surface,
                     const char *gen, const char *exp, const char *items)
 {
@@ -391,18 +408,13 @@ static void test_late_keys_taken_when_due(void **state)
 {
         env_t *e = *state;
         rf_queue_req_t req;
-        json_t *j;
 
         add(e, "late-a", "home", RF_RC_INCREMENTAL, 0, "e1", T0);
         assert_null(take_ack(e, T0 + 100)); /* read up to a-not-due */
         add(e, "late-b", "home", RF_RC_INCREMENTAL, 0, "e2", T0 + 500);
-        assert_non_null(j = take_ack(e, T0 + 2000));
-        assert_string_equal(jstr(j, "subject_id"), "late-a");
-        json_decref(j);
+        expect_next(e, T0 + 2000, "late-a", NULL);
         assert_null(take_ack(e, T0 + 2400)); /* b: due at 2500 */
-        assert_non_null(j = take_ack(e, T0 + 2500));
-        assert_string_equal(jstr(j, "subject_id"), "late-b");
-        json_decref(j);
+        expect_next(e, T0 + 2500, "late-b", NULL);
         assert_null(take_ack(e, T0 + 2600)); /* read to the end */
 
         add(e, "late-c", "home", RF_RC_INCREMENTAL, 0, "e3", T0 + 3000);
@@ -412,9 +424,7 @@ static void test_late_keys_taken_when_due(void **state)
         /* not delivered: due again at once, through the queue's batch */
         assert_int_equal(rf_queue_settle(e->q, req.token, 0, T0 + 5000), 0);
         rf_queue_req_clear(&req);
-        assert_non_null(j = take_ack(e, T0 + 5001));
-        assert_string_equal(jstr(j, "subject_id"), "late-c");
-        json_decref(j);
+        expect_next(e, T0 + 5001, "late-c", NULL);
         assert_null(take_ack(e, T0 + 60000));
 }
 
@@ -426,7 +436,6 @@ static void test_newer_entry_after_flight(void **state)
 {
         env_t *e = *state;
         rf_queue_req_t req;
-        json_t *j;
 
         add(e, "fl-s", "home", RF_RC_INCREMENTAL, 0, "e1", T0);
         assert_int_equal(rf_queue_take(e->q, T0 + 2000, &req), 1);
@@ -437,12 +446,7 @@ static void test_newer_entry_after_flight(void **state)
         assert_null(take_ack(e, T0 + 6000)); /* in flight: passed over */
         assert_int_equal(rf_queue_settle(e->q, req.token, 1, T0 + 6000), 0);
         rf_queue_req_clear(&req);
-        assert_non_null(j = take_ack(e, T0 + 6001));
-        assert_string_equal(jstr(j, "subject_id"), "fl-s");
-        assert_string_equal(
-            jstr(json_array_get(json_object_get(j, "reasons"), 0), "event_id"),
-            "e2");
-        json_decref(j);
+        expect_next(e, T0 + 6001, "fl-s", "e2");
         assert_null(take_ack(e, T0 + 60000));
 }
 
