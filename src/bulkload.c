@@ -8,9 +8,11 @@
  *   3. merge the index sorter into the index SST files.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <jansson.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -122,12 +124,24 @@ static int reader_line(reader_t *r, rf_buf_t *line, size_t max, int *too_long)
 
 /* ---- external sorter ----------------------------------------------------*/
 
-typedef struct sorter {
-        const char *dir, *tag;
-        size_t budget;
+/* One sort buffer: entries, and a slot per entry that the sort orders. */
+typedef struct chunk {
         rf_buf_t arena;    /* entries: varint klen, key, varint vlen, value */
         struct slot *offs; /* one per entry in the arena, sorted by key */
         size_t n, cap;
+} chunk_t;
+
+/* Two chunks of half the budget each: while a thread sorts and writes the
+ * full one as a run file, the caller fills the other. */
+typedef struct sorter {
+        const char *dir, *tag;
+        size_t budget;
+        chunk_t fill, bg;
+        pthread_t th; /* spilling bg, when spilling */
+        int spilling;
+        size_t bg_run; /* the run file bg goes to */
+        int bg_rc;     /* the last background spill's outcome */
+        char bg_err[512];
         size_t run_cnt;
 } sorter_t;
 
@@ -153,14 +167,28 @@ static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
         return c ? c : (al > bl) - (al < bl);
 }
 
-/* An entry of the arena, with its key's first 8 bytes as a big-endian
- * number: most comparisons end there, without decoding the entry. */
+/* An entry of the arena, with its key's first 24 bytes as three
+ * big-endian numbers. Index keys share their entity's bytes and list keys
+ * their subject's, so 8 bytes tied often and sent the comparison to the
+ * arena, a cache miss per side; 24 bytes settle nearly every comparison
+ * in the slot array itself. */
+#define SLOT_WORDS 3
 typedef struct slot {
-        uint64_t prefix;
+        uint64_t prefix[SLOT_WORDS];
         size_t off;  /* of the entry in the arena */
         uint32_t kl; /* key length */
         uint32_t ko; /* key offset from off */
 } slot_t;
+
+static void slot_prefix(slot_t *sl, const char *k, size_t kl)
+{
+        for (size_t w = 0; w < SLOT_WORDS; w++) {
+                uint64_t v = 0;
+                for (size_t i = w * 8; i < w * 8 + 8; i++)
+                        v = v << 8 | (i < kl ? (unsigned char)k[i] : 0);
+                sl->prefix[w] = v;
+        }
+}
 
 static int cmp_offs(const void *a, const void *b, void *arg)
 {
@@ -168,10 +196,72 @@ static int cmp_offs(const void *a, const void *b, void *arg)
         const slot_t *x = a, *y = b;
         int c;
 
-        if (x->prefix != y->prefix)
-                return x->prefix < y->prefix ? -1 : 1;
+        for (size_t w = 0; w < SLOT_WORDS; w++)
+                if (x->prefix[w] != y->prefix[w])
+                        return x->prefix[w] < y->prefix[w] ? -1 : 1;
+        /* Equal prefixes (zero padding included): the whole keys decide. */
         c = key_cmp(base + x->off + x->ko, x->kl, base + y->off + y->ko, y->kl);
         return c ? c : (x->off > y->off) - (x->off < y->off); /* stable */
+}
+
+/* Sorts \p n slots: a quicksort specialised for slot_t, with the
+ * comparison inlined and the slots moved in place. glibc's qsort_r sorts
+ * structs this size indirectly and spent more time moving pointers and
+ * copying than comparing. Past a depth of 2 log2(n) a range goes to qsort_r,
+ * so no input makes it quadratic. */
+static void slot_swap(slot_t *a, slot_t *b)
+{
+        slot_t t = *a;
+        *a = *b;
+        *b = t;
+}
+
+static void slot_sort(slot_t *a, size_t n, const char *base, int depth)
+{
+        while (n > 16) {
+                if (depth-- <= 0) {
+                        qsort_r(a, n, sizeof(*a), cmp_offs, (void *)base);
+                        return;
+                }
+                /* Median of three to a[0], then a Hoare partition. */
+                slot_t *m = &a[n / 2], *z = &a[n - 1];
+                if (cmp_offs(m, a, (void *)base) < 0)
+                        slot_swap(m, a);
+                if (cmp_offs(z, m, (void *)base) < 0) {
+                        slot_swap(z, m);
+                        if (cmp_offs(m, a, (void *)base) < 0)
+                                slot_swap(m, a);
+                }
+                slot_swap(a, m);
+                size_t i = 0, j = n;
+                for (;;) {
+                        while (cmp_offs(&a[++i], a, (void *)base) < 0)
+                                if (i == n - 1)
+                                        break;
+                        while (cmp_offs(a, &a[--j], (void *)base) < 0)
+                                ;
+                        if (i >= j)
+                                break;
+                        slot_swap(&a[i], &a[j]);
+                }
+                slot_swap(a, &a[j]);
+                /* a[j] is in place: recurse into the smaller side. */
+                if (j < n - j - 1) {
+                        slot_sort(a, j, base, depth);
+                        a += j + 1;
+                        n -= j + 1;
+                } else {
+                        slot_sort(a + j + 1, n - j - 1, base, depth);
+                        n = j;
+                }
+        }
+        for (size_t i = 1; i < n; i++) {
+                slot_t t = a[i];
+                size_t j = i;
+                for (; j && cmp_offs(&t, &a[j - 1], (void *)base) < 0; j--)
+                        a[j] = a[j - 1];
+                a[j] = t;
+        }
 }
 
 static void run_path(const sorter_t *s, size_t i, rf_buf_t *p)
@@ -180,26 +270,28 @@ static void run_path(const sorter_t *s, size_t i, rf_buf_t *p)
         rf_buf_printf(p, "%s/%s-run-%06zu", s->dir, s->tag, i);
 }
 
-/* Sorts what the arena holds and writes it as the next run file. */
-static int sorter_spill(sorter_t *s, char *errstr, size_t errstr_size)
+/* Sorts what chunk \p c holds, writes it as run file \p run and empties
+ * the chunk. */
+static int chunk_spill(const sorter_t *s, size_t run, chunk_t *c, char *errstr,
+                       size_t errstr_size)
 {
         rf_buf_t p = { 0 };
         FILE *fp;
-        int rc = 0;
+        int rc = 0, depth = 0;
 
-        if (!s->n)
-                return 0;
-        qsort_r(s->offs, s->n, sizeof(*s->offs), cmp_offs, s->arena.data);
-        run_path(s, s->run_cnt, &p);
+        for (size_t n = c->n; n; n >>= 1)
+                depth += 2;
+        slot_sort(c->offs, c->n, c->arena.data, depth);
+        run_path(s, run, &p);
         if (!(fp = fopen(p.data, "wb"))) {
                 snprintf(errstr, errstr_size, "%s: %s", p.data,
                          strerror(errno));
                 rf_buf_free(&p);
                 return RF_EIO;
         }
-        for (size_t i = 0; i < s->n; i++) {
+        for (size_t i = 0; i < c->n; i++) {
                 entry_t e;
-                const char *p0 = s->arena.data + s->offs[i].off;
+                const char *p0 = c->arena.data + c->offs[i].off;
                 entry_at(p0, &e);
                 fwrite(p0, 1, (size_t)(e.v + e.vl - p0), fp);
         }
@@ -208,54 +300,112 @@ static int sorter_spill(sorter_t *s, char *errstr, size_t errstr_size)
                          strerror(errno));
                 rc = RF_EIO;
         }
-        s->run_cnt++;
-        s->n = 0;
-        rf_buf_reset(&s->arena);
+        c->n = 0;
+        rf_buf_reset(&c->arena);
         rf_buf_free(&p);
         return rc;
+}
+
+static void *spill_main(void *arg)
+{
+        sorter_t *s = arg;
+
+        s->bg_rc =
+            chunk_spill(s, s->bg_run, &s->bg, s->bg_err, sizeof(s->bg_err));
+        return NULL;
+}
+
+/* Waits for the background spill. @returns its outcome, with \p errstr
+ * set (when not NULL) on failure. */
+static int sorter_wait(sorter_t *s, char *errstr, size_t errstr_size)
+{
+        if (s->spilling) {
+                pthread_join(s->th, NULL);
+                s->spilling = 0;
+        }
+        if (s->bg_rc && errstr)
+                snprintf(errstr, errstr_size, "%s", s->bg_err);
+        return s->bg_rc;
+}
+
+/* Hands the full chunk to a spill thread (after the previous one is done)
+ * and goes on with the other. */
+static int sorter_spill_bg(sorter_t *s, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        if ((rc = sorter_wait(s, errstr, errstr_size)))
+                return rc;
+        chunk_t t = s->bg;
+        s->bg = s->fill;
+        s->fill = t;
+        s->bg_run = s->run_cnt++;
+        if (pthread_create(&s->th, NULL, spill_main, s) == 0)
+                s->spilling = 1;
+        else
+                spill_main(s); /* no thread: spill here */
+        return 0;
+}
+
+/* Spills everything held, so that the run files hold every entry. */
+static int sorter_finish(sorter_t *s, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        if ((rc = sorter_wait(s, errstr, errstr_size)))
+                return rc;
+        if (!s->fill.n)
+                return 0;
+        return chunk_spill(s, s->run_cnt++, &s->fill, errstr, errstr_size);
 }
 
 static int sorter_add(sorter_t *s, const char *k, size_t kl, const char *v,
                       size_t vl, char *errstr, size_t errstr_size)
 {
+        chunk_t *c = &s->fill;
         int rc;
 
-        /* Offsets count against the budget too. */
-        if (s->n &&
-            s->arena.len + (s->n + 1) * sizeof(*s->offs) + kl + vl >
-                s->budget &&
-            (rc = sorter_spill(s, errstr, errstr_size)))
+        /* Each chunk gets half the budget; slots count against it too. */
+        if (c->n &&
+            c->arena.len + (c->n + 1) * sizeof(*c->offs) + kl + vl >
+                s->budget / 2 &&
+            (rc = sorter_spill_bg(s, errstr, errstr_size)))
                 return rc;
-        if (s->n == s->cap) {
-                s->cap = s->cap ? s->cap * 2 : 1024;
-                s->offs = rf_realloc(s->offs, s->cap * sizeof(*s->offs));
+        if (c->n == c->cap) {
+                c->cap = c->cap ? c->cap * 2 : 1024;
+                c->offs = rf_realloc(c->offs, c->cap * sizeof(*c->offs));
         }
-        slot_t *sl = &s->offs[s->n++];
-        sl->off = s->arena.len;
+        slot_t *sl = &c->offs[c->n++];
+        sl->off = c->arena.len;
         sl->kl = (uint32_t)kl;
-        sl->prefix = 0;
-        for (size_t i = 0; i < 8; i++)
-                sl->prefix =
-                    sl->prefix << 8 | (i < kl ? (unsigned char)k[i] : 0);
-        rf_buf_put_varint(&s->arena, kl);
-        sl->ko = (uint32_t)(s->arena.len - sl->off);
-        rf_buf_append(&s->arena, k, kl);
-        rf_buf_put_varint(&s->arena, vl);
-        rf_buf_append(&s->arena, v, vl);
+        slot_prefix(sl, k, kl);
+        rf_buf_put_varint(&c->arena, kl);
+        sl->ko = (uint32_t)(c->arena.len - sl->off);
+        rf_buf_append(&c->arena, k, kl);
+        rf_buf_put_varint(&c->arena, vl);
+        rf_buf_append(&c->arena, v, vl);
         return 0;
+}
+
+static void chunk_free(chunk_t *c)
+{
+        rf_buf_free(&c->arena);
+        free(c->offs);
+        memset(c, 0, sizeof(*c));
 }
 
 static void sorter_free(sorter_t *s)
 {
         rf_buf_t p = { 0 };
 
+        sorter_wait(s, NULL, 0); /* an error was reported, or is moot */
         for (size_t i = 0; i < s->run_cnt; i++) {
                 run_path(s, i, &p);
                 unlink(p.data);
         }
         rf_buf_free(&p);
-        rf_buf_free(&s->arena);
-        free(s->offs);
+        chunk_free(&s->fill);
+        chunk_free(&s->bg);
         memset(s, 0, sizeof(*s));
 }
 
@@ -327,9 +477,11 @@ static int merger_open(merger_t *mg, sorter_t *s, char *errstr,
         rf_buf_t p = { 0 };
         int rc;
 
-        if ((rc = sorter_spill(s, errstr, errstr_size)))
+        if ((rc = sorter_finish(s, errstr, errstr_size)))
                 return rc;
-        rf_buf_free(&s->arena); /* the merge needs little memory */
+        /* The merge needs little memory. */
+        chunk_free(&s->fill);
+        chunk_free(&s->bg);
         mg->cnt = s->run_cnt;
         mg->runs = rf_calloc(mg->cnt + 1, sizeof(*mg->runs));
         for (size_t i = 0; i < mg->cnt; i++) {
@@ -446,75 +598,308 @@ static void report(load_t *ld, uint64_t lineno, const char *reason,
                         (unsigned long long)lineno, reason, msg);
 }
 
-static int is_blank(const rf_buf_t *b)
+/* ---- pass 1: parse, in parallel -----------------------------------------*/
+
+/* The JSON parse is most of a load's CPU. The reading thread cuts the input
+ * into batches of lines; worker threads turn each line into its list key
+ * and encoded list, or a rejection; the reading thread takes the batches
+ * back in input order, so the sorter, the report and the counts see
+ * exactly what one thread would give them. Memory is bounded by the batches
+ * in flight (a few per worker), not by the file. */
+
+#define BATCH_LINES 256
+#define BATCH_BYTES ((size_t)1 << 20)
+#define MAX_WORKERS 64
+
+typedef enum { LINE_OK, LINE_BLANK, LINE_BAD } line_kind_t;
+
+typedef struct pline {
+        size_t off, len; /* of the line in batch->text */
+        int too_long;
+        line_kind_t kind;
+        const char *reason; /* LINE_BAD: rf_reject2str() code */
+        size_t out;         /* in batch->out: LINE_OK: key, list, subject;
+                             * LINE_BAD: the message (NUL-terminated) */
+        size_t klen, vlen;
+        int64_t generated_at;
+} pline_t;
+
+typedef enum { B_FREE, B_QUEUED, B_BUSY, B_DONE } bstate_t;
+
+typedef struct pbatch {
+        uint64_t lineno; /* of its first line, 1-based */
+        rf_buf_t text, out;
+        pline_t *lines;
+        size_t n, cap;
+        bstate_t state;
+} pbatch_t;
+
+typedef struct parsepipe {
+        pthread_mutex_t lock;
+        pthread_cond_t cond; /* a batch changed state, or stop */
+        pbatch_t *b;
+        size_t nb;
+        uint64_t taken; /* batches workers have taken, in order */
+        int stop;
+        const char *run_id;
+        rf_limits_t lim;
+        pthread_t th[MAX_WORKERS];
+        size_t workers;
+} parsepipe_t;
+
+static void line_bad(pbatch_t *b, pline_t *pl, const char *reason,
+                     const char *msg)
 {
-        for (size_t i = 0; i < b->len; i++)
-                if (!strchr(" \t\r", b->data[i]))
+        pl->kind = LINE_BAD;
+        pl->reason = reason;
+        pl->out = b->out.len;
+        rf_buf_append(&b->out, msg, strlen(msg) + 1);
+}
+
+static int is_blank(const char *s, size_t len)
+{
+        for (size_t i = 0; i < len; i++)
+                if (!strchr(" \t\r", s[i]))
                         return 0;
         return 1;
+}
+
+/* One line: what pass 1 did with it before the load went parallel. */
+static void parse_line(const parsepipe_t *pp, pbatch_t *b, pline_t *pl)
+{
+        const char *s = b->text.data + pl->off;
+        rf_buf_t lk = { 0 };
+        rf_rejection_t rej;
+        rf_list_t *l = NULL;
+        char msg[300];
+
+        if (is_blank(s, pl->len) && !pl->too_long) {
+                pl->kind = LINE_BLANK;
+                return;
+        }
+        if (pl->too_long) {
+                snprintf(msg, sizeof(msg),
+                         "line over limits.max_record_bytes (%zu)",
+                         pp->lim.max_record_bytes);
+                line_bad(b, pl, "too_large", msg);
+                return;
+        }
+        if (rf_list_from_json(NULL, 0, s, pl->len, &pp->lim, &l, &rej) != 0) {
+                line_bad(b, pl, rf_reject2str(rej.reason), rej.msg);
+                return;
+        }
+        if (*l->run_id && strcmp(l->run_id, pp->run_id) != 0) {
+                snprintf(msg, sizeof(msg),
+                         "field \"run_id\": not the run being loaded (%.200s)",
+                         pp->run_id);
+                line_bad(b, pl, "bad_value", msg);
+                rf_list_destroy(l);
+                return;
+        }
+        /* Sorted by list key alone: every version key starts with the same
+         * run id, which emit_list() puts in front. */
+        l->run_id = pp->run_id;
+        rf_key_list_stored(&lk, l->subject_id, l->surface, l->context_key,
+                           l->region);
+        pl->kind = LINE_OK;
+        pl->out = b->out.len;
+        pl->klen = lk.len;
+        pl->generated_at = l->generated_at;
+        rf_buf_append(&b->out, lk.data, lk.len);
+        size_t before = b->out.len;
+        rf_list_encode(l, &b->out);
+        pl->vlen = b->out.len - before;
+        rf_buf_append(&b->out, l->subject_id, strlen(l->subject_id) + 1);
+        rf_list_destroy(l);
+        rf_buf_free(&lk);
+}
+
+static void parse_batch(const parsepipe_t *pp, pbatch_t *b)
+{
+        rf_buf_reset(&b->out);
+        for (size_t i = 0; i < b->n; i++)
+                parse_line(pp, b, &b->lines[i]);
+}
+
+static void *parse_worker(void *arg)
+{
+        parsepipe_t *pp = arg;
+
+        pthread_mutex_lock(&pp->lock);
+        for (;;) {
+                pbatch_t *b = &pp->b[pp->taken % pp->nb];
+                if (pp->stop)
+                        break;
+                if (b->state != B_QUEUED) {
+                        pthread_cond_wait(&pp->cond, &pp->lock);
+                        continue;
+                }
+                b->state = B_BUSY;
+                pp->taken++;
+                pthread_mutex_unlock(&pp->lock);
+                parse_batch(pp, b);
+                pthread_mutex_lock(&pp->lock);
+                b->state = B_DONE;
+                pthread_cond_broadcast(&pp->cond);
+        }
+        pthread_mutex_unlock(&pp->lock);
+        return NULL;
+}
+
+static size_t load_threads(const rf_config_t *conf)
+{
+        long n = conf->load_threads;
+
+        if (n <= 0)
+                n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (n < 1)
+                n = 1;
+        return n > MAX_WORKERS ? MAX_WORKERS : (size_t)n;
+}
+
+static void pipe_start(parsepipe_t *pp, const load_t *ld)
+{
+        memset(pp, 0, sizeof(*pp));
+        pthread_mutex_init(&pp->lock, NULL);
+        pthread_cond_init(&pp->cond, NULL);
+        pp->run_id = ld->o->run_id;
+        pp->lim = rf_config_limits(ld->conf);
+        pp->workers = load_threads(ld->conf);
+        pp->nb = 2 * pp->workers + 2;
+        pp->b = rf_calloc(pp->nb, sizeof(*pp->b));
+        json_object_seed(0); /* before threads create objects (jansson) */
+        for (size_t i = 0; i < pp->workers; i++)
+                if (pthread_create(&pp->th[i], NULL, parse_worker, pp) != 0) {
+                        /* Fewer workers; none: the reader parses. */
+                        pp->workers = i;
+                        break;
+                }
+}
+
+static void pipe_stop(parsepipe_t *pp)
+{
+        pthread_mutex_lock(&pp->lock);
+        pp->stop = 1;
+        pthread_cond_broadcast(&pp->cond);
+        pthread_mutex_unlock(&pp->lock);
+        for (size_t i = 0; i < pp->workers; i++)
+                pthread_join(pp->th[i], NULL);
+        for (size_t i = 0; i < pp->nb; i++) {
+                rf_buf_free(&pp->b[i].text);
+                rf_buf_free(&pp->b[i].out);
+                free(pp->b[i].lines);
+        }
+        free(pp->b);
+        pthread_cond_destroy(&pp->cond);
+        pthread_mutex_destroy(&pp->lock);
+}
+
+/* Fills \p b with the next lines. @returns 1 at the end of the input. */
+static int batch_fill(reader_t *rd, size_t max, pbatch_t *b, uint64_t *lineno,
+                      rf_buf_t *line)
+{
+        int too_long, eof = 0;
+
+        rf_buf_reset(&b->text);
+        b->n = 0;
+        b->lineno = *lineno + 1;
+        while (b->n < BATCH_LINES && b->text.len < BATCH_BYTES) {
+                if (reader_line(rd, line, max, &too_long) != 0) {
+                        eof = 1;
+                        break;
+                }
+                if (b->n == b->cap) {
+                        b->cap = b->cap ? b->cap * 2 : 64;
+                        b->lines =
+                            rf_realloc(b->lines, b->cap * sizeof(*b->lines));
+                }
+                b->lines[b->n++] = (pline_t){ .off = b->text.len,
+                                              .len = line->len,
+                                              .too_long = too_long };
+                rf_buf_append(&b->text, line->data, line->len);
+                (*lineno)++;
+        }
+        return eof;
+}
+
+/* Takes a parsed batch in: reports, consent, the list sorter. */
+static int batch_apply(load_t *ld, const pbatch_t *b, char *errstr,
+                       size_t errstr_size)
+{
+        int rc = 0;
+
+        for (size_t i = 0; i < b->n && rc == 0; i++) {
+                const pline_t *pl = &b->lines[i];
+                const char *o = b->out.data + pl->out;
+
+                if (pl->kind == LINE_BLANK)
+                        continue;
+                if (pl->kind == LINE_BAD) {
+                        report(ld, b->lineno + i, pl->reason, o);
+                        continue;
+                }
+                const char *subject = o + pl->klen + pl->vlen;
+                if (strcmp(subject, RF_FALLBACK_SUBJECT) != 0 &&
+                    rf_consent_purged(ld->st, NULL, subject)) {
+                        ld->ri->blocked++;
+                        continue;
+                }
+                if (pl->generated_at > ld->newest)
+                        ld->newest = pl->generated_at;
+                rc = sorter_add(&ld->lists, o, pl->klen, o + pl->klen, pl->vlen,
+                                errstr, errstr_size);
+        }
+        return rc;
 }
 
 static int pass_parse(load_t *ld, char *errstr, size_t errstr_size)
 {
         rf_limits_t lim = rf_config_limits(ld->conf);
-        rf_buf_t line = { 0 }, key = { 0 }, lk = { 0 }, enc = { 0 };
-        uint64_t lineno = 0;
+        rf_buf_t line = { 0 };
+        uint64_t lineno = 0, queued = 0, applied = 0;
+        parsepipe_t pp;
         reader_t rd;
-        int too_long, rc;
+        int eof = 0, rc;
 
         if ((rc = reader_open(&rd, ld->input, errstr, errstr_size)))
                 return rc;
-        while (rc == 0 && reader_line(&rd, &line, lim.max_record_bytes + 1,
-                                      &too_long) == 0) {
-                rf_rejection_t rej;
-                rf_list_t *l = NULL;
-                char msg[300];
-
-                lineno++;
-                if (is_blank(&line) && !too_long)
-                        continue;
-                if (too_long) {
-                        snprintf(msg, sizeof(msg),
-                                 "line over limits.max_record_bytes (%zu)",
-                                 lim.max_record_bytes);
-                        report(ld, lineno, "too_large", msg);
-                        continue;
-                }
-                if (rf_list_from_json(NULL, 0, line.data, line.len, &lim, &l,
-                                      &rej) != 0) {
-                        report(ld, lineno, rf_reject2str(rej.reason), rej.msg);
+        pipe_start(&pp, ld);
+        while (rc == 0) {
+                if (!eof && queued - applied < pp.nb) {
+                        pbatch_t *b = &pp.b[queued % pp.nb];
+                        eof = batch_fill(&rd, lim.max_record_bytes + 1, b,
+                                         &lineno, &line);
+                        if (!b->n)
+                                continue;
+                        pthread_mutex_lock(&pp.lock);
+                        b->state = B_QUEUED;
+                        pthread_cond_broadcast(&pp.cond);
+                        pthread_mutex_unlock(&pp.lock);
+                        queued++;
                         continue;
                 }
-                if (*l->run_id && strcmp(l->run_id, ld->o->run_id) != 0) {
-                        snprintf(msg, sizeof(msg),
-                                 "field \"run_id\": not the run being loaded "
-                                 "(%.200s)",
-                                 ld->o->run_id);
-                        report(ld, lineno, "bad_value", msg);
-                        rf_list_destroy(l);
-                        continue;
+                if (applied == queued)
+                        break;
+                pbatch_t *b = &pp.b[applied % pp.nb];
+                pthread_mutex_lock(&pp.lock);
+                if (!pp.workers && b->state == B_QUEUED) {
+                        b->state = B_BUSY;
+                        pp.taken++;
+                        pthread_mutex_unlock(&pp.lock);
+                        parse_batch(&pp, b);
+                        pthread_mutex_lock(&pp.lock);
+                        b->state = B_DONE;
                 }
-                if (strcmp(l->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
-                    rf_consent_purged(ld->st, NULL, l->subject_id)) {
-                        ld->ri->blocked++;
-                        rf_list_destroy(l);
-                        continue;
-                }
-                l->run_id = ld->o->run_id;
-                if (l->generated_at > ld->newest)
-                        ld->newest = l->generated_at;
-                rf_buf_reset(&key);
-                rf_buf_reset(&lk);
-                rf_buf_reset(&enc);
-                rf_buf_append(&key, ld->o->run_id, strlen(ld->o->run_id) + 1);
-                rf_key_list_stored(&lk, l->subject_id, l->surface,
-                                   l->context_key, l->region);
-                rf_buf_append(&key, lk.data, lk.len);
-                rf_list_encode(l, &enc);
-                rf_list_destroy(l);
-                rc = sorter_add(&ld->lists, key.data, key.len, enc.data,
-                                enc.len, errstr, errstr_size);
+                while (b->state != B_DONE)
+                        pthread_cond_wait(&pp.cond, &pp.lock);
+                pthread_mutex_unlock(&pp.lock);
+                rc = batch_apply(ld, b, errstr, errstr_size);
+                pthread_mutex_lock(&pp.lock);
+                b->state = B_FREE;
+                pthread_mutex_unlock(&pp.lock);
+                applied++;
         }
+        pipe_stop(&pp);
         if (rc == 0 && rd.err) {
                 snprintf(errstr, errstr_size, "%s: %s", ld->input,
                          rd.err == 2 ? "corrupt zstd stream" : "read error");
@@ -522,9 +907,6 @@ static int pass_parse(load_t *ld, char *errstr, size_t errstr_size)
         }
         reader_close(&rd);
         rf_buf_free(&line);
-        rf_buf_free(&key);
-        rf_buf_free(&lk);
-        rf_buf_free(&enc);
         return rc;
 }
 
@@ -550,7 +932,8 @@ static int new_subject(load_t *ld, const char *surface, const char *subject)
         return 1;
 }
 
-/* Writes one winning list: version SST, measures, index entries. */
+/* Writes one winning list (\p k its list key): version SST, measures,
+ * index entries. */
 static int emit_list(load_t *ld, sstout_t *out, const rf_buf_t *k,
                      const rf_buf_t *v, char *errstr, size_t errstr_size)
 {
@@ -562,7 +945,10 @@ static int emit_list(load_t *ld, sstout_t *out, const rf_buf_t *k,
 
         if (rf_list_decode(v->data, v->len, &l) != 0)
                 return 0; /* we encoded it: cannot happen */
-        if ((rc = sstout_put(out, k->data, k->len, v->data, v->len, errstr,
+        /* The version key: run id, NUL, list key (runs.c). */
+        rf_buf_append(&lk, ld->o->run_id, rlen);
+        rf_buf_append(&lk, k->data, k->len);
+        if ((rc = sstout_put(out, lk.data, lk.len, v->data, v->len, errstr,
                              errstr_size)))
                 goto out;
         rf_checker_init(&ck, ld->st, NULL, l->subject_id, l->region);
@@ -570,7 +956,9 @@ static int emit_list(load_t *ld, sstout_t *out, const rf_buf_t *k,
                           new_subject(ld, l->surface, l->subject_id), &ck);
         rf_checker_clear(&ck);
 
-        rf_buf_append(&lk, k->data + rlen, k->len - rlen);
+        /* The index value's list reference: list key, NUL, run id. */
+        rf_buf_reset(&lk);
+        rf_buf_append(&lk, k->data, k->len);
         rf_buf_append(&lk, "", 1);
         rf_buf_append(&lk, ld->o->run_id, rlen - 1);
         rf_buf_put_str(&iv, l->region);

@@ -242,6 +242,8 @@ static const struct conf_row conf_table[] = {
           "fails the run."),
         C(INT, "load.memory_mb", load_memory_mb, "256", 8, 65536,
           "Bulk loader: sort buffer in MiB; bounds its memory, not file size."),
+        C(INT, "load.threads", load_threads, "0", 0, 64,
+          "Bulk loader: threads parsing JSON lines; 0 = one per CPU."),
         C(DUR, "load.wait", load_wait_ms, "10m", SEC_MS, DAY_MS,
           "CLI load/rollback: how long to wait for the daemon's verdict."),
 };

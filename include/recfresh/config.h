@@ -125,7 +125,8 @@ typedef struct rf_config {
         int64_t runs_purge_chunk;       /* lists deleted per step */
         int64_t runs_max_malformed_pct; /* bulk load: unparseable lines */
         int64_t load_memory_mb;         /* bulk loader sort buffer */
-        int64_t load_wait_ms;           /* CLI: wait for the daemon's verdict */
+        int64_t load_threads; /* bulk loader parse threads; 0 = CPUs */
+        int64_t load_wait_ms; /* CLI: wait for the daemon's verdict */
 
         /* pass-through and per-surface sections */
         rf_kv_t *kafka; /* librdkafka properties, in order given */

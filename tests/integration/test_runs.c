@@ -11,7 +11,8 @@
  *  - newer wins between incremental and batch lists;
  *  - a bulk load reads the same as the same lists through the topic, a ban
  *    taken during the load is honoured, a malformed line is reported with
- *    its line number.
+ *    its line number; a load parsed on several threads builds the job one
+ *    thread builds.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -594,6 +595,138 @@ static void test_malformed_line_reported(void **state)
         free(file);
 }
 
+/* Builds a job for \p file with load.threads = \p threads. @returns the
+ * encoded manifest and sets *reportp to what was reported. */
+static char *build_with_threads(const char *file, const char *threads,
+                                const char *job_name, rf_buf_t *manifest)
+{
+        char errstr[512];
+        rf_buf_t job = { 0 };
+        rf_run_info_t ri;
+        FILE *rep = tmpfile();
+        char *report = rf_calloc(1, 1 << 16);
+
+        assert_non_null(rep);
+        assert_int_equal(rf_config_set(&env.conf, "load.threads", threads,
+                                       errstr, sizeof(errstr)),
+                         0);
+        rf_bulkload_opts_t o = { .run_id = "pl-1",
+                                 .expected_lists = -1,
+                                 .report = rep };
+        rf_buf_printf(&job, "%s/%s", env.dir, job_name);
+        assert_int_equal(mkdir(job.data, 0755), 0);
+        assert_int_equal(rf_bulkload_build(store(), &env.conf, &o, file,
+                                           job.data, &ri, errstr,
+                                           sizeof(errstr)),
+                         0);
+        rf_run_info_encode(&ri, manifest);
+        rf_run_info_clear(&ri);
+        rewind(rep);
+        size_t n = fread(report, 1, (1 << 16) - 1, rep);
+        report[n] = '\0';
+        fclose(rep);
+        rf_buf_free(&job);
+        return report;
+}
+
+/* Many batches of lines parsed on several threads, and sort chunks spilled
+ * by a background thread: the job is the one a single parse thread builds
+ * (same manifest, same report in line order), and it serves what the file
+ * says, the newer of two lists for one key included. */
+static void test_parallel_load_same_as_one_thread(void **state)
+{
+        char result[1024], errstr[128];
+        rf_buf_t text = { 0 }, m1 = { 0 }, m3 = { 0 };
+        const int lists = 1200;
+        (void)state;
+
+        assert_int_equal(rf_config_set(&env.conf, "load.memory_mb", "8", errstr,
+                                       sizeof(errstr)),
+                         0);
+        for (int i = 0; i < lists; i++) {
+                char subj[32], lid[32];
+                rf_buf_t items = { 0 };
+                int u = (i * 7919) % lists; /* out of order */
+                snprintf(subj, sizeof(subj), "pl-u%05d", u);
+                snprintf(lid, sizeof(lid), "P%d", i);
+                /* 100 long ids: several sort chunks of 4 MiB */
+                for (int j = 0; j < 100; j++)
+                        rf_buf_printf(&items, "%sitem-%05d-%s", j ? "," : "",
+                                      (u + j * 37) % 5000,
+                                      "padding-to-make-the-entries-long");
+                const char *gen =
+                    i == 900 ? "2026-11-22T03:00:00Z" : "2026-11-22T02:00:00Z";
+                char *js = list_json(subj, "pl", NULL, lid, gen, items.data);
+                rf_buf_printf(&text, "%s\n", js);
+                free(js);
+                rf_buf_free(&items);
+                /* lines 301, 703 and 1104 (1-based, counting these extra
+                 * lines) are malformed; line 502 is blank */
+                if (i == 299 || i == 699 || i == 1099)
+                        rf_buf_printf(&text, "{\"subject_id\": nope\n");
+                if (i == 499)
+                        rf_buf_printf(&text, "\n");
+        }
+        /* a second list for the subject of line 1: older, so it loses */
+        char *old = list_json("pl-u00000", "pl", NULL, "P-old",
+                              "2026-11-22T01:00:00Z", "old-item");
+        rf_buf_printf(&text, "%s\n", old);
+        free(old);
+        char *file = write_file("pl.ndjson", text.data);
+
+        char *r1 = build_with_threads(file, "1", "job-pl-t1", &m1);
+        char *r3 = build_with_threads(file, "3", "job-pl-t3", &m3);
+        assert_string_equal(r1, r3);
+        assert_int_equal(m1.len, m3.len);
+        assert_memory_equal(m1.data, m3.data, m1.len);
+        /* reported in line order, with the right line numbers */
+        char *a = h_fmt("%s:301: invalid_json", file);
+        char *b = h_fmt("%s:703: invalid_json", file);
+        char *c = h_fmt("%s:1104: invalid_json", file);
+        assert_non_null(strstr(r3, a));
+        assert_true(strstr(r3, a) < strstr(r3, b));
+        assert_true(strstr(r3, b) < strstr(r3, c));
+        rf_run_info_t ri;
+        assert_int_equal(rf_run_info_decode(m3.data, m3.len, &ri), 0);
+        assert_int_equal(ri.malformed, 3);
+        rf_run_info_clear(&ri);
+
+        char *job = h_fmt("%s/job-pl-t3", env.dir);
+        assert_int_equal(rf_runs_run_job(NULL, &env.conf, job, "load", result,
+                                         sizeof(result), errstr,
+                                         sizeof(errstr)),
+                         0);
+        free(job);
+        assert_non_null(strstr(result, "ok"));
+        wait_state("pl-1", RF_RUN_ACTIVE);
+        /* line 1 is subject 0 (P0): it beats the older P-old */
+        char *s0 = h_served(&env, "pl-u00000", "pl", NULL);
+        assert_non_null(strstr(s0, "item-00000-"));
+        assert_null(strstr(s0, "old-item"));
+        /* every subject's first item is its own */
+        for (int u = 0; u < lists; u += 97) {
+                char subj[32], want[32];
+                snprintf(subj, sizeof(subj), "pl-u%05d", u);
+                snprintf(want, sizeof(want), "item-%05d-", u % 5000);
+                char *got = h_served(&env, subj, "pl", NULL);
+                assert_memory_equal(got, want, strlen(want));
+                free(got);
+        }
+        assert_int_equal(rf_config_set(&env.conf, "load.threads", "0", errstr,
+                                       sizeof(errstr)),
+                         0);
+        free(s0);
+        free(a);
+        free(b);
+        free(c);
+        free(r1);
+        free(r3);
+        free(file);
+        rf_buf_free(&text);
+        rf_buf_free(&m1);
+        rf_buf_free(&m3);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -608,6 +741,7 @@ int main(void)
                 cmocka_unit_test(test_bulk_load_same_as_topic),
                 cmocka_unit_test(test_ban_during_load),
                 cmocka_unit_test(test_malformed_line_reported),
+                cmocka_unit_test(test_parallel_load_same_as_one_thread),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
