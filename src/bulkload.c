@@ -2,10 +2,15 @@
  * recfresh - the bulk loader (see bulkload.h): line reader (plain or zstd),
  * a bounded-memory external sorter, and the three passes:
  *
- *   1. parse each line, key it run_id \0 list key, feed the list sorter;
+ *   1. parse lines on load.threads workers, key each by its list key and
+ *      feed the list sorter in file order;
  *   2. merge the list sorter: drop older duplicates, measure each list for
- *      validation, write the version SST files, feed the index sorter;
- *   3. merge the index sorter into the index SST files.
+ *      validation, write the version SST files (run id, NUL, list key),
+ *      feed the index sorters (one per kind);
+ *   3. merge each kind's index sorter into its SST files, side by side.
+ *
+ * Each sorter spills one half of its budget from a background thread while
+ * the other half fills.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +30,17 @@
 #define SST_MAX_BYTES ((size_t)256 << 20)
 #define READ_CHUNK    (128 * 1024)
 #define REPORT_MAX    100 /* malformed lines reported; the rest counted */
+
+/* The reverse index's kinds, in key order; each has its own sorter and its
+ * own SST files (index-c-*, index-i-*, index-k-*), so the three merges run
+ * side by side and their files never overlap. */
+#define IDX_KINDS 3
+static const char idx_kinds[IDX_KINDS] = { RF_IDX_CREATOR, RF_IDX_ITEM,
+                                           RF_IDX_CAMPAIGN };
+static const char *const idx_run_tags[IDX_KINDS] = { "xrun-c", "xrun-i",
+                                                     "xrun-k" };
+static const char *const idx_sst_tags[IDX_KINDS] = { "index-c", "index-i",
+                                                     "index-k" };
 
 /* ---- line reader --------------------------------------------------------*/
 
@@ -581,8 +597,9 @@ typedef struct load {
         const rf_bulkload_opts_t *o;
         const char *input;
         rf_run_info_t *ri;
-        sorter_t lists, index;
-        int64_t newest; /* generated_at of the newest list */
+        sorter_t lists;
+        sorter_t index[IDX_KINDS]; /* one per kind: merged side by side */
+        int64_t newest;            /* generated_at of the newest list */
         size_t reported;
         /* last subject seen per surface, for distinct subject counts */
         char **last_surface, **last_subject;
@@ -965,16 +982,15 @@ static int emit_list(load_t *ld, sstout_t *out, const rf_buf_t *k,
         rf_buf_put_str(&iv, l->list_id);
         for (size_t i = 0; i < l->item_cnt && rc == 0; i++) {
                 const rf_entry_t *e = &l->items[i];
-                const char kinds[3] = { RF_IDX_ITEM, RF_IDX_CREATOR,
-                                        RF_IDX_CAMPAIGN };
-                const char *ids[3] = { e->item_id, e->creator_id,
-                                       e->campaign_id };
-                for (int j = 0; j < 3 && rc == 0; j++) {
+                const char *ids[IDX_KINDS] = { e->creator_id, e->item_id,
+                                               e->campaign_id };
+                for (int j = 0; j < IDX_KINDS && rc == 0; j++) {
                         if (!*ids[j])
                                 continue;
                         rf_buf_reset(&ik);
-                        rf_key_index(&ik, kinds[j], ids[j], lk.data, lk.len);
-                        rc = sorter_add(&ld->index, ik.data, ik.len, iv.data,
+                        rf_key_index(&ik, idx_kinds[j], ids[j], lk.data,
+                                     lk.len);
+                        rc = sorter_add(&ld->index[j], ik.data, ik.len, iv.data,
                                         iv.len, errstr, errstr_size);
                 }
         }
@@ -1053,13 +1069,25 @@ out:
         return rc;
 }
 
-static int pass_index(load_t *ld, const char *job_dir, char *errstr,
-                      size_t errstr_size)
+/* Pass 3 for one kind of the index: merges its sorter's runs into its
+ * SST files. */
+typedef struct idxpass {
+        load_t *ld;
+        const char *job_dir;
+        int kind; /* index into idx_kinds */
+        int rc;
+        char err[512];
+} idxpass_t;
+
+static void *pass_index_kind(void *arg)
 {
+        idxpass_t *ip = arg;
+        load_t *ld = ip->ld;
+        sorter_t *s = &ld->index[ip->kind];
         sstout_t out = { ld->st,
                          RF_CF_INDEX,
-                         job_dir,
-                         "index",
+                         ip->job_dir,
+                         idx_sst_tags[ip->kind],
                          ld->o->sst_max_bytes ? ld->o->sst_max_bytes
                                               : SST_MAX_BYTES,
                          NULL,
@@ -1068,7 +1096,7 @@ static int pass_index(load_t *ld, const char *job_dir, char *errstr,
         merger_t mg = { 0 };
         int have = 0, rc, m;
 
-        if ((rc = merger_open(&mg, &ld->index, errstr, errstr_size)))
+        if ((rc = merger_open(&mg, s, ip->err, sizeof(ip->err))))
                 goto out;
         while (rc == 0 && (m = merger_min(&mg)) >= 0) {
                 mrun_t *r = &mg.runs[m];
@@ -1076,7 +1104,7 @@ static int pass_index(load_t *ld, const char *job_dir, char *errstr,
                 if (!have ||
                     key_cmp(last.data, last.len, r->k.data, r->k.len)) {
                         rc = sstout_put(&out, r->k.data, r->k.len, r->v.data,
-                                        r->v.len, errstr, errstr_size);
+                                        r->v.len, ip->err, sizeof(ip->err));
                         rf_buf_reset(&last);
                         rf_buf_append(&last, r->k.data, r->k.len);
                         have = 1;
@@ -1084,14 +1112,41 @@ static int pass_index(load_t *ld, const char *job_dir, char *errstr,
                 mrun_next(r);
         }
         if (rc == 0)
-                rc = sstout_close(&out, errstr, errstr_size);
+                rc = sstout_close(&out, ip->err, sizeof(ip->err));
 out:
         if (out.cur)
                 rf_sst_destroy(out.cur);
         merger_close(&mg);
-        sorter_free(&ld->index);
+        sorter_free(s);
         rf_buf_free(&last);
-        return rc;
+        ip->rc = rc;
+        return NULL;
+}
+
+/* Pass 3: the kinds' merges, each on its own thread. */
+static int pass_index(load_t *ld, const char *job_dir, char *errstr,
+                      size_t errstr_size)
+{
+        idxpass_t ip[IDX_KINDS];
+        pthread_t th[IDX_KINDS];
+        int started[IDX_KINDS] = { 0 };
+
+        for (int k = 0; k < IDX_KINDS; k++) {
+                ip[k] = (idxpass_t){ .ld = ld, .job_dir = job_dir, .kind = k };
+                started[k] =
+                    pthread_create(&th[k], NULL, pass_index_kind, &ip[k]) == 0;
+                if (!started[k])
+                        pass_index_kind(&ip[k]); /* no thread: here */
+        }
+        for (int k = 0; k < IDX_KINDS; k++)
+                if (started[k])
+                        pthread_join(th[k], NULL);
+        for (int k = 0; k < IDX_KINDS; k++)
+                if (ip[k].rc) {
+                        snprintf(errstr, errstr_size, "%s", ip[k].err);
+                        return ip[k].rc;
+                }
+        return 0;
 }
 
 int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
@@ -1118,12 +1173,15 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
                         ri->surfaces[i] = rf_strdup(o->surfaces[i]);
                 ri->surface_cnt = o->surface_cnt;
         }
-        /* The two sorters never hold their buffers at the same time, but
-         * the list merge runs beside the index sorter: share the budget. */
+        /* The list sorter's buffers are gone before the index sorters
+         * fill theirs (the list merge needs little): each side gets the
+         * budget, the index's split between its kinds. */
         ld.lists =
             (sorter_t){ .dir = job_dir, .tag = "lists", .budget = budget };
-        ld.index =
-            (sorter_t){ .dir = job_dir, .tag = "index", .budget = budget };
+        for (int k = 0; k < IDX_KINDS; k++)
+                ld.index[k] = (sorter_t){ .dir = job_dir,
+                                          .tag = idx_run_tags[k],
+                                          .budget = budget / IDX_KINDS };
 
         rc = pass_parse(&ld, errstr, errstr_size);
         if (rc == 0)
@@ -1147,7 +1205,8 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
                 }
         }
         sorter_free(&ld.lists);
-        sorter_free(&ld.index);
+        for (int k = 0; k < IDX_KINDS; k++)
+                sorter_free(&ld.index[k]);
         for (size_t i = 0; i < ld.last_cnt; i++) {
                 free(ld.last_surface[i]);
                 free(ld.last_subject[i]);
