@@ -625,7 +625,7 @@ static void report(load_t *ld, uint64_t lineno, const char *reason,
  * in flight (a few per worker), not by the file. */
 
 #define BATCH_LINES 256
-#define BATCH_BYTES ((size_t)1 << 20)
+#define BATCH_BYTES ((size_t)1 << 20) /* at most; see pipe_start() */
 #define MAX_WORKERS 64
 
 typedef enum { LINE_OK, LINE_BLANK, LINE_BAD } line_kind_t;
@@ -662,6 +662,7 @@ typedef struct parsepipe {
         rf_limits_t lim;
         pthread_t th[MAX_WORKERS];
         size_t workers;
+        size_t batch_bytes; /* a batch's text, from the memory budget */
 } parsepipe_t;
 
 static void line_bad(pbatch_t *b, pline_t *pl, const char *reason,
@@ -783,6 +784,12 @@ static void pipe_start(parsepipe_t *pp, const load_t *ld)
         pp->lim = rf_config_limits(ld->conf);
         pp->workers = load_threads(ld->conf);
         pp->nb = 2 * pp->workers + 2;
+        /* Batches in flight hold their text and about as much output:
+         * together at most a quarter of load.memory_mb. */
+        pp->batch_bytes =
+            ((size_t)ld->conf->load_memory_mb << 20) / (8 * pp->nb);
+        if (pp->batch_bytes > BATCH_BYTES)
+                pp->batch_bytes = BATCH_BYTES;
         pp->b = rf_calloc(pp->nb, sizeof(*pp->b));
         json_object_seed(0); /* before threads create objects (jansson) */
         for (size_t i = 0; i < pp->workers; i++)
@@ -812,15 +819,15 @@ static void pipe_stop(parsepipe_t *pp)
 }
 
 /* Fills \p b with the next lines. @returns 1 at the end of the input. */
-static int batch_fill(reader_t *rd, size_t max, pbatch_t *b, uint64_t *lineno,
-                      rf_buf_t *line)
+static int batch_fill(reader_t *rd, size_t max, size_t bytes, pbatch_t *b,
+                      uint64_t *lineno, rf_buf_t *line)
 {
         int too_long, eof = 0;
 
         rf_buf_reset(&b->text);
         b->n = 0;
         b->lineno = *lineno + 1;
-        while (b->n < BATCH_LINES && b->text.len < BATCH_BYTES) {
+        while (b->n < BATCH_LINES && b->text.len < bytes) {
                 if (reader_line(rd, line, max, &too_long) != 0) {
                         eof = 1;
                         break;
@@ -884,8 +891,8 @@ static int pass_parse(load_t *ld, char *errstr, size_t errstr_size)
         while (rc == 0) {
                 if (!eof && queued - applied < pp.nb) {
                         pbatch_t *b = &pp.b[queued % pp.nb];
-                        eof = batch_fill(&rd, lim.max_record_bytes + 1, b,
-                                         &lineno, &line);
+                        eof = batch_fill(&rd, lim.max_record_bytes + 1,
+                                         pp.batch_bytes, b, &lineno, &line);
                         if (!b->n)
                                 continue;
                         pthread_mutex_lock(&pp.lock);
