@@ -29,6 +29,7 @@
 #include <assert.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,38 +166,61 @@ static size_t align8(size_t n)
         return (n + 7) & ~(size_t)7;
 }
 
-int rf_list_decode(const char *buf, size_t len, rf_list_t **listp)
+/* Decodes the header and the first \p max items (all when fewer); with
+ * \p max >= the item count the buffer must end after the last item. */
+static int decode_items(const char *buf, size_t len, size_t max,
+                        rf_list_t **listp, size_t *total)
 {
         rf_cur_t c = { buf, buf + len, 0 };
         rf_list_t h;
-        size_t rc_total;
+        size_t rc_total, n;
 
         *listp = NULL;
         if (!buf)
                 return RF_EINVAL;
         get_header(&c, &h);
-        rc_total = get_items(&c, h.item_cnt, NULL, NULL);
-        if (c.err || c.p != c.end)
+        n = h.item_cnt < max ? h.item_cnt : max;
+        rc_total = get_items(&c, n, NULL, NULL);
+        if (c.err || (n == h.item_cnt && c.p != c.end))
                 return RF_EINVAL;
 
-        /* item_cnt and rc_total are bounded by len, so no overflow here. */
+        /* Only the bytes walked are copied: the strings point into them.
+         * item_cnt and rc_total are bounded by len, so no overflow here. */
+        size_t used = (size_t)(c.p - buf);
         size_t off_items = align8(sizeof(rf_list_t));
-        size_t off_rcs = off_items + h.item_cnt * sizeof(rf_entry_t);
+        size_t off_rcs = off_items + n * sizeof(rf_entry_t);
         size_t off_bytes = off_rcs + rc_total * sizeof(const char *);
-        char *mem = rf_malloc(off_bytes + len);
+        char *mem = rf_malloc(off_bytes + used);
         rf_list_t *l = (rf_list_t *)(void *)mem;
         char *copy = mem + off_bytes;
 
-        memcpy(copy, buf, len);
-        c = (rf_cur_t){ copy, copy + len, 0 };
+        memcpy(copy, buf, used);
+        /* The header's item count was bounded against the whole buffer;
+         * the copy may end earlier, so the walk gets the real end and the
+         * count is set after it. */
+        c = (rf_cur_t){ copy, copy + used, 0 };
         get_header(&c, l);
+        c.err = 0;
+        l->item_cnt = n;
         l->items = (rf_entry_t *)(void *)(mem + off_items);
-        get_items(&c, l->item_cnt, l->items,
-                  (const char **)(void *)(mem + off_rcs));
+        get_items(&c, n, l->items, (const char **)(void *)(mem + off_rcs));
         assert(!c.err && c.p == c.end); /* same bytes as the first walk */
         l->mem_ = mem;
         *listp = l;
+        if (total)
+                *total = h.item_cnt;
         return RF_OK;
+}
+
+int rf_list_decode(const char *buf, size_t len, rf_list_t **listp)
+{
+        return decode_items(buf, len, SIZE_MAX, listp, NULL);
+}
+
+int rf_list_decode_head(const char *buf, size_t len, size_t max,
+                        rf_list_t **listp, size_t *total)
+{
+        return decode_items(buf, len, max, listp, total);
 }
 
 int rf_list_decode_header(const char *buf, size_t len, rf_list_t **listp)

@@ -3,6 +3,7 @@
  * if the subject's consent forbids it, then walk entries in stored order and
  * serve those that survive every tombstone, counting the rest by reason.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,11 +25,23 @@ const char *rf_read_status2str(rf_read_status_t s)
         return "unknown";
 }
 
+/* Entries decoded beyond the limit before the first check: most reads
+ * find enough survivors among them and never decode the rest. */
+static size_t head_for(size_t limit)
+{
+        return limit ? limit + limit / 2 + 8 : SIZE_MAX;
+}
+
+/* Set answers taken per lock: the entries still wanted, and a few. */
+#define FLAGS_MAX 64
+
 int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                  const rf_read_req_t *req, rf_read_result_t *res)
 {
         const char *ctx_key = req->context_key ? req->context_key : "";
         rf_buf_t k = { 0 }, v = { 0 };
+        uint8_t flags[FLAGS_MAX];
+        size_t total = 0, fl_from = 0, fl_cnt = 0;
         rf_checker_t ck;
         rf_idset_t seen;
         int r;
@@ -49,31 +62,64 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                 rf_buf_free(&v);
                 return 0;
         }
-        if (r == 0 && rf_list_decode(v.data, v.len, &res->list) != 0) {
+        if (r == 0 && rf_list_decode_head(v.data, v.len, head_for(req->limit),
+                                          &res->list, &total) != 0) {
                 rf_log_error("read", "stored list %s/%s is corrupt",
                              req->surface, ctx_key);
                 r = RF_ESTORE;
         }
-        rf_buf_free(&v);
-        if (r != 0)
+        if (r != 0) {
+                rf_buf_free(&v);
                 return r;
+        }
 
         res->status = RF_READ_FOUND;
-        const rf_list_t *l = res->list;
-        size_t want = req->limit ? req->limit : l->item_cnt;
-        res->served = rf_calloc(want < l->item_cnt ? want : l->item_cnt,
+        size_t want = req->limit ? req->limit : total;
+        res->served = rf_calloc(want < total ? want
+                                : total      ? total
+                                             : 1,
                                 sizeof(*res->served));
-        rf_checker_init(&ck, st, NULL, req->subject_id, l->region);
-        rf_idset_init(&seen, l->item_cnt);
-        for (size_t i = 0; i < l->item_cnt && res->served_cnt < want; i++) {
-                const rf_entry_t *e = &l->items[i];
+        rf_checker_init(&ck, st, NULL, req->subject_id, res->list->region);
+        rf_idset_init(&seen, total);
+        for (size_t i = 0; i < total && res->served_cnt < want; i++) {
+                if (i == res->list->item_cnt) {
+                        /* Past the decoded head: decode the whole list and
+                         * point what was served into it. */
+                        rf_list_t *all;
+                        if (rf_list_decode(v.data, v.len, &all) != 0) {
+                                rf_log_error("read",
+                                             "stored list %s/%s is corrupt",
+                                             req->surface, ctx_key);
+                                ck.err = RF_ESTORE;
+                                break;
+                        }
+                        for (size_t j = 0; j < res->served_cnt; j++)
+                                res->served[j].entry =
+                                    &all->items[res->served[j].position];
+                        rf_list_destroy(res->list);
+                        res->list = all;
+                        ck.region = all->region; /* it pointed into the head */
+                }
+                const rf_entry_t *e = &res->list->items[i];
                 rf_filter_t f;
 
+                if (i >= fl_from + fl_cnt) {
+                        /* The set's answers for the entries still wanted
+                         * (and a few), under one lock. */
+                        size_t n = want - res->served_cnt + 4;
+                        if (n > FLAGS_MAX)
+                                n = FLAGS_MAX;
+                        if (n > res->list->item_cnt - i)
+                                n = res->list->item_cnt - i;
+                        rf_checker_flags(&ck, e, n, flags);
+                        fl_from = i;
+                        fl_cnt = n;
+                }
                 res->scanned++;
                 if (rf_idset_add(&seen, e->item_id))
                         f = RF_FILTER_DUPLICATE;
                 else
-                        f = rf_checker_check(&ck, e);
+                        f = rf_checker_check_flags(&ck, e, flags[i - fl_from]);
                 if (f != RF_FILTER_NONE) {
                         res->filtered[f]++;
                         continue;
@@ -82,6 +128,7 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                 res->served[res->served_cnt].position = (uint32_t)i;
                 res->served_cnt++;
         }
+        rf_buf_free(&v);
         rf_idset_free(&seen);
         r = ck.err;
         rf_checker_clear(&ck);

@@ -20,9 +20,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/params.h>
 #include <rocksdb/c.h>
 
 #include "recfresh/log.h"
@@ -61,8 +60,11 @@ struct rf_store {
         rocksdb_writeoptions_t *wopts;
         unsigned char salt[32];     /* pseudonym key, from meta "salt" */
         struct rf_tombset *tombset; /* not owned (tomb_set.h) */
-        EVP_MAC_CTX *hmac;          /* HMAC-SHA256 keyed with salt: each
-                                     * pseudonym dups it (no key setup) */
+        EVP_MD_CTX *hmac_in;        /* HMAC-SHA256 keyed with salt: SHA-256
+                                     * after the inner padded key, */
+        EVP_MD_CTX *hmac_out;       /* and after the outer one; each
+                                     * pseudonym copies them (no key setup,
+                                     * less than half EVP_MAC_CTX_dup) */
         int hide_summary;           /* meta "hide_summary": every user's
                                      * hide summary key is kept (keys.h) */
         uint64_t id;                /* unique in the process (rf_store_id) */
@@ -105,8 +107,9 @@ static int store_err(char *err, const char *what, char *errstr,
 
 static void store_free_opts(rf_store_t *st)
 {
-        EVP_MAC_CTX_free(st->hmac);
-        st->hmac = NULL;
+        EVP_MD_CTX_free(st->hmac_in);
+        EVP_MD_CTX_free(st->hmac_out);
+        st->hmac_in = st->hmac_out = NULL;
         for (int i = 0; i < RF_CF__CNT; i++)
                 if (st->cf_opts[i])
                         rocksdb_options_destroy(st->cf_opts[i]);
@@ -237,23 +240,32 @@ static int store_load_salt(rf_store_t *st, char *errstr, size_t errstr_size)
         return r;
 }
 
-/* Keys st->hmac with the salt once; rf_store_pseudonym dups it. */
+/* Keys the HMAC with the salt once (RFC 2104: SHA-256 over the key, padded
+ * to the 64-byte block, xor 0x36 then 0x5c); rf_store_pseudonym copies the
+ * two digest states. */
 static int store_hmac_init(rf_store_t *st)
 {
-        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        OSSL_PARAM params[] = {
-                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 (char *)"SHA256", 0),
-                OSSL_PARAM_construct_end(),
-        };
+        unsigned char ipad[64], opad[64];
         int ok;
 
-        if (!mac)
-                return -1;
-        st->hmac = EVP_MAC_CTX_new(mac);
-        EVP_MAC_free(mac); /* the ctx holds its own reference */
-        ok = st->hmac &&
-             EVP_MAC_init(st->hmac, st->salt, sizeof(st->salt), params);
+        _Static_assert(sizeof(st->salt) <= sizeof(ipad),
+                       "an HMAC key longer than the block is hashed first");
+        EVP_MD_CTX_free(st->hmac_in);
+        EVP_MD_CTX_free(st->hmac_out);
+        for (size_t i = 0; i < sizeof(ipad); i++) {
+                unsigned char k = i < sizeof(st->salt) ? st->salt[i] : 0;
+                ipad[i] = k ^ 0x36;
+                opad[i] = k ^ 0x5c;
+        }
+        st->hmac_in = EVP_MD_CTX_new();
+        st->hmac_out = EVP_MD_CTX_new();
+        ok = st->hmac_in && st->hmac_out &&
+             EVP_DigestInit_ex(st->hmac_in, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(st->hmac_in, ipad, sizeof(ipad)) &&
+             EVP_DigestInit_ex(st->hmac_out, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(st->hmac_out, opad, sizeof(opad));
+        OPENSSL_cleanse(ipad, sizeof(ipad));
+        OPENSSL_cleanse(opad, sizeof(opad));
         return ok ? 0 : -1;
 }
 
@@ -432,16 +444,18 @@ int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
 void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
                         unsigned char out[16])
 {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        size_t mdlen = 0;
-        EVP_MAC_CTX *c = EVP_MAC_CTX_dup(st->hmac);
+        unsigned char inner[32], md[32];
+        unsigned int len = 0;
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
 
-        if (!c ||
-            !EVP_MAC_update(c, (const unsigned char *)subject_id,
-                            strlen(subject_id)) ||
-            !EVP_MAC_final(c, md, &mdlen, sizeof(md)) || mdlen < 16)
+        if (!c || !EVP_MD_CTX_copy_ex(c, st->hmac_in) ||
+            !EVP_DigestUpdate(c, subject_id, strlen(subject_id)) ||
+            !EVP_DigestFinal_ex(c, inner, &len) || len != sizeof(inner) ||
+            !EVP_MD_CTX_copy_ex(c, st->hmac_out) ||
+            !EVP_DigestUpdate(c, inner, sizeof(inner)) ||
+            !EVP_DigestFinal_ex(c, md, &len) || len != sizeof(md))
                 abort(); /* out of memory: no pseudonym is no key */
-        EVP_MAC_CTX_free(c);
+        EVP_MD_CTX_free(c);
         memcpy(out, md, 16);
 }
 
@@ -591,8 +605,6 @@ int rf_store_set_salt(rf_store_t *st, const unsigned char salt[32],
         rf_txn_destroy(txn);
         if (r == 0) {
                 memcpy(st->salt, salt, sizeof(st->salt));
-                EVP_MAC_CTX_free(st->hmac);
-                st->hmac = NULL;
                 if (store_hmac_init(st)) {
                         snprintf(errstr, errstr_size,
                                  "HMAC-SHA256: not available");

@@ -21,7 +21,8 @@ static size_t find(const rf_strset_t *set, const char *s, uint64_t h)
 {
         size_t mask = set->size - 1, j = h & mask;
 
-        while (set->slot[j] && (set->hash[j] != h || strcmp(set->slot[j], s)))
+        while (set->slot[j].str &&
+               (set->slot[j].hash != h || strcmp(set->slot[j].str, s)))
                 j = (j + 1) & mask;
         return j;
 }
@@ -32,16 +33,12 @@ static void grow(rf_strset_t *set)
 
         next.size = set->size ? set->size * 2 : 16;
         next.slot = rf_calloc(next.size, sizeof(*next.slot));
-        next.hash = rf_calloc(next.size, sizeof(*next.hash));
         for (size_t i = 0; i < set->size; i++)
-                if (set->slot[i]) {
-                        size_t j = find(&next, set->slot[i], set->hash[i]);
-                        next.slot[j] = set->slot[i];
-                        next.hash[j] = set->hash[i];
-                }
+                if (set->slot[i].str)
+                        next.slot[find(&next, set->slot[i].str,
+                                       set->slot[i].hash)] = set->slot[i];
         next.cnt = set->cnt;
         free(set->slot);
-        free(set->hash);
         *set = next;
 }
 
@@ -53,10 +50,9 @@ int rf_strset_add(rf_strset_t *set, const char *s)
         if ((set->cnt + 1) * 2 > set->size)
                 grow(set);
         j = find(set, s, h);
-        if (set->slot[j])
+        if (set->slot[j].str)
                 return 0;
-        set->slot[j] = rf_strdup(s);
-        set->hash[j] = h;
+        set->slot[j] = (rf_strslot_t){ h, rf_strdup(s) };
         set->cnt++;
         return 1;
 }
@@ -68,19 +64,18 @@ int rf_strset_del(rf_strset_t *set, const char *s)
         if (!set->cnt)
                 return 0;
         i = find(set, s, rf_hash_str(s));
-        if (!set->slot[i])
+        if (!set->slot[i].str)
                 return 0;
-        free(set->slot[i]);
-        set->slot[i] = NULL;
+        free(set->slot[i].str);
+        set->slot[i].str = NULL;
         set->cnt--;
         /* Backward shift: move up every later member of the run whose home
          * slot is not between the hole and it, so probes still find it. */
-        for (j = (i + 1) & mask; set->slot[j]; j = (j + 1) & mask) {
-                size_t home = set->hash[j] & mask;
+        for (j = (i + 1) & mask; set->slot[j].str; j = (j + 1) & mask) {
+                size_t home = set->slot[j].hash & mask;
                 if (((j - home) & mask) >= ((j - i) & mask)) {
                         set->slot[i] = set->slot[j];
-                        set->hash[i] = set->hash[j];
-                        set->slot[j] = NULL;
+                        set->slot[j].str = NULL;
                         i = j;
                 }
         }
@@ -89,7 +84,7 @@ int rf_strset_del(rf_strset_t *set, const char *s)
 
 int rf_strset_has_hash(const rf_strset_t *set, const char *s, uint64_t hash)
 {
-        return set->cnt && set->slot[find(set, s, hash)] != NULL;
+        return set->cnt && set->slot[find(set, s, hash)].str != NULL;
 }
 
 int rf_strset_has(const rf_strset_t *set, const char *s)
@@ -100,8 +95,7 @@ int rf_strset_has(const rf_strset_t *set, const char *s)
 void rf_strset_clear(rf_strset_t *set)
 {
         for (size_t i = 0; i < set->size; i++)
-                free(set->slot[i]);
+                free(set->slot[i].str);
         free(set->slot);
-        free(set->hash);
         memset(set, 0, sizeof(*set));
 }

@@ -52,6 +52,14 @@ static int consent_revoked(rf_store_t *st, rf_txn_t *txn,
 
 static int purged_pn(rf_store_t *st, rf_txn_t *txn, const unsigned char pn[16])
 {
+        static const int purging[] = { RF_SCOPE_ALL, RF_SCOPE_PERSONALIZATION };
+        rf_tombset_t *ts = rf_store_tombset(st);
+        int r;
+
+        /* Both scopes from the set under one lock, when it knows. */
+        if (ts &&
+            !((r = rf_tombset_consent_any(ts, pn, purging, 2)) & RF_TS_UNKNOWN))
+                return r == RF_TS_REVOKED;
         return consent_revoked(st, txn, pn, RF_SCOPE_ALL) ||
                consent_revoked(st, txn, pn, RF_SCOPE_PERSONALIZATION);
 }

@@ -51,10 +51,26 @@ void rf_tombset_destroy(rf_tombset_t *ts)
 
 /* A consent state's id in the set: the key's pseudonym in hex and its
  * scope in decimal (the key is binary). */
+/* Writes ".scope" after the 32 hex digits of a consent id. */
+static void consent_scope_id(char out[40], int scope)
+{
+        unsigned v = (unsigned)scope & 0xff;
+        char *p = out + 32;
+
+        /* On the read path: no printf. */
+        *p++ = '.';
+        if (v >= 100)
+                *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+                *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p = '\0';
+}
+
 static void consent_id(const unsigned char pn[16], int scope, char out[40])
 {
         rf_hex(pn, 16, out);
-        snprintf(out + 32, 8, ".%d", scope & 0xff);
+        consent_scope_id(out, scope);
 }
 
 /* The id in tombstone key \p key of \p klen bytes, up to the first NUL
@@ -192,6 +208,31 @@ int rf_tombset_item(rf_tombset_t *ts, const char *item_id)
         return r;
 }
 
+void rf_tombset_entries(rf_tombset_t *ts, const rf_entry_t *e, size_t n,
+                        uint8_t *out)
+{
+        pthread_rwlock_rdlock(&ts->lock);
+        for (size_t i = 0; i < n; i++) {
+                const char *item = e[i].item_id, *cmp = e[i].campaign_id;
+                uint64_t h;
+                if (!ts->valid) {
+                        out[i] = RF_TS_UNKNOWN;
+                        continue;
+                }
+                h = rf_hash_str(item);
+                out[i] = (uint8_t)((rf_strset_has_hash(&ts->banned, item, h)
+                                        ? RF_TS_BANNED
+                                        : 0) |
+                                   (rf_strset_has_hash(&ts->stocked, item, h)
+                                        ? RF_TS_STOCK
+                                        : 0) |
+                                   (*cmp && rf_strset_has(&ts->campaigns, cmp)
+                                        ? RF_TS_EXPIRED
+                                        : 0));
+        }
+        pthread_rwlock_unlock(&ts->lock);
+}
+
 /* @returns \p flag if \p id is in \p set, 0 if not, or RF_TS_UNKNOWN. */
 static int member(rf_tombset_t *ts, const rf_strset_t *set, const char *id,
                   int flag)
@@ -212,10 +253,26 @@ int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id)
 int rf_tombset_consent(rf_tombset_t *ts, const unsigned char pseudonym[16],
                        int scope)
 {
-        char id[40];
+        return rf_tombset_consent_any(ts, pseudonym, &scope, 1);
+}
 
-        consent_id(pseudonym, scope, id);
-        return member(ts, &ts->consent, id, RF_TS_REVOKED);
+int rf_tombset_consent_any(rf_tombset_t *ts, const unsigned char pseudonym[16],
+                           const int *scopes, size_t n)
+{
+        char id[40];
+        int r = 0;
+
+        rf_hex(pseudonym, 16, id);
+        pthread_rwlock_rdlock(&ts->lock);
+        if (!ts->valid)
+                r = RF_TS_UNKNOWN;
+        for (size_t i = 0; i < n && !r; i++) {
+                consent_scope_id(id, scopes[i]);
+                if (rf_strset_has(&ts->consent, id))
+                        r = RF_TS_REVOKED;
+        }
+        pthread_rwlock_unlock(&ts->lock);
+        return r;
 }
 
 size_t rf_tombset_count(rf_tombset_t *ts)

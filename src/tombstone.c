@@ -156,17 +156,25 @@ static int in_strv(const char **v, size_t cnt, const char *s)
         return 0;
 }
 
-rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
+void rf_checker_flags(rf_checker_t *ck, const rf_entry_t *e, size_t n,
+                      uint8_t *out)
+{
+        if (ck->ts)
+                rf_tombset_entries(ck->ts, e, n, out);
+        else
+                memset(out, RF_TS_UNKNOWN, n);
+}
+
+rf_filter_t rf_checker_check_flags(rf_checker_t *ck, const rf_entry_t *e,
+                                   int ts)
 {
         /* The set answers bans and expiries exactly, and "surely not" for
          * the stock of nearly every item; only its stock members and
          * everything when it is absent or unloaded are looked up. */
-        int item = ck->ts ? rf_tombset_item(ck->ts, e->item_id) : RF_TS_UNKNOWN;
-
-        if ((item & RF_TS_BANNED) ||
-            ((item & RF_TS_UNKNOWN) && rf_ban_check(ck, e->item_id)))
+        if ((ts & RF_TS_BANNED) ||
+            ((ts & RF_TS_UNKNOWN) && rf_ban_check(ck, e->item_id)))
                 return RF_FILTER_BANNED;
-        if ((item & (RF_TS_STOCK | RF_TS_UNKNOWN)) &&
+        if ((ts & (RF_TS_STOCK | RF_TS_UNKNOWN)) &&
             rf_stock_check_out(ck, e->item_id))
                 return RF_FILTER_OUT_OF_STOCK;
         if (ck->hidden_item_cnt &&
@@ -175,15 +183,19 @@ rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
         if (*e->creator_id && ck->hidden_creator_cnt &&
             in_strv(ck->hidden_creators, ck->hidden_creator_cnt, e->creator_id))
                 return RF_FILTER_HIDDEN_CREATOR;
-        if (*e->campaign_id) {
-                int cmp = ck->ts ? rf_tombset_campaign(ck->ts, e->campaign_id)
-                                 : RF_TS_UNKNOWN;
-                if ((cmp & RF_TS_EXPIRED) ||
-                    ((cmp & RF_TS_UNKNOWN) &&
-                     rf_campaign_check(ck, e->campaign_id)))
-                        return RF_FILTER_CAMPAIGN_EXPIRED;
-        }
+        if (*e->campaign_id &&
+            ((ts & RF_TS_EXPIRED) ||
+             ((ts & RF_TS_UNKNOWN) && rf_campaign_check(ck, e->campaign_id))))
+                return RF_FILTER_CAMPAIGN_EXPIRED;
         return RF_FILTER_NONE;
+}
+
+rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
+{
+        uint8_t ts;
+
+        rf_checker_flags(ck, e, 1, &ts);
+        return rf_checker_check_flags(ck, e, ts);
 }
 
 void rf_checker_clear(rf_checker_t *ck)

@@ -70,6 +70,15 @@ void rf_list_encode(const rf_list_t *list, rf_buf_t *out);
 int rf_list_decode(const char *buf, size_t len, rf_list_t **listp);
 
 /**
+ * rf_list_decode() of the header and the first \p max items only (all of
+ * them when the list has fewer): (*listp)->item_cnt is the number decoded
+ * and *total the list's. The bytes after them are neither read nor
+ * validated; a caller that runs out decodes the whole list.
+ */
+int rf_list_decode_head(const char *buf, size_t len, size_t max,
+                        rf_list_t **listp, size_t *total);
+
+/**
  * Decodes only the header (everything but items) of the binary form:
  * cheaper when a caller needs generated_at or lineage only.
  * item_cnt is set, items is NULL.

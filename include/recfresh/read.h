@@ -36,7 +36,9 @@ typedef struct rf_served {
 
 typedef struct rf_read_result {
         rf_read_status_t status;
-        rf_list_t *list;     /* the stored list (owned) or NULL */
+        rf_list_t *list;     /* the stored list (owned) or NULL; holds at
+                              * least the entries scanned (a read decodes
+                              * only as many as it needs) */
         rf_served_t *served; /* owned */
         size_t served_cnt;
         size_t filtered[RF_FILTER__CNT]; /* entries skipped, by reason */

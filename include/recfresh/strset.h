@@ -10,11 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A slot: the hash beside the string pointer, so that a probe touches one
+ * cache line, and most probes end without a string compare (or its cache
+ * miss). */
+typedef struct rf_strslot {
+        uint64_t hash;
+        char *str; /* owned copy, NULL: empty */
+} rf_strslot_t;
+
 typedef struct rf_strset {
-        char **slot;    /* owned copies, NULL: empty */
-        uint64_t *hash; /* each slot's hash: most probes end without a
-                         * string compare (or its cache miss) */
-        size_t size;    /* 0 or a power of two */
+        rf_strslot_t *slot;
+        size_t size; /* 0 or a power of two */
         size_t cnt;
 } rf_strset_t;
 

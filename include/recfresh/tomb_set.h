@@ -26,7 +26,9 @@
 #define RECFRESH_TOMB_SET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "recfresh/list.h"
 #include "recfresh/store.h"
 
 typedef struct rf_tombset rf_tombset_t;
@@ -61,6 +63,12 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
  *  stock state of \p item_id is in force, or RF_TS_UNKNOWN. Thread-safe. */
 int rf_tombset_item(rf_tombset_t *ts, const char *item_id);
 
+/** rf_tombset_item() of each of \p n entries, or'ed with
+ *  rf_tombset_campaign() of those with a campaign, into out[i], under one
+ *  lock (a read checks a list's entries together). Thread-safe. */
+void rf_tombset_entries(rf_tombset_t *ts, const rf_entry_t *e, size_t n,
+                        uint8_t *out);
+
 /** @returns RF_TS_EXPIRED, 0 if \p campaign_id is not expired, or
  *  RF_TS_UNKNOWN. Thread-safe. */
 int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id);
@@ -70,6 +78,11 @@ int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id);
  *  RF_TS_UNKNOWN. Thread-safe. */
 int rf_tombset_consent(rf_tombset_t *ts, const unsigned char pseudonym[16],
                        int scope);
+
+/** rf_tombset_consent() of \p n scopes under one lock: RF_TS_REVOKED if
+ *  any of them is revoked, 0 if none, or RF_TS_UNKNOWN. Thread-safe. */
+int rf_tombset_consent_any(rf_tombset_t *ts, const unsigned char pseudonym[16],
+                           const int *scopes, size_t n);
 
 /** @returns the ids held (items, campaigns, consent states), for metrics. */
 size_t rf_tombset_count(rf_tombset_t *ts);

@@ -106,6 +106,14 @@ int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
  *  entries that were not checked. */
 rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e);
 
+/** rf_checker_check() in two steps, for a run of entries: the set's
+ *  answers (RF_TS_* flags) for \p n entries at once, under one lock, then
+ *  the check of each entry given its flags. */
+void rf_checker_flags(rf_checker_t *ck, const rf_entry_t *e, size_t n,
+                      uint8_t *out);
+rf_filter_t rf_checker_check_flags(rf_checker_t *ck, const rf_entry_t *e,
+                                   int ts);
+
 void rf_checker_clear(rf_checker_t *ck);
 
 /* Per-kind read checks, used by rf_checker_check. Each returns 1 if the

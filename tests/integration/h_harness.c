@@ -155,7 +155,13 @@ void h_produce(h_env_t *e, const char *topic, const char *key,
 char *h_served(h_env_t *e, const char *subject, const char *surface,
                const char *context)
 {
-        rf_read_req_t req = { subject, surface, context, 0 };
+        return h_served_n(e, subject, surface, context, 0);
+}
+
+char *h_served_n(h_env_t *e, const char *subject, const char *surface,
+                 const char *context, size_t limit)
+{
+        rf_read_req_t req = { subject, surface, context, limit };
         rf_read_result_t res;
         rf_buf_t out = { 0 };
 

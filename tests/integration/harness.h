@@ -53,6 +53,10 @@ void h_produce_len(h_env_t *e, const char *topic, const char *key,
 char *h_served(h_env_t *e, const char *subject, const char *surface,
                const char *context);
 
+/** h_served() of a read for at most \p limit entries (0: all). */
+char *h_served_n(h_env_t *e, const char *subject, const char *surface,
+                 const char *context, size_t limit);
+
 /** Waits until h_served() equals \p expect. Fails the test (with the last
  *  value seen) at the deadline. */
 void h_wait_served(h_env_t *e, const char *subject, const char *surface,

@@ -92,6 +92,48 @@ static void test_ban_and_unban(void **state)
         h_wait_served(&env, "u-ban", "home", NULL, "b1,b2,b3");
 }
 
+/* A read with a limit decodes the head of the list first; when bans
+ * filter all of it, the read decodes the rest and still serves the limit,
+ * in stored order. */
+static void test_limited_read_past_head(void **state)
+{
+        rf_buf_t items = { 0 }, want = { 0 };
+        (void)state;
+
+        for (int i = 1; i <= 30; i++)
+                rf_buf_printf(&items, "%shd%02d", i > 1 ? "," : "", i);
+        /* hd05 twice: the second is a duplicate, not served again */
+        rf_buf_printf(&items, ",hd05");
+        publish_list("u-head", "home", NULL, "L1", "2026-11-22T01:00:00Z",
+                     items.data);
+        for (int i = 1; i <= 14; i++) {
+                if (i == 5)
+                        continue;
+                char id[16], item[16];
+                snprintf(id, sizeof(id), "e-hd-%d", i);
+                snprintf(item, sizeof(item), "hd%02d", i);
+                ban(id, "item_banned", item, "2026-11-22T02:00:00Z");
+        }
+        for (int i = 5; i <= 30; i++)
+                if (i == 5 || i > 14)
+                        rf_buf_printf(&want, "%shd%02d", want.len ? "," : "",
+                                      i);
+        h_wait_served(&env, "u-head", "home", NULL, want.data);
+        /* limit 2 decodes 11 entries first: all but hd05 are banned */
+        char *s = h_served_n(&env, "u-head", "home", NULL, 2);
+        assert_string_equal(s, "hd05,hd15");
+        free(s);
+        s = h_served_n(&env, "u-head", "home", NULL, 4);
+        assert_string_equal(s, "hd05,hd15,hd16,hd17");
+        free(s);
+        /* more than survive: every survivor, once */
+        s = h_served_n(&env, "u-head", "home", NULL, 40);
+        assert_string_equal(s, want.data);
+        free(s);
+        rf_buf_free(&items);
+        rf_buf_free(&want);
+}
+
 static void test_list_after_ban(void **state)
 {
         (void)state;
@@ -404,6 +446,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ban_and_unban),
+                cmocka_unit_test(test_limited_read_past_head),
                 cmocka_unit_test(test_list_after_ban),
                 cmocka_unit_test(test_out_of_order),
                 cmocka_unit_test(test_stock_regional),

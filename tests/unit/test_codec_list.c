@@ -337,6 +337,51 @@ static void test_decode_header(void **state)
         rf_buf_free(&b);
 }
 
+static void test_decode_head(void **state)
+{
+        (void)state;
+        rf_list_t *a = parse_ok(base_json), *full, *h;
+        rf_buf_t b = { 0 };
+        size_t total = 0;
+
+        rf_list_encode(a, &b);
+        assert_int_equal(rf_list_decode(b.data, b.len, &full), RF_OK);
+        /* fewer, exactly and more than the list holds */
+        for (size_t max = 0; max <= 6; max++) {
+                assert_int_equal(
+                    rf_list_decode_head(b.data, b.len, max, &h, &total), RF_OK);
+                assert_int_equal(total, 4);
+                assert_int_equal(h->item_cnt, max < 4 ? max : 4);
+                assert_string_equal(h->list_id, a->list_id);
+                assert_int_equal(h->expires_at, a->expires_at);
+                for (size_t i = 0; i < h->item_cnt; i++) {
+                        const rf_entry_t *x = &h->items[i],
+                                         *y = &full->items[i];
+                        assert_string_equal(x->item_id, y->item_id);
+                        assert_string_equal(x->campaign_id, y->campaign_id);
+                        assert_int_equal(x->reason_code_cnt,
+                                         y->reason_code_cnt);
+                        for (size_t j = 0; j < x->reason_code_cnt; j++)
+                                assert_string_equal(x->reason_codes[j],
+                                                    y->reason_codes[j]);
+                        assert_string_equal(x->provenance, y->provenance);
+                }
+                rf_list_destroy(h);
+        }
+        /* A corrupt last item: the head before it decodes, the whole list
+         * does not; truncated bytes fail only the walk that reaches them. */
+        assert_int_equal(rf_list_decode(b.data, b.len - 1, &h), RF_EINVAL);
+        assert_int_equal(rf_list_decode_head(b.data, b.len - 1, 4, &h, &total),
+                         RF_EINVAL);
+        assert_int_equal(rf_list_decode_head(b.data, b.len - 1, 3, &h, &total),
+                         RF_OK);
+        assert_int_equal(h->item_cnt, 3);
+        rf_list_destroy(h);
+        rf_list_destroy(full);
+        rf_list_destroy(a);
+        rf_buf_free(&b);
+}
+
 static void test_decode_truncated_and_corrupt(void **state)
 {
         (void)state;
@@ -718,6 +763,7 @@ int main(void)
                 cmocka_unit_test(test_roundtrip),
                 cmocka_unit_test(test_encode_handmade_list),
                 cmocka_unit_test(test_decode_header),
+                cmocka_unit_test(test_decode_head),
                 cmocka_unit_test(test_decode_truncated_and_corrupt),
                 cmocka_unit_test(test_decode_huge_counts),
                 cmocka_unit_test(test_rejections),

@@ -49,6 +49,13 @@ static void test_pseudonym_is_hmac_of_the_salt(void **state)
         assert_int_equal(rf_store_set_salt(st, salt, err, sizeof(err)), 0);
         expect_pseudonym(st, salt, "user-1");
         expect_pseudonym(st, salt, "");
+        /* longer than SHA-256's block, and exactly one block */
+        expect_pseudonym(st, salt,
+                         "a-subject-id-of-more-than-sixty-four-bytes-which-"
+                         "spans-two-blocks-of-the-inner-hash");
+        expect_pseudonym(st, salt,
+                         "0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef");
         /* another subject, another pseudonym; the same one, the same */
         rf_store_pseudonym(st, "user-2", other);
         unsigned char again[16];
