@@ -1,6 +1,10 @@
 /*
  * recfresh - the shared first step of every JSON codec (see codec_json.h).
  */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
 #include "recfresh/codec_json.h"
 #include "recfresh/event.h"
 
@@ -51,6 +55,24 @@ json_t *rf_json_load_object(const char *buf, size_t len, const rf_limits_t *lim,
                 return NULL;
         }
         return root;
+}
+
+void rf_json_num(rf_buf_t *out, double v)
+{
+        /* Whole numbers below 10^15 print as "%.15g" prints them: their
+         * digits, no exponent ("-0" keeps its sign: printf path). */
+        if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v &&
+            !(v == 0 && signbit(v))) {
+                int64_t i = (int64_t)v;
+                if (i < 0) {
+                        rf_buf_append(out, "-", 1);
+                        rf_buf_put_dec(out, (uint64_t)-i);
+                } else {
+                        rf_buf_put_dec(out, (uint64_t)i);
+                }
+                return;
+        }
+        rf_buf_printf(out, "%.15g", v);
 }
 
 void rf_json_str(rf_buf_t *out, const char *s)

@@ -339,6 +339,23 @@ void rf_buf_put_str(rf_buf_t *b, const char *s)
         b->data[b->len] = '\0';
 }
 
+void rf_buf_puts(rf_buf_t *b, const char *s)
+{
+        rf_buf_append(b, s, strlen(s));
+}
+
+void rf_buf_put_dec(rf_buf_t *b, uint64_t v)
+{
+        char tmp[20];
+        size_t i = sizeof(tmp);
+
+        do {
+                tmp[--i] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        rf_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
 void rf_buf_put_be64(rf_buf_t *b, uint64_t v)
 {
         unsigned char tmp[8];

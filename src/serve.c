@@ -262,32 +262,44 @@ void rf_serve_result_clear(rf_serve_result_t *res)
 
 /* ---- output -------------------------------------------------------------*/
 
-static void json_lineage(rf_buf_t *out, const rf_list_t *l)
+/* The response is built with appends, not printf: at tens of thousands
+ * of reads a second, formatting was a fifth of the HTTP path. */
+#define PUTS(out, lit)                                                         \
+        rf_buf_append((out), "" lit, sizeof(lit) - 1) /* a literal */
+
+static void json_field_str(rf_buf_t *out, const char *sep_key, const char *v)
+{
+        rf_buf_puts(out, sep_key);
+        rf_json_str(out, v);
+}
+
+static void json_time(rf_buf_t *out, const char *sep_key, int64_t ms)
 {
         char ts[40];
 
+        rf_buf_puts(out, sep_key);
+        PUTS(out, "\"");
+        rf_buf_puts(out, rf_time_format(ms, ts, sizeof(ts)));
+        PUTS(out, "\"");
+}
+
+static void json_lineage(rf_buf_t *out, const rf_list_t *l)
+{
         if (!l) {
-                rf_buf_printf(out, "null");
+                PUTS(out, "null");
                 return;
         }
-        rf_buf_printf(out, "{\"list_id\":");
-        rf_json_str(out, l->list_id);
-        rf_buf_printf(out, ",\"subject_id\":");
-        rf_json_str(out, l->subject_id);
-        rf_buf_printf(out, ",\"region\":");
-        rf_json_str(out, l->region);
-        rf_buf_printf(out, ",\"run_id\":");
-        rf_json_str(out, l->run_id);
-        rf_buf_printf(out, ",\"model_version\":");
-        rf_json_str(out, l->model_version);
-        rf_buf_printf(out, ",\"policy_version\":");
-        rf_json_str(out, l->policy_version);
-        rf_buf_printf(out, ",\"feature_set_version\":");
-        rf_json_str(out, l->feature_set_version);
-        rf_buf_printf(out, ",\"generated_at\":\"%s\"",
-                      rf_time_format(l->generated_at, ts, sizeof(ts)));
-        rf_buf_printf(out, ",\"expires_at\":\"%s\"}",
-                      rf_time_format(l->expires_at, ts, sizeof(ts)));
+        json_field_str(out, "{\"list_id\":", l->list_id);
+        json_field_str(out, ",\"subject_id\":", l->subject_id);
+        json_field_str(out, ",\"region\":", l->region);
+        json_field_str(out, ",\"run_id\":", l->run_id);
+        json_field_str(out, ",\"model_version\":", l->model_version);
+        json_field_str(out, ",\"policy_version\":", l->policy_version);
+        json_field_str(out,
+                       ",\"feature_set_version\":", l->feature_set_version);
+        json_time(out, ",\"generated_at\":", l->generated_at);
+        json_time(out, ",\"expires_at\":", l->expires_at);
+        PUTS(out, "}");
 }
 
 /* The list whose lineage describes the response. */
@@ -303,52 +315,55 @@ static const rf_list_t *served_list(const rf_serve_result_t *res)
 void rf_serve_result_to_json(const rf_serve_req_t *req,
                              const rf_serve_result_t *res, rf_buf_t *out)
 {
-        rf_buf_printf(out, "{\"subject_id\":");
-        rf_json_str(out, req->subject_id);
-        rf_buf_printf(out, ",\"surface\":");
-        rf_json_str(out, req->surface);
-        rf_buf_printf(out, ",\"context_key\":");
-        rf_json_str(out, req->context_key ? req->context_key : "");
-        rf_buf_printf(out, ",\"region\":");
-        rf_json_str(out, req->region ? req->region : "");
-        rf_buf_printf(out, ",\"served_from\":\"%s\",\"status\":\"%s\"",
-                      rf_served_from2str(res->served_from),
-                      rf_read_status2str(res->status));
-        rf_buf_printf(out, ",\"expired\":%s", res->expired ? "true" : "false");
-        rf_buf_printf(out, ",\"items\":[");
+        json_field_str(out, "{\"subject_id\":", req->subject_id);
+        json_field_str(out, ",\"surface\":", req->surface);
+        json_field_str(
+            out, ",\"context_key\":", req->context_key ? req->context_key : "");
+        json_field_str(out, ",\"region\":", req->region ? req->region : "");
+        PUTS(out, ",\"served_from\":\"");
+        rf_buf_puts(out, rf_served_from2str(res->served_from));
+        PUTS(out, "\",\"status\":\"");
+        rf_buf_puts(out, rf_read_status2str(res->status));
+        PUTS(out, "\",\"expired\":");
+        rf_buf_puts(out, res->expired ? "true" : "false");
+        PUTS(out, ",\"items\":[");
         for (size_t i = 0; i < res->item_cnt; i++) {
                 const rf_entry_t *e = res->items[i].entry;
-                rf_buf_printf(out, "%s{\"item_id\":", i ? "," : "");
-                rf_json_str(out, e->item_id);
-                rf_buf_printf(out, ",\"position\":%u,\"score\":%.15g",
-                              res->items[i].position, e->score);
-                rf_buf_printf(out, ",\"reason_codes\":[");
-                for (size_t j = 0; j < e->reason_code_cnt; j++) {
-                        if (j)
-                                rf_buf_append(out, ",", 1);
-                        rf_json_str(out, e->reason_codes[j]);
-                }
-                rf_buf_printf(out, "],\"source\":\"%s\"}",
-                              res->items[i].from_fallback ? "fallback"
-                                                          : "precomputed");
+                json_field_str(
+                    out, i ? ",{\"item_id\":" : "{\"item_id\":", e->item_id);
+                PUTS(out, ",\"position\":");
+                rf_buf_put_dec(out, res->items[i].position);
+                PUTS(out, ",\"score\":");
+                rf_json_num(out, e->score);
+                PUTS(out, ",\"reason_codes\":[");
+                for (size_t j = 0; j < e->reason_code_cnt; j++)
+                        json_field_str(out, j ? "," : "", e->reason_codes[j]);
+                rf_buf_puts(out, res->items[i].from_fallback
+                                     ? "],\"source\":\"fallback\"}"
+                                     : "],\"source\":\"precomputed\"}");
         }
-        rf_buf_printf(out, "],\"lineage\":");
+        PUTS(out, "],\"lineage\":");
         json_lineage(out, served_list(res));
-        rf_buf_printf(out, ",\"filtered\":{");
-        for (int f = 0; f < RF_FILTER__CNT; f++)
-                rf_buf_printf(out, "%s\"%s\":%zu", f ? "," : "",
-                              rf_filter2str((rf_filter_t)f), res->filtered[f]);
-        rf_buf_printf(out, "},\"scanned\":%zu,\"fallback_filled\":%zu",
-                      res->scanned, res->fallback_filled);
-        rf_buf_printf(out, ",\"fallback_reason\":");
+        PUTS(out, ",\"filtered\":{");
+        for (int f = 0; f < RF_FILTER__CNT; f++) {
+                rf_buf_puts(out, f ? ",\"" : "\"");
+                rf_buf_puts(out, rf_filter2str((rf_filter_t)f));
+                PUTS(out, "\":");
+                rf_buf_put_dec(out, res->filtered[f]);
+        }
+        PUTS(out, "},\"scanned\":");
+        rf_buf_put_dec(out, res->scanned);
+        PUTS(out, ",\"fallback_filled\":");
+        rf_buf_put_dec(out, res->fallback_filled);
+        PUTS(out, ",\"fallback_reason\":");
         if (res->fb_why == RF_FB_NONE)
-                rf_buf_printf(out, "null");
+                PUTS(out, "null");
         else
                 rf_json_str(out, rf_fallback_why2str(res->fb_why));
-        rf_buf_printf(out, ",\"fallback_lineage\":");
+        PUTS(out, ",\"fallback_lineage\":");
         json_lineage(out, res->fallback);
-        rf_buf_printf(out, ",\"recompute_requested\":%s}",
-                      res->recompute ? "true" : "false");
+        PUTS(out, ",\"recompute_requested\":");
+        rf_buf_puts(out, res->recompute ? "true}" : "false}");
 }
 
 static void print_lineage(FILE *fp, const char *what, const rf_list_t *l)

@@ -141,6 +141,13 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
                                                                       1);
         rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
             st->bbto, 1);
+        /* A hash index in each data block: a point read finds its key
+         * without the block's binary search (most reads are point reads;
+         * iterators still search). */
+        rocksdb_block_based_options_set_data_block_index_type(
+            st->bbto,
+            rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+        rocksdb_block_based_options_set_data_block_hash_ratio(st->bbto, 0.75);
 
         st->opts = rocksdb_options_create();
         rocksdb_options_set_create_if_missing(st->opts, 1);

@@ -25,4 +25,7 @@ json_t *rf_json_load_object(const char *buf, size_t len, const rf_limits_t *lim,
  *  \u00XX; \p s is UTF-8, as every id parsed from JSON is). */
 void rf_json_str(rf_buf_t *out, const char *s);
 
+/** Appends \p v as "%.15g" prints it (integers without printf). */
+void rf_json_num(rf_buf_t *out, double v);
+
 #endif /* RECFRESH_CODEC_JSON_H */

@@ -127,6 +127,10 @@ typedef struct rf_buf {
 void rf_buf_append(rf_buf_t *b, const void *p, size_t len);
 /** Appends a printf-style string; aborts on out-of-memory. */
 void rf_buf_printf(rf_buf_t *b, const char *fmt, ...) RF_PRINTF(2, 3);
+/** Appends the NUL-terminated \p s (without its NUL). */
+void rf_buf_puts(rf_buf_t *b, const char *s);
+/** Appends \p v in decimal, as "%llu" would (without printf's cost). */
+void rf_buf_put_dec(rf_buf_t *b, uint64_t v);
 /** Appends an unsigned LEB128 varint. */
 void rf_buf_put_varint(rf_buf_t *b, uint64_t v);
 /** Appends varint length + bytes + NUL (so decoders can point into it). */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recfresh/codec_json.h"
 #include "recfresh/common.h"
 
 #define HOUR_MS (3600 * INT64_C(1000))
@@ -266,6 +267,51 @@ static void test_buf_append_printf_reset(void **state)
         assert_int_equal(b.len, 0);
         assert_int_equal(b.size, 0);
         rf_buf_free(&b); /* twice is harmless */
+}
+
+/* The printf-free formatters print what printf prints. */
+static void test_decimal_and_number_formatting(void **state)
+{
+        const uint64_t ints[] = { 0, 7, 10, 99, 100, 4294967295u, UINT64_MAX };
+        const double nums[] = { 0.0,
+                                -0.0,
+                                1.0,
+                                -1.0,
+                                100.0,
+                                0.5,
+                                -2.25,
+                                0.30000000000000004,
+                                1e-7,
+                                123456789012345.0,
+                                -123456789012345.0,
+                                999999999999999.0,
+                                1e15,
+                                -1e15,
+                                1e16,
+                                9007199254740993.0,
+                                1.7976931348623157e308,
+                                5e-324 };
+        rf_buf_t got = { 0 };
+        char want[64];
+        (void)state;
+
+        for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+                rf_buf_reset(&got);
+                rf_buf_put_dec(&got, ints[i]);
+                snprintf(want, sizeof(want), "%llu",
+                         (unsigned long long)ints[i]);
+                assert_string_equal(got.data, want);
+        }
+        for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+                rf_buf_reset(&got);
+                rf_json_num(&got, nums[i]);
+                snprintf(want, sizeof(want), "%.15g", nums[i]);
+                assert_string_equal(got.data, want);
+        }
+        rf_buf_reset(&got);
+        rf_buf_puts(&got, "a\"b");
+        assert_string_equal(got.data, "a\"b");
+        rf_buf_free(&got);
 }
 
 static void test_varint_encoding(void **state)
@@ -587,6 +633,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_time_parse_utc),
+                cmocka_unit_test(test_decimal_and_number_formatting),
                 cmocka_unit_test(test_time_parse_offsets),
                 cmocka_unit_test(test_time_parse_fractions),
                 cmocka_unit_test(test_time_parse_leap_years),
