@@ -311,7 +311,11 @@ static int chunk_spill(const sorter_t *s, size_t run, chunk_t *c, char *errstr,
                 entry_at(p0, &e);
                 fwrite(p0, 1, (size_t)(e.v + e.vl - p0), fp);
         }
-        if (fclose(fp) != 0) {
+        if (ferror(fp)) {
+                snprintf(errstr, errstr_size, "%s: write failed", p.data);
+                rc = RF_EIO;
+        }
+        if (fclose(fp) != 0 && !rc) {
                 snprintf(errstr, errstr_size, "%s: %s", p.data,
                          strerror(errno));
                 rc = RF_EIO;
@@ -430,6 +434,7 @@ typedef struct mrun {
         FILE *fp;
         rf_buf_t k, v;
         int valid;
+        int err; /* the file ended inside an entry, or did not read */
 } mrun_t;
 
 static int read_varint(FILE *fp, uint64_t *out)
@@ -455,6 +460,15 @@ static void mrun_next(mrun_t *m)
         uint64_t kl, vl;
 
         m->valid = 0;
+        /* The end of the file between entries is the end of the run;
+         * anywhere else the run is cut short, and the load must fail. */
+        int c = getc(m->fp);
+        if (c == EOF) {
+                m->err = ferror(m->fp) != 0;
+                return;
+        }
+        ungetc(c, m->fp);
+        m->err = 1;
         if (read_varint(m->fp, &kl))
                 return;
         rf_buf_reset(&m->k);
@@ -480,6 +494,7 @@ static void mrun_next(mrun_t *m)
                 left -= n;
         }
         m->valid = 1;
+        m->err = 0;
 }
 
 typedef struct merger {
@@ -530,6 +545,23 @@ static int merger_min(merger_t *mg)
                         best = (int)i;
         }
         return best;
+}
+
+/* @returns RF_EIO (errstr set) if a run file of \p s was cut short. */
+static int merger_check(const merger_t *mg, const sorter_t *s, char *errstr,
+                        size_t errstr_size)
+{
+        for (size_t i = 0; i < mg->cnt; i++)
+                if (mg->runs[i].err) {
+                        rf_buf_t p = { 0 };
+                        run_path(s, i, &p);
+                        snprintf(errstr, errstr_size,
+                                 "%s: sort run truncated or unreadable",
+                                 p.data);
+                        rf_buf_free(&p);
+                        return RF_EIO;
+                }
+        return 0;
 }
 
 static void merger_close(merger_t *mg)
@@ -785,7 +817,8 @@ static void pipe_start(parsepipe_t *pp, const load_t *ld)
         pp->workers = load_threads(ld->conf);
         pp->nb = 2 * pp->workers + 2;
         /* Batches in flight hold their text and about as much output:
-         * together at most a quarter of load.memory_mb. */
+         * together at most a quarter of load.memory_mb, plus the line
+         * that ends each batch (at most limits.max_record_bytes). */
         pp->batch_bytes =
             ((size_t)ld->conf->load_memory_mb << 20) / (8 * pp->nb);
         if (pp->batch_bytes > BATCH_BYTES)
@@ -918,6 +951,11 @@ static int pass_parse(load_t *ld, char *errstr, size_t errstr_size)
                         pthread_cond_wait(&pp.cond, &pp.lock);
                 pthread_mutex_unlock(&pp.lock);
                 rc = batch_apply(ld, b, errstr, errstr_size);
+                /* A batch that took a long line gives the memory back. */
+                if (b->text.size > 2 * pp.batch_bytes)
+                        rf_buf_free(&b->text);
+                if (b->out.size > 2 * pp.batch_bytes)
+                        rf_buf_free(&b->out);
                 pthread_mutex_lock(&pp.lock);
                 b->state = B_FREE;
                 pthread_mutex_unlock(&pp.lock);
@@ -1062,6 +1100,8 @@ static int pass_lists(load_t *ld, const char *job_dir, char *errstr,
                 }
                 mrun_next(r);
         }
+        if (rc == 0)
+                rc = merger_check(&mg, &ld->lists, errstr, errstr_size);
         if (rc == 0 && have)
                 rc = emit_list(ld, &out, &pk, &pv, errstr, errstr_size);
         if (rc == 0)
@@ -1118,6 +1158,8 @@ static void *pass_index_kind(void *arg)
                 }
                 mrun_next(r);
         }
+        if (rc == 0)
+                rc = merger_check(&mg, s, ip->err, sizeof(ip->err));
         if (rc == 0)
                 rc = sstout_close(&out, ip->err, sizeof(ip->err));
 out:
@@ -1182,9 +1224,11 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
         }
         /* The list sorter's buffers are gone before the index sorters
          * fill theirs (the list merge needs little): each side gets the
-         * budget, the index's split between its kinds. */
-        ld.lists =
-            (sorter_t){ .dir = job_dir, .tag = "lists", .budget = budget };
+         * budget, the index's split between its kinds, the lists' less
+         * the quarter the parse batches in flight take (pipe_start). */
+        ld.lists = (sorter_t){ .dir = job_dir,
+                               .tag = "lists",
+                               .budget = budget - budget / 4 };
         for (int k = 0; k < IDX_KINDS; k++)
                 ld.index[k] = (sorter_t){ .dir = job_dir,
                                           .tag = idx_run_tags[k],

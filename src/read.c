@@ -41,6 +41,7 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
         const char *ctx_key = req->context_key ? req->context_key : "";
         rf_buf_t k = { 0 }, v = { 0 };
         uint8_t flags[FLAGS_MAX];
+        rf_list_t *head = NULL; /* the decoded head, once replaced */
         size_t total = 0, fl_from = 0, fl_cnt = 0;
         rf_checker_t ck;
         rf_idset_t seen;
@@ -96,9 +97,11 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                         for (size_t j = 0; j < res->served_cnt; j++)
                                 res->served[j].entry =
                                     &all->items[res->served[j].position];
-                        rf_list_destroy(res->list);
+                        /* The duplicate set still points into the head:
+                         * it lives until the set is freed. */
+                        head = res->list;
                         res->list = all;
-                        ck.region = all->region; /* it pointed into the head */
+                        ck.region = all->region;
                 }
                 const rf_entry_t *e = &res->list->items[i];
                 rf_filter_t f;
@@ -130,6 +133,7 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
         }
         rf_buf_free(&v);
         rf_idset_free(&seen);
+        rf_list_destroy(head);
         r = ck.err;
         rf_checker_clear(&ck);
         if (r != 0) {

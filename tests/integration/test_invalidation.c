@@ -130,6 +130,18 @@ static void test_limited_read_past_head(void **state)
         s = h_served_n(&env, "u-head", "home", NULL, 40);
         assert_string_equal(s, want.data);
         free(s);
+        /* Past the head, duplicates of head entries are still found (the
+         * duplicate set points into the head: it must outlive the read). */
+        rf_buf_reset(&items);
+        for (int i = 0; i < 12; i++)
+                rf_buf_printf(&items, "hda,");
+        rf_buf_printf(&items, "hdb,hda");
+        publish_list("u-head2", "home", NULL, "L1", "2026-11-22T01:00:00Z",
+                     items.data);
+        h_wait_served(&env, "u-head2", "home", NULL, "hda,hdb");
+        s = h_served_n(&env, "u-head2", "home", NULL, 2);
+        assert_string_equal(s, "hda,hdb");
+        free(s);
         rf_buf_free(&items);
         rf_buf_free(&want);
 }
