@@ -52,7 +52,8 @@ struct rf_store {
         char *secondary_dir; /* SECONDARY: private info-log dir */
         rocksdb_options_t *opts;
         rocksdb_options_t *cf_opts[RF_CF__CNT];
-        rocksdb_block_based_table_options_t *bbto;
+        rocksdb_block_based_table_options_t *bbto;      /* point-read CFs */
+        rocksdb_block_based_table_options_t *bbto_scan; /* the index CF */
         rocksdb_cache_t *cache;
         rocksdb_column_family_handle_t *cf[RF_CF__CNT]; /* NULL: absent in
                                                          * an older store */
@@ -117,6 +118,8 @@ static void store_free_opts(rf_store_t *st)
                 rocksdb_options_destroy(st->opts);
         if (st->bbto)
                 rocksdb_block_based_options_destroy(st->bbto);
+        if (st->bbto_scan)
+                rocksdb_block_based_options_destroy(st->bbto_scan);
         if (st->cache)
                 rocksdb_cache_destroy(st->cache);
         if (st->ropts)
@@ -125,29 +128,54 @@ static void store_free_opts(rf_store_t *st)
                 rocksdb_writeoptions_destroy(st->wopts);
 }
 
+/* The table format. \p scanned: for the reverse index, which fan-outs
+ * iterate: a bulk load writes SST files of up to 256 MiB, and the one-piece
+ * index block of such a file (megabytes) did not stay in a block cache
+ * shard, so every iterator read and decompressed it again (30% of a
+ * fan-out's profile). Partitioned, its pieces are cached like data blocks.
+ * Point-read column families keep the one-piece index: a partition is one
+ * more cache lookup per read. */
+static rocksdb_block_based_table_options_t *table_opts(rf_store_t *st,
+                                                       int scanned)
+{
+        rocksdb_block_based_table_options_t *t =
+            rocksdb_block_based_options_create();
+
+        rocksdb_block_based_options_set_block_cache(t, st->cache);
+        /* Point reads on tombstones are mostly misses: bloom filters turn
+         * them into a few cache-resident bit tests. */
+        rocksdb_block_based_options_set_filter_policy(
+            t, rocksdb_filterpolicy_create_bloom_full(10));
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
+            t, 1);
+        if (scanned) {
+                rocksdb_block_based_options_set_index_type(
+                    t,
+                    rocksdb_block_based_table_index_type_two_level_index_search);
+                rocksdb_block_based_options_set_partition_filters(t, 1);
+                rocksdb_block_based_options_set_metadata_block_size(t, 4096);
+                rocksdb_block_based_options_set_pin_top_level_index_and_filter(
+                    t, 1);
+                return t;
+        }
+        /* A hash index in each data block: a point read finds its key
+         * without the block's binary search. */
+        rocksdb_block_based_options_set_data_block_index_type(
+            t,
+            rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+        rocksdb_block_based_options_set_data_block_hash_ratio(t, 0.75);
+        return t;
+}
+
 static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
 {
         size_t cache_mb = o && o->block_cache_mb ? o->block_cache_mb : 256;
         size_t wbuf_mb = o && o->write_buffer_mb ? o->write_buffer_mb : 64;
 
         st->cache = rocksdb_cache_create_lru(cache_mb << 20);
-        st->bbto = rocksdb_block_based_options_create();
-        rocksdb_block_based_options_set_block_cache(st->bbto, st->cache);
-        /* Point reads on tombstones are mostly misses: bloom filters turn
-         * them into a few cache-resident bit tests. */
-        rocksdb_block_based_options_set_filter_policy(
-            st->bbto, rocksdb_filterpolicy_create_bloom_full(10));
-        rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto,
-                                                                      1);
-        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
-            st->bbto, 1);
-        /* A hash index in each data block: a point read finds its key
-         * without the block's binary search (most reads are point reads;
-         * iterators still search). */
-        rocksdb_block_based_options_set_data_block_index_type(
-            st->bbto,
-            rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
-        rocksdb_block_based_options_set_data_block_hash_ratio(st->bbto, 0.75);
+        st->bbto = table_opts(st, 0);
+        st->bbto_scan = table_opts(st, 1);
 
         st->opts = rocksdb_options_create();
         rocksdb_options_set_create_if_missing(st->opts, 1);
@@ -165,7 +193,8 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
 
         for (int i = 0; i < RF_CF__CNT; i++) {
                 rocksdb_options_t *co = rocksdb_options_create();
-                rocksdb_options_set_block_based_table_factory(co, st->bbto);
+                rocksdb_options_set_block_based_table_factory(
+                    co, i == RF_CF_INDEX ? st->bbto_scan : st->bbto);
                 rocksdb_options_set_write_buffer_size(
                     co, (i == RF_CF_LISTS || i == RF_CF_INDEX ? wbuf_mb : 16)
                             << 20);
