@@ -35,6 +35,13 @@ static size_t head_for(size_t limit)
 /* Set answers taken per lock: the entries still wanted, and a few. */
 #define FLAGS_MAX 64
 
+static int corrupt(const rf_read_req_t *req, const char *ctx_key)
+{
+        rf_log_error("read", "stored list %s/%s is corrupt", req->surface,
+                     ctx_key);
+        return RF_ESTORE;
+}
+
 int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                  const rf_read_req_t *req, rf_read_result_t *res)
 {
@@ -64,11 +71,8 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                 return 0;
         }
         if (r == 0 && rf_list_decode_head(v.data, v.len, head_for(req->limit),
-                                          &res->list, &total) != 0) {
-                rf_log_error("read", "stored list %s/%s is corrupt",
-                             req->surface, ctx_key);
-                r = RF_ESTORE;
-        }
+                                          &res->list, &total) != 0)
+                r = corrupt(req, ctx_key);
         if (r != 0) {
                 rf_buf_free(&v);
                 return r;
@@ -76,10 +80,8 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
 
         res->status = RF_READ_FOUND;
         size_t want = req->limit ? req->limit : total;
-        res->served = rf_calloc(want < total ? want
-                                : total      ? total
-                                             : 1,
-                                sizeof(*res->served));
+        size_t cap = want < total ? want : total;
+        res->served = rf_calloc(cap ? cap : 1, sizeof(*res->served));
         rf_checker_init(&ck, st, NULL, req->subject_id, res->list->region);
         rf_idset_init(&seen, total);
         for (size_t i = 0; i < total && res->served_cnt < want; i++) {
@@ -88,10 +90,7 @@ int rf_read_list(rf_store_t *st, const rf_config_t *conf,
                          * point what was served into it. */
                         rf_list_t *all;
                         if (rf_list_decode(v.data, v.len, &all) != 0) {
-                                rf_log_error("read",
-                                             "stored list %s/%s is corrupt",
-                                             req->surface, ctx_key);
-                                ck.err = RF_ESTORE;
+                                ck.err = corrupt(req, ctx_key);
                                 break;
                         }
                         for (size_t j = 0; j < res->served_cnt; j++)

@@ -49,8 +49,6 @@ void rf_tombset_destroy(rf_tombset_t *ts)
         free(ts);
 }
 
-/* A consent state's id in the set: the key's pseudonym in hex and its
- * scope in decimal (the key is binary). */
 /* Writes ".scope" after the 32 hex digits of a consent id. */
 static void consent_scope_id(char out[40], int scope)
 {
@@ -67,6 +65,8 @@ static void consent_scope_id(char out[40], int scope)
         *p = '\0';
 }
 
+/* A consent state's id in the set: the key's pseudonym in hex and its
+ * scope in decimal (the key is binary). */
 static void consent_id(const unsigned char pn[16], int scope, char out[40])
 {
         rf_hex(pn, 16, out);
@@ -191,63 +191,51 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
         pthread_rwlock_unlock(&ts->lock);
 }
 
-int rf_tombset_item(rf_tombset_t *ts, const char *item_id)
+/* What the set knows of one entry's item and campaign; the lock is held. */
+static uint8_t entry_flags(const rf_tombset_t *ts, const rf_entry_t *e)
 {
-        uint64_t h = rf_hash_str(item_id); /* once for both sets */
-        int r;
+        uint64_t h;
 
-        pthread_rwlock_rdlock(&ts->lock);
         if (!ts->valid)
-                r = RF_TS_UNKNOWN;
-        else
-                r = (rf_strset_has_hash(&ts->banned, item_id, h) ? RF_TS_BANNED
-                                                                 : 0) |
-                    (rf_strset_has_hash(&ts->stocked, item_id, h) ? RF_TS_STOCK
-                                                                  : 0);
-        pthread_rwlock_unlock(&ts->lock);
-        return r;
+                return RF_TS_UNKNOWN;
+        h = rf_hash_str(e->item_id); /* once for both item sets */
+        return (uint8_t)((rf_strset_has_hash(&ts->banned, e->item_id, h)
+                              ? RF_TS_BANNED
+                              : 0) |
+                         (rf_strset_has_hash(&ts->stocked, e->item_id, h)
+                              ? RF_TS_STOCK
+                              : 0) |
+                         (*e->campaign_id &&
+                                  rf_strset_has(&ts->campaigns, e->campaign_id)
+                              ? RF_TS_EXPIRED
+                              : 0));
 }
 
 void rf_tombset_entries(rf_tombset_t *ts, const rf_entry_t *e, size_t n,
                         uint8_t *out)
 {
         pthread_rwlock_rdlock(&ts->lock);
-        for (size_t i = 0; i < n; i++) {
-                const char *item = e[i].item_id, *cmp = e[i].campaign_id;
-                uint64_t h;
-                if (!ts->valid) {
-                        out[i] = RF_TS_UNKNOWN;
-                        continue;
-                }
-                h = rf_hash_str(item);
-                out[i] = (uint8_t)((rf_strset_has_hash(&ts->banned, item, h)
-                                        ? RF_TS_BANNED
-                                        : 0) |
-                                   (rf_strset_has_hash(&ts->stocked, item, h)
-                                        ? RF_TS_STOCK
-                                        : 0) |
-                                   (*cmp && rf_strset_has(&ts->campaigns, cmp)
-                                        ? RF_TS_EXPIRED
-                                        : 0));
-        }
+        for (size_t i = 0; i < n; i++)
+                out[i] = entry_flags(ts, &e[i]);
         pthread_rwlock_unlock(&ts->lock);
 }
 
-/* @returns \p flag if \p id is in \p set, 0 if not, or RF_TS_UNKNOWN. */
-static int member(rf_tombset_t *ts, const rf_strset_t *set, const char *id,
-                  int flag)
+int rf_tombset_item(rf_tombset_t *ts, const char *item_id)
 {
-        int r;
+        rf_entry_t e = { .item_id = item_id, .campaign_id = "" };
+        uint8_t r;
 
-        pthread_rwlock_rdlock(&ts->lock);
-        r = !ts->valid ? RF_TS_UNKNOWN : rf_strset_has(set, id) ? flag : 0;
-        pthread_rwlock_unlock(&ts->lock);
+        rf_tombset_entries(ts, &e, 1, &r);
         return r;
 }
 
 int rf_tombset_campaign(rf_tombset_t *ts, const char *campaign_id)
 {
-        return member(ts, &ts->campaigns, campaign_id, RF_TS_EXPIRED);
+        rf_entry_t e = { .item_id = "", .campaign_id = campaign_id };
+        uint8_t r;
+
+        rf_tombset_entries(ts, &e, 1, &r);
+        return r & (RF_TS_EXPIRED | RF_TS_UNKNOWN);
 }
 
 int rf_tombset_consent(rf_tombset_t *ts, const unsigned char pseudonym[16],

@@ -63,9 +63,9 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
  *  stock state of \p item_id is in force, or RF_TS_UNKNOWN. Thread-safe. */
 int rf_tombset_item(rf_tombset_t *ts, const char *item_id);
 
-/** rf_tombset_item() of each of \p n entries, or'ed with
- *  rf_tombset_campaign() of those with a campaign, into out[i], under one
- *  lock (a read checks a list's entries together). Thread-safe. */
+/** For each of \p n entries: rf_tombset_item() of its item, or'ed with
+ *  RF_TS_EXPIRED when it has a campaign that expired, into out[i], under
+ *  one lock (a read checks a list's entries together). Thread-safe. */
 void rf_tombset_entries(rf_tombset_t *ts, const rf_entry_t *e, size_t n,
                         uint8_t *out);
 
