@@ -253,6 +253,35 @@ int rf_list_decode_header(const char *buf, size_t len, rf_list_t **listp)
         return RF_OK;
 }
 
+int rf_list_walk_init(rf_list_walk_t *w, const char *buf, size_t len,
+                      rf_list_t *hdr)
+{
+        w->c = (rf_cur_t){ buf, buf ? buf + len : NULL, 0 };
+        w->left = 0;
+        if (!buf)
+                return RF_EINVAL;
+        get_header(&w->c, hdr);
+        hdr->items = NULL;
+        hdr->mem_ = NULL;
+        if (w->c.err)
+                return RF_EINVAL;
+        w->left = hdr->item_cnt;
+        return RF_OK;
+}
+
+int rf_list_walk_next(rf_list_walk_t *w, rf_entry_t *e)
+{
+        if (w->c.err)
+                return RF_EINVAL;
+        if (!w->left)
+                return w->c.p == w->c.end ? 0 : RF_EINVAL;
+        get_items(&w->c, 1, e, NULL);
+        if (w->c.err)
+                return RF_EINVAL;
+        w->left--;
+        return 1;
+}
+
 void rf_list_destroy(rf_list_t *list)
 {
         if (list)

@@ -85,6 +85,27 @@ int rf_list_decode_head(const char *buf, size_t len, size_t max,
  */
 int rf_list_decode_header(const char *buf, size_t len, rf_list_t **listp);
 
+/**
+ * Walks the binary form in place, one entry at a time, with no copy and no
+ * allocation: for hot paths that look at a few fields of every entry once
+ * (the fan-out's per-list check). Strings point into the buffer, which must
+ * outlive the walk; reason_codes is NULL (reason_code_cnt is set).
+ */
+typedef struct rf_list_walk {
+        rf_cur_t c;
+        size_t left; /* entries not walked yet */
+} rf_list_walk_t;
+
+/** Reads the header into \p hdr (items NULL). @returns RF_OK or RF_EINVAL. */
+int rf_list_walk_init(rf_list_walk_t *w, const char *buf, size_t len,
+                      rf_list_t *hdr);
+
+/**
+ * The next entry into \p e. @returns 1 with *e set, 0 after the last one
+ * (the buffer ended with it), or RF_EINVAL if the bytes are corrupt.
+ */
+int rf_list_walk_next(rf_list_walk_t *w, rf_entry_t *e);
+
 /** Appends the JSON form of \p list (as on recs.lists.v1) to \p out. */
 void rf_list_to_json(const rf_list_t *list, rf_buf_t *out);
 

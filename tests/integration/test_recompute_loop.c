@@ -78,6 +78,13 @@ static void test_ban_request_fresh_list(void **state)
         assert_int_equal(
             h_count_records(&env, RECOMPUTE, "\"subject_id\":\"u-loop\"", 1),
             1);
+        /* three valid entries left, min_valid 2: not urgent */
+        assert_int_equal(
+            h_count_records(&env, RECOMPUTE,
+                            "\"priority\":\"normal\",\"reasons\":[{\"type\":"
+                            "\"item_banned\",\"event_id\":\"ib-loop-1\"",
+                            1),
+            1);
 
         /* the scorer stand-in answers with a fresh list (generated now) */
         char ts[40];

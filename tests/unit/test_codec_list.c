@@ -382,6 +382,89 @@ static void test_decode_head(void **state)
         rf_buf_free(&b);
 }
 
+/* Walks \p len bytes to the end: 0 when the walk ends cleanly, else the
+ * error; *n is the number of entries walked. */
+static int walk_all(const char *p, size_t len, size_t *n)
+{
+        rf_list_walk_t w;
+        rf_list_t h;
+        rf_entry_t e;
+        int r;
+
+        *n = 0;
+        if ((r = rf_list_walk_init(&w, p, len, &h)) != RF_OK)
+                return r;
+        while ((r = rf_list_walk_next(&w, &e)) == 1)
+                (*n)++;
+        return r;
+}
+
+static void test_walk(void **state)
+{
+        (void)state;
+        rf_list_t *a = parse_ok(base_json), *full, h;
+        rf_list_walk_t w;
+        rf_entry_t e;
+        rf_buf_t b = { 0 };
+        size_t i = 0, n;
+
+        rf_list_encode(a, &b);
+        assert_int_equal(rf_list_decode(b.data, b.len, &full), RF_OK);
+        assert_int_equal(rf_list_walk_init(&w, b.data, b.len, &h), RF_OK);
+        assert_string_equal(h.run_id, a->run_id);
+        assert_string_equal(h.region, a->region);
+        assert_int_equal(h.item_cnt, 4);
+        assert_null(h.items);
+        while (rf_list_walk_next(&w, &e) == 1) {
+                const rf_entry_t *y = &full->items[i++];
+                assert_string_equal(e.item_id, y->item_id);
+                assert_string_equal(e.creator_id, y->creator_id);
+                assert_string_equal(e.campaign_id, y->campaign_id);
+                assert_true(e.score == y->score);
+                assert_int_equal(e.reason_code_cnt, y->reason_code_cnt);
+                assert_null(e.reason_codes);
+                assert_string_equal(e.provenance, y->provenance);
+                /* in place: the strings are the buffer's own bytes */
+                assert_true(e.item_id > b.data && e.item_id < b.data + b.len);
+        }
+        assert_int_equal(i, 4);
+        assert_int_equal(rf_list_walk_next(&w, &e), 0); /* stays ended */
+
+        /* A proper prefix or trailing bytes never end cleanly. */
+        for (size_t len = 0; len < b.len; len++) {
+                char *p = malloc(len ? len : 1);
+                memcpy(p, b.data, len);
+                assert_int_equal(walk_all(p, len, &n), RF_EINVAL);
+                free(p);
+        }
+        rf_buf_append(&b, "x", 1);
+        assert_int_equal(walk_all(b.data, b.len, &n), RF_EINVAL);
+        assert_int_equal(n, 4);
+        b.len--;
+        assert_int_equal(walk_all(NULL, 0, &n), RF_EINVAL);
+
+        /* Flipped bytes: the walk ends cleanly exactly when the decoder
+         * accepts, with the same entry count. */
+        for (size_t k = 0; k < b.len; k++) {
+                char *p = malloc(b.len);
+                rf_list_t *d;
+                memcpy(p, b.data, b.len);
+                p[k] ^= (char)0xff;
+                int r = walk_all(p, b.len, &n);
+                if (rf_list_decode(p, b.len, &d) == RF_OK) {
+                        assert_int_equal(r, 0);
+                        assert_int_equal(n, d->item_cnt);
+                        rf_list_destroy(d);
+                } else {
+                        assert_int_equal(r, RF_EINVAL);
+                }
+                free(p);
+        }
+        rf_list_destroy(full);
+        rf_list_destroy(a);
+        rf_buf_free(&b);
+}
+
 static void test_decode_truncated_and_corrupt(void **state)
 {
         (void)state;
@@ -764,6 +847,7 @@ int main(void)
                 cmocka_unit_test(test_encode_handmade_list),
                 cmocka_unit_test(test_decode_header),
                 cmocka_unit_test(test_decode_head),
+                cmocka_unit_test(test_walk),
                 cmocka_unit_test(test_decode_truncated_and_corrupt),
                 cmocka_unit_test(test_decode_huge_counts),
                 cmocka_unit_test(test_rejections),
