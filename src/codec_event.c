@@ -339,9 +339,9 @@ static void fill_strings(rf_event_t *ev, const char *s[SF__CNT],
         ev->mem_ = mem;
 }
 
-int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
-                   size_t len, const rf_limits_t *lim, rf_event_t *ev,
-                   rf_rejection_t *rej)
+static int event_parse(int topic, const char *key, size_t key_len,
+                       const char *buf, size_t len, const rf_limits_t *lim,
+                       rf_event_t *ev, rf_rejection_t *rej)
 {
         const struct topic_spec *ts = topic_spec_of(topic);
         const char *s[SF__CNT] = { 0 };
@@ -434,6 +434,20 @@ int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
 fail:
         json_decref(root);
         return RF_EINVAL;
+}
+
+int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
+                   size_t len, const rf_limits_t *lim, rf_event_t *ev,
+                   rf_rejection_t *rej)
+{
+        int r;
+
+        /* The event's strings are copied out (fill_strings) before the
+         * tree goes: the arena may drop it. */
+        rf_json_arena_begin();
+        r = event_parse(topic, key, key_len, buf, len, lim, ev, rej);
+        rf_json_arena_end();
+        return r;
 }
 
 void rf_event_clear(rf_event_t *ev)

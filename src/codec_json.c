@@ -2,11 +2,115 @@
  * recfresh - the shared first step of every JSON codec (see codec_json.h).
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "recfresh/codec_json.h"
 #include "recfresh/event.h"
+
+/* ---- parse arenas (see codec_json.h) -------------------------------------*/
+
+#define ARENA_CHUNK ((size_t)64 << 10)
+#define ARENA_KEEP  (4 * ARENA_CHUNK) /* largest chunk a thread keeps */
+
+typedef struct achunk {
+        struct achunk *next;
+        size_t size, used; /* bytes of data[] */
+        alignas(max_align_t) char data[];
+} achunk_t;
+
+/* The calling thread's open arena: its newest chunk first, and how deep
+ * the begin/end pairs nest. */
+static _Thread_local achunk_t *arena_head;
+static _Thread_local int arena_depth;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+static void *arena_malloc(size_t size)
+{
+        achunk_t *c = arena_head;
+        size_t need =
+            (size + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+
+        if (!arena_depth)
+                return malloc(size);
+        if (!c || c->size - c->used < need) {
+                size_t sz =
+                    c && c->size * 2 > ARENA_CHUNK ? c->size * 2 : ARENA_CHUNK;
+                if (sz < need)
+                        sz = need;
+                if (!(c = malloc(sizeof(*c) + sz)))
+                        return NULL; /* jansson reports it */
+                c->next = arena_head;
+                c->size = sz;
+                c->used = 0;
+                arena_head = c;
+        }
+        void *p = c->data + c->used;
+        c->used += need;
+        return p;
+}
+
+static void arena_free(void *p)
+{
+        /* A value from the open arena goes with it at the end. Anything
+         * else was allocated outside one, by malloc. */
+        for (achunk_t *c = arena_depth ? arena_head : NULL; p && c; c = c->next)
+                if ((char *)p >= c->data && (char *)p < c->data + c->size)
+                        return;
+        free(p);
+}
+
+static void arena_install(void)
+{
+        /* Safe at any time, even with values alive: outside an arena both
+         * functions are malloc and free. */
+        json_set_alloc_funcs(arena_malloc, arena_free);
+}
+
+void rf_json_arena_begin(void)
+{
+        pthread_once(&arena_once, arena_install);
+        arena_depth++;
+}
+
+void rf_json_arena_end(void)
+{
+        if (!arena_depth || --arena_depth)
+                return;
+        /* One chunk is kept for the next parse, emptied. Under
+         * AddressSanitizer all go, so a value used after the end is
+         * caught as a use after free. */
+        achunk_t *keep = NULL;
+#ifndef __SANITIZE_ADDRESS__
+        for (achunk_t *c = arena_head; c; c = c->next)
+                if (c->size <= ARENA_KEEP && (!keep || c->size > keep->size))
+                        keep = c;
+#endif
+        while (arena_head) {
+                achunk_t *c = arena_head;
+                arena_head = c->next;
+                if (c != keep)
+                        free(c);
+        }
+        if (keep) {
+                keep->next = NULL;
+                keep->used = 0;
+                arena_head = keep;
+        }
+}
+
+size_t rf_json_arena_bytes(void)
+{
+        size_t n = 0;
+
+        for (achunk_t *c = arena_depth ? arena_head : NULL; c; c = c->next)
+                n += c->used;
+        return n;
+}
 
 /* Copies jansson's error text keeping printable ASCII only: it can quote
  * the record ("near '...'"), which may be anything. */

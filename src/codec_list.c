@@ -392,6 +392,12 @@ static int get_time(jctx_t *x, json_t *obj, const char *name, int64_t *msp)
         return 0;
 }
 
+static int dump_to_buf(const char *p, size_t size, void *data)
+{
+        rf_buf_append(data, p, size);
+        return 0;
+}
+
 /* Validates items[i] and appends its binary form to \p b. */
 static int put_json_item(jctx_t *x, json_t *it, size_t i, rf_buf_t *b)
 {
@@ -448,23 +454,27 @@ static int put_json_item(jctx_t *x, json_t *it, size_t i, rf_buf_t *b)
         if (v && !json_is_null(v)) {
                 /* Sorted keys: the same provenance always stores the same
                  * bytes. Strings escape NUL, so the text has none. */
-                char *prov = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS |
-                                               JSON_ENCODE_ANY);
-                if (!prov) {
+                rf_buf_t prov = { 0 };
+                /* Dumped through a callback: a string jansson returned
+                 * would come from the parse arena (codec_json.h). */
+                if (json_dump_callback(v, dump_to_buf, &prov,
+                                       JSON_COMPACT | JSON_SORT_KEYS |
+                                           JSON_ENCODE_ANY) != 0) {
                         fprintf(stderr, "recfresh: out of memory\n");
                         abort();
                 }
-                rf_buf_put_str(b, prov);
-                free(prov);
+                rf_buf_append(&prov, "", 1);
+                rf_buf_put_str(b, prov.data);
+                rf_buf_free(&prov);
         } else {
                 rf_buf_put_str(b, "");
         }
         return 0;
 }
 
-int rf_list_from_json(const char *key, size_t key_len, const char *buf,
-                      size_t len, const rf_limits_t *lim, rf_list_t **listp,
-                      rf_rejection_t *rej)
+static int list_from_json(const char *key, size_t key_len, const char *buf,
+                          size_t len, const rf_limits_t *lim, rf_list_t **listp,
+                          rf_rejection_t *rej)
 {
         rf_list_t h = { 0 };
         rf_buf_t b = { 0 };
@@ -536,6 +546,20 @@ out:
         return rc;
 }
 
+int rf_list_from_json(const char *key, size_t key_len, const char *buf,
+                      size_t len, const rf_limits_t *lim, rf_list_t **listp,
+                      rf_rejection_t *rej)
+{
+        int r;
+
+        /* The list is encoded from the tree before it goes: the arena may
+         * drop it. */
+        rf_json_arena_begin();
+        r = list_from_json(key, key_len, buf, len, lim, listp, rej);
+        rf_json_arena_end();
+        return r;
+}
+
 /* A JSON string of \p s; "" if \p s is not valid UTF-8 (a corrupt store
  * record: lists from JSON only hold valid UTF-8). */
 static json_t *jstr(const char *s)
@@ -562,12 +586,6 @@ static void set_time(json_t *o, const char *name, int64_t ms)
         char ts[40];
 
         set_str(o, name, rf_time_format(ms, ts, sizeof(ts)));
-}
-
-static int dump_to_buf(const char *p, size_t size, void *data)
-{
-        rf_buf_append(data, p, size);
-        return 0;
 }
 
 static json_t *entry_to_json(const rf_entry_t *e)

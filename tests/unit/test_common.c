@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -629,11 +630,82 @@ static void test_strdup_and_strv(void **state)
         rf_strv_free(NULL);
 }
 
+static void *json_in_thread(void *arg)
+{
+        (void)arg;
+        /* no arena open on this thread: plain malloc, even while the
+         * main thread has one */
+        return json_pack("{s:s}", "made", "elsewhere");
+}
+
+static void test_json_arena(void **state)
+{
+        (void)state;
+        json_t *outside = json_string("made before the arena");
+        json_error_t err;
+        pthread_t th;
+        void *other;
+
+        assert_int_equal(rf_json_arena_bytes(), 0);
+        rf_json_arena_begin();
+        /* Values from the arena: the parse is counted in it. */
+        json_t *v =
+            json_loads("{\"a\":[1,2,{\"b\":\"c\"}],\"d\":\"e\"}", 0, &err);
+        assert_non_null(v);
+        assert_true(rf_json_arena_bytes() > 0);
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_array_get(json_object_get(v, "a"), 2), "b")),
+            "c");
+        /* Bigger than a chunk. */
+        char *big = malloc(300000);
+        memset(big, 'x', 299999);
+        big[299999] = '\0';
+        json_t *bs = json_string(big);
+        assert_int_equal(json_string_length(bs), 299999);
+        assert_true(rf_json_arena_bytes() >= 299999);
+        free(big);
+        /* Made on another thread meanwhile: malloc'd, freed here by
+         * free() (LeakSanitizer would report it otherwise). */
+        assert_int_equal(pthread_create(&th, NULL, json_in_thread, NULL), 0);
+        assert_int_equal(pthread_join(th, &other), 0);
+        assert_string_equal(json_string_value(json_object_get(other, "made")),
+                            "elsewhere");
+        json_decref(other);
+        /* Made before: freed for real as well. */
+        json_decref(outside);
+        /* Nested pairs: the inner end leaves the arena open. */
+        rf_json_arena_begin();
+        json_t *w = json_integer(7);
+        rf_json_arena_end();
+        assert_true(rf_json_arena_bytes() > 0);
+        assert_int_equal(json_integer_value(w), 7);
+        json_decref(w);
+        json_decref(bs);
+        json_decref(v);
+        rf_json_arena_end();
+        assert_int_equal(rf_json_arena_bytes(), 0);
+        rf_json_arena_end(); /* unpaired: ignored */
+        assert_int_equal(rf_json_arena_bytes(), 0);
+
+        /* A second arena on the thread works as the first. */
+        rf_json_arena_begin();
+        v = json_loads("[\"again\"]", 0, &err);
+        assert_string_equal(json_string_value(json_array_get(v, 0)), "again");
+        json_decref(v);
+        rf_json_arena_end();
+        /* Outside, jansson allocates as before. */
+        v = json_string("after");
+        assert_int_equal(rf_json_arena_bytes(), 0);
+        json_decref(v);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_time_parse_utc),
                 cmocka_unit_test(test_decimal_and_number_formatting),
+                cmocka_unit_test(test_json_arena),
                 cmocka_unit_test(test_time_parse_offsets),
                 cmocka_unit_test(test_time_parse_fractions),
                 cmocka_unit_test(test_time_parse_leap_years),
