@@ -221,6 +221,69 @@ static void test_cf_epoch(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+/* The value of option \p name in section \p sect of the newest OPTIONS
+ * file RocksDB wrote in \p dir, into \p out ("" if absent). */
+static void options_value(const char *dir, const char *sect, const char *name,
+                          char *out, size_t size)
+{
+        char cmd[512], line[1024];
+        int in = 0;
+        FILE *fp;
+
+        snprintf(cmd, sizeof(cmd), "cat \"$(ls -v %s/OPTIONS-* | tail -1)\"",
+                 dir);
+        out[0] = '\0';
+        assert_non_null(fp = popen(cmd, "r"));
+        while (fgets(line, sizeof(line), fp)) {
+                char *p = line + strspn(line, " ");
+                p[strcspn(p, "\n")] = '\0';
+                if (*p == '[')
+                        in = !strcmp(p, sect);
+                else if (in && !strncmp(p, name, strlen(name)) &&
+                         p[strlen(name)] == '=')
+                        snprintf(out, size, "%s", p + strlen(name) + 1);
+        }
+        pclose(fp);
+}
+
+/* The reverse index, which fan-outs scan, has partitioned index and filter
+ * blocks (a bulk-loaded file's one-piece index did not stay cached); the
+ * point-read column families keep the one-piece index with a hash index in
+ * each data block (partitions cost reads a fifth). */
+static void test_table_formats(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64], v[256];
+        rf_store_t *st;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        rf_store_close(st);
+
+        options_value(dir, "[TableOptions/BlockBasedTable \"index\"]",
+                      "index_type", v, sizeof(v));
+        assert_string_equal(v, "kTwoLevelIndexSearch");
+        options_value(dir, "[TableOptions/BlockBasedTable \"index\"]",
+                      "partition_filters", v, sizeof(v));
+        assert_string_equal(v, "true");
+        static const char *const point[] = { "versions", "lists", "tombstones",
+                                             "runs" };
+        for (size_t i = 0; i < sizeof(point) / sizeof(point[0]); i++) {
+                char sect[128];
+                snprintf(sect, sizeof(sect),
+                         "[TableOptions/BlockBasedTable \"%s\"]", point[i]);
+                options_value(dir, sect, "index_type", v, sizeof(v));
+                assert_string_equal(v, "kBinarySearch");
+                options_value(dir, sect, "data_block_index_type", v, sizeof(v));
+                assert_string_equal(v, "kDataBlockBinaryAndHash");
+                options_value(dir, sect, "partition_filters", v, sizeof(v));
+                assert_string_equal(v, "false");
+        }
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -228,6 +291,7 @@ int main(void)
                 cmocka_unit_test(test_free_bytes),
                 cmocka_unit_test(test_range_iterator),
                 cmocka_unit_test(test_cf_epoch),
+                cmocka_unit_test(test_table_formats),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
