@@ -9,8 +9,7 @@
  *      feed the index sorters (one per kind);
  *   3. merge each kind's index sorter into its SST files, side by side.
  *
- * Each sorter spills one half of its budget from a background thread while
- * the other half fills.
+ * The sorting is extsort.c's.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,16 +21,15 @@
 #include <zstd.h>
 
 #include "recfresh/bulkload.h"
+#include "recfresh/extsort.h"
 #include "recfresh/keys.h"
 #include "recfresh/list.h"
 #include "recfresh/log.h"
 #include "recfresh/tombstone.h"
 
-#define SST_MAX_BYTES  ((size_t)256 << 20)
-#define READ_CHUNK     (128 * 1024)
-#define REPORT_MAX     100 /* malformed lines reported; the rest counted */
-#define RUN_IO_BUF     (64 * 1024) /* stdio buffer of a run file */
-#define SPILL_PREFETCH 8           /* entries a spill fetches ahead */
+#define SST_MAX_BYTES ((size_t)256 << 20)
+#define READ_CHUNK    (128 * 1024)
+#define REPORT_MAX    100 /* malformed lines reported; the rest counted */
 
 /* The reverse index's kinds, in key order; each has its own sorter and its
  * own SST files (index-c-*, index-i-*, index-k-*), so the three merges run
@@ -140,453 +138,6 @@ static int reader_line(reader_t *r, rf_buf_t *line, size_t max, int *too_long)
         }
 }
 
-/* ---- external sorter ----------------------------------------------------*/
-
-/* One sort buffer: entries, and a slot per entry that the sort orders. */
-typedef struct chunk {
-        rf_buf_t arena;    /* entries: varint klen, key, varint vlen, value */
-        struct slot *offs; /* one per entry in the arena, sorted by key */
-        size_t n, cap;
-} chunk_t;
-
-/* Two chunks of half the budget each: while a thread sorts and writes the
- * full one as a run file, the caller fills the other. */
-typedef struct sorter {
-        const char *dir, *tag;
-        size_t budget;
-        chunk_t fill, bg;
-        pthread_t th; /* spilling bg, when spilling */
-        int spilling;
-        size_t bg_run; /* the run file bg goes to */
-        int bg_rc;     /* the last background spill's outcome */
-        char bg_err[512];
-        size_t run_cnt;
-} sorter_t;
-
-typedef struct entry {
-        const char *k, *v;
-        size_t kl, vl;
-} entry_t;
-
-static void entry_at(const char *p, entry_t *e)
-{
-        rf_cur_t c = { p, p + 20, 0 };
-        e->kl = rf_cur_varint(&c);
-        e->k = c.p;
-        c.p += e->kl;
-        c.end = c.p + 20;
-        e->vl = rf_cur_varint(&c);
-        e->v = c.p;
-}
-
-static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
-{
-        int c = memcmp(a, b, al < bl ? al : bl);
-        return c ? c : (al > bl) - (al < bl);
-}
-
-/* An entry of the arena, with its key's first 24 bytes as three
- * big-endian numbers. Index keys share their entity's bytes and list keys
- * their subject's, so 8 bytes tied often and sent the comparison to the
- * arena, a cache miss per side; 24 bytes settle nearly every comparison
- * in the slot array itself. */
-#define SLOT_WORDS 3
-typedef struct slot {
-        uint64_t prefix[SLOT_WORDS];
-        size_t off;  /* of the entry in the arena */
-        uint32_t kl; /* key length */
-        uint32_t ko; /* key offset from off */
-} slot_t;
-
-static void slot_prefix(slot_t *sl, const char *k, size_t kl)
-{
-        for (size_t w = 0; w < SLOT_WORDS; w++) {
-                uint64_t v = 0;
-                for (size_t i = w * 8; i < w * 8 + 8; i++)
-                        v = v << 8 | (i < kl ? (unsigned char)k[i] : 0);
-                sl->prefix[w] = v;
-        }
-}
-
-static int cmp_offs(const void *a, const void *b, void *arg)
-{
-        const char *base = arg;
-        const slot_t *x = a, *y = b;
-        int c;
-
-        for (size_t w = 0; w < SLOT_WORDS; w++)
-                if (x->prefix[w] != y->prefix[w])
-                        return x->prefix[w] < y->prefix[w] ? -1 : 1;
-        /* Equal prefixes (zero padding included): the whole keys decide. */
-        c = key_cmp(base + x->off + x->ko, x->kl, base + y->off + y->ko, y->kl);
-        return c ? c : (x->off > y->off) - (x->off < y->off); /* stable */
-}
-
-/* Sorts \p n slots: a quicksort specialised for slot_t, with the
- * comparison inlined and the slots moved in place. glibc's qsort_r sorts
- * structs this size indirectly and spent more time moving pointers and
- * copying than comparing. Past a depth of 2 log2(n) a range goes to qsort_r,
- * so no input makes it quadratic. */
-static void slot_swap(slot_t *a, slot_t *b)
-{
-        slot_t t = *a;
-        *a = *b;
-        *b = t;
-}
-
-static void slot_sort(slot_t *a, size_t n, const char *base, int depth)
-{
-        while (n > 16) {
-                if (depth-- <= 0) {
-                        qsort_r(a, n, sizeof(*a), cmp_offs, (void *)base);
-                        return;
-                }
-                /* Median of three to a[0], then a Hoare partition. */
-                slot_t *m = &a[n / 2], *z = &a[n - 1];
-                if (cmp_offs(m, a, (void *)base) < 0)
-                        slot_swap(m, a);
-                if (cmp_offs(z, m, (void *)base) < 0) {
-                        slot_swap(z, m);
-                        if (cmp_offs(m, a, (void *)base) < 0)
-                                slot_swap(m, a);
-                }
-                slot_swap(a, m);
-                size_t i = 0, j = n;
-                for (;;) {
-                        while (cmp_offs(&a[++i], a, (void *)base) < 0)
-                                if (i == n - 1)
-                                        break;
-                        while (cmp_offs(a, &a[--j], (void *)base) < 0)
-                                ;
-                        if (i >= j)
-                                break;
-                        slot_swap(&a[i], &a[j]);
-                }
-                slot_swap(a, &a[j]);
-                /* a[j] is in place: recurse into the smaller side. */
-                if (j < n - j - 1) {
-                        slot_sort(a, j, base, depth);
-                        a += j + 1;
-                        n -= j + 1;
-                } else {
-                        slot_sort(a + j + 1, n - j - 1, base, depth);
-                        n = j;
-                }
-        }
-        for (size_t i = 1; i < n; i++) {
-                slot_t t = a[i];
-                size_t j = i;
-                for (; j && cmp_offs(&t, &a[j - 1], (void *)base) < 0; j--)
-                        a[j] = a[j - 1];
-                a[j] = t;
-        }
-}
-
-static void run_path(const sorter_t *s, size_t i, rf_buf_t *p)
-{
-        rf_buf_reset(p);
-        rf_buf_printf(p, "%s/%s-run-%06zu", s->dir, s->tag, i);
-}
-
-/* Sorts what chunk \p c holds, writes it as run file \p run and empties
- * the chunk. */
-static int chunk_spill(const sorter_t *s, size_t run, chunk_t *c, char *errstr,
-                       size_t errstr_size)
-{
-        rf_buf_t p = { 0 };
-        FILE *fp;
-        int rc = 0, depth = 0;
-
-        for (size_t n = c->n; n; n >>= 1)
-                depth += 2;
-        slot_sort(c->offs, c->n, c->arena.data, depth);
-        run_path(s, run, &p);
-        if (!(fp = fopen(p.data, "wb"))) {
-                snprintf(errstr, errstr_size, "%s: %s", p.data,
-                         strerror(errno));
-                rf_buf_free(&p);
-                return RF_EIO;
-        }
-        setvbuf(fp, NULL, _IOFBF, RUN_IO_BUF);
-        for (size_t i = 0; i < c->n; i++) {
-                entry_t e;
-                const char *p0 = c->arena.data + c->offs[i].off;
-                /* Sorted order visits the arena at random: fetch ahead so
-                 * the cache misses overlap instead of queueing. */
-                if (i + SPILL_PREFETCH < c->n)
-                        __builtin_prefetch(c->arena.data +
-                                           c->offs[i + SPILL_PREFETCH].off);
-                entry_at(p0, &e);
-                fwrite_unlocked(p0, 1, (size_t)(e.v + e.vl - p0), fp);
-        }
-        if (ferror(fp)) {
-                snprintf(errstr, errstr_size, "%s: write failed", p.data);
-                rc = RF_EIO;
-        }
-        if (fclose(fp) != 0 && !rc) {
-                snprintf(errstr, errstr_size, "%s: %s", p.data,
-                         strerror(errno));
-                rc = RF_EIO;
-        }
-        c->n = 0;
-        rf_buf_reset(&c->arena);
-        rf_buf_free(&p);
-        return rc;
-}
-
-static void *spill_main(void *arg)
-{
-        sorter_t *s = arg;
-
-        s->bg_rc =
-            chunk_spill(s, s->bg_run, &s->bg, s->bg_err, sizeof(s->bg_err));
-        return NULL;
-}
-
-/* Waits for the background spill. @returns its outcome, with \p errstr
- * set (when not NULL) on failure. */
-static int sorter_wait(sorter_t *s, char *errstr, size_t errstr_size)
-{
-        if (s->spilling) {
-                pthread_join(s->th, NULL);
-                s->spilling = 0;
-        }
-        if (s->bg_rc && errstr)
-                snprintf(errstr, errstr_size, "%s", s->bg_err);
-        return s->bg_rc;
-}
-
-/* Hands the full chunk to a spill thread (after the previous one is done)
- * and goes on with the other. */
-static int sorter_spill_bg(sorter_t *s, char *errstr, size_t errstr_size)
-{
-        int rc;
-
-        if ((rc = sorter_wait(s, errstr, errstr_size)))
-                return rc;
-        chunk_t t = s->bg;
-        s->bg = s->fill;
-        s->fill = t;
-        s->bg_run = s->run_cnt++;
-        if (pthread_create(&s->th, NULL, spill_main, s) == 0)
-                s->spilling = 1;
-        else
-                spill_main(s); /* no thread: spill here */
-        return 0;
-}
-
-/* Spills everything held, so that the run files hold every entry. */
-static int sorter_finish(sorter_t *s, char *errstr, size_t errstr_size)
-{
-        int rc;
-
-        if ((rc = sorter_wait(s, errstr, errstr_size)))
-                return rc;
-        if (!s->fill.n)
-                return 0;
-        return chunk_spill(s, s->run_cnt++, &s->fill, errstr, errstr_size);
-}
-
-static int sorter_add(sorter_t *s, const char *k, size_t kl, const char *v,
-                      size_t vl, char *errstr, size_t errstr_size)
-{
-        chunk_t *c = &s->fill;
-        int rc;
-
-        /* Each chunk gets half the budget; slots count against it too. */
-        if (c->n &&
-            c->arena.len + (c->n + 1) * sizeof(*c->offs) + kl + vl >
-                s->budget / 2 &&
-            (rc = sorter_spill_bg(s, errstr, errstr_size)))
-                return rc;
-        if (c->n == c->cap) {
-                c->cap = c->cap ? c->cap * 2 : 1024;
-                c->offs = rf_realloc(c->offs, c->cap * sizeof(*c->offs));
-        }
-        slot_t *sl = &c->offs[c->n++];
-        sl->off = c->arena.len;
-        sl->kl = (uint32_t)kl;
-        slot_prefix(sl, k, kl);
-        rf_buf_put_varint(&c->arena, kl);
-        sl->ko = (uint32_t)(c->arena.len - sl->off);
-        rf_buf_append(&c->arena, k, kl);
-        rf_buf_put_varint(&c->arena, vl);
-        rf_buf_append(&c->arena, v, vl);
-        return 0;
-}
-
-static void chunk_free(chunk_t *c)
-{
-        rf_buf_free(&c->arena);
-        free(c->offs);
-        memset(c, 0, sizeof(*c));
-}
-
-static void sorter_free(sorter_t *s)
-{
-        rf_buf_t p = { 0 };
-
-        sorter_wait(s, NULL, 0); /* an error was reported, or is moot */
-        for (size_t i = 0; i < s->run_cnt; i++) {
-                run_path(s, i, &p);
-                unlink(p.data);
-        }
-        rf_buf_free(&p);
-        chunk_free(&s->fill);
-        chunk_free(&s->bg);
-        memset(s, 0, sizeof(*s));
-}
-
-/* One run file being merged. */
-typedef struct mrun {
-        FILE *fp;
-        rf_buf_t k, v;
-        int valid;
-        int err; /* the file ended inside an entry, or did not read */
-} mrun_t;
-
-/* Reads a varint whose first byte \p c was read already. Run files have one
- * reader each: the unlocked stdio calls save a lock per byte, which was a
- * tenth of a load. */
-static int read_varint(FILE *fp, int c, uint64_t *out)
-{
-        uint64_t v = 0;
-        int shift = 0;
-
-        for (; c != EOF; c = getc_unlocked(fp)) {
-                v |= (uint64_t)(c & 0x7f) << shift;
-                if (!(c & 0x80)) {
-                        *out = v;
-                        return 0;
-                }
-                shift += 7;
-                if (shift > 63)
-                        return -1;
-        }
-        return -1;
-}
-
-static void mrun_next(mrun_t *m)
-{
-        uint64_t kl, vl;
-
-        m->valid = 0;
-        /* The end of the file between entries is the end of the run;
-         * anywhere else the run is cut short, and the load must fail. */
-        int c = getc_unlocked(m->fp);
-        if (c == EOF) {
-                m->err = ferror(m->fp) != 0;
-                return;
-        }
-        m->err = 1;
-        if (read_varint(m->fp, c, &kl))
-                return;
-        rf_buf_reset(&m->k);
-        rf_buf_reset(&m->v);
-        rf_buf_append(&m->k, "", 0);
-        char buf[8192];
-        for (uint64_t left = kl; left;) {
-                size_t n = fread_unlocked(
-                    buf, 1, left < sizeof(buf) ? left : sizeof(buf), m->fp);
-                if (!n)
-                        return;
-                rf_buf_append(&m->k, buf, n);
-                left -= n;
-        }
-        if (read_varint(m->fp, getc_unlocked(m->fp), &vl))
-                return;
-        for (uint64_t left = vl; left;) {
-                size_t n = fread_unlocked(
-                    buf, 1, left < sizeof(buf) ? left : sizeof(buf), m->fp);
-                if (!n)
-                        return;
-                rf_buf_append(&m->v, buf, n);
-                left -= n;
-        }
-        m->valid = 1;
-        m->err = 0;
-}
-
-typedef struct merger {
-        mrun_t *runs;
-        size_t cnt;
-} merger_t;
-
-static int merger_open(merger_t *mg, sorter_t *s, char *errstr,
-                       size_t errstr_size)
-{
-        rf_buf_t p = { 0 };
-        int rc;
-
-        if ((rc = sorter_finish(s, errstr, errstr_size)))
-                return rc;
-        /* The merge needs little memory. */
-        chunk_free(&s->fill);
-        chunk_free(&s->bg);
-        mg->cnt = s->run_cnt;
-        mg->runs = rf_calloc(mg->cnt + 1, sizeof(*mg->runs));
-        for (size_t i = 0; i < mg->cnt; i++) {
-                run_path(s, i, &p);
-                if (!(mg->runs[i].fp = fopen(p.data, "rb"))) {
-                        snprintf(errstr, errstr_size, "%s: %s", p.data,
-                                 strerror(errno));
-                        rf_buf_free(&p);
-                        return RF_EIO;
-                }
-                setvbuf(mg->runs[i].fp, NULL, _IOFBF, RUN_IO_BUF);
-                mrun_next(&mg->runs[i]);
-        }
-        rf_buf_free(&p);
-        return 0;
-}
-
-/* @returns the run holding the smallest key (earliest run on ties), or
- * -1 when all are done. Few runs: a linear scan is as good as a heap. */
-static int merger_min(merger_t *mg)
-{
-        int best = -1;
-
-        for (size_t i = 0; i < mg->cnt; i++) {
-                mrun_t *m = &mg->runs[i];
-                if (!m->valid)
-                        continue;
-                if (best < 0 ||
-                    key_cmp(m->k.data, m->k.len, mg->runs[best].k.data,
-                            mg->runs[best].k.len) < 0)
-                        best = (int)i;
-        }
-        return best;
-}
-
-/* @returns RF_EIO (errstr set) if a run file of \p s was cut short. */
-static int merger_check(const merger_t *mg, const sorter_t *s, char *errstr,
-                        size_t errstr_size)
-{
-        for (size_t i = 0; i < mg->cnt; i++)
-                if (mg->runs[i].err) {
-                        rf_buf_t p = { 0 };
-                        run_path(s, i, &p);
-                        snprintf(errstr, errstr_size,
-                                 "%s: sort run truncated or unreadable",
-                                 p.data);
-                        rf_buf_free(&p);
-                        return RF_EIO;
-                }
-        return 0;
-}
-
-static void merger_close(merger_t *mg)
-{
-        for (size_t i = 0; i < mg->cnt; i++) {
-                if (mg->runs[i].fp)
-                        fclose(mg->runs[i].fp);
-                rf_buf_free(&mg->runs[i].k);
-                rf_buf_free(&mg->runs[i].v);
-        }
-        free(mg->runs);
-        memset(mg, 0, sizeof(*mg));
-}
-
 /* ---- SST output ---------------------------------------------------------*/
 
 typedef struct sstout {
@@ -640,9 +191,9 @@ typedef struct load {
         const rf_bulkload_opts_t *o;
         const char *input;
         rf_run_info_t *ri;
-        sorter_t lists;
-        sorter_t index[IDX_KINDS]; /* one per kind: merged side by side */
-        int64_t newest;            /* generated_at of the newest list */
+        rf_sorter_t *lists;
+        rf_sorter_t *index[IDX_KINDS]; /* one per kind: merged side by side */
+        int64_t newest;                /* generated_at of the newest list */
         size_t reported;
         /* last subject seen per surface, for distinct subject counts */
         char **last_surface, **last_subject;
@@ -914,8 +465,8 @@ static int batch_apply(load_t *ld, const pbatch_t *b, char *errstr,
                 }
                 if (pl->generated_at > ld->newest)
                         ld->newest = pl->generated_at;
-                rc = sorter_add(&ld->lists, o, pl->klen, o + pl->klen, pl->vlen,
-                                errstr, errstr_size);
+                rc = rf_sorter_add(ld->lists, o, pl->klen, o + pl->klen,
+                                   pl->vlen, errstr, errstr_size);
         }
         return rc;
 }
@@ -1046,8 +597,9 @@ static int emit_list(load_t *ld, sstout_t *out, const rf_buf_t *k,
                         rf_buf_reset(&ik);
                         rf_key_index(&ik, idx_kinds[j], ids[j], lk.data,
                                      lk.len);
-                        rc = sorter_add(&ld->index[j], ik.data, ik.len, iv.data,
-                                        iv.len, errstr, errstr_size);
+                        rc =
+                            rf_sorter_add(ld->index[j], ik.data, ik.len,
+                                          iv.data, iv.len, errstr, errstr_size);
                 }
         }
 out:
@@ -1086,18 +638,19 @@ static int pass_lists(load_t *ld, const char *job_dir, char *errstr,
                          NULL,
                          0 };
         rf_buf_t pk = { 0 }, pv = { 0 };
-        merger_t mg = { 0 };
-        int have = 0, rc, m;
+        const rf_buf_t *k, *v;
+        rf_merger_t *mg = NULL;
+        int have = 0, rc, m = 0;
 
-        if ((rc = merger_open(&mg, &ld->lists, errstr, errstr_size)))
+        if ((rc = rf_merger_open(ld->lists, &mg, errstr, errstr_size)))
                 goto out;
-        while (rc == 0 && (m = merger_min(&mg)) >= 0) {
-                mrun_t *r = &mg.runs[m];
-                if (have && !key_cmp(pk.data, pk.len, r->k.data, r->k.len)) {
+        while (rc == 0 &&
+               (m = rf_merger_next(mg, &k, &v, errstr, errstr_size)) == 1) {
+                if (have && !rf_sort_keycmp(pk.data, pk.len, k->data, k->len)) {
                         /* The same list key twice: the newer one wins. */
-                        if (enc_newer(&r->v, &pv)) {
+                        if (enc_newer(v, &pv)) {
                                 rf_buf_reset(&pv);
-                                rf_buf_append(&pv, r->v.data, r->v.len);
+                                rf_buf_append(&pv, v->data, v->len);
                         }
                 } else {
                         if (have)
@@ -1105,14 +658,13 @@ static int pass_lists(load_t *ld, const char *job_dir, char *errstr,
                                                errstr_size);
                         rf_buf_reset(&pk);
                         rf_buf_reset(&pv);
-                        rf_buf_append(&pk, r->k.data, r->k.len);
-                        rf_buf_append(&pv, r->v.data, r->v.len);
+                        rf_buf_append(&pk, k->data, k->len);
+                        rf_buf_append(&pv, v->data, v->len);
                         have = 1;
                 }
-                mrun_next(r);
         }
-        if (rc == 0)
-                rc = merger_check(&mg, &ld->lists, errstr, errstr_size);
+        if (rc == 0 && m < 0)
+                rc = m;
         if (rc == 0 && have)
                 rc = emit_list(ld, &out, &pk, &pv, errstr, errstr_size);
         if (rc == 0)
@@ -1120,8 +672,9 @@ static int pass_lists(load_t *ld, const char *job_dir, char *errstr,
 out:
         if (out.cur)
                 rf_sst_destroy(out.cur);
-        merger_close(&mg);
-        sorter_free(&ld->lists);
+        rf_merger_close(mg);
+        rf_sorter_destroy(ld->lists);
+        ld->lists = NULL;
         rf_buf_free(&pk);
         rf_buf_free(&pv);
         return rc;
@@ -1141,7 +694,7 @@ static void *pass_index_kind(void *arg)
 {
         idxpass_t *ip = arg;
         load_t *ld = ip->ld;
-        sorter_t *s = &ld->index[ip->kind];
+        rf_sorter_t *s = ld->index[ip->kind];
         sstout_t out = { ld->st,
                          RF_CF_INDEX,
                          ip->job_dir,
@@ -1151,33 +704,34 @@ static void *pass_index_kind(void *arg)
                          NULL,
                          0 };
         rf_buf_t last = { 0 };
-        merger_t mg = { 0 };
-        int have = 0, rc, m;
+        const rf_buf_t *k, *v;
+        rf_merger_t *mg = NULL;
+        int have = 0, rc, m = 0;
 
-        if ((rc = merger_open(&mg, s, ip->err, sizeof(ip->err))))
+        if ((rc = rf_merger_open(s, &mg, ip->err, sizeof(ip->err))))
                 goto out;
-        while (rc == 0 && (m = merger_min(&mg)) >= 0) {
-                mrun_t *r = &mg.runs[m];
+        while (rc == 0 && (m = rf_merger_next(mg, &k, &v, ip->err,
+                                              sizeof(ip->err))) == 1) {
                 /* An item twice in one list gives one index key twice. */
                 if (!have ||
-                    key_cmp(last.data, last.len, r->k.data, r->k.len)) {
-                        rc = sstout_put(&out, r->k.data, r->k.len, r->v.data,
-                                        r->v.len, ip->err, sizeof(ip->err));
+                    rf_sort_keycmp(last.data, last.len, k->data, k->len)) {
+                        rc = sstout_put(&out, k->data, k->len, v->data, v->len,
+                                        ip->err, sizeof(ip->err));
                         rf_buf_reset(&last);
-                        rf_buf_append(&last, r->k.data, r->k.len);
+                        rf_buf_append(&last, k->data, k->len);
                         have = 1;
                 }
-                mrun_next(r);
         }
-        if (rc == 0)
-                rc = merger_check(&mg, s, ip->err, sizeof(ip->err));
+        if (rc == 0 && m < 0)
+                rc = m;
         if (rc == 0)
                 rc = sstout_close(&out, ip->err, sizeof(ip->err));
 out:
         if (out.cur)
                 rf_sst_destroy(out.cur);
-        merger_close(&mg);
-        sorter_free(s);
+        rf_merger_close(mg);
+        rf_sorter_destroy(s);
+        ld->index[ip->kind] = NULL;
         rf_buf_free(&last);
         ip->rc = rc;
         return NULL;
@@ -1237,13 +791,10 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
          * fill theirs (the list merge needs little): each side gets the
          * budget, the index's split between its kinds, the lists' less
          * the quarter the parse batches in flight take (pipe_start). */
-        ld.lists = (sorter_t){ .dir = job_dir,
-                               .tag = "lists",
-                               .budget = budget - budget / 4 };
+        ld.lists = rf_sorter_new(job_dir, "lists", budget - budget / 4);
         for (int k = 0; k < IDX_KINDS; k++)
-                ld.index[k] = (sorter_t){ .dir = job_dir,
-                                          .tag = idx_run_tags[k],
-                                          .budget = budget / IDX_KINDS };
+                ld.index[k] =
+                    rf_sorter_new(job_dir, idx_run_tags[k], budget / IDX_KINDS);
 
         rc = pass_parse(&ld, errstr, errstr_size);
         if (rc == 0)
@@ -1266,9 +817,9 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
                         rc = RF_EIO;
                 }
         }
-        sorter_free(&ld.lists);
+        rf_sorter_destroy(ld.lists);
         for (int k = 0; k < IDX_KINDS; k++)
-                sorter_free(&ld.index[k]);
+                rf_sorter_destroy(ld.index[k]);
         for (size_t i = 0; i < ld.last_cnt; i++) {
                 free(ld.last_surface[i]);
                 free(ld.last_subject[i]);
