@@ -4,6 +4,7 @@
  * dead-letter it if it is bad, and record its offset, all in the batch's
  * transaction (see apply.h for why that makes a crash harmless).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "recfresh/activity.h"
@@ -36,6 +37,9 @@ void rf_apply_ctx_init(rf_apply_ctx_t *ctx, rf_store_t *st,
 
 void rf_apply_ctx_clear(rf_apply_ctx_t *ctx)
 {
+        for (size_t i = 0; i < ctx->off_cnt; i++)
+                free(ctx->offs[i].topic);
+        free(ctx->offs);
         rf_txn_destroy(ctx->txn);
         rf_buf_free(&ctx->scratch);
         rf_buf_free(&ctx->scratch2);
@@ -91,19 +95,53 @@ static int apply_event(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         }
 }
 
-static void put_offset(rf_apply_ctx_t *ctx, const rf_record_t *rec)
+/* Notes the record's next offset for rf_apply_offsets_put(). A consumer
+ * holds a few dozen partitions: a linear search is enough. */
+static void note_offset(rf_apply_ctx_t *ctx, const rf_record_t *rec)
+{
+        struct rf_apply_offset *o = NULL;
+
+        for (size_t i = 0; i < ctx->off_cnt && !o; i++)
+                if (ctx->offs[i].partition == rec->partition &&
+                    !strcmp(ctx->offs[i].topic, rec->topic_name))
+                        o = &ctx->offs[i];
+        if (!o) {
+                ctx->offs = rf_realloc(ctx->offs,
+                                       (ctx->off_cnt + 1) * sizeof(*ctx->offs));
+                o = &ctx->offs[ctx->off_cnt++];
+                o->topic = rf_strdup(rec->topic_name);
+                o->partition = rec->partition;
+        }
+        o->next = rec->offset + 1;
+        o->dirty = 1;
+}
+
+void rf_apply_offsets_put(rf_apply_ctx_t *ctx)
 {
         rf_buf_t *k = &ctx->scratch;
-        char v[8];
-        uint64_t next = (uint64_t)rec->offset + 1;
 
-        rf_buf_reset(k);
-        rf_key_offset(k, rec->topic_name, rec->partition);
-        for (int i = 7; i >= 0; i--) {
-                v[i] = (char)(next & 0xff);
-                next >>= 8;
+        for (size_t i = 0; i < ctx->off_cnt; i++) {
+                struct rf_apply_offset *o = &ctx->offs[i];
+                uint64_t next = (uint64_t)o->next;
+                char v[8];
+
+                if (!o->dirty)
+                        continue;
+                rf_buf_reset(k);
+                rf_key_offset(k, o->topic, o->partition);
+                for (int b = 7; b >= 0; b--) {
+                        v[b] = (char)(next & 0xff);
+                        next >>= 8;
+                }
+                rf_txn_put(ctx->txn, RF_CF_OFFSETS, k->data, k->len, v, 8);
+                o->dirty = 0;
         }
-        rf_txn_put(ctx->txn, RF_CF_OFFSETS, k->data, k->len, v, 8);
+}
+
+void rf_apply_offsets_drop(rf_apply_ctx_t *ctx)
+{
+        for (size_t i = 0; i < ctx->off_cnt; i++)
+                ctx->offs[i].dirty = 0;
 }
 
 int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec)
@@ -178,6 +216,6 @@ int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec)
         if (rej.reason != RF_REJ_NONE)
                 dead_letter(ctx, rec, &rej);
         if (rec->topic_name)
-                put_offset(ctx, rec);
+                note_offset(ctx, rec);
         return 0;
 }

@@ -767,6 +767,10 @@ static int apply_batch(rf_daemon_t *d, size_t n)
                 if (d->elog)
                         rf_eventlog_add(d->elog, &rec);
         }
+        if (r == 0)
+                rf_apply_offsets_put(&d->ctx);
+        else
+                rf_apply_offsets_drop(&d->ctx);
         /* The archive is written before the commit (eventlog.h). */
         if (r == 0 && d->elog &&
             rf_eventlog_flush(d->elog, d->ctx.now_ms, errstr, sizeof(errstr)))

@@ -1153,6 +1153,8 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                 ctx.now_ms = now;
                 explain_reset(&x);
                 r = rf_apply_record(&ctx, rec);
+                if (r == 0)
+                        rf_apply_offsets_put(&ctx);
                 while (r == 0 && rf_fanout_pending(fo))
                         r = rf_fanout_step(&ctx, (size_t)conf->fanout_chunk,
                                            &scanned);

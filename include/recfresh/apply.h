@@ -43,6 +43,16 @@ typedef struct rf_apply_ctx {
                                * latency histogram after the commit) */
         rf_trace_cb_t *trace; /* replay --explain hook, or NULL (trace.h) */
         void *trace_opaque;
+        /* The next offset of each partition with records in the open
+         * batch, put once by rf_apply_offsets_put(): a put per record was
+         * a quarter of the memtable inserts of a batch. */
+        struct rf_apply_offset {
+                char *topic;
+                int32_t partition;
+                int64_t next;
+                int dirty; /* taken since the last put */
+        } * offs;
+        size_t off_cnt;
 } rf_apply_ctx_t;
 
 /** One consumed record. */
@@ -59,7 +69,18 @@ typedef struct rf_record {
 } rf_record_t;
 
 /**
- * Applies one record into ctx->txn, together with its next offset. A bad
+ * Puts the next offset of every partition with records applied since the
+ * last call into ctx->txn. Call it after the last record of a batch and
+ * before the commit: offsets and effects are one transaction.
+ */
+void rf_apply_offsets_put(rf_apply_ctx_t *ctx);
+
+/** Forgets the offsets not put yet (a batch dropped without a commit). */
+void rf_apply_offsets_drop(rf_apply_ctx_t *ctx);
+
+/**
+ * Applies one record into ctx->txn; its next offset is noted for
+ * rf_apply_offsets_put(). A bad
  * record is rejected: counted and queued for recs.dlq.v1 in the same
  * transaction. Older-than-state events are taken and ignored.
  * @returns 0 when the record was taken (applied, ignored or rejected), or a

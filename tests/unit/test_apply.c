@@ -1,0 +1,123 @@
+/*
+ * recfresh - unit tests: what the apply path stores besides the effects of
+ * a record: the consumed offsets, one per partition per batch, in the same
+ * transaction (apply.h).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "recfresh/apply.h"
+#include "recfresh/keys.h"
+#include "recfresh/log.h"
+#include "recfresh/outbox.h"
+#include "recfresh/topics.h"
+
+static int64_t stored_next(rf_store_t *st, const char *topic, int32_t part)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+        int64_t next = -1;
+
+        rf_key_offset(&k, topic, part);
+        if (rf_store_get(st, RF_CF_OFFSETS, k.data, k.len, &v) == 0) {
+                assert_int_equal(v.len, 8);
+                next = 0;
+                for (int i = 0; i < 8; i++)
+                        next = next << 8 | (unsigned char)v.data[i];
+        }
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return next;
+}
+
+static void take(rf_apply_ctx_t *ctx, const char *topic, int32_t part,
+                 int64_t offset)
+{
+        static const char js[] = "{\"user_id\":\"u1\","
+                                 "\"at\":\"2026-11-22T01:00:00Z\"}";
+        rf_record_t rec = { .topic = rf_topic_by_name(topic),
+                            .topic_name = topic,
+                            .partition = part,
+                            .offset = offset,
+                            .value = js,
+                            .value_len = strlen(js),
+                            .timestamp_ms = -1 };
+
+        assert_int_equal(rf_apply_record(ctx, &rec), 0);
+}
+
+static void test_offsets_once_per_partition(void **state)
+{
+        char dir[] = "/tmp/rf-ap-XXXXXX", err[256], cmd[64];
+        rf_apply_ctx_t ctx;
+        rf_outbox_t *ob;
+        rf_store_t *st;
+        size_t n;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        ob = rf_outbox_new(st); /* for the rejected record */
+        rf_apply_ctx_init(&ctx, st, NULL, ob, NULL);
+
+        /* Two topics, the same partition numbers, interleaved; a topic
+         * recfresh does not consume is rejected, and its offset kept too. */
+        take(&ctx, "recs.activity.v1", 0, 10);
+        take(&ctx, "recs.activity.v1", 1, 5);
+        take(&ctx, "recs.item-bans.v1", 0, 99);
+        take(&ctx, "recs.activity.v1", 0, 11);
+        take(&ctx, "other.topic", 3, 7);
+        take(&ctx, "recs.activity.v1", 0, 12);
+        /* No offset is in the batch before the put, then one per
+         * partition. */
+        n = rf_txn_count(ctx.txn);
+        assert_int_equal(stored_next(st, "recs.activity.v1", 0), -1);
+        rf_apply_offsets_put(&ctx);
+        assert_int_equal(rf_txn_count(ctx.txn), n + 4);
+        assert_int_equal(rf_txn_commit(ctx.txn, err, sizeof(err)), 0);
+        assert_int_equal(stored_next(st, "recs.activity.v1", 0), 13);
+        assert_int_equal(stored_next(st, "recs.activity.v1", 1), 6);
+        assert_int_equal(stored_next(st, "recs.item-bans.v1", 0), 100);
+        assert_int_equal(stored_next(st, "other.topic", 3), 8);
+
+        /* The next batch puts only the partitions it took. */
+        rf_apply_offsets_put(&ctx);
+        assert_int_equal(rf_txn_count(ctx.txn), 0);
+        take(&ctx, "recs.activity.v1", 1, 6);
+        n = rf_txn_count(ctx.txn);
+        rf_apply_offsets_put(&ctx);
+        assert_int_equal(rf_txn_count(ctx.txn), n + 1);
+        assert_int_equal(rf_txn_commit(ctx.txn, err, sizeof(err)), 0);
+        assert_int_equal(stored_next(st, "recs.activity.v1", 1), 7);
+        assert_int_equal(stored_next(st, "recs.activity.v1", 0), 13);
+
+        /* A dropped batch leaves nothing to put. */
+        take(&ctx, "recs.activity.v1", 0, 13);
+        rf_txn_clear(ctx.txn);
+        rf_apply_offsets_drop(&ctx);
+        rf_apply_offsets_put(&ctx);
+        assert_int_equal(rf_txn_count(ctx.txn), 0);
+        assert_int_equal(stored_next(st, "recs.activity.v1", 0), 13);
+
+        rf_apply_ctx_clear(&ctx);
+        rf_outbox_destroy(ob);
+        rf_store_close(st);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_offsets_once_per_partition),
+        };
+        rf_log_set_level(RF_LOG_ERROR);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
