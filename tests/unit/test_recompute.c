@@ -457,7 +457,7 @@ static void test_takes_in_batches(void **state)
 {
         env_t *e = *state;
         enum { N = 700, B = 37 };
-        static char seen[N];
+        static char seen[N], ids[N][33];
         rf_queue_req_t reqs[B];
         void *tokens[B];
         char s[32], first_id[64] = "";
@@ -493,8 +493,15 @@ static void test_takes_in_batches(void **state)
                 for (int k = 0; k < n; k++) {
                         json_t *j = json_loads(reqs[k].json.data, 0, NULL);
                         int i = atoi(jstr(j, "subject_id") + 2);
+                        const char *rid = jstr(j, "request_id");
                         assert_in_range(i, 0, N - 1);
                         assert_int_equal(seen[i], 0);
+                        /* 32 hex digits, and no other request has them */
+                        assert_int_equal(strlen(rid), 32);
+                        assert_int_equal(strspn(rid, "0123456789abcdef"), 32);
+                        for (int o = 0; o < i; o++)
+                                assert_string_not_equal(ids[o], rid);
+                        memcpy(ids[i], rid, 33);
                         assert_true(i > last); /* enqueue order */
                         seen[i] = 1;
                         last = i;
