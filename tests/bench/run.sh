@@ -374,9 +374,14 @@ if [ $HAVE_CK = 1 ] && "$RECFRESH" replay --help >/dev/null 2>&1; then
                 'BEGIN { if (s > 0 && x == 0) print n / s }')
         REPLAY_FIG="did not finish in 300 s"
         [ -n "$REPLAY" ] && REPLAY_FIG="$(fmt "$REPLAY") events/s ($(val replay wall_s) s)"
+        # Replay runs each record's fan-out before the next record, so the
+        # live rate with fan-out done ("sustained") is the like-for-like
+        # baseline; the ratio stays against the taken rate, as the target
+        # is set.
         row "7. replay from the event log (first $(fmt $REPLAY_N) events)" \
                 "$REPLAY_FIG" \
-                "live apply $(fmt "$APPLY") events/s" "$(ratio "$REPLAY" "$APPLY")"
+                "live apply $(fmt "$APPLY") events/s taken, $(fmt "$(val applied sustained_rate)") sustained (fan-out done): $(ratio "$REPLAY" "$(val applied sustained_rate)")" \
+                "$(ratio "$REPLAY" "$APPLY")"
         rm -rf "$WORK/scratch"
 else
         row "7. replay" "n/a (needs recfresh replay and checkpoint)" "-" "-"
