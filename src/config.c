@@ -164,7 +164,10 @@ static const struct conf_row conf_table[] = {
         C(INT, "limits.max_json_depth", max_json_depth, "16", 2, 256,
           "Deepest JSON nesting of a record; deeper: DLQ too_deep."),
         C(INT, "fanout.chunk", fanout_chunk, "500", 1, 1000000,
-          "Index entries handled per fan-out step of a ban or invalidation."),
+          "Most index entries handled per fan-out step of a ban or "
+          "invalidation."),
+        C(DUR, "fanout.step_ms", fanout_step_ms, "2", 0, 10 * SEC_MS,
+          "Longest fan-out step between consumer batches; 0: no limit."),
         C(BOOL, "store.sync", store_sync, "false",
           "fsync the RocksDB WAL on every write (survives power loss)."),
         C(INT, "store.block_cache_mb", block_cache_mb, "256", 8, 65536,

@@ -598,6 +598,7 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                 goto fail;
         d->outbox = rf_outbox_new(d->st);
         d->fanout = rf_fanout_new(d->st);
+        rf_fanout_set_step_ms(d->fanout, d->conf->fanout_step_ms);
         d->tombset = rf_tombset_new();
         if (rf_tombset_load(d->tombset, d->st) != 0) {
                 snprintf(errstr, errstr_size, "%s: cannot read the tombstones",

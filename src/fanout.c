@@ -21,6 +21,8 @@
 #include "recfresh/recompute.h"
 #include "recfresh/topics.h"
 
+#define TIMED_COPY 64 /* entries a timed step copies out at a time */
+
 struct rf_fanout {
         rf_store_t *st;
         uint64_t next_seq; /* id of the next job scheduled */
@@ -28,6 +30,7 @@ struct rf_fanout {
         uint64_t size_seq; /* job whose lists are being counted */
         uint64_t size_cnt; /* lists it invalidated so far (this process) */
         uint64_t head_seq; /* no job is stored below this id */
+        int64_t step_ns;   /* time budget of a step, 0: none */
 };
 
 typedef struct job {
@@ -75,6 +78,11 @@ rf_fanout_t *rf_fanout_new(rf_store_t *st)
 void rf_fanout_destroy(rf_fanout_t *fo)
 {
         free(fo);
+}
+
+void rf_fanout_set_step_ms(rf_fanout_t *fo, int64_t ms)
+{
+        fo->step_ns = ms > 0 ? ms * 1000000 : 0;
 }
 
 size_t rf_fanout_pending(const rf_fanout_t *fo)
@@ -191,10 +199,11 @@ void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                  .entity_kind = entity_kind, .entity_id = entity_id);
 }
 
-/* Runs one job for at most `budget` index entries. Sets *done when the job
- * finished (and was deleted). */
+/* Runs one job for at most `budget` index entries, and past the monotonic
+ * \p deadline (ns, 0: none) for none but the first of the step (\p
+ * scanned 0). Sets *done when the job finished (and was deleted). */
 static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
-                    size_t *scanned, int *done)
+                    int64_t deadline, size_t *scanned, int *done)
 {
         rf_buf_t prefix = { 0 }, batch = { 0 }, jk = { 0 }, jv = { 0 };
         const char *ekind = entity_kind_name(j->kind);
@@ -220,7 +229,6 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                 size_t klen, vlen;
                 const char *k = rf_iter_key(it, &klen);
                 const char *v = rf_iter_value(it, &vlen);
-                last_len = klen;
                 rf_buf_put_varint(&batch, klen);
                 rf_buf_append(&batch, k, klen);
                 rf_buf_put_varint(&batch, vlen);
@@ -231,7 +239,12 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
 
         rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
         const char *cursor = NULL;
-        for (size_t i = 0; i < n && !c.err; i++) {
+        size_t i = 0;
+        for (; i < n && !c.err; i++) {
+                /* The clock is read once per list: a list's work is tens
+                 * of microseconds, the clock tens of nanoseconds. */
+                if (deadline && (i || *scanned) && rf_mono_ns() >= deadline)
+                        break;
                 size_t klen = rf_cur_varint(&c);
                 const char *k = c.p;
                 c.p += klen;
@@ -241,6 +254,7 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                 const char *region = rf_cur_str(&vc, NULL);
                 const char *list_id = rf_cur_str(&vc, NULL);
                 cursor = k;
+                last_len = klen;
                 if (*j->region && strcmp(region, j->region) != 0)
                         continue;
                 rf_fanout_list_invalidated(
@@ -249,6 +263,9 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                 ctx->fanout->size_cnt++;
         }
 
+        if (i < n)
+                *done = 0; /* out of time: the rest in a later step */
+        n = i;
         rf_key_seq(&jk, j->seq);
         if (*done) {
                 rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data, jk.len);
@@ -273,10 +290,12 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
 int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
 {
         rf_fanout_t *fo = ctx->fanout;
+        int64_t deadline = fo->step_ns ? rf_mono_ns() + fo->step_ns : 0;
         int r = 0;
 
         *scanned = 0;
-        while (fo->pending && *scanned < budget && r == 0) {
+        while (fo->pending && *scanned < budget && r == 0 &&
+               !(deadline && *scanned && rf_mono_ns() >= deadline)) {
                 rf_buf_t hk = { 0 };
                 job_t j = { 0 };
                 int done = 0;
@@ -321,13 +340,18 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                         rf_buf_free(&jk);
                         done = 1;
                 } else {
-                        r = job_step(ctx, &j, budget - *scanned, scanned,
-                                     &done);
+                        /* With a deadline, a few lists at a time: the
+                         * entries copied out past it would be read for
+                         * nothing. The job goes on from its new cursor. */
+                        size_t b = budget - *scanned;
+                        if (deadline && b > TIMED_COPY)
+                                b = TIMED_COPY;
+                        r = job_step(ctx, &j, b, deadline, scanned, &done);
                 }
                 if (done)
                         fo->pending--;
                 rf_buf_free(&j.raw);
-                if (!done)
+                if (!done && !deadline)
                         break; /* budget used up */
         }
         if (r == 0 && ctx->err) {

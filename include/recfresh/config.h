@@ -89,6 +89,7 @@ typedef struct rf_config {
 
         /* fan-out and store */
         int64_t fanout_chunk;   /* index entries per fan-out step */
+        int64_t fanout_step_ms; /* and its time budget, 0: none */
         int store_sync;         /* fsync the WAL on every write */
         int64_t block_cache_mb; /* RocksDB block cache */
         int64_t write_buffer_mb;

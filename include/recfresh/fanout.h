@@ -32,10 +32,16 @@ void rf_fanout_schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
 
 /**
  * Runs up to \p budget index entries of pending jobs into ctx->txn (the
- * caller commits). *scanned gets the entries walked.
+ * caller commits), within the time budget of rf_fanout_set_step_ms() when
+ * one is set: a step handles at least one entry, then stops at whichever
+ * comes first. *scanned gets the entries walked.
  * @returns 0 or a store error.
  */
 int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned);
+
+/** Sets the time budget of a step, in ms (0, the default: none). A step
+ *  delays the next consumer batch by about this much at most. */
+void rf_fanout_set_step_ms(rf_fanout_t *fo, int64_t ms);
 
 /** @returns the number of jobs not yet finished (committed state). */
 size_t rf_fanout_pending(const rf_fanout_t *fo);

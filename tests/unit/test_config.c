@@ -170,6 +170,7 @@ static void test_defaults(void **state)
         assert_int_equal(c->max_id_len, 256);
         assert_int_equal(c->max_json_depth, 16);
         assert_int_equal(c->fanout_chunk, 500);
+        assert_int_equal(c->fanout_step_ms, 2);
         assert_int_equal(c->store_sync, 0);
         assert_int_equal(c->block_cache_mb, 256);
         assert_int_equal(c->write_buffer_mb, 64);
@@ -252,6 +253,17 @@ static void test_int_decimal_only(void **state)
         assert_int_equal(c->fanout_chunk, 500);
         set_ok(c, "fanout.chunk", "007");
         assert_int_equal(c->fanout_chunk, 7);
+        /* the step's time budget: 0 turns it off, 10 s at most */
+        set_ok(c, "fanout.step_ms", "0");
+        assert_int_equal(c->fanout_step_ms, 0);
+        assert_int_equal(
+            rf_config_set(c, "fanout.step_ms", "11s", err, sizeof(err)),
+            RF_ECONFIG);
+        assert_int_equal(
+            rf_config_set(c, "fanout.step_ms", "-1", err, sizeof(err)),
+            RF_ECONFIG);
+        set_ok(c, "fanout.step_ms", "5ms");
+        assert_int_equal(c->fanout_step_ms, 5);
 }
 
 static void test_duration_suffixes(void **state)

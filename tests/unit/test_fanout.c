@@ -1,0 +1,161 @@
+/*
+ * recfresh - unit tests: fan-out steps (fanout.h) on a real store. A ban of
+ * an item in 2,000 lists runs in steps bounded by entries or by time; every
+ * list gets exactly one notice however the steps cut the job.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "recfresh/apply.h"
+#include "recfresh/fanout.h"
+#include "recfresh/log.h"
+#include "recfresh/outbox.h"
+#include "recfresh/topics.h"
+
+#define LISTS 2000
+
+typedef struct env {
+        char dir[32];
+        rf_store_t *st;
+        rf_outbox_t *ob;
+        rf_fanout_t *fo;
+        rf_apply_ctx_t ctx;
+        int64_t offset;
+} env_t;
+
+static void take(env_t *e, int topic, const char *key, const char *json)
+{
+        rf_record_t rec = { .topic = topic,
+                            .topic_name = rf_topic(topic)->name,
+                            .offset = e->offset++,
+                            .key = key,
+                            .key_len = strlen(key),
+                            .value = json,
+                            .value_len = strlen(json),
+                            .timestamp_ms = -1 };
+
+        assert_int_equal(rf_apply_record(&e->ctx, &rec), 0);
+}
+
+static void commit(env_t *e)
+{
+        char err[256];
+
+        rf_apply_offsets_put(&e->ctx);
+        if (rf_txn_commit(e->ctx.txn, err, sizeof(err)))
+                fail_msg("%s", err);
+        rf_outbox_committed(e->ob);
+}
+
+static int setup(void **state)
+{
+        env_t *e = calloc(1, sizeof(*e));
+        char err[256], js[512], subject[32];
+
+        snprintf(e->dir, sizeof(e->dir), "/tmp/rf-fo-XXXXXX");
+        if (!mkdtemp(e->dir))
+                return -1;
+        e->st = rf_store_open(e->dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        if (!e->st)
+                return -1;
+        e->ob = rf_outbox_new(e->st);
+        e->fo = rf_fanout_new(e->st);
+        rf_apply_ctx_init(&e->ctx, e->st, NULL, e->ob, e->fo);
+        for (int i = 0; i < LISTS; i++) {
+                snprintf(subject, sizeof(subject), "u-%04d", i);
+                snprintf(js, sizeof(js),
+                         "{\"subject_id\":\"%s\",\"surface\":\"home\","
+                         "\"list_id\":\"L-%d\",\"generated_at\":"
+                         "\"2026-11-22T01:00:00Z\",\"expires_at\":"
+                         "\"2099-01-01T00:00:00Z\",\"model_version\":\"m\","
+                         "\"items\":[{\"item_id\":\"x\",\"score\":2},"
+                         "{\"item_id\":\"y%d\",\"score\":1}]}",
+                         subject, i, i);
+                take(e, RF_TOPIC_LISTS, subject, js);
+        }
+        take(e, RF_TOPIC_ITEM_BANS, "x",
+             "{\"event_id\":\"ban-x\",\"type\":\"item_banned\",\"item_id\":"
+             "\"x\",\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        commit(e);
+        *state = e;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        env_t *e = *state;
+        char cmd[64];
+
+        rf_apply_ctx_clear(&e->ctx);
+        rf_fanout_destroy(e->fo);
+        rf_outbox_destroy(e->ob);
+        rf_store_close(e->st);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
+        free(e);
+        return system(cmd);
+}
+
+/* Runs steps until the job is done: @returns the number of steps, with
+ * the entries of the first in *first. */
+static int run_steps(env_t *e, size_t budget, size_t *first)
+{
+        size_t scanned, total = 0;
+        int steps = 0;
+
+        assert_int_equal(rf_fanout_pending(e->fo), 1);
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, budget, &scanned), 0);
+                assert_true(scanned >= 1); /* every step makes progress */
+                assert_true(scanned <= budget);
+                if (!steps++)
+                        *first = scanned;
+                total += scanned;
+                commit(e);
+                assert_true(steps <= LISTS);
+        }
+        assert_int_equal(total, LISTS);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), LISTS);
+        return steps;
+}
+
+static void test_steps_by_entries(void **state)
+{
+        env_t *e = *state;
+        size_t first = 0;
+
+        /* no time budget: the entry budget alone cuts the job */
+        assert_int_equal(run_steps(e, 300, &first), 7);
+        assert_int_equal(first, 300);
+}
+
+static void test_steps_by_time(void **state)
+{
+        env_t *e = *state;
+        size_t first = 0;
+
+        /* 2,000 lists take far more than 1 ms, on any machine: the clock
+         * cuts the job long before the entry budget does */
+        rf_fanout_set_step_ms(e->fo, 1);
+        int steps = run_steps(e, 1000000, &first);
+        assert_true(steps >= 2);
+        assert_true(first < LISTS);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_steps_by_entries, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
+                                                teardown),
+        };
+        rf_log_set_level(RF_LOG_ERROR);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
