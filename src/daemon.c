@@ -733,15 +733,19 @@ static int finish_step(rf_daemon_t *d, int r, const char *what)
 {
         char errstr[512];
 
-        if (r == 0)
+        if (r == 0) {
+                /* the offsets of the records taken since the last commit */
+                rf_apply_offsets_put(&d->ctx);
                 r = rf_txn_commit(d->ctx.txn, errstr, sizeof(errstr));
-        else
+        } else {
                 snprintf(errstr, sizeof(errstr), "%s", rf_err2str(r));
+        }
         if (r != 0) {
                 RF_METRIC_INC(store_errors);
                 rf_log_error("daemon", "%s failed: %s", what, errstr);
                 d->store_failed = 1;
                 rf_txn_clear(d->ctx.txn);
+                rf_apply_offsets_drop(&d->ctx);
                 /* it took the dropped writes: back to the committed state */
                 rf_tombset_load(d->tombset, d->st);
                 rf_outbox_rollback(d->outbox);
@@ -768,10 +772,6 @@ static int apply_batch(rf_daemon_t *d, size_t n)
                 if (d->elog)
                         rf_eventlog_add(d->elog, &rec);
         }
-        if (r == 0)
-                rf_apply_offsets_put(&d->ctx);
-        else
-                rf_apply_offsets_drop(&d->ctx);
         /* The archive is written before the commit (eventlog.h). */
         if (r == 0 && d->elog &&
             rf_eventlog_flush(d->elog, d->ctx.now_ms, errstr, sizeof(errstr)))

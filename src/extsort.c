@@ -373,6 +373,25 @@ static int read_varint(FILE *fp, int c, uint64_t *out)
         return -1;
 }
 
+/* Reads \p n bytes into \p out (emptied first; its data never NULL, even
+ * for 0 bytes). @returns -1 if the file ends before. */
+static int read_bytes(FILE *fp, uint64_t n, rf_buf_t *out)
+{
+        char buf[8192];
+
+        rf_buf_reset(out);
+        rf_buf_append(out, "", 0);
+        while (n) {
+                size_t got = fread_unlocked(
+                    buf, 1, n < sizeof(buf) ? n : sizeof(buf), fp);
+                if (!got)
+                        return -1;
+                rf_buf_append(out, buf, got);
+                n -= got;
+        }
+        return 0;
+}
+
 static void mrun_next(mrun_t *m)
 {
         uint64_t kl, vl;
@@ -390,28 +409,10 @@ static void mrun_next(mrun_t *m)
                 return; /* more than was written */
         if (read_varint(m->fp, c, &kl))
                 return;
-        rf_buf_reset(&m->k);
-        rf_buf_reset(&m->v);
-        rf_buf_append(&m->k, "", 0);
-        char buf[8192];
-        for (uint64_t left = kl; left;) {
-                size_t n = fread_unlocked(
-                    buf, 1, left < sizeof(buf) ? left : sizeof(buf), m->fp);
-                if (!n)
-                        return;
-                rf_buf_append(&m->k, buf, n);
-                left -= n;
-        }
-        if (read_varint(m->fp, getc_unlocked(m->fp), &vl))
+        if (read_bytes(m->fp, kl, &m->k) ||
+            read_varint(m->fp, getc_unlocked(m->fp), &vl) ||
+            read_bytes(m->fp, vl, &m->v))
                 return;
-        for (uint64_t left = vl; left;) {
-                size_t n = fread_unlocked(
-                    buf, 1, left < sizeof(buf) ? left : sizeof(buf), m->fp);
-                if (!n)
-                        return;
-                rf_buf_append(&m->v, buf, n);
-                left -= n;
-        }
         m->valid = 1;
         m->err = 0;
         m->left--;

@@ -979,7 +979,7 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
             memcmp(list.run_id, run, run_len) != 0 ||
             rf_checker_init(&ck, ctx->st, ctx->txn, lk.subject, list.region)) {
                 rf_buf_free(&v);
-                return; /* not the version reads serve */
+                return; /* not the version reads serve, or no checks */
         }
         /* The entries of the entity first: most invalidations of a big
          * fan-out remove one entry, and only then is the list counted.

@@ -26,10 +26,9 @@ static int64_t stored_next(rf_store_t *st, const char *topic, int32_t part)
 
         rf_key_offset(&k, topic, part);
         if (rf_store_get(st, RF_CF_OFFSETS, k.data, k.len, &v) == 0) {
+                rf_cur_t c = { v.data, v.data + v.len, 0 };
                 assert_int_equal(v.len, 8);
-                next = 0;
-                for (int i = 0; i < 8; i++)
-                        next = next << 8 | (unsigned char)v.data[i];
+                next = (int64_t)rf_cur_be64(&c);
         }
         rf_buf_free(&k);
         rf_buf_free(&v);
