@@ -19,6 +19,7 @@
 #include "recfresh/outbox.h"
 #include "recfresh/outputs.h"
 #include "recfresh/recompute.h"
+#include "recfresh/runs.h"
 #include "recfresh/topics.h"
 
 #define TIMED_COPY 64 /* entries a timed step copies out at a time */
@@ -257,6 +258,11 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                 last_len = klen;
                 if (*j->region && strcmp(region, j->region) != 0)
                         continue;
+                if (!rf_runs_version_served(ctx->st, k + prefix.len,
+                                            klen - prefix.len)) {
+                        RF_METRIC_INC(fanout_unserved_skipped);
+                        continue;
+                }
                 rf_fanout_list_invalidated(
                     ctx, k + prefix.len, klen - prefix.len, list_id, j->cause,
                     j->event_id, j->occurred_at, ekind, j->entity);

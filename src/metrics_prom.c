@@ -119,6 +119,10 @@ static void render_work(rf_buf_t *out)
         counter(out, "recfresh_fanout_index_entries_scanned_total",
                 "Reverse-index entries walked by fan-out jobs.",
                 &rf_metrics.fanout_entries_scanned);
+        counter(out, "recfresh_fanout_unserved_skipped_total",
+                "Reverse-index entries of run versions reads do not serve "
+                "(kept for rollback, staged), stepped over.",
+                &rf_metrics.fanout_unserved_skipped);
         counter(out, "recfresh_lists_invalidated_total",
                 "Invalidation notices queued for lists.",
                 &rf_metrics.lists_invalidated);

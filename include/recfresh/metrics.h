@@ -60,6 +60,7 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t fanout_jobs_scheduled;
         atomic_uint_fast64_t fanout_jobs_done;
         atomic_uint_fast64_t fanout_entries_scanned;
+        atomic_uint_fast64_t fanout_unserved_skipped;
         atomic_uint_fast64_t lists_invalidated;
         /* outbox */
         atomic_uint_fast64_t outbox_produced;

@@ -226,6 +226,19 @@ int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
 int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
                    size_t klen, rf_buf_t *val);
 
+/**
+ * Whether the list version whose reverse-index entry names list key \p lkey
+ * of \p klen bytes may be what reads serve. A batch run's version has
+ * "\0run_id" after the list key; it is served only while its run is the
+ * active one of its surface. Versions kept for rollback, staged or
+ * superseded are not. A fan-out steps over their entries: they would only
+ * repeat the served version's notice, or send one for a list no read
+ * returns.
+ * @returns 0 for a version of a run that is not active, else 1 (an
+ *          incremental list, a fallback list, or a store error).
+ */
+int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen);
+
 /* ---- upkeep and the spool (daemon) --------------------------------------*/
 
 typedef struct rf_runs rf_runs_t;

@@ -9,6 +9,8 @@
  *  - a run failing validation keeps the old version; the reasons are kept;
  *  - rollback (through the spool, daemon running) switches back;
  *  - newer wins between incremental and batch lists;
+ *  - a ban's fan-out notifies the version reads serve, not the ones kept
+ *    for rollback (which still honour the ban once rolled back to);
  *  - a bulk load reads the same as the same lists through the topic, a ban
  *    taken during the load is honoured, a malformed line is reported with
  *    its line number; a load parsed on several threads builds the job one
@@ -28,6 +30,7 @@
 
 #include "integration/harness.h"
 #include "recfresh/bulkload.h"
+#include "recfresh/metrics.h"
 #include "recfresh/runs.h"
 
 static h_env_t env;
@@ -403,6 +406,48 @@ static void test_ban_on_batch_list_queues_recompute(void **state)
             h_count_records(&env, "recs.recompute.v1", "\"rq-ban\"", 1) >= 1);
 }
 
+/* ---- a fan-out notifies the served version only ---------------------------*/
+
+static void test_ban_skips_unserved_versions(void **state)
+{
+        (void)state;
+        /* nv-1's version stays stored for rollback once nv-2 serves: the
+         * reverse index names both, and both hold nv-x. */
+        full_run("nv-1", "nv", "nv-u", 1, "2026-11-21T02:00:00Z",
+                 "nv-x,nv-s,nv-a");
+        wait_state("nv-1", RF_RUN_ACTIVE);
+        full_run("nv-2", "nv", "nv-u", 1, "2026-11-22T02:00:00Z",
+                 "nv-x,nv-s,nv-b");
+        wait_state("nv-2", RF_RUN_ACTIVE);
+        wait_state("nv-1", RF_RUN_SUPERSEDED);
+        h_wait_served(&env, "nv-u0", "nv", NULL, "nv-x,nv-s,nv-b");
+        uint64_t skipped0 = atomic_load(&rf_metrics.fanout_unserved_skipped);
+
+        h_produce(&env, BANS, "nv-x",
+                  "{\"event_id\":\"nv-ban-x\",\"type\":\"item_banned\","
+                  "\"item_id\":\"nv-x\","
+                  "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
+        /* The second ban's fan-out runs after the first's, and its notice
+         * for the same subject lands after on the same partition. */
+        h_produce(&env, BANS, "nv-s",
+                  "{\"event_id\":\"nv-ban-s\",\"type\":\"item_banned\","
+                  "\"item_id\":\"nv-s\","
+                  "\"occurred_at\":\"2026-11-22T10:00:01Z\"}");
+        h_wait_served(&env, "nv-u0", "nv", NULL, "nv-b");
+        /* One notice for the one list reads serve, not one per version. */
+        assert_int_equal(h_count_before(&env, "recs.invalidations.v1",
+                                        "\"nv-ban-x\"", "\"nv-ban-s\""),
+                         1);
+        assert_true(atomic_load(&rf_metrics.fanout_unserved_skipped) >=
+                    skipped0 + 2);
+        /* Rolled back to, the old version still honours the ban. */
+        char result[1024];
+        assert_int_equal(spool_rollback("nv-2", NULL, result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "ok"));
+        h_wait_served(&env, "nv-u0", "nv", NULL, "nv-a");
+}
+
 /* ---- consent purge reaches run versions ----------------------------------*/
 
 static void test_consent_purges_run_versions(void **state)
@@ -738,6 +783,7 @@ int main(void)
                 cmocka_unit_test(test_newer_wins),
                 cmocka_unit_test(test_consent_purges_run_versions),
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),
+                cmocka_unit_test(test_ban_skips_unserved_versions),
                 cmocka_unit_test(test_bulk_load_same_as_topic),
                 cmocka_unit_test(test_ban_during_load),
                 cmocka_unit_test(test_malformed_line_reported),
