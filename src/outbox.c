@@ -2,10 +2,13 @@
  * recfresh - the transactional outbox (see outbox.h).
  *
  * Value layout: u8 topic (RF_TOPIC_*), key (length-prefixed), value
- * (length-prefixed). Records are produced in sequence order; the delivery
- * report of each carries its sequence number as the message opaque, and
- * delivered records are deleted in one batch on the next drain. A record
- * whose delivery failed is produced again.
+ * (length-prefixed). A frame holds several such records under one sequence
+ * number: u8 RF_OUTBOX_FRAME, varint count, the records. Records are
+ * produced in sequence order; the delivery report of each carries its
+ * sequence number as the message opaque (shifted left, low bit set for a
+ * frame's), and delivered records are deleted in one batch on the next
+ * drain. A record whose delivery failed is produced again, and so is a
+ * whole frame one of whose records failed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +19,31 @@
 #include "recfresh/outbox.h"
 #include "recfresh/topics.h"
 
+#define RF_OUTBOX_FRAME 0xff
+
 typedef struct seqv {
         uint64_t *v;
         size_t cnt, size;
 } seqv_t;
 
+/* A frame being produced: done once every record was sent and reported. */
+typedef struct frame_fl {
+        uint64_t seq;
+        uint32_t total, sent, acked;
+        int failed;
+} frame_fl_t;
+
 struct rf_outbox {
         rf_store_t *st;
-        uint64_t next_seq;            /* sequence of the next record queued */
-        uint64_t committed_seq;       /* next_seq at the last commit */
-        uint64_t produce_from;        /* next committed sequence to produce */
-        size_t pending;               /* committed, not yet acknowledged */
-        size_t inflight;              /* produced, no delivery report yet */
-        seqv_t delivered;             /* acknowledged: delete on next drain */
-        seqv_t retry;                 /* failed: produce again */
+        uint64_t next_seq;      /* sequence of the next record queued */
+        uint64_t committed_seq; /* next_seq at the last commit */
+        uint64_t produce_from;  /* next committed sequence to produce */
+        size_t pending;         /* committed, not yet acknowledged */
+        size_t inflight;        /* produced, no delivery report yet */
+        seqv_t delivered;       /* acknowledged: delete on next drain */
+        seqv_t retry;           /* failed: produce again */
+        frame_fl_t *frames;     /* frames with records in flight */
+        size_t frame_cnt, frame_size;
         uint64_t puts[RF_TOPIC__CNT]; /* rf_outbox_puts() */
 };
 
@@ -74,26 +88,82 @@ void rf_outbox_destroy(rf_outbox_t *ob)
                 return;
         free(ob->delivered.v);
         free(ob->retry.v);
+        free(ob->frames);
         free(ob);
+}
+
+static void record_encode(rf_buf_t *v, int topic, const char *key, size_t klen,
+                          const char *val, size_t vlen)
+{
+        char t = (char)topic;
+
+        rf_buf_append(v, &t, 1);
+        rf_buf_put_varint(v, key ? klen : 0);
+        rf_buf_append(v, key, key ? klen : 0);
+        rf_buf_put_varint(v, vlen);
+        rf_buf_append(v, val, vlen);
+}
+
+static void put_value(rf_outbox_t *ob, rf_txn_t *txn, const rf_buf_t *v)
+{
+        rf_buf_t k = { 0 };
+
+        rf_key_seq(&k, ob->next_seq++);
+        rf_txn_put(txn, RF_CF_OUTBOX, k.data, k.len, v->data, v->len);
+        rf_buf_free(&k);
 }
 
 void rf_outbox_put(rf_outbox_t *ob, rf_txn_t *txn, int topic, const char *key,
                    size_t klen, const char *val, size_t vlen)
 {
-        rf_buf_t k = { 0 }, v = { 0 };
-        char t = (char)topic;
+        rf_buf_t v = { 0 };
 
-        rf_key_seq(&k, ob->next_seq++);
-        rf_buf_append(&v, &t, 1);
-        rf_buf_put_varint(&v, key ? klen : 0);
-        rf_buf_append(&v, key, key ? klen : 0);
-        rf_buf_put_varint(&v, vlen);
-        rf_buf_append(&v, val, vlen);
-        rf_txn_put(txn, RF_CF_OUTBOX, k.data, k.len, v.data, v.len);
+        record_encode(&v, topic, key, klen, val, vlen);
+        put_value(ob, txn, &v);
         if (topic >= 0 && topic < RF_TOPIC__CNT)
                 ob->puts[topic]++;
-        rf_buf_free(&k);
         rf_buf_free(&v);
+}
+
+void rf_outbox_frame_add(rf_outbox_frame_t *f, int topic, const char *key,
+                         size_t klen, const char *val, size_t vlen)
+{
+        if (!f->cnt) {
+                rf_buf_reset(&f->recs);
+                memset(f->puts, 0, sizeof(f->puts));
+        }
+        record_encode(&f->recs, topic, key, klen, val, vlen);
+        if (topic >= 0 && topic < RF_TOPIC__CNT)
+                f->puts[topic]++;
+        f->cnt++;
+}
+
+void rf_outbox_put_frame(rf_outbox_t *ob, rf_txn_t *txn, rf_outbox_frame_t *f)
+{
+        rf_buf_t v = { 0 };
+        char mark = (char)RF_OUTBOX_FRAME;
+
+        if (!f->cnt)
+                return;
+        if (f->cnt == 1) {
+                put_value(ob, txn, &f->recs); /* a plain record */
+        } else {
+                rf_buf_append(&v, &mark, 1);
+                rf_buf_put_varint(&v, f->cnt);
+                rf_buf_append(&v, f->recs.data, f->recs.len);
+                put_value(ob, txn, &v);
+                rf_buf_free(&v);
+        }
+        for (int t = 0; t < RF_TOPIC__CNT; t++)
+                ob->puts[t] += f->puts[t];
+        f->cnt = 0;
+        rf_buf_reset(&f->recs);
+}
+
+void rf_outbox_frame_free(rf_outbox_frame_t *f)
+{
+        rf_buf_free(&f->recs);
+        f->cnt = 0;
 }
 
 uint64_t rf_outbox_puts(const rf_outbox_t *ob, int topic)
@@ -117,10 +187,30 @@ size_t rf_outbox_pending(const rf_outbox_t *ob)
         return ob->pending;
 }
 
+static frame_fl_t *frame_find(rf_outbox_t *ob, uint64_t seq)
+{
+        /* Reports come in about the order of production: oldest first. */
+        for (size_t i = 0; i < ob->frame_cnt; i++)
+                if (ob->frames[i].seq == seq)
+                        return &ob->frames[i];
+        return NULL;
+}
+
+/* Ends frame \p f if every record it sent was reported and none is left
+ * to send: delivered, or produced again whole if one failed. */
+static void frame_settle(rf_outbox_t *ob, frame_fl_t *f)
+{
+        if (f->sent < f->total || f->acked < f->sent)
+                return;
+        seqv_push(f->failed ? &ob->retry : &ob->delivered, f->seq);
+        *f = ob->frames[--ob->frame_cnt];
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         rf_outbox_t *ob = opaque;
-        uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+        uintptr_t tag = (uintptr_t)m->_private;
+        uint64_t seq = (uint64_t)(tag >> 1);
 
         (void)rk;
         ob->inflight--;
@@ -129,11 +219,19 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                 rf_log_warn("outbox", "delivery to %s failed: %s (will retry)",
                             rd_kafka_topic_name(m->rkt),
                             rd_kafka_err2str(m->err));
-                seqv_push(&ob->retry, seq);
+        } else {
+                RF_METRIC_INC(outbox_delivered);
+        }
+        if (tag & 1) {
+                frame_fl_t *f = frame_find(ob, seq);
+                if (f) {
+                        f->acked++;
+                        f->failed |= m->err != 0;
+                        frame_settle(ob, f);
+                }
                 return;
         }
-        RF_METRIC_INC(outbox_delivered);
-        seqv_push(&ob->delivered, seq);
+        seqv_push(m->err ? &ob->retry : &ob->delivered, seq);
 }
 
 void rf_outbox_conf_set(rf_outbox_t *ob, rd_kafka_conf_t *conf)
@@ -169,32 +267,32 @@ static void delete_delivered(rf_outbox_t *ob)
         rf_txn_destroy(txn);
 }
 
-/* Produces one stored record. @returns 0, or -1 if the producer queue is
- * full (try later). Corrupt records are deleted. */
-static int produce_one(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
-                       const char *v, size_t vlen)
+/* Produces one record of the value at \p c (advanced past it) with opaque
+ * \p tag. @returns 0, 1 if it is corrupt, or -1 if the producer refused it
+ * (queue full or an error: try later). */
+static int produce_rec(rf_outbox_t *ob, rd_kafka_t *rk, rf_cur_t *c,
+                       uintptr_t tag)
 {
-        rf_cur_t c = { v, v + vlen, 0 };
-        int topic = rf_cur_u8(&c);
-        size_t klen = rf_cur_varint(&c);
-        const char *key = c.p;
-        c.p += klen;
-        size_t plen = rf_cur_varint(&c);
-        const char *payload = c.p;
+        int topic = rf_cur_u8(c);
+        size_t klen = rf_cur_varint(c);
+        const char *key = c->p;
+        size_t plen;
+        const char *payload;
         rd_kafka_resp_err_t err;
 
-        if (c.err || topic >= RF_TOPIC__CNT || c.p + plen > c.end) {
-                rf_log_error("outbox", "corrupt record %llu dropped",
-                             (unsigned long long)seq);
-                seqv_push(&ob->delivered, seq);
-                return 0;
-        }
+        if (c->err || klen > (size_t)(c->end - c->p))
+                return 1;
+        c->p += klen;
+        plen = rf_cur_varint(c);
+        payload = c->p;
+        if (c->err || topic >= RF_TOPIC__CNT || plen > (size_t)(c->end - c->p))
+                return 1;
+        c->p += plen;
         err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(rf_topic(topic)->name),
                                 RD_KAFKA_V_KEY(klen ? key : NULL, klen),
                                 RD_KAFKA_V_VALUE((void *)payload, plen),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq),
-                                RD_KAFKA_V_END);
+                                RD_KAFKA_V_OPAQUE((void *)tag), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 return -1;
         if (err) {
@@ -206,6 +304,75 @@ static int produce_one(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
         ob->inflight++;
         RF_METRIC_INC(outbox_produced);
         return 0;
+}
+
+/* Produces the records of frame \p seq not sent yet. A frame cut short by
+ * a full queue goes on from where it stopped on the next drain. */
+static int produce_frame(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
+                         rf_cur_t *c)
+{
+        uint64_t cnt = rf_cur_varint(c);
+        frame_fl_t *f = frame_find(ob, seq);
+        int r = 0;
+
+        if (!f) {
+                if (c->err || cnt == 0 || cnt > UINT32_MAX)
+                        cnt = 0;
+                if (ob->frame_cnt == ob->frame_size) {
+                        ob->frame_size =
+                            ob->frame_size ? ob->frame_size * 2 : 16;
+                        ob->frames = rf_realloc(
+                            ob->frames, ob->frame_size * sizeof(*ob->frames));
+                }
+                f = &ob->frames[ob->frame_cnt++];
+                *f = (frame_fl_t){ .seq = seq, .total = (uint32_t)cnt };
+        }
+        for (uint32_t i = 0; i < f->total && r == 0; i++) {
+                if (i < f->sent) {
+                        /* sent in an earlier drain: step over it */
+                        uint64_t n;
+                        rf_cur_u8(c);
+                        n = rf_cur_varint(c);
+                        c->p += n <= (uint64_t)(c->end - c->p) ? n : 0;
+                        n = rf_cur_varint(c);
+                        c->p += n <= (uint64_t)(c->end - c->p) ? n : 0;
+                        continue;
+                }
+                r = produce_rec(ob, rk, c, ((uintptr_t)seq << 1) | 1);
+                if (r == 0)
+                        f->sent++;
+        }
+        if (r == 1) {
+                rf_log_error("outbox",
+                             "corrupt frame %llu: %u of %u records produced",
+                             (unsigned long long)seq, f->sent, f->total);
+                f->total = f->sent; /* the rest cannot be read */
+                r = 0;
+        }
+        frame_settle(ob, f); /* an empty or cut frame ends here */
+        return r;
+}
+
+/* Produces one stored record (or frame). @returns 0, or -1 if the producer
+ * queue is full (try later). Corrupt records are deleted. */
+static int produce_one(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
+                       const char *v, size_t vlen)
+{
+        rf_cur_t c = { v, v + vlen, 0 };
+        int r;
+
+        if (vlen && (unsigned char)v[0] == RF_OUTBOX_FRAME) {
+                c.p++;
+                return produce_frame(ob, rk, seq, &c);
+        }
+        r = produce_rec(ob, rk, &c, (uintptr_t)seq << 1);
+        if (r == 1) {
+                rf_log_error("outbox", "corrupt record %llu dropped",
+                             (unsigned long long)seq);
+                seqv_push(&ob->delivered, seq);
+                return 0;
+        }
+        return r;
 }
 
 static int produce_seq(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq)

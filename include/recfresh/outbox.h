@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "recfresh/store.h"
+#include "recfresh/topics.h"
 
 typedef struct rf_outbox rf_outbox_t;
 
@@ -21,6 +22,29 @@ void rf_outbox_destroy(rf_outbox_t *ob);
 /** Queues a record for \p topic (RF_TOPIC_*) in \p txn. */
 void rf_outbox_put(rf_outbox_t *ob, rf_txn_t *txn, int topic, const char *key,
                    size_t klen, const char *val, size_t vlen);
+
+/**
+ * Records queued together as one stored record: one put and one delete in
+ * the store for all of them (a fan-out step queues a notice per list).
+ * They are produced in order, and a failed one produces the whole frame
+ * again (at least once, as for single records). Zero-initialise.
+ */
+typedef struct rf_outbox_frame {
+        rf_buf_t recs;
+        size_t cnt;
+        uint64_t puts[RF_TOPIC__CNT];
+} rf_outbox_frame_t;
+
+/** Adds a record for \p topic to frame \p f. */
+void rf_outbox_frame_add(rf_outbox_frame_t *f, int topic, const char *key,
+                         size_t klen, const char *val, size_t vlen);
+
+/** Queues the records of \p f (if any) in \p txn under one sequence
+ *  number, and empties \p f. */
+void rf_outbox_put_frame(rf_outbox_t *ob, rf_txn_t *txn, rf_outbox_frame_t *f);
+
+/** Frees what \p f holds. */
+void rf_outbox_frame_free(rf_outbox_frame_t *f);
 
 /** Drops records queued since the last commit (after a failed commit). */
 void rf_outbox_rollback(rf_outbox_t *ob);
