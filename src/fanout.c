@@ -252,6 +252,8 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
         const char *cursor = NULL;
         size_t i = 0;
         ctx->fanout->framing = 1;
+        if (ctx->queue)
+                rf_queue_hold(ctx->queue);
         for (; i < n && !c.err; i++) {
                 /* The clock is read once per list: a list's work is tens
                  * of microseconds, the clock tens of nanoseconds. */
@@ -281,6 +283,8 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
         }
 
         ctx->fanout->framing = 0;
+        if (ctx->queue)
+                rf_queue_release(ctx->queue);
         if (ctx->outbox)
                 rf_outbox_put_frame(ctx->outbox, ctx->txn, &ctx->fanout->frame);
         if (i < n)

@@ -465,6 +465,16 @@ struct rf_queue {
         ask_t *asks;
         size_t ask_cnt;
         rf_buf_t k, v; /* scratch */
+        /* Between rf_queue_hold() and rf_queue_release(): the entry the
+         * last rf_queue_add() changed, not put yet. A fan-out meets a
+         * subject's lists one after another (index keys sort by list key),
+         * and each would read, decode, encode and put the whole entry. */
+        struct {
+                int on;
+                char *subject; /* NULL: none held */
+                entry_t e;
+                rf_txn_t *txn; /* the batch it goes to */
+        } held;
 };
 
 static unsigned hash_str(const char *s)
@@ -588,6 +598,8 @@ void rf_queue_destroy(rf_queue_t *q)
 {
         if (!q)
                 return;
+        entry_clear(&q->held.e);
+        free(q->held.subject);
         for (size_t b = 0; b < INFL_BUCKETS; b++)
                 while (q->infl[b]) {
                         inflight_t *f = q->infl[b];
@@ -832,6 +844,42 @@ static int add_surface(entry_t *e, const char *surface, int64_t now_ms)
         return 1;
 }
 
+/* Puts the held entry (if any) into its batch and forgets it. */
+static void held_flush(rf_queue_t *q)
+{
+        if (!q->held.subject)
+                return;
+        put_entry(q, q->held.txn, q->held.subject, &q->held.e);
+        entry_clear(&q->held.e);
+        free(q->held.subject);
+        q->held.subject = NULL;
+}
+
+void rf_queue_hold(rf_queue_t *q)
+{
+        q->held.on = 1;
+}
+
+void rf_queue_release(rf_queue_t *q)
+{
+        held_flush(q);
+        q->held.on = 0;
+}
+
+/* The end of rf_queue_add(): \p e goes to \p txn, or is held. */
+static void entry_done(rf_queue_t *q, rf_txn_t *txn, const char *subject,
+                       entry_t *e)
+{
+        if (!q->held.on) {
+                put_entry(q, txn, subject, e);
+                entry_clear(e);
+                return;
+        }
+        q->held.subject = rf_strdup(subject);
+        q->held.e = *e;
+        q->held.txn = txn;
+}
+
 int rf_queue_add(rf_queue_t *q, rf_txn_t *txn, const rf_queue_add_t *add,
                  int64_t now_ms)
 {
@@ -839,8 +887,17 @@ int rf_queue_add(rf_queue_t *q, rf_txn_t *txn, const rf_queue_add_t *add,
         entry_t e, old;
         int found, r, changed = 0;
 
-        if ((r = get_entry(q, txn, subject, &e, &found)))
-                return r;
+        if (q->held.subject && q->held.txn == txn &&
+            !strcmp(q->held.subject, subject)) {
+                e = q->held.e; /* taken back: held again at the end */
+                free(q->held.subject);
+                q->held.subject = NULL;
+                found = 1;
+        } else {
+                held_flush(q);
+                if ((r = get_entry(q, txn, subject, &e, &found)))
+                        return r;
+        }
         if (!found) {
                 if (strcmp(subject, RF_FALLBACK_SUBJECT) != 0 &&
                     rf_consent_purged(q->st, txn, subject))
@@ -856,12 +913,11 @@ int rf_queue_add(rf_queue_t *q, rf_txn_t *txn, const rf_queue_add_t *add,
                 e.gen = 1;
                 add_surface(&e, nz(add->surface), now_ms);
                 add_reason(q, &e, add, now_ms);
-                put_entry(q, txn, subject, &e);
                 put_due(q, txn, subject, &e);
                 q->dcount[e.mode]++;
                 q->durgent += e.urgent;
                 RF_METRIC_INC(recompute_enqueued);
-                entry_clear(&e);
+                entry_done(q, txn, subject, &e);
                 return 0;
         }
 
@@ -893,9 +949,8 @@ int rf_queue_add(rf_queue_t *q, rf_txn_t *txn, const rf_queue_add_t *add,
                 }
         }
         /* last_at may have moved even when nothing else changed */
-        put_entry(q, txn, subject, &e);
         RF_METRIC_INC(recompute_coalesced);
-        entry_clear(&e);
+        entry_done(q, txn, subject, &e);
         return 1;
 }
 

@@ -107,6 +107,17 @@ rf_queue_t *rf_queue_new(rf_store_t *st, const rf_config_t *conf,
 void rf_queue_destroy(rf_queue_t *q);
 
 /**
+ * Between these two calls, rf_queue_add() keeps the entry it changed last
+ * in memory and puts it into its batch only when it is given another
+ * subject, or at rf_queue_release(). A fan-out step meets a subject's lists
+ * one after another; each would read, decode, encode and put the whole
+ * entry. Release before the batch commits, and call nothing else that
+ * reads the queue in between.
+ */
+void rf_queue_hold(rf_queue_t *q);
+void rf_queue_release(rf_queue_t *q);
+
+/**
  * Merges \p add into the subject's entry in \p txn (creating it), at
  * \p now_ms. Event-driven (incremental) additions upgrade a pending full or
  * active entry; urgent ones make it urgent.

@@ -1,7 +1,9 @@
 /*
  * recfresh - unit tests: fan-out steps (fanout.h) on a real store. A ban of
  * an item in 2,000 lists runs in steps bounded by entries or by time; every
- * list gets exactly one notice however the steps cut the job.
+ * list gets exactly one notice however the steps cut the job. A subject's
+ * lists on three surfaces, met one after another and cut across steps,
+ * make one recompute entry naming all three.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include "recfresh/fanout.h"
 #include "recfresh/log.h"
 #include "recfresh/outbox.h"
+#include "recfresh/recompute.h"
 #include "recfresh/topics.h"
 
 #define LISTS 2000
@@ -26,6 +29,8 @@ typedef struct env {
         rf_store_t *st;
         rf_outbox_t *ob;
         rf_fanout_t *fo;
+        rf_queue_t *q; /* test_subject_entries only */
+        rf_config_t conf;
         rf_apply_ctx_t ctx;
         int64_t offset;
 } env_t;
@@ -52,6 +57,8 @@ static void commit(env_t *e)
         if (rf_txn_commit(e->ctx.txn, err, sizeof(err)))
                 fail_msg("%s", err);
         rf_outbox_committed(e->ob);
+        if (e->q)
+                rf_queue_committed(e->q);
 }
 
 static int setup(void **state)
@@ -67,6 +74,7 @@ static int setup(void **state)
                 return -1;
         e->ob = rf_outbox_new(e->st);
         e->fo = rf_fanout_new(e->st);
+        rf_config_init(&e->conf);
         rf_apply_ctx_init(&e->ctx, e->st, NULL, e->ob, e->fo);
         for (int i = 0; i < LISTS; i++) {
                 snprintf(subject, sizeof(subject), "u-%04d", i);
@@ -94,6 +102,8 @@ static int teardown(void **state)
         char cmd[64];
 
         rf_apply_ctx_clear(&e->ctx);
+        rf_queue_destroy(e->q);
+        rf_config_destroy(&e->conf);
         rf_fanout_destroy(e->fo);
         rf_outbox_destroy(e->ob);
         rf_store_close(e->st);
@@ -148,6 +158,90 @@ static void test_steps_by_time(void **state)
         assert_true(first < LISTS);
 }
 
+#define SUBJECTS 300
+
+static const char *const surfaces[] = { "email", "home", "push" };
+
+static int setup_subjects(void **state)
+{
+        env_t *e = calloc(1, sizeof(*e));
+        char err[256], js[512], subject[32];
+
+        snprintf(e->dir, sizeof(e->dir), "/tmp/rf-fo-XXXXXX");
+        if (!mkdtemp(e->dir))
+                return -1;
+        e->st = rf_store_open(e->dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        if (!e->st)
+                return -1;
+        e->ob = rf_outbox_new(e->st);
+        e->fo = rf_fanout_new(e->st);
+        rf_config_init(&e->conf);
+        e->q = rf_queue_new(e->st, &e->conf, rf_now_ms());
+        rf_apply_ctx_init(&e->ctx, e->st, &e->conf, e->ob, e->fo);
+        e->ctx.queue = e->q;
+        for (int i = 0; i < SUBJECTS; i++)
+                for (size_t s = 0; s < RF_ARRAY_SIZE(surfaces); s++) {
+                        snprintf(subject, sizeof(subject), "s-%04d", i);
+                        snprintf(js, sizeof(js),
+                                 "{\"subject_id\":\"%s\",\"surface\":\"%s\","
+                                 "\"list_id\":\"L-%d-%zu\",\"generated_at\":"
+                                 "\"2026-11-22T01:00:00Z\",\"expires_at\":"
+                                 "\"2099-01-01T00:00:00Z\",\"model_version\":"
+                                 "\"m\",\"items\":[{\"item_id\":\"x\","
+                                 "\"score\":2},{\"item_id\":\"y\","
+                                 "\"score\":1}]}",
+                                 subject, surfaces[s], i, s);
+                        take(e, RF_TOPIC_LISTS, subject, js);
+                }
+        take(e, RF_TOPIC_ITEM_BANS, "x",
+             "{\"event_id\":\"ban-x\",\"type\":\"item_banned\",\"item_id\":"
+             "\"x\",\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        commit(e);
+        *state = e;
+        return 0;
+}
+
+static void test_subject_entries(void **state)
+{
+        env_t *e = *state;
+        size_t scanned, entries = 0;
+        rf_buf_t js = { 0 };
+
+        /* Seven entries a step: most steps end between two lists of one
+         * subject, whose entry the next step takes up again. */
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, 7, &scanned), 0);
+                commit(e);
+        }
+        rf_iter_t *it = rf_iter_new(e->st, NULL, RF_CF_QUEUE, "P", 1);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                char subject[32];
+                snprintf(subject, sizeof(subject), "%.*s", (int)klen - 1,
+                         k + 1);
+                rf_buf_reset(&js);
+                assert_int_equal(rf_queue_entry_to_json(subject, v, vlen, &js),
+                                 0);
+                /* the subject's own entry, with all its surfaces */
+                char want[64];
+                snprintf(want, sizeof(want), "\"subject_id\":\"%s\"", subject);
+                if (!strstr(js.data, want))
+                        fail_msg("entry of %s: %s", subject, js.data);
+                for (size_t s = 0; s < RF_ARRAY_SIZE(surfaces); s++) {
+                        snprintf(want, sizeof(want), "\"%s\"", surfaces[s]);
+                        if (!strstr(js.data, want))
+                                fail_msg("no %s in %s", want, js.data);
+                }
+                assert_non_null(strstr(js.data, "\"ban-x\""));
+                entries++;
+        }
+        rf_iter_destroy(it);
+        rf_buf_free(&js);
+        assert_int_equal(entries, SUBJECTS);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -155,6 +249,8 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_subject_entries,
+                                                setup_subjects, teardown),
         };
         rf_log_set_level(RF_LOG_ERROR);
         return cmocka_run_group_tests(tests, NULL, NULL);
