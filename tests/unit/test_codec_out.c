@@ -361,6 +361,17 @@ static void test_invalidation(void **state)
                       "\"entity\":{\"kind\":\"item\",\"id\":\"m_7731\"},"
                       "\"occurred_at\":\"2026-11-22T10:02:17.431Z\","
                       "\"invalidated_at\":\"2026-11-22T10:02:18.000Z\"}");
+        /* Times are formatted again when they change (the encoder keeps
+         * the last ones). */
+        inv.occurred_at = T_RECORD + 1;
+        inv.invalidated_at = T_NOW + 1000;
+        rf_buf_reset(&out);
+        rf_invalidation_encode(&out, &inv);
+        assert_non_null(strstr(
+            out.data, "\"occurred_at\":\"2026-11-22T10:02:17.432Z\","
+                      "\"invalidated_at\":\"2026-11-22T10:02:19.000Z\"}"));
+        inv.occurred_at = T_RECORD;
+        inv.invalidated_at = T_NOW;
 
         /* Every event type is a cause the schema knows; every kind too. */
         for (int t = 0; t < RF_EV__CNT; t++) {
