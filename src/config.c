@@ -589,6 +589,17 @@ static int valid_surface_name(const char *name, size_t len)
         return 1;
 }
 
+void rf_config_store_opts(const rf_config_t *conf, rf_store_opts_t *so)
+{
+        *so = (rf_store_opts_t){
+                .sync = conf->store_sync,
+                .block_cache_mb = (size_t)conf->block_cache_mb,
+                .write_buffer_mb = (size_t)conf->write_buffer_mb,
+                .manifest_roll_kb = (size_t)conf->manifest_roll_kb,
+                .no_compression = !strcmp(conf->store_compression, "none"),
+        };
+}
+
 const rf_surface_conf_t *rf_config_surface(const rf_config_t *conf,
                                            const char *surface)
 {

@@ -559,14 +559,12 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
         rf_daemon_t *d = rf_calloc(1, sizeof(*d));
-        rf_store_opts_t so = { conf->store_sync, (size_t)conf->block_cache_mb,
-                               (size_t)conf->write_buffer_mb,
-                               (size_t)conf->manifest_roll_kb,
-                               !strcmp(conf->store_compression, "none") };
+        rf_store_opts_t so;
         rd_kafka_conf_t *pc;
         char err[256];
 
         d->conf = conf;
+        rf_config_store_opts(conf, &so);
         d->wake[0] = d->wake[1] = -1;
         pthread_mutex_init(&d->mu, NULL);
         if (pipe2(d->wake, O_NONBLOCK | O_CLOEXEC) != 0) {

@@ -146,11 +146,11 @@ void rf_run_info_print(const rf_run_info_t *ri, FILE *fp)
 
 rf_store_t *rf_runs_open_cli(const rf_config_t *conf, int *daemon_running)
 {
-        rf_store_opts_t so = { conf->store_sync, (size_t)conf->block_cache_mb,
-                               (size_t)conf->write_buffer_mb };
+        rf_store_opts_t so;
         char errstr[512];
         rf_store_t *st;
 
+        rf_config_store_opts(conf, &so);
         *daemon_running = 0;
         st = rf_store_open(conf->data_dir, RF_STORE_PRIMARY, &so, errstr,
                            sizeof(errstr));

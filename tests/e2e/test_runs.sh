@@ -3,7 +3,7 @@
 #  - `recfresh load` against a stopped store (ingested in-process): a good
 #    file activates, a bad one fails validation, keeps the old version, and
 #    `recfresh runs show` prints why; a malformed line is reported with its
-#    line number; zstd input works;
+#    line number; zstd input works; the config's store options apply;
 #  - `recfresh runs rollback` against the stopped store;
 #  - with the daemon running: `recfresh load` and `runs rollback` are
 #    handed over through the spool and the daemon's verdict is printed.
@@ -66,6 +66,17 @@ out=$(R load --run-id day-4 --set runs.max_malformed_pct=10 \
 [ "$(served "$E2E_DIR" u3 home)" = b1,b2 ] || fail "day-4 not served"
 R runs show day-4 | grep -q "malformed=1" || fail "malformed not counted"
 ok "a malformed line is reported with its line number and counted"
+
+# The store options of the config apply to a load as to the daemon: the
+# SST files it writes take the column families' compression.
+out=$("$RECFRESH" load --data-dir "$E2E_DIR/db-raw" --run-id raw-1 \
+        --set store.compression=none "$E2E_DIR/a.ndjson" 2>>"$E2E_DIR/cli.log") ||
+        fail "load with store.compression=none: $out"
+grep -q "^  compression=kNoCompression" "$E2E_DIR"/db-raw/OPTIONS-* ||
+        fail "store.compression=none not applied to the load's store"
+! grep -q "^  compression=kLZ4Compression" "$E2E_DIR"/db-raw/OPTIONS-* ||
+        fail "a column family of the load's store still compresses"
+ok "a load opens the store with the config's store options"
 
 out=$(R runs rollback) || fail "rollback: $out"
 [ "$(served "$E2E_DIR" u3 home)" = a1,a2 ] || fail "rollback not served"
