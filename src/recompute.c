@@ -465,6 +465,7 @@ struct rf_queue {
         ask_t *asks;
         size_t ask_cnt;
         rf_buf_t k, v; /* scratch */
+        rf_buf_t lv;   /* rf_queue_list_invalidated()'s list */
         /* Between rf_queue_hold() and rf_queue_release(): the entry the
          * last rf_queue_add() changed, not put yet. A fan-out meets a
          * subject's lists one after another (index keys sort by list key),
@@ -600,6 +601,7 @@ void rf_queue_destroy(rf_queue_t *q)
                 return;
         entry_clear(&q->held.e);
         free(q->held.subject);
+        rf_buf_free(&q->lv);
         for (size_t b = 0; b < INFL_BUCKETS; b++)
                 while (q->infl[b]) {
                         inflight_t *f = q->infl[b];
@@ -994,7 +996,7 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
         rf_list_walk_t w;
         rf_entry_t en;
         rf_checker_t ck;
-        rf_buf_t v = { 0 };
+        rf_buf_t v;
         size_t valid = 0;
         int removed = 0, r;
 
@@ -1005,6 +1007,10 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
             rf_consent_blocks(ctx->st, ctx->txn, ctx->conf, lk.subject,
                               lk.surface))
                 return; /* not servable: nothing to recompute */
+        /* The list is read into the queue's buffer, kept from call to
+         * call: a fresh one per list was a tenth of a cold fan-out. */
+        v = q->lv;
+        q->lv = (rf_buf_t){ 0 };
         /* Index entries of batch-run lists carry "\0run_id" after the list
          * key. Recompute only for the list reads serve (rf_runs_lookup:
          * active run or newer incremental list); the other version's own
@@ -1026,14 +1032,14 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
          * entry was a fifth of a fan-out's time (profiled in replay). */
         r = rf_runs_lookup(ctx->st, lk.surface, list_key, base, &v);
         if (r || rf_list_walk_init(&w, v.data, v.len, &list)) {
-                rf_buf_free(&v);
+                q->lv = v;
                 return; /* the list is gone: nothing to recompute */
         }
         size_t run_len = p3 ? klen - base - 1 : 0;
         if (strlen(list.run_id) != run_len ||
             memcmp(list.run_id, run, run_len) != 0 ||
             rf_checker_init(&ck, ctx->st, ctx->txn, lk.subject, list.region)) {
-                rf_buf_free(&v);
+                q->lv = v;
                 return; /* not the version reads serve, or no checks */
         }
         /* The entries of the entity first: most invalidations of a big
@@ -1085,7 +1091,7 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                         ctx->err = r; /* never commit without it */
                 }
         }
-        rf_buf_free(&v);
+        q->lv = v;
 }
 
 void rf_queue_list_published(rf_apply_ctx_t *ctx, const rf_list_t *list)
