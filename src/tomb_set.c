@@ -19,7 +19,13 @@ struct rf_tombset {
         rf_strset_t campaigns; /* expired (exact) */
         rf_strset_t consent;   /* revocations in force (exact), by
                                 * consent_id(): hex pseudonym, scope */
-        int valid;             /* 0: loading failed, every answer "maybe" */
+        /* The stock decisions of the items in `stocked`, exact: items out
+         * of stock everywhere (their global state in force), and per
+         * (item, region) with a state of its own, whether the newer of the
+         * global and the region's state says out or in ("item\x1fregion").
+         * A region with no state of its own follows the global one. */
+        rf_strset_t stock_gout, stock_rout, stock_rin;
+        int valid; /* 0: loading failed, every answer "maybe" */
 };
 
 rf_tombset_t *rf_tombset_new(void)
@@ -45,6 +51,9 @@ void rf_tombset_destroy(rf_tombset_t *ts)
         rf_strset_clear(&ts->stocked);
         rf_strset_clear(&ts->campaigns);
         rf_strset_clear(&ts->consent);
+        rf_strset_clear(&ts->stock_gout);
+        rf_strset_clear(&ts->stock_rout);
+        rf_strset_clear(&ts->stock_rin);
         pthread_rwlock_destroy(&ts->lock);
         free(ts);
 }
@@ -93,6 +102,151 @@ static int key_id(const char *key, size_t klen, char *out, size_t size)
         return 0;
 }
 
+/* ---- stock decisions
+ * -------------------------------------------------------*/
+
+typedef struct stock_state {
+        char *region; /* "" for the global state */
+        rf_tomb_t t;
+} stock_state_t;
+
+typedef struct stock_item {
+        stock_state_t *v;
+        size_t cnt;
+        int any_active;
+} stock_item_t;
+
+static void stock_item_clear(stock_item_t *si)
+{
+        for (size_t i = 0; i < si->cnt; i++)
+                free(si->v[i].region);
+        free(si->v);
+        memset(si, 0, sizeof(*si));
+}
+
+static void stock_item_add(stock_item_t *si, const char *region, size_t rlen,
+                           const rf_tomb_t *t)
+{
+        si->v = rf_realloc(si->v, (si->cnt + 1) * sizeof(*si->v));
+        si->v[si->cnt].region = rf_malloc(rlen + 1);
+        memcpy(si->v[si->cnt].region, region, rlen);
+        si->v[si->cnt].region[rlen] = '\0';
+        si->v[si->cnt].t = *t;
+        si->cnt++;
+        si->any_active |= t->active;
+}
+
+/* "item\x1fregion" into \p out. */
+static void pair_key(rf_buf_t *out, const char *item, const char *region)
+{
+        rf_buf_reset(out);
+        rf_buf_append(out, item, strlen(item));
+        rf_buf_append(out, "\x1f", 1);
+        rf_buf_append(out, region, strlen(region));
+        rf_buf_append(out, "", 1);
+}
+
+/* Sets the decisions of \p item from all its states \p si (the lock held,
+ * or the sets not shared yet): those of an item with no state in force are
+ * dropped, as are its states then. */
+static void stock_decide(rf_strset_t *gout, rf_strset_t *rout, rf_strset_t *rin,
+                         const char *item, const stock_item_t *si)
+{
+        const rf_tomb_t *g = NULL;
+        rf_buf_t k = { 0 };
+
+        for (size_t i = 0; i < si->cnt; i++)
+                if (!*si->v[i].region)
+                        g = &si->v[i].t;
+        if (si->any_active && g && g->active)
+                rf_strset_add(gout, item);
+        else
+                rf_strset_del(gout, item);
+        for (size_t i = 0; i < si->cnt; i++) {
+                const stock_state_t *r = &si->v[i];
+                if (!*r->region)
+                        continue;
+                pair_key(&k, item, r->region);
+                /* as rf_stock_check_out(): the newer state decides */
+                int out =
+                    g && !rf_tomb_newer(g, r->t.occurred_at, r->t.event_id)
+                        ? g->active
+                        : r->t.active;
+                if (!si->any_active) {
+                        rf_strset_del(rout, k.data);
+                        rf_strset_del(rin, k.data);
+                } else {
+                        rf_strset_add(out ? rout : rin, k.data);
+                        rf_strset_del(out ? rin : rout, k.data);
+                }
+        }
+        rf_buf_free(&k);
+}
+
+/* Reads every stock state of \p item through \p txn (NULL: committed).
+ * @returns 0 or a store error. */
+static int stock_read(rf_store_t *st, rf_txn_t *txn, const char *item,
+                      stock_item_t *si)
+{
+        rf_buf_t k = { 0 };
+        int r;
+
+        rf_key_stock(&k, item, ""); /* "S" item \0: every region */
+        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_TOMBSTONES, k.data, k.len);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *key = rf_iter_key(it, &klen);
+                const char *val = rf_iter_value(it, &vlen);
+                rf_tomb_t t;
+                if (rf_tomb_decode(val, vlen, &t) == 0)
+                        stock_item_add(si, key + k.len, klen - k.len, &t);
+        }
+        r = rf_iter_status(it);
+        rf_iter_destroy(it);
+        rf_buf_free(&k);
+        return r;
+}
+
+/* The stock decisions of every item with a stock state in force. Keys
+ * sort by item, each item's global state first. */
+static int stock_load(rf_store_t *st, rf_strset_t *gout, rf_strset_t *rout,
+                      rf_strset_t *rin)
+{
+        const char kind = RF_TOMB_STOCK;
+        rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_TOMBSTONES, &kind, 1);
+        stock_item_t si = { 0 };
+        rf_buf_t item = { 0 };
+        int r;
+
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                const char *nul = memchr(k + 1, '\0', klen - 1);
+                rf_tomb_t t;
+                if (klen < 2 || !nul || rf_tomb_decode(v, vlen, &t) != 0)
+                        continue;
+                size_t ilen = (size_t)(nul - k - 1);
+                if (!item.len || item.len - 1 != ilen ||
+                    memcmp(item.data, k + 1, ilen) != 0) {
+                        if (item.len)
+                                stock_decide(gout, rout, rin, item.data, &si);
+                        stock_item_clear(&si);
+                        rf_buf_reset(&item);
+                        rf_buf_append(&item, k + 1, ilen);
+                        rf_buf_append(&item, "", 1);
+                }
+                stock_item_add(&si, nul + 1, klen - (size_t)(nul + 1 - k), &t);
+        }
+        if (item.len)
+                stock_decide(gout, rout, rin, item.data, &si);
+        r = rf_iter_status(it);
+        rf_iter_destroy(it);
+        stock_item_clear(&si);
+        rf_buf_free(&item);
+        return r;
+}
+
 int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
 {
         static const char kinds[] = { RF_TOMB_BAN, RF_TOMB_STOCK,
@@ -117,9 +271,15 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
                 err = rf_iter_status(it);
                 rf_iter_destroy(it);
         }
+        rf_strset_t gout = { 0 }, rout = { 0 }, rin = { 0 };
+        if (!err)
+                err = stock_load(st, &gout, &rout, &rin);
         if (err) {
                 for (int i = 0; i < 4; i++)
                         rf_strset_clear(&sets[i]);
+                rf_strset_clear(&gout);
+                rf_strset_clear(&rout);
+                rf_strset_clear(&rin);
                 rf_log_error("tombstone",
                              "cannot load the tombstone set: %s; every read "
                              "check goes to the store",
@@ -134,35 +294,19 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
         ts->stocked = sets[1];
         ts->campaigns = sets[2];
         ts->consent = sets[3];
+        rf_strset_clear(&ts->stock_gout);
+        rf_strset_clear(&ts->stock_rout);
+        rf_strset_clear(&ts->stock_rin);
+        ts->stock_gout = gout;
+        ts->stock_rout = rout;
+        ts->stock_rin = rin;
         ts->valid = !err;
         pthread_rwlock_unlock(&ts->lock);
         return err;
 }
 
-/* @returns 1 if some stock state of \p item (any region) is in force (or
- * could not be read: keep it), read through \p txn. */
-static int stock_in_force(rf_store_t *st, rf_txn_t *txn, const char *item)
-{
-        rf_buf_t k = { 0 };
-        rf_tomb_t t;
-        int in_force = 0;
-
-        rf_key_stock(&k, item, ""); /* "S" item \0: every region */
-        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_TOMBSTONES, k.data, k.len);
-        for (; !in_force && rf_iter_valid(it); rf_iter_next(it)) {
-                size_t vlen;
-                const char *val = rf_iter_value(it, &vlen);
-                in_force = rf_tomb_decode(val, vlen, &t) == 0 && t.active;
-        }
-        if (rf_iter_status(it) != 0)
-                in_force = 1;
-        rf_iter_destroy(it);
-        rf_buf_free(&k);
-        return in_force;
-}
-
-void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
-                        const char *key, size_t klen, int active)
+void rf_tombset_changed(rf_tombset_t *ts, const char *key, size_t klen,
+                        int active)
 {
         char id[4097];
         rf_strset_t *set;
@@ -173,22 +317,77 @@ void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                 set = &ts->campaigns;
         else if (key[0] == RF_TOMB_BAN)
                 set = &ts->banned;
-        else if (key[0] == RF_TOMB_STOCK)
-                set = &ts->stocked;
         else if (key[0] == RF_TOMB_CONSENT)
                 set = &ts->consent;
         else
-                return;
-        /* An item leaves the stock set only when none of its regions is
-         * out. Only this thread writes: the store read needs no lock. */
-        if (!active && set == &ts->stocked && stock_in_force(st, txn, id))
-                return;
+                return; /* stock: rf_tombset_stock_changed() */
         pthread_rwlock_wrlock(&ts->lock);
         if (active)
                 rf_strset_add(set, id);
         else
                 rf_strset_del(set, id);
         pthread_rwlock_unlock(&ts->lock);
+}
+
+void rf_tombset_stock_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                              const char *key, size_t klen)
+{
+        char id[4097];
+        stock_item_t si = { 0 };
+        int r;
+
+        if (!ts || klen < 2 || key[0] != RF_TOMB_STOCK ||
+            key_id(key, klen, id, sizeof(id)))
+                return;
+        /* Only this thread writes: the store read needs no lock. */
+        r = stock_read(st, txn, id, &si);
+        pthread_rwlock_wrlock(&ts->lock);
+        if (r != 0) {
+                /* States unknown: every answer "maybe" (to the store)
+                 * until the set is loaded again. */
+                ts->valid = 0;
+                rf_log_error("tombstone",
+                             "cannot read the stock states of %s: %s; every "
+                             "read check goes to the store",
+                             id, rf_err2str(r));
+        } else {
+                if (si.any_active)
+                        rf_strset_add(&ts->stocked, id);
+                else
+                        rf_strset_del(&ts->stocked, id);
+                stock_decide(&ts->stock_gout, &ts->stock_rout, &ts->stock_rin,
+                             id, &si);
+        }
+        pthread_rwlock_unlock(&ts->lock);
+        stock_item_clear(&si);
+}
+
+int rf_tombset_stock_out(rf_tombset_t *ts, const char *item, const char *region)
+{
+        size_t ilen = strlen(item), rlen = strlen(region);
+        char buf[512], *k = buf;
+        int r;
+
+        if (*region) {
+                if (ilen + rlen + 2 > sizeof(buf))
+                        k = rf_malloc(ilen + rlen + 2);
+                memcpy(k, item, ilen);
+                k[ilen] = '\x1f';
+                memcpy(k + ilen + 1, region, rlen + 1);
+        }
+        pthread_rwlock_rdlock(&ts->lock);
+        if (!ts->valid)
+                r = -1;
+        else if (*region && rf_strset_has(&ts->stock_rout, k))
+                r = 1;
+        else if (*region && rf_strset_has(&ts->stock_rin, k))
+                r = 0;
+        else
+                r = rf_strset_has(&ts->stock_gout, item);
+        pthread_rwlock_unlock(&ts->lock);
+        if (k != buf)
+                free(k);
+        return r;
 }
 
 /* What the set knows of one entry's item and campaign; the lock is held. */

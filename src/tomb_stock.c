@@ -5,6 +5,7 @@
  * "out everywhere" followed by "back in stock in R" serves the item in R.
  */
 #include "recfresh/fanout.h"
+#include "recfresh/tomb_set.h"
 #include "recfresh/tombstone.h"
 
 int rf_stock_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
@@ -44,6 +45,10 @@ static int stock_get(rf_checker_t *ck, const char *item_id, const char *region,
 int rf_stock_check_out(rf_checker_t *ck, const char *item_id)
 {
         rf_tomb_t g, reg;
+        int r = ck->ts ? rf_tombset_stock_out(ck->ts, item_id, ck->region) : -1;
+
+        if (r >= 0)
+                return r; /* the set's decision (tomb_set.h) */
         int has_g = stock_get(ck, item_id, "", &g);
         int has_r = *ck->region && stock_get(ck, item_id, ck->region, &reg);
 

@@ -58,9 +58,12 @@ int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
         *flipped = (had ? cur.active : 0) != active;
         if (*flipped) {
                 RF_METRIC_INC(tombstones[ev->type]);
-                rf_tombset_changed(rf_store_tombset(ctx->st), ctx->st, ctx->txn,
-                                   key, klen, active);
+                rf_tombset_changed(rf_store_tombset(ctx->st), key, klen,
+                                   active);
         }
+        if (key[0] == RF_TOMB_STOCK) /* its time counts, flipped or not */
+                rf_tombset_stock_changed(rf_store_tombset(ctx->st), ctx->st,
+                                         ctx->txn, key, klen);
         rf_trace(ctx, .kind = RF_TRACE_TOMB_CHANGED, .ev = ev,
                  .cur = had ? &cur : NULL, .active = active,
                  .flipped = *flipped);

@@ -9,9 +9,10 @@
  * expired and of the consent revocations in force (by pseudonym and scope;
  * the fan-out tests consent once per list). A ban, an expiry and a consent
  * scope are one state each, so the set answers them exactly and no lookup
- * is made. A stock member still goes to the store
- * for the exact answer (its region, the newer of two states), so for stock
- * the set is a superset of what is in force.
+ * is made. For the items with a stock state in force it also holds the
+ * decision of every region with a state of its own (the newer of that
+ * state and the global one), so stock is answered exactly without a lookup
+ * too.
  *
  * It is loaded from the tombstones column family at start and changed by
  * rf_tomb_update() as the apply path writes, before the commit: a read on
@@ -44,17 +45,38 @@ void rf_tombset_destroy(rf_tombset_t *ts);
 int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st);
 
 /**
- * Called by rf_tomb_update() once the state at tombstone key \p key (kind
- * byte first, keys.h) was written to \p txn with in-force flag \p active.
- * Deactivating one of an item's states drops the item only if none of its
- * others is in force (read through \p txn).
+ * Called by rf_tomb_update() once the in-force flag of the ban, campaign or
+ * consent state at tombstone key \p key (kind byte first, keys.h) flipped
+ * to \p active in the open batch.
  */
-void rf_tombset_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
-                        const char *key, size_t klen, int active);
+void rf_tombset_changed(rf_tombset_t *ts, const char *key, size_t klen,
+                        int active);
+
+/**
+ * Called by rf_tomb_update() after every write of the stock state at key
+ * \p key, flipped or not: a region's decision depends on which of its state
+ * and the global one is newer. Reads all the item's states through \p txn
+ * and sets its decisions; the item stays a member while any is in force.
+ */
+void rf_tombset_stock_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                              const char *key, size_t klen);
+
+/**
+ * Whether \p item is out of stock for a list of \p region ("" for none):
+ * the newer of the global state and the region's own decides, as
+ * rf_stock_check_out() does from the store. Exact for every item; ask only
+ * for the members flagged RF_TS_STOCK (the others have no state in force).
+ * @returns 1 (out), 0 (in) or -1 (the set is not loaded: ask the store).
+ * Thread-safe.
+ */
+int rf_tombset_stock_out(rf_tombset_t *ts, const char *item,
+                         const char *region);
 
 /* What the set knows of an id. */
-#define RF_TS_BANNED  0x1  /* the item's ban is in force */
-#define RF_TS_STOCK   0x2  /* a stock state of the item may be: look it up */
+#define RF_TS_BANNED 0x1 /* the item's ban is in force */
+#define RF_TS_STOCK                                                            \
+        0x2                /* a stock state of the item is in force: ask       \
+                            * rf_tombset_stock_out() */
 #define RF_TS_EXPIRED 0x4  /* the campaign expired */
 #define RF_TS_UNKNOWN 0x8  /* the set could not be loaded: look all up */
 #define RF_TS_REVOKED 0x10 /* the consent scope is revoked */
