@@ -20,6 +20,7 @@
 #include "recfresh/outputs.h"
 #include "recfresh/recompute.h"
 #include "recfresh/runs.h"
+#include "recfresh/tomb_set.h"
 #include "recfresh/topics.h"
 
 #define TIMED_COPY 64 /* entries a timed step copies out at a time */
@@ -221,6 +222,9 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
         size_t n = 0, last_len = 0;
         rf_iter_t *it;
 
+        if (j->cause == RF_EV_STOCK_CHANGED) /* its decisions, if pending */
+                rf_tombset_stock_refresh(rf_store_tombset(ctx->st), ctx->st,
+                                         ctx->txn, j->entity);
         rf_key_index_prefix(&prefix, j->kind, j->entity);
         it = rf_iter_new(ctx->st, ctx->txn, RF_CF_INDEX, prefix.data,
                          prefix.len);

@@ -25,8 +25,14 @@ struct rf_tombset {
          * global and the region's state says out or in ("item\x1fregion").
          * A region with no state of its own follows the global one. */
         rf_strset_t stock_gout, stock_rout, stock_rin;
+        struct stock_map *stock; /* every state of those items */
+        /* A member of `stocked` absent from `stock` is pending: its first
+         * state in force was written and its decisions are not set yet
+         * (asked, it goes to the store) until rf_tombset_stock_refresh(). */
         int valid; /* 0: loading failed, every answer "maybe" */
 };
+
+static void map_free(struct stock_map *m);
 
 rf_tombset_t *rf_tombset_new(void)
 {
@@ -54,6 +60,7 @@ void rf_tombset_destroy(rf_tombset_t *ts)
         rf_strset_clear(&ts->stock_gout);
         rf_strset_clear(&ts->stock_rout);
         rf_strset_clear(&ts->stock_rin);
+        map_free(ts->stock);
         pthread_rwlock_destroy(&ts->lock);
         free(ts);
 }
@@ -136,6 +143,114 @@ static void stock_item_add(stock_item_t *si, const char *region, size_t rlen,
         si->any_active |= t->active;
 }
 
+/* Sets the state of \p region ("" global) in \p si to \p t. */
+static void stock_item_set(stock_item_t *si, const char *region, size_t rlen,
+                           const rf_tomb_t *t)
+{
+        size_t i = 0;
+
+        for (; i < si->cnt; i++)
+                if (strlen(si->v[i].region) == rlen &&
+                    !memcmp(si->v[i].region, region, rlen))
+                        break;
+        if (i == si->cnt) {
+                stock_item_add(si, region, rlen, t);
+                return;
+        }
+        si->v[i].t = *t;
+        si->any_active = 0;
+        for (i = 0; i < si->cnt; i++)
+                si->any_active |= si->v[i].t.active;
+}
+
+/* The states of the items with one in force, by item: a stock write then
+ * needs no store read but for an item's first state in force. */
+typedef struct stock_node {
+        char *item;
+        stock_item_t si;
+        struct stock_node *next;
+} stock_node_t;
+
+typedef struct stock_map {
+        stock_node_t **b;
+        size_t nb, cnt;
+} stock_map_t;
+
+static stock_node_t **map_slot(stock_map_t *m, const char *item)
+{
+        stock_node_t **p = &m->b[rf_hash_str(item) & (m->nb - 1)];
+
+        while (*p && strcmp((*p)->item, item) != 0)
+                p = &(*p)->next;
+        return p;
+}
+
+static stock_item_t *map_find(stock_map_t *m, const char *item)
+{
+        if (!m || !m->nb)
+                return NULL;
+        stock_node_t *n = *map_slot(m, item);
+        return n ? &n->si : NULL;
+}
+
+/* Takes \p si (left empty) as the states of \p item. */
+static void map_put(stock_map_t *m, const char *item, stock_item_t *si)
+{
+        if (m->cnt >= m->nb) {
+                size_t nb = m->nb ? m->nb * 2 : 64;
+                stock_node_t **b = rf_calloc(nb, sizeof(*b));
+                for (size_t i = 0; i < m->nb; i++)
+                        for (stock_node_t *n = m->b[i], *nx; n; n = nx) {
+                                nx = n->next;
+                                stock_node_t **p =
+                                    &b[rf_hash_str(n->item) & (nb - 1)];
+                                n->next = *p;
+                                *p = n;
+                        }
+                free(m->b);
+                m->b = b;
+                m->nb = nb;
+        }
+        stock_node_t **p = map_slot(m, item);
+        if (!*p) {
+                *p = rf_calloc(1, sizeof(**p));
+                (*p)->item = rf_strdup(item);
+                m->cnt++;
+        }
+        stock_item_clear(&(*p)->si);
+        (*p)->si = *si;
+        memset(si, 0, sizeof(*si));
+}
+
+static void map_del(stock_map_t *m, const char *item)
+{
+        if (!m->nb)
+                return;
+        stock_node_t **p = map_slot(m, item), *n = *p;
+        if (!n)
+                return;
+        *p = n->next;
+        stock_item_clear(&n->si);
+        free(n->item);
+        free(n);
+        m->cnt--;
+}
+
+static void map_free(stock_map_t *m)
+{
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->nb; i++)
+                for (stock_node_t *n = m->b[i], *nx; n; n = nx) {
+                        nx = n->next;
+                        stock_item_clear(&n->si);
+                        free(n->item);
+                        free(n);
+                }
+        free(m->b);
+        free(m);
+}
+
 /* "item\x1fregion" into \p out. */
 static void pair_key(rf_buf_t *out, const char *item, const char *region)
 {
@@ -210,7 +325,7 @@ static int stock_read(rf_store_t *st, rf_txn_t *txn, const char *item,
 /* The stock decisions of every item with a stock state in force. Keys
  * sort by item, each item's global state first. */
 static int stock_load(rf_store_t *st, rf_strset_t *gout, rf_strset_t *rout,
-                      rf_strset_t *rin)
+                      rf_strset_t *rin, stock_map_t *map)
 {
         const char kind = RF_TOMB_STOCK;
         rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_TOMBSTONES, &kind, 1);
@@ -229,8 +344,11 @@ static int stock_load(rf_store_t *st, rf_strset_t *gout, rf_strset_t *rout,
                 size_t ilen = (size_t)(nul - k - 1);
                 if (!item.len || item.len - 1 != ilen ||
                     memcmp(item.data, k + 1, ilen) != 0) {
-                        if (item.len)
+                        if (item.len) {
                                 stock_decide(gout, rout, rin, item.data, &si);
+                                if (si.any_active)
+                                        map_put(map, item.data, &si);
+                        }
                         stock_item_clear(&si);
                         rf_buf_reset(&item);
                         rf_buf_append(&item, k + 1, ilen);
@@ -238,8 +356,11 @@ static int stock_load(rf_store_t *st, rf_strset_t *gout, rf_strset_t *rout,
                 }
                 stock_item_add(&si, nul + 1, klen - (size_t)(nul + 1 - k), &t);
         }
-        if (item.len)
+        if (item.len) {
                 stock_decide(gout, rout, rin, item.data, &si);
+                if (si.any_active)
+                        map_put(map, item.data, &si);
+        }
         r = rf_iter_status(it);
         rf_iter_destroy(it);
         stock_item_clear(&si);
@@ -272,9 +393,12 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
                 rf_iter_destroy(it);
         }
         rf_strset_t gout = { 0 }, rout = { 0 }, rin = { 0 };
+        stock_map_t *map = rf_calloc(1, sizeof(*map));
         if (!err)
-                err = stock_load(st, &gout, &rout, &rin);
+                err = stock_load(st, &gout, &rout, &rin, map);
         if (err) {
+                map_free(map);
+                map = rf_calloc(1, sizeof(*map));
                 for (int i = 0; i < 4; i++)
                         rf_strset_clear(&sets[i]);
                 rf_strset_clear(&gout);
@@ -300,6 +424,8 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
         ts->stock_gout = gout;
         ts->stock_rout = rout;
         ts->stock_rin = rin;
+        map_free(ts->stock);
+        ts->stock = map;
         ts->valid = !err;
         pthread_rwlock_unlock(&ts->lock);
         return err;
@@ -329,34 +455,70 @@ void rf_tombset_changed(rf_tombset_t *ts, const char *key, size_t klen,
         pthread_rwlock_unlock(&ts->lock);
 }
 
-void rf_tombset_stock_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
-                              const char *key, size_t klen)
+void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
+                              const rf_tomb_t *t)
 {
         char id[4097];
-        stock_item_t si = { 0 };
-        int r;
+        stock_item_t *held;
 
         if (!ts || klen < 2 || key[0] != RF_TOMB_STOCK ||
             key_id(key, klen, id, sizeof(id)))
                 return;
-        /* Only this thread writes: the store read needs no lock. */
-        r = stock_read(st, txn, id, &si);
+        const char *region = key + 1 + strlen(id) + 1;
+        size_t rlen = region <= key + klen ? (size_t)(key + klen - region) : 0;
+
+        pthread_rwlock_wrlock(&ts->lock);
+        held = ts->valid ? map_find(ts->stock, id) : NULL;
+        if (held) {
+                stock_item_set(held, region, rlen, t);
+                stock_decide(&ts->stock_gout, &ts->stock_rout, &ts->stock_rin,
+                             id, held);
+                if (!held->any_active) {
+                        rf_strset_del(&ts->stocked, id);
+                        map_del(ts->stock, id);
+                }
+        } else if (ts->valid && t->active) {
+                /* Its first state in force: a member now, pending. Reading
+                 * its other states here was a tenth of the apply; the
+                 * item's fan-out job reads them (rf_tombset_stock_refresh).
+                 * An inactive state of a non-member changes nothing, and
+                 * one of a pending item leaves it a member until then. */
+                rf_strset_add(&ts->stocked, id);
+        }
+        pthread_rwlock_unlock(&ts->lock);
+}
+
+void rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                              const char *item)
+{
+        stock_item_t si = { 0 };
+        int r;
+
+        if (!ts)
+                return;
+        /* Only this thread changes the set: what it reads under the read
+         * lock stays true until it takes the write lock. */
+        pthread_rwlock_rdlock(&ts->lock);
+        int pending = ts->valid && rf_strset_has(&ts->stocked, item) &&
+                      !map_find(ts->stock, item);
+        pthread_rwlock_unlock(&ts->lock);
+        if (!pending)
+                return;
+        r = stock_read(st, txn, item, &si);
         pthread_rwlock_wrlock(&ts->lock);
         if (r != 0) {
-                /* States unknown: every answer "maybe" (to the store)
-                 * until the set is loaded again. */
-                ts->valid = 0;
+                ts->valid = 0; /* every answer to the store */
                 rf_log_error("tombstone",
                              "cannot read the stock states of %s: %s; every "
                              "read check goes to the store",
-                             id, rf_err2str(r));
+                             item, rf_err2str(r));
         } else {
-                if (si.any_active)
-                        rf_strset_add(&ts->stocked, id);
-                else
-                        rf_strset_del(&ts->stocked, id);
                 stock_decide(&ts->stock_gout, &ts->stock_rout, &ts->stock_rin,
-                             id, &si);
+                             item, &si);
+                if (si.any_active)
+                        map_put(ts->stock, item, &si);
+                else
+                        rf_strset_del(&ts->stocked, item);
         }
         pthread_rwlock_unlock(&ts->lock);
         stock_item_clear(&si);
@@ -378,6 +540,8 @@ int rf_tombset_stock_out(rf_tombset_t *ts, const char *item, const char *region)
         pthread_rwlock_rdlock(&ts->lock);
         if (!ts->valid)
                 r = -1;
+        else if (!map_find(ts->stock, item))
+                r = -1; /* pending: its decisions are not set yet */
         else if (*region && rf_strset_has(&ts->stock_rout, k))
                 r = 1;
         else if (*region && rf_strset_has(&ts->stock_rin, k))

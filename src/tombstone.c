@@ -62,8 +62,8 @@ int rf_tomb_update(rf_apply_ctx_t *ctx, const char *key, size_t klen,
                                    active);
         }
         if (key[0] == RF_TOMB_STOCK) /* its time counts, flipped or not */
-                rf_tombset_stock_changed(rf_store_tombset(ctx->st), ctx->st,
-                                         ctx->txn, key, klen);
+                rf_tombset_stock_changed(rf_store_tombset(ctx->st), key, klen,
+                                         &next);
         rf_trace(ctx, .kind = RF_TRACE_TOMB_CHANGED, .ev = ev,
                  .cur = had ? &cur : NULL, .active = active,
                  .flipped = *flipped);

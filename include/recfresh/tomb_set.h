@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "recfresh/keys.h"
 #include "recfresh/list.h"
 #include "recfresh/store.h"
 
@@ -54,19 +55,30 @@ void rf_tombset_changed(rf_tombset_t *ts, const char *key, size_t klen,
 
 /**
  * Called by rf_tomb_update() after every write of the stock state at key
- * \p key, flipped or not: a region's decision depends on which of its state
- * and the global one is newer. Reads all the item's states through \p txn
- * and sets its decisions; the item stays a member while any is in force.
+ * \p key, flipped or not (\p t: the state written): a region's decision
+ * depends on which of its state and the global one is newer. The set holds
+ * every state of its members and sets their decisions at once. An item's
+ * first state in force makes it a member whose decisions are pending (its
+ * checks go to the store) until rf_tombset_stock_refresh().
  */
-void rf_tombset_stock_changed(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
-                              const char *key, size_t klen);
+void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
+                              const rf_tomb_t *t);
+
+/**
+ * Sets the decisions of \p item if they are pending, from its states read
+ * through \p txn (NULL: committed). The fan-out job of a stock change calls
+ * it: the event made the item pending, and the job comes after it.
+ */
+void rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                              const char *item);
 
 /**
  * Whether \p item is out of stock for a list of \p region ("" for none):
  * the newer of the global state and the region's own decides, as
  * rf_stock_check_out() does from the store. Exact for every item; ask only
  * for the members flagged RF_TS_STOCK (the others have no state in force).
- * @returns 1 (out), 0 (in) or -1 (the set is not loaded: ask the store).
+ * @returns 1 (out), 0 (in) or -1 (the set is not loaded, or the item's
+ *          decisions are pending: ask the store).
  * Thread-safe.
  */
 int rf_tombset_stock_out(rf_tombset_t *ts, const char *item,
