@@ -5,10 +5,10 @@
  * (length-prefixed). A frame holds several such records under one sequence
  * number: u8 RF_OUTBOX_FRAME, varint count, the records. Records are
  * produced in sequence order; the delivery report of each carries its
- * sequence number as the message opaque (shifted left, low bit set for a
- * frame's), and delivered records are deleted in one batch on the next
- * drain. A record whose delivery failed is produced again, and so is a
- * whole frame one of whose records failed.
+ * sequence number as the message opaque (shifted left; a frame's records
+ * carry their frame's tracker, low bit set), and delivered records are
+ * deleted in one batch on the next drain. A record whose delivery failed is
+ * produced again, and so is a whole frame one of whose records failed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +26,16 @@ typedef struct seqv {
         size_t cnt, size;
 } seqv_t;
 
-/* A frame being produced: done once every record was sent and reported. */
+/* A frame being produced: done once every record was sent and reported.
+ * Its records carry its address as their opaque (low bit set), so a
+ * delivery report finds it without a search. */
 typedef struct frame_fl {
         uint64_t seq;
         uint32_t total, sent, acked;
         int failed;
+        struct frame_fl *prev, *next; /* all frames in flight */
+        struct frame_fl *cut_next;    /* in `cut`: not all records sent */
+        int cut;
 } frame_fl_t;
 
 struct rf_outbox {
@@ -43,7 +48,7 @@ struct rf_outbox {
         seqv_t delivered;       /* acknowledged: delete on next drain */
         seqv_t retry;           /* failed: produce again */
         frame_fl_t *frames;     /* frames with records in flight */
-        size_t frame_cnt, frame_size;
+        frame_fl_t *cut;        /* frames cut short by a full queue (a few) */
         uint64_t puts[RF_TOPIC__CNT]; /* rf_outbox_puts() */
 };
 
@@ -88,7 +93,11 @@ void rf_outbox_destroy(rf_outbox_t *ob)
                 return;
         free(ob->delivered.v);
         free(ob->retry.v);
-        free(ob->frames);
+        while (ob->frames) {
+                frame_fl_t *f = ob->frames;
+                ob->frames = f->next;
+                free(f);
+        }
         free(ob);
 }
 
@@ -187,15 +196,6 @@ size_t rf_outbox_pending(const rf_outbox_t *ob)
         return ob->pending;
 }
 
-static frame_fl_t *frame_find(rf_outbox_t *ob, uint64_t seq)
-{
-        /* Reports come in about the order of production: oldest first. */
-        for (size_t i = 0; i < ob->frame_cnt; i++)
-                if (ob->frames[i].seq == seq)
-                        return &ob->frames[i];
-        return NULL;
-}
-
 /* Ends frame \p f if every record it sent was reported and none is left
  * to send: delivered, or produced again whole if one failed. */
 static void frame_settle(rf_outbox_t *ob, frame_fl_t *f)
@@ -203,14 +203,19 @@ static void frame_settle(rf_outbox_t *ob, frame_fl_t *f)
         if (f->sent < f->total || f->acked < f->sent)
                 return;
         seqv_push(f->failed ? &ob->retry : &ob->delivered, f->seq);
-        *f = ob->frames[--ob->frame_cnt];
+        if (f->prev)
+                f->prev->next = f->next;
+        else
+                ob->frames = f->next;
+        if (f->next)
+                f->next->prev = f->prev;
+        free(f);
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         rf_outbox_t *ob = opaque;
         uintptr_t tag = (uintptr_t)m->_private;
-        uint64_t seq = (uint64_t)(tag >> 1);
 
         (void)rk;
         ob->inflight--;
@@ -223,15 +228,13 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                 RF_METRIC_INC(outbox_delivered);
         }
         if (tag & 1) {
-                frame_fl_t *f = frame_find(ob, seq);
-                if (f) {
-                        f->acked++;
-                        f->failed |= m->err != 0;
-                        frame_settle(ob, f);
-                }
+                frame_fl_t *f = (frame_fl_t *)(tag & ~(uintptr_t)1);
+                f->acked++;
+                f->failed |= m->err != 0;
+                frame_settle(ob, f);
                 return;
         }
-        seqv_push(m->err ? &ob->retry : &ob->delivered, seq);
+        seqv_push(m->err ? &ob->retry : &ob->delivered, (uint64_t)(tag >> 1));
 }
 
 void rf_outbox_conf_set(rf_outbox_t *ob, rd_kafka_conf_t *conf)
@@ -312,20 +315,23 @@ static int produce_frame(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
                          rf_cur_t *c)
 {
         uint64_t cnt = rf_cur_varint(c);
-        frame_fl_t *f = frame_find(ob, seq);
+        frame_fl_t *f = ob->cut, **pp;
         int r = 0;
+
+        /* A frame cut short goes on from the record it stopped at. */
+        while (f && f->seq != seq)
+                f = f->cut_next;
 
         if (!f) {
                 if (c->err || cnt == 0 || cnt > UINT32_MAX)
                         cnt = 0;
-                if (ob->frame_cnt == ob->frame_size) {
-                        ob->frame_size =
-                            ob->frame_size ? ob->frame_size * 2 : 16;
-                        ob->frames = rf_realloc(
-                            ob->frames, ob->frame_size * sizeof(*ob->frames));
-                }
-                f = &ob->frames[ob->frame_cnt++];
-                *f = (frame_fl_t){ .seq = seq, .total = (uint32_t)cnt };
+                f = rf_calloc(1, sizeof(*f));
+                f->seq = seq;
+                f->total = (uint32_t)cnt;
+                f->next = ob->frames;
+                if (f->next)
+                        f->next->prev = f;
+                ob->frames = f;
         }
         for (uint32_t i = 0; i < f->total && r == 0; i++) {
                 if (i < f->sent) {
@@ -338,9 +344,19 @@ static int produce_frame(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
                         c->p += n <= (uint64_t)(c->end - c->p) ? n : 0;
                         continue;
                 }
-                r = produce_rec(ob, rk, c, ((uintptr_t)seq << 1) | 1);
+                r = produce_rec(ob, rk, c, (uintptr_t)f | 1);
                 if (r == 0)
                         f->sent++;
+        }
+        if (r < 0 && !f->cut) {
+                f->cut = 1; /* the rest on the next drain */
+                f->cut_next = ob->cut;
+                ob->cut = f;
+        } else if (r >= 0 && f->cut) {
+                for (pp = &ob->cut; *pp != f; pp = &(*pp)->cut_next)
+                        ;
+                *pp = f->cut_next;
+                f->cut = 0;
         }
         if (r == 1) {
                 rf_log_error("outbox",
