@@ -238,7 +238,8 @@ static void render_recompute(rf_buf_t *out)
               "daemon stops below store.min_free_mb).",
               (double)GET(rf_metrics.store_free_bytes));
         gauge(out, "recfresh_outbox_pending",
-              "DLQ and invalidation records queued, not yet acknowledged.",
+              "Outbox records (DLQ records, invalidation notices; a fan-out "
+              "step's notices are one) queued, not yet acknowledged.",
               (double)GET(rf_metrics.outbox_pending));
         gauge(out, "recfresh_recompute_oldest_age_seconds",
               "Age of the oldest pending recompute entry (0 if none).",
