@@ -112,10 +112,22 @@ static int key_id(const char *key, size_t klen, char *out, size_t size)
 /* ---- stock decisions
  * -------------------------------------------------------*/
 
+/* A state as rf_tomb_t holds it, its strings allocated to size (a member's
+ * states live as long as it does; an rf_tomb_t is 280 bytes). */
 typedef struct stock_state {
         char *region; /* "" for the global state */
-        rf_tomb_t t;
+        char *event_id;
+        int64_t occurred_at;
+        int active;
 } stock_state_t;
+
+static void state_set(stock_state_t *s, const rf_tomb_t *t)
+{
+        free(s->event_id);
+        s->event_id = rf_strdup(t->event_id);
+        s->occurred_at = t->occurred_at;
+        s->active = t->active;
+}
 
 typedef struct stock_item {
         stock_state_t *v;
@@ -125,8 +137,10 @@ typedef struct stock_item {
 
 static void stock_item_clear(stock_item_t *si)
 {
-        for (size_t i = 0; i < si->cnt; i++)
+        for (size_t i = 0; i < si->cnt; i++) {
                 free(si->v[i].region);
+                free(si->v[i].event_id);
+        }
         free(si->v);
         memset(si, 0, sizeof(*si));
 }
@@ -138,7 +152,8 @@ static void stock_item_add(stock_item_t *si, const char *region, size_t rlen,
         si->v[si->cnt].region = rf_malloc(rlen + 1);
         memcpy(si->v[si->cnt].region, region, rlen);
         si->v[si->cnt].region[rlen] = '\0';
-        si->v[si->cnt].t = *t;
+        si->v[si->cnt].event_id = NULL;
+        state_set(&si->v[si->cnt], t);
         si->cnt++;
         si->any_active |= t->active;
 }
@@ -157,10 +172,10 @@ static void stock_item_set(stock_item_t *si, const char *region, size_t rlen,
                 stock_item_add(si, region, rlen, t);
                 return;
         }
-        si->v[i].t = *t;
+        state_set(&si->v[i], t);
         si->any_active = 0;
         for (i = 0; i < si->cnt; i++)
-                si->any_active |= si->v[i].t.active;
+                si->any_active |= si->v[i].active;
 }
 
 /* The states of the items with one in force, by item: a stock write then
@@ -267,12 +282,19 @@ static void pair_key(rf_buf_t *out, const char *item, const char *region)
 static void stock_decide(rf_strset_t *gout, rf_strset_t *rout, rf_strset_t *rin,
                          const char *item, const stock_item_t *si)
 {
-        const rf_tomb_t *g = NULL;
+        const stock_state_t *gs = NULL;
+        rf_tomb_t gt, *g = NULL;
         rf_buf_t k = { 0 };
 
         for (size_t i = 0; i < si->cnt; i++)
                 if (!*si->v[i].region)
-                        g = &si->v[i].t;
+                        gs = &si->v[i];
+        if (gs) { /* as stored, for rf_tomb_newer() */
+                g = &gt;
+                g->active = gs->active;
+                g->occurred_at = gs->occurred_at;
+                snprintf(g->event_id, sizeof(g->event_id), "%s", gs->event_id);
+        }
         if (si->any_active && g && g->active)
                 rf_strset_add(gout, item);
         else
@@ -283,10 +305,9 @@ static void stock_decide(rf_strset_t *gout, rf_strset_t *rout, rf_strset_t *rin,
                         continue;
                 pair_key(&k, item, r->region);
                 /* as rf_stock_check_out(): the newer state decides */
-                int out =
-                    g && !rf_tomb_newer(g, r->t.occurred_at, r->t.event_id)
-                        ? g->active
-                        : r->t.active;
+                int out = g && !rf_tomb_newer(g, r->occurred_at, r->event_id)
+                              ? g->active
+                              : r->active;
                 if (!si->any_active) {
                         rf_strset_del(rout, k.data);
                         rf_strset_del(rin, k.data);
