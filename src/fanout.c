@@ -222,9 +222,14 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
         size_t n = 0, last_len = 0;
         rf_iter_t *it;
 
-        if (j->cause == RF_EV_STOCK_CHANGED) /* its decisions, if pending */
-                rf_tombset_stock_refresh(rf_store_tombset(ctx->st), ctx->st,
-                                         ctx->txn, j->entity);
+        /* The item's stock decisions, if pending. A failed read fails the
+         * step, whose rollback loads the set again. */
+        if (j->cause == RF_EV_STOCK_CHANGED) {
+                int r = rf_tombset_stock_refresh(rf_store_tombset(ctx->st),
+                                                 ctx->st, ctx->txn, j->entity);
+                if (r != 0 && !ctx->err)
+                        ctx->err = r;
+        }
         rf_key_index_prefix(&prefix, j->kind, j->entity);
         it = rf_iter_new(ctx->st, ctx->txn, RF_CF_INDEX, prefix.data,
                          prefix.len);
@@ -275,6 +280,9 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                 last_len = klen;
                 if (*j->region && strcmp(region, j->region) != 0)
                         continue;
+                /* Read from the committed run pointer: a run switch and
+                 * a fan-out step must not share a batch (the daemon and
+                 * replay commit each on its own). */
                 if (!rf_runs_version_served(ctx->st, k + prefix.len,
                                             klen - prefix.len)) {
                         RF_METRIC_INC(fanout_unserved_skipped);

@@ -22,7 +22,7 @@ struct rf_tombset {
         /* The stock decisions of the items in `stocked`, exact: items out
          * of stock everywhere (their global state in force), and per
          * (item, region) with a state of its own, whether the newer of the
-         * global and the region's state says out or in ("item\x1fregion").
+         * global and the region's state says out or in (pair_key()).
          * A region with no state of its own follows the global one. */
         rf_strset_t stock_gout, stock_rout, stock_rin;
         struct stock_map *stock; /* every state of those items */
@@ -266,14 +266,27 @@ static void map_free(stock_map_t *m)
         free(m);
 }
 
-/* "item\x1fregion" into \p out. */
-static void pair_key(rf_buf_t *out, const char *item, const char *region)
+/* The key of (\p item, \p region) in the pair sets: the item's length in
+ * decimal, ':', the item, the region. The length keeps it unambiguous
+ * whatever bytes the ids hold. Written into \p buf (\p size bytes) if it
+ * fits, else allocated: the caller frees it if it is not \p buf. */
+static char *pair_key(char *buf, size_t size, const char *item,
+                      const char *region)
 {
-        rf_buf_reset(out);
-        rf_buf_append(out, item, strlen(item));
-        rf_buf_append(out, "\x1f", 1);
-        rf_buf_append(out, region, strlen(region));
-        rf_buf_append(out, "", 1);
+        size_t ilen = strlen(item), rlen = strlen(region), n = 0;
+        char num[24];
+
+        /* On the read path: no printf. */
+        for (size_t v = ilen; n == 0 || v; v /= 10)
+                num[n++] = (char)('0' + v % 10);
+        size_t need = n + 1 + ilen + rlen + 1;
+        char *k = need <= size ? buf : rf_malloc(need), *p = k;
+        while (n)
+                *p++ = num[--n];
+        *p++ = ':';
+        memcpy(p, item, ilen);
+        memcpy(p + ilen, region, rlen + 1);
+        return k;
 }
 
 /* Sets the decisions of \p item from all its states \p si (the lock held,
@@ -284,7 +297,7 @@ static void stock_decide(rf_strset_t *gout, rf_strset_t *rout, rf_strset_t *rin,
 {
         const stock_state_t *gs = NULL;
         rf_tomb_t gt, *g = NULL;
-        rf_buf_t k = { 0 };
+        char buf[512];
 
         for (size_t i = 0; i < si->cnt; i++)
                 if (!*si->v[i].region)
@@ -303,20 +316,21 @@ static void stock_decide(rf_strset_t *gout, rf_strset_t *rout, rf_strset_t *rin,
                 const stock_state_t *r = &si->v[i];
                 if (!*r->region)
                         continue;
-                pair_key(&k, item, r->region);
+                char *k = pair_key(buf, sizeof(buf), item, r->region);
                 /* as rf_stock_check_out(): the newer state decides */
                 int out = g && !rf_tomb_newer(g, r->occurred_at, r->event_id)
                               ? g->active
                               : r->active;
                 if (!si->any_active) {
-                        rf_strset_del(rout, k.data);
-                        rf_strset_del(rin, k.data);
+                        rf_strset_del(rout, k);
+                        rf_strset_del(rin, k);
                 } else {
-                        rf_strset_add(out ? rout : rin, k.data);
-                        rf_strset_del(out ? rin : rout, k.data);
+                        rf_strset_add(out ? rout : rin, k);
+                        rf_strset_del(out ? rin : rout, k);
                 }
+                if (k != buf)
+                        free(k);
         }
-        rf_buf_free(&k);
 }
 
 /* Reads every stock state of \p item through \p txn (NULL: committed).
@@ -509,14 +523,14 @@ void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
         pthread_rwlock_unlock(&ts->lock);
 }
 
-void rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
-                              const char *item)
+int rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                             const char *item)
 {
         stock_item_t si = { 0 };
         int r;
 
         if (!ts)
-                return;
+                return 0;
         /* Only this thread changes the set: what it reads under the read
          * lock stays true until it takes the write lock. */
         pthread_rwlock_rdlock(&ts->lock);
@@ -524,7 +538,7 @@ void rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                       !map_find(ts->stock, item);
         pthread_rwlock_unlock(&ts->lock);
         if (!pending)
-                return;
+                return 0;
         r = stock_read(st, txn, item, &si);
         pthread_rwlock_wrlock(&ts->lock);
         if (r != 0) {
@@ -543,21 +557,15 @@ void rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
         }
         pthread_rwlock_unlock(&ts->lock);
         stock_item_clear(&si);
+        return r;
 }
 
 int rf_tombset_stock_out(rf_tombset_t *ts, const char *item, const char *region)
 {
-        size_t ilen = strlen(item), rlen = strlen(region);
-        char buf[512], *k = buf;
+        char buf[512],
+            *k = *region ? pair_key(buf, sizeof(buf), item, region) : buf;
         int r;
 
-        if (*region) {
-                if (ilen + rlen + 2 > sizeof(buf))
-                        k = rf_malloc(ilen + rlen + 2);
-                memcpy(k, item, ilen);
-                k[ilen] = '\x1f';
-                memcpy(k + ilen + 1, region, rlen + 1);
-        }
         pthread_rwlock_rdlock(&ts->lock);
         if (!ts->valid)
                 r = -1;

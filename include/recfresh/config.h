@@ -173,11 +173,11 @@ void rf_config_dump(const rf_config_t *conf, FILE *fp);
 /** Prints the reference of every option: name, type, default, range, doc. */
 void rf_config_usage(FILE *fp);
 
-/** @returns the policy for \p surface, or the "default" one. Never NULL. */
 /** The store options of \p conf (store.*), for every primary open: the
  *  daemon's and the CLI's (a bulk load writes SST files with them). */
 void rf_config_store_opts(const rf_config_t *conf, rf_store_opts_t *so);
 
+/** @returns the policy for \p surface, or the "default" one. Never NULL. */
 const rf_surface_conf_t *rf_config_surface(const rf_config_t *conf,
                                            const char *surface);
 

@@ -68,9 +68,11 @@ void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
  * Sets the decisions of \p item if they are pending, from its states read
  * through \p txn (NULL: committed). The fan-out job of a stock change calls
  * it: the event made the item pending, and the job comes after it.
+ * @returns 0, or a store error: the set then answers "maybe" to everything
+ *          and the caller must not commit (a failed step reloads the set).
  */
-void rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
-                              const char *item);
+int rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                             const char *item);
 
 /**
  * Whether \p item is out of stock for a list of \p region ("" for none):

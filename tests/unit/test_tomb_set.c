@@ -210,7 +210,7 @@ static void stock_job(env_t *e, const char *id, const char *item, int in_stock,
                       const char *region, const char *at)
 {
         stock(e, id, item, in_stock, region, at);
-        rf_tombset_stock_refresh(e->ts, e->st, NULL, item);
+        assert_int_equal(rf_tombset_stock_refresh(e->ts, e->st, NULL, item), 0);
 }
 
 static void test_item_stays_while_any_state_is_in_force(void **state)
@@ -242,6 +242,36 @@ static void test_item_stays_while_any_state_is_in_force(void **state)
         assert_int_equal(rf_tombset_item(e->ts, "sku"), 0);
         assert_int_equal(check(e, "sku", "us"), RF_FILTER_NONE);
         assert_load_agrees(e, items, 1);
+}
+
+/* Ids may hold any byte but NUL: an item and a region whose bytes join
+ * the same way must not share a decision. */
+static void test_stock_ids_do_not_collide(void **state)
+{
+        env_t *e = *state;
+
+        /* "a" out in region "b<US>c"; "a<US>b" out in "zz" only (US: 0x1f) */
+        stock_job(e, "k1", "a", 0, "b\\u001fc", "2026-11-22T01:00:00Z");
+        stock(e, "k2", "a\\u001fb", 0, "zz", "2026-11-22T01:00:00Z");
+        assert_int_equal(rf_tombset_stock_refresh(e->ts, e->st, NULL,
+                                                  "a\x1f"
+                                                  "b"),
+                         0);
+        assert_int_equal(check(e, "a",
+                               "b\x1f"
+                               "c"),
+                         RF_FILTER_OUT_OF_STOCK);
+        assert_int_equal(check(e,
+                               "a\x1f"
+                               "b",
+                               "zz"),
+                         RF_FILTER_OUT_OF_STOCK);
+        assert_int_equal(check(e,
+                               "a\x1f"
+                               "b",
+                               "c"),
+                         RF_FILTER_NONE);
+        assert_int_equal(check(e, "a", "b"), RF_FILTER_NONE);
 }
 
 static void test_campaigns(void **state)
@@ -292,8 +322,9 @@ static void test_same_answers_without_the_set(void **state)
                  * its decisions set (as its fan-out job does). */
                 for (int pass = 0; pass < 2; pass++) {
                         if (pass)
-                                rf_tombset_stock_refresh(e->ts, e->st, NULL,
-                                                         item);
+                                assert_int_equal(rf_tombset_stock_refresh(
+                                                     e->ts, e->st, NULL, item),
+                                                 0);
                         for (int r = 0; r < 3; r++) {
                                 rf_filter_t with = check(e, item, regions[r]);
                                 rf_store_set_tombset(e->st, NULL);
@@ -551,6 +582,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(
                     test_item_stays_while_any_state_is_in_force, setup,
                     teardown),
+                cmocka_unit_test_setup_teardown(test_stock_ids_do_not_collide,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_campaigns, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
