@@ -72,6 +72,22 @@ int rf_key_list_split(const char *key, size_t klen, rf_list_key_t *out)
         return 0;
 }
 
+const char *rf_key_list_run(const char *key, size_t klen, size_t *base_len,
+                            size_t *run_len)
+{
+        const char *end = key + klen, *p = key;
+
+        for (int n = 0; n < 3; n++, p++)
+                if (!(p = memchr(p, '\0', (size_t)(end - p)))) {
+                        *base_len = klen;
+                        *run_len = 0;
+                        return NULL;
+                }
+        *base_len = (size_t)(p - 1 - key);
+        *run_len = (size_t)(end - p);
+        return p;
+}
+
 void rf_key_index_prefix(rf_buf_t *k, char kind, const char *entity)
 {
         rf_buf_append(k, &kind, 1);

@@ -1015,19 +1015,8 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
          * key. Recompute only for the list reads serve (rf_runs_lookup:
          * active run or newer incremental list); the other version's own
          * index entry, if it is the served one, queues it. */
-        size_t base = klen;
-        const char *run = "";
-        const char *p1 = memchr(list_key, '\0', klen);
-        const char *p2 =
-            p1 ? memchr(p1 + 1, '\0', klen - (size_t)(p1 + 1 - list_key))
-               : NULL;
-        const char *p3 =
-            p2 ? memchr(p2 + 1, '\0', klen - (size_t)(p2 + 1 - list_key))
-               : NULL;
-        if (p3) {
-                base = (size_t)(p3 - list_key);
-                run = p3 + 1;
-        }
+        size_t base, run_len;
+        const char *run = rf_key_list_run(list_key, klen, &base, &run_len);
         /* The list is walked in place, never decoded: a copy of every
          * entry was a fifth of a fan-out's time (profiled in replay). */
         r = rf_runs_lookup(ctx->st, lk.surface, list_key, base, &v);
@@ -1035,9 +1024,8 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                 q->lv = v;
                 return; /* the list is gone: nothing to recompute */
         }
-        size_t run_len = p3 ? klen - base - 1 : 0;
         if (strlen(list.run_id) != run_len ||
-            memcmp(list.run_id, run, run_len) != 0 ||
+            (run_len && memcmp(list.run_id, run, run_len) != 0) ||
             rf_checker_init(&ck, ctx->st, ctx->txn, lk.subject, list.region)) {
                 q->lv = v;
                 return; /* not the version reads serve, or no checks */

@@ -1146,30 +1146,24 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
 
 int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen)
 {
-        const char *end = lkey + klen, *p = lkey, *sep[3];
-        char surface[256], idbuf[sizeof(((active_slot_t *)0)->run_id)];
+        char idbuf[sizeof(((active_slot_t *)0)->run_id)];
         char *heap = NULL;
+        size_t base, rlen;
+        rf_list_key_t lk;
         int64_t gen;
-        int n = 0, r;
+        int r;
 
-        /* subject \0 surface \0 context [\0 run_id] */
-        for (; n < 3 && (p = memchr(p, '\0', (size_t)(end - p))); p++)
-                sep[n++] = p;
-        if (n < 3 || !strcmp(lkey, RF_FALLBACK_SUBJECT))
+        const char *rid = rf_key_list_run(lkey, klen, &base, &rlen);
+        if (!rid || !strcmp(lkey, RF_FALLBACK_SUBJECT) ||
+            rf_key_list_split(lkey, base, &lk) != 0)
                 return 1; /* incremental, or a fallback list's key (its
                            * region is a part of its own): not skipped */
-        size_t slen = (size_t)(sep[1] - sep[0] - 1);
-        if (slen >= sizeof(surface))
-                return 1;
-        memcpy(surface, sep[0] + 1, slen);
-        surface[slen] = '\0';
-        r = active_cached(st, surface, idbuf, &heap, &gen);
+        r = active_cached(st, lk.surface, idbuf, &heap, &gen);
         if (r == RF_ENOENT)
                 return 0; /* no run active: only incremental lists serve */
         if (r != 0)
                 return 1; /* unknown: do the work */
-        const char *run = heap ? heap : idbuf, *rid = sep[2] + 1;
-        size_t rlen = (size_t)(end - rid);
+        const char *run = heap ? heap : idbuf;
         r = strlen(run) == rlen && !memcmp(run, rid, rlen);
         free(heap);
         return r;

@@ -61,37 +61,71 @@ static void commit(env_t *e)
                 rf_queue_committed(e->q);
 }
 
-static int setup(void **state)
+/* A store with an outbox and fan-out (and a recompute queue if
+ * \p with_queue). @returns NULL on failure. */
+static env_t *env_open(int with_queue)
 {
         env_t *e = calloc(1, sizeof(*e));
-        char err[256], js[512], subject[32];
+        char err[256];
 
         snprintf(e->dir, sizeof(e->dir), "/tmp/rf-fo-XXXXXX");
         if (!mkdtemp(e->dir))
-                return -1;
+                return NULL;
         e->st = rf_store_open(e->dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
         if (!e->st)
-                return -1;
+                return NULL;
         e->ob = rf_outbox_new(e->st);
         e->fo = rf_fanout_new(e->st);
         rf_config_init(&e->conf);
-        rf_apply_ctx_init(&e->ctx, e->st, NULL, e->ob, e->fo);
-        for (int i = 0; i < LISTS; i++) {
-                snprintf(subject, sizeof(subject), "u-%04d", i);
-                snprintf(js, sizeof(js),
-                         "{\"subject_id\":\"%s\",\"surface\":\"home\","
-                         "\"list_id\":\"L-%d\",\"generated_at\":"
-                         "\"2026-11-22T01:00:00Z\",\"expires_at\":"
-                         "\"2099-01-01T00:00:00Z\",\"model_version\":\"m\","
-                         "\"items\":[{\"item_id\":\"x\",\"score\":2},"
-                         "{\"item_id\":\"y%d\",\"score\":1}]}",
-                         subject, i, i);
-                take(e, RF_TOPIC_LISTS, subject, js);
+        rf_apply_ctx_init(&e->ctx, e->st, with_queue ? &e->conf : NULL, e->ob,
+                          e->fo);
+        if (with_queue) {
+                e->q = rf_queue_new(e->st, &e->conf, rf_now_ms());
+                e->ctx.queue = e->q;
         }
+        return e;
+}
+
+/* Takes the list of \p subject on \p surface: items "x" and \p other. */
+static void take_list(env_t *e, const char *subject, const char *surface,
+                      const char *list_id, const char *other)
+{
+        char js[512];
+
+        snprintf(js, sizeof(js),
+                 "{\"subject_id\":\"%s\",\"surface\":\"%s\","
+                 "\"list_id\":\"%s\",\"generated_at\":"
+                 "\"2026-11-22T01:00:00Z\",\"expires_at\":"
+                 "\"2099-01-01T00:00:00Z\",\"model_version\":\"m\","
+                 "\"items\":[{\"item_id\":\"x\",\"score\":2},"
+                 "{\"item_id\":\"%s\",\"score\":1}]}",
+                 subject, surface, list_id, other);
+        take(e, RF_TOPIC_LISTS, subject, js);
+}
+
+/* Bans "x" (a fan-out job over every list taken) and commits. */
+static void ban_x(env_t *e)
+{
         take(e, RF_TOPIC_ITEM_BANS, "x",
              "{\"event_id\":\"ban-x\",\"type\":\"item_banned\",\"item_id\":"
              "\"x\",\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
         commit(e);
+}
+
+static int setup(void **state)
+{
+        env_t *e = env_open(0);
+        char subject[32], list_id[32], other[32];
+
+        if (!e)
+                return -1;
+        for (int i = 0; i < LISTS; i++) {
+                snprintf(subject, sizeof(subject), "u-%04d", i);
+                snprintf(list_id, sizeof(list_id), "L-%d", i);
+                snprintf(other, sizeof(other), "y%d", i);
+                take_list(e, subject, "home", list_id, other);
+        }
+        ban_x(e);
         *state = e;
         return 0;
 }
@@ -164,39 +198,18 @@ static const char *const surfaces[] = { "email", "home", "push" };
 
 static int setup_subjects(void **state)
 {
-        env_t *e = calloc(1, sizeof(*e));
-        char err[256], js[512], subject[32];
+        env_t *e = env_open(1);
+        char subject[32], list_id[32];
 
-        snprintf(e->dir, sizeof(e->dir), "/tmp/rf-fo-XXXXXX");
-        if (!mkdtemp(e->dir))
+        if (!e)
                 return -1;
-        e->st = rf_store_open(e->dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
-        if (!e->st)
-                return -1;
-        e->ob = rf_outbox_new(e->st);
-        e->fo = rf_fanout_new(e->st);
-        rf_config_init(&e->conf);
-        e->q = rf_queue_new(e->st, &e->conf, rf_now_ms());
-        rf_apply_ctx_init(&e->ctx, e->st, &e->conf, e->ob, e->fo);
-        e->ctx.queue = e->q;
         for (int i = 0; i < SUBJECTS; i++)
                 for (size_t s = 0; s < RF_ARRAY_SIZE(surfaces); s++) {
                         snprintf(subject, sizeof(subject), "s-%04d", i);
-                        snprintf(js, sizeof(js),
-                                 "{\"subject_id\":\"%s\",\"surface\":\"%s\","
-                                 "\"list_id\":\"L-%d-%zu\",\"generated_at\":"
-                                 "\"2026-11-22T01:00:00Z\",\"expires_at\":"
-                                 "\"2099-01-01T00:00:00Z\",\"model_version\":"
-                                 "\"m\",\"items\":[{\"item_id\":\"x\","
-                                 "\"score\":2},{\"item_id\":\"y\","
-                                 "\"score\":1}]}",
-                                 subject, surfaces[s], i, s);
-                        take(e, RF_TOPIC_LISTS, subject, js);
+                        snprintf(list_id, sizeof(list_id), "L-%d-%zu", i, s);
+                        take_list(e, subject, surfaces[s], list_id, "y");
                 }
-        take(e, RF_TOPIC_ITEM_BANS, "x",
-             "{\"event_id\":\"ban-x\",\"type\":\"item_banned\",\"item_id\":"
-             "\"x\",\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
-        commit(e);
+        ban_x(e);
         *state = e;
         return 0;
 }
