@@ -195,6 +195,8 @@ static const struct conf_row conf_table[] = {
         C(DUR, "recompute.coalesce_ms", rc_coalesce_ms, "2s", 0, HOUR_MS,
           "Reasons for one subject within this leave as one recompute "
           "request."),
+        C(INT, "recompute.valid_memory", rc_valid_memory, "262144", 0, 1 << 26,
+          "Lists whose valid count the fan-out keeps (24 B each); 0: off."),
         C(INT, "recompute.max_reasons", rc_max_reasons, "32", 1, 10000,
           "Reasons listed per request; the rest are counted in "
           "reasons_dropped."),

@@ -174,7 +174,7 @@ void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                                 size_t klen, const char *list_id,
                                 rf_event_type_t cause, const char *event_id,
                                 int64_t occurred_at, const char *entity_kind,
-                                const char *entity_id)
+                                const char *entity_id, int entry)
 {
         rf_list_key_t lk;
         rf_invalidation_t inv;
@@ -205,10 +205,35 @@ void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                               ctx->scratch2.data, ctx->scratch2.len);
         RF_METRIC_INC(lists_invalidated);
         rf_queue_list_invalidated(ctx, list_key, klen, cause, event_id,
-                                  entity_kind, entity_id);
+                                  entity_kind, entity_id,
+                                  (rf_entry_state_t)entry);
         rf_trace(ctx, .kind = RF_TRACE_LIST_INVALIDATED, .list_key = list_key,
                  .list_klen = klen, .list_id = list_id,
                  .entity_kind = entity_kind, .entity_id = entity_id);
+}
+
+/* What a list's recompute hook needs to know of an item job's entity in
+ * lists of \p region: whether a ban or a stock state filters it there now
+ * (the job may run after the event was reversed). Asked once per region a
+ * step meets, instead of reading every list (rf_queue_list_invalidated()). */
+static rf_entry_state_t item_state(rf_apply_ctx_t *ctx, const job_t *j,
+                                   const char *region)
+{
+        rf_checker_t ck = { .st = ctx->st,
+                            .ts = rf_store_tombset(ctx->st),
+                            .txn = ctx->txn,
+                            .region = region };
+        rf_entry_t e = { .item_id = j->entity,
+                         .creator_id = "",
+                         .campaign_id = "" };
+        rf_entry_state_t s = rf_checker_check(&ck, &e) != RF_FILTER_NONE
+                                 ? RF_ENTRY_FILTERED
+                                 : RF_ENTRY_KEPT;
+
+        if (ck.err)
+                s = RF_ENTRY_UNKNOWN; /* the hook reads the list */
+        rf_checker_clear(&ck);
+        return s;
 }
 
 /* Runs one job for at most `budget` index entries, and past the monotonic
@@ -258,7 +283,11 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
         rf_iter_destroy(it);
 
         rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
-        const char *cursor = NULL;
+        const char *cursor = NULL, *state_region = NULL;
+        rf_entry_state_t state = RF_ENTRY_UNKNOWN;
+        int item_job =
+            j->kind == RF_IDX_ITEM &&
+            (j->cause == RF_EV_ITEM_BANNED || j->cause == RF_EV_STOCK_CHANGED);
         size_t i = 0;
         ctx->fanout->framing = 1;
         if (ctx->queue)
@@ -288,9 +317,14 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                         RF_METRIC_INC(fanout_unserved_skipped);
                         continue;
                 }
+                if (item_job &&
+                    (!state_region || strcmp(state_region, region) != 0)) {
+                        state = item_state(ctx, j, region);
+                        state_region = region;
+                }
                 rf_fanout_list_invalidated(
                     ctx, k + prefix.len, klen - prefix.len, list_id, j->cause,
-                    j->event_id, j->occurred_at, ekind, j->entity);
+                    j->event_id, j->occurred_at, ekind, j->entity, state);
                 ctx->fanout->size_cnt++;
         }
 

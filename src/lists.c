@@ -62,6 +62,7 @@ void rf_lists_remove(rf_apply_ctx_t *ctx, const char *list_key, size_t klen,
 {
         index_each(ctx, list_key, klen, list, 0);
         rf_txn_delete(ctx->txn, RF_CF_LISTS, list_key, klen);
+        rf_queue_list_changed(ctx->queue, list_key, klen);
 }
 
 int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
@@ -107,6 +108,7 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
         rf_list_encode(list, &enc);
         rf_txn_put(ctx->txn, RF_CF_LISTS, key.data, key.len, enc.data, enc.len);
         index_each(ctx, key.data, key.len, list, 1);
+        rf_queue_list_changed(ctx->queue, key.data, key.len);
         RF_METRIC_INC(lists_applied);
         rf_queue_list_published(ctx, list); /* a fresh list: not pending */
         rf_trace(ctx, .kind = RF_TRACE_LIST_APPLIED, .list = list, .held = old);

@@ -203,6 +203,14 @@ static void render_recompute(rf_buf_t *out)
         counter(out, "recfresh_recompute_urgent_sent_total",
                 "Urgent recompute requests produced.",
                 &rf_metrics.recompute_urgent_sent);
+        counter(out, "recfresh_recompute_list_reads_total",
+                "Invalidated lists read to count their valid entries "
+                "(urgency).",
+                &rf_metrics.recompute_list_reads);
+        counter(out, "recfresh_recompute_list_reads_saved_total",
+                "Invalidated lists whose urgency a remembered count of "
+                "valid entries answered, without a read.",
+                &rf_metrics.recompute_list_reads_saved);
         counter(out, "recfresh_recompute_acked_total",
                 "Recompute requests acknowledged by the broker.",
                 &rf_metrics.recompute_acked);

@@ -43,6 +43,7 @@
 #include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
+#include "recfresh/valid_memory.h"
 
 #define ENTRY_VERSION 1
 #define CLASS_CNT     4 /* urgent, incremental, active, full */
@@ -464,8 +465,9 @@ struct rf_queue {
         pthread_mutex_t ask_lock;
         ask_t *asks;
         size_t ask_cnt;
-        rf_buf_t k, v; /* scratch */
-        rf_buf_t lv;   /* rf_queue_list_invalidated()'s list */
+        rf_buf_t k, v;       /* scratch */
+        rf_buf_t lv;         /* rf_queue_list_invalidated()'s list */
+        rf_validmem_t *vmem; /* lists' valid entries (valid_memory.h) */
         /* Between rf_queue_hold() and rf_queue_release(): the entry the
          * last rf_queue_add() changed, not put yet. A fan-out meets a
          * subject's lists one after another (index keys sort by list key),
@@ -537,6 +539,8 @@ rf_queue_t *rf_queue_new(rf_store_t *st, const rf_config_t *conf,
         q->st = st;
         q->conf = conf;
         q->txn = rf_txn_new(st);
+        q->vmem = rf_validmem_new(
+            (size_t)conf_i(q, conf ? conf->rc_valid_memory : 0, 262144));
         pthread_mutex_init(&q->ask_lock, NULL);
         rf_bucket_init(&q->normal,
                        (double)conf_i(q, conf ? conf->rc_rate_per_s : 0, 100),
@@ -602,6 +606,7 @@ void rf_queue_destroy(rf_queue_t *q)
         entry_clear(&q->held.e);
         free(q->held.subject);
         rf_buf_free(&q->lv);
+        rf_validmem_destroy(q->vmem);
         for (size_t b = 0; b < INFL_BUCKETS; b++)
                 while (q->infl[b]) {
                         inflight_t *f = q->infl[b];
@@ -649,6 +654,7 @@ void rf_queue_committed(rf_queue_t *q)
 {
         pend_visible(q, 0); /* its new due keys are visible now */
         counts_committed(q);
+        rf_validmem_settle(q->vmem);
 }
 
 void rf_queue_rollback(rf_queue_t *q)
@@ -662,6 +668,7 @@ void rf_queue_rollback(rf_queue_t *q)
         pend_drop(q, 0);
         memset(q->dcount, 0, sizeof(q->dcount));
         q->durgent = 0;
+        rf_validmem_settle(q->vmem);
 }
 
 /* ---- adding ---------------------------------------------------------------*/
@@ -985,101 +992,137 @@ static int entry_matches(const rf_entry_t *en, const char *kind, const char *id)
         return 1; /* "user": the whole list */
 }
 
-void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
-                               size_t klen, rf_event_type_t cause,
-                               const char *event_id, const char *entity_kind,
-                               const char *entity_id)
+/* Valid entries counted past min_valid when a list is read: as many item
+ * removals of it after that are answered without reading it again. */
+#define VALID_SLACK 32
+
+/* Reads the list an index entry names (\p run: its version, NULL for the
+ * incremental list) and counts its distinct valid entries, as far as \p cap.
+ * @returns the count, or -1 when the event took nothing out of a list
+ * reads serve: the list is gone, another version is served, or the
+ * entity's entry is not filtered. */
+static int64_t count_valid(rf_apply_ctx_t *ctx, const rf_list_key_t *lk,
+                           const char *list_key, size_t base, const char *run,
+                           size_t run_len, rf_event_type_t cause,
+                           const char *entity_kind, const char *entity_id,
+                           int64_t cap)
 {
         rf_queue_t *q = ctx->queue;
-        rf_list_key_t lk;
         rf_list_t list;
         rf_list_walk_t w;
         rf_entry_t en;
         rf_checker_t ck;
-        rf_buf_t v;
-        size_t valid = 0;
+        rf_idset_t seen;
+        int64_t valid = 0;
         int removed = 0, r;
 
-        if (!q || !removes_entries(cause) ||
+        RF_METRIC_INC(recompute_list_reads);
+        /* Read from the served version (rf_runs_lookup: active run or a
+         * newer incremental list) into the queue's buffer, kept from call
+         * to call: a fresh one per list was a tenth of a cold fan-out. The
+         * other version's own index entry, if it is the served one, queues
+         * it. */
+        r = rf_runs_lookup(ctx->st, lk->surface, list_key, base, &q->lv);
+        if (r || rf_list_walk_init(&w, q->lv.data, q->lv.len, &list))
+                return -1; /* the list is gone: nothing to recompute */
+        if (strlen(list.run_id) != run_len ||
+            (run_len && memcmp(list.run_id, run, run_len) != 0) ||
+            rf_checker_init(&ck, ctx->st, ctx->txn, lk->subject, list.region))
+                return -1; /* not the version reads serve, or no checks */
+        /* One walk, in place (a decoded copy of every entry was a fifth of
+         * a fan-out): the entity's entries to the end, the valid ones as
+         * far as the cap. Duplicates count once, as reads serve them. A
+         * corrupt list queues nothing, as a list that cannot be served. */
+        rf_idset_init(&seen, (size_t)cap);
+        while ((r = rf_list_walk_next(&w, &en)) == 1) {
+                int m = !removed && entry_matches(&en, entity_kind, entity_id);
+                if (!m && valid >= cap)
+                        continue;
+                rf_filter_t f = rf_checker_check(&ck, &en);
+                if (m)
+                        removed = cause == RF_EV_CONSENT_GRANTED ||
+                                  f != RF_FILTER_NONE;
+                if (f == RF_FILTER_NONE && valid < cap &&
+                    !rf_idset_add(&seen, en.item_id))
+                        valid++;
+        }
+        rf_idset_free(&seen);
+        rf_checker_clear(&ck);
+        return r == 0 && removed ? valid : -1;
+}
+
+void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
+                               size_t klen, rf_event_type_t cause,
+                               const char *event_id, const char *entity_kind,
+                               const char *entity_id, rf_entry_state_t entry)
+{
+        rf_queue_t *q = ctx->queue;
+        rf_list_key_t lk;
+        size_t base, run_len;
+        int64_t valid, min_valid;
+        int r;
+
+        if (!q || !removes_entries(cause) || entry == RF_ENTRY_KEPT ||
             rf_key_list_split(list_key, klen, &lk) != 0)
                 return;
         if (strcmp(lk.subject, RF_FALLBACK_SUBJECT) != 0 &&
             rf_consent_blocks(ctx->st, ctx->txn, ctx->conf, lk.subject,
                               lk.surface))
                 return; /* not servable: nothing to recompute */
-        /* The list is read into the queue's buffer, kept from call to
-         * call: a fresh one per list was a tenth of a cold fan-out. */
-        v = q->lv;
-        q->lv = (rf_buf_t){ 0 };
+        min_valid =
+            ctx->conf ? rf_config_surface(ctx->conf, lk.surface)->min_valid : 0;
         /* Index entries of batch-run lists carry "\0run_id" after the list
-         * key. Recompute only for the list reads serve (rf_runs_lookup:
-         * active run or newer incremental list); the other version's own
-         * index entry, if it is the served one, queues it. */
-        size_t base, run_len;
+         * key: the version the entry, and a remembered bound, are of. */
         const char *run = rf_key_list_run(list_key, klen, &base, &run_len);
-        /* The list is walked in place, never decoded: a copy of every
-         * entry was a fifth of a fan-out's time (profiled in replay). */
-        r = rf_runs_lookup(ctx->st, lk.surface, list_key, base, &v);
-        if (r || rf_list_walk_init(&w, v.data, v.len, &list)) {
-                q->lv = v;
-                return; /* the list is gone: nothing to recompute */
+        uint64_t epoch = rf_store_cf_epoch(ctx->st, RF_CF_RUNS);
+        valid = entry == RF_ENTRY_FILTERED
+                    ? rf_validmem_get(q->vmem, list_key, base, run ? run : "",
+                                      run_len, epoch)
+                    : -1;
+        if (valid > min_valid) {
+                valid--; /* one item out: still at or above min_valid */
+                RF_METRIC_INC(recompute_list_reads_saved);
+        } else {
+                valid = count_valid(ctx, &lk, list_key, base, run, run_len,
+                                    cause, entity_kind, entity_id,
+                                    min_valid + VALID_SLACK);
+                if (valid < 0)
+                        return;
         }
-        if (strlen(list.run_id) != run_len ||
-            (run_len && memcmp(list.run_id, run, run_len) != 0) ||
-            rf_checker_init(&ck, ctx->st, ctx->txn, lk.subject, list.region)) {
-                q->lv = v;
-                return; /* not the version reads serve, or no checks */
-        }
-        /* The entries of the entity first: most invalidations of a big
-         * fan-out remove one entry, and only then is the list counted.
-         * The walk goes to the end, so a corrupt list queues nothing, as
-         * a list that cannot be served. */
-        while ((r = rf_list_walk_next(&w, &en)) == 1)
-                if (!removed && entry_matches(&en, entity_kind, entity_id))
-                        removed = cause == RF_EV_CONSENT_GRANTED ||
-                                  rf_checker_check(&ck, &en) != RF_FILTER_NONE;
-        if (r != 0)
-                removed = 0;
-        const rf_surface_conf_t *sc =
-            removed ? rf_config_surface(ctx->conf, lk.surface) : NULL;
-        /* Valid entries, counted only as far as min_valid: enough to know
-         * whether the request is urgent. */
-        if (removed)
-                rf_list_walk_init(&w, v.data, v.len, &list);
-        while (removed && (int64_t)valid < sc->min_valid &&
-               rf_list_walk_next(&w, &en) == 1)
-                valid += rf_checker_check(&ck, &en) == RF_FILTER_NONE;
-        rf_checker_clear(&ck);
+        rf_validmem_put(q->vmem, list_key, base, run ? run : "", run_len, epoch,
+                        valid);
 
-        if (removed) {
-                int urgent = ctx->conf && (int64_t)valid < sc->min_valid;
-                rf_queue_add_t add = {
-                        .subject_id = lk.subject,
-                        .surface = lk.surface,
-                        .mode = RF_RC_INCREMENTAL,
-                        .urgent = urgent,
-                        .reason_type = rf_event_type2str(cause),
-                        .event_id = event_id,
-                        .entity_kind = entity_kind,
-                        .entity_id = entity_id,
-                };
-                r = rf_queue_add(q, ctx->txn, &add, ctx->now_ms);
-                if (r >= 0)
-                        rf_trace(ctx,
-                                 .kind = r == 0 ? RF_TRACE_RECOMPUTE_ENQUEUED
-                                                : RF_TRACE_RECOMPUTE_COALESCED,
-                                 .list_key = list_key, .list_klen = klen,
-                                 .entity_kind = entity_kind,
-                                 .entity_id = entity_id,
-                                 .detail = urgent ? "urgent: below min_valid"
-                                                  : add.reason_type);
-                else if (r != RF_EBLOCKED) {
-                        rf_log_error("queue", "queueing a recompute: %s",
-                                     rf_err2str(r));
-                        ctx->err = r; /* never commit without it */
-                }
+        int urgent = valid < min_valid;
+        rf_queue_add_t add = {
+                .subject_id = lk.subject,
+                .surface = lk.surface,
+                .mode = RF_RC_INCREMENTAL,
+                .urgent = urgent,
+                .reason_type = rf_event_type2str(cause),
+                .event_id = event_id,
+                .entity_kind = entity_kind,
+                .entity_id = entity_id,
+        };
+        r = rf_queue_add(q, ctx->txn, &add, ctx->now_ms);
+        if (r >= 0)
+                rf_trace(ctx,
+                         .kind = r == 0 ? RF_TRACE_RECOMPUTE_ENQUEUED
+                                        : RF_TRACE_RECOMPUTE_COALESCED,
+                         .list_key = list_key, .list_klen = klen,
+                         .entity_kind = entity_kind, .entity_id = entity_id,
+                         .detail = urgent ? "urgent: below min_valid"
+                                          : add.reason_type);
+        else if (r != RF_EBLOCKED) {
+                rf_log_error("queue", "queueing a recompute: %s",
+                             rf_err2str(r));
+                ctx->err = r; /* never commit without it */
         }
-        q->lv = v;
+}
+
+void rf_queue_list_changed(rf_queue_t *q, const char *list_key, size_t klen)
+{
+        if (q)
+                rf_validmem_forget(q->vmem, list_key, klen);
 }
 
 void rf_queue_list_published(rf_apply_ctx_t *ctx, const rf_list_t *list)

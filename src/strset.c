@@ -7,12 +7,25 @@
 #include "recfresh/common.h"
 #include "recfresh/strset.h"
 
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME  1099511628211ULL
+
 uint64_t rf_hash_str(const char *s)
 {
-        uint64_t h = 1469598103934665603ULL;
+        uint64_t h = FNV_OFFSET;
 
         for (; *s; s++)
-                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+                h = (h ^ (unsigned char)*s) * FNV_PRIME;
+        return h;
+}
+
+uint64_t rf_hash_bytes(const void *p, size_t n)
+{
+        const unsigned char *b = p;
+        uint64_t h = FNV_OFFSET;
+
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ b[i]) * FNV_PRIME;
         return h;
 }
 

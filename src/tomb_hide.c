@@ -8,6 +8,7 @@
 
 #include "recfresh/fanout.h"
 #include "recfresh/log.h"
+#include "recfresh/recompute.h"
 #include "recfresh/tombstone.h"
 
 void rf_hide_summary_add(rf_buf_t *sum, char what, const char *id, size_t idlen)
@@ -181,7 +182,12 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                         rf_fanout_list_invalidated(
                             ctx, sl.keys[i].data, sl.keys[i].len, l->list_id,
                             ev->type, ev->event_id, ev->occurred_at,
-                            on_creator ? "creator" : "item", id);
+                            on_creator ? "creator" : "item", id,
+                            /* an item hide, just in force, takes one
+                             * distinct entry out; a creator's, maybe
+                             * many */
+                            hidden && !on_creator ? RF_ENTRY_FILTERED
+                                                  : RF_ENTRY_UNKNOWN);
                         break;
                 }
         }

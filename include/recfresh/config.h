@@ -118,6 +118,7 @@ typedef struct rf_config {
         int64_t rc_max_age_ms;        /* lists generated longer ago */
         int64_t rc_activity_ttl_ms;   /* last activity kept this long */
         int64_t rc_refresh_backlog;   /* refresh pauses at this many pending */
+        int64_t rc_valid_memory;      /* lists whose valid count is kept */
 
         /* batch runs and the bulk loader (runs.c, bulkload.c) */
         int64_t runs_keep_versions; /* versions kept, the active included */

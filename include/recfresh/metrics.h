@@ -79,6 +79,9 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t recompute_satisfied; /* surfaces cleared by a
                                                    * fresh list */
         atomic_uint_fast64_t recompute_urgent_sent; /* urgent requests sent */
+        atomic_uint_fast64_t recompute_list_reads;  /* lists read for urgency */
+        atomic_uint_fast64_t recompute_list_reads_saved; /* answered from
+                                                          * valid_memory.h */
         /* gauges, set by the queue about twice a second */
         atomic_uint_fast64_t recompute_backlog;            /* pending entries */
         atomic_uint_fast64_t recompute_backlog_by_mode[3]; /* incremental,

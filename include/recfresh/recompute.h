@@ -135,17 +135,36 @@ void rf_queue_rollback(rf_queue_t *q);
 
 /* ---- hooks of the apply path (all write into ctx->txn) -------------------*/
 
+/** What the caller of rf_queue_list_invalidated() knows of the event's
+ *  entity in the list, without reading the list. */
+typedef enum {
+        RF_ENTRY_UNKNOWN = -1, /* read the list to find out */
+        RF_ENTRY_KEPT = 0,     /* an item, not filtered in the list's region */
+        RF_ENTRY_FILTERED = 1, /* an item, filtered there: at most one
+                                * distinct entry left the list */
+} rf_entry_state_t;
+
 /**
  * Called by rf_fanout_list_invalidated() for each list an event touched.
  * Queues a recompute of the list's subject and surface when the event
  * removed an entry from a servable list (not for reversals, not for lists
- * consent blocks), urgent when the list's valid entries fell below its
- * surface's min_valid. No-op without ctx->queue.
+ * consent blocks), urgent when the list's distinct valid entries fell below
+ * its surface's min_valid. No-op without ctx->queue.
+ *
+ * Knowing whether a list is urgent takes reading it: most of a fan-out's
+ * cost. The queue remembers, per list, a lower bound of its valid entries
+ * from the last read (recompute.valid_memory lists). With \p entry
+ * RF_ENTRY_FILTERED, a bound that stays at or above min_valid after losing
+ * one entry answers without a read.
  */
 void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                                size_t klen, rf_event_type_t cause,
                                const char *event_id, const char *entity_kind,
-                               const char *entity_id);
+                               const char *entity_id, rf_entry_state_t entry);
+
+/** Called by rf_lists_apply() and rf_lists_remove() when the incremental
+ *  list under \p list_key changes: the queue forgets what it knew of it. */
+void rf_queue_list_changed(rf_queue_t *q, const char *list_key, size_t klen);
 
 /** Called by rf_lists_apply() for a stored list: clears the surface from
  *  the subject's entry if the list is newer than its latest reason. */

@@ -50,6 +50,8 @@ static int group_setup(void **state)
             rf_config_set(&env.conf, "runs.completion_timeout", "1s", errstr,
                           sizeof(errstr)) ||
             rf_config_set(&env.conf, "surface.default.min_valid", "0", errstr,
+                          sizeof(errstr)) ||
+            rf_config_set(&env.conf, "surface.ep.min_valid", "3", errstr,
                           sizeof(errstr)))
                 return -1;
         h_daemon_start(&env);
@@ -448,6 +450,72 @@ static void test_ban_skips_unserved_versions(void **state)
         h_wait_served(&env, "nv-u0", "nv", NULL, "nv-a");
 }
 
+/* What the recompute queue remembers of a list's valid entries
+ * (valid_memory.h) is of the version then served: after a run switch and
+ * back, bans met while the version was not served make it too high. */
+static void ban(const char *item, const char *event_id, const char *at)
+{
+        char *js = h_fmt("{\"event_id\":\"%s\",\"type\":\"item_banned\","
+                         "\"item_id\":\"%s\",\"occurred_at\":\"%s\"}",
+                         event_id, item, at);
+        h_produce(&env, BANS, item, js);
+        free(js);
+}
+
+/* Waits until every fan-out job scheduled so far finished. */
+static void wait_fanout_idle(void)
+{
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+
+        while (atomic_load(&rf_metrics.fanout_jobs_done) <
+               atomic_load(&rf_metrics.fanout_jobs_scheduled)) {
+                assert_true(rf_mono_ms() < deadline);
+                struct timespec ts = { 0, 10 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+}
+
+static void test_rollback_forgets_valid_counts(void **state)
+{
+        char result[1024];
+        (void)state;
+        /* min_valid 3 on surface ep */
+        full_run("ep-1", "ep", "ep-u", 1, "2026-11-21T02:00:00Z",
+                 "ep-a,ep-b,ep-c,ep-d,ep-e,ep-f");
+        wait_state("ep-1", RF_RUN_ACTIVE);
+        ban("ep-a", "ep-ban-a", "2026-11-22T10:00:00Z"); /* 5 valid */
+        h_wait_served(&env, "ep-u0", "ep", NULL, "ep-b,ep-c,ep-d,ep-e,ep-f");
+        wait_fanout_idle();
+        full_run("ep-2", "ep", "ep-u", 1, "2026-11-22T02:00:00Z",
+                 "ep-z1,ep-z2,ep-z3,ep-z4");
+        wait_state("ep-2", RF_RUN_ACTIVE);
+        h_wait_served(&env, "ep-u0", "ep", NULL, "ep-z1,ep-z2,ep-z3,ep-z4");
+        /* ep-1's version is not served: its index entries are skipped
+         * (the jobs must finish before the rollback) */
+        uint64_t sched = atomic_load(&rf_metrics.fanout_jobs_scheduled);
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        ban("ep-b", "ep-ban-b", "2026-11-22T10:00:01Z");
+        ban("ep-c", "ep-ban-c", "2026-11-22T10:00:02Z");
+        ban("ep-d", "ep-ban-d", "2026-11-22T10:00:03Z");
+        /* applied (nothing to see: not served), then fanned out */
+        while (atomic_load(&rf_metrics.fanout_jobs_scheduled) < sched + 3) {
+                assert_true(rf_mono_ms() < deadline);
+                struct timespec ts = { 0, 10 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        wait_fanout_idle();
+        assert_int_equal(spool_rollback("ep-2", NULL, result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "ok"));
+        h_wait_served(&env, "ep-u0", "ep", NULL, "ep-e,ep-f");
+        /* 1 valid left: urgent (5 - 1 remembered would say 4) */
+        ban("ep-e", "ep-ban-e", "2026-11-22T10:00:04Z");
+        h_wait_served(&env, "ep-u0", "ep", NULL, "ep-f");
+        assert_int_equal(h_count_records(&env, "recs.recompute.v1",
+                                         "\"priority\":\"urgent\"", 1),
+                         1);
+}
+
 /* ---- consent purge reaches run versions ----------------------------------*/
 
 static void test_consent_purges_run_versions(void **state)
@@ -784,6 +852,7 @@ int main(void)
                 cmocka_unit_test(test_consent_purges_run_versions),
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),
                 cmocka_unit_test(test_ban_skips_unserved_versions),
+                cmocka_unit_test(test_rollback_forgets_valid_counts),
                 cmocka_unit_test(test_bulk_load_same_as_topic),
                 cmocka_unit_test(test_ban_during_load),
                 cmocka_unit_test(test_malformed_line_reported),

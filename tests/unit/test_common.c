@@ -17,6 +17,7 @@
 
 #include "recfresh/codec_json.h"
 #include "recfresh/common.h"
+#include "recfresh/valid_memory.h"
 
 #define HOUR_MS (3600 * INT64_C(1000))
 
@@ -700,10 +701,61 @@ static void test_json_arena(void **state)
         json_decref(v);
 }
 
+/* valid_memory.h: a bound is of one list, version and runs epoch; a list
+ * forgotten stays forgotten through the batch's settle, and a new list in
+ * its slot evicts it. */
+static void test_valid_memory(void **state)
+{
+        (void)state;
+        const char key[] = "u1\0home\0", other[] = "u2\0home\0";
+        rf_validmem_t *m = rf_validmem_new(8);
+
+        assert_null(rf_validmem_new(0));
+        assert_int_equal(rf_validmem_get(NULL, key, sizeof(key), "", 0, 1), -1);
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "", 0, 1), -1);
+        rf_validmem_put(m, key, sizeof(key), "r1", 2, 7, 42);
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), 42);
+        /* another version, another epoch, another list: not this bound */
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "", 0, 7), -1);
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r2", 2, 7), -1);
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 8), -1);
+        assert_int_equal(rf_validmem_get(m, other, sizeof(other), "r1", 2, 7),
+                         -1);
+        /* keys differ only past a NUL */
+        assert_int_equal(rf_validmem_get(m, key, 3, "r1", 2, 7), -1);
+        rf_validmem_forget(m, key, sizeof(key));
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), -1);
+        /* counted again inside the batch: forgotten at its settle */
+        rf_validmem_put(m, key, sizeof(key), "r1", 2, 7, 40);
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), 40);
+        rf_validmem_settle(m);
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), -1);
+        rf_validmem_put(m, key, sizeof(key), "r1", 2, 7, 39);
+        rf_validmem_settle(m); /* nothing changed since the last */
+        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), 39);
+        /* 8 slots: of 64 lists, some share the slot and evict */
+        int kept = 0;
+        for (int i = 0; i < 64; i++) {
+                char k[16];
+                int n = snprintf(k, sizeof(k), "s%d", i);
+                rf_validmem_put(m, k, (size_t)n, "", 0, 7, i);
+        }
+        for (int i = 0; i < 64; i++) {
+                char k[16];
+                int n = snprintf(k, sizeof(k), "s%d", i);
+                int64_t v = rf_validmem_get(m, k, (size_t)n, "", 0, 7);
+                assert_true(v == -1 || v == i);
+                kept += v == i;
+        }
+        assert_true(kept >= 1 && kept <= 8);
+        rf_validmem_destroy(m);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_time_parse_utc),
+                cmocka_unit_test(test_valid_memory),
                 cmocka_unit_test(test_decimal_and_number_formatting),
                 cmocka_unit_test(test_json_arena),
                 cmocka_unit_test(test_time_parse_offsets),

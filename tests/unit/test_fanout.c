@@ -18,6 +18,7 @@
 #include "recfresh/apply.h"
 #include "recfresh/fanout.h"
 #include "recfresh/log.h"
+#include "recfresh/metrics.h"
 #include "recfresh/outbox.h"
 #include "recfresh/recompute.h"
 #include "recfresh/topics.h"
@@ -255,6 +256,32 @@ static void test_subject_entries(void **state)
         assert_int_equal(entries, SUBJECTS);
 }
 
+/* A ban lifted before its job runs: the job still tells every list (an
+ * invalidation notice), but neither reads a list nor queues a recompute:
+ * the item is known not filtered once per step, not per list. */
+static void test_lifted_ban_queues_nothing(void **state)
+{
+        env_t *e = *state;
+        size_t scanned;
+        uint64_t reads = atomic_load(&rf_metrics.recompute_list_reads);
+
+        take(e, RF_TOPIC_ITEM_BANS, "x",
+             "{\"event_id\":\"unban-x\",\"type\":\"item_unbanned\","
+             "\"item_id\":\"x\",\"occurred_at\":\"2026-11-22T02:01:00Z\"}");
+        commit(e);
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, 50, &scanned), 0);
+                commit(e);
+        }
+        /* the ban's notices and the unban's, one per list each */
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS),
+                         2 * SUBJECTS * RF_ARRAY_SIZE(surfaces));
+        assert_int_equal(atomic_load(&rf_metrics.recompute_list_reads), reads);
+        rf_iter_t *it = rf_iter_new(e->st, NULL, RF_CF_QUEUE, "P", 1);
+        assert_false(rf_iter_valid(it));
+        rf_iter_destroy(it);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -263,6 +290,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_subject_entries,
+                                                setup_subjects, teardown),
+                cmocka_unit_test_setup_teardown(test_lifted_ban_queues_nothing,
                                                 setup_subjects, teardown),
         };
         rf_log_set_level(RF_LOG_ERROR);

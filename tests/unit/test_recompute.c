@@ -17,6 +17,7 @@
 
 #include "recfresh/activity.h"
 #include "recfresh/log.h"
+#include "recfresh/metrics.h"
 #include "recfresh/recompute.h"
 #include "recfresh/refresh.h"
 #include "recfresh/topics.h"
@@ -152,8 +153,10 @@ static void expect_next(env_t *e, int64_t now, const char *subject,
         json_decref(j);
 }
 
-static void publish(env_t *e, const char *subject, const char *surface,
-                    const char *gen, const char *exp, const char *items)
+/* Applies a list into the open batch; publish() commits it too. */
+static void publish_in_batch(env_t *e, const char *subject, const char *surface,
+                             const char *gen, const char *exp,
+                             const char *items)
 {
         rf_buf_t b = { 0 };
         rf_rejection_t rej;
@@ -177,6 +180,12 @@ static void publish(env_t *e, const char *subject, const char *surface,
         assert_int_equal(rf_lists_apply(&e->ctx, l), 0);
         rf_list_destroy(l);
         rf_buf_free(&b);
+}
+
+static void publish(env_t *e, const char *subject, const char *surface,
+                    const char *gen, const char *exp, const char *items)
+{
+        publish_in_batch(e, subject, surface, gen, exp, items);
         commit(e);
 }
 
@@ -688,19 +697,19 @@ static void test_invalidated_hook_min_valid(void **state)
         rf_key_list(&k, "u-mv", "home", "");
         /* an unban removes nothing: no recompute */
         rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_UNBANNED,
-                                  "ub", "item", "m1");
+                                  "ub", "item", "m1", RF_ENTRY_UNKNOWN);
         commit(e);
         assert_null(take_ack(e, T0 + 60000));
         /* one ban: 3 valid left, not below min_valid: normal */
         ban(e, "m1", "b1");
         rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_BANNED,
-                                  "b1", "item", "m1");
+                                  "b1", "item", "m1", RF_ENTRY_UNKNOWN);
         commit(e);
         assert_null(take_ack(e, T0 + 10));
         /* a second: 2 valid < 3: urgent, leaves at once */
         ban(e, "m2", "b2");
         rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_BANNED,
-                                  "b2", "item", "m2");
+                                  "b2", "item", "m2", RF_ENTRY_UNKNOWN);
         commit(e);
         j = take_ack(e, T0 + 10);
         assert_non_null(j);
@@ -709,6 +718,121 @@ static void test_invalidated_hook_min_valid(void **state)
         json_t *r0 = json_array_get(json_object_get(j, "reasons"), 0);
         assert_string_equal(jstr(r0, "type"), "item_banned");
         assert_string_equal(jstr(json_object_get(r0, "entity"), "id"), "m1");
+        json_decref(j);
+        rf_buf_free(&k);
+}
+
+static uint64_t list_reads(void)
+{
+        return atomic_load(&rf_metrics.recompute_list_reads);
+}
+
+/* An item job's hook for list \p k, in its own batch unless \p batch. */
+static void invalidated(env_t *e, const rf_buf_t *k, const char *event_id,
+                        const char *item, rf_entry_state_t entry, int batch)
+{
+        rf_queue_list_invalidated(&e->ctx, k->data, k->len, RF_EV_ITEM_BANNED,
+                                  event_id, "item", item, entry);
+        if (!batch)
+                commit(e);
+}
+
+/* The hook remembers a list's valid entries: an item out answers from the
+ * bound while it stays at or above min_valid, and the list is read again
+ * (and found urgent) only past it. */
+static void test_invalidated_hook_remembers_valid(void **state)
+{
+        env_t *e = *state;
+        rf_buf_t k = { 0 };
+        json_t *j;
+
+        set(e, "surface.home.min_valid", "3");
+        publish(e, "u-vm", "home", "2026-11-22T08:00:00Z",
+                "2099-01-01T00:00:00Z", "m1,m2,m3,m4,m5,m6");
+        rf_key_list(&k, "u-vm", "home", "");
+        uint64_t r0 = list_reads();
+
+        /* the item is not filtered there: no read, no request */
+        invalidated(e, &k, "b0", "m1", RF_ENTRY_KEPT, 0);
+        assert_int_equal(list_reads(), r0);
+        assert_null(take_ack(e, T0 + 60000));
+        /* first: read, 5 valid */
+        ban(e, "m1", "b1");
+        invalidated(e, &k, "b1", "m1", RF_ENTRY_FILTERED, 0);
+        assert_int_equal(list_reads(), r0 + 1);
+        /* 5 > 3: 4, and 4 > 3: 3 (the list holds m4..m6), from memory */
+        ban(e, "m2", "b2");
+        invalidated(e, &k, "b2", "m2", RF_ENTRY_FILTERED, 0);
+        ban(e, "m3", "b3");
+        invalidated(e, &k, "b3", "m3", RF_ENTRY_FILTERED, 0);
+        assert_int_equal(list_reads(), r0 + 1);
+        assert_null(take_ack(e, T0 + 10)); /* 3 valid: not urgent */
+        /* a fourth could go below: read, 2 valid < 3: urgent */
+        ban(e, "m4", "b4");
+        invalidated(e, &k, "b4", "m4", RF_ENTRY_FILTERED, 0);
+        assert_int_equal(list_reads(), r0 + 2);
+        j = take_ack(e, T0 + 10);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 4);
+        json_decref(j);
+
+        /* A new list is forgotten: a long one, counted; a short one in
+         * its place must be read, not answered from the long one's count. */
+        publish(e, "u-vm", "home", "2026-11-22T09:00:00Z",
+                "2099-01-01T00:00:00Z", "n1,n2,n3,n4,n5,n6,n7,n8,n9");
+        ban(e, "n9", "b9");
+        invalidated(e, &k, "b9", "n9", RF_ENTRY_FILTERED, 0);
+        assert_null(take_ack(e, T0 + 10));
+        publish(e, "u-vm", "home", "2026-11-22T09:30:00Z",
+                "2099-01-01T00:00:00Z", "n1,n2,n3");
+        ban(e, "n1", "bn1");
+        uint64_t r1 = list_reads();
+        invalidated(e, &k, "bn1", "n1", RF_ENTRY_FILTERED, 0);
+        assert_int_equal(list_reads(), r1 + 1);
+        j = take_ack(e, T0 + 10);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        json_decref(j);
+
+        /* In one batch, a read before the commit sees the old list (9
+         * entries): what it counted is forgotten when the batch commits. */
+        publish(e, "u-vm", "home", "2026-11-22T09:40:00Z",
+                "2099-01-01T00:00:00Z", "p1,p2,p3,p4,p5,p6,p7,p8,p9");
+        ban(e, "p9", "bp9");
+        invalidated(e, &k, "bp9", "p9", RF_ENTRY_FILTERED, 0);
+        assert_null(take_ack(e, T0 + 10));
+        publish_in_batch(e, "u-vm", "home", "2026-11-22T09:50:00Z",
+                         "2099-01-01T00:00:00Z", "q1,q2,q3");
+        invalidated(e, &k, "bp9", "p9", RF_ENTRY_FILTERED, 1);
+        commit(e);
+        ban(e, "q1", "bq1");
+        r1 = list_reads();
+        invalidated(e, &k, "bq1", "q1", RF_ENTRY_FILTERED, 0);
+        assert_int_equal(list_reads(), r1 + 1);
+        j = take_ack(e, T0 + 10);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        json_decref(j);
+        rf_buf_free(&k);
+}
+
+/* Valid entries are counted as reads serve them: a duplicate once. */
+static void test_invalidated_hook_counts_distinct(void **state)
+{
+        env_t *e = *state;
+        rf_buf_t k = { 0 };
+        json_t *j;
+
+        set(e, "surface.home.min_valid", "3");
+        publish(e, "u-dup", "home", "2026-11-22T08:00:00Z",
+                "2099-01-01T00:00:00Z", "d1,d1,d2,d3");
+        rf_key_list(&k, "u-dup", "home", "");
+        ban(e, "d3", "bd3");
+        invalidated(e, &k, "bd3", "d3", RF_ENTRY_UNKNOWN, 0);
+        j = take_ack(e, T0 + 10); /* d1, d2: 2 < 3 */
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "priority"), "urgent");
         json_decref(j);
         rf_buf_free(&k);
 }
@@ -951,6 +1075,10 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_satisfied_by_publication,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_invalidated_hook_remembers_valid, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_invalidated_hook_counts_distinct, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_invalidated_hook_min_valid,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_full_refresh_resumes,

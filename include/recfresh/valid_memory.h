@@ -1,0 +1,60 @@
+/*
+ * recfresh - what the recompute queue remembers of lists' valid entries.
+ *
+ * A request is urgent when the list's distinct valid entries fall below its
+ * surface's min_valid. Finding that out takes reading and checking the list:
+ * two thirds of a fan-out's cost per list (measured). Most invalidations of
+ * a list leave it far above min_valid, so the queue keeps, per list, a lower
+ * bound of its valid entries counted at its last read. An item ban or stock
+ * change takes at most one distinct entry out: the bound drops by one, and
+ * the list is read again only when the bound could fall below min_valid.
+ *
+ * The table is direct-mapped (one slot per hash, a newer list evicts an
+ * older one) and holds 64-bit hashes, not keys: 24 bytes a list, no
+ * allocation after creation. A forgotten or evicted list is read again,
+ * nothing worse. A bound is good while:
+ *   - the list's incremental version is unchanged (rf_validmem_forget()
+ *     at every write, again when the batch commits or rolls back, since a
+ *     read inside the batch sees the store before it);
+ *   - no run was activated or rolled back (the runs column family's epoch,
+ *     stored with the bound): either changes which version reads serve;
+ *   - the index entry that led to it names the same version (run suffix).
+ * Events that take entries out another way (hides, campaigns, consent) read
+ * the list and set a new bound. A bound may only be too low: tombstones
+ * lifted since, or a batch rolled back, make the list read early.
+ *
+ * Not thread-safe: the writer thread owns it.
+ */
+#ifndef RECFRESH_VALID_MEMORY_H
+#define RECFRESH_VALID_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rf_validmem rf_validmem_t;
+
+/** @returns a table of \p slots (rounded down to a power of two), or NULL
+ *  for 0 slots (every lookup misses). */
+rf_validmem_t *rf_validmem_new(size_t slots);
+void rf_validmem_destroy(rf_validmem_t *m);
+
+/**
+ * @returns the bound remembered for the list \p key[0..base) in the version
+ * named by \p run[0..rlen) ("" for the incremental list) at runs epoch
+ * \p epoch, or -1.
+ */
+int64_t rf_validmem_get(const rf_validmem_t *m, const char *key, size_t base,
+                        const char *run, size_t rlen, uint64_t epoch);
+
+/** Remembers \p valid for the list and version (as rf_validmem_get()). */
+void rf_validmem_put(rf_validmem_t *m, const char *key, size_t base,
+                     const char *run, size_t rlen, uint64_t epoch,
+                     int64_t valid);
+
+/** Forgets the list \p key[0..klen), now and again at rf_validmem_settle(). */
+void rf_validmem_forget(rf_validmem_t *m, const char *key, size_t klen);
+
+/** The batch committed or rolled back: forgets the lists it changed again. */
+void rf_validmem_settle(rf_validmem_t *m);
+
+#endif /* RECFRESH_VALID_MEMORY_H */

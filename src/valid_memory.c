@@ -1,0 +1,114 @@
+/*
+ * recfresh - what the recompute queue remembers of lists' valid entries
+ * (see valid_memory.h).
+ */
+#include <stdlib.h>
+
+#include "recfresh/common.h"
+#include "recfresh/strset.h"
+#include "recfresh/valid_memory.h"
+
+typedef struct vslot {
+        uint64_t list;  /* hash of the list key, 0: empty */
+        uint64_t run;   /* hash of the version's run id */
+        uint64_t epoch; /* runs epoch when counted */
+        int64_t valid;
+} vslot_t;
+
+struct rf_validmem {
+        vslot_t *slot;
+        size_t mask;
+        uint64_t *changed; /* lists written in the open batch */
+        size_t changed_cnt, changed_size;
+};
+
+rf_validmem_t *rf_validmem_new(size_t slots)
+{
+        rf_validmem_t *m;
+        size_t n = 1;
+
+        if (!slots)
+                return NULL;
+        while (n <= slots / 2)
+                n <<= 1;
+        m = rf_calloc(1, sizeof(*m));
+        m->slot = rf_calloc(n, sizeof(*m->slot));
+        m->mask = n - 1;
+        return m;
+}
+
+void rf_validmem_destroy(rf_validmem_t *m)
+{
+        if (!m)
+                return;
+        free(m->slot);
+        free(m->changed);
+        free(m);
+}
+
+static uint64_t list_hash(const char *key, size_t klen)
+{
+        uint64_t h = rf_hash_bytes(key, klen);
+
+        return h ? h : 1; /* 0 marks an empty slot */
+}
+
+int64_t rf_validmem_get(const rf_validmem_t *m, const char *key, size_t base,
+                        const char *run, size_t rlen, uint64_t epoch)
+{
+        if (!m)
+                return -1;
+        uint64_t h = list_hash(key, base);
+        const vslot_t *s = &m->slot[h & m->mask];
+
+        if (s->list != h || s->epoch != epoch ||
+            s->run != rf_hash_bytes(run, rlen))
+                return -1;
+        return s->valid;
+}
+
+void rf_validmem_put(rf_validmem_t *m, const char *key, size_t base,
+                     const char *run, size_t rlen, uint64_t epoch,
+                     int64_t valid)
+{
+        if (!m)
+                return;
+        uint64_t h = list_hash(key, base);
+
+        m->slot[h & m->mask] = (vslot_t){ .list = h,
+                                          .run = rf_hash_bytes(run, rlen),
+                                          .epoch = epoch,
+                                          .valid = valid };
+}
+
+static void forget_hash(rf_validmem_t *m, uint64_t h)
+{
+        vslot_t *s = &m->slot[h & m->mask];
+
+        if (s->list == h)
+                s->list = 0;
+}
+
+void rf_validmem_forget(rf_validmem_t *m, const char *key, size_t klen)
+{
+        if (!m)
+                return;
+        uint64_t h = list_hash(key, klen);
+
+        forget_hash(m, h);
+        if (m->changed_cnt == m->changed_size) {
+                m->changed_size = m->changed_size ? 2 * m->changed_size : 64;
+                m->changed = rf_realloc(m->changed,
+                                        m->changed_size * sizeof(*m->changed));
+        }
+        m->changed[m->changed_cnt++] = h;
+}
+
+void rf_validmem_settle(rf_validmem_t *m)
+{
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->changed_cnt; i++)
+                forget_hash(m, m->changed[i]);
+        m->changed_cnt = 0;
+}
