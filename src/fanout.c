@@ -212,23 +212,26 @@ void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                  .entity_kind = entity_kind, .entity_id = entity_id);
 }
 
-/* What a list's recompute hook needs to know of an item job's entity in
- * lists of \p region: whether a ban or a stock state filters it there now
- * (the job may run after the event was reversed). Asked once per region a
- * step meets, instead of reading every list (rf_queue_list_invalidated()). */
-static rf_entry_state_t item_state(rf_apply_ctx_t *ctx, const job_t *j,
-                                   const char *region)
+/* What a list's recompute hook needs to know of the job's item (a ban or
+ * a stock state) or campaign in lists of \p region: whether it is filtered
+ * there now (the job may run after the event was reversed). Asked once per
+ * region a step meets, instead of reading every list
+ * (rf_queue_list_invalidated()). */
+static rf_entry_state_t entity_state(rf_apply_ctx_t *ctx, const job_t *j,
+                                     const char *region)
 {
+        int campaign = j->kind == RF_IDX_CAMPAIGN;
         rf_checker_t ck = { .st = ctx->st,
                             .ts = rf_store_tombset(ctx->st),
                             .txn = ctx->txn,
                             .region = region };
-        rf_entry_t e = { .item_id = j->entity,
+        rf_entry_t e = { .item_id = campaign ? "" : j->entity,
                          .creator_id = "",
-                         .campaign_id = "" };
-        rf_entry_state_t s = rf_checker_check(&ck, &e) != RF_FILTER_NONE
-                                 ? RF_ENTRY_FILTERED
-                                 : RF_ENTRY_KEPT;
+                         .campaign_id = campaign ? j->entity : "" };
+        rf_entry_state_t s = rf_checker_check(&ck, &e) == RF_FILTER_NONE
+                                 ? RF_ENTRY_KEPT
+                             : campaign ? RF_ENTRY_CAMPAIGN
+                                        : RF_ENTRY_FILTERED;
 
         if (ck.err)
                 s = RF_ENTRY_UNKNOWN; /* the hook reads the list */
@@ -285,9 +288,10 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
         rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
         const char *cursor = NULL, *state_region = NULL;
         rf_entry_state_t state = RF_ENTRY_UNKNOWN;
-        int item_job =
-            j->kind == RF_IDX_ITEM &&
-            (j->cause == RF_EV_ITEM_BANNED || j->cause == RF_EV_STOCK_CHANGED);
+        int known =
+            (j->kind == RF_IDX_ITEM && (j->cause == RF_EV_ITEM_BANNED ||
+                                        j->cause == RF_EV_STOCK_CHANGED)) ||
+            (j->kind == RF_IDX_CAMPAIGN && j->cause == RF_EV_CAMPAIGN_EXPIRED);
         size_t i = 0;
         ctx->fanout->framing = 1;
         if (ctx->queue)
@@ -317,9 +321,9 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                         RF_METRIC_INC(fanout_unserved_skipped);
                         continue;
                 }
-                if (item_job &&
+                if (known &&
                     (!state_region || strcmp(state_region, region) != 0)) {
-                        state = item_state(ctx, j, region);
+                        state = entity_state(ctx, j, region);
                         state_region = region;
                 }
                 rf_fanout_list_invalidated(

@@ -997,15 +997,16 @@ static int entry_matches(const rf_entry_t *en, const char *kind, const char *id)
 #define VALID_SLACK 32
 
 /* Reads the list an index entry names (\p run: its version, NULL for the
- * incremental list) and counts its distinct valid entries, as far as \p cap.
- * @returns the count, or -1 when the event took nothing out of a list
- * reads serve: the list is gone, another version is served, or the
- * entity's entry is not filtered. */
-static int64_t count_valid(rf_apply_ctx_t *ctx, const rf_list_key_t *lk,
-                           const char *list_key, size_t base, const char *run,
-                           size_t run_len, rf_event_type_t cause,
-                           const char *entity_kind, const char *entity_id,
-                           int64_t cap)
+ * incremental list) and counts its distinct valid entries, as far as \p cap,
+ * and its entries with a campaign, into *out.
+ * @returns 0, or -1 when the event took nothing out of a list reads serve:
+ * the list is gone, another version is served, or the entity's entry is not
+ * filtered. */
+static int count_valid(rf_apply_ctx_t *ctx, const rf_list_key_t *lk,
+                       const char *list_key, size_t base, const char *run,
+                       size_t run_len, rf_event_type_t cause,
+                       const char *entity_kind, const char *entity_id,
+                       int32_t cap, rf_validmem_val_t *out)
 {
         rf_queue_t *q = ctx->queue;
         rf_list_t list;
@@ -1013,7 +1014,7 @@ static int64_t count_valid(rf_apply_ctx_t *ctx, const rf_list_key_t *lk,
         rf_entry_t en;
         rf_checker_t ck;
         rf_idset_t seen;
-        int64_t valid = 0;
+        int32_t valid = 0, campaigns = 0;
         int removed = 0, r;
 
         RF_METRIC_INC(recompute_list_reads);
@@ -1033,9 +1034,11 @@ static int64_t count_valid(rf_apply_ctx_t *ctx, const rf_list_key_t *lk,
          * a fan-out): the entity's entries to the end, the valid ones as
          * far as the cap. Duplicates count once, as reads serve them. A
          * corrupt list queues nothing, as a list that cannot be served. */
-        rf_idset_init(&seen, (size_t)cap);
+        rf_idset_init(&seen, list.item_cnt < (size_t)cap ? list.item_cnt
+                                                         : (size_t)cap);
         while ((r = rf_list_walk_next(&w, &en)) == 1) {
                 int m = !removed && entry_matches(&en, entity_kind, entity_id);
+                campaigns += *en.campaign_id != 0;
                 if (!m && valid >= cap)
                         continue;
                 rf_filter_t f = rf_checker_check(&ck, &en);
@@ -1048,7 +1051,8 @@ static int64_t count_valid(rf_apply_ctx_t *ctx, const rf_list_key_t *lk,
         }
         rf_idset_free(&seen);
         rf_checker_clear(&ck);
-        return r == 0 && removed ? valid : -1;
+        *out = (rf_validmem_val_t){ .valid = valid, .campaigns = campaigns };
+        return r == 0 && removed ? 0 : -1;
 }
 
 void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
@@ -1059,7 +1063,8 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
         rf_queue_t *q = ctx->queue;
         rf_list_key_t lk;
         size_t base, run_len;
-        int64_t valid, min_valid;
+        rf_validmem_val_t mem;
+        int32_t min_valid, out;
         int r;
 
         if (!q || !removes_entries(cause) || entry == RF_ENTRY_KEPT ||
@@ -1069,30 +1074,33 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
             rf_consent_blocks(ctx->st, ctx->txn, ctx->conf, lk.subject,
                               lk.surface))
                 return; /* not servable: nothing to recompute */
+        /* at most 100000 (config.c) */
         min_valid =
-            ctx->conf ? rf_config_surface(ctx->conf, lk.surface)->min_valid : 0;
+            ctx->conf
+                ? (int32_t)rf_config_surface(ctx->conf, lk.surface)->min_valid
+                : 0;
         /* Index entries of batch-run lists carry "\0run_id" after the list
          * key: the version the entry, and a remembered bound, are of. */
         const char *run = rf_key_list_run(list_key, klen, &base, &run_len);
         uint64_t epoch = rf_store_cf_epoch(ctx->st, RF_CF_RUNS);
-        valid = entry == RF_ENTRY_FILTERED
-                    ? rf_validmem_get(q->vmem, list_key, base, run ? run : "",
-                                      run_len, epoch)
-                    : -1;
-        if (valid > min_valid) {
-                valid--; /* one item out: still at or above min_valid */
+        /* What the event took out at most, if known. */
+        out = -1;
+        if ((entry == RF_ENTRY_FILTERED || entry == RF_ENTRY_CAMPAIGN) &&
+            rf_validmem_get(q->vmem, list_key, base, run ? run : "", run_len,
+                            epoch, &mem))
+                out = entry == RF_ENTRY_FILTERED ? 1 : mem.campaigns;
+        if (out >= 0 && mem.valid - out >= min_valid) {
+                mem.valid -= out; /* still at or above min_valid */
                 RF_METRIC_INC(recompute_list_reads_saved);
-        } else {
-                valid = count_valid(ctx, &lk, list_key, base, run, run_len,
-                                    cause, entity_kind, entity_id,
-                                    min_valid + VALID_SLACK);
-                if (valid < 0)
-                        return;
+        } else if (count_valid(ctx, &lk, list_key, base, run, run_len, cause,
+                               entity_kind, entity_id, min_valid + VALID_SLACK,
+                               &mem) != 0) {
+                return;
         }
         rf_validmem_put(q->vmem, list_key, base, run ? run : "", run_len, epoch,
-                        valid);
+                        mem);
 
-        int urgent = valid < min_valid;
+        int urgent = mem.valid < min_valid;
         rf_queue_add_t add = {
                 .subject_id = lk.subject,
                 .surface = lk.surface,

@@ -9,10 +9,9 @@
 #include "recfresh/valid_memory.h"
 
 typedef struct vslot {
-        uint64_t list;  /* hash of the list key, 0: empty */
-        uint64_t run;   /* hash of the version's run id */
-        uint64_t epoch; /* runs epoch when counted */
-        int64_t valid;
+        uint64_t list; /* hash of the list key, 0: empty */
+        uint64_t tag;  /* of the version's run id and the runs epoch */
+        rf_validmem_val_t val;
 } vslot_t;
 
 struct rf_validmem {
@@ -53,32 +52,37 @@ static uint64_t list_hash(const char *key, size_t klen)
         return h ? h : 1; /* 0 marks an empty slot */
 }
 
-int64_t rf_validmem_get(const rf_validmem_t *m, const char *key, size_t base,
-                        const char *run, size_t rlen, uint64_t epoch)
+static uint64_t version_tag(const char *run, size_t rlen, uint64_t epoch)
+{
+        return rf_hash_bytes(run, rlen) ^ (epoch * 0x9e3779b97f4a7c15ULL);
+}
+
+int rf_validmem_get(const rf_validmem_t *m, const char *key, size_t base,
+                    const char *run, size_t rlen, uint64_t epoch,
+                    rf_validmem_val_t *out)
 {
         if (!m)
-                return -1;
+                return 0;
         uint64_t h = list_hash(key, base);
         const vslot_t *s = &m->slot[h & m->mask];
 
-        if (s->list != h || s->epoch != epoch ||
-            s->run != rf_hash_bytes(run, rlen))
-                return -1;
-        return s->valid;
+        if (s->list != h || s->tag != version_tag(run, rlen, epoch))
+                return 0;
+        *out = s->val;
+        return 1;
 }
 
 void rf_validmem_put(rf_validmem_t *m, const char *key, size_t base,
                      const char *run, size_t rlen, uint64_t epoch,
-                     int64_t valid)
+                     rf_validmem_val_t val)
 {
         if (!m)
                 return;
         uint64_t h = list_hash(key, base);
 
         m->slot[h & m->mask] = (vslot_t){ .list = h,
-                                          .run = rf_hash_bytes(run, rlen),
-                                          .epoch = epoch,
-                                          .valid = valid };
+                                          .tag = version_tag(run, rlen, epoch),
+                                          .val = val };
 }
 
 static void forget_hash(rf_validmem_t *m, uint64_t h)

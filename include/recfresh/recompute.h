@@ -142,6 +142,8 @@ typedef enum {
         RF_ENTRY_KEPT = 0,     /* an item, not filtered in the list's region */
         RF_ENTRY_FILTERED = 1, /* an item, filtered there: at most one
                                 * distinct entry left the list */
+        RF_ENTRY_CAMPAIGN = 2, /* a campaign, expired: at most the list's
+                                * entries with a campaign left it */
 } rf_entry_state_t;
 
 /**
@@ -154,8 +156,9 @@ typedef enum {
  * Knowing whether a list is urgent takes reading it: most of a fan-out's
  * cost. The queue remembers, per list, a lower bound of its valid entries
  * from the last read (recompute.valid_memory lists). With \p entry
- * RF_ENTRY_FILTERED, a bound that stays at or above min_valid after losing
- * one entry answers without a read.
+ * RF_ENTRY_FILTERED (or RF_ENTRY_CAMPAIGN), a bound that stays at or above
+ * min_valid after losing one entry (or every entry with a campaign) answers
+ * without a read.
  */
 void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                                size_t klen, rf_event_type_t cause,

@@ -8,6 +8,8 @@
  * bound of its valid entries counted at its last read. An item ban or stock
  * change takes at most one distinct entry out: the bound drops by one, and
  * the list is read again only when the bound could fall below min_valid.
+ * A campaign's expiry takes out at most the list's entries that have a
+ * campaign, also counted at the read.
  *
  * The table is direct-mapped (one slot per hash, a newer list evicts an
  * older one) and holds 64-bit hashes, not keys: 24 bytes a list, no
@@ -38,18 +40,25 @@ typedef struct rf_validmem rf_validmem_t;
 rf_validmem_t *rf_validmem_new(size_t slots);
 void rf_validmem_destroy(rf_validmem_t *m);
 
-/**
- * @returns the bound remembered for the list \p key[0..base) in the version
- * named by \p run[0..rlen) ("" for the incremental list) at runs epoch
- * \p epoch, or -1.
- */
-int64_t rf_validmem_get(const rf_validmem_t *m, const char *key, size_t base,
-                        const char *run, size_t rlen, uint64_t epoch);
+/** What is remembered of a list. */
+typedef struct rf_validmem_val {
+        int32_t valid;     /* lower bound of its distinct valid entries */
+        int32_t campaigns; /* upper bound of its entries with a campaign */
+} rf_validmem_val_t;
 
-/** Remembers \p valid for the list and version (as rf_validmem_get()). */
+/**
+ * Looks up the list \p key[0..base) in the version named by \p run[0..rlen)
+ * ("" for the incremental list) at runs epoch \p epoch.
+ * @returns 1 and sets *out, or 0 if nothing is remembered of it.
+ */
+int rf_validmem_get(const rf_validmem_t *m, const char *key, size_t base,
+                    const char *run, size_t rlen, uint64_t epoch,
+                    rf_validmem_val_t *out);
+
+/** Remembers \p val for the list and version (as rf_validmem_get()). */
 void rf_validmem_put(rf_validmem_t *m, const char *key, size_t base,
                      const char *run, size_t rlen, uint64_t epoch,
-                     int64_t valid);
+                     rf_validmem_val_t val);
 
 /** Forgets the list \p key[0..klen), now and again at rf_validmem_settle(). */
 void rf_validmem_forget(rf_validmem_t *m, const char *key, size_t klen);

@@ -701,6 +701,27 @@ static void test_json_arena(void **state)
         json_decref(v);
 }
 
+/* rf_validmem_get()'s valid count, or -1; its campaign count must be what
+ * vm_put() stored beside it. */
+static int64_t vm_get(const rf_validmem_t *m, const char *key, size_t klen,
+                      const char *run, uint64_t epoch)
+{
+        rf_validmem_val_t v;
+
+        if (!rf_validmem_get(m, key, klen, run, strlen(run), epoch, &v))
+                return -1;
+        assert_int_equal(v.campaigns, v.valid + 1000);
+        return v.valid;
+}
+
+static void vm_put(rf_validmem_t *m, const char *key, size_t klen,
+                   const char *run, uint64_t epoch, int32_t valid)
+{
+        rf_validmem_put(
+            m, key, klen, run, strlen(run), epoch,
+            (rf_validmem_val_t){ .valid = valid, .campaigns = valid + 1000 });
+}
+
 /* valid_memory.h: a bound is of one list, version and runs epoch; a list
  * forgotten stays forgotten through the batch's settle, and a new list in
  * its slot evicts it. */
@@ -711,39 +732,38 @@ static void test_valid_memory(void **state)
         rf_validmem_t *m = rf_validmem_new(8);
 
         assert_null(rf_validmem_new(0));
-        assert_int_equal(rf_validmem_get(NULL, key, sizeof(key), "", 0, 1), -1);
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "", 0, 1), -1);
-        rf_validmem_put(m, key, sizeof(key), "r1", 2, 7, 42);
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), 42);
+        assert_int_equal(vm_get(NULL, key, sizeof(key), "", 1), -1);
+        assert_int_equal(vm_get(m, key, sizeof(key), "", 1), -1);
+        vm_put(m, key, sizeof(key), "r1", 7, 42);
+        assert_int_equal(vm_get(m, key, sizeof(key), "r1", 7), 42);
         /* another version, another epoch, another list: not this bound */
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "", 0, 7), -1);
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r2", 2, 7), -1);
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 8), -1);
-        assert_int_equal(rf_validmem_get(m, other, sizeof(other), "r1", 2, 7),
-                         -1);
+        assert_int_equal(vm_get(m, key, sizeof(key), "", 7), -1);
+        assert_int_equal(vm_get(m, key, sizeof(key), "r2", 7), -1);
+        assert_int_equal(vm_get(m, key, sizeof(key), "r1", 8), -1);
+        assert_int_equal(vm_get(m, other, sizeof(other), "r1", 7), -1);
         /* keys differ only past a NUL */
-        assert_int_equal(rf_validmem_get(m, key, 3, "r1", 2, 7), -1);
+        assert_int_equal(vm_get(m, key, 3, "r1", 7), -1);
         rf_validmem_forget(m, key, sizeof(key));
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), -1);
+        assert_int_equal(vm_get(m, key, sizeof(key), "r1", 7), -1);
         /* counted again inside the batch: forgotten at its settle */
-        rf_validmem_put(m, key, sizeof(key), "r1", 2, 7, 40);
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), 40);
+        vm_put(m, key, sizeof(key), "r1", 7, 40);
+        assert_int_equal(vm_get(m, key, sizeof(key), "r1", 7), 40);
         rf_validmem_settle(m);
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), -1);
-        rf_validmem_put(m, key, sizeof(key), "r1", 2, 7, 39);
+        assert_int_equal(vm_get(m, key, sizeof(key), "r1", 7), -1);
+        vm_put(m, key, sizeof(key), "r1", 7, 39);
         rf_validmem_settle(m); /* nothing changed since the last */
-        assert_int_equal(rf_validmem_get(m, key, sizeof(key), "r1", 2, 7), 39);
+        assert_int_equal(vm_get(m, key, sizeof(key), "r1", 7), 39);
         /* 8 slots: of 64 lists, some share the slot and evict */
         int kept = 0;
         for (int i = 0; i < 64; i++) {
                 char k[16];
                 int n = snprintf(k, sizeof(k), "s%d", i);
-                rf_validmem_put(m, k, (size_t)n, "", 0, 7, i);
+                vm_put(m, k, (size_t)n, "", 7, i);
         }
         for (int i = 0; i < 64; i++) {
                 char k[16];
                 int n = snprintf(k, sizeof(k), "s%d", i);
-                int64_t v = rf_validmem_get(m, k, (size_t)n, "", 0, 7);
+                int64_t v = vm_get(m, k, (size_t)n, "", 7);
                 assert_true(v == -1 || v == i);
                 kept += v == i;
         }

@@ -169,10 +169,18 @@ static void publish_in_batch(env_t *e, const char *subject, const char *surface,
                       "\"L-%s\",\"generated_at\":\"%s\",\"expires_at\":\"%s\","
                       "\"model_version\":\"m\",\"items\":[",
                       subject, surface, gen, gen, exp);
+        /* "item" or "item:campaign" */
         for (tok = strtok_r(copy, ",", &save); tok;
-             tok = strtok_r(NULL, ",", &save), first = 0)
-                rf_buf_printf(&b, "%s{\"item_id\":\"%s\",\"score\":1}",
+             tok = strtok_r(NULL, ",", &save), first = 0) {
+                char *camp = strchr(tok, ':');
+                if (camp)
+                        *camp++ = '\0';
+                rf_buf_printf(&b, "%s{\"item_id\":\"%s\",\"score\":1",
                               first ? "" : ",", tok);
+                if (camp)
+                        rf_buf_printf(&b, ",\"campaign_id\":\"%s\"", camp);
+                rf_buf_printf(&b, "}");
+        }
         rf_buf_printf(&b, "]}");
         free(copy);
         assert_int_equal(
@@ -817,6 +825,80 @@ static void test_invalidated_hook_remembers_valid(void **state)
         rf_buf_free(&k);
 }
 
+/* Expires campaign \p id and runs the hook for list \p k as its fan-out
+ * does (the campaign known expired). */
+static void expire(env_t *e, const rf_buf_t *k, const char *id,
+                   const char *event_id)
+{
+        char js[256];
+        rf_rejection_t rej;
+        rf_event_t ev;
+
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"%s\",\"type\":\"campaign_expired\","
+                 "\"campaign_id\":\"%s\","
+                 "\"occurred_at\":\"2026-11-22T09:59:00Z\"}",
+                 event_id, id);
+        assert_int_equal(rf_event_parse(RF_TOPIC_CAMPAIGNS, NULL, 0, js,
+                                        strlen(js), NULL, &ev, &rej),
+                         0);
+        assert_int_equal(rf_campaign_apply(&e->ctx, &ev), 0);
+        rf_event_clear(&ev);
+        rf_queue_list_invalidated(&e->ctx, k->data, k->len,
+                                  RF_EV_CAMPAIGN_EXPIRED, event_id, "campaign",
+                                  id, RF_ENTRY_CAMPAIGN);
+        commit(e);
+}
+
+/* A campaign's expiry takes out at most the list's entries with a
+ * campaign: the bound answers while it stays at or above min_valid. */
+static void test_invalidated_hook_campaigns(void **state)
+{
+        env_t *e = *state;
+        rf_buf_t k = { 0 }, k2 = { 0 };
+        json_t *j;
+
+        set(e, "surface.home.min_valid", "3");
+        publish(e, "u-ca", "home", "2026-11-22T08:00:00Z",
+                "2099-01-01T00:00:00Z", "c1:k1,c2:k1,c3,c4,c5,c6,c7,c8");
+        rf_key_list(&k, "u-ca", "home", "");
+        ban(e, "c8", "bc8");
+        invalidated(e, &k, "bc8", "c8", RF_ENTRY_FILTERED, 0); /* read: 7 */
+        uint64_t r0 = list_reads();
+        expire(e, &k, "k1", "ek1"); /* 7 - 2 campaign entries = 5 */
+        ban(e, "c7", "bc7");
+        invalidated(e, &k, "bc7", "c7", RF_ENTRY_FILTERED, 0); /* 4 */
+        ban(e, "c6", "bc6");
+        invalidated(e, &k, "bc6", "c6", RF_ENTRY_FILTERED, 0); /* 3 */
+        assert_int_equal(list_reads(), r0);
+        assert_null(take_ack(e, T0 + 10)); /* c3, c4, c5: not urgent */
+        ban(e, "c5", "bc5");
+        invalidated(e, &k, "bc5", "c5", RF_ENTRY_FILTERED, 0);
+        assert_int_equal(list_reads(), r0 + 1);
+        j = take_ack(e, T0 + 10);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        json_decref(j);
+
+        /* 4 valid, 3 with a campaign: an expiry could leave 1, so the list
+         * is read, and it does */
+        publish(e, "u-cb", "home", "2026-11-22T08:00:00Z",
+                "2099-01-01T00:00:00Z", "d1:k9,d2:k9,d3:k9,d4,d5");
+        rf_key_list(&k2, "u-cb", "home", "");
+        ban(e, "d5", "bd5");
+        invalidated(e, &k2, "bd5", "d5", RF_ENTRY_FILTERED, 0);
+        assert_null(take_ack(e, T0 + 10));
+        r0 = list_reads();
+        expire(e, &k2, "k9", "ek9");
+        assert_int_equal(list_reads(), r0 + 1);
+        j = take_ack(e, T0 + 10);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        json_decref(j);
+        rf_buf_free(&k);
+        rf_buf_free(&k2);
+}
+
 /* Valid entries are counted as reads serve them: a duplicate once. */
 static void test_invalidated_hook_counts_distinct(void **state)
 {
@@ -1079,6 +1161,8 @@ int main(void)
                     test_invalidated_hook_remembers_valid, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                     test_invalidated_hook_counts_distinct, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_invalidated_hook_campaigns,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_invalidated_hook_min_valid,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_full_refresh_resumes,
