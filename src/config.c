@@ -196,7 +196,7 @@ static const struct conf_row conf_table[] = {
           "Reasons for one subject within this leave as one recompute "
           "request."),
         C(INT, "recompute.valid_memory", rc_valid_memory, "262144", 0, 1 << 26,
-          "Lists whose valid count the fan-out keeps (24 B each); 0: off."),
+          "Lists whose valid count the fan-out keeps (33 B each); 0: off."),
         C(INT, "recompute.max_reasons", rc_max_reasons, "32", 1, 10000,
           "Reasons listed per request; the rest are counted in "
           "reasons_dropped."),

@@ -1034,19 +1034,20 @@ static int count_valid(rf_apply_ctx_t *ctx, const rf_list_key_t *lk,
          * a fan-out): the entity's entries to the end, the valid ones as
          * far as the cap. Duplicates count once, as reads serve them. A
          * corrupt list queues nothing, as a list that cannot be served. */
-        rf_idset_init(&seen, list.item_cnt < (size_t)cap ? list.item_cnt
-                                                         : (size_t)cap);
+        rf_idset_init(&seen, list.item_cnt);
         while ((r = rf_list_walk_next(&w, &en)) == 1) {
                 int m = !removed && entry_matches(&en, entity_kind, entity_id);
                 campaigns += *en.campaign_id != 0;
                 if (!m && valid >= cap)
                         continue;
+                /* seen before it is checked, as reads do: a later copy
+                 * of a filtered entry is not served either */
+                int dup = rf_idset_add(&seen, en.item_id);
                 rf_filter_t f = rf_checker_check(&ck, &en);
                 if (m)
                         removed = cause == RF_EV_CONSENT_GRANTED ||
                                   f != RF_FILTER_NONE;
-                if (f == RF_FILTER_NONE && valid < cap &&
-                    !rf_idset_add(&seen, en.item_id))
+                if (f == RF_FILTER_NONE && !dup && valid < cap)
                         valid++;
         }
         rf_idset_free(&seen);
@@ -1086,8 +1087,8 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
         /* What the event took out at most, if known. */
         out = -1;
         if ((entry == RF_ENTRY_FILTERED || entry == RF_ENTRY_CAMPAIGN) &&
-            rf_validmem_get(q->vmem, list_key, base, run ? run : "", run_len,
-                            epoch, &mem))
+            rf_validmem_get(q->vmem, lk.subject, list_key, base, run ? run : "",
+                            run_len, epoch, &mem))
                 out = entry == RF_ENTRY_FILTERED ? 1 : mem.campaigns;
         if (out >= 0 && mem.valid - out >= min_valid) {
                 mem.valid -= out; /* still at or above min_valid */
@@ -1097,8 +1098,8 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                                &mem) != 0) {
                 return;
         }
-        rf_validmem_put(q->vmem, list_key, base, run ? run : "", run_len, epoch,
-                        mem);
+        rf_validmem_put(q->vmem, lk.subject, list_key, base, run ? run : "",
+                        run_len, epoch, mem);
 
         int urgent = mem.valid < min_valid;
         rf_queue_add_t add = {
@@ -1125,6 +1126,12 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                              rf_err2str(r));
                 ctx->err = r; /* never commit without it */
         }
+}
+
+void rf_queue_subject_changed(rf_queue_t *q, const char *subject)
+{
+        if (q)
+                rf_validmem_subject_changed(q->vmem, subject);
 }
 
 void rf_queue_list_changed(rf_queue_t *q, const char *list_key, size_t klen)

@@ -136,6 +136,9 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         rf_buf_free(&k);
         if (r != 0 || !flipped)
                 return r;
+        /* While revoked, the user's lists are skipped by the recompute
+         * hooks: what the queue remembers of them is void either way. */
+        rf_queue_subject_changed(ctx->queue, ev->user_id);
 
         r = rf_lists_of_subject(ctx->st, ctx->txn, ev->user_id, &sl);
         for (size_t i = 0; r == 0 && i < sl.cnt; i++) {

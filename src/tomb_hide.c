@@ -165,6 +165,10 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         rf_buf_free(&k);
         if (r != 0 || !flipped)
                 return r;
+        /* The user's lists of every version lose or regain entries: what
+         * the queue remembers of them is void (the loop below reaches the
+         * incremental lists only). */
+        rf_queue_subject_changed(ctx->queue, ev->user_id);
         r = summary_update(ctx, ev->user_id,
                            on_creator ? RF_IDX_CREATOR : RF_IDX_ITEM, id,
                            hidden);
@@ -183,11 +187,7 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                             ctx, sl.keys[i].data, sl.keys[i].len, l->list_id,
                             ev->type, ev->event_id, ev->occurred_at,
                             on_creator ? "creator" : "item", id,
-                            /* an item hide, just in force, takes one
-                             * distinct entry out; a creator's, maybe
-                             * many */
-                            hidden && !on_creator ? RF_ENTRY_FILTERED
-                                                  : RF_ENTRY_UNKNOWN);
+                            RF_ENTRY_UNKNOWN);
                         break;
                 }
         }

@@ -12,11 +12,14 @@ typedef struct vslot {
         uint64_t list; /* hash of the list key, 0: empty */
         uint64_t tag;  /* of the version's run id and the runs epoch */
         rf_validmem_val_t val;
+        uint32_t subject_gen; /* its subject's generation then */
 } vslot_t;
 
 struct rf_validmem {
         vslot_t *slot;
         size_t mask;
+        uint32_t *subject_gen; /* per subject hash; shared on collision */
+        size_t subject_mask;
         uint64_t *changed; /* lists written in the open batch */
         size_t changed_cnt, changed_size;
 };
@@ -33,6 +36,10 @@ rf_validmem_t *rf_validmem_new(size_t slots)
         m = rf_calloc(1, sizeof(*m));
         m->slot = rf_calloc(n, sizeof(*m->slot));
         m->mask = n - 1;
+        /* A subject has a few lists: a counter per four slots. */
+        m->subject_mask = (n >= 4 ? n / 4 : 1) - 1;
+        m->subject_gen =
+            rf_calloc(m->subject_mask + 1, sizeof(*m->subject_gen));
         return m;
 }
 
@@ -41,6 +48,7 @@ void rf_validmem_destroy(rf_validmem_t *m)
         if (!m)
                 return;
         free(m->slot);
+        free(m->subject_gen);
         free(m->changed);
         free(m);
 }
@@ -57,32 +65,46 @@ static uint64_t version_tag(const char *run, size_t rlen, uint64_t epoch)
         return rf_hash_bytes(run, rlen) ^ (epoch * 0x9e3779b97f4a7c15ULL);
 }
 
-int rf_validmem_get(const rf_validmem_t *m, const char *key, size_t base,
-                    const char *run, size_t rlen, uint64_t epoch,
-                    rf_validmem_val_t *out)
+static uint32_t *subject_gen(const rf_validmem_t *m, const char *subject)
+{
+        return &m->subject_gen[rf_hash_str(subject) & m->subject_mask];
+}
+
+int rf_validmem_get(const rf_validmem_t *m, const char *subject,
+                    const char *key, size_t base, const char *run, size_t rlen,
+                    uint64_t epoch, rf_validmem_val_t *out)
 {
         if (!m)
                 return 0;
         uint64_t h = list_hash(key, base);
         const vslot_t *s = &m->slot[h & m->mask];
 
-        if (s->list != h || s->tag != version_tag(run, rlen, epoch))
+        if (s->list != h || s->tag != version_tag(run, rlen, epoch) ||
+            s->subject_gen != *subject_gen(m, subject))
                 return 0;
         *out = s->val;
         return 1;
 }
 
-void rf_validmem_put(rf_validmem_t *m, const char *key, size_t base,
-                     const char *run, size_t rlen, uint64_t epoch,
+void rf_validmem_put(rf_validmem_t *m, const char *subject, const char *key,
+                     size_t base, const char *run, size_t rlen, uint64_t epoch,
                      rf_validmem_val_t val)
 {
         if (!m)
                 return;
         uint64_t h = list_hash(key, base);
 
-        m->slot[h & m->mask] = (vslot_t){ .list = h,
-                                          .tag = version_tag(run, rlen, epoch),
-                                          .val = val };
+        m->slot[h & m->mask] =
+            (vslot_t){ .list = h,
+                       .tag = version_tag(run, rlen, epoch),
+                       .val = val,
+                       .subject_gen = *subject_gen(m, subject) };
+}
+
+void rf_validmem_subject_changed(rf_validmem_t *m, const char *subject)
+{
+        if (m)
+                (*subject_gen(m, subject))++;
 }
 
 static void forget_hash(rf_validmem_t *m, uint64_t h)

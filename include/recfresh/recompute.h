@@ -169,6 +169,10 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
  *  list under \p list_key changes: the queue forgets what it knew of it. */
 void rf_queue_list_changed(rf_queue_t *q, const char *list_key, size_t klen);
 
+/** Called when \p subject's hides or consent change: the queue forgets
+ *  what it knew of the subject's lists' valid entries. */
+void rf_queue_subject_changed(rf_queue_t *q, const char *subject);
+
 /** Called by rf_lists_apply() for a stored list: clears the surface from
  *  the subject's entry if the list is newer than its latest reason. */
 void rf_queue_list_published(rf_apply_ctx_t *ctx, const rf_list_t *list);

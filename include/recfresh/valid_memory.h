@@ -12,16 +12,22 @@
  * campaign, also counted at the read.
  *
  * The table is direct-mapped (one slot per hash, a newer list evicts an
- * older one) and holds 64-bit hashes, not keys: 24 bytes a list, no
- * allocation after creation. A forgotten or evicted list is read again,
- * nothing worse. A bound is good while:
+ * older one) and holds 64-bit hashes, not keys: 32 bytes a list (and a
+ * 4-byte subject counter per four lists), no allocation after creation. A
+ * forgotten or evicted list is read again, nothing worse. A bound is good
+ * while:
  *   - the list's incremental version is unchanged (rf_validmem_forget()
  *     at every write, again when the batch commits or rolls back, since a
  *     read inside the batch sees the store before it);
  *   - no run was activated or rolled back (the runs column family's epoch,
  *     stored with the bound): either changes which version reads serve;
  *   - the index entry that led to it names the same version (run suffix).
- * Events that take entries out another way (hides, campaigns, consent) read
+ *   - the subject's hides and consent are unchanged (a generation per
+ *     subject, bumped by rf_validmem_subject_changed(); subjects sharing a
+ *     counter only forget more). A hide reaches the incremental lists only,
+ *     and may act before a pending fan-out decremented the bound; consent
+ *     blocks its lists' hooks while revoked.
+ * Events that take entries out another way (creator hides, consent) read
  * the list and set a new bound. A bound may only be too low: tombstones
  * lifted since, or a batch rolled back, make the list read early.
  *
@@ -51,14 +57,17 @@ typedef struct rf_validmem_val {
  * ("" for the incremental list) at runs epoch \p epoch.
  * @returns 1 and sets *out, or 0 if nothing is remembered of it.
  */
-int rf_validmem_get(const rf_validmem_t *m, const char *key, size_t base,
-                    const char *run, size_t rlen, uint64_t epoch,
-                    rf_validmem_val_t *out);
+int rf_validmem_get(const rf_validmem_t *m, const char *subject,
+                    const char *key, size_t base, const char *run, size_t rlen,
+                    uint64_t epoch, rf_validmem_val_t *out);
 
 /** Remembers \p val for the list and version (as rf_validmem_get()). */
-void rf_validmem_put(rf_validmem_t *m, const char *key, size_t base,
-                     const char *run, size_t rlen, uint64_t epoch,
+void rf_validmem_put(rf_validmem_t *m, const char *subject, const char *key,
+                     size_t base, const char *run, size_t rlen, uint64_t epoch,
                      rf_validmem_val_t val);
+
+/** \p subject's hides or consent changed: forgets its lists' bounds. */
+void rf_validmem_subject_changed(rf_validmem_t *m, const char *subject);
 
 /** Forgets the list \p key[0..klen), now and again at rf_validmem_settle(). */
 void rf_validmem_forget(rf_validmem_t *m, const char *key, size_t klen);

@@ -516,6 +516,41 @@ static void test_rollback_forgets_valid_counts(void **state)
                          1);
 }
 
+/* A hide reaches a user's incremental lists only: what the queue remembers
+ * of the user's run-served lists must not outlive it. */
+static void test_hides_forget_valid_counts(void **state)
+{
+        (void)state;
+        /* min_valid 3 on surface ep */
+        full_run("ep-3", "ep", "ep-v", 1, "2026-11-23T02:00:00Z",
+                 "ep-g,ep-h,ep-i,ep-j,ep-k,ep-l");
+        wait_state("ep-3", RF_RUN_ACTIVE);
+        ban("ep-g", "ep-ban-g", "2026-11-23T10:00:00Z"); /* 5 valid */
+        h_wait_served(&env, "ep-v0", "ep", NULL, "ep-h,ep-i,ep-j,ep-k,ep-l");
+        wait_fanout_idle();
+        for (int i = 0; i < 2; i++) {
+                const char *item = i ? "ep-i" : "ep-h";
+                char *js = h_fmt("{\"event_id\":\"ep-hide-%d\",\"type\":"
+                                 "\"item_hidden\",\"user_id\":\"ep-v0\","
+                                 "\"item_id\":\"%s\",\"occurred_at\":"
+                                 "\"2026-11-23T10:00:01Z\"}",
+                                 i, item);
+                h_produce(&env, "recs.user-hides.v1", "ep-v0", js);
+                free(js);
+        }
+        h_wait_served(&env, "ep-v0", "ep", NULL, "ep-j,ep-k,ep-l");
+        /* 2 valid left: urgent (5 - 1 remembered would say 4) */
+        ban("ep-j", "ep-ban-j", "2026-11-23T10:00:02Z");
+        h_wait_served(&env, "ep-v0", "ep", NULL, "ep-k,ep-l");
+        assert_int_equal(
+            h_count_records(&env, "recs.recompute.v1",
+                            "\"subject_id\":\"ep-v0\",\"surfaces\":[\"ep\"],"
+                            "\"mode\":\"incremental\",\"priority\":"
+                            "\"urgent\"",
+                            1),
+            1);
+}
+
 /* ---- consent purge reaches run versions ----------------------------------*/
 
 static void test_consent_purges_run_versions(void **state)
@@ -853,6 +888,7 @@ int main(void)
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),
                 cmocka_unit_test(test_ban_skips_unserved_versions),
                 cmocka_unit_test(test_rollback_forgets_valid_counts),
+                cmocka_unit_test(test_hides_forget_valid_counts),
                 cmocka_unit_test(test_bulk_load_same_as_topic),
                 cmocka_unit_test(test_ban_during_load),
                 cmocka_unit_test(test_malformed_line_reported),

@@ -708,7 +708,7 @@ static int64_t vm_get(const rf_validmem_t *m, const char *key, size_t klen,
 {
         rf_validmem_val_t v;
 
-        if (!rf_validmem_get(m, key, klen, run, strlen(run), epoch, &v))
+        if (!rf_validmem_get(m, "u", key, klen, run, strlen(run), epoch, &v))
                 return -1;
         assert_int_equal(v.campaigns, v.valid + 1000);
         return v.valid;
@@ -718,7 +718,7 @@ static void vm_put(rf_validmem_t *m, const char *key, size_t klen,
                    const char *run, uint64_t epoch, int32_t valid)
 {
         rf_validmem_put(
-            m, key, klen, run, strlen(run), epoch,
+            m, "u", key, klen, run, strlen(run), epoch,
             (rf_validmem_val_t){ .valid = valid, .campaigns = valid + 1000 });
 }
 
@@ -753,6 +753,11 @@ static void test_valid_memory(void **state)
         vm_put(m, key, sizeof(key), "r1", 7, 39);
         rf_validmem_settle(m); /* nothing changed since the last */
         assert_int_equal(vm_get(m, key, sizeof(key), "r1", 7), 39);
+        /* the subject's hides or consent changed */
+        rf_validmem_subject_changed(m, "u");
+        assert_int_equal(vm_get(m, key, sizeof(key), "r1", 7), -1);
+        vm_put(m, key, sizeof(key), "r1", 7, 38);
+        assert_int_equal(vm_get(m, key, sizeof(key), "r1", 7), 38);
         /* 8 slots: of 64 lists, some share the slot and evict */
         int kept = 0;
         for (int i = 0; i < 64; i++) {

@@ -916,6 +916,18 @@ static void test_invalidated_hook_counts_distinct(void **state)
         assert_non_null(j);
         assert_string_equal(jstr(j, "priority"), "urgent");
         json_decref(j);
+
+        /* The first copy filtered (its campaign expired): reads serve no
+         * later copy either, so x1 does not count. */
+        rf_buf_reset(&k);
+        publish(e, "u-dup2", "home", "2026-11-22T08:00:00Z",
+                "2099-01-01T00:00:00Z", "x1:kx,x2,x3,x1");
+        rf_key_list(&k, "u-dup2", "home", "");
+        expire(e, &k, "kx", "ekx");
+        j = take_ack(e, T0 + 10); /* x2, x3: 2 < 3 */
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        json_decref(j);
         rf_buf_free(&k);
 }
 
