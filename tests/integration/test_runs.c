@@ -52,7 +52,11 @@ static int group_setup(void **state)
             rf_config_set(&env.conf, "surface.default.min_valid", "0", errstr,
                           sizeof(errstr)) ||
             rf_config_set(&env.conf, "surface.ep.min_valid", "3", errstr,
-                          sizeof(errstr)))
+                          sizeof(errstr)) ||
+            rf_config_set(&env.conf, "surface.eq.min_valid", "3", errstr,
+                          sizeof(errstr)) ||
+            rf_config_set(&env.conf, "surface.eq.consent_scope", "email",
+                          errstr, sizeof(errstr)))
                 return -1;
         h_daemon_start(&env);
         return 0;
@@ -462,6 +466,19 @@ static void ban(const char *item, const char *event_id, const char *at)
         free(js);
 }
 
+/* Waits until \p n fan-out jobs were scheduled since the process started
+ * (their events applied). */
+static void wait_scheduled(uint64_t n)
+{
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+
+        while (atomic_load(&rf_metrics.fanout_jobs_scheduled) < n) {
+                assert_true(rf_mono_ms() < deadline);
+                struct timespec ts = { 0, 10 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+}
+
 /* Waits until every fan-out job scheduled so far finished. */
 static void wait_fanout_idle(void)
 {
@@ -493,16 +510,11 @@ static void test_rollback_forgets_valid_counts(void **state)
         /* ep-1's version is not served: its index entries are skipped
          * (the jobs must finish before the rollback) */
         uint64_t sched = atomic_load(&rf_metrics.fanout_jobs_scheduled);
-        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
         ban("ep-b", "ep-ban-b", "2026-11-22T10:00:01Z");
         ban("ep-c", "ep-ban-c", "2026-11-22T10:00:02Z");
         ban("ep-d", "ep-ban-d", "2026-11-22T10:00:03Z");
         /* applied (nothing to see: not served), then fanned out */
-        while (atomic_load(&rf_metrics.fanout_jobs_scheduled) < sched + 3) {
-                assert_true(rf_mono_ms() < deadline);
-                struct timespec ts = { 0, 10 * 1000 * 1000 };
-                nanosleep(&ts, NULL);
-        }
+        wait_scheduled(sched + 3);
         wait_fanout_idle();
         assert_int_equal(spool_rollback("ep-2", NULL, result, sizeof(result)),
                          0);
@@ -549,6 +561,48 @@ static void test_hides_forget_valid_counts(void **state)
                             "\"urgent\"",
                             1),
             1);
+}
+
+static void consent(const char *type, const char *event_id, const char *at)
+{
+        char *js = h_fmt("{\"event_id\":\"%s\",\"type\":\"%s\","
+                         "\"user_id\":\"eq-c0\",\"scope\":\"email\","
+                         "\"occurred_at\":\"%s\"}",
+                         event_id, type, at);
+        h_produce(&env, "recs.consent.v1", "eq-c0", js);
+        free(js);
+}
+
+/* While consent blocks a user's lists, their recompute hooks are skipped:
+ * bans then never lower what the queue remembers of them. */
+static void test_consent_forgets_valid_counts(void **state)
+{
+        const char *urgent = "\"priority\":\"urgent\"";
+        (void)state;
+        /* min_valid 3, consent scope email on surface eq */
+        full_run("eq-1", "eq", "eq-c", 1, "2026-11-23T02:00:00Z",
+                 "eq-a,eq-b,eq-c,eq-d,eq-e,eq-f");
+        wait_state("eq-1", RF_RUN_ACTIVE);
+        ban("eq-a", "eq-ban-a", "2026-11-23T11:00:00Z"); /* 5 valid */
+        h_wait_served(&env, "eq-c0", "eq", NULL, "eq-b,eq-c,eq-d,eq-e,eq-f");
+        wait_fanout_idle();
+        consent("consent_revoked", "eq-rv", "2026-11-23T11:00:01Z");
+        h_wait_served(&env, "eq-c0", "eq", NULL, "<consent_blocked>");
+        uint64_t sched = atomic_load(&rf_metrics.fanout_jobs_scheduled);
+        ban("eq-b", "eq-ban-b", "2026-11-23T11:00:02Z");
+        ban("eq-c", "eq-ban-c", "2026-11-23T11:00:03Z");
+        wait_scheduled(sched + 2); /* and their jobs done, while blocked */
+        wait_fanout_idle();
+        consent("consent_granted", "eq-gr", "2026-11-23T11:00:04Z");
+        h_wait_served(&env, "eq-c0", "eq", NULL, "eq-d,eq-e,eq-f");
+        wait_fanout_idle();
+        int before = h_count_records(&env, "recs.recompute.v1", urgent, 0);
+        /* 2 valid left: urgent (5 - 1 remembered would say 4) */
+        ban("eq-d", "eq-ban-d", "2026-11-23T11:00:05Z");
+        h_wait_served(&env, "eq-c0", "eq", NULL, "eq-e,eq-f");
+        assert_int_equal(
+            h_count_records(&env, "recs.recompute.v1", urgent, before + 1),
+            before + 1);
 }
 
 /* ---- consent purge reaches run versions ----------------------------------*/
@@ -889,6 +943,7 @@ int main(void)
                 cmocka_unit_test(test_ban_skips_unserved_versions),
                 cmocka_unit_test(test_rollback_forgets_valid_counts),
                 cmocka_unit_test(test_hides_forget_valid_counts),
+                cmocka_unit_test(test_consent_forgets_valid_counts),
                 cmocka_unit_test(test_bulk_load_same_as_topic),
                 cmocka_unit_test(test_ban_during_load),
                 cmocka_unit_test(test_malformed_line_reported),
