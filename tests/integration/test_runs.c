@@ -466,30 +466,49 @@ static void ban(const char *item, const char *event_id, const char *at)
         free(js);
 }
 
-/* Waits until \p n fan-out jobs were scheduled since the process started
- * (their events applied). */
-static void wait_scheduled(uint64_t n)
+/* Waits until counter \p c reaches \p n. */
+static void wait_count(atomic_uint_fast64_t *c, uint64_t n)
 {
         int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
 
-        while (atomic_load(&rf_metrics.fanout_jobs_scheduled) < n) {
+        while (atomic_load(c) < n) {
                 assert_true(rf_mono_ms() < deadline);
                 struct timespec ts = { 0, 10 * 1000 * 1000 };
                 nanosleep(&ts, NULL);
         }
 }
 
+/* Waits until \p n fan-out jobs were scheduled since the process started
+ * (their events applied). */
+static void wait_scheduled(uint64_t n)
+{
+        wait_count(&rf_metrics.fanout_jobs_scheduled, n);
+}
+
 /* Waits until every fan-out job scheduled so far finished. */
 static void wait_fanout_idle(void)
 {
-        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        wait_count(&rf_metrics.fanout_jobs_done,
+                   atomic_load(&rf_metrics.fanout_jobs_scheduled));
+}
 
-        while (atomic_load(&rf_metrics.fanout_jobs_done) <
-               atomic_load(&rf_metrics.fanout_jobs_scheduled)) {
-                assert_true(rf_mono_ms() < deadline);
-                struct timespec ts = { 0, 10 * 1000 * 1000 };
-                nanosleep(&ts, NULL);
-        }
+/* Publishes run \p run_id (one subject, \p prefix "0", on \p surface) with
+ * \p items, bans the first item and waits until its fan-out counted the
+ * list's valid entries (\p rest are then served). */
+static void run_counted(const char *run_id, const char *surface,
+                        const char *prefix, const char *gen, const char *items,
+                        const char *at, const char *rest)
+{
+        char subject[64], item[64], event_id[80];
+
+        snprintf(subject, sizeof(subject), "%s0", prefix);
+        snprintf(item, sizeof(item), "%.*s", (int)strcspn(items, ","), items);
+        snprintf(event_id, sizeof(event_id), "ban-%s", item);
+        full_run(run_id, surface, prefix, 1, gen, items);
+        wait_state(run_id, RF_RUN_ACTIVE);
+        ban(item, event_id, at);
+        h_wait_served(&env, subject, surface, NULL, rest);
+        wait_fanout_idle();
 }
 
 static void test_rollback_forgets_valid_counts(void **state)
@@ -497,12 +516,9 @@ static void test_rollback_forgets_valid_counts(void **state)
         char result[1024];
         (void)state;
         /* min_valid 3 on surface ep */
-        full_run("ep-1", "ep", "ep-u", 1, "2026-11-21T02:00:00Z",
-                 "ep-a,ep-b,ep-c,ep-d,ep-e,ep-f");
-        wait_state("ep-1", RF_RUN_ACTIVE);
-        ban("ep-a", "ep-ban-a", "2026-11-22T10:00:00Z"); /* 5 valid */
-        h_wait_served(&env, "ep-u0", "ep", NULL, "ep-b,ep-c,ep-d,ep-e,ep-f");
-        wait_fanout_idle();
+        run_counted("ep-1", "ep", "ep-u", "2026-11-21T02:00:00Z",
+                    "ep-a,ep-b,ep-c,ep-d,ep-e,ep-f", "2026-11-22T10:00:00Z",
+                    "ep-b,ep-c,ep-d,ep-e,ep-f"); /* 5 valid */
         full_run("ep-2", "ep", "ep-u", 1, "2026-11-22T02:00:00Z",
                  "ep-z1,ep-z2,ep-z3,ep-z4");
         wait_state("ep-2", RF_RUN_ACTIVE);
@@ -534,12 +550,9 @@ static void test_hides_forget_valid_counts(void **state)
 {
         (void)state;
         /* min_valid 3 on surface ep */
-        full_run("ep-3", "ep", "ep-v", 1, "2026-11-23T02:00:00Z",
-                 "ep-g,ep-h,ep-i,ep-j,ep-k,ep-l");
-        wait_state("ep-3", RF_RUN_ACTIVE);
-        ban("ep-g", "ep-ban-g", "2026-11-23T10:00:00Z"); /* 5 valid */
-        h_wait_served(&env, "ep-v0", "ep", NULL, "ep-h,ep-i,ep-j,ep-k,ep-l");
-        wait_fanout_idle();
+        run_counted("ep-3", "ep", "ep-v", "2026-11-23T02:00:00Z",
+                    "ep-g,ep-h,ep-i,ep-j,ep-k,ep-l", "2026-11-23T10:00:00Z",
+                    "ep-h,ep-i,ep-j,ep-k,ep-l"); /* 5 valid */
         for (int i = 0; i < 2; i++) {
                 const char *item = i ? "ep-i" : "ep-h";
                 char *js = h_fmt("{\"event_id\":\"ep-hide-%d\",\"type\":"
@@ -580,12 +593,9 @@ static void test_consent_forgets_valid_counts(void **state)
         const char *urgent = "\"priority\":\"urgent\"";
         (void)state;
         /* min_valid 3, consent scope email on surface eq */
-        full_run("eq-1", "eq", "eq-c", 1, "2026-11-23T02:00:00Z",
-                 "eq-a,eq-b,eq-c,eq-d,eq-e,eq-f");
-        wait_state("eq-1", RF_RUN_ACTIVE);
-        ban("eq-a", "eq-ban-a", "2026-11-23T11:00:00Z"); /* 5 valid */
-        h_wait_served(&env, "eq-c0", "eq", NULL, "eq-b,eq-c,eq-d,eq-e,eq-f");
-        wait_fanout_idle();
+        run_counted("eq-1", "eq", "eq-c", "2026-11-23T02:00:00Z",
+                    "eq-a,eq-b,eq-c,eq-d,eq-e,eq-f", "2026-11-23T11:00:00Z",
+                    "eq-b,eq-c,eq-d,eq-e,eq-f"); /* 5 valid */
         consent("consent_revoked", "eq-rv", "2026-11-23T11:00:01Z");
         h_wait_served(&env, "eq-c0", "eq", NULL, "<consent_blocked>");
         uint64_t sched = atomic_load(&rf_metrics.fanout_jobs_scheduled);

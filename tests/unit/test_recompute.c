@@ -693,6 +693,21 @@ static void ban(env_t *e, const char *item, const char *id)
         commit(e);
 }
 
+static uint64_t list_reads(void)
+{
+        return atomic_load(&rf_metrics.recompute_list_reads);
+}
+
+/* An item job's hook for list \p k, in its own batch unless \p batch. */
+static void invalidated(env_t *e, const rf_buf_t *k, const char *event_id,
+                        const char *item, rf_entry_state_t entry, int batch)
+{
+        rf_queue_list_invalidated(&e->ctx, k->data, k->len, RF_EV_ITEM_BANNED,
+                                  event_id, "item", item, entry);
+        if (!batch)
+                commit(e);
+}
+
 static void test_invalidated_hook_min_valid(void **state)
 {
         env_t *e = *state;
@@ -710,15 +725,11 @@ static void test_invalidated_hook_min_valid(void **state)
         assert_null(take_ack(e, T0 + 60000));
         /* one ban: 3 valid left, not below min_valid: normal */
         ban(e, "m1", "b1");
-        rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_BANNED,
-                                  "b1", "item", "m1", RF_ENTRY_UNKNOWN);
-        commit(e);
+        invalidated(e, &k, "b1", "m1", RF_ENTRY_UNKNOWN, 0);
         assert_null(take_ack(e, T0 + 10));
         /* a second: 2 valid < 3: urgent, leaves at once */
         ban(e, "m2", "b2");
-        rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_BANNED,
-                                  "b2", "item", "m2", RF_ENTRY_UNKNOWN);
-        commit(e);
+        invalidated(e, &k, "b2", "m2", RF_ENTRY_UNKNOWN, 0);
         j = take_ack(e, T0 + 10);
         assert_non_null(j);
         assert_string_equal(jstr(j, "priority"), "urgent");
@@ -728,21 +739,6 @@ static void test_invalidated_hook_min_valid(void **state)
         assert_string_equal(jstr(json_object_get(r0, "entity"), "id"), "m1");
         json_decref(j);
         rf_buf_free(&k);
-}
-
-static uint64_t list_reads(void)
-{
-        return atomic_load(&rf_metrics.recompute_list_reads);
-}
-
-/* An item job's hook for list \p k, in its own batch unless \p batch. */
-static void invalidated(env_t *e, const rf_buf_t *k, const char *event_id,
-                        const char *item, rf_entry_state_t entry, int batch)
-{
-        rf_queue_list_invalidated(&e->ctx, k->data, k->len, RF_EV_ITEM_BANNED,
-                                  event_id, "item", item, entry);
-        if (!batch)
-                commit(e);
 }
 
 /* The hook remembers a list's valid entries: an item out answers from the
