@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config git
-          librdkafka-dev librocksdb-dev libjansson-dev libssl-dev
+          librdkafka-dev librocksdb-dev libjansson-dev libyajl-dev libssl-dev
           libmicrohttpd-dev libsystemd-dev libcmocka-dev libzstd-dev libcurl4-openssl-dev
           kcat curl python3 python3-jsonschema clang-format
           clang libclang-rt-14-dev)

@@ -796,11 +796,23 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
                 ld.index[k] =
                     rf_sorter_new(job_dir, idx_run_tags[k], budget / IDX_KINDS);
 
+        int64_t t0 = rf_mono_ms(), t1 = t0, t2 = t0;
         rc = pass_parse(&ld, errstr, errstr_size);
-        if (rc == 0)
+        if (rc == 0) {
+                t1 = rf_mono_ms();
                 rc = pass_lists(&ld, job_dir, errstr, errstr_size);
-        if (rc == 0)
+        }
+        if (rc == 0) {
+                t2 = rf_mono_ms();
                 rc = pass_index(&ld, job_dir, errstr, errstr_size);
+        }
+        if (rc == 0)
+                rf_log_info("load",
+                            "run %s built: parse %.3f s, lists %.3f s, "
+                            "index %.3f s",
+                            o->run_id, (double)(t1 - t0) / 1e3,
+                            (double)(t2 - t1) / 1e3,
+                            (double)(rf_mono_ms() - t2) / 1e3);
         ri->generated_at = o->generated_at ? o->generated_at : ld.newest;
         if (rc == 0) {
                 FILE *fp;

@@ -22,9 +22,11 @@
  * every string points into. It walks the bytes twice, once to validate and
  * size, once to fill; corrupt input is RF_EINVAL, never a crash.
  *
- * rf_list_from_json validates the JSON, writes the binary form straight from
- * it and decodes that, so a list from JSON has the same single-block layout
- * as one read from the store.
+ * The JSON form has two parsers. The streaming one (codec_list_stream.c,
+ * yajl) takes the common shape and declines the rest; this file's tree
+ * parser (jansson) takes everything else and decides every rejection. Both
+ * write the binary form straight from the JSON and decode that, so a list
+ * from JSON has the same single-block layout as one read from the store.
  */
 #include <assert.h>
 #include <jansson.h>
@@ -63,7 +65,7 @@ static int64_t get_i64(rf_cur_t *c)
         return v;
 }
 
-static void put_header(rf_buf_t *b, const rf_list_t *l)
+void rf_list_put_header(rf_buf_t *b, const rf_list_t *l)
 {
         uint8_t version = LIST_FORMAT_V1;
 
@@ -84,7 +86,7 @@ static void put_header(rf_buf_t *b, const rf_list_t *l)
 
 void rf_list_encode(const rf_list_t *list, rf_buf_t *out)
 {
-        put_header(out, list);
+        rf_list_put_header(out, list);
         for (size_t i = 0; i < list->item_cnt; i++) {
                 const rf_entry_t *e = &list->items[i];
 
@@ -472,7 +474,7 @@ static int put_json_item(jctx_t *x, json_t *it, size_t i, rf_buf_t *b)
         return 0;
 }
 
-static int list_from_json(const char *key, size_t key_len, const char *buf,
+static int list_from_tree(const char *key, size_t key_len, const char *buf,
                           size_t len, const rf_limits_t *lim, rf_list_t **listp,
                           rf_rejection_t *rej)
 {
@@ -532,7 +534,7 @@ static int list_from_json(const char *key, size_t key_len, const char *buf,
         }
 
         h.item_cnt = json_array_size(items);
-        put_header(&b, &h);
+        rf_list_put_header(&b, &h);
         for (size_t i = 0; i < h.item_cnt; i++)
                 if (put_json_item(&x, json_array_get(items, i), i, &b))
                         goto out;
@@ -546,18 +548,30 @@ out:
         return rc;
 }
 
-int rf_list_from_json(const char *key, size_t key_len, const char *buf,
-                      size_t len, const rf_limits_t *lim, rf_list_t **listp,
-                      rf_rejection_t *rej)
+int rf_list_from_json_tree(const char *key, size_t key_len, const char *buf,
+                           size_t len, const rf_limits_t *lim,
+                           rf_list_t **listp, rf_rejection_t *rej)
 {
         int r;
 
         /* The list is encoded from the tree before it goes: the arena may
          * drop it. */
         rf_json_arena_begin();
-        r = list_from_json(key, key_len, buf, len, lim, listp, rej);
+        r = list_from_tree(key, key_len, buf, len, lim, listp, rej);
         rf_json_arena_end();
         return r;
+}
+
+int rf_list_from_json(const char *key, size_t key_len, const char *buf,
+                      size_t len, const rf_limits_t *lim, rf_list_t **listp,
+                      rf_rejection_t *rej)
+{
+        if (rf_list_from_json_stream(key, key_len, buf, len, lim, listp) == 0) {
+                rej->reason = RF_REJ_NONE;
+                rej->msg[0] = '\0';
+                return 0;
+        }
+        return rf_list_from_json_tree(key, key_len, buf, len, lim, listp, rej);
 }
 
 /* A JSON string of \p s; "" if \p s is not valid UTF-8 (a corrupt store

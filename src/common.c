@@ -328,8 +328,11 @@ void rf_buf_put_varint(rf_buf_t *b, uint64_t v)
 
 void rf_buf_put_str(rf_buf_t *b, const char *s)
 {
-        size_t len = s ? strlen(s) : 0;
+        rf_buf_put_strn(b, s, s ? strlen(s) : 0);
+}
 
+void rf_buf_put_strn(rf_buf_t *b, const char *s, size_t len)
+{
         rf_buf_put_varint(b, len);
         buf_reserve(b, len + 1);
         if (len)
@@ -492,4 +495,39 @@ void rf_idset_free(rf_idset_t *set)
 {
         free(set->slot);
         memset(set, 0, sizeof(*set));
+}
+
+int rf_utf8_valid(const unsigned char *s, size_t len)
+{
+        size_t i = 0;
+
+        while (i < len) {
+                unsigned c = s[i];
+                size_t n;
+                unsigned min, cp;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                } else if ((c & 0xe0) == 0xc0) {
+                        n = 1, min = 0x80, cp = c & 0x1f;
+                } else if ((c & 0xf0) == 0xe0) {
+                        n = 2, min = 0x800, cp = c & 0x0f;
+                } else if ((c & 0xf8) == 0xf0) {
+                        n = 3, min = 0x10000, cp = c & 0x07;
+                } else {
+                        return 0;
+                }
+                if (len - i <= n)
+                        return 0;
+                for (size_t k = 1; k <= n; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return 0;
+                        cp = (cp << 6) | (s[i + k] & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return 0;
+                i += n + 1;
+        }
+        return 1;
 }

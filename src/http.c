@@ -94,42 +94,6 @@ static int hexval(char c)
         return -1;
 }
 
-/* @returns 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-        size_t i = 0;
-
-        while (i < len) {
-                unsigned c = s[i];
-                size_t n;
-                unsigned min, cp;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                } else if ((c & 0xe0) == 0xc0) {
-                        n = 1, min = 0x80, cp = c & 0x1f;
-                } else if ((c & 0xf0) == 0xe0) {
-                        n = 2, min = 0x800, cp = c & 0x0f;
-                } else if ((c & 0xf8) == 0xf0) {
-                        n = 3, min = 0x10000, cp = c & 0x07;
-                } else {
-                        return 0;
-                }
-                if (len - i <= n)
-                        return 0;
-                for (size_t k = 1; k <= n; k++) {
-                        if ((s[i + k] & 0xc0) != 0x80)
-                                return 0;
-                        cp = (cp << 6) | (s[i + k] & 0x3f);
-                }
-                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return 0;
-                i += n + 1;
-        }
-        return 1;
-}
-
 long rf_http_pct_decode(const char *in, size_t len, char *out, int plus_space)
 {
         size_t o = 0;
@@ -156,7 +120,7 @@ long rf_http_pct_decode(const char *in, size_t len, char *out, int plus_space)
                 out[o++] = c;
         }
         out[o] = '\0';
-        if (!utf8_valid((const unsigned char *)out, o))
+        if (!rf_utf8_valid((const unsigned char *)out, o))
                 return -1;
         return (long)o;
 }

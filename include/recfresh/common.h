@@ -135,8 +135,13 @@ void rf_buf_put_dec(rf_buf_t *b, uint64_t v);
 void rf_buf_put_varint(rf_buf_t *b, uint64_t v);
 /** Appends varint length + bytes + NUL (so decoders can point into it). */
 void rf_buf_put_str(rf_buf_t *b, const char *s);
+/** rf_buf_put_str() of the \p len bytes at \p s (which may be NULL if 0). */
+void rf_buf_put_strn(rf_buf_t *b, const char *s, size_t len);
 /** Appends a big-endian 64-bit integer (sorts correctly as bytes). */
 void rf_buf_put_be64(rf_buf_t *b, uint64_t v);
+/** @returns 1 if s[0..len) is valid UTF-8 (RFC 3629: no overlong forms,
+ *  no surrogates, nothing past U+10FFFF). */
+int rf_utf8_valid(const unsigned char *s, size_t len);
 /** Empties the buffer, keeping its allocation. */
 void rf_buf_reset(rf_buf_t *b);
 /** Frees the buffer's memory. */

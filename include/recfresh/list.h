@@ -60,6 +60,30 @@ int rf_list_from_json(const char *key, size_t key_len, const char *buf,
                       size_t len, const rf_limits_t *lim, rf_list_t **listp,
                       rf_rejection_t *rej);
 
+/**
+ * The two parsers behind rf_list_from_json(), for tests that hold them to
+ * the same results.
+ *
+ * rf_list_from_json_stream() parses with yajl's callbacks, building no tree,
+ * and takes the common shape only: no escapes, no source_provenance, no
+ * nested unknown fields. @returns 0 and *listp, or 1 when it declines the
+ * value, whatever the reason (it never says why). It takes a value only if
+ * rf_list_from_json_tree() takes it, and then yields the same list.
+ *
+ * rf_list_from_json_tree() parses with jansson into a tree: every value,
+ * and every rejection with its reason. Returns as rf_list_from_json().
+ */
+int rf_list_from_json_stream(const char *key, size_t key_len, const char *buf,
+                             size_t len, const rf_limits_t *lim,
+                             rf_list_t **listp);
+int rf_list_from_json_tree(const char *key, size_t key_len, const char *buf,
+                           size_t len, const rf_limits_t *lim,
+                           rf_list_t **listp, rf_rejection_t *rej);
+
+/** Appends the binary form of \p l's header fields and l->item_cnt (the
+ *  items follow it). */
+void rf_list_put_header(rf_buf_t *b, const rf_list_t *l);
+
 /** Appends the binary encoding of \p list to \p out. */
 void rf_list_encode(const rf_list_t *list, rf_buf_t *out);
 

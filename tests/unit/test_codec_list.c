@@ -221,6 +221,329 @@ static void test_unknown_fields_and_null_optionals(void **state)
         free(j5);
 }
 
+/* ---- the streaming parser against the tree parser ------------------------*/
+
+/* base_json without source_provenance: the shape the streaming parser
+ * takes. */
+static const char plain_json[] =
+    "{\"subject_id\":\"u_48213907\",\"surface\":\"home\","
+    "\"context_key\":\"shelf:because-you-watched:m_2231\","
+    "\"region\":\"eu-west\",\"list_id\":\"lst_0001\","
+    "\"run_id\":\"batch-0042\","
+    "\"generated_at\":\"2026-11-22T09:14:00.000Z\","
+    "\"expires_at\":\"2026-11-23T09:14:00.000Z\","
+    "\"model_version\":\"ranker-v31.4\","
+    "\"policy_version\":\"policy-2026-11-01\","
+    "\"feature_set_version\":\"fs-118\","
+    "\"items\":["
+    "{\"item_id\":\"m_7731\",\"score\":0.9312,\"creator_id\":\"c_2201\","
+    "\"campaign_id\":\"cmp_winter_sale\","
+    "\"reason_codes\":[\"similar_to_watched\",\"trending_in_region\"]},"
+    "{\"item_id\":\"m_1088\",\"score\":0.1,\"creator_id\":\"c_0419\","
+    "\"reason_codes\":[\"new_from_followed_creator\"]},"
+    "{\"item_id\":\"m_5512\",\"score\":-0.00125},"
+    "{\"item_id\":\"m_9004\",\"score\":1e+300}]}";
+
+/* Parses \p json with both parsers. Whatever the streaming parser takes,
+ * the tree parser must take with the same bytes. @returns 0 if the
+ * streaming parser took it, 1 if it declined. */
+static int both(const char *key, const char *json, size_t len,
+                const rf_limits_t *lim)
+{
+        rf_list_t *t = NULL, *s = (rf_list_t *)1, *f = NULL;
+        rf_rejection_t rej, rej2;
+        size_t klen = key ? strlen(key) : 0;
+        int rt = rf_list_from_json_tree(key, klen, json, len, lim, &t, &rej);
+        int rs = rf_list_from_json_stream(key, klen, json, len, lim, &s);
+        int rf = rf_list_from_json(key, klen, json, len, lim, &f, &rej2);
+
+        if (rs == 0 && rt != 0)
+                print_error("stream took what the tree refused (%s: %s): "
+                            "%.300s\n",
+                            rf_reject2str(rej.reason), rej.msg, json);
+        assert_true(rs == 0 || rs == 1);
+        assert_true(rs == 1 || rt == 0);
+        /* rf_list_from_json answers as the tree parser does */
+        assert_int_equal(rf, rt);
+        if (rt != 0) {
+                assert_int_equal(rej2.reason, rej.reason);
+                assert_string_equal(rej2.msg, rej.msg);
+        }
+        if (rs == 0) {
+                rf_buf_t a = { 0 }, b = { 0 };
+                rf_list_encode(t, &a);
+                rf_list_encode(s, &b);
+                assert_int_equal(a.len, b.len);
+                assert_memory_equal(a.data, b.data, a.len);
+                rf_buf_free(&a);
+                rf_buf_free(&b);
+                rf_list_destroy(s);
+        } else {
+                assert_null(s);
+        }
+        rf_list_destroy(t);
+        rf_list_destroy(f);
+        return rs;
+}
+
+static int both_s(const char *json)
+{
+        return both(NULL, json, strlen(json), NULL);
+}
+
+/* Applies \p n edits (path, value pairs) to plain_json; see edit(). */
+static char *edits(int n, ...)
+{
+        char *cur = strdup(plain_json);
+        va_list ap;
+
+        va_start(ap, n);
+        for (int i = 0; i < n; i++) {
+                const char *path = va_arg(ap, const char *);
+                const char *value = va_arg(ap, const char *);
+                char *next = edit(cur, path, value);
+                free(cur);
+                cur = next;
+        }
+        va_end(ap);
+        return cur;
+}
+
+/* plain_json with its first \p from replaced by \p to (caller frees): for
+ * text jansson cannot load to edit() it in. */
+static char *subst(const char *from, const char *to)
+{
+        const char *at = strstr(plain_json, from);
+        size_t n = strlen(plain_json) + strlen(to) + 1;
+        char *out = malloc(n);
+
+        assert_non_null(at);
+        snprintf(out, n, "%.*s%s%s", (int)(at - plain_json), plain_json, to,
+                 at + strlen(from));
+        return out;
+}
+
+static void test_stream_takes_common_shapes(void **state)
+{
+        (void)state;
+        char *j;
+
+        assert_int_equal(both_s(plain_json), 0);
+        assert_int_equal(both_s(min_json), 0);
+        assert_int_equal(both("u_10007", min_json, strlen(min_json), NULL), 0);
+
+        /* null optionals are absent ones; unknown scalars are ignored */
+        j = edits(6, "region", "null", "items[0].creator_id", "null",
+                  "items[1].reason_codes", "null", "x_debug", "true",
+                  "items[0].x_rank", "3", "items[2].x_note", "\"n\"");
+        assert_int_equal(both_s(j), 0);
+        free(j);
+        j = edits(2, "x_a", "null", "items[3].source_provenance", "null");
+        assert_int_equal(both_s(j), 0);
+        free(j);
+
+        /* numbers read as jansson reads them: "-0" is an integer, so +0 */
+        const char *scores[] = { "-0",
+                                 "0",
+                                 "12",
+                                 "-7",
+                                 "-3.5E-2",
+                                 "1e-400",
+                                 "1E+2",
+                                 "9007199254740993",
+                                 "-9223372036854775808" };
+        for (size_t i = 0; i < sizeof(scores) / sizeof(*scores); i++) {
+                j = edits(1, "items[0].score", scores[i]);
+                assert_int_equal(both_s(j), 0);
+                free(j);
+        }
+
+        /* more reason codes than the parser keeps in place */
+        j = edits(1, "items[0].reason_codes",
+                  "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\","
+                  "\"j\",\"k\",\"l\",\"m\",\"n\",\"o\",\"p\",\"q\",\"\","
+                  "\"s\"]");
+        assert_int_equal(both_s(j), 0);
+        free(j);
+
+        /* valid UTF-8 that is not ASCII, an empty list, spaces */
+        assert_int_equal(both_s("{\"subject_id\":\"u_\xc3\xa9\xe6\x97\xa5"
+                                "\xf0\x9f\x98\x80\",\"surface\":\"home\","
+                                "\"list_id\":\"l\",\"model_version\":\"\","
+                                "\"generated_at\":\"2026-11-22T09:14:00Z\","
+                                "\"expires_at\":\"2026-11-22T09:14:00Z\","
+                                "\"items\":[]}"),
+                         0);
+        assert_int_equal(both_s(" {\n\"subject_id\" : \"u\" ,\t\"surface\":"
+                                "\"s\",\"list_id\":\"l\",\"model_version\":"
+                                "\"m\",\"generated_at\":\"2026-11-22T09:14:"
+                                "00Z\",\"expires_at\":\"2026-11-22T09:14:00Z"
+                                "\",\"items\":[ {\"score\":1,\"item_id\":"
+                                "\"i\"} ] }\r\n"),
+                         0);
+}
+
+static void test_stream_declines_the_rest(void **state)
+{
+        (void)state;
+        rf_limits_t lim = rf_limits_default;
+        char *j;
+
+        /* what the tree parser takes and the streaming one leaves to it */
+        assert_int_equal(both_s(base_json), 1); /* source_provenance */
+        const char *taken_by_tree[][2] = {
+                { "items[0].item_id", "\"m\\n\"" },
+                { "items[0].x_obj", "{\"a\":1}" },
+                { "x_arr", "[1]" },
+        };
+        for (size_t i = 0; i < sizeof(taken_by_tree) / sizeof(*taken_by_tree);
+             i++) {
+                j = edits(1, taken_by_tree[i][0], taken_by_tree[i][1]);
+                assert_int_equal(both_s(j), 1);
+                free(j);
+        }
+
+        /* what both refuse: the tree parser gives the reason */
+        const char *refused[][2] = {
+                { "items[0].item_id", "\"m\\u0000\"" },
+                { "items[0].item_id", "\"\"" },
+                { "items[0].item_id", "null" },
+                { "items[0].item_id", "7" },
+                { "items[0].score", "\"1\"" },
+                { "items[0].score", "null" },
+                { "items[0].score", "true" },
+                { "items[0].creator_id", "\"\"" },
+                { "items[0].reason_codes", "\"a\"" },
+                { "items[0].reason_codes", "[1]" },
+                { "items[0].reason_codes", "[null]" },
+                { "subject_id", "\"\"" },
+                { "subject_id", "null" },
+                { "model_version", "null" },
+                { "generated_at", "\"yesterday\"" },
+                { "generated_at", "1764000000000" },
+                { "items", "{}" },
+                { "items", "null" },
+                { "items", "[1]" },
+                { "items", "[[]]" },
+                { "surface", "{\"a\":1}" },
+        };
+        for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+                j = edits(1, refused[i][0], refused[i][1]);
+                assert_int_equal(both_s(j), 1);
+                free(j);
+        }
+        /* numbers jansson fails on, wherever they are */
+        const char *bad_numbers[] = {
+                "\"score\":99999999999999999999",
+                "\"score\":1e400",
+                "\"score\":-1e400",
+                "\"score\":0.9312,\"x_big\":-99999999999999999999",
+                "\"score\":0.9312,\"x_big\":1e999",
+        };
+        for (size_t i = 0; i < sizeof(bad_numbers) / sizeof(*bad_numbers);
+             i++) {
+                j = subst("\"score\":0.9312", bad_numbers[i]);
+                assert_int_equal(both_s(j), 1);
+                free(j);
+        }
+        j = edits(1, "items[0].item_id", NULL);
+        assert_int_equal(both_s(j), 1);
+        free(j);
+        j = edits(1, "expires_at", NULL);
+        assert_int_equal(both_s(j), 1);
+        free(j);
+
+        /* an escape jansson's dump would not write back */
+        j = subst("m_7731", "m_\\u00e9");
+        assert_int_equal(both_s(j), 1);
+        free(j);
+
+        /* an overlong "/", a surrogate and a code point past U+10FFFF:
+         * yajl's own check lets them through, jansson does not */
+        const char *bad_utf8[][2] = {
+                { "u_48213907", "u_\xc0\xaf" },
+                { "m_1088", "m_\xed\xa0\x80" },
+                { "trending_in_region", "t\xf4\x90\x80\x80" },
+                { "\"region\"", "\"x\xc0\xaf\":1,\"region\"" },
+                { "\"region\"", "\"x\":\"\xc0\xaf\",\"region\"" },
+        };
+        for (size_t i = 0; i < sizeof(bad_utf8) / sizeof(*bad_utf8); i++) {
+                j = subst(bad_utf8[i][0], bad_utf8[i][1]);
+                assert_int_equal(both_s(j), 1);
+                free(j);
+        }
+
+        /* white space to yajl, not to jansson */
+        j = subst(",\"region\"", ",\v\"region\"");
+        assert_int_equal(both_s(j), 1);
+        free(j);
+        j = subst(",\"region\"", ",\f\"region\"");
+        assert_int_equal(both_s(j), 1);
+        free(j);
+
+        /* raw text the edits cannot make */
+        const char *raw[] = {
+                "{\"subject_id\":\"u\",\"subject_id\":\"v\"}",
+                "{\"x\":1,\"x\":1}",
+                "[]",
+                "\"u\"",
+                "",
+                "{} {}",
+                "{}x",
+                "{\"items\":[]",
+                "{\"subject_id\":\"u\\ud800\"}",
+        };
+        for (size_t i = 0; i < sizeof(raw) / sizeof(*raw); i++)
+                assert_int_equal(both(NULL, raw[i], strlen(raw[i]), NULL), 1);
+        /* a repeated unknown key */
+        j = subst("\"region\"", "\"x\":1,\"x\":2,\"region\"");
+        assert_int_equal(both_s(j), 1);
+        free(j);
+        j = subst("\"score\":0.1", "\"x\":null,\"score\":0.1,\"x\":null");
+        assert_int_equal(both_s(j), 1);
+        free(j);
+
+        /* a repeated key inside an item */
+        j = subst("\"score\":0.1", "\"score\":0.2,\"score\":0.1");
+        assert_int_equal(both_s(j), 1);
+        free(j);
+
+        /* a key that is not the subject */
+        assert_int_equal(both("u_other", plain_json, strlen(plain_json), NULL),
+                         1);
+        assert_int_equal(
+            both("u_48213907", plain_json, strlen(plain_json), NULL), 0);
+
+        /* limits, each at the edge: taken at it, declined past it */
+        size_t len = strlen(plain_json);
+        lim.max_record_bytes = len;
+        assert_int_equal(both(NULL, plain_json, len, &lim), 0);
+        lim.max_record_bytes = len - 1;
+        assert_int_equal(both(NULL, plain_json, len, &lim), 1);
+        lim = rf_limits_default;
+        lim.max_items_per_list = 4;
+        assert_int_equal(both(NULL, plain_json, len, &lim), 0);
+        lim.max_items_per_list = 3;
+        assert_int_equal(both(NULL, plain_json, len, &lim), 1);
+        lim = rf_limits_default;
+        lim.max_id_len = 32;
+        assert_int_equal(both(NULL, plain_json, len, &lim), 0);
+        lim.max_id_len = 31;
+        assert_int_equal(both(NULL, plain_json, len, &lim), 1);
+        lim = rf_limits_default;
+        lim.max_json_depth = 4; /* root, items, an item, its reason codes */
+        assert_int_equal(both(NULL, plain_json, len, &lim), 0);
+        lim.max_json_depth = 3;
+        assert_int_equal(both(NULL, plain_json, len, &lim), 1);
+        lim = rf_limits_default;
+
+        /* more unknown fields than the parser keeps track of */
+        j = edits(9, "x1", "1", "x2", "1", "x3", "1", "x4", "1", "x5", "1",
+                  "x6", "1", "x7", "1", "x8", "1", "x9", "1");
+        assert_int_equal(both_s(j), 1);
+        free(j);
+}
+
 /* JSON -> list -> binary -> list -> JSON -> parse: the same value. */
 static void roundtrip(const char *json)
 {
@@ -843,6 +1166,8 @@ int main(void)
                 cmocka_unit_test(test_full_list_fields),
                 cmocka_unit_test(test_minimal_list_defaults),
                 cmocka_unit_test(test_unknown_fields_and_null_optionals),
+                cmocka_unit_test(test_stream_takes_common_shapes),
+                cmocka_unit_test(test_stream_declines_the_rest),
                 cmocka_unit_test(test_roundtrip),
                 cmocka_unit_test(test_encode_handmade_list),
                 cmocka_unit_test(test_decode_header),
