@@ -526,6 +526,13 @@ static int seed_copy(const char *src, const char *dst, char *errstr,
                 if (stat(from, &sb) != 0 || !S_ISREG(sb.st_mode) ||
                     !strcmp(de->d_name, "LOCK"))
                         continue;
+                /* RocksDB never writes an SST file again: share it (as
+                 * checkpoints do), and copy only where links fail. The
+                 * MANIFEST is appended to, so it is always copied. */
+                size_t nl = strlen(de->d_name);
+                if (nl > 4 && !strcmp(de->d_name + nl - 4, ".sst") &&
+                    link(from, to) == 0)
+                        continue;
                 int in = open(from, O_RDONLY | O_CLOEXEC);
                 int out =
                     open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -1108,7 +1115,9 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         if (seeded && (r = seed_copy(opts->checkpoint, opts->data_dir, errstr,
                                      errstr_size)))
                 return r;
-        st = rf_store_open(opts->data_dir, RF_STORE_PRIMARY, NULL, errstr,
+        /* A scratch store is made again on a rerun: no WAL to write. */
+        rf_store_opts_t so = { .no_wal = 1 };
+        st = rf_store_open(opts->data_dir, RF_STORE_PRIMARY, &so, errstr,
                            errstr_size);
         if (!st)
                 return RF_ESTORE;

@@ -48,6 +48,7 @@ static const char *cf_names[RF_CF__CNT] = {
 struct rf_store {
         rocksdb_t *db;
         rf_store_mode_t mode;
+        int no_wal; /* rf_store_opts_t.no_wal: flush at close */
         char *path;
         char *secondary_dir; /* SECONDARY: private info-log dir */
         rocksdb_options_t *opts;
@@ -216,6 +217,10 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
         st->ropts = rocksdb_readoptions_create();
         st->wopts = rocksdb_writeoptions_create();
         rocksdb_writeoptions_set_sync(st->wopts, o ? o->sync : 0);
+        if (o && o->no_wal) {
+                rocksdb_writeoptions_disable_WAL(st->wopts, 1);
+                st->no_wal = 1;
+        }
 }
 
 /* Which of our column families exist on disk (all, for a new store). */
@@ -410,6 +415,24 @@ void rf_store_close(rf_store_t *st)
 {
         if (!st)
                 return;
+        if (st->db && st->no_wal) {
+                /* Without a WAL the memtables are the only copy. (RocksDB
+                 * flushes them at close too; this does not depend on it.) */
+                rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+                rocksdb_flushoptions_set_wait(fo, 1);
+                for (int i = 0; i < RF_CF__CNT; i++) {
+                        char *err = NULL;
+                        if (!st->cf[i])
+                                continue;
+                        rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
+                        if (err) {
+                                rf_log_error("store", "%s: flush: %s", st->path,
+                                             err);
+                                rocksdb_free(err);
+                        }
+                }
+                rocksdb_flushoptions_destroy(fo);
+        }
         for (int i = 0; i < RF_CF__CNT; i++)
                 if (st->cf[i])
                         rocksdb_column_family_handle_destroy(st->cf[i]);

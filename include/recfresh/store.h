@@ -57,6 +57,9 @@ typedef struct rf_store_opts {
                                   * it logs SST boundary keys, so purged
                                   * keys leave it when it rolls */
         int no_compression;      /* store SST blocks uncompressed */
+        int no_wal; /* write no WAL: a crash loses what is not flushed yet
+                     * (a replay's scratch store, made again on a rerun);
+                     * rf_store_close() flushes */
 } rf_store_opts_t;
 
 typedef struct rf_store rf_store_t;

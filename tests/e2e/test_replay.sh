@@ -65,8 +65,11 @@ grep -q "live data_dir" err.txt || fail "no live-dir reason: $(cat err.txt)"
 
 # A checkpoint seeds a replay: everything it holds is skipped.
 "$RECFRESH" checkpoint -d run2 --out ckpt >/dev/null
+(cd ckpt && sha256sum -- *) >ckpt.sum
 "$RECFRESH" replay -d seeded --checkpoint ckpt "$fx/scenario.ndjson" \
         --stats >stats.txt 2>&1
+# The seed shares the checkpoint's SST files (hard links): never writes them.
+(cd ckpt && sha256sum -c --quiet ../ckpt.sum) || fail "replay changed the checkpoint"
 grep -q "^records_in_checkpoint 11$" stats.txt || fail "seed: $(cat stats.txt)"
 grep -q "^records_applied 0$" stats.txt || fail "seed applied records"
 "$RECFRESH" digest -d seeded | head -1 | cmp - d1.txt ||

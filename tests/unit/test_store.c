@@ -136,6 +136,36 @@ static void test_range_iterator(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+/* A store without a WAL keeps its writes once closed: close flushes. */
+static void test_no_wal_keeps_writes(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        rf_store_opts_t o = { .no_wal = 1 };
+        rf_buf_t v = { 0 };
+        rf_store_t *st;
+        rf_txn_t *txn;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, &o, err, sizeof(err));
+        assert_non_null(st);
+        txn = rf_txn_new(st);
+        rf_txn_put(txn, RF_CF_QUEUE, "k1", 2, "v1", 2);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_destroy(txn);
+        rf_store_close(st);
+
+        st = rf_store_open(dir, RF_STORE_READONLY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        assert_int_equal(rf_store_get(st, RF_CF_QUEUE, "k1", 2, &v), 0);
+        assert_int_equal(v.len, 2);
+        assert_memory_equal(v.data, "v1", 2);
+        rf_buf_free(&v);
+        rf_store_close(st);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 static void put_active(rf_store_t *st, const char *surface, const char *run)
 {
         rf_txn_t *txn = rf_txn_new(st);
@@ -290,6 +320,7 @@ int main(void)
                 cmocka_unit_test(test_pseudonym_is_hmac_of_the_salt),
                 cmocka_unit_test(test_free_bytes),
                 cmocka_unit_test(test_range_iterator),
+                cmocka_unit_test(test_no_wal_keeps_writes),
                 cmocka_unit_test(test_cf_epoch),
                 cmocka_unit_test(test_table_formats),
         };
