@@ -2,11 +2,13 @@
  * recfresh - the codec of the five event topics (recs.item-bans.v1,
  * recs.stock.v1, recs.user-hides.v1, recs.consent.v1, recs.campaigns.v1).
  *
- * A value is checked against the limits before it is parsed (size, then
- * nesting depth on the raw bytes, so a hostile record cannot make jansson
- * recurse), then parsed with jansson and validated field by field against
- * what topics/<name>.json says. Type-dependent requirements the schema cannot
- * express (item_id for item_hidden, creator_id for creator_hidden) are
+ * A value is read without a tree when yajl can read it as jansson would
+ * (rf_json_flat_parse: every event of the common shape). Otherwise it is
+ * checked against the limits before it is parsed (size, then nesting depth
+ * on the raw bytes, so a hostile record cannot make jansson recurse), then
+ * parsed with jansson. Either way the same code validates it field by field
+ * against what topics/<name>.json says. Type-dependent requirements the schema
+ * cannot express (item_id for item_hidden, creator_id for creator_hidden) are
  * enforced here. Every rejection names the field it is about and never
  * quotes the record's own bytes, so messages stay short, ASCII and safe to
  * log and to put on the dead-letter topic.
@@ -183,46 +185,58 @@ static const struct topic_spec *topic_spec_of(int topic)
         return NULL;
 }
 
+/* Where the fields come from: jansson's tree, or a flat streaming parse
+ * of the same text (codec_json.h). Both give the same values, so every
+ * check below runs once, on either. */
+typedef struct fields {
+        json_t *root;               /* the tree, or NULL */
+        const rf_json_flat_t *flat; /* else the flat parse */
+} fields_t;
+
+static rf_jv_t field(const fields_t *fs, const char *name)
+{
+        return fs->root ? rf_json_jv(json_object_get(fs->root, name))
+                        : rf_json_flat_get(fs->flat, name);
+}
+
 /* Reads string field \p f into *sp and *lenp (NULL, 0 when absent and not
  * required). @returns 0 or -1 with rej set. */
-static int get_sfield(json_t *root, enum sfield f, int required,
+static int get_sfield(const fields_t *fs, enum sfield f, int required,
                       const rf_limits_t *lim, const char **sp, size_t *lenp,
                       rf_rejection_t *rej)
 {
         const char *name = sfields[f].name;
-        json_t *v = json_object_get(root, name);
+        rf_jv_t v = field(fs, name);
 
         *sp = NULL;
         *lenp = 0;
-        if (!v) {
+        if (v.kind == RF_JV_ABSENT) {
                 if (!required)
                         return 0;
                 rf_reject(rej, RF_REJ_MISSING_FIELD, "missing field \"%s\"",
                           name);
                 return -1;
         }
-        if (json_is_null(v) && !required)
+        if (v.kind == RF_JV_NULL && !required)
                 return 0; /* null for an optional field means absent */
-        if (!json_is_string(v)) {
+        if (v.kind != RF_JV_STRING) {
                 rf_reject(rej, RF_REJ_BAD_TYPE, "field \"%s\": expected string",
                           name);
                 return -1;
         }
-        const char *s = json_string_value(v);
-        size_t len = json_string_length(v);
         size_t max = sfields[f].is_id || f == SF_REGION ? lim->max_id_len
                                                         : REASON_MAX_LEN;
-        if (memchr(s, '\0', len)) {
+        if (memchr(v.s, '\0', v.len)) {
                 rf_reject(rej, RF_REJ_BAD_VALUE,
                           "field \"%s\": contains a NUL byte", name);
                 return -1;
         }
-        if (sfields[f].is_id && len == 0) {
+        if (sfields[f].is_id && v.len == 0) {
                 rf_reject(rej, RF_REJ_BAD_VALUE,
                           "field \"%s\": must not be empty", name);
                 return -1;
         }
-        if (len > max) {
+        if (v.len > max) {
                 rf_reject(rej,
                           sfields[f].is_id || f == SF_REGION
                               ? RF_REJ_ID_TOO_LONG
@@ -230,56 +244,69 @@ static int get_sfield(json_t *root, enum sfield f, int required,
                           "field \"%s\": longer than %zu bytes", name, max);
                 return -1;
         }
-        *sp = s;
-        *lenp = len;
+        *sp = v.s;
+        *lenp = v.len;
         return 0;
 }
 
 /* Reads the required string field \p name (type-checked, NUL-free). */
-static int get_required_string(json_t *root, const char *name, const char **sp,
-                               rf_rejection_t *rej)
+static int get_required_string(const fields_t *fs, const char *name,
+                               rf_jv_t *vp, rf_rejection_t *rej)
 {
-        json_t *v = json_object_get(root, name);
+        rf_jv_t v = field(fs, name);
 
-        if (!v) {
+        if (v.kind == RF_JV_ABSENT) {
                 rf_reject(rej, RF_REJ_MISSING_FIELD, "missing field \"%s\"",
                           name);
                 return -1;
         }
-        if (!json_is_string(v)) {
+        if (v.kind != RF_JV_STRING) {
                 rf_reject(rej, RF_REJ_BAD_TYPE, "field \"%s\": expected string",
                           name);
                 return -1;
         }
-        *sp = json_string_value(v);
-        if (strlen(*sp) != json_string_length(v)) {
+        if (memchr(v.s, '\0', v.len)) {
                 rf_reject(rej, RF_REJ_BAD_VALUE,
                           "field \"%s\": contains a NUL byte", name);
                 return -1;
         }
+        *vp = v;
         return 0;
+}
+
+/* 1 if string value \p v is \p s. */
+static int jv_is(rf_jv_t v, const char *s)
+{
+        return strlen(s) == v.len && !memcmp(s, v.s, v.len);
 }
 
 /* Reads the required RFC 3339 timestamp \p name (a NUL in it makes it a bad
  * timestamp, not a bad value, as for lists). */
-static int get_time(json_t *root, const char *name, int64_t *msp,
+static int get_time(const fields_t *fs, const char *name, int64_t *msp,
                     rf_rejection_t *rej)
 {
-        json_t *v = json_object_get(root, name);
-        const char *s;
+        rf_jv_t v = field(fs, name);
+        char tmp[64];
 
-        if (!v) {
+        if (v.kind == RF_JV_ABSENT) {
                 rf_reject(rej, RF_REJ_MISSING_FIELD, "missing field \"%s\"",
                           name);
                 return -1;
         }
-        if (!json_is_string(v)) {
+        if (v.kind != RF_JV_STRING) {
                 rf_reject(rej, RF_REJ_BAD_TYPE, "field \"%s\": expected string",
                           name);
                 return -1;
         }
-        s = json_string_value(v);
-        if (strlen(s) != json_string_length(v) || rf_time_parse(s, msp)) {
+        /* NUL-terminated for the parser (a flat parse's string is a
+         * slice): on the stack unless the fraction is very long. */
+        char *t = v.len < sizeof(tmp) ? tmp : rf_malloc(v.len + 1);
+        memcpy(t, v.s, v.len);
+        t[v.len] = '\0';
+        int bad = memchr(v.s, '\0', v.len) || rf_time_parse(t, msp);
+        if (t != tmp)
+                free(t);
+        if (bad) {
                 rf_reject(rej, RF_REJ_BAD_TIMESTAMP,
                           "field \"%s\": not an RFC 3339 timestamp", name);
                 return -1;
@@ -288,15 +315,15 @@ static int get_time(json_t *root, const char *name, int64_t *msp,
 }
 
 /* Resolves "type" to one carried by \p topic. */
-static int get_type(json_t *root, int topic, rf_event_type_t *tp,
+static int get_type(const fields_t *fs, int topic, rf_event_type_t *tp,
                     rf_rejection_t *rej)
 {
-        const char *s;
+        rf_jv_t v;
 
-        if (get_required_string(root, "type", &s, rej))
+        if (get_required_string(fs, "type", &v, rej))
                 return -1;
         for (int t = 0; t < RF_EV__CNT; t++) {
-                if (type_specs[t].topic == topic && !strcmp(type_names[t], s)) {
+                if (type_specs[t].topic == topic && jv_is(v, type_names[t])) {
                         *tp = (rf_event_type_t)t;
                         return 0;
                 }
@@ -339,18 +366,93 @@ static void fill_strings(rf_event_t *ev, const char *s[SF__CNT],
         ev->mem_ = mem;
 }
 
-static int event_parse(int topic, const char *key, size_t key_len,
-                       const char *buf, size_t len, const rf_limits_t *lim,
-                       rf_event_t *ev, rf_rejection_t *rej)
+/* Checks the fields of a parsed event and fills \p ev. */
+static int event_fields(int topic, const struct topic_spec *ts, const char *key,
+                        size_t key_len, const fields_t *fs,
+                        const rf_limits_t *lim, rf_event_t *ev,
+                        rf_rejection_t *rej)
 {
-        const struct topic_spec *ts = topic_spec_of(topic);
         const char *s[SF__CNT] = { 0 };
         size_t slen[SF__CNT] = { 0 };
         rf_event_type_t type = RF_EV_ITEM_BANNED;
         int in_stock = 0, scope = RF_SCOPE_ALL;
         int64_t occurred_at = 0;
-        const char *str;
-        json_t *root, *v;
+        rf_jv_t v;
+
+        if (get_type(fs, topic, &type, rej))
+                return RF_EINVAL;
+        unsigned required = ts->required | type_specs[type].needs;
+        for (int f = 0; f < SF__CNT; f++) {
+                if (!((required | ts->optional) & BIT(f)))
+                        continue;
+                if (get_sfield(fs, (enum sfield)f, !!(required & BIT(f)), lim,
+                               &s[f], &slen[f], rej))
+                        return RF_EINVAL;
+        }
+        if (get_time(fs, "occurred_at", &occurred_at, rej))
+                return RF_EINVAL;
+        if (topic == RF_TOPIC_STOCK) {
+                v = field(fs, "in_stock");
+                if (v.kind == RF_JV_ABSENT) {
+                        rf_reject(rej, RF_REJ_MISSING_FIELD,
+                                  "missing field \"in_stock\"");
+                        return RF_EINVAL;
+                }
+                if (v.kind != RF_JV_TRUE && v.kind != RF_JV_FALSE) {
+                        rf_reject(rej, RF_REJ_BAD_TYPE,
+                                  "field \"in_stock\": expected boolean");
+                        return RF_EINVAL;
+                }
+                in_stock = v.kind == RF_JV_TRUE;
+        }
+        if (topic == RF_TOPIC_CONSENT) {
+                if (get_required_string(fs, "scope", &v, rej))
+                        return RF_EINVAL;
+                scope = -1;
+                for (int i = 0; i < RF_SCOPE__CNT; i++)
+                        if (jv_is(v, scope_names[i]))
+                                scope = i;
+                if (scope < 0) {
+                        rf_reject(rej, RF_REJ_BAD_VALUE,
+                                  "field \"scope\": not a consent scope");
+                        return RF_EINVAL;
+                }
+        }
+        /* The fallback lists' subject is not a user: a hide or consent
+         * change for it would apply to (or purge) every fallback list. */
+        if (s[SF_USER_ID] && slen[SF_USER_ID] == strlen(RF_FALLBACK_SUBJECT) &&
+            !memcmp(s[SF_USER_ID], RF_FALLBACK_SUBJECT, slen[SF_USER_ID])) {
+                rf_reject(rej, RF_REJ_BAD_VALUE,
+                          "field \"user_id\": \"%s\" is reserved for "
+                          "fallback lists",
+                          RF_FALLBACK_SUBJECT);
+                return RF_EINVAL;
+        }
+        if (key && key_len > 0 &&
+            (key_len != slen[ts->key] || memcmp(key, s[ts->key], key_len))) {
+                rf_reject(rej, RF_REJ_KEY_MISMATCH,
+                          "message key does not match field \"%s\"",
+                          sfields[ts->key].name);
+                return RF_EINVAL;
+        }
+
+        fill_strings(ev, s, slen);
+        ev->type = type;
+        ev->topic = topic;
+        ev->in_stock = in_stock;
+        ev->scope = (rf_consent_scope_t)scope;
+        ev->occurred_at = occurred_at;
+        return RF_OK;
+}
+
+static int event_parse(int flat_ok, int topic, const char *key, size_t key_len,
+                       const char *buf, size_t len, const rf_limits_t *lim,
+                       rf_event_t *ev, rf_rejection_t *rej)
+{
+        const struct topic_spec *ts = topic_spec_of(topic);
+        rf_json_flat_t flat;
+        fields_t fs = { NULL, NULL };
+        int r;
 
         memset(ev, 0, sizeof(*ev));
         rej->reason = RF_REJ_NONE;
@@ -368,86 +470,37 @@ static int event_parse(int topic, const char *key, size_t key_len,
                           lim->max_id_len);
                 return RF_EINVAL;
         }
-        if (!(root = rf_json_load_object(buf, len, lim, rej)))
-                return RF_EINVAL;
-
-        if (get_type(root, topic, &type, rej))
-                goto fail;
-        unsigned required = ts->required | type_specs[type].needs;
-        for (int f = 0; f < SF__CNT; f++) {
-                if (!((required | ts->optional) & BIT(f)))
-                        continue;
-                if (get_sfield(root, (enum sfield)f, !!(required & BIT(f)), lim,
-                               &s[f], &slen[f], rej))
-                        goto fail;
+        /* Events are flat: yajl reads them without a tree when it reads
+         * them as jansson would; jansson parses the rest. */
+        if (flat_ok && rf_json_flat_parse(buf, len, lim, &flat) == 0) {
+                fs.flat = &flat;
+                return event_fields(topic, ts, key, key_len, &fs, lim, ev, rej);
         }
-        if (get_time(root, "occurred_at", &occurred_at, rej))
-                goto fail;
-        if (topic == RF_TOPIC_STOCK) {
-                if (!(v = json_object_get(root, "in_stock"))) {
-                        rf_reject(rej, RF_REJ_MISSING_FIELD,
-                                  "missing field \"in_stock\"");
-                        goto fail;
-                }
-                if (!json_is_boolean(v)) {
-                        rf_reject(rej, RF_REJ_BAD_TYPE,
-                                  "field \"in_stock\": expected boolean");
-                        goto fail;
-                }
-                in_stock = json_is_true(v);
+        /* The event's strings are copied out (fill_strings) before the
+         * tree goes: the arena may drop it. */
+        rf_json_arena_begin();
+        if ((fs.root = rf_json_load_object(buf, len, lim, rej))) {
+                r = event_fields(topic, ts, key, key_len, &fs, lim, ev, rej);
+                json_decref(fs.root);
+        } else {
+                r = RF_EINVAL;
         }
-        if (topic == RF_TOPIC_CONSENT) {
-                if (get_required_string(root, "scope", &str, rej))
-                        goto fail;
-                if ((scope = rf_consent_scope_parse(str)) < 0) {
-                        rf_reject(rej, RF_REJ_BAD_VALUE,
-                                  "field \"scope\": not a consent scope");
-                        goto fail;
-                }
-        }
-        /* The fallback lists' subject is not a user: a hide or consent
-         * change for it would apply to (or purge) every fallback list. */
-        if (s[SF_USER_ID] && !strcmp(s[SF_USER_ID], RF_FALLBACK_SUBJECT)) {
-                rf_reject(rej, RF_REJ_BAD_VALUE,
-                          "field \"user_id\": \"%s\" is reserved for "
-                          "fallback lists",
-                          RF_FALLBACK_SUBJECT);
-                goto fail;
-        }
-        if (key && key_len > 0 &&
-            (key_len != slen[ts->key] || memcmp(key, s[ts->key], key_len))) {
-                rf_reject(rej, RF_REJ_KEY_MISMATCH,
-                          "message key does not match field \"%s\"",
-                          sfields[ts->key].name);
-                goto fail;
-        }
-
-        fill_strings(ev, s, slen);
-        ev->type = type;
-        ev->topic = topic;
-        ev->in_stock = in_stock;
-        ev->scope = (rf_consent_scope_t)scope;
-        ev->occurred_at = occurred_at;
-        json_decref(root);
-        return RF_OK;
-
-fail:
-        json_decref(root);
-        return RF_EINVAL;
+        rf_json_arena_end();
+        return r;
 }
 
 int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
                    size_t len, const rf_limits_t *lim, rf_event_t *ev,
                    rf_rejection_t *rej)
 {
-        int r;
+        return event_parse(1, topic, key, key_len, buf, len, lim, ev, rej);
+}
 
-        /* The event's strings are copied out (fill_strings) before the
-         * tree goes: the arena may drop it. */
-        rf_json_arena_begin();
-        r = event_parse(topic, key, key_len, buf, len, lim, ev, rej);
-        rf_json_arena_end();
-        return r;
+int rf_event_parse_tree(int topic, const char *key, size_t key_len,
+                        const char *buf, size_t len, const rf_limits_t *lim,
+                        rf_event_t *ev, rf_rejection_t *rej)
+{
+        return event_parse(0, topic, key, key_len, buf, len, lim, ev, rej);
 }
 
 void rf_event_clear(rf_event_t *ev)

@@ -14,7 +14,8 @@
  * Declined, left to the tree parser:
  *  - any backslash in the value: no escapes to decode (a lone surrogate,
  *    "\u0000"), every string is a slice of the input;
- *  - a \v or \f byte, which yajl takes for white space;
+ *  - a \v or \f byte, which yajl takes for white space, and an
+ *    unfinished token after the list, which yajl takes for the end;
  *  - a string that is not valid UTF-8 (yajl's own check lets overlong
  *    forms and surrogates through), or over lim->max_id_len;
  *  - a source_provenance other than null (stored re-serialised with
@@ -25,7 +26,6 @@
  *    required field, a bad timestamp, too many items, a key mismatch, and
  *    anything yajl rejects.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +34,7 @@
 
 #include <yajl/yajl_parse.h>
 
+#include "recfresh/codec_json.h"
 #include "recfresh/list.h"
 
 /* Unknown scalar fields one object may have before we decline (their names
@@ -130,6 +131,8 @@ typedef struct sp {
         const rf_limits_t *lim;
         at_t at;
         int depth;
+        yajl_handle h; /* for the offset of the root's end */
+        size_t end;    /* bytes up to the root's closing brace */
 
         keys_t root;
         slice_t hdr[R__STR_CNT];
@@ -145,32 +148,6 @@ typedef struct sp {
 
         rf_buf_t items; /* the items' binary form, in order */
 } sp_t;
-
-/* A JSON number as jansson reads it: an integer through long long (so "-0"
- * is 0), anything else through strtod; 0, or -1 where jansson fails. */
-static int number(const char *s, size_t n, double *out)
-{
-        char tmp[64], *end;
-
-        if (n == 0 || n >= sizeof(tmp))
-                return -1;
-        memcpy(tmp, s, n);
-        tmp[n] = '\0';
-        errno = 0;
-        if (memchr(tmp, '.', n) || memchr(tmp, 'e', n) || memchr(tmp, 'E', n)) {
-                double v = strtod(tmp, &end);
-                if (end != tmp + n ||
-                    ((v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE))
-                        return -1;
-                *out = v;
-        } else {
-                long long v = strtoll(tmp, &end, 10);
-                if (end != tmp + n || errno == ERANGE)
-                        return -1;
-                *out = (double)v;
-        }
-        return 0;
-}
 
 /* Reads key \p k of an object with fields \p f: 0, or -1 to decline. */
 static int key_read(keys_t *ks, const field_t *f, int cnt, slice_t k)
@@ -276,7 +253,7 @@ static int on_number(void *ctx, const char *s, size_t n)
         sp_t *sp = ctx;
         double v;
 
-        if (number(s, n, &v))
+        if (rf_json_number(s, n, &v))
                 return 0; /* jansson fails on it, wherever it is */
         if (sp->at == AT_ITEM && sp->item.field == I_SCORE) {
                 sp->score = v;
@@ -382,6 +359,7 @@ static int on_end_map(void *ctx)
         }
         if (sp->at == AT_ROOT) {
                 sp->at = AT_END;
+                sp->end = yajl_get_bytes_consumed(sp->h);
                 return keys_complete(&sp->root, root_fields, R__CNT);
         }
         return 0;
@@ -469,17 +447,17 @@ int rf_list_from_json_stream(const char *key, size_t key_len, const char *buf,
 
         *listp = NULL;
         sp.lim = lim ? lim : &rf_limits_default;
-        /* yajl also reads \v and \f as white space; jansson does not. */
-        if (len > sp.lim->max_record_bytes || memchr(buf, '\\', len) ||
-            memchr(buf, '\v', len) || memchr(buf, '\f', len) ||
+        if (len > sp.lim->max_record_bytes || !rf_json_stream_safe(buf, len) ||
             (key && key_len > sp.lim->max_id_len))
                 return 1;
         if (!(h = yajl_alloc(&callbacks, NULL, &sp))) {
                 fprintf(stderr, "recfresh: out of memory\n");
                 abort();
         }
+        sp.h = h;
         ok = yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
-             yajl_complete_parse(h) == yajl_status_ok && sp.at == AT_END;
+             yajl_complete_parse(h) == yajl_status_ok && sp.at == AT_END &&
+             rf_json_stream_tail_ok(buf, len, sp.end);
         yajl_free(h);
         if (ok && key && key_len > 0 &&
             (key_len != sp.hdr[R_SUBJECT].n ||

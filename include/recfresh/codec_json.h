@@ -21,6 +21,73 @@
 json_t *rf_json_load_object(const char *buf, size_t len, const rf_limits_t *lim,
                             rf_rejection_t *rej);
 
+/*
+ * Streaming parses (yajl) that take only what the tree parser takes, with
+ * the same values, and decline the rest; the tree parser then parses the
+ * value again and words any rejection. See codec_json_flat.c.
+ */
+
+/** @returns 1 if yajl's tokens of \p buf are jansson's: no backslash (no
+ *  escapes to decode, every string a slice of \p buf) and no \v or \f
+ *  (white space to yajl, not to jansson). 0 for a NULL \p buf. */
+int rf_json_stream_safe(const char *buf, size_t len);
+
+/** @returns 1 if buf[end..len) is white space only. yajl takes an
+ *  unfinished token after the value for the end of the text (`{}"`);
+ *  jansson refuses it. \p end: yajl_get_bytes_consumed() when the value
+ *  closed. */
+int rf_json_stream_tail_ok(const char *buf, size_t len, size_t end);
+
+/** Reads the JSON number text \p s[0..n) as jansson does: an integer
+ *  through long long (so "-0" is +0), anything else through strtod.
+ *  @returns 0 and *out, or -1 where jansson fails (out of range). */
+int rf_json_number(const char *s, size_t n, double *out);
+
+/** A top-level value of a flat object. */
+typedef enum {
+        RF_JV_ABSENT, /* no such field */
+        RF_JV_NULL,
+        RF_JV_STRING, /* s[0..len), a slice of the parsed text */
+        RF_JV_TRUE,
+        RF_JV_FALSE,
+        RF_JV_OTHER, /* a number (objects and arrays are declined) */
+} rf_jv_kind_t;
+
+typedef struct rf_jv {
+        rf_jv_kind_t kind;
+        const char *s;
+        size_t len;
+} rf_jv_t;
+
+#define RF_JSON_FLAT_MAX 16
+
+/** The fields of a flat object, in text order. */
+typedef struct rf_json_flat {
+        struct {
+                const char *name;
+                size_t name_len;
+                rf_jv_t v;
+        } f[RF_JSON_FLAT_MAX];
+        int cnt;
+} rf_json_flat_t;
+
+/**
+ * Parses \p buf as an object whose values are all scalars, within \p lim.
+ * Declines (1) anything rf_json_load_object() would refuse and anything it
+ * might read differently: escapes, a nested value, a repeated key, invalid
+ * UTF-8, a number out of range, more than RF_JSON_FLAT_MAX fields.
+ * @returns 0 with \p out filled (strings point into \p buf), or 1.
+ */
+int rf_json_flat_parse(const char *buf, size_t len, const rf_limits_t *lim,
+                       rf_json_flat_t *out);
+
+/** The value of field \p name (kind RF_JV_ABSENT when there is none). */
+rf_jv_t rf_json_flat_get(const rf_json_flat_t *fl, const char *name);
+
+/** rf_json_flat_get()'s classes for jansson's value \p v (may be NULL):
+ *  strings point into the tree. */
+rf_jv_t rf_json_jv(json_t *v);
+
 /** Appends \p s as a quoted, escaped JSON string (control characters as
  *  \u00XX; \p s is UTF-8, as every id parsed from JSON is). */
 void rf_json_str(rf_buf_t *out, const char *s);

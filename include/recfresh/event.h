@@ -73,6 +73,13 @@ int rf_event_parse(int topic, const char *key, size_t key_len, const char *buf,
                    size_t len, const rf_limits_t *lim, rf_event_t *ev,
                    rf_rejection_t *rej);
 
+/** rf_event_parse() with jansson's tree always (it reads a flat event
+ *  with yajl when it can): for tests that hold the two to the same
+ *  results. */
+int rf_event_parse_tree(int topic, const char *key, size_t key_len,
+                        const char *buf, size_t len, const rf_limits_t *lim,
+                        rf_event_t *ev, rf_rejection_t *rej);
+
 /** Releases what \p ev owns and zeroes it. */
 void rf_event_clear(rf_event_t *ev);
 

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "recfresh/codec_json.h"
 #include "recfresh/event.h"
 #include "recfresh/topics.h"
 
@@ -445,6 +446,221 @@ static void test_invalid_json(void **state)
                           "invalid JSON");
 }
 
+/* ---- the flat (yajl) parse against jansson's tree ------------------------*/
+
+static void test_flat_parse(void **state)
+{
+        (void)state;
+        const char *fixtures[] = { ban_json,       stock_json,
+                                   hide_item_json, hide_creator_json,
+                                   consent_json,   campaign_json };
+        rf_json_flat_t fl;
+        rf_jv_t v;
+
+        for (size_t i = 0; i < RF_ARRAY_SIZE(fixtures); i++)
+                assert_int_equal(rf_json_flat_parse(fixtures[i],
+                                                    strlen(fixtures[i]),
+                                                    &rf_limits_default, &fl),
+                                 0);
+        assert_int_equal(rf_json_flat_parse(stock_json, strlen(stock_json),
+                                            &rf_limits_default, &fl),
+                         0);
+        v = rf_json_flat_get(&fl, "in_stock");
+        assert_int_equal(v.kind, RF_JV_FALSE);
+        v = rf_json_flat_get(&fl, "item_id");
+        assert_int_equal(v.kind, RF_JV_STRING);
+        assert_int_equal(v.len, strlen("sku_448812"));
+        assert_memory_equal(v.s, "sku_448812", v.len);
+        assert_int_equal(rf_json_flat_get(&fl, "scope").kind, RF_JV_ABSENT);
+
+        const char *takes = "{\"a\":null,\"b\":true,\"c\":-0,\"d\":1.5e3,"
+                            "\"\":\"\",\"\xc3\xa9\":\"\xe6\x97\xa5\"}";
+        assert_int_equal(
+            rf_json_flat_parse(takes, strlen(takes), &rf_limits_default, &fl),
+            0);
+        assert_int_equal(fl.cnt, 6);
+        assert_int_equal(rf_json_flat_get(&fl, "a").kind, RF_JV_NULL);
+        assert_int_equal(rf_json_flat_get(&fl, "b").kind, RF_JV_TRUE);
+        assert_int_equal(rf_json_flat_get(&fl, "c").kind, RF_JV_OTHER);
+        assert_int_equal(rf_json_flat_get(&fl, "").kind, RF_JV_STRING);
+
+        const char *declines[] = {
+                "",
+                "[]",
+                "\"s\"",
+                "{\"a\":\"\\u00e9\"}", /* an escape */
+                "{\"a\":{}}",          /* nested */
+                "{\"a\":[1]}",
+                "{\"a\":1,\"a\":1}",            /* repeated */
+                "{\"a\":\"\xc0\xaf\"}",         /* overlong */
+                "{\"\xed\xa0\x80\":1}",         /* a surrogate */
+                "{\"a\":99999999999999999999}", /* out of range */
+                "{\"a\":1e400}",
+                "{\"a\":1,\v\"b\":2}", /* white space to yajl only */
+                "{\"a\":1}x",
+                "{\"a\":1}\"", /* yajl: an unfinished token is the end */
+                "{\"a\":1} \"x",
+                "{\"a\":1}-",
+                "{\"a\":1}{}",
+                "{\"a\":1",
+                "{\"1\":0,\"2\":0,\"3\":0,\"4\":0,\"5\":0,\"6\":0,\"7\":0,"
+                "\"8\":0,\"9\":0,\"10\":0,\"11\":0,\"12\":0,\"13\":0,\"14\":0,"
+                "\"15\":0,\"16\":0,\"17\":0}",
+        };
+        for (size_t i = 0; i < RF_ARRAY_SIZE(declines); i++)
+                assert_int_equal(rf_json_flat_parse(declines[i],
+                                                    strlen(declines[i]),
+                                                    &rf_limits_default, &fl),
+                                 1);
+        rf_limits_t lim = rf_limits_default;
+        lim.max_json_depth = 0;
+        assert_int_equal(
+            rf_json_flat_parse(ban_json, strlen(ban_json), &lim, &fl), 1);
+        lim = rf_limits_default;
+        lim.max_record_bytes = strlen(ban_json) - 1;
+        assert_int_equal(
+            rf_json_flat_parse(ban_json, strlen(ban_json), &lim, &fl), 1);
+}
+
+static int same(const char *a, const char *b)
+{
+        return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* rf_event_parse() (flat when it can) and the tree parser: the same event
+ * or the same rejection, word for word. */
+static void agree(int topic, const char *key, const char *json)
+{
+        rf_rejection_t r1, r2;
+        rf_event_t e1, e2;
+        size_t kl = key ? strlen(key) : 0;
+        int a =
+            rf_event_parse(topic, key, kl, json, strlen(json), NULL, &e1, &r1);
+        int b = rf_event_parse_tree(topic, key, kl, json, strlen(json), NULL,
+                                    &e2, &r2);
+
+        if (a != b || (a && (r1.reason != r2.reason || strcmp(r1.msg, r2.msg))))
+                print_error("%s: flat %d %s \"%s\", tree %d %s \"%s\"\n", json,
+                            a, rf_reject2str(r1.reason), r1.msg, b,
+                            rf_reject2str(r2.reason), r2.msg);
+        assert_int_equal(a, b);
+        if (a) {
+                assert_int_equal(r1.reason, r2.reason);
+                assert_string_equal(r1.msg, r2.msg);
+                return;
+        }
+        assert_int_equal(e1.type, e2.type);
+        assert_int_equal(e1.in_stock, e2.in_stock);
+        assert_int_equal(e1.scope, e2.scope);
+        assert_int_equal(e1.occurred_at, e2.occurred_at);
+        assert_true(same(e1.event_id, e2.event_id));
+        assert_true(same(e1.item_id, e2.item_id));
+        assert_true(same(e1.creator_id, e2.creator_id));
+        assert_true(same(e1.campaign_id, e2.campaign_id));
+        assert_true(same(e1.user_id, e2.user_id));
+        assert_true(same(e1.region, e2.region));
+        assert_true(same(e1.reason, e2.reason));
+        rf_event_clear(&e1);
+        rf_event_clear(&e2);
+}
+
+static void test_flat_agrees_with_tree(void **state)
+{
+        (void)state;
+        static const struct {
+                int topic;
+                const char *key;
+                const char *json;
+        } cases[] = {
+                { RF_TOPIC_ITEM_BANS, NULL, ban_json },
+                { RF_TOPIC_ITEM_BANS, "m_7731", ban_json },
+                { RF_TOPIC_ITEM_BANS, "m_other", ban_json },
+                { RF_TOPIC_STOCK, NULL, stock_json },
+                { RF_TOPIC_USER_HIDES, "u_48213907", hide_item_json },
+                { RF_TOPIC_USER_HIDES, NULL, hide_creator_json },
+                { RF_TOPIC_CONSENT, NULL, consent_json },
+                { RF_TOPIC_CAMPAIGNS, NULL, campaign_json },
+                /* the same topic's other types, and another topic's */
+                { RF_TOPIC_STOCK, NULL, ban_json },
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"event_id\":\"e\",\"type\":\"item_unbanned\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"2026-11-22T10:00:00Z\","
+                  "\"reason\":null,\"x\":[1,{\"y\":2}]}" },
+                /* each rejection the fields can earn */
+                { RF_TOPIC_ITEM_BANS, NULL, "{}" },
+                { RF_TOPIC_ITEM_BANS, NULL, "{\"type\":7}" },
+                { RF_TOPIC_ITEM_BANS, NULL, "{\"type\":\"nope\"}" },
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"type\":\"item_banned\",\"event_id\":\"\"}" },
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"type\":\"item_banned\",\"event_id\":\"e\","
+                  "\"item_id\":null}" },
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"type\":\"item_banned\",\"event_id\":\"e\","
+                  "\"item_id\":\"i\",\"occurred_at\":5}" },
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"type\":\"item_banned\",\"event_id\":\"e\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"today\"}" },
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"type\":\"item_banned\",\"event_id\":\"e\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"2026-11-22T10:00:00."
+                  "1234567890123456789012345678901234567890123456789012345"
+                  "67890Z\"}" },
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"type\":\"item_banned\",\"event_id\":\"e\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"2026-11-22T10:00:00Z\","
+                  "\"reason\":true}" },
+                { RF_TOPIC_STOCK, NULL,
+                  "{\"type\":\"stock_changed\",\"event_id\":\"e\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"2026-11-22T10:00:00Z\","
+                  "\"in_stock\":1}" },
+                { RF_TOPIC_STOCK, NULL,
+                  "{\"type\":\"stock_changed\",\"event_id\":\"e\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"2026-11-22T10:00:00Z\","
+                  "\"in_stock\":true,\"region\":\"\"}" },
+                { RF_TOPIC_STOCK, NULL,
+                  "{\"type\":\"stock_changed\",\"event_id\":\"e\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"2026-11-22T10:00:"
+                  "00Z\"}" },
+                { RF_TOPIC_CONSENT, NULL,
+                  "{\"type\":\"consent_granted\",\"event_id\":\"e\","
+                  "\"user_id\":\"u\",\"occurred_at\":\"2026-11-22T10:00:00Z\","
+                  "\"scope\":\"email\"}" },
+                { RF_TOPIC_CONSENT, NULL,
+                  "{\"type\":\"consent_granted\",\"event_id\":\"e\","
+                  "\"user_id\":\"u\",\"occurred_at\":\"2026-11-22T10:00:00Z\","
+                  "\"scope\":\"emai\"}" },
+                { RF_TOPIC_CONSENT, NULL,
+                  "{\"type\":\"consent_granted\",\"event_id\":\"e\","
+                  "\"user_id\":\"__fallback__\","
+                  "\"occurred_at\":\"2026-11-22T10:00:00Z\","
+                  "\"scope\":\"all\"}" },
+                { RF_TOPIC_USER_HIDES, NULL,
+                  "{\"type\":\"creator_hidden\",\"event_id\":\"e\","
+                  "\"user_id\":\"u\",\"occurred_at\":\"2026-11-22T10:00:"
+                  "00Z\"}" },
+                /* left to the tree: escapes, \u0000, invalid JSON */
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"type\":\"item_banned\",\"event_id\":\"e\\u0000\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"2026-11-22T10:00:"
+                  "00Z\"}" },
+                { RF_TOPIC_ITEM_BANS, NULL,
+                  "{\"type\":\"item_banned\",\"event_id\":\"\\u00e9\","
+                  "\"item_id\":\"i\",\"occurred_at\":\"2026-11-22T10:00:"
+                  "00Z\"}" },
+                { RF_TOPIC_ITEM_BANS, NULL, "{\"type\":1e400}" },
+                { RF_TOPIC_ITEM_BANS, NULL, "{\"type\":\"\xc0\xaf\"}" },
+                { RF_TOPIC_ITEM_BANS, NULL, "{\"a\":1,\f\"b\":2}" },
+                { RF_TOPIC_CONSENT, NULL,
+                  "{\"type\":\"consent_granted\",\"event_id\":\"e\","
+                  "\"user_id\":\"u\",\"occurred_at\":\"2026-11-22T10:00:00Z\","
+                  "\"scope\":\"email\"} \n\"" },
+        };
+
+        for (size_t i = 0; i < RF_ARRAY_SIZE(cases); i++)
+                agree(cases[i].topic, cases[i].key, cases[i].json);
+}
+
 static void test_key(void **state)
 {
         (void)state;
@@ -645,6 +861,8 @@ int main(void)
                 cmocka_unit_test(test_type_of_other_topic),
                 cmocka_unit_test(test_unknown_fields_ignored),
                 cmocka_unit_test(test_invalid_json),
+                cmocka_unit_test(test_flat_parse),
+                cmocka_unit_test(test_flat_agrees_with_tree),
                 cmocka_unit_test(test_key),
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_json_too_deep),

@@ -508,6 +508,17 @@ static void test_stream_declines_the_rest(void **state)
         assert_int_equal(both_s(j), 1);
         free(j);
 
+        /* an unfinished token after the list: the end of the text to
+         * yajl, an error to jansson */
+        const char *tails[] = { "\"", " \"x", "-", "t" };
+        for (size_t i = 0; i < sizeof(tails) / sizeof(*tails); i++) {
+                char *t = malloc(strlen(plain_json) + 8);
+                strcpy(t, plain_json);
+                strcat(t, tails[i]);
+                assert_int_equal(both_s(t), 1);
+                free(t);
+        }
+
         /* a key that is not the subject */
         assert_int_equal(both("u_other", plain_json, strlen(plain_json), NULL),
                          1);
