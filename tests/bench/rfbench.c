@@ -18,6 +18,8 @@
  *               latency of unrelated events meanwhile
  *   coalesce    bans of the K most popular items: invalidations vs
  *               recompute requests, daemon CPU per request
+ *   parse       the JSON parsers in process: streaming (yajl) against
+ *               jansson's tree, per event and per list
  *   exec        runs a command: wall time, peak RSS, CPU
  *
  * Output is `name=value` lines on stdout, for run.sh to read. Diagnostics
@@ -46,8 +48,11 @@
 #include <rocksdb/c.h>
 
 #include "recfresh/config.h"
+#include "recfresh/event.h"
+#include "recfresh/list.h"
 #include "recfresh/log.h"
 #include "recfresh/read.h"
+#include "recfresh/topics.h"
 #include "recfresh/store.h"
 #include "recfresh/tomb_set.h"
 #include "workload.h"
@@ -1491,6 +1496,99 @@ static int cmd_gen_lists(const wl_t *w, const opts_t *o)
         return 0;
 }
 
+/* The JSON parsers, in process: the streaming ones (yajl) that recfresh
+ * uses where they read a value as jansson would, against jansson's tree.
+ * o->count events of the workload's mix (its 20% activity records are not
+ * events: skipped), then its first lists (up to 5,000). Best of 3 rounds. */
+static int cmd_parse(const wl_t *w, const opts_t *o)
+{
+        uint64_t cnt = o->count ? o->count : 300000;
+        uint32_t lists = w->list_cnt < 5000 ? w->list_cnt : 5000;
+        wl_event_t ev = { 0 };
+        rf_buf_t *vals = rf_calloc(cnt, sizeof(*vals));
+        int *topics = rf_calloc(cnt, sizeof(*topics));
+        char(*keys)[32] = rf_calloc(cnt, sizeof(*keys));
+        rf_buf_t *ljs = rf_calloc(lists, sizeof(*ljs));
+        uint64_t n = 0;
+        double best[4] = { 1e9, 1e9, 1e9, 1e9 };
+        int rc = 0;
+
+        for (uint64_t i = 0; n < cnt; i++) {
+                wl_event(w, i, rf_now_ms(), &ev);
+                int t = rf_topic_by_name(ev.topic);
+                if (ev.kind == WL_ACTIVITY || t < 0)
+                        continue;
+                topics[n] = t;
+                memcpy(keys[n], ev.key, sizeof(keys[n]));
+                rf_buf_append(&vals[n++], ev.value.data, ev.value.len);
+        }
+        for (uint32_t l = 0; l < lists; l++)
+                wl_list_json(w, l, NULL, rf_now_ms(), &ljs[l]);
+        for (int round = 0; round < 3 && rc == 0; round++) {
+                for (int mode = 0; mode < 4 && rc == 0; mode++) {
+                        double t0 = now_s();
+                        for (uint64_t i = 0; mode < 2 && i < cnt; i++) {
+                                rf_event_t e;
+                                rf_rejection_t rej;
+                                size_t kl = strlen(keys[i]);
+                                int r = mode == 0
+                                            ? rf_event_parse(topics[i], keys[i],
+                                                             kl, vals[i].data,
+                                                             vals[i].len, NULL,
+                                                             &e, &rej)
+                                            : rf_event_parse_tree(
+                                                  topics[i], keys[i], kl,
+                                                  vals[i].data, vals[i].len,
+                                                  NULL, &e, &rej);
+                                if (r) {
+                                        fprintf(stderr, "event %llu: %s\n",
+                                                (unsigned long long)i, rej.msg);
+                                        rc = 1;
+                                        break;
+                                }
+                                rf_event_clear(&e);
+                        }
+                        for (uint32_t l = 0; mode >= 2 && l < lists; l++) {
+                                rf_list_t *lp = NULL;
+                                rf_rejection_t rej;
+                                int r = mode == 2
+                                            ? rf_list_from_json(
+                                                  NULL, 0, ljs[l].data,
+                                                  ljs[l].len, NULL, &lp, &rej)
+                                            : rf_list_from_json_tree(
+                                                  NULL, 0, ljs[l].data,
+                                                  ljs[l].len, NULL, &lp, &rej);
+                                if (r) {
+                                        fprintf(stderr, "list %u: %s\n", l,
+                                                rej.msg);
+                                        rc = 1;
+                                        break;
+                                }
+                                rf_list_destroy(lp);
+                        }
+                        double us = (now_s() - t0) * 1e6 /
+                                    (double)(mode < 2 ? cnt : lists);
+                        if (us < best[mode])
+                                best[mode] = us;
+                }
+        }
+        if (rc == 0)
+                printf("events=%llu\nevent_us=%.3f\nevent_tree_us=%.3f\n"
+                       "lists=%u\nlist_us=%.3f\nlist_tree_us=%.3f\n",
+                       (unsigned long long)cnt, best[0], best[1], lists,
+                       best[2], best[3]);
+        for (uint64_t i = 0; i < cnt; i++)
+                rf_buf_free(&vals[i]);
+        for (uint32_t l = 0; l < lists; l++)
+                rf_buf_free(&ljs[l]);
+        free(vals);
+        free(topics);
+        free(keys);
+        free(ljs);
+        rf_buf_free(&ev.value);
+        return rc;
+}
+
 static int cmd_info(const wl_t *w)
 {
         printf("subjects=%u\nitems=%u\nlists=%u\nentries=%llu\n"
@@ -1532,7 +1630,7 @@ static void usage(FILE *fp)
         fprintf(fp,
                 "Usage: rfbench COMMAND [options]   (see tests/bench/run.sh)\n"
                 "Commands: gen-lists info produce applied consume rocks read "
-                "latency fanout\n          coalesce exec -- CMD...\n"
+                "latency fanout\n          coalesce parse exec -- CMD...\n"
                 "Workload: --seed S --subjects N --items I\n");
 }
 
@@ -1580,6 +1678,8 @@ int main(int argc, char **argv)
                 rc = cmd_fanout(w, &o);
         else if (!strcmp(cmd, "coalesce"))
                 rc = cmd_coalesce(w, &o);
+        else if (!strcmp(cmd, "parse"))
+                rc = cmd_parse(w, &o);
         else {
                 usage(stderr);
                 rc = 2;

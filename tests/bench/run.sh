@@ -375,6 +375,14 @@ row "4a. reads in-process (rf_read_list, 2 threads, 20 of 100, all checks)" \
         "(b) $(fmt "$(val rocks read_rate)") point reads/s (after a pass over every key)" \
         "$(ratio "$(val read rate)" "$(val rocks read_rate)")"
 
+# ---- row 9: the JSON parsers in process ---------------------------------------
+log "row 9: JSON parse in process"
+measure parse "$RFBENCH" parse $W --count $((EVENTS < 300000 ? EVENTS : 300000)) || true
+row "9. JSON parse in process: per event, per 100-item list (best of 3)" \
+        "$(val parse event_us) us, $(val parse list_us) us (yajl where it reads as jansson would)" \
+        "jansson's tree: $(val parse event_tree_us) us, $(val parse list_tree_us) us" \
+        "$(ratio "$(val parse event_us)" "$(val parse event_tree_us)"); $(ratio "$(val parse list_us)" "$(val parse list_tree_us)")"
+
 # ---- row 7: replay ------------------------------------------------------------
 if [ $HAVE_CK = 1 ] && "$RECFRESH" replay --help >/dev/null 2>&1; then
         [ $REPLAY_N -gt $EVENTS ] && REPLAY_N=$EVENTS
@@ -453,7 +461,7 @@ if [ $SMOKE = 1 ]; then
                 "rocks sst_rate" "load wall_s" "lat_fixed p99_ms" "lat_80 p99_ms" \
                 "fanout fanout_rate" "fanout visible_ms" "read rate" \
                 "read served_per_read" "replay wall_s" \
-                "coalesce invalidations"; do
+                "coalesce invalidations" "parse event_us" "parse list_us"; do
                 set -- $kv
                 v=$(val "$1" "$2")
                 if ! awk -v v="$v" 'BEGIN { exit !(v != "" && v + 0 > 0) }'; then
