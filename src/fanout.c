@@ -171,10 +171,11 @@ static const char *entity_kind_name(char kind)
 }
 
 void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
-                                size_t klen, const char *list_id,
-                                rf_event_type_t cause, const char *event_id,
-                                int64_t occurred_at, const char *entity_kind,
-                                const char *entity_id, int entry)
+                                size_t klen, const char *region,
+                                const char *list_id, rf_event_type_t cause,
+                                const char *event_id, int64_t occurred_at,
+                                const char *entity_kind, const char *entity_id,
+                                int entry)
 {
         rf_list_key_t lk;
         rf_invalidation_t inv;
@@ -204,7 +205,7 @@ void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                               lk.subject, strlen(lk.subject),
                               ctx->scratch2.data, ctx->scratch2.len);
         RF_METRIC_INC(lists_invalidated);
-        rf_queue_list_invalidated(ctx, list_key, klen, cause, event_id,
+        rf_queue_list_invalidated(ctx, list_key, klen, region, cause, event_id,
                                   entity_kind, entity_id,
                                   (rf_entry_state_t)entry);
         rf_trace(ctx, .kind = RF_TRACE_LIST_INVALIDATED, .list_key = list_key,
@@ -317,7 +318,7 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                  * a fan-out step must not share a batch (the daemon and
                  * replay commit each on its own). */
                 if (!rf_runs_version_served(ctx->st, k + prefix.len,
-                                            klen - prefix.len)) {
+                                            klen - prefix.len, region)) {
                         RF_METRIC_INC(fanout_unserved_skipped);
                         continue;
                 }
@@ -327,8 +328,9 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, size_t budget,
                         state_region = region;
                 }
                 rf_fanout_list_invalidated(
-                    ctx, k + prefix.len, klen - prefix.len, list_id, j->cause,
-                    j->event_id, j->occurred_at, ekind, j->entity, state);
+                    ctx, k + prefix.len, klen - prefix.len, region, list_id,
+                    j->cause, j->event_id, j->occurred_at, ekind, j->entity,
+                    state);
                 ctx->fanout->size_cnt++;
         }
 

@@ -72,12 +72,17 @@ int rf_key_list_split(const char *key, size_t klen, rf_list_key_t *out)
         return 0;
 }
 
-const char *rf_key_list_run(const char *key, size_t klen, size_t *base_len,
-                            size_t *run_len)
+const char *rf_key_list_run(const char *key, size_t klen, const char *region,
+                            size_t *base_len, size_t *run_len)
 {
         const char *end = key + klen, *p = key;
+        size_t fl = strlen(RF_FALLBACK_SUBJECT);
+        /* NULs before the run id: three, or four after a fallback list's
+         * region */
+        int seps = 3 + (region && *region && klen > fl &&
+                        !memcmp(key, RF_FALLBACK_SUBJECT, fl) && !key[fl]);
 
-        for (int n = 0; n < 3; n++, p++)
+        for (int n = 0; n < seps; n++, p++)
                 if (!(p = memchr(p, '\0', (size_t)(end - p)))) {
                         *base_len = klen;
                         *run_len = 0;

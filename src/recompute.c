@@ -1057,9 +1057,10 @@ static int count_valid(rf_apply_ctx_t *ctx, const rf_list_key_t *lk,
 }
 
 void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
-                               size_t klen, rf_event_type_t cause,
-                               const char *event_id, const char *entity_kind,
-                               const char *entity_id, rf_entry_state_t entry)
+                               size_t klen, const char *region,
+                               rf_event_type_t cause, const char *event_id,
+                               const char *entity_kind, const char *entity_id,
+                               rf_entry_state_t entry)
 {
         rf_queue_t *q = ctx->queue;
         rf_list_key_t lk;
@@ -1082,7 +1083,8 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                 : 0;
         /* Index entries of batch-run lists carry "\0run_id" after the list
          * key: the version the entry, and a remembered bound, are of. */
-        const char *run = rf_key_list_run(list_key, klen, &base, &run_len);
+        const char *run =
+            rf_key_list_run(list_key, klen, region, &base, &run_len);
         uint64_t epoch = rf_store_cf_epoch(ctx->st, RF_CF_RUNS);
         /* What the event took out at most, if known. */
         out = -1;

@@ -1144,7 +1144,8 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
         return r;
 }
 
-int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen)
+int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
+                           const char *region)
 {
         char idbuf[sizeof(((active_slot_t *)0)->run_id)];
         char *heap = NULL;
@@ -1153,11 +1154,9 @@ int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen)
         int64_t gen;
         int r;
 
-        const char *rid = rf_key_list_run(lkey, klen, &base, &rlen);
-        if (!rid || !strcmp(lkey, RF_FALLBACK_SUBJECT) ||
-            rf_key_list_split(lkey, base, &lk) != 0)
-                return 1; /* incremental, or a fallback list's key (its
-                           * region is a part of its own): not skipped */
+        const char *rid = rf_key_list_run(lkey, klen, region, &base, &rlen);
+        if (!rid || rf_key_list_split(lkey, base, &lk) != 0)
+                return 1; /* incremental: not skipped */
         r = active_cached(st, lk.surface, idbuf, &heap, &gen);
         if (r == RF_ENOENT)
                 return 0; /* no run active: only incremental lists serve */

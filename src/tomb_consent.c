@@ -157,10 +157,10 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                         if (strcmp(sc->consent_scope, scope_name) != 0)
                                 continue;
                 }
-                rf_fanout_list_invalidated(ctx, sl.keys[i].data, sl.keys[i].len,
-                                           l->list_id, ev->type, ev->event_id,
-                                           ev->occurred_at, "user", ev->user_id,
-                                           RF_ENTRY_UNKNOWN);
+                rf_fanout_list_invalidated(
+                    ctx, sl.keys[i].data, sl.keys[i].len, NULL, l->list_id,
+                    ev->type, ev->event_id, ev->occurred_at, "user",
+                    ev->user_id, RF_ENTRY_UNKNOWN);
         }
         /* Revoked: no pending recompute (nor last activity) may keep the
          * subject id; granted: ask for fresh lists. */

@@ -184,8 +184,8 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                         if (strcmp(have, id) != 0)
                                 continue;
                         rf_fanout_list_invalidated(
-                            ctx, sl.keys[i].data, sl.keys[i].len, l->list_id,
-                            ev->type, ev->event_id, ev->occurred_at,
+                            ctx, sl.keys[i].data, sl.keys[i].len, NULL,
+                            l->list_id, ev->type, ev->event_id, ev->occurred_at,
                             on_creator ? "creator" : "item", id,
                             RF_ENTRY_UNKNOWN);
                         break;

@@ -50,12 +50,15 @@ size_t rf_fanout_pending(const rf_fanout_t *fo);
 void rf_fanout_reload(rf_fanout_t *fo);
 
 /** The per-list effect of an event: one invalidation notice (and recompute
- *  request, once the queue exists), queued in ctx->txn. \p entry is what
- *  the caller knows of the entity's entry (rf_queue_list_invalidated()). */
+ *  request, once the queue exists), queued in ctx->txn. \p region is the
+ *  list's, from its index entry (NULL if unknown: only a fallback list's
+ *  key needs it). \p entry is what the caller knows of the entity's entry
+ *  (rf_queue_list_invalidated()). */
 void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
-                                size_t klen, const char *list_id,
-                                rf_event_type_t cause, const char *event_id,
-                                int64_t occurred_at, const char *entity_kind,
-                                const char *entity_id, int entry);
+                                size_t klen, const char *region,
+                                const char *list_id, rf_event_type_t cause,
+                                const char *event_id, int64_t occurred_at,
+                                const char *entity_kind, const char *entity_id,
+                                int entry);
 
 #endif /* RECFRESH_FANOUT_H */

@@ -71,13 +71,16 @@ int rf_key_list_split(const char *key, size_t klen, rf_list_key_t *out);
 
 /**
  * The run of the list key a reverse-index entry names (\p key of \p klen:
- * subject \0 surface \0 context, then "\0run_id" for a batch run's
- * version). Sets *base_len to the list key's own length.
+ * the stored list key, then "\0run_id" for a batch run's version). Sets
+ * *base_len to the stored key's own length. \p region is the list's region
+ * (the index entry's value; NULL if unknown): a fallback list's stored key
+ * ends with it when it is not empty, so it alone tells "\0region" from
+ * "\0run_id" there.
  * @returns the run id (\p *run_len bytes, in \p key), or NULL for an
  *          incremental list (*run_len 0, *base_len \p klen).
  */
-const char *rf_key_list_run(const char *key, size_t klen, size_t *base_len,
-                            size_t *run_len);
+const char *rf_key_list_run(const char *key, size_t klen, const char *region,
+                            size_t *base_len, size_t *run_len);
 
 /** Appends the index prefix of an entity: kind entity \0. */
 void rf_key_index_prefix(rf_buf_t *k, char kind, const char *entity);

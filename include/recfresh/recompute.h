@@ -147,7 +147,8 @@ typedef enum {
 } rf_entry_state_t;
 
 /**
- * Called by rf_fanout_list_invalidated() for each list an event touched.
+ * Called by rf_fanout_list_invalidated() for each list an event touched
+ * (\p region: the list's, as there).
  * Queues a recompute of the list's subject and surface when the event
  * removed an entry from a servable list (not for reversals, not for lists
  * consent blocks), urgent when the list's distinct valid entries fell below
@@ -161,9 +162,10 @@ typedef enum {
  * without a read.
  */
 void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
-                               size_t klen, rf_event_type_t cause,
-                               const char *event_id, const char *entity_kind,
-                               const char *entity_id, rf_entry_state_t entry);
+                               size_t klen, const char *region,
+                               rf_event_type_t cause, const char *event_id,
+                               const char *entity_kind, const char *entity_id,
+                               rf_entry_state_t entry);
 
 /** Called by rf_lists_apply() and rf_lists_remove() when the incremental
  *  list under \p list_key changes: the queue forgets what it knew of it. */

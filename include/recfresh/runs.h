@@ -234,10 +234,12 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
  * superseded are not. A fan-out steps over their entries: they would only
  * repeat the served version's notice, or send one for a list no read
  * returns.
+ * \p region: the list's, from the index entry (rf_key_list_run()).
  * @returns 0 for a version of a run that is not active, else 1 (an
- *          incremental list, a fallback list, or a store error).
+ *          incremental list, or a store error).
  */
-int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen);
+int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
+                           const char *region);
 
 /* ---- upkeep and the spool (daemon) --------------------------------------*/
 

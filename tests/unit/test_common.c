@@ -17,6 +17,7 @@
 
 #include "recfresh/codec_json.h"
 #include "recfresh/common.h"
+#include "recfresh/keys.h"
 #include "recfresh/valid_memory.h"
 
 #define HOUR_MS (3600 * INT64_C(1000))
@@ -725,6 +726,43 @@ static void vm_put(rf_validmem_t *m, const char *key, size_t klen,
 /* valid_memory.h: a bound is of one list, version and runs epoch; a list
  * forgotten stays forgotten through the batch's settle, and a new list in
  * its slot evicts it. */
+/* The run of a reverse-index entry's list key: after the third NUL, or
+ * after the fourth for a fallback list with a region. */
+static void test_key_list_run(void **state)
+{
+        static const struct {
+                const char *key;
+                size_t klen;
+                const char *region;
+                const char *run; /* NULL: incremental */
+                size_t base;
+        } cases[] = {
+                { "u\0home\0ctx", 10, "eu", NULL, 10 },
+                { "u\0home\0ctx\0r1", 13, "eu", "r1", 10 },
+                { "u\0home\0\0r1", 10, NULL, "r1", 7 },
+                { "__fallback__\0home\0", 18, "", NULL, 18 },
+                { "__fallback__\0home\0\0r1", 21, "", "r1", 18 },
+                { "__fallback__\0home\0\0eu", 21, "eu", NULL, 21 },
+                { "__fallback__\0home\0\0eu\0r1", 24, "eu", "r1", 21 },
+                { "__fallback__x\0home\0\0eu", 22, "eu", "eu", 19 },
+        };
+        (void)state;
+        for (size_t i = 0; i < RF_ARRAY_SIZE(cases); i++) {
+                size_t base = 0, rlen = 99;
+                const char *run = rf_key_list_run(
+                    cases[i].key, cases[i].klen, cases[i].region, &base, &rlen);
+                assert_int_equal(base, cases[i].base);
+                if (!cases[i].run) {
+                        assert_null(run);
+                        assert_int_equal(rlen, 0);
+                        continue;
+                }
+                assert_non_null(run);
+                assert_int_equal(rlen, strlen(cases[i].run));
+                assert_memory_equal(run, cases[i].run, rlen);
+        }
+}
+
 static void test_valid_memory(void **state)
 {
         (void)state;
@@ -780,6 +818,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_time_parse_utc),
+                cmocka_unit_test(test_key_list_run),
                 cmocka_unit_test(test_valid_memory),
                 cmocka_unit_test(test_decimal_and_number_formatting),
                 cmocka_unit_test(test_json_arena),

@@ -17,6 +17,7 @@
 
 #include "recfresh/apply.h"
 #include "recfresh/fanout.h"
+#include "recfresh/list.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/outbox.h"
@@ -282,6 +283,46 @@ static void test_lifted_ban_queues_nothing(void **state)
         rf_iter_destroy(it);
 }
 
+/* A regional fallback list's key ends with "\0region": a ban in it is
+ * still a removal from a served list, so it queues a recompute of the
+ * fallback subject (urgent here: 1 valid entry left, min_valid 2). The
+ * region was once read as a run id, and the list taken for gone. */
+static void test_fallback_list_queues_recompute(void **state)
+{
+        env_t *e = env_open(1);
+        char err[256], js[512];
+        size_t scanned;
+        rf_queue_req_t req = { 0 };
+
+        assert_non_null(e);
+        *state = e; /* for teardown, even after a failure */
+        if (rf_config_set(&e->conf, "surface.home.min_valid", "2", err,
+                          sizeof(err)))
+                fail_msg("%s", err);
+        snprintf(js, sizeof(js),
+                 "{\"subject_id\":\"%s\",\"surface\":\"home\","
+                 "\"region\":\"eu\",\"list_id\":\"F-eu\",\"generated_at\":"
+                 "\"2026-11-22T01:00:00Z\",\"expires_at\":"
+                 "\"2099-01-01T00:00:00Z\",\"model_version\":\"m\","
+                 "\"items\":[{\"item_id\":\"x\",\"score\":2},"
+                 "{\"item_id\":\"y\",\"score\":1}]}",
+                 RF_FALLBACK_SUBJECT);
+        take(e, RF_TOPIC_LISTS, RF_FALLBACK_SUBJECT, js);
+        commit(e);
+        ban_x(e);
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, 50, &scanned), 0);
+                commit(e);
+        }
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 1);
+        /* urgent: due at once */
+        assert_int_equal(rf_queue_take(e->q, rf_now_ms(), &req), 1);
+        assert_string_equal(req.subject_id.data, RF_FALLBACK_SUBJECT);
+        assert_non_null(strstr(req.json.data, "\"priority\":\"urgent\""));
+        assert_int_equal(rf_queue_settle(e->q, req.token, 1, rf_now_ms()), 0);
+        rf_queue_req_clear(&req);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -293,6 +334,8 @@ int main(void)
                                                 setup_subjects, teardown),
                 cmocka_unit_test_setup_teardown(test_lifted_ban_queues_nothing,
                                                 setup_subjects, teardown),
+                cmocka_unit_test_teardown(test_fallback_list_queues_recompute,
+                                          teardown),
         };
         rf_log_set_level(RF_LOG_ERROR);
         return cmocka_run_group_tests(tests, NULL, NULL);

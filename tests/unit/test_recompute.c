@@ -702,8 +702,9 @@ static uint64_t list_reads(void)
 static void invalidated(env_t *e, const rf_buf_t *k, const char *event_id,
                         const char *item, rf_entry_state_t entry, int batch)
 {
-        rf_queue_list_invalidated(&e->ctx, k->data, k->len, RF_EV_ITEM_BANNED,
-                                  event_id, "item", item, entry);
+        rf_queue_list_invalidated(&e->ctx, k->data, k->len, NULL,
+                                  RF_EV_ITEM_BANNED, event_id, "item", item,
+                                  entry);
         if (!batch)
                 commit(e);
 }
@@ -719,8 +720,9 @@ static void test_invalidated_hook_min_valid(void **state)
                 "2099-01-01T00:00:00Z", "m1,m2,m3,m4");
         rf_key_list(&k, "u-mv", "home", "");
         /* an unban removes nothing: no recompute */
-        rf_queue_list_invalidated(&e->ctx, k.data, k.len, RF_EV_ITEM_UNBANNED,
-                                  "ub", "item", "m1", RF_ENTRY_UNKNOWN);
+        rf_queue_list_invalidated(&e->ctx, k.data, k.len, NULL,
+                                  RF_EV_ITEM_UNBANNED, "ub", "item", "m1",
+                                  RF_ENTRY_UNKNOWN);
         commit(e);
         assert_null(take_ack(e, T0 + 60000));
         /* one ban: 3 valid left, not below min_valid: normal */
@@ -840,7 +842,7 @@ static void expire(env_t *e, const rf_buf_t *k, const char *id,
                          0);
         assert_int_equal(rf_campaign_apply(&e->ctx, &ev), 0);
         rf_event_clear(&ev);
-        rf_queue_list_invalidated(&e->ctx, k->data, k->len,
+        rf_queue_list_invalidated(&e->ctx, k->data, k->len, NULL,
                                   RF_EV_CAMPAIGN_EXPIRED, event_id, "campaign",
                                   id, RF_ENTRY_CAMPAIGN);
         commit(e);
