@@ -484,14 +484,23 @@ int rf_replay_prepare_target(const char *dir, const char *live_dir,
                          dir);
                 return RF_EINVAL;
         }
-        /* A previous scratch: empty it (RocksDB directories are flat). */
+        /* A previous scratch: empty it (RocksDB directories are flat). A
+         * file left behind could be a hard link into a checkpoint, which
+         * seed_copy() must not write through. */
         rewinddir(d);
         while ((de = readdir(d))) {
                 struct stat sb;
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
                 snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-                    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
-                        unlink(path);
+                if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+                        continue;
+                if (unlink(path) != 0) {
+                        snprintf(errstr, errstr_size, "%s: %s", path,
+                                 strerror(errno));
+                        closedir(d);
+                        return RF_EINVAL;
+                }
         }
         closedir(d);
 mark:
@@ -502,6 +511,16 @@ mark:
                 return RF_EINVAL;
         }
         fputs("a recfresh replay scratch store: safe to delete\n", fp);
+        fclose(fp);
+        /* Until the replay flushed and closed it: the store writes no WAL,
+         * so a replay that dies leaves a partial state, which
+         * rf_store_open() then refuses. */
+        snprintf(path, sizeof(path), "%s/" RF_STORE_INCOMPLETE, dir);
+        if (!(fp = fopen(path, "w"))) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                return RF_EINVAL;
+        }
+        fputs("a replay is writing this store, or did not finish\n", fp);
         fclose(fp);
         return 0;
 }
@@ -533,9 +552,11 @@ static int seed_copy(const char *src, const char *dst, char *errstr,
                 if (nl > 4 && !strcmp(de->d_name + nl - 4, ".sst") &&
                     link(from, to) == 0)
                         continue;
+                /* A new file, never one that exists: it could be a link
+                 * to the file being read. */
                 int in = open(from, O_RDONLY | O_CLOEXEC);
                 int out =
-                    open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                    open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                 ssize_t n = 0;
                 while (in >= 0 && out >= 0 &&
                        (n = read(in, buf, sizeof(buf))) > 0)
@@ -1227,6 +1248,9 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
          * them as the daemon would send them, a day on. */
         stats->emitted[RF_TOPIC_RECOMPUTE] += send_due(q, now + 86400000);
         served_empty(st, conf, now, stats, empty);
+        /* No WAL: the writes are kept once flushed, not before. */
+        if ((r = rf_store_flush(st, errstr, errstr_size)) != 0)
+                goto out;
         r = 0;
 out:
         if (ctx.txn)
@@ -1235,6 +1259,13 @@ out:
         rf_fanout_destroy(fo);
         rf_outbox_destroy(ob);
         rf_store_close(st);
+        if (r == 0) {
+                /* Flushed and closed: the store is whole. */
+                char mark[PATH_MAX];
+                snprintf(mark, sizeof(mark), "%s/" RF_STORE_INCOMPLETE,
+                         opts->data_dir);
+                unlink(mark);
+        }
         rf_tombset_destroy(ts);
         free(x.aff);
         free(show);

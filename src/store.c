@@ -327,6 +327,19 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
         st->path = rf_strdup(path);
         store_build_opts(st, opts);
 
+        if (!(opts && opts->no_wal)) {
+                char mark[PATH_MAX];
+                snprintf(mark, sizeof(mark), "%s/" RF_STORE_INCOMPLETE, path);
+                if (access(mark, F_OK) == 0) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: left by a replay that did not finish "
+                                 "(its state is partial): run the replay "
+                                 "again",
+                                 path);
+                        goto fail;
+                }
+        }
+
         if (mode == RF_STORE_PRIMARY && mkdir(path, 0755) && errno != EEXIST) {
                 snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
                 goto fail;
@@ -411,27 +424,35 @@ static void rm_flat_dir(const char *dir)
         rmdir(dir);
 }
 
+int rf_store_flush(rf_store_t *st, char *errstr, size_t errstr_size)
+{
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        int r = 0;
+
+        rocksdb_flushoptions_set_wait(fo, 1);
+        for (int i = 0; i < RF_CF__CNT && r == 0; i++) {
+                char *err = NULL;
+                if (!st->cf[i])
+                        continue;
+                rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
+                if (err)
+                        r = store_err(err, "flush", errstr, errstr_size);
+        }
+        rocksdb_flushoptions_destroy(fo);
+        return r;
+}
+
 void rf_store_close(rf_store_t *st)
 {
         if (!st)
                 return;
         if (st->db && st->no_wal) {
                 /* Without a WAL the memtables are the only copy. (RocksDB
-                 * flushes them at close too; this does not depend on it.) */
-                rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-                rocksdb_flushoptions_set_wait(fo, 1);
-                for (int i = 0; i < RF_CF__CNT; i++) {
-                        char *err = NULL;
-                        if (!st->cf[i])
-                                continue;
-                        rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
-                        if (err) {
-                                rf_log_error("store", "%s: flush: %s", st->path,
-                                             err);
-                                rocksdb_free(err);
-                        }
-                }
-                rocksdb_flushoptions_destroy(fo);
+                 * flushes them at close too; this does not depend on it.
+                 * Callers that must know call rf_store_flush() first.) */
+                char err[512];
+                if (rf_store_flush(st, err, sizeof(err)))
+                        rf_log_error("store", "%s: %s", st->path, err);
         }
         for (int i = 0; i < RF_CF__CNT; i++)
                 if (st->cf[i])

@@ -64,6 +64,11 @@ typedef struct rf_store_opts {
 
 typedef struct rf_store rf_store_t;
 
+/* A file in a store's directory while a replay writes the store (and after
+ * one that did not finish): without a WAL its state is partial.
+ * rf_store_open() refuses such a store unless opts->no_wal (the replay). */
+#define RF_STORE_INCOMPLETE "REPLAY_INCOMPLETE"
+
 /**
  * Opens (and in PRIMARY mode creates) the store at \p path. \p opts may be
  * NULL for defaults. A SECONDARY store keeps its own info log in a private
@@ -73,6 +78,11 @@ typedef struct rf_store rf_store_t;
 rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
                           const rf_store_opts_t *opts, char *errstr,
                           size_t errstr_size);
+
+/** Flushes every column family's memtable to SST files and waits: what a
+ *  store without a WAL must do before its writes count as kept.
+ *  @returns 0 or RF_ESTORE with errstr set. */
+int rf_store_flush(rf_store_t *st, char *errstr, size_t errstr_size);
 
 /** Closes the store and frees it. NULL is a no-op. */
 void rf_store_close(rf_store_t *st);

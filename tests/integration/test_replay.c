@@ -170,6 +170,18 @@ static void test_replay_reproduces_live_digest(void **state)
         digest_of(scratch, replayed);
         assert_string_equal(replayed, live);
 
+        /* A scratch a replay did not finish (it writes no WAL) is refused
+         * by every other reader, with the way out. */
+        char again[640], err2[512];
+        snprintf(again, sizeof(again), "%s/scratch-died", env.dir);
+        assert_int_equal(rf_replay_prepare_target(again, env.conf.data_dir,
+                                                  err2, sizeof(err2)),
+                         0);
+        rf_store_t *partial =
+            rf_store_open(again, RF_STORE_READONLY, NULL, err2, sizeof(err2));
+        assert_null(partial);
+        assert_non_null(strstr(err2, "did not finish"));
+
         /* The live store is refused as a target, and left alone. */
         o.data_dir = env.conf.data_dir;
         assert_int_equal(
