@@ -202,6 +202,11 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
                 rocksdb_options_set_compression(
                     co, o && o->no_compression ? rocksdb_no_compression
                                                : rocksdb_lz4_compression);
+                if (i == RF_CF_VERSIONS)
+                        /* Reads of a run's versions nearly always find
+                         * the list: the bottom level's filters would only
+                         * cost a cache lookup and a probe per read. */
+                        rocksdb_options_set_optimize_filters_for_hits(co, 1);
                 if (i == RF_CF_TOMBSTONES || i == RF_CF_QUEUE) {
                         /* Reads look up every entry's tombstones, and the
                          * fan-out every list's subject's queue entry: mostly
