@@ -454,6 +454,60 @@ static void test_ban_skips_unserved_versions(void **state)
         h_wait_served(&env, "nv-u0", "nv", NULL, "nv-a");
 }
 
+/* A regional fallback list's key ends with "\0region": its run versions
+ * are told apart by the run after it. A ban reaches only the version
+ * served, as for a user's list. */
+static void fallback_run(const char *run_id, const char *gen, const char *items)
+{
+        char lid[64];
+        char *js;
+
+        run_ctl(run_id, "run_started", "fb", -1, gen);
+        snprintf(lid, sizeof(lid), "%s-fb", run_id);
+        js = h_fmt("{\"subject_id\":\"%s\",\"surface\":\"fb\","
+                   "\"region\":\"eu\",\"list_id\":\"%s\",\"run_id\":\"%s\","
+                   "\"generated_at\":\"%s\",\"expires_at\":"
+                   "\"2099-01-01T00:00:00Z\",\"model_version\":\"m1\","
+                   "\"items\":[{\"item_id\":\"fb-x\",\"score\":0.9},"
+                   "{\"item_id\":\"%s\",\"score\":0.5}]}",
+                   RF_FALLBACK_SUBJECT, lid, run_id, gen, items);
+        h_produce(&env, LISTS, RF_FALLBACK_SUBJECT, js);
+        free(js);
+        snprintf(lid, sizeof(lid), "%s-u", run_id);
+        publish("fb-u0", "fb", run_id, lid, gen, "fb-x,fb-s");
+        run_ctl(run_id, "run_completed", "fb", 2, gen);
+}
+
+static void test_ban_skips_unserved_fallback_versions(void **state)
+{
+        (void)state;
+        fallback_run("fb-1", "2026-11-21T02:00:00Z", "fb-a");
+        wait_state("fb-1", RF_RUN_ACTIVE);
+        fallback_run("fb-2", "2026-11-22T02:00:00Z", "fb-b");
+        wait_state("fb-2", RF_RUN_ACTIVE);
+        wait_state("fb-1", RF_RUN_SUPERSEDED);
+        h_wait_served(&env, "fb-u0", "fb", NULL, "fb-x,fb-s");
+
+        h_produce(&env, BANS, "fb-x",
+                  "{\"event_id\":\"fb-ban-x\",\"type\":\"item_banned\","
+                  "\"item_id\":\"fb-x\","
+                  "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
+        h_wait_served(&env, "fb-u0", "fb", NULL, "fb-s");
+        /* A later ban in the served fallback list: its notice lands after
+         * the first ban's on the fallback subject's partition. */
+        h_produce(&env, BANS, "fb-b",
+                  "{\"event_id\":\"fb-ban-b\",\"type\":\"item_banned\","
+                  "\"item_id\":\"fb-b\","
+                  "\"occurred_at\":\"2026-11-22T10:00:01Z\"}");
+        /* One notice for the fallback list reads serve (fb-2's), not one
+         * per version. */
+        assert_int_equal(h_count_before(&env, "recs.invalidations.v1",
+                                        "\"subject_id\":\"" RF_FALLBACK_SUBJECT
+                                        "\",\"surface\":\"fb\"",
+                                        "\"fb-ban-b\""),
+                         1);
+}
+
 /* What the recompute queue remembers of a list's valid entries
  * (valid_memory.h) is of the version then served: after a run switch and
  * back, bans met while the version was not served make it too high. */
@@ -952,6 +1006,7 @@ int main(void)
                 cmocka_unit_test(test_consent_purges_run_versions),
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),
                 cmocka_unit_test(test_ban_skips_unserved_versions),
+                cmocka_unit_test(test_ban_skips_unserved_fallback_versions),
                 cmocka_unit_test(test_rollback_forgets_valid_counts),
                 cmocka_unit_test(test_hides_forget_valid_counts),
                 cmocka_unit_test(test_consent_forgets_valid_counts),
