@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,19 +22,34 @@
 
 #include "recfresh/codec_json.h"
 
-int rf_json_stream_safe(const char *buf, size_t len)
+void rf_json_yajl_end(rf_json_yajl_t *y)
 {
-        return buf && !memchr(buf, '\\', len) && !memchr(buf, '\v', len) &&
-               !memchr(buf, '\f', len);
+        y->end = yajl_get_bytes_consumed(y->h);
 }
 
-int rf_json_stream_tail_ok(const char *buf, size_t len, size_t end)
+int rf_json_yajl_run(rf_json_yajl_t *y, const yajl_callbacks *cb, void *ctx,
+                     const char *buf, size_t len)
 {
-        for (size_t i = end; i < len; i++)
+        int ok;
+
+        if (!buf || memchr(buf, '\\', len) || memchr(buf, '\v', len) ||
+            memchr(buf, '\f', len))
+                return 0;
+        y->end = SIZE_MAX; /* no top value closed */
+        if (!(y->h = yajl_alloc(cb, NULL, ctx))) {
+                fprintf(stderr, "recfresh: out of memory\n");
+                abort();
+        }
+        ok = yajl_parse(y->h, (const unsigned char *)buf, len) ==
+                 yajl_status_ok &&
+             yajl_complete_parse(y->h) == yajl_status_ok && y->end <= len;
+        yajl_free(y->h);
+        y->h = NULL;
+        for (size_t i = ok ? y->end : len; i < len; i++)
                 if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' &&
                     buf[i] != '\r')
                         return 0;
-        return end <= len;
+        return ok;
 }
 
 int rf_json_number(const char *s, size_t n, double *out)
@@ -64,9 +80,8 @@ int rf_json_number(const char *s, size_t n, double *out)
 
 typedef struct flat_ctx {
         rf_json_flat_t *out;
-        int depth;     /* 0 before the root, 1 inside it, -1 after it */
-        yajl_handle h; /* for the offset of the root's end */
-        size_t end;    /* bytes up to the root's closing brace */
+        int depth; /* 0 before the root, 1 inside it, -1 after it */
+        rf_json_yajl_t y;
 } flat_ctx_t;
 
 /* Sets the value of the field just named. */
@@ -141,7 +156,7 @@ static int on_end_map(void *ctx)
         if (c->depth != 1)
                 return 0;
         c->depth = -1;
-        c->end = yajl_get_bytes_consumed(c->h);
+        rf_json_yajl_end(&c->y);
         return 1;
 }
 
@@ -165,24 +180,15 @@ static const yajl_callbacks flat_callbacks = {
 int rf_json_flat_parse(const char *buf, size_t len, const rf_limits_t *lim,
                        rf_json_flat_t *out)
 {
-        flat_ctx_t c = { out, 0, NULL, 0 };
-        yajl_handle h;
-        int ok;
+        flat_ctx_t c = { .out = out };
 
         out->cnt = 0;
-        if (len > lim->max_record_bytes || lim->max_json_depth < 1 ||
-            !rf_json_stream_safe(buf, len))
+        if (len > lim->max_record_bytes || lim->max_json_depth < 1)
                 return 1;
-        if (!(h = yajl_alloc(&flat_callbacks, NULL, &c))) {
-                fprintf(stderr, "recfresh: out of memory\n");
-                abort();
-        }
-        c.h = h;
-        ok = yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
-             yajl_complete_parse(h) == yajl_status_ok && c.depth == -1 &&
-             rf_json_stream_tail_ok(buf, len, c.end);
-        yajl_free(h);
-        return ok ? 0 : 1;
+        return rf_json_yajl_run(&c.y, &flat_callbacks, &c, buf, len) &&
+                       c.depth == -1
+                   ? 0
+                   : 1;
 }
 
 rf_jv_t rf_json_flat_get(const rf_json_flat_t *fl, const char *name)

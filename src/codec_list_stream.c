@@ -28,7 +28,6 @@
  */
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,8 +130,7 @@ typedef struct sp {
         const rf_limits_t *lim;
         at_t at;
         int depth;
-        yajl_handle h; /* for the offset of the root's end */
-        size_t end;    /* bytes up to the root's closing brace */
+        rf_json_yajl_t y;
 
         keys_t root;
         slice_t hdr[R__STR_CNT];
@@ -359,7 +357,7 @@ static int on_end_map(void *ctx)
         }
         if (sp->at == AT_ROOT) {
                 sp->at = AT_END;
-                sp->end = yajl_get_bytes_consumed(sp->h);
+                rf_json_yajl_end(&sp->y);
                 return keys_complete(&sp->root, root_fields, R__CNT);
         }
         return 0;
@@ -441,24 +439,16 @@ int rf_list_from_json_stream(const char *key, size_t key_len, const char *buf,
                              rf_list_t **listp)
 {
         sp_t sp = { 0 };
-        yajl_handle h;
         rf_buf_t out = { 0 };
         int ok, r = 1;
 
         *listp = NULL;
         sp.lim = lim ? lim : &rf_limits_default;
-        if (len > sp.lim->max_record_bytes || !rf_json_stream_safe(buf, len) ||
+        if (len > sp.lim->max_record_bytes ||
             (key && key_len > sp.lim->max_id_len))
                 return 1;
-        if (!(h = yajl_alloc(&callbacks, NULL, &sp))) {
-                fprintf(stderr, "recfresh: out of memory\n");
-                abort();
-        }
-        sp.h = h;
-        ok = yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
-             yajl_complete_parse(h) == yajl_status_ok && sp.at == AT_END &&
-             rf_json_stream_tail_ok(buf, len, sp.end);
-        yajl_free(h);
+        ok = rf_json_yajl_run(&sp.y, &callbacks, &sp, buf, len) &&
+             sp.at == AT_END;
         if (ok && key && key_len > 0 &&
             (key_len != sp.hdr[R_SUBJECT].n ||
              memcmp(key, sp.hdr[R_SUBJECT].p, key_len)))

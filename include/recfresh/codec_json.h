@@ -8,6 +8,7 @@
 #define RECFRESH_CODEC_JSON_H
 
 #include <jansson.h>
+#include <yajl/yajl_parse.h>
 
 #include "recfresh/common.h"
 
@@ -27,16 +28,26 @@ json_t *rf_json_load_object(const char *buf, size_t len, const rf_limits_t *lim,
  * value again and words any rejection. See codec_json_flat.c.
  */
 
-/** @returns 1 if yajl's tokens of \p buf are jansson's: no backslash (no
- *  escapes to decode, every string a slice of \p buf) and no \v or \f
- *  (white space to yajl, not to jansson). 0 for a NULL \p buf. */
-int rf_json_stream_safe(const char *buf, size_t len);
+/** A yajl run over one text: its callbacks' context embeds it. */
+typedef struct rf_json_yajl {
+        yajl_handle h; /* while the run lasts */
+        size_t end;    /* bytes up to the end of the top value */
+} rf_json_yajl_t;
 
-/** @returns 1 if buf[end..len) is white space only. yajl takes an
- *  unfinished token after the value for the end of the text (`{}"`);
- *  jansson refuses it. \p end: yajl_get_bytes_consumed() when the value
- *  closed. */
-int rf_json_stream_tail_ok(const char *buf, size_t len, size_t end);
+/** For the callback that closes the top value: where it ends. */
+void rf_json_yajl_end(rf_json_yajl_t *y);
+
+/**
+ * Runs yajl with \p cb and \p ctx over \p buf. @returns 1 if yajl read it
+ * as jansson would tokenise it: no backslash (no escapes to decode, every
+ * string a slice of \p buf), no \v or \f (white space to yajl, not to
+ * jansson), no callback refused, and white space only after the top value
+ * (yajl takes an unfinished token there, `{}"`, for the end of the text;
+ * jansson refuses it; rf_json_yajl_end() must have marked it). Else 0, also
+ * for a NULL \p buf.
+ */
+int rf_json_yajl_run(rf_json_yajl_t *y, const yajl_callbacks *cb, void *ctx,
+                     const char *buf, size_t len);
 
 /** Reads the JSON number text \p s[0..n) as jansson does: an integer
  *  through long long (so "-0" is +0), anything else through strtod.
