@@ -211,6 +211,10 @@ static void render_recompute(rf_buf_t *out)
                 "Invalidated lists whose urgency a remembered count of "
                 "valid entries answered, without a read.",
                 &rf_metrics.recompute_list_reads_saved);
+        counter(out, "recfresh_recompute_entry_cache_hits_total",
+                "Pending recompute entries read from the writer's memory "
+                "instead of the store (recompute.entry_cache_mb).",
+                &rf_metrics.recompute_entry_cache_hits);
         counter(out, "recfresh_recompute_acked_total",
                 "Recompute requests acknowledged by the broker.",
                 &rf_metrics.recompute_acked);

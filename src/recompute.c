@@ -44,6 +44,7 @@
 #include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
 #include "recfresh/valid_memory.h"
+#include "recfresh/value_cache.h"
 
 #define ENTRY_VERSION 1
 #define CLASS_CNT     4 /* urgent, incremental, active, full */
@@ -468,6 +469,7 @@ struct rf_queue {
         rf_buf_t k, v;       /* scratch */
         rf_buf_t lv;         /* rf_queue_list_invalidated()'s list */
         rf_validmem_t *vmem; /* lists' valid entries (valid_memory.h) */
+        rf_vcache_t *ecache; /* pending entries (value_cache.h) */
         /* Between rf_queue_hold() and rf_queue_release(): the entry the
          * last rf_queue_add() changed, not put yet. A fan-out meets a
          * subject's lists one after another (index keys sort by list key),
@@ -541,6 +543,9 @@ rf_queue_t *rf_queue_new(rf_store_t *st, const rf_config_t *conf,
         q->txn = rf_txn_new(st);
         q->vmem = rf_validmem_new(
             (size_t)conf_i(q, conf ? conf->rc_valid_memory : 0, 262144));
+        q->ecache = rf_vcache_new(
+            st, (size_t)conf_i(q, conf ? conf->rc_entry_cache_mb : 0, 64)
+                    << 20);
         pthread_mutex_init(&q->ask_lock, NULL);
         rf_bucket_init(&q->normal,
                        (double)conf_i(q, conf ? conf->rc_rate_per_s : 0, 100),
@@ -607,6 +612,7 @@ void rf_queue_destroy(rf_queue_t *q)
         free(q->held.subject);
         rf_buf_free(&q->lv);
         rf_validmem_destroy(q->vmem);
+        rf_vcache_destroy(q->ecache);
         for (size_t b = 0; b < INFL_BUCKETS; b++)
                 while (q->infl[b]) {
                         inflight_t *f = q->infl[b];
@@ -652,6 +658,9 @@ static void counts_committed(rf_queue_t *q)
 
 void rf_queue_committed(rf_queue_t *q)
 {
+        /* the apply's batch, not the queue's own (commit()) */
+        if (rf_vcache_open(q->ecache) != q->txn)
+                rf_vcache_committed(q->ecache, NULL);
         pend_visible(q, 0); /* its new due keys are visible now */
         counts_committed(q);
         rf_validmem_settle(q->vmem);
@@ -678,15 +687,30 @@ static int get_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
 {
         int r;
 
+        const char *val;
+        size_t vlen;
+
         *found = 0;
         key_pending(&q->k, subject);
-        r = txn ? rf_txn_get(txn, RF_CF_QUEUE, q->k.data, q->k.len, &q->v)
-                : rf_store_get(q->st, RF_CF_QUEUE, q->k.data, q->k.len, &q->v);
-        if (r == RF_ENOENT)
-                return 0;
-        if (r)
-                return r;
-        if (entry_decode(q->v.data, q->v.len, e)) {
+        if (rf_vcache_get(q->ecache, txn, q->k.data, q->k.len, &val, &vlen)) {
+                RF_METRIC_INC(recompute_entry_cache_hits);
+                if (!val)
+                        return 0;
+        } else {
+                r = txn ? rf_txn_get(txn, RF_CF_QUEUE, q->k.data, q->k.len,
+                                     &q->v)
+                        : rf_store_get(q->st, RF_CF_QUEUE, q->k.data, q->k.len,
+                                       &q->v);
+                if (r && r != RF_ENOENT)
+                        return r;
+                rf_vcache_fill(q->ecache, txn, q->k.data, q->k.len,
+                               r ? NULL : q->v.data, q->v.len);
+                if (r == RF_ENOENT)
+                        return 0;
+                val = q->v.data;
+                vlen = q->v.len;
+        }
+        if (entry_decode(val, vlen, e)) {
                 rf_log_error("queue", "corrupt pending entry replaced");
                 return 0;
         }
@@ -700,6 +724,7 @@ static void put_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
         key_pending(&q->k, subject);
         entry_encode(e, &q->v);
         rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->v.data, q->v.len);
+        rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, q->v.data, q->v.len);
 }
 
 static int keycmp(const char *a, size_t alen, const char *b, size_t blen)
@@ -792,6 +817,7 @@ static void del_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
         del_due(q, txn, subject, e);
         key_pending(&q->k, subject);
         rf_txn_delete(txn, RF_CF_QUEUE, q->k.data, q->k.len);
+        rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, NULL, 0);
 }
 
 static const char *nz(const char *s)
@@ -1280,6 +1306,7 @@ static int commit(rf_queue_t *q, const char *what)
                 rf_log_error("queue", "%s: %s", what, errstr);
                 txn_drop(q);
         } else {
+                rf_vcache_committed(q->ecache, q->txn);
                 pend_visible(q, 1);
         }
         return r;

@@ -71,6 +71,7 @@ struct rf_store {
                                      * hide summary key is kept (keys.h) */
         uint64_t id;                /* unique in the process (rf_store_id) */
         _Atomic uint64_t epoch[RF_CF__CNT]; /* rf_store_cf_epoch() */
+        _Atomic uint64_t drops;             /* rf_store_drops() */
 };
 
 struct rf_txn {
@@ -196,9 +197,15 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
                 rocksdb_options_t *co = rocksdb_options_create();
                 rocksdb_options_set_block_based_table_factory(
                     co, i == RF_CF_INDEX ? st->bbto_scan : st->bbto);
+                /* The queue rewrites each pending entry at every reason
+                 * added: a small memtable flushed its entries again and
+                 * again, and left the level-0 files its reads go through. */
                 rocksdb_options_set_write_buffer_size(
-                    co, (i == RF_CF_LISTS || i == RF_CF_INDEX ? wbuf_mb : 16)
-                            << 20);
+                    co,
+                    (i == RF_CF_LISTS || i == RF_CF_INDEX || i == RF_CF_QUEUE
+                         ? wbuf_mb
+                         : 16)
+                        << 20);
                 rocksdb_options_set_compression(
                     co, o && o->no_compression ? rocksdb_no_compression
                                                : rocksdb_lz4_compression);
@@ -498,6 +505,11 @@ uint64_t rf_store_cf_epoch(rf_store_t *st, rf_cf_t cf)
         return atomic_load_explicit(&st->epoch[cf], memory_order_acquire);
 }
 
+uint64_t rf_store_drops(rf_store_t *st)
+{
+        return atomic_load_explicit(&st->drops, memory_order_acquire);
+}
+
 int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
                  rf_buf_t *val)
 {
@@ -769,12 +781,22 @@ int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size)
                 if (txn->touched & (1u << cf))
                         atomic_fetch_add_explicit(&txn->st->epoch[cf], 1,
                                                   memory_order_release);
-        rf_txn_clear(txn);
+        rocksdb_writebatch_wi_clear(txn->wb);
+        txn->touched = 0;
         return 0;
+}
+
+/* A batch with writes ends without a commit. */
+static void txn_dropped(rf_txn_t *txn)
+{
+        if (rocksdb_writebatch_wi_count(txn->wb))
+                atomic_fetch_add_explicit(&txn->st->drops, 1,
+                                          memory_order_release);
 }
 
 void rf_txn_clear(rf_txn_t *txn)
 {
+        txn_dropped(txn);
         rocksdb_writebatch_wi_clear(txn->wb);
         txn->touched = 0;
 }
@@ -783,6 +805,7 @@ void rf_txn_destroy(rf_txn_t *txn)
 {
         if (!txn)
                 return;
+        txn_dropped(txn);
         rocksdb_writebatch_wi_destroy(txn->wb);
         free(txn);
 }

@@ -119,6 +119,7 @@ typedef struct rf_config {
         int64_t rc_activity_ttl_ms;   /* last activity kept this long */
         int64_t rc_refresh_backlog;   /* refresh pauses at this many pending */
         int64_t rc_valid_memory;      /* lists whose valid count is kept */
+        int64_t rc_entry_cache_mb;    /* pending entries kept (value_cache) */
 
         /* batch runs and the bulk loader (runs.c, bulkload.c) */
         int64_t runs_keep_versions; /* versions kept, the active included */

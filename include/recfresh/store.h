@@ -198,6 +198,11 @@ int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size);
 /** Drops everything buffered. */
 void rf_txn_clear(rf_txn_t *txn);
 
+/** @returns how many batches with writes were dropped uncommitted
+ *  (rf_txn_clear(), rf_txn_destroy()) since the store opened: a cache of
+ *  values written through batches (value_cache.h) forgets them then. */
+uint64_t rf_store_drops(rf_store_t *st);
+
 void rf_txn_destroy(rf_txn_t *txn);
 
 /* ---- iterators ----------------------------------------------------------*/

@@ -242,6 +242,51 @@ static void test_coalesce_100_events(void **state)
         json_decref(j);
 }
 
+/* The queue keeps the pending entries it wrote (recompute.entry_cache_mb):
+ * a batch dropped after an add must leave no trace of it, and a request
+ * sent in between (the queue's own batch) must not bring back an older
+ * entry. */
+static void test_entry_cache_follows_batches(void **state)
+{
+        env_t *e = *state;
+        rf_queue_add_t a = { .subject_id = "u-ec",
+                             .surface = "home",
+                             .mode = RF_RC_INCREMENTAL,
+                             .reason_type = "item_banned",
+                             .event_id = "ev-dropped",
+                             .entity_kind = "item",
+                             .entity_id = "i1" };
+        json_t *j, *reasons;
+
+        add(e, "u-ec", "home", RF_RC_INCREMENTAL, 0, "ev-1", T0);
+        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0) >= 0);
+        rf_txn_clear(e->ctx.txn); /* the batch failed */
+        rf_queue_rollback(e->q);
+        add(e, "u-ec", "home", RF_RC_INCREMENTAL, 0, "ev-2", T0 + 1);
+        j = take_ack(e, T0 + 60000);
+        assert_non_null(j);
+        reasons = json_object_get(j, "reasons");
+        assert_int_equal(json_array_size(reasons), 2);
+        assert_string_equal(jstr(json_array_get(reasons, 0), "event_id"),
+                            "ev-1");
+        assert_string_equal(jstr(json_array_get(reasons, 1), "event_id"),
+                            "ev-2");
+        json_decref(j);
+
+        /* Sent and acknowledged (the queue's batch deleted the entry): the
+         * next add starts a new request, with a new id. */
+        add(e, "u-ec", "home", RF_RC_INCREMENTAL, 0, "ev-3", T0 + 60001);
+        j = take_ack(e, T0 + 120000);
+        assert_non_null(j);
+        reasons = json_object_get(j, "reasons");
+        assert_int_equal(json_array_size(reasons), 1);
+        assert_string_equal(jstr(json_array_get(reasons, 0), "event_id"),
+                            "ev-3");
+        json_decref(j);
+        assert_null(take_ack(e, T0 + 240000));
+        assert_true(atomic_load(&rf_metrics.recompute_entry_cache_hits) > 0);
+}
+
 static void test_urgent_bypass(void **state)
 {
         env_t *e = *state;
@@ -1143,6 +1188,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bucket),
+                cmocka_unit_test_setup_teardown(
+                    test_entry_cache_follows_batches, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_coalesce_100_events, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_request_text, setup,

@@ -2,8 +2,9 @@
  * Unit tests of store-level helpers (src/store.c) over a real RocksDB
  * store in a temp dir: the subject pseudonym (HMAC-SHA256 keyed with the
  * store's salt, first 16 bytes), the free-space probe, range iterators
- * over committed and uncommitted keys, and the per-column-family epochs
- * that tell caches (the active run pointers of rf_runs_lookup) to re-read.
+ * over committed and uncommitted keys, the per-column-family epochs
+ * that tell caches (the active run pointers of rf_runs_lookup) to re-read,
+ * and the writer's cache of values written through batches.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include "recfresh/log.h"
 #include "recfresh/runs.h"
 #include "recfresh/store.h"
+#include "recfresh/value_cache.h"
 
 static void expect_pseudonym(rf_store_t *st, const unsigned char salt[32],
                              const char *subject)
@@ -314,6 +316,128 @@ static void test_table_formats(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+/* The writer's cache of values it wrote (value_cache.h): a read through a
+ * batch gets what RocksDB would give it. */
+static void expect_cached(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
+                          const char *want)
+{
+        const char *v = NULL;
+        size_t vlen = 0;
+
+        assert_int_equal(rf_vcache_get(c, txn, key, strlen(key), &v, &vlen), 1);
+        if (!want) {
+                assert_null(v);
+                return;
+        }
+        assert_non_null(v);
+        assert_int_equal(vlen, strlen(want));
+        assert_memory_equal(v, want, vlen);
+}
+
+static void expect_unknown(rf_vcache_t *c, const rf_txn_t *txn, const char *key)
+{
+        const char *v;
+        size_t vlen;
+
+        assert_int_equal(rf_vcache_get(c, txn, key, strlen(key), &v, &vlen), 0);
+}
+
+static void test_value_cache(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        char big[2048];
+        rf_store_t *st;
+        rf_txn_t *a, *b;
+        rf_vcache_t *c;
+
+        (void)state;
+        rf_log_set_level(RF_LOG_ERROR);
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        assert_null(rf_vcache_new(st, 0)); /* off: every lookup misses */
+        expect_unknown(NULL, NULL, "k");
+        c = rf_vcache_new(st, 1024);
+        a = rf_txn_new(st);
+        b = rf_txn_new(st);
+
+        /* A write is the writer's batch's until it commits. */
+        rf_txn_put(a, RF_CF_QUEUE, "k1", 2, "v1", 2);
+        rf_vcache_put(c, a, "k1", 2, "v1", 2);
+        expect_cached(c, a, "k1", "v1");
+        expect_unknown(c, NULL, "k1");
+        expect_unknown(c, b, "k1");
+        /* A read through another batch is not kept meanwhile: it may
+         * miss a write of `a` the cache has forgotten. */
+        rf_vcache_fill(c, b, "k2", 2, "old", 3);
+        expect_unknown(c, b, "k2");
+        assert_int_equal(rf_txn_commit(a, err, sizeof(err)), 0);
+        rf_vcache_committed(c, b); /* another batch: nothing changes */
+        expect_unknown(c, NULL, "k1");
+        rf_vcache_committed(c, NULL); /* the open one */
+        assert_null(rf_vcache_open(c));
+        expect_cached(c, NULL, "k1", "v1");
+        expect_cached(c, b, "k1", "v1");
+
+        /* Reads are kept, absent keys too; a delete is a write. */
+        rf_vcache_fill(c, NULL, "k2", 2, "v2", 2);
+        rf_vcache_fill(c, NULL, "k3", 2, NULL, 0);
+        expect_cached(c, a, "k2", "v2");
+        expect_cached(c, NULL, "k3", NULL);
+        rf_txn_delete(a, RF_CF_QUEUE, "k2", 2);
+        rf_vcache_put(c, a, "k2", 2, NULL, 0);
+        expect_cached(c, a, "k2", NULL);
+        expect_unknown(c, NULL, "k2");
+        /* a read through the writer's batch does not hide its write */
+        rf_vcache_fill(c, a, "k2", 2, "v2", 2);
+        expect_cached(c, a, "k2", NULL);
+
+        /* A dropped batch: its writes were never true. Whoever drops it,
+         * the cache forgets everything at its next call. */
+        rf_txn_clear(a);
+        expect_unknown(c, a, "k2");
+        expect_unknown(c, NULL, "k1");
+        /* the writer's next batch goes on as usual */
+        rf_txn_put(a, RF_CF_QUEUE, "k4", 2, "v4", 2);
+        rf_vcache_put(c, a, "k4", 2, "v4", 2);
+        assert_int_equal(rf_txn_commit(a, err, sizeof(err)), 0);
+        rf_vcache_committed(c, a);
+        expect_cached(c, NULL, "k4", "v4");
+
+        /* Over the budget: not kept. */
+        memset(big, 'x', sizeof(big));
+        rf_vcache_fill(c, NULL, "kb", 2, big, sizeof(big));
+        expect_unknown(c, NULL, "kb");
+        rf_vcache_fill(c, NULL, "k1", 2, "v1", 2);
+        expect_cached(c, NULL, "k1", "v1");
+
+        /* Two batches writing at once: the cache turns itself off. */
+        rf_txn_put(a, RF_CF_QUEUE, "k5", 2, "a5", 2);
+        rf_vcache_put(c, a, "k5", 2, "a5", 2);
+        rf_txn_put(b, RF_CF_QUEUE, "k6", 2, "b6", 2);
+        rf_vcache_put(c, b, "k6", 2, "b6", 2);
+        expect_unknown(c, b, "k6");
+        expect_unknown(c, a, "k5");
+        expect_unknown(c, NULL, "k4");
+        rf_vcache_fill(c, NULL, "k4", 2, "v4", 2);
+        expect_unknown(c, NULL, "k4");
+        rf_vcache_clear(c);
+        rf_vcache_fill(c, NULL, "k4", 2, "v4", 2);
+        expect_cached(c, NULL, "k4", "v4");
+
+        rf_vcache_stats_t stats;
+        rf_vcache_stats(c, &stats);
+        assert_true(stats.hits > 0 && stats.hits < stats.lookups);
+        assert_int_equal(stats.bytes, 4); /* "k4" and "v4" */
+
+        rf_vcache_destroy(c);
+        rf_txn_destroy(a); /* dropped: counted too */
+        rf_txn_destroy(b);
+        rf_store_close(st);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -323,6 +447,7 @@ int main(void)
                 cmocka_unit_test(test_no_wal_keeps_writes),
                 cmocka_unit_test(test_cf_epoch),
                 cmocka_unit_test(test_table_formats),
+                cmocka_unit_test(test_value_cache),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,78 @@
+/*
+ * recfresh - a bounded cache of values a writer reads and rewrites through
+ * batches (store.h): the recompute queue's pending entries.
+ *
+ * A fan-out adds a reason to the pending entry of every subject it meets,
+ * and each add read the entry back from RocksDB: through the batch, the
+ * memtables and the level-0 files the queue's rewrites fill (a seventh of a
+ * fan-out's CPU, profiled). The writer knows every value it wrote, so it
+ * keeps them here and reads RocksDB only for the ones it has not met.
+ *
+ * A cached value is what a read through a batch would return:
+ *   - Writes through a batch are cached as that batch's until
+ *     rf_vcache_committed(); a read through another batch (or the store)
+ *     does not see them, as RocksDB would not.
+ *   - The cache holds the writes of one open batch at a time: a write
+ *     through another batch while one has uncommitted writes here turns
+ *     the cache off until rf_vcache_clear() (recfresh's writer threads
+ *     commit each batch before the next one writes: this does not happen
+ *     in use, and nothing but speed depends on it).
+ *   - A batch dropped uncommitted (rf_store_drops() moved) forgets
+ *     everything at the next lookup, whoever dropped it.
+ *   - Every write of the cached keys must go through rf_vcache_put():
+ *     the cache does not see writes made around it.
+ *
+ * Direct-mapped (a key evicts the one in its slot), at most max_bytes of
+ * keys and values. Not thread-safe: the writer thread owns it.
+ */
+#ifndef RECFRESH_VALUE_CACHE_H
+#define RECFRESH_VALUE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recfresh/store.h"
+
+typedef struct rf_vcache rf_vcache_t;
+
+/** @returns a cache of at most \p max_bytes, or NULL for 0 (every lookup
+ *  misses). */
+rf_vcache_t *rf_vcache_new(rf_store_t *st, size_t max_bytes);
+void rf_vcache_destroy(rf_vcache_t *c);
+
+/**
+ * Looks up \p key as a read through \p txn (NULL: the committed store)
+ * would see it.
+ * @returns 1 with *val and *vlen set (*val NULL: the key has no value), or
+ * 0 when not known. *val stays valid until the next call on the cache.
+ */
+int rf_vcache_get(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
+                  size_t klen, const char **val, size_t *vlen);
+
+/** \p key was written through \p txn: \p val (NULL: deleted). */
+void rf_vcache_put(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
+                   size_t klen, const char *val, size_t vlen);
+
+/** What a read of \p key through \p txn returned (\p val NULL: none):
+ *  kept unless a batch other than \p txn has writes here. */
+void rf_vcache_fill(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
+                    size_t klen, const char *val, size_t vlen);
+
+/** The batch of \p txn committed (NULL: the one with writes here, if any):
+ *  its writes are what every reader sees now. */
+void rf_vcache_committed(rf_vcache_t *c, const rf_txn_t *txn);
+
+/** The open batch whose writes the cache holds, or NULL. */
+const rf_txn_t *rf_vcache_open(const rf_vcache_t *c);
+
+/** Forgets everything. */
+void rf_vcache_clear(rf_vcache_t *c);
+
+/** Lookups answered and asked, bytes held (for tests and metrics). */
+typedef struct rf_vcache_stats {
+        uint64_t hits, lookups;
+        size_t bytes;
+} rf_vcache_stats_t;
+void rf_vcache_stats(const rf_vcache_t *c, rf_vcache_stats_t *out);
+
+#endif /* RECFRESH_VALUE_CACHE_H */
