@@ -851,16 +851,26 @@ static int add_reason(rf_queue_t *q, entry_t *e, const rf_queue_add_t *add,
                 e->dropped++;
                 return 1;
         }
+        /* The reason's five strings in one allocation (a fan-out adds a
+         * reason per list: five copies, and the entry's list of owned
+         * strings grown five times, were ten calls into malloc). */
+        const char *str[5] = { add->reason_type, nz(add->event_id), surface,
+                               nz(add->entity_kind), nz(add->entity_id) };
+        size_t len[5], total = 0;
+        for (int i = 0; i < 5; i++)
+                total += (len[i] = strlen(str[i])) + 1;
+        char *p = rf_malloc(total);
+        const char *at[5];
+        entry_own(e, p);
+        for (int i = 0; i < 5; i++) {
+                memcpy(p, str[i], len[i] + 1);
+                at[i] = p;
+                p += len[i] + 1;
+        }
         e->reasons =
             rf_realloc(e->reasons, (e->reason_cnt + 1) * sizeof(*e->reasons));
-        e->reasons[e->reason_cnt++] = (reason_t){
-                entry_own(e, rf_strdup(add->reason_type)),
-                entry_own(e, rf_strdup(nz(add->event_id))),
-                entry_own(e, rf_strdup(surface)),
-                entry_own(e, rf_strdup(nz(add->entity_kind))),
-                entry_own(e, rf_strdup(nz(add->entity_id))),
-                now_ms,
-        };
+        e->reasons[e->reason_cnt++] =
+            (reason_t){ at[0], at[1], at[2], at[3], at[4], now_ms };
         return 1;
 }
 
