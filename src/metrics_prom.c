@@ -224,6 +224,10 @@ static void render_recompute(rf_buf_t *out)
         counter(out, "recfresh_recompute_satisfied_total",
                 "Pending surfaces cleared by a fresh list before sending.",
                 &rf_metrics.recompute_satisfied);
+        gauge(out, "recfresh_recompute_entry_cache_bytes",
+              "Bytes of pending recompute entries the writer keeps in "
+              "memory (at most recompute.entry_cache_mb).",
+              (double)GET(rf_metrics.recompute_entry_cache_bytes));
         gauge(out, "recfresh_recompute_backlog",
               "Recompute entries pending (in flight included).",
               (double)GET(rf_metrics.recompute_backlog));

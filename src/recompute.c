@@ -1732,6 +1732,10 @@ static void update_gauges(rf_queue_t *q, int64_t now_ms)
                                       s.by_mode[m], memory_order_relaxed);
         atomic_store_explicit(&rf_metrics.recompute_inflight, s.inflight,
                               memory_order_relaxed);
+        rf_vcache_stats_t cs;
+        rf_vcache_stats(q->ecache, &cs);
+        atomic_store_explicit(&rf_metrics.recompute_entry_cache_bytes, cs.bytes,
+                              memory_order_relaxed);
         atomic_store_explicit(&rf_metrics.recompute_oldest_age_ms,
                               s.oldest_enqueued_at &&
                                       now_ms > s.oldest_enqueued_at

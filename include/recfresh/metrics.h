@@ -89,6 +89,7 @@ typedef struct rf_metrics {
                                                             * full, active */
         atomic_uint_fast64_t recompute_inflight;      /* sent, not yet acked */
         atomic_uint_fast64_t recompute_oldest_age_ms; /* oldest pending */
+        atomic_uint_fast64_t recompute_entry_cache_bytes; /* value_cache.h */
         /* gauges, set by the daemon loop every iteration */
         atomic_uint_fast64_t fanout_pending;   /* fan-out jobs not finished */
         atomic_uint_fast64_t outbox_pending;   /* records not yet acked */
