@@ -890,6 +890,21 @@ rf_iter_t *rf_iter_new_range(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
         return iter_make(st, txn, cf, NULL, 0, from, flen, to, tlen);
 }
 
+void rf_iter_set_prefix(rf_iter_t *it, const char *prefix, size_t plen)
+{
+        /* Bounds are fixed when RocksDB makes the iterator. */
+        if (it->upper || it->lower)
+                return;
+        it->prefix = rf_realloc(it->prefix, plen ? plen : 1);
+        memcpy(it->prefix, prefix, plen);
+        it->plen = plen;
+}
+
+int rf_txn_touched(const rf_txn_t *txn, rf_cf_t cf)
+{
+        return !!(txn->touched & (1u << cf));
+}
+
 void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen)
 {
         if (!it->it)

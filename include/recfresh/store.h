@@ -189,6 +189,9 @@ int rf_txn_get(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
 /** @returns the number of writes buffered. */
 size_t rf_txn_count(const rf_txn_t *txn);
 
+/** @returns 1 if the batch holds writes to \p cf. */
+int rf_txn_touched(const rf_txn_t *txn, rf_cf_t cf);
+
 /**
  * Writes everything buffered atomically and empties the transaction.
  * @returns 0 or RF_ESTORE with errstr set (nothing was written).
@@ -226,6 +229,14 @@ rf_iter_t *rf_iter_new(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
 rf_iter_t *rf_iter_new_range(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
                              const char *from, size_t flen, const char *to,
                              size_t tlen);
+
+/**
+ * Keys must start with \p prefix from now on: one iterator made with no
+ * prefix (plen 0) serves many prefixes, each after a seek, instead of an
+ * iterator each (making one costs a seek in every file of the column
+ * family). No-op on a range iterator.
+ */
+void rf_iter_set_prefix(rf_iter_t *it, const char *prefix, size_t plen);
 
 /** Positions at the first key >= \p key within the prefix. */
 void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen);

@@ -194,6 +194,52 @@ static void test_steps_by_time(void **state)
         assert_true(first < LISTS);
 }
 
+/* Two jobs in one step read the index with one iterator: each must stop
+ * at the end of its own item ("x" is a prefix of "x1") and go on from its
+ * own cursor. A job whose batch holds new index entries reads through the
+ * batch. */
+static void test_jobs_share_a_step(void **state)
+{
+        env_t *e = env_open(0);
+        size_t scanned, total = 0;
+
+        (void)state;
+        assert_non_null(e);
+        take_list(e, "u-a", "home", "L-a", "p1");
+        take_list(e, "u-b", "home", "L-b", "x1");
+        take_list(e, "u-c", "home", "L-c", "x1");
+        take(e, RF_TOPIC_ITEM_BANS, "x1",
+             "{\"event_id\":\"ban-x1\",\"type\":\"item_banned\","
+             "\"item_id\":\"x1\",\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        commit(e);
+        ban_x(e); /* x: u-a, u-b, u-c; x1: u-b, u-c */
+        assert_int_equal(rf_fanout_pending(e->fo), 2);
+        /* 4 entries: the first job whole, the second cut after one */
+        assert_int_equal(rf_fanout_step(&e->ctx, 4, &scanned), 0);
+        assert_int_equal(scanned, 4);
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 1);
+        assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
+        assert_int_equal(scanned, 1);
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 0);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 5);
+
+        /* A list taken in the same batch as the ban of its item. */
+        take_list(e, "u-d", "home", "L-d", "z");
+        take(e, RF_TOPIC_ITEM_BANS, "z",
+             "{\"event_id\":\"ban-z\",\"type\":\"item_banned\","
+             "\"item_id\":\"z\",\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
+                total += scanned;
+        }
+        commit(e);
+        assert_int_equal(total, 1);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 6);
+        teardown((void **)&e);
+}
+
 #define SUBJECTS 300
 
 static const char *const surfaces[] = { "email", "home", "push" };
@@ -326,6 +372,7 @@ static void test_fallback_list_queues_recompute(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_jobs_share_a_step),
                 cmocka_unit_test_setup_teardown(test_steps_by_entries, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
