@@ -226,7 +226,8 @@ static void render_recompute(rf_buf_t *out)
                 &rf_metrics.recompute_satisfied);
         gauge(out, "recfresh_recompute_entry_cache_bytes",
               "Bytes of pending recompute entries the writer keeps in "
-              "memory (at most recompute.entry_cache_mb).",
+              "memory, with their table (recompute.entry_cache_mb and "
+              "about 9% more).",
               (double)GET(rf_metrics.recompute_entry_cache_bytes));
         gauge(out, "recfresh_recompute_backlog",
               "Recompute entries pending (in flight included).",

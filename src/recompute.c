@@ -592,8 +592,13 @@ rf_queue_t *rf_queue_new(rf_store_t *st, const rf_config_t *conf,
                 rf_buf_free(&subj);
         }
         rf_iter_destroy(it);
-        if (rf_txn_commit(q->txn, errstr, sizeof(errstr)))
+        if (rf_txn_commit(q->txn, errstr, sizeof(errstr))) {
+                /* Dropped: committed later, its deletes would remove
+                 * entries written since. The entries in flight at the last
+                 * stop are sent after the next start. */
                 rf_log_error("queue", "rebuilding the due index: %s", errstr);
+                rf_txn_clear(q->txn);
+        }
         int64_t total = q->count[0] + q->count[1] + q->count[2];
         if (total)
                 rf_log_info("queue",
@@ -661,6 +666,8 @@ void rf_queue_committed(rf_queue_t *q)
         /* the apply's batch, not the queue's own (commit()) */
         if (rf_vcache_open(q->ecache) != q->txn)
                 rf_vcache_committed(q->ecache, NULL);
+        if (!rf_txn_count(q->txn))
+                rf_vcache_quiet(q->ecache); /* no batch is open now */
         pend_visible(q, 0); /* its new due keys are visible now */
         counts_committed(q);
         rf_validmem_settle(q->vmem);
@@ -668,6 +675,10 @@ void rf_queue_committed(rf_queue_t *q)
 
 void rf_queue_rollback(rf_queue_t *q)
 {
+        if (rf_vcache_open(q->ecache) != q->txn)
+                rf_vcache_dropped(q->ecache, NULL);
+        if (!rf_txn_count(q->txn))
+                rf_vcache_quiet(q->ecache);
         /* Keys taken in the dropped batch are due again, maybe before the
          * search cursors. */
         for (int c = 0; c < CLASS_CNT; c++) {
@@ -1297,6 +1308,7 @@ static rf_bucket_t *bucket_of(rf_queue_t *q, int cls)
 static void txn_drop(rf_queue_t *q)
 {
         rf_txn_clear(q->txn);
+        rf_vcache_dropped(q->ecache, q->txn);
         for (int c = 0; c < CLASS_CNT; c++) {
                 rf_buf_reset(&q->due_from[c]);
                 q->dc[c].filled = 0;
@@ -1734,8 +1746,8 @@ static void update_gauges(rf_queue_t *q, int64_t now_ms)
                               memory_order_relaxed);
         rf_vcache_stats_t cs;
         rf_vcache_stats(q->ecache, &cs);
-        atomic_store_explicit(&rf_metrics.recompute_entry_cache_bytes, cs.bytes,
-                              memory_order_relaxed);
+        atomic_store_explicit(&rf_metrics.recompute_entry_cache_bytes,
+                              cs.bytes + cs.table_bytes, memory_order_relaxed);
         atomic_store_explicit(&rf_metrics.recompute_oldest_age_ms,
                               s.oldest_enqueued_at &&
                                       now_ms > s.oldest_enqueued_at

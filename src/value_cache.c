@@ -26,6 +26,7 @@ struct rf_vcache {
         uint64_t drops;       /* rf_store_drops() when last checked */
         const rf_txn_t *open; /* batch with uncommitted writes here */
         int off;              /* two batches wrote: see rf_vcache_put() */
+        int warned;           /* that was logged */
         size_t *dirty;        /* slots it wrote (may since hold others) */
         size_t dirty_cnt, dirty_size;
         uint64_t hits, lookups;
@@ -183,8 +184,10 @@ void rf_vcache_put(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
                  * make visible, and when, is no longer known here. */
                 forget_all(c);
                 c->off = 1;
-                rf_log_warn("cache", "two batches wrote at once: the cache "
-                                     "of pending entries is off");
+                if (!c->warned++)
+                        rf_log_warn("cache",
+                                    "two batches wrote at once: the cache of "
+                                    "pending entries is off until both end");
                 return;
         }
         c->open = txn;
@@ -228,6 +231,23 @@ void rf_vcache_committed(rf_vcache_t *c, const rf_txn_t *txn)
         c->open = NULL;
 }
 
+void rf_vcache_dropped(rf_vcache_t *c, const rf_txn_t *txn)
+{
+        if (!c || !c->open || (txn && txn != c->open))
+                return;
+        forget_all(c);
+        c->open = NULL;
+}
+
+void rf_vcache_quiet(rf_vcache_t *c)
+{
+        if (c && c->off) {
+                forget_all(c);
+                c->open = NULL;
+                c->off = 0;
+        }
+}
+
 const rf_txn_t *rf_vcache_open(const rf_vcache_t *c)
 {
         return c ? c->open : NULL;
@@ -241,4 +261,6 @@ void rf_vcache_stats(const rf_vcache_t *c, rf_vcache_stats_t *out)
         out->hits = c->hits;
         out->lookups = c->lookups;
         out->bytes = c->bytes;
+        out->table_bytes = (c->mask + 1) * sizeof(*c->slot) +
+                           c->dirty_size * sizeof(*c->dirty);
 }

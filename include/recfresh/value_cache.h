@@ -14,7 +14,7 @@
  *     does not see them, as RocksDB would not.
  *   - The cache holds the writes of one open batch at a time: a write
  *     through another batch while one has uncommitted writes here turns
- *     the cache off until rf_vcache_clear() (recfresh's writer threads
+ *     the cache off until rf_vcache_quiet() (recfresh's writer threads
  *     commit each batch before the next one writes: this does not happen
  *     in use, and nothing but speed depends on it).
  *   - A batch dropped uncommitted (rf_store_drops() moved) forgets
@@ -23,7 +23,8 @@
  *     the cache does not see writes made around it.
  *
  * Direct-mapped (a key evicts the one in its slot), at most max_bytes of
- * keys and values. Not thread-safe: the writer thread owns it.
+ * keys and values, plus a 48-byte slot per 512 bytes of the budget (about
+ * 9% more). Not thread-safe: the writer thread owns it.
  */
 #ifndef RECFRESH_VALUE_CACHE_H
 #define RECFRESH_VALUE_CACHE_H
@@ -62,16 +63,25 @@ void rf_vcache_fill(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
  *  its writes are what every reader sees now. */
 void rf_vcache_committed(rf_vcache_t *c, const rf_txn_t *txn);
 
+/** The batch of \p txn (NULL: the open one) was dropped uncommitted: its
+ *  writes are forgotten, and no batch is open here. */
+void rf_vcache_dropped(rf_vcache_t *c, const rf_txn_t *txn);
+
+/** No batch holds uncommitted writes of the cached keys now: a cache that
+ *  turned itself off (two batches wrote at once) starts again, empty. */
+void rf_vcache_quiet(rf_vcache_t *c);
+
 /** The open batch whose writes the cache holds, or NULL. */
 const rf_txn_t *rf_vcache_open(const rf_vcache_t *c);
 
 /** Forgets everything. */
 void rf_vcache_clear(rf_vcache_t *c);
 
-/** Lookups answered and asked, bytes held (for tests and metrics). */
+/** Lookups answered and asked, memory held (for tests and metrics). */
 typedef struct rf_vcache_stats {
         uint64_t hits, lookups;
-        size_t bytes;
+        size_t bytes;       /* keys and values held */
+        size_t table_bytes; /* the slots and the list of written ones */
 } rf_vcache_stats_t;
 void rf_vcache_stats(const rf_vcache_t *c, rf_vcache_stats_t *out);
 

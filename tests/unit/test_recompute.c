@@ -287,6 +287,36 @@ static void test_entry_cache_follows_batches(void **state)
         assert_true(atomic_load(&rf_metrics.recompute_entry_cache_hits) > 0);
 }
 
+/* A dropped batch must not leave the cache thinking a batch is still
+ * open: the queue's own next batch would then look like a second writer
+ * and turn the cache off for good. */
+static void test_entry_cache_survives_a_dropped_batch(void **state)
+{
+        env_t *e = *state;
+        rf_queue_add_t a = { .subject_id = "u-off",
+                             .surface = "home",
+                             .mode = RF_RC_INCREMENTAL,
+                             .reason_type = "item_banned",
+                             .event_id = "ev-dropped",
+                             .entity_kind = "item",
+                             .entity_id = "i1" };
+        json_t *j;
+
+        add(e, "u-off", "home", RF_RC_INCREMENTAL, 0, "ev-1", T0);
+        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0) >= 0);
+        rf_txn_clear(e->ctx.txn);
+        rf_queue_rollback(e->q);
+        j = take_ack(e, T0 + 60000); /* the queue's own batch writes */
+        assert_non_null(j);
+        json_decref(j);
+        uint64_t before = atomic_load(&rf_metrics.recompute_entry_cache_hits);
+        add(e, "u-off2", "home", RF_RC_INCREMENTAL, 0, "ev-2", T0 + 60001);
+        add(e, "u-off2", "home", RF_RC_INCREMENTAL, 0, "ev-3", T0 + 60002);
+        add(e, "u-off2", "home", RF_RC_INCREMENTAL, 0, "ev-4", T0 + 60003);
+        assert_true(atomic_load(&rf_metrics.recompute_entry_cache_hits) >
+                    before);
+}
+
 static void test_urgent_bypass(void **state)
 {
         env_t *e = *state;
@@ -1190,6 +1220,8 @@ int main(void)
                 cmocka_unit_test(test_bucket),
                 cmocka_unit_test_setup_teardown(
                     test_entry_cache_follows_batches, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_entry_cache_survives_a_dropped_batch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_coalesce_100_events, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_request_text, setup,

@@ -421,14 +421,31 @@ static void test_value_cache(void **state)
         expect_unknown(c, NULL, "k4");
         rf_vcache_fill(c, NULL, "k4", 2, "v4", 2);
         expect_unknown(c, NULL, "k4");
-        rf_vcache_clear(c);
+        rf_txn_clear(a); /* both batches end: on again, empty */
+        rf_txn_clear(b);
+        rf_vcache_quiet(c);
+        expect_unknown(c, NULL, "k4");
         rf_vcache_fill(c, NULL, "k4", 2, "v4", 2);
         expect_cached(c, NULL, "k4", "v4");
+
+        /* The writer says its batch was dropped: no batch is open after. */
+        rf_txn_put(a, RF_CF_QUEUE, "k7", 2, "a7", 2);
+        rf_vcache_put(c, a, "k7", 2, "a7", 2);
+        assert_ptr_equal(rf_vcache_open(c), a);
+        rf_vcache_dropped(c, b); /* not the open one: nothing changes */
+        expect_cached(c, a, "k7", "a7");
+        rf_txn_clear(a);
+        rf_vcache_dropped(c, a);
+        assert_null(rf_vcache_open(c));
+        expect_unknown(c, a, "k7");
+        rf_vcache_fill(c, NULL, "k4", 2, "v4", 2);
+        expect_cached(c, b, "k4", "v4");
 
         rf_vcache_stats_t stats;
         rf_vcache_stats(c, &stats);
         assert_true(stats.hits > 0 && stats.hits < stats.lookups);
         assert_int_equal(stats.bytes, 4); /* "k4" and "v4" */
+        assert_true(stats.table_bytes > 0);
 
         rf_vcache_destroy(c);
         rf_txn_destroy(a); /* dropped: counted too */
