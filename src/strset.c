@@ -29,6 +29,13 @@ uint64_t rf_hash_bytes(const void *p, size_t n)
         return h;
 }
 
+uint64_t rf_hash_slot(const void *p, size_t n)
+{
+        uint64_t h = rf_hash_bytes(p, n);
+
+        return h ? h : 1;
+}
+
 /* @returns the slot holding \p s, or the empty slot where it would go. */
 static size_t find(const rf_strset_t *set, const char *s, uint64_t h)
 {

@@ -53,13 +53,6 @@ void rf_validmem_destroy(rf_validmem_t *m)
         free(m);
 }
 
-static uint64_t list_hash(const char *key, size_t klen)
-{
-        uint64_t h = rf_hash_bytes(key, klen);
-
-        return h ? h : 1; /* 0 marks an empty slot */
-}
-
 static uint64_t version_tag(const char *run, size_t rlen, uint64_t epoch)
 {
         return rf_hash_bytes(run, rlen) ^ (epoch * 0x9e3779b97f4a7c15ULL);
@@ -76,7 +69,7 @@ int rf_validmem_get(const rf_validmem_t *m, const char *subject,
 {
         if (!m)
                 return 0;
-        uint64_t h = list_hash(key, base);
+        uint64_t h = rf_hash_slot(key, base);
         const vslot_t *s = &m->slot[h & m->mask];
 
         if (s->list != h || s->tag != version_tag(run, rlen, epoch) ||
@@ -92,7 +85,7 @@ void rf_validmem_put(rf_validmem_t *m, const char *subject, const char *key,
 {
         if (!m)
                 return;
-        uint64_t h = list_hash(key, base);
+        uint64_t h = rf_hash_slot(key, base);
 
         m->slot[h & m->mask] =
             (vslot_t){ .list = h,
@@ -119,7 +112,7 @@ void rf_validmem_forget(rf_validmem_t *m, const char *key, size_t klen)
 {
         if (!m)
                 return;
-        uint64_t h = list_hash(key, klen);
+        uint64_t h = rf_hash_slot(key, klen);
 
         forget_hash(m, h);
         if (m->changed_cnt == m->changed_size) {

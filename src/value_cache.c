@@ -90,13 +90,6 @@ void rf_vcache_destroy(rf_vcache_t *c)
         free(c);
 }
 
-static uint64_t key_hash(const char *key, size_t klen)
-{
-        uint64_t h = rf_hash_bytes(key, klen);
-
-        return h ? h : 1; /* 0 marks an empty slot */
-}
-
 /* A batch was dropped since the last look: what it wrote is not true. */
 static void check_drops(rf_vcache_t *c)
 {
@@ -128,7 +121,7 @@ int rf_vcache_get(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
         c->lookups++;
         if (c->off)
                 return 0;
-        s = find(c, key_hash(key, klen), key, klen);
+        s = find(c, rf_hash_slot(key, klen), key, klen);
         if (!s || (s->batch && s->batch != txn))
                 return 0;
         c->hits++;
@@ -137,8 +130,19 @@ int rf_vcache_get(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
         return 1;
 }
 
+static void dirty_add(rf_vcache_t *c, size_t slot)
+{
+        if (c->dirty_cnt == c->dirty_size) {
+                c->dirty_size = c->dirty_size ? c->dirty_size * 2 : 256;
+                c->dirty =
+                    rf_realloc(c->dirty, c->dirty_size * sizeof(*c->dirty));
+        }
+        c->dirty[c->dirty_cnt++] = slot;
+}
+
 /* Sets the slot of \p key to \p val as written by \p batch (NULL:
- * committed). A value over the budget leaves the key uncached. */
+ * committed; else the slot is listed for rf_vcache_committed()). A value
+ * over the budget leaves the key uncached. */
 static void slot_set(rf_vcache_t *c, uint64_t h, const char *key, size_t klen,
                      const char *val, size_t vlen, const rf_txn_t *batch)
 {
@@ -159,16 +163,8 @@ static void slot_set(rf_vcache_t *c, uint64_t h, const char *key, size_t klen,
         s->absent = !val;
         s->batch = batch;
         c->bytes += klen + vlen;
-}
-
-static void dirty_add(rf_vcache_t *c, size_t slot)
-{
-        if (c->dirty_cnt == c->dirty_size) {
-                c->dirty_size = c->dirty_size ? c->dirty_size * 2 : 256;
-                c->dirty =
-                    rf_realloc(c->dirty, c->dirty_size * sizeof(*c->dirty));
-        }
-        c->dirty[c->dirty_cnt++] = slot;
+        if (batch)
+                dirty_add(c, h & c->mask);
 }
 
 void rf_vcache_put(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
@@ -191,9 +187,8 @@ void rf_vcache_put(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
                 return;
         }
         c->open = txn;
-        h = key_hash(key, klen);
+        h = rf_hash_slot(key, klen);
         slot_set(c, h, key, klen, val, vlen, txn);
-        dirty_add(c, h & c->mask);
 }
 
 void rf_vcache_fill(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
@@ -208,14 +203,12 @@ void rf_vcache_fill(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
          * of them (evicted since), and must not hide it. */
         if (c->open && c->open != txn)
                 return;
-        h = key_hash(key, klen);
+        h = rf_hash_slot(key, klen);
         vcslot_t *s = find(c, h, key, klen);
         if (s && s->batch)
                 return; /* the batch's own write: already the answer */
         /* Through the open batch, the read may have seen its writes. */
         slot_set(c, h, key, klen, val, vlen, c->open ? txn : NULL);
-        if (c->open)
-                dirty_add(c, h & c->mask);
 }
 
 void rf_vcache_committed(rf_vcache_t *c, const rf_txn_t *txn)

@@ -29,6 +29,9 @@ uint64_t rf_hash_str(const char *s);
 /** @returns the 64-bit FNV-1a hash of \p n bytes at \p p. */
 uint64_t rf_hash_bytes(const void *p, size_t n);
 
+/** rf_hash_bytes(), never 0: for tables whose 0 marks an empty slot. */
+uint64_t rf_hash_slot(const void *p, size_t n);
+
 /** Adds a copy of \p s. @returns 1 if added, 0 if it was there. */
 int rf_strset_add(rf_strset_t *set, const char *s);
 

@@ -242,6 +242,22 @@ static void test_coalesce_100_events(void **state)
         json_decref(j);
 }
 
+/* Adds a reason for \p subject in a batch that then fails (dropped). */
+static void add_dropped(env_t *e, const char *subject)
+{
+        rf_queue_add_t a = { .subject_id = subject,
+                             .surface = "home",
+                             .mode = RF_RC_INCREMENTAL,
+                             .reason_type = "item_banned",
+                             .event_id = "ev-dropped",
+                             .entity_kind = "item",
+                             .entity_id = "i1" };
+
+        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0) >= 0);
+        rf_txn_clear(e->ctx.txn);
+        rf_queue_rollback(e->q);
+}
+
 /* The queue keeps the pending entries it wrote (recompute.entry_cache_mb):
  * a batch dropped after an add must leave no trace of it, and a request
  * sent in between (the queue's own batch) must not bring back an older
@@ -249,19 +265,10 @@ static void test_coalesce_100_events(void **state)
 static void test_entry_cache_follows_batches(void **state)
 {
         env_t *e = *state;
-        rf_queue_add_t a = { .subject_id = "u-ec",
-                             .surface = "home",
-                             .mode = RF_RC_INCREMENTAL,
-                             .reason_type = "item_banned",
-                             .event_id = "ev-dropped",
-                             .entity_kind = "item",
-                             .entity_id = "i1" };
         json_t *j, *reasons;
 
         add(e, "u-ec", "home", RF_RC_INCREMENTAL, 0, "ev-1", T0);
-        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0) >= 0);
-        rf_txn_clear(e->ctx.txn); /* the batch failed */
-        rf_queue_rollback(e->q);
+        add_dropped(e, "u-ec");
         add(e, "u-ec", "home", RF_RC_INCREMENTAL, 0, "ev-2", T0 + 1);
         j = take_ack(e, T0 + 60000);
         assert_non_null(j);
@@ -293,19 +300,10 @@ static void test_entry_cache_follows_batches(void **state)
 static void test_entry_cache_survives_a_dropped_batch(void **state)
 {
         env_t *e = *state;
-        rf_queue_add_t a = { .subject_id = "u-off",
-                             .surface = "home",
-                             .mode = RF_RC_INCREMENTAL,
-                             .reason_type = "item_banned",
-                             .event_id = "ev-dropped",
-                             .entity_kind = "item",
-                             .entity_id = "i1" };
         json_t *j;
 
         add(e, "u-off", "home", RF_RC_INCREMENTAL, 0, "ev-1", T0);
-        assert_true(rf_queue_add(e->q, e->ctx.txn, &a, T0) >= 0);
-        rf_txn_clear(e->ctx.txn);
-        rf_queue_rollback(e->q);
+        add_dropped(e, "u-off");
         j = take_ack(e, T0 + 60000); /* the queue's own batch writes */
         assert_non_null(j);
         json_decref(j);
