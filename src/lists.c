@@ -14,6 +14,7 @@
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/recompute.h"
+#include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 
 /* Index value: the list's region (for regional stock fan-out) and id (for
@@ -121,6 +122,21 @@ done:
         return r;
 }
 
+void rf_subject_lists_add(rf_subject_lists_t *sl, const char *key, size_t klen,
+                          rf_list_t *list, int in_run)
+{
+        size_t n = sl->cnt + 1;
+
+        sl->keys = rf_realloc(sl->keys, n * sizeof(*sl->keys));
+        sl->lists = rf_realloc(sl->lists, n * sizeof(*sl->lists));
+        sl->in_run = rf_realloc(sl->in_run, n * sizeof(*sl->in_run));
+        memset(&sl->keys[sl->cnt], 0, sizeof(rf_buf_t));
+        rf_buf_append(&sl->keys[sl->cnt], key, klen);
+        sl->lists[sl->cnt] = list;
+        sl->in_run[sl->cnt] = (unsigned char)!!in_run;
+        sl->cnt = n;
+}
+
 int rf_lists_of_subject(rf_store_t *st, rf_txn_t *txn, const char *subject,
                         rf_subject_lists_t *out)
 {
@@ -142,17 +158,11 @@ int rf_lists_of_subject(rf_store_t *st, rf_txn_t *txn, const char *subject,
                                      subject);
                         continue;
                 }
-                out->keys =
-                    rf_realloc(out->keys, (out->cnt + 1) * sizeof(*out->keys));
-                out->lists = rf_realloc(out->lists,
-                                        (out->cnt + 1) * sizeof(*out->lists));
-                memset(&out->keys[out->cnt], 0, sizeof(rf_buf_t));
-                rf_buf_append(&out->keys[out->cnt], k, klen);
-                out->lists[out->cnt++] = l;
+                rf_subject_lists_add(out, k, klen, l, 0);
         }
         rf_iter_destroy(it);
         rf_buf_free(&prefix);
-        return 0;
+        return rf_runs_subject_versions(st, txn, subject, out);
 }
 
 void rf_subject_lists_clear(rf_subject_lists_t *sl)
@@ -163,5 +173,6 @@ void rf_subject_lists_clear(rf_subject_lists_t *sl)
         }
         free(sl->keys);
         free(sl->lists);
+        free(sl->in_run);
         memset(sl, 0, sizeof(*sl));
 }

@@ -369,9 +369,10 @@ static void active_value(rf_buf_t *v, const char *run_id, int64_t gen)
         rf_buf_put_be64(v, (uint64_t)gen);
 }
 
-static int active_decode(const rf_buf_t *v, char **run_id, int64_t *gen)
+static int active_decode(const char *buf, size_t len, char **run_id,
+                         int64_t *gen)
 {
-        rf_cur_t c = { v->data, v->data + v->len, 0 };
+        rf_cur_t c = { buf, buf + len, 0 };
         const char *id = rf_cur_str(&c, NULL);
         int64_t g = (int64_t)rf_cur_be64(&c);
 
@@ -393,7 +394,7 @@ static int active_get(rf_store_t *st, rf_txn_t *txn, const char *surface,
         key1(&k, K_ACTIVE, surface);
         r = txn ? rf_txn_get(txn, RF_CF_RUNS, k.data, k.len, &v)
                 : rf_store_get(st, RF_CF_RUNS, k.data, k.len, &v);
-        if (r == 0 && active_decode(&v, run_id, gen) != 0)
+        if (r == 0 && active_decode(v.data, v.len, run_id, gen) != 0)
                 r = RF_EINVAL;
         rf_buf_free(&k);
         rf_buf_free(&v);
@@ -1165,6 +1166,107 @@ int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
         const char *run = heap ? heap : idbuf;
         r = strlen(run) == rlen && !memcmp(run, rid, rlen);
         free(heap);
+        return r;
+}
+
+/* Every surface's active run, through \p txn if not NULL: "surface\0run
+ * id\0" pairs in \p out. @returns how many, or a store error. */
+static int active_all(rf_store_t *st, rf_txn_t *txn, rf_buf_t *out)
+{
+        char p = K_ACTIVE;
+        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_RUNS, &p, 1);
+        int n = 0;
+
+        rf_buf_reset(out);
+        for (; rf_iter_valid(it); rf_iter_next(it), n++) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                char *rid;
+                if (active_decode(v, vlen, &rid, NULL) != 0) {
+                        rf_iter_destroy(it);
+                        return RF_ESTORE;
+                }
+                rf_buf_append(out, k + 1, klen - 1);
+                rf_buf_append(out, "", 1);
+                rf_buf_append(out, rid, strlen(rid) + 1);
+                free(rid);
+        }
+        rf_iter_destroy(it);
+        return n;
+}
+
+/* The run active on \p surface among \p n pairs of active_all(), or NULL. */
+static const char *active_of(const rf_buf_t *pairs, int n, const char *surface)
+{
+        const char *p = pairs->data;
+
+        for (int i = 0; i < n; i++) {
+                const char *rid = p + strlen(p) + 1;
+                if (!strcmp(p, surface))
+                        return rid;
+                p = rid + strlen(rid) + 1;
+        }
+        return NULL;
+}
+
+int rf_runs_subject_versions(rf_store_t *st, rf_txn_t *txn, const char *subject,
+                             rf_subject_lists_t *out)
+{
+        rf_buf_t pairs = { 0 }, prefix = { 0 }, ik = { 0 };
+        int n = active_all(st, txn, &pairs), r = n < 0 ? n : 0;
+        const char **rids = rf_calloc(n > 0 ? (size_t)n : 1, sizeof(*rids));
+        const char *p = pairs.data;
+
+        for (int i = 0; i < n; i++) {
+                rids[i] = p + strlen(p) + 1;
+                p = rids[i] + strlen(rids[i]) + 1;
+        }
+        for (int i = 0; i < n; i++) {
+                const char *rid = rids[i];
+                size_t rlen = strlen(rid);
+                int seen = 0;
+                /* A run active on several surfaces: its versions once. */
+                for (int j = 0; j < i && !seen; j++)
+                        seen = !strcmp(rids[j], rid);
+                if (seen)
+                        continue;
+                rf_buf_reset(&prefix);
+                rf_buf_append(&prefix, rid, rlen + 1);
+                rf_key_list_subject_prefix(&prefix, subject);
+                rf_iter_t *it = rf_iter_new(st, txn, RF_CF_VERSIONS,
+                                            prefix.data, prefix.len);
+                for (; rf_iter_valid(it); rf_iter_next(it)) {
+                        size_t klen, vlen;
+                        const char *k = rf_iter_key(it, &klen);
+                        const char *v = rf_iter_value(it, &vlen);
+                        const char *act;
+                        rf_list_key_t lk;
+                        rf_list_t *l;
+                        if (rf_key_list_split(k + rlen + 1, klen - rlen - 1,
+                                              &lk) != 0 ||
+                            !(act = active_of(&pairs, n, lk.surface)) ||
+                            strcmp(act, rid) != 0)
+                                continue; /* not served on its surface */
+                        if (rf_list_decode(v, vlen, &l) != 0) {
+                                rf_log_error("runs",
+                                             "corrupt list of %s in run %s: "
+                                             "skipped",
+                                             subject, rid);
+                                continue;
+                        }
+                        rf_buf_reset(&ik);
+                        rf_buf_append(&ik, k + rlen + 1, klen - rlen - 1);
+                        rf_buf_append(&ik, "", 1);
+                        rf_buf_append(&ik, rid, rlen);
+                        rf_subject_lists_add(out, ik.data, ik.len, l, 1);
+                }
+                rf_iter_destroy(it);
+        }
+        free(rids);
+        rf_buf_free(&pairs);
+        rf_buf_free(&prefix);
+        rf_buf_free(&ik);
         return r;
 }
 

@@ -128,6 +128,7 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         unsigned char pn[16];
         rf_subject_lists_t sl;
         rf_buf_t k = { 0 };
+        size_t purged = 0;
         int flipped, r;
 
         rf_store_pseudonym(ctx->st, ev->user_id, pn);
@@ -146,9 +147,13 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                 if (scope_purges(ev->scope)) {
                         if (!revoked)
                                 continue; /* nothing stored to restore */
-                        rf_lists_remove(ctx, sl.keys[i].data, sl.keys[i].len,
-                                        l);
-                        RF_METRIC_INC(lists_purged);
+                        /* Run versions: rf_runs_purge_subject() below. */
+                        if (!sl.in_run[i]) {
+                                rf_lists_remove(ctx, sl.keys[i].data,
+                                                sl.keys[i].len, l);
+                                RF_METRIC_INC(lists_purged);
+                                purged++;
+                        }
                 } else {
                         const rf_surface_conf_t *sc;
                         if (!ctx->conf)
@@ -176,7 +181,7 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                 rf_log_info("consent",
                             "purged %zu lists and %d run-version lists of a "
                             "subject (scope %s, event %s)",
-                            sl.cnt, in_runs, scope_name, ev->event_id);
+                            purged, in_runs, scope_name, ev->event_id);
         }
         rf_subject_lists_clear(&sl);
         return r;

@@ -167,7 +167,7 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                 return r;
         /* The user's lists of every version lose or regain entries: what
          * the queue remembers of them is void (the loop below reaches the
-         * incremental lists only). */
+         * served ones only, not those kept for rollback). */
         rf_queue_subject_changed(ctx->queue, ev->user_id);
         r = summary_update(ctx, ev->user_id,
                            on_creator ? RF_IDX_CREATOR : RF_IDX_ITEM, id,

@@ -100,15 +100,27 @@ void rf_lists_remove(rf_apply_ctx_t *ctx, const char *list_key, size_t klen,
 
 /** A subject's stored lists, collected before they are changed. */
 typedef struct rf_subject_lists {
-        rf_buf_t *keys;    /* list keys */
-        rf_list_t **lists; /* decoded lists (owned) */
+        rf_buf_t *keys;        /* list keys; a run's version: the reverse
+                                * index's form (list key, NUL, run id) */
+        rf_list_t **lists;     /* decoded lists (owned) */
+        unsigned char *in_run; /* 1: a batch run's version, 0: incremental */
         size_t cnt;
 } rf_subject_lists_t;
 
-/** Collects every stored list of \p subject (through \p txn if not NULL).
- *  Corrupt values are skipped and logged. @returns 0 or a store error. */
+/**
+ * Collects the lists of \p subject that reads may serve (through \p txn if
+ * not NULL): its incremental lists, then the versions of the runs active on
+ * their surfaces (rf_runs_subject_versions()). Both of one list key may be
+ * there: reads serve the newer, and either may be the one a later event
+ * makes the newer. Corrupt values are skipped and logged.
+ * @returns 0 or a store error.
+ */
 int rf_lists_of_subject(rf_store_t *st, rf_txn_t *txn, const char *subject,
                         rf_subject_lists_t *out);
+
+/** Appends \p list (owned from now on) under \p key to \p sl. */
+void rf_subject_lists_add(rf_subject_lists_t *sl, const char *key, size_t klen,
+                          rf_list_t *list, int in_run);
 void rf_subject_lists_clear(rf_subject_lists_t *sl);
 
 /** Initialises / frees the ctx's scratch buffers. */

@@ -241,6 +241,16 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
 int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
                            const char *region);
 
+/**
+ * Appends to \p out the versions reads may serve of \p subject's lists:
+ * those of the run active on each list's surface, read through \p txn if
+ * not NULL. Keys are in the reverse index's form (list key, NUL, run id),
+ * in_run set, as a fan-out over the index would meet them.
+ * @returns 0 or a store error.
+ */
+int rf_runs_subject_versions(rf_store_t *st, rf_txn_t *txn, const char *subject,
+                             rf_subject_lists_t *out);
+
 /* ---- upkeep and the spool (daemon) --------------------------------------*/
 
 typedef struct rf_runs rf_runs_t;

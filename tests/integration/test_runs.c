@@ -10,7 +10,9 @@
  *  - rollback (through the spool, daemon running) switches back;
  *  - newer wins between incremental and batch lists;
  *  - a ban's fan-out notifies the version reads serve, not the ones kept
- *    for rollback (which still honour the ban once rolled back to);
+ *    for rollback (which still honour the ban once rolled back to); so do
+ *    a hide and a consent revocation, which reach a user's lists without
+ *    the index;
  *  - a bulk load reads the same as the same lists through the topic, a ban
  *    taken during the load is honoured, a malformed line is reported with
  *    its line number; a load parsed on several threads builds the job one
@@ -412,6 +414,74 @@ static void test_ban_on_batch_list_queues_recompute(void **state)
             h_count_records(&env, "recs.recompute.v1", "\"rq-ban\"", 1) >= 1);
 }
 
+/* ---- hides and consent reach batch lists ---------------------------------*/
+
+/* A user's event has no index to fan out over: it reaches the lists reads
+ * serve of the user, batch versions included, and no version kept for
+ * rollback. */
+static void test_hide_on_batch_list_notifies(void **state)
+{
+        (void)state;
+        full_run("hr-0", "hr", "hr-u", 1, "2026-11-22T01:00:00Z", "h1,h2,h3");
+        wait_state("hr-0", RF_RUN_ACTIVE);
+        full_run("hr-1", "hr", "hr-u", 1, "2026-11-22T02:00:00Z", "h1,h2,h3");
+        wait_state("hr-1", RF_RUN_ACTIVE);
+        h_produce(&env, "recs.user-hides.v1", "hr-u0",
+                  "{\"event_id\":\"hr-hide\",\"type\":\"item_hidden\","
+                  "\"user_id\":\"hr-u0\",\"item_id\":\"h1\","
+                  "\"occurred_at\":\"2026-11-22T04:00:00Z\"}");
+        h_wait_served(&env, "hr-u0", "hr", NULL, "h2,h3");
+        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
+                                         "\"list_id\":\"hr-1-hr-u0\"", 1),
+                         1);
+        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
+                                         "\"list_id\":\"hr-0-hr-u0\"", 0),
+                         0);
+        assert_true(
+            h_count_records(&env, "recs.recompute.v1", "\"hr-hide\"", 1) >= 1);
+}
+
+/* A run active on one of its surfaces only: its other surface's version is
+ * kept for rollback, not served, and not told of the hide. */
+static void test_hide_skips_versions_of_other_surfaces(void **state)
+{
+#define HS_CTL                                                                 \
+        "{\"run_id\":\"%s\",\"type\":\"%s\",\"surfaces\":[%s],"                \
+        "\"expected_lists\":%d,\"generated_at\":\"%s\"}"
+        char *js;
+        (void)state;
+        js = h_fmt(HS_CTL, "hs-1", "run_started", "\"hs-a\",\"hs-b\"", 2,
+                   "2026-11-22T01:00:00Z");
+        h_produce(&env, RUNS, "hs-1", js);
+        free(js);
+        publish("hs-u0", "hs-a", "hs-1", "hs-1-a", "2026-11-22T01:00:00Z",
+                "s1,s2");
+        publish("hs-u0", "hs-b", "hs-1", "hs-1-b", "2026-11-22T01:00:00Z",
+                "s1,s3");
+        js = h_fmt(HS_CTL, "hs-1", "run_completed", "\"hs-a\",\"hs-b\"", 2,
+                   "2026-11-22T01:00:00Z");
+        h_produce(&env, RUNS, "hs-1", js);
+        free(js);
+        wait_state("hs-1", RF_RUN_ACTIVE);
+        full_run("hs-2", "hs-b", "hs-u", 1, "2026-11-22T02:00:00Z", "s1,s4");
+        wait_state("hs-2", RF_RUN_ACTIVE);
+        h_produce(&env, "recs.user-hides.v1", "hs-u0",
+                  "{\"event_id\":\"hs-hide\",\"type\":\"item_hidden\","
+                  "\"user_id\":\"hs-u0\",\"item_id\":\"s1\","
+                  "\"occurred_at\":\"2026-11-22T04:00:00Z\"}");
+        h_wait_served(&env, "hs-u0", "hs-b", NULL, "s4");
+        h_wait_served(&env, "hs-u0", "hs-a", NULL, "s2");
+        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
+                                         "\"list_id\":\"hs-1-a\"", 1),
+                         1);
+        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
+                                         "\"list_id\":\"hs-2-hs-u0\"", 1),
+                         1);
+        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
+                                         "\"list_id\":\"hs-1-b\"", 0),
+                         0);
+}
+
 /* ---- a fan-out notifies the served version only ---------------------------*/
 
 static void test_ban_skips_unserved_versions(void **state)
@@ -693,6 +763,15 @@ static void test_consent_purges_run_versions(void **state)
         h_produce(&env, "recs.consent.v1", subj, js);
         free(js);
         h_wait_served(&env, subj, "cp", NULL, "<consent_blocked>");
+        /* The served version's list is told of it (once); the staged one
+         * is not served. */
+        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
+                                         "\"list_id\":\"cp-1-cp-subj-4e1d0\"",
+                                         1),
+                         1);
+        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
+                                         "\"list_id\":\"cp-2-l\"", 0),
+                         0);
         /* Nothing keyed or valued by the subject id remains: lists of both
          * versions and their index entries are gone (notices in the outbox
          * hold it until acknowledged). */
@@ -1006,6 +1085,8 @@ int main(void)
                 cmocka_unit_test(test_consent_purges_run_versions),
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),
                 cmocka_unit_test(test_ban_skips_unserved_versions),
+                cmocka_unit_test(test_hide_on_batch_list_notifies),
+                cmocka_unit_test(test_hide_skips_versions_of_other_surfaces),
                 cmocka_unit_test(test_ban_skips_unserved_fallback_versions),
                 cmocka_unit_test(test_rollback_forgets_valid_counts),
                 cmocka_unit_test(test_hides_forget_valid_counts),
