@@ -249,6 +249,14 @@ char *rf_strdup(const char *s)
         return d;
 }
 
+char *rf_strndup(const char *s, size_t n)
+{
+        char *d = rf_malloc(n + 1);
+        memcpy(d, s, n);
+        d[n] = '\0';
+        return d;
+}
+
 char *rf_hex(const void *p, size_t n, char *out)
 {
         static const char digits[] = "0123456789abcdef";

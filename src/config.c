@@ -630,9 +630,7 @@ static rf_surface_conf_t *surface_get(rf_config_t *conf, const char *name,
             rf_realloc(conf->surfaces, (conf->surface_cnt + 1) * sizeof(*s));
         s = &conf->surfaces[conf->surface_cnt++];
         memset(s, 0, sizeof(*s));
-        s->name = rf_malloc(len + 1);
-        memcpy(s->name, name, len);
-        s->name[len] = '\0';
+        s->name = rf_strndup(name, len);
         for (size_t i = 0; i < RF_ARRAY_SIZE(surface_table); i++)
                 copy_row(&surface_table[i], s, &conf->surfaces[0]);
         return s;

@@ -19,6 +19,7 @@
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/refresh.h"
+#include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 
 #define RUN_VERSION 1
@@ -65,9 +66,7 @@ static int run_decode(const char *run_id, size_t idlen, const char *buf,
         if (c.err || clen > (uint64_t)(c.end - c.p))
                 return RF_EINVAL;
         rf_buf_append(&run->cursor, c.p, (size_t)clen);
-        run->run_id = rf_malloc(idlen + 1);
-        memcpy(run->run_id, run_id, idlen);
-        run->run_id[idlen] = '\0';
+        run->run_id = rf_strndup(run_id, idlen);
         return 0;
 }
 
@@ -218,77 +217,120 @@ static int active_subject(const rf_refresh_src_t *src, rf_queue_t *q,
         return r < 0 ? r : queued;
 }
 
-/* Walks up to \p budget subjects of the lists after run->cursor. */
+/* One source of a full run's walk: the incremental lists, or the versions
+ * of a run active on some surface (keys "run id\0list key"). */
+typedef struct walk_src {
+        rf_iter_t *it;
+        const char *run_id; /* NULL: the incremental lists */
+        size_t skip;        /* bytes before the list key */
+        rf_list_key_t lk;   /* the current key's parts */
+        int valid;
+} walk_src_t;
+
+/* Moves \p s to its next list key that parses (the current one first). */
+static void walk_settle(walk_src_t *s)
+{
+        for (; (s->valid = rf_iter_valid(s->it)); rf_iter_next(s->it)) {
+                size_t klen;
+                const char *k = rf_iter_key(s->it, &klen);
+                if (rf_key_list_split(k + s->skip, klen - s->skip, &s->lk) == 0)
+                        return;
+        }
+}
+
+/* Walks up to \p budget subjects after run->cursor, in subject order, of
+ * the lists reads may serve: the incremental ones and the versions of the
+ * runs active on their surfaces. */
 static int step_full(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                      rf_refresh_run_t *run, int64_t now_ms, size_t budget,
                      int *done, size_t *queued)
 {
-        rf_iter_t *it = rf_iter_new(src->st, NULL, RF_CF_LISTS, NULL, 0);
+        rf_active_runs_t act;
+        walk_src_t *srcs;
         rf_buf_t cur = { 0 }, seek = { 0 };
         char **surfs = NULL;
-        size_t nsurf = 0, walked = 0;
-        int r = 0;
+        size_t nsrc = 0, nsurf = 0, walked = 0;
+        int r;
 
-        if (run->cursor.len) {
-                /* every key of the last subject is "subject\0...": the next
-                 * subject starts at or after "subject\x01" */
-                rf_buf_append(&seek, run->cursor.data, run->cursor.len);
-                rf_buf_append(&seek, "\x01", 1);
-                rf_iter_seek(it, seek.data, seek.len);
+        if ((r = rf_runs_active_all(src->st, NULL, &act)) != 0)
+                return r;
+        srcs = rf_calloc(act.cnt + 1, sizeof(*srcs));
+        for (size_t i = 0; i <= act.cnt; i++) {
+                walk_src_t *s = &srcs[nsrc];
+                if (i && !rf_active_runs_first(&act, i - 1))
+                        continue;
+                rf_buf_reset(&seek);
+                if (i) {
+                        s->run_id = act.run_id[i - 1];
+                        s->skip = strlen(s->run_id) + 1;
+                        rf_buf_append(&seek, s->run_id, s->skip);
+                }
+                s->it =
+                    rf_iter_new(src->st, NULL, i ? RF_CF_VERSIONS : RF_CF_LISTS,
+                                seek.data, seek.len);
+                if (run->cursor.len) {
+                        /* every key of the last subject is "subject\0...":
+                         * the next subject starts at or after
+                         * "subject\x01" */
+                        rf_buf_append(&seek, run->cursor.data, run->cursor.len);
+                        rf_buf_append(&seek, "\x01", 1);
+                        rf_iter_seek(s->it, seek.data, seek.len);
+                }
+                walk_settle(s);
+                nsrc++;
         }
         *done = 0;
-        for (;;) {
-                rf_list_key_t lk;
-                int valid = rf_iter_valid(it), same = 0;
-                if (valid) {
-                        size_t klen;
-                        const char *k = rf_iter_key(it, &klen);
-                        if (rf_key_list_split(k, klen, &lk) != 0) {
-                                rf_iter_next(it);
-                                continue;
-                        }
-                        same = cur.len && !strcmp(cur.data, lk.subject);
-                }
-                if (cur.len && !same) {
-                        /* the subject in cur is complete */
-                        r = full_subject(src, q, txn, run->run_id, cur.data,
-                                         surfs, nsurf, now_ms);
-                        for (size_t i = 0; i < nsurf; i++)
-                                free(surfs[i]);
-                        nsurf = 0;
-                        if (r < 0)
-                                break;
-                        *queued += (size_t)r;
-                        walked++;
-                        rf_buf_reset(&run->cursor);
-                        rf_buf_append(&run->cursor, cur.data, cur.len);
-                        rf_buf_reset(&cur);
-                        r = 0;
-                        if (walked >= budget)
-                                break;
-                }
-                if (!valid) {
+        while (walked < budget) {
+                const char *next = NULL;
+                for (size_t i = 0; i < nsrc; i++)
+                        if (srcs[i].valid &&
+                            (!next || strcmp(srcs[i].lk.subject, next) < 0))
+                                next = srcs[i].lk.subject;
+                if (!next) {
                         *done = 1;
                         break;
                 }
-                if (!cur.len) {
-                        rf_buf_append(&cur, lk.subject, strlen(lk.subject));
-                        rf_buf_append(&cur, "", 1);
-                        cur.len--;
+                rf_buf_reset(&cur);
+                rf_buf_append(&cur, next, strlen(next) + 1);
+                cur.len--;
+                for (size_t i = 0; i < nsrc; i++) {
+                        walk_src_t *s = &srcs[i];
+                        for (; s->valid && !strcmp(s->lk.subject, cur.data);
+                             rf_iter_next(s->it), walk_settle(s)) {
+                                const char *on;
+                                int have = 0;
+                                if (s->run_id && (!(on = rf_active_runs_of(
+                                                        &act, s->lk.surface)) ||
+                                                  strcmp(on, s->run_id) != 0))
+                                        continue; /* not served there */
+                                for (size_t j = 0; j < nsurf; j++)
+                                        have |=
+                                            !strcmp(surfs[j], s->lk.surface);
+                                if (have)
+                                        continue;
+                                surfs = rf_realloc(surfs, (nsurf + 1) *
+                                                              sizeof(*surfs));
+                                surfs[nsurf++] = rf_strdup(s->lk.surface);
+                        }
                 }
-                int have = 0;
+                r = full_subject(src, q, txn, run->run_id, cur.data, surfs,
+                                 nsurf, now_ms);
                 for (size_t i = 0; i < nsurf; i++)
-                        have |= !strcmp(surfs[i], lk.surface);
-                if (!have) {
-                        surfs = rf_realloc(surfs, (nsurf + 1) * sizeof(*surfs));
-                        surfs[nsurf++] = rf_strdup(lk.surface);
-                }
-                rf_iter_next(it);
+                        free(surfs[i]);
+                nsurf = 0;
+                if (r < 0)
+                        break;
+                *queued += (size_t)r;
+                walked++;
+                rf_buf_reset(&run->cursor);
+                rf_buf_append(&run->cursor, cur.data, cur.len);
+                r = 0;
         }
-        for (size_t i = 0; i < nsurf; i++)
-                free(surfs[i]);
+        for (size_t i = 0; i < nsrc; i++)
+                rf_iter_destroy(srcs[i].it);
+        free(srcs);
         free(surfs);
-        rf_iter_destroy(it);
+        rf_active_runs_clear(&act);
         rf_buf_free(&cur);
         rf_buf_free(&seek);
         return r;

@@ -1169,68 +1169,74 @@ int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
         return r;
 }
 
-/* Every surface's active run, through \p txn if not NULL: "surface\0run
- * id\0" pairs in \p out. @returns how many, or a store error. */
-static int active_all(rf_store_t *st, rf_txn_t *txn, rf_buf_t *out)
+int rf_runs_active_all(rf_store_t *st, rf_txn_t *txn, rf_active_runs_t *out)
 {
         char p = K_ACTIVE;
         rf_iter_t *it = rf_iter_new(st, txn, RF_CF_RUNS, &p, 1);
-        int n = 0;
+        int r = 0;
 
-        rf_buf_reset(out);
-        for (; rf_iter_valid(it); rf_iter_next(it), n++) {
+        memset(out, 0, sizeof(*out));
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen, vlen;
                 const char *k = rf_iter_key(it, &klen);
                 const char *v = rf_iter_value(it, &vlen);
                 char *rid;
                 if (active_decode(v, vlen, &rid, NULL) != 0) {
-                        rf_iter_destroy(it);
-                        return RF_ESTORE;
+                        r = RF_ESTORE;
+                        break;
                 }
-                rf_buf_append(out, k + 1, klen - 1);
-                rf_buf_append(out, "", 1);
-                rf_buf_append(out, rid, strlen(rid) + 1);
-                free(rid);
+                size_t n = out->cnt + 1;
+                out->surface = rf_realloc(out->surface, n * sizeof(char *));
+                out->run_id = rf_realloc(out->run_id, n * sizeof(char *));
+                out->surface[out->cnt] = rf_strndup(k + 1, klen - 1);
+                out->run_id[out->cnt] = rid;
+                out->cnt = n;
         }
         rf_iter_destroy(it);
-        return n;
+        if (r)
+                rf_active_runs_clear(out);
+        return r;
 }
 
-/* The run active on \p surface among \p n pairs of active_all(), or NULL. */
-static const char *active_of(const rf_buf_t *pairs, int n, const char *surface)
+const char *rf_active_runs_of(const rf_active_runs_t *a, const char *surface)
 {
-        const char *p = pairs->data;
-
-        for (int i = 0; i < n; i++) {
-                const char *rid = p + strlen(p) + 1;
-                if (!strcmp(p, surface))
-                        return rid;
-                p = rid + strlen(rid) + 1;
-        }
+        for (size_t i = 0; i < a->cnt; i++)
+                if (!strcmp(a->surface[i], surface))
+                        return a->run_id[i];
         return NULL;
+}
+
+int rf_active_runs_first(const rf_active_runs_t *a, size_t i)
+{
+        for (size_t j = 0; j < i; j++)
+                if (!strcmp(a->run_id[j], a->run_id[i]))
+                        return 0;
+        return 1;
+}
+
+void rf_active_runs_clear(rf_active_runs_t *a)
+{
+        for (size_t i = 0; i < a->cnt; i++) {
+                free(a->surface[i]);
+                free(a->run_id[i]);
+        }
+        free(a->surface);
+        free(a->run_id);
+        memset(a, 0, sizeof(*a));
 }
 
 int rf_runs_subject_versions(rf_store_t *st, rf_txn_t *txn, const char *subject,
                              rf_subject_lists_t *out)
 {
-        rf_buf_t pairs = { 0 }, prefix = { 0 }, ik = { 0 };
-        int n = active_all(st, txn, &pairs), r = n < 0 ? n : 0;
-        const char **rids = rf_calloc(n > 0 ? (size_t)n : 1, sizeof(*rids));
-        const char *p = pairs.data;
+        rf_buf_t prefix = { 0 }, ik = { 0 };
+        rf_active_runs_t act;
+        int r = rf_runs_active_all(st, txn, &act);
 
-        for (int i = 0; i < n; i++) {
-                rids[i] = p + strlen(p) + 1;
-                p = rids[i] + strlen(rids[i]) + 1;
-        }
-        for (int i = 0; i < n; i++) {
-                const char *rid = rids[i];
+        for (size_t i = 0; r == 0 && i < act.cnt; i++) {
+                const char *rid = act.run_id[i];
                 size_t rlen = strlen(rid);
-                int seen = 0;
-                /* A run active on several surfaces: its versions once. */
-                for (int j = 0; j < i && !seen; j++)
-                        seen = !strcmp(rids[j], rid);
-                if (seen)
-                        continue;
+                if (!rf_active_runs_first(&act, i))
+                        continue; /* active on several surfaces: once */
                 rf_buf_reset(&prefix);
                 rf_buf_append(&prefix, rid, rlen + 1);
                 rf_key_list_subject_prefix(&prefix, subject);
@@ -1240,13 +1246,13 @@ int rf_runs_subject_versions(rf_store_t *st, rf_txn_t *txn, const char *subject,
                         size_t klen, vlen;
                         const char *k = rf_iter_key(it, &klen);
                         const char *v = rf_iter_value(it, &vlen);
-                        const char *act;
+                        const char *on;
                         rf_list_key_t lk;
                         rf_list_t *l;
                         if (rf_key_list_split(k + rlen + 1, klen - rlen - 1,
                                               &lk) != 0 ||
-                            !(act = active_of(&pairs, n, lk.surface)) ||
-                            strcmp(act, rid) != 0)
+                            !(on = rf_active_runs_of(&act, lk.surface)) ||
+                            strcmp(on, rid) != 0)
                                 continue; /* not served on its surface */
                         if (rf_list_decode(v, vlen, &l) != 0) {
                                 rf_log_error("runs",
@@ -1263,8 +1269,7 @@ int rf_runs_subject_versions(rf_store_t *st, rf_txn_t *txn, const char *subject,
                 }
                 rf_iter_destroy(it);
         }
-        free(rids);
-        rf_buf_free(&pairs);
+        rf_active_runs_clear(&act);
         rf_buf_free(&prefix);
         rf_buf_free(&ik);
         return r;

@@ -149,9 +149,7 @@ static void stock_item_add(stock_item_t *si, const char *region, size_t rlen,
                            const rf_tomb_t *t)
 {
         si->v = rf_realloc(si->v, (si->cnt + 1) * sizeof(*si->v));
-        si->v[si->cnt].region = rf_malloc(rlen + 1);
-        memcpy(si->v[si->cnt].region, region, rlen);
-        si->v[si->cnt].region[rlen] = '\0';
+        si->v[si->cnt].region = rf_strndup(region, rlen);
         si->v[si->cnt].event_id = NULL;
         state_set(&si->v[si->cnt], t);
         si->cnt++;

@@ -172,6 +172,8 @@ void rf_strv_free(char **v);
 
 /** strdup that aborts on out-of-memory; NULL in gives NULL out. */
 char *rf_strdup(const char *s);
+/** The \p n bytes at \p s, NUL-terminated, in a new allocation. */
+char *rf_strndup(const char *s, size_t n);
 
 /** Allocation helpers that abort on out-of-memory (like Redis' zmalloc). */
 void *rf_malloc(size_t size);

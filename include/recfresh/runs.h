@@ -241,6 +241,23 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
 int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
                            const char *region);
 
+/** The run active on each surface that has one. */
+typedef struct rf_active_runs {
+        size_t cnt;
+        char **surface; /* cnt of each, owned */
+        char **run_id;
+} rf_active_runs_t;
+
+/** Reads every active-run pointer, through \p txn if not NULL.
+ *  @returns 0 or a store error (*out then empty). */
+int rf_runs_active_all(rf_store_t *st, rf_txn_t *txn, rf_active_runs_t *out);
+/** The run active on \p surface, or NULL. */
+const char *rf_active_runs_of(const rf_active_runs_t *a, const char *surface);
+/** @returns 1 if pointer \p i names a run no earlier pointer names (a run
+ *  active on several surfaces is met once). */
+int rf_active_runs_first(const rf_active_runs_t *a, size_t i);
+void rf_active_runs_clear(rf_active_runs_t *a);
+
 /**
  * Appends to \p out the versions reads may serve of \p subject's lists:
  * those of the run active on each list's surface, read through \p txn if

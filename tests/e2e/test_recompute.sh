@@ -6,7 +6,9 @@
 #  - SIGKILL between enqueue and acknowledgement, restart: exactly one
 #    request, with the same request_id;
 #  - `recfresh refresh --full` SIGKILLed halfway resumes without duplicates,
-#    and the same run id again sends nothing.
+#    and the same run id again sends nothing;
+#  - a full refresh reaches the subjects whose lists a batch run published
+#    (`recfresh load`), not only those with incremental lists.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/e2e/lib.sh
@@ -148,5 +150,23 @@ grep -q "already finished" "$E2E_DIR/refresh3.out" ||
 "$RECFRESH" queue --data-dir "$E2E_DIR/db" | grep -q "R1 .*full .*finished" ||
         fail "run not listed: $("$RECFRESH" queue --data-dir "$E2E_DIR/db")"
 ok "refresh --full: killed halfway, resumed, $subjects subjects once each; rerun sends nothing"
+
+# --- a full refresh reaches batch-run subjects ---------------------------------
+for i in $(seq -w 1 12); do
+        printf '{"subject_id":"b%s","surface":"home","list_id":"B%s","generated_at":"2026-11-22T02:00:00Z","expires_at":"2099-01-01T00:00:00Z","model_version":"m1","items":[{"item_id":"x","score":0.9},{"item_id":"y","score":0.8},{"item_id":"z","score":0.7}]}\n' "$i" "$i"
+done >"$E2E_DIR/batch.ndjson"
+out=$("$RECFRESH" load --data-dir "$E2E_DIR/db" --run-id day-1 \
+        "$E2E_DIR/batch.ndjson" 2>&1) || fail "load: $out"
+wait_for 20 "batch list served" served_is "$E2E_DIR" b07 home x,y,z
+"$RECFRESH" refresh --full --run-id R2 --brokers "$BROKERS" \
+        --data-dir "$E2E_DIR/db" >"$E2E_DIR/refresh4.out" 2>&1 ||
+        fail "refresh R2: $(cat "$E2E_DIR/refresh4.out")"
+r2() { requests '*' | awk '$3 == "R2" { print $4 }' | sort -u; }
+wait_for 20 "R2 requests" sh -c "[ \$(kcat -C -b '$BROKERS' -t recs.recompute.v1 -e -q | grep -c '\"run_id\":\"R2\"') -ge 42 ]"
+for i in $(seq -w 1 12); do
+        r2 | grep -qx "b$i" || fail "R2 did not reach batch subject b$i: $(r2 | tr '\n' ' ')"
+done
+r2 | grep -qx f15 || fail "R2 did not reach incremental subject f15"
+ok "refresh --full reaches the 12 subjects of a loaded batch run and the incremental ones"
 
 echo "$passed passed, 0 failed"
