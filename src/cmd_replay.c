@@ -94,7 +94,8 @@ static void usage(FILE *fp)
             "with this option\n"
             "                          changed (repeatable), and print the "
             "differences\n"
-            "      --stats             print outcome counts at the end\n"
+            "      --stats             print outcome counts and times at the "
+            "end\n"
             "  -c, --config FILE       config file\n"
             "  -s, --set NAME=VALUE    set a config option (both runs)\n");
 }
@@ -474,6 +475,11 @@ int rf_cmd_replay(int argc, char **argv)
                      &stats, NULL, NULL);
         if (rc == 0 && (a.stats || !a.explain))
                 rf_replay_stats_print(&stats, a.explain ? stderr : stdout);
+        if (rc == 0 && a.stats) /* times differ run to run: asked only */
+                fprintf(a.explain ? stderr : stdout,
+                        "seconds_open %.3f\nseconds_records %.3f\n"
+                        "seconds_end %.3f\n",
+                        stats.open_s, stats.records_s, stats.end_s);
 out:
         rf_replay_set_clear(&set);
         free(a.what_if);

@@ -209,7 +209,7 @@ void rf_fanout_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
                                   entity_kind, entity_id,
                                   (rf_entry_state_t)entry);
         rf_trace(ctx, .kind = RF_TRACE_LIST_INVALIDATED, .list_key = list_key,
-                 .list_klen = klen, .list_id = list_id,
+                 .list_klen = klen, .region = region, .list_id = list_id,
                  .entity_kind = entity_kind, .entity_id = entity_id);
 }
 

@@ -24,6 +24,7 @@
 #include "recfresh/outbox.h"
 #include "recfresh/recompute.h"
 #include "recfresh/replay.h"
+#include "recfresh/runs.h"
 #include "recfresh/serve.h"
 #include "recfresh/tomb_set.h"
 #include "recfresh/tombstone.h"
@@ -650,8 +651,9 @@ static void on_invalidated(explain_t *x, const rf_trace_t *t)
         list_key_text(t->list_key, t->list_klen, a->key, sizeof(a->key),
                       a->subject, sizeof(a->subject));
         a->tombstoned = 0;
-        if (rf_txn_get(x->ctx->txn, RF_CF_LISTS, t->list_key, t->list_klen,
-                       &v) == 0 &&
+        /* The version the index names: a run's, or the incremental one. */
+        if (rf_runs_indexed_get(x->ctx->txn, t->list_key, t->list_klen,
+                                t->region, &v) == 0 &&
             rf_list_decode(v.data, v.len, &l) == 0) {
                 for (size_t i = 0; i < l->item_cnt; i++)
                         a->tombstoned += entry_matches(
@@ -1075,38 +1077,84 @@ static uint64_t send_due(rf_queue_t *q, int64_t now_ms)
         return sent;
 }
 
+/* Serves list \p k (a list key) as a read would, counting an empty one. */
+static void serve_one(const rf_serve_env_t *env, const char *k, size_t klen,
+                      rf_replay_stats_t *stats, rf_buf_t *empty)
+{
+        rf_list_key_t lk;
+        rf_serve_result_t res;
+        char text[512];
+
+        if (rf_key_list_split(k, klen, &lk) != 0 ||
+            !strcmp(lk.subject, RF_FALLBACK_SUBJECT))
+                return;
+        stats->lists_total++;
+        rf_serve_req_t req = { lk.subject, lk.surface, lk.context, NULL, 0 };
+        if (rf_serve_list(env, &req, &res) == 0 &&
+            res.served_from == RF_SERVED_EMPTY) {
+                stats->lists_served_empty++;
+                if (empty) {
+                        list_key_text(k, klen, text, sizeof(text), NULL, 0);
+                        rf_buf_printf(empty, "%s\n", text);
+                }
+        }
+        rf_serve_result_clear(&res);
+}
+
+/* Serves every list a read may get at the end of the replay: each
+ * incremental list, and each version of a run active on its surface (a
+ * list key held by both once). */
 static void served_empty(rf_store_t *st, const rf_config_t *conf,
                          int64_t now_ms, rf_replay_stats_t *stats,
                          rf_buf_t *empty)
 {
-        rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_LISTS, NULL, 0);
         rf_serve_env_t env = { st, conf, NULL, NULL, now_ms > 0 ? now_ms : 1 };
+        rf_active_runs_t act = { 0 };
+        rf_buf_t vk = { 0 }, v = { 0 };
+        rf_iter_t *it;
 
+        if (rf_runs_active_all(st, NULL, &act) != 0)
+                rf_log_error("replay", "cannot read the active runs: counting "
+                                       "incremental lists only");
+        for (size_t i = 0; i < act.cnt; i++) {
+                const char *rid = act.run_id[i];
+                size_t rlen = strlen(rid) + 1;
+                if (!rf_active_runs_first(&act, i))
+                        continue;
+                it = rf_iter_new(st, NULL, RF_CF_VERSIONS, rid, rlen);
+                for (; rf_iter_valid(it); rf_iter_next(it)) {
+                        size_t klen;
+                        const char *k = rf_iter_key(it, &klen), *on;
+                        rf_list_key_t lk;
+                        if (rf_key_list_split(k + rlen, klen - rlen, &lk) ||
+                            !(on = rf_active_runs_of(&act, lk.surface)) ||
+                            strcmp(on, rid) != 0)
+                                continue;
+                        serve_one(&env, k + rlen, klen - rlen, stats, empty);
+                }
+                rf_iter_destroy(it);
+        }
+        it = rf_iter_new(st, NULL, RF_CF_LISTS, NULL, 0);
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen;
-                const char *k = rf_iter_key(it, &klen);
+                const char *k = rf_iter_key(it, &klen), *on;
                 rf_list_key_t lk;
-                rf_serve_result_t res;
-                char text[512];
-
-                if (rf_key_list_split(k, klen, &lk) != 0 ||
-                    !strcmp(lk.subject, RF_FALLBACK_SUBJECT))
+                if (rf_key_list_split(k, klen, &lk) != 0)
                         continue;
-                stats->lists_total++;
-                rf_serve_req_t req = { lk.subject, lk.surface, lk.context, NULL,
-                                       0 };
-                if (rf_serve_list(&env, &req, &res) == 0 &&
-                    res.served_from == RF_SERVED_EMPTY) {
-                        stats->lists_served_empty++;
-                        if (empty) {
-                                list_key_text(k, klen, text, sizeof(text), NULL,
-                                              0);
-                                rf_buf_printf(empty, "%s\n", text);
-                        }
+                if ((on = rf_active_runs_of(&act, lk.surface))) {
+                        rf_buf_reset(&vk);
+                        rf_buf_append(&vk, on, strlen(on) + 1);
+                        rf_buf_append(&vk, k, klen);
+                        if (rf_store_get(st, RF_CF_VERSIONS, vk.data, vk.len,
+                                         &v) == 0)
+                                continue; /* served above */
                 }
-                rf_serve_result_clear(&res);
+                serve_one(&env, k, klen, stats, empty);
         }
         rf_iter_destroy(it);
+        rf_active_runs_clear(&act);
+        rf_buf_free(&vk);
+        rf_buf_free(&v);
 }
 
 int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
@@ -1126,8 +1174,10 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         rf_buf_t line = { 0 };
         int *show = NULL, r, seeded = opts->checkpoint != NULL;
         int64_t now = 0;
+        int64_t t0, t1 = 0;
 
         memset(stats, 0, sizeof(*stats));
+        t0 = rf_mono_ns();
         r = rf_replay_prepare_target(
             opts->data_dir, opts->live_dir ? opts->live_dir : conf->data_dir,
             errstr, errstr_size);
@@ -1167,6 +1217,8 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         x.stats = stats;
         x.item = opts->item;
 
+        t1 = rf_mono_ns();
+        stats->open_s = (double)(t1 - t0) / 1e9;
         for (size_t i = 0; i < set->cnt; i++) {
                 const rf_record_t *rec = &set->recs[i];
                 uint64_t emitted[RF_TOPIC__CNT] = { 0 };
@@ -1243,6 +1295,8 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         }
         if ((r = drain_outbox(st, &outbox_next, errstr, errstr_size)))
                 goto out;
+        t0 = rf_mono_ns();
+        stats->records_s = (double)(t0 - t1) / 1e9;
         stats->end_ms = now;
         /* Requests still coalescing at the end would leave later: count
          * them as the daemon would send them, a day on. */
@@ -1251,6 +1305,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         /* No WAL: the writes are kept once flushed, not before. */
         if ((r = rf_store_flush(st, errstr, errstr_size)) != 0)
                 goto out;
+        stats->end_s = (double)(rf_mono_ns() - t0) / 1e9;
         r = 0;
 out:
         if (ctx.txn)

@@ -1169,6 +1169,24 @@ int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
         return r;
 }
 
+int rf_runs_indexed_get(rf_txn_t *txn, const char *ikey, size_t iklen,
+                        const char *region, rf_buf_t *val)
+{
+        size_t base, rlen;
+        const char *rid = rf_key_list_run(ikey, iklen, region, &base, &rlen);
+        rf_buf_t k = { 0 };
+        int r;
+
+        if (!rid)
+                return rf_txn_get(txn, RF_CF_LISTS, ikey, iklen, val);
+        rf_buf_append(&k, rid, rlen);
+        rf_buf_append(&k, "", 1);
+        rf_buf_append(&k, ikey, base);
+        r = rf_txn_get(txn, RF_CF_VERSIONS, k.data, k.len, val);
+        rf_buf_free(&k);
+        return r;
+}
+
 int rf_runs_active_all(rf_store_t *st, rf_txn_t *txn, rf_active_runs_t *out)
 {
         char p = K_ACTIVE;

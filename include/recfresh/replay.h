@@ -120,6 +120,11 @@ typedef struct rf_replay_stats {
         uint64_t lists_total;            /* lists at the end */
         uint64_t lists_served_empty;     /* lists served empty at the end */
         int64_t end_ms;                  /* clock of the last record */
+        /* Wall time (not printed by rf_replay_stats_print(): it differs
+         * between two runs of the same input): opening and seeding the
+         * store, applying the records, and the end (the count of lists
+         * served empty and the flush). */
+        double open_s, records_s, end_s;
 } rf_replay_stats_t;
 
 /**

@@ -241,6 +241,15 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
 int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
                            const char *region);
 
+/**
+ * Reads the stored list a reverse-index entry names, through \p txn: the
+ * run version when \p ikey (of \p iklen bytes) ends in a run id
+ * (rf_key_list_run(), with the entry's \p region), else the incremental
+ * list. @returns 0, RF_ENOENT or a store error.
+ */
+int rf_runs_indexed_get(rf_txn_t *txn, const char *ikey, size_t iklen,
+                        const char *region, rf_buf_t *val);
+
 /** The run active on each surface that has one. */
 typedef struct rf_active_runs {
         size_t cnt;

@@ -41,8 +41,10 @@ typedef struct rf_trace {
         const rf_tomb_t *cur;  /* TOMB_*: the state before, or NULL */
         int active;            /* TOMB_CHANGED: the new state */
         int flipped;           /* TOMB_CHANGED: the in-force flag changed */
-        const char *list_key;  /* LIST_INVALIDATED, RECOMPUTE_*: key */
+        const char *list_key;  /* LIST_INVALIDATED, RECOMPUTE_*: key (a run's
+                                * version: the reverse index's form) */
         size_t list_klen;
+        const char *region;      /* LIST_INVALIDATED: the list's, or NULL */
         const char *list_id;     /* LIST_INVALIDATED */
         const char *entity_kind; /* LIST_INVALIDATED: "item", "user", ... */
         const char *entity_id;

@@ -6,6 +6,9 @@
 #  - the same input gives byte-identical output and the same digest;
 #  - a directory that is not a replay scratch is refused and left alone;
 #  - a checkpoint seeds a replay, which skips what the checkpoint holds;
+#  - on a checkpoint of a store with a loaded batch run, a ban and a hide
+#    are explained on the run's lists, which the end-of-replay count
+#    serves;
 #  - --what-if-set prints how the outcomes differ.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -74,6 +77,27 @@ grep -q "^records_in_checkpoint 11$" stats.txt || fail "seed: $(cat stats.txt)"
 grep -q "^records_applied 0$" stats.txt || fail "seed applied records"
 "$RECFRESH" digest -d seeded | head -1 | cmp - d1.txt ||
         fail "seeded store differs from its checkpoint"
+
+# A checkpoint of a store whose lists a batch run published: events are
+# explained on the run's lists (not "purged"), and counted at the end.
+for i in 0 1 2 3 4; do
+        printf '{"subject_id":"u%d","surface":"home","list_id":"B%d","generated_at":"2026-11-22T02:00:00Z","expires_at":"2099-01-01T00:00:00Z","model_version":"m1","items":[{"item_id":"a1","score":0.9},{"item_id":"a2","score":0.8}]}\n' "$i" "$i"
+done >batch.ndjson
+"$RECFRESH" load -d batchlive --run-id day-1 batch.ndjson >load.txt 2>&1 ||
+        fail "load: $(cat load.txt)"
+"$RECFRESH" checkpoint -d batchlive --out batchck >/dev/null
+cat >batchev.ndjson <<'EOF2'
+{"topic":"recs.item-bans.v1","partition":0,"offset":0,"key":"a1","timestamp":"2026-11-22T09:05:00Z","value":{"event_id":"ban-a1","type":"item_banned","item_id":"a1","occurred_at":"2026-11-22T09:05:00Z"}}
+{"topic":"recs.user-hides.v1","partition":0,"offset":0,"key":"u1","timestamp":"2026-11-22T09:06:00Z","value":{"event_id":"hide-a2","type":"item_hidden","user_id":"u1","item_id":"a2","occurred_at":"2026-11-22T09:06:00Z"}}
+EOF2
+"$RECFRESH" replay -d batchreplay --checkpoint batchck batchev.ndjson \
+        --explain --stats >batch.txt 2>&1 || fail "replay: $(cat batch.txt)"
+grep -q "item_banned ban-a1 item=a1: tombstone set; lists affected: 5 \[u0/home 1 entry tombstoned, u1/home 1 entry tombstoned, u2/home 1 entry tombstoned, u3/home 1 entry tombstoned, u4/home 1 entry tombstoned\]" batch.txt ||
+        fail "ban on run lists: $(cat batch.txt)"
+grep -q "item_hidden hide-a2 user=u1 item=a2: tombstone set; lists affected: 1 \[u1/home 1 entry tombstoned\]" batch.txt ||
+        fail "hide on a run list: $(cat batch.txt)"
+grep -q "^lists_total 5$" batch.txt || fail "lists_total: $(cat batch.txt)"
+grep -q "^lists_served_empty 1$" batch.txt || fail "served empty: $(cat batch.txt)"
 
 # What-if: without the urgent threshold, recompute requests wait for the
 # coalesce window instead of leaving at once.
