@@ -44,6 +44,7 @@ typedef struct job {
         rf_event_type_t cause;
         char kind;
         const char *entity, *region, *event_id;
+        const char *subject; /* "": every list of the entity */
         int64_t occurred_at;
         const char *cursor;
         size_t cursor_len;
@@ -103,10 +104,14 @@ void rf_fanout_reload(rf_fanout_t *fo)
         fanout_scan(fo);
 }
 
+/* Job value: cause, kind, entity, region, event id, occurred_at, cursor
+ * (varint length, bytes, NUL), then the subject of a hide's job, if any
+ * (absent from the jobs written before it existed). */
 static void job_encode(rf_buf_t *v, rf_event_type_t cause, char kind,
                        const char *entity, const char *region,
                        const char *event_id, int64_t occurred_at,
-                       const char *cursor, size_t cursor_len)
+                       const char *subject, const char *cursor,
+                       size_t cursor_len)
 {
         char hdr[2] = { (char)cause, kind };
 
@@ -119,6 +124,8 @@ static void job_encode(rf_buf_t *v, rf_event_type_t cause, char kind,
         rf_buf_put_varint(v, cursor_len);
         rf_buf_append(v, cursor, cursor_len);
         rf_buf_append(v, "", 1);
+        if (*subject)
+                rf_buf_put_str(v, subject);
 }
 
 static int job_decode(job_t *j)
@@ -137,11 +144,14 @@ static int job_decode(job_t *j)
                 return RF_EINVAL;
         j->cursor = c.p;
         j->cursor_len = (size_t)clen;
-        return 0;
+        c.p += clen + 1;
+        j->subject = c.p < c.end ? rf_cur_str(&c, NULL) : "";
+        return c.err ? RF_EINVAL : 0;
 }
 
-void rf_fanout_schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
-                        const char *region, const rf_event_t *ev)
+static void schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
+                     const char *region, const char *subject,
+                     const rf_event_t *ev)
 {
         rf_fanout_t *fo = ctx->fanout;
         rf_buf_t k = { 0 }, v = { 0 };
@@ -150,12 +160,25 @@ void rf_fanout_schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
                 return;
         rf_key_seq(&k, fo->next_seq++);
         job_encode(&v, ev->type, kind, entity, region ? region : "",
-                   ev->event_id, ev->occurred_at, "", 0);
+                   ev->event_id, ev->occurred_at, subject, "", 0);
         rf_txn_put(ctx->txn, RF_CF_FANOUT, k.data, k.len, v.data, v.len);
         fo->pending++;
         RF_METRIC_INC(fanout_jobs_scheduled);
         rf_buf_free(&k);
         rf_buf_free(&v);
+}
+
+void rf_fanout_schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
+                        const char *region, const rf_event_t *ev)
+{
+        schedule(ctx, kind, entity, region, "", ev);
+}
+
+void rf_fanout_schedule_subject(rf_apply_ctx_t *ctx, char kind,
+                                const char *entity, const char *subject,
+                                const rf_event_t *ev)
+{
+        schedule(ctx, kind, entity, NULL, subject, ev);
 }
 
 static const char *entity_kind_name(char kind)
@@ -250,7 +273,7 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
 {
         rf_buf_t prefix = { 0 }, batch = { 0 }, jk = { 0 }, jv = { 0 };
         const char *ekind = entity_kind_name(j->kind);
-        size_t n = 0, last_len = 0;
+        size_t n = 0, last_len = 0, base;
         rf_iter_t *it;
 
         /* The item's stock decisions, if pending. A failed read fails the
@@ -262,6 +285,9 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
                         ctx->err = r;
         }
         rf_key_index_prefix(&prefix, j->kind, j->entity);
+        base = prefix.len; /* where the list key starts */
+        if (*j->subject)
+                rf_key_list_subject_prefix(&prefix, j->subject);
         if (shared) {
                 it = shared;
                 rf_iter_set_prefix(it, prefix.data, prefix.len);
@@ -326,8 +352,8 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
                 /* Read from the committed run pointer: a run switch and
                  * a fan-out step must not share a batch (the daemon and
                  * replay commit each on its own). */
-                if (!rf_runs_version_served(ctx->st, k + prefix.len,
-                                            klen - prefix.len, region)) {
+                if (!rf_runs_version_served(ctx->st, k + base, klen - base,
+                                            region)) {
                         RF_METRIC_INC(fanout_unserved_skipped);
                         continue;
                 }
@@ -337,9 +363,8 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
                         state_region = region;
                 }
                 rf_fanout_list_invalidated(
-                    ctx, k + prefix.len, klen - prefix.len, region, list_id,
-                    j->cause, j->event_id, j->occurred_at, ekind, j->entity,
-                    state);
+                    ctx, k + base, klen - base, region, list_id, j->cause,
+                    j->event_id, j->occurred_at, ekind, j->entity, state);
                 ctx->fanout->size_cnt++;
         }
 
@@ -359,7 +384,8 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
                                 ctx->fanout->size_cnt);
         } else if (cursor) {
                 job_encode(&jv, j->cause, j->kind, j->entity, j->region,
-                           j->event_id, j->occurred_at, cursor, last_len);
+                           j->event_id, j->occurred_at, j->subject, cursor,
+                           last_len);
                 rf_txn_put(ctx->txn, RF_CF_FANOUT, jk.data, jk.len, jv.data,
                            jv.len);
         }

@@ -150,7 +150,6 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         int hidden =
             ev->type == RF_EV_ITEM_HIDDEN || ev->type == RF_EV_CREATOR_HIDDEN;
         const char *id = on_creator ? ev->creator_id : ev->item_id;
-        rf_subject_lists_t sl;
         rf_buf_t k = { 0 };
         int flipped, r;
 
@@ -166,7 +165,7 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         if (r != 0 || !flipped)
                 return r;
         /* The user's lists of every version lose or regain entries: what
-         * the queue remembers of them is void (the loop below reaches the
+         * the queue remembers of them is void (the job's notices reach the
          * served ones only, not those kept for rollback). */
         rf_queue_subject_changed(ctx->queue, ev->user_id);
         r = summary_update(ctx, ev->user_id,
@@ -174,23 +173,8 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                            hidden);
         if (r != 0)
                 return r;
-
-        r = rf_lists_of_subject(ctx->st, ctx->txn, ev->user_id, &sl);
-        for (size_t i = 0; r == 0 && i < sl.cnt; i++) {
-                const rf_list_t *l = sl.lists[i];
-                for (size_t j = 0; j < l->item_cnt; j++) {
-                        const char *have = on_creator ? l->items[j].creator_id
-                                                      : l->items[j].item_id;
-                        if (strcmp(have, id) != 0)
-                                continue;
-                        rf_fanout_list_invalidated(
-                            ctx, sl.keys[i].data, sl.keys[i].len, NULL,
-                            l->list_id, ev->type, ev->event_id, ev->occurred_at,
-                            on_creator ? "creator" : "item", id,
-                            RF_ENTRY_UNKNOWN);
-                        break;
-                }
-        }
-        rf_subject_lists_clear(&sl);
-        return r;
+        rf_fanout_schedule_subject(ctx,
+                                   on_creator ? RF_IDX_CREATOR : RF_IDX_ITEM,
+                                   id, ev->user_id, ev);
+        return 0;
 }

@@ -10,8 +10,12 @@
  * cannot stall other events, and the job's cursor is committed with the
  * notices it produced, so a crash resumes where it stopped.
  *
- * User-scoped events (hides, consent) touch one user's few lists and do
- * their per-list work inline, through the same rf_fanout_list_invalidated().
+ * A hide's per-list work is a job too, over the lists of one user
+ * (rf_fanout_schedule_subject()): its tombstone is in force at once, and
+ * the apply loop does not wait for the user's lists to be read. A consent
+ * change does its per-list work inline, through the same
+ * rf_fanout_list_invalidated(), over the user's lists
+ * (rf_lists_of_subject()): a revocation purges them in the same batch.
  */
 #ifndef RECFRESH_FANOUT_H
 #define RECFRESH_FANOUT_H
@@ -29,6 +33,16 @@ void rf_fanout_destroy(rf_fanout_t *fo);
  */
 void rf_fanout_schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
                         const char *region, const rf_event_t *ev);
+
+/**
+ * Schedules a job in ctx->txn for a hide: walk the index of entity
+ * (\p kind, \p entity) within the lists of \p subject only. The lists
+ * reads may serve (an incremental list, or a version of the run active on
+ * its surface) are invalidated, as by any job.
+ */
+void rf_fanout_schedule_subject(rf_apply_ctx_t *ctx, char kind,
+                                const char *entity, const char *subject,
+                                const rf_event_t *ev);
 
 /**
  * Runs up to \p budget index entries of pending jobs into ctx->txn (the

@@ -3,7 +3,8 @@
  * an item in 2,000 lists runs in steps bounded by entries or by time; every
  * list gets exactly one notice however the steps cut the job. A subject's
  * lists on three surfaces, met one after another and cut across steps,
- * make one recompute entry naming all three.
+ * make one recompute entry naming all three. A hide's job walks its user's
+ * lists only.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 
 #include "recfresh/apply.h"
 #include "recfresh/fanout.h"
+#include "recfresh/keys.h"
 #include "recfresh/list.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
@@ -240,6 +242,64 @@ static void test_jobs_share_a_step(void **state)
         teardown((void **)&e);
 }
 
+/* A hide's job walks the hidden item's lists of its user only ("u-a" is a
+ * prefix of "u-ab"), keeps to them across steps, and does its work in the
+ * steps, not in the hide's batch. A job stored before jobs had a subject
+ * walks every list of its item. */
+static void test_hide_job_walks_its_subject(void **state)
+{
+        env_t *e = env_open(0);
+        size_t scanned;
+        rf_buf_t k = { 0 }, v = { 0 };
+        char err[256];
+
+        (void)state;
+        assert_non_null(e);
+        take_list(e, "u-a", "home", "L-a1", "p1");
+        take_list(e, "u-a", "push", "L-a2", "p2");
+        take_list(e, "u-ab", "home", "L-ab", "p3");
+        take_list(e, "u-b", "home", "L-b", "p4");
+        commit(e);
+        take(e, RF_TOPIC_USER_HIDES, "u-a",
+             "{\"event_id\":\"hide-x\",\"type\":\"item_hidden\","
+             "\"user_id\":\"u-a\",\"item_id\":\"x\","
+             "\"occurred_at\":\"2026-11-22T02:00:00Z\"}");
+        commit(e);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 0);
+        assert_int_equal(rf_fanout_pending(e->fo), 1);
+        assert_int_equal(rf_fanout_step(&e->ctx, 1, &scanned), 0);
+        assert_int_equal(scanned, 1);
+        commit(e);
+        assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
+        assert_int_equal(scanned, 1);
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 0);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 2);
+
+        /* The stored form of a job without a subject: cause, kind, entity,
+         * region, event id, occurred_at, empty cursor and its NUL. */
+        char hdr[2] = { (char)RF_EV_ITEM_BANNED, RF_IDX_ITEM };
+        rf_buf_append(&v, hdr, 2);
+        rf_buf_put_str(&v, "x");
+        rf_buf_put_str(&v, "");
+        rf_buf_put_str(&v, "ban-old");
+        rf_buf_put_be64(&v, 1);
+        rf_buf_put_varint(&v, 0);
+        rf_buf_append(&v, "", 1);
+        rf_key_seq(&k, 1000);
+        rf_txn_put(e->ctx.txn, RF_CF_FANOUT, k.data, k.len, v.data, v.len);
+        assert_int_equal(rf_txn_commit(e->ctx.txn, err, sizeof(err)), 0);
+        rf_fanout_reload(e->fo);
+        assert_int_equal(rf_fanout_pending(e->fo), 1);
+        assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
+        assert_int_equal(scanned, 4);
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 0);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        teardown((void **)&e);
+}
+
 #define SUBJECTS 300
 
 static const char *const surfaces[] = { "email", "home", "push" };
@@ -373,6 +433,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_jobs_share_a_step),
+                cmocka_unit_test(test_hide_job_walks_its_subject),
                 cmocka_unit_test_setup_teardown(test_steps_by_entries, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
