@@ -640,8 +640,11 @@ static int entry_matches(const rf_entry_t *e, const char *kind, const char *id)
 static void on_invalidated(explain_t *x, const rf_trace_t *t)
 {
         rf_buf_t v = { 0 };
-        rf_list_t *l = NULL;
+        rf_list_walk_t w;
+        rf_list_t hdr;
+        rf_entry_t e;
         aff_t *a;
+        int more;
 
         if (x->aff_cnt == x->aff_size) {
                 x->aff_size = x->aff_size ? 2 * x->aff_size : 8;
@@ -651,17 +654,19 @@ static void on_invalidated(explain_t *x, const rf_trace_t *t)
         list_key_text(t->list_key, t->list_klen, a->key, sizeof(a->key),
                       a->subject, sizeof(a->subject));
         a->tombstoned = 0;
-        /* The version the index names: a run's, or the incremental one. */
+        /* The version the index names (a run's, or the incremental one),
+         * walked in place: a decode per list was a sixth of replay. */
         if (rf_runs_indexed_get(x->ctx->txn, t->list_key, t->list_klen,
                                 t->region, &v) == 0 &&
-            rf_list_decode(v.data, v.len, &l) == 0) {
-                for (size_t i = 0; i < l->item_cnt; i++)
-                        a->tombstoned += entry_matches(
-                            &l->items[i], t->entity_kind, t->entity_id);
+            rf_list_walk_init(&w, v.data, v.len, &hdr) == 0) {
+                while ((more = rf_list_walk_next(&w, &e)) == 1)
+                        a->tombstoned +=
+                            entry_matches(&e, t->entity_kind, t->entity_id);
+                if (more < 0)
+                        a->tombstoned = 0; /* corrupt: nothing known */
         } else {
                 a->tombstoned = -1; /* removed with the event (purge) */
         }
-        rf_list_destroy(l);
         rf_buf_free(&v);
         x->stats->lists_affected++;
         if (a->tombstoned > 0) {
