@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,67 @@ static int store_hmac_init(rf_store_t *st)
         return ok ? 0 : -1;
 }
 
+/* Removes a directory of plain files (the secondary's info logs). */
+static void rm_flat_dir(const char *dir)
+{
+        DIR *d;
+        struct dirent *de;
+        char path[PATH_MAX];
+
+        if (!dir || !(d = opendir(dir)))
+                return;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                unlink(path);
+        }
+        closedir(d);
+        rmdir(dir);
+}
+
+/* A secondary instance's private directory (its info logs) is
+ * $TMPDIR/recfresh-secondary-PID-XXXXXX, removed at close. A process
+ * killed before it closed leaves its directory: the next secondary open
+ * removes those of processes no longer running. */
+#define SECONDARY_PREFIX "recfresh-secondary-"
+
+static const char *secondary_parent(void)
+{
+        const char *t = getenv("TMPDIR");
+
+        return t && *t ? t : "/tmp";
+}
+
+static void secondary_sweep(const char *parent)
+{
+        size_t plen = strlen(SECONDARY_PREFIX);
+        DIR *d = opendir(parent);
+        struct dirent *de;
+        char path[PATH_MAX];
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                struct stat sb;
+                char *end;
+                long pid;
+                if (strncmp(de->d_name, SECONDARY_PREFIX, plen) != 0)
+                        continue;
+                pid = strtol(de->d_name + plen, &end, 10);
+                if (end == de->d_name + plen || *end != '-' || pid <= 0)
+                        continue; /* not ours to judge */
+                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                        continue; /* running (or not ours to signal) */
+                snprintf(path, sizeof(path), "%s/%s", parent, de->d_name);
+                if (lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
+                    sb.st_uid != geteuid())
+                        continue;
+                rm_flat_dir(path);
+        }
+        closedir(d);
+}
+
 rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
                           const rf_store_opts_t *opts, char *errstr,
                           size_t errstr_size)
@@ -377,9 +439,14 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
                                                       copts, handles, &err);
                 break;
         case RF_STORE_SECONDARY: {
-                char tmpl[] = "/tmp/recfresh-secondary-XXXXXX";
+                char tmpl[PATH_MAX];
+                const char *tmp = secondary_parent();
+                secondary_sweep(tmp);
+                snprintf(tmpl, sizeof(tmpl),
+                         "%s/" SECONDARY_PREFIX "%ld-XXXXXX", tmp,
+                         (long)getpid());
                 if (!mkdtemp(tmpl)) {
-                        snprintf(errstr, errstr_size, "mkdtemp: %s",
+                        snprintf(errstr, errstr_size, "mkdtemp %s: %s", tmpl,
                                  strerror(errno));
                         goto fail;
                 }
@@ -415,25 +482,6 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
 fail:
         rf_store_close(st);
         return NULL;
-}
-
-/* Removes a directory of plain files (the secondary's info logs). */
-static void rm_flat_dir(const char *dir)
-{
-        DIR *d;
-        struct dirent *de;
-        char path[PATH_MAX];
-
-        if (!dir || !(d = opendir(dir)))
-                return;
-        while ((de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-                unlink(path);
-        }
-        closedir(d);
-        rmdir(dir);
 }
 
 int rf_store_flush(rf_store_t *st, char *errstr, size_t errstr_size)

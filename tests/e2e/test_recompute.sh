@@ -6,7 +6,8 @@
 #  - SIGKILL between enqueue and acknowledgement, restart: exactly one
 #    request, with the same request_id;
 #  - `recfresh refresh --full` SIGKILLed halfway resumes without duplicates,
-#    and the same run id again sends nothing;
+#    and the same run id again sends nothing; the killed one's secondary
+#    directory (under TMPDIR) is removed by the next;
 #  - a full refresh reaches the subjects whose lists a batch run published
 #    (`recfresh load`), not only those with incremental lists.
 set -euo pipefail
@@ -119,9 +120,12 @@ done
 for i in $(seq -w 1 30); do # two partitions: each one, not just the last
         wait_for 30 "list f$i stored" served_is "$E2E_DIR" "f$i" home x,y
 done
-REFRESH=("$RECFRESH" refresh --full --run-id R1 --brokers "$BROKERS"
-        --data-dir "$E2E_DIR/db" --set recompute.full_rate_per_s=4
-        --set recompute.refresh_backlog=4)
+# Its secondary's private directory goes under TMPDIR: the SIGKILLed one's
+# is left there, and the next open removes it.
+mkdir "$E2E_DIR/tmp"
+REFRESH=(env TMPDIR="$E2E_DIR/tmp" "$RECFRESH" refresh --full --run-id R1
+        --brokers "$BROKERS" --data-dir "$E2E_DIR/db"
+        --set recompute.full_rate_per_s=4 --set recompute.refresh_backlog=4)
 run() { "${REFRESH[@]}"; }
 run_requests() { requests '*' | awk '$3 == "R1"'; }
 # the binary itself in the background, so SIGKILL reaches it
@@ -131,10 +135,14 @@ E2E_PIDS+=($rpid)
 wait_for 30 "first full requests" sh -c "[ \$(kcat -C -b '$BROKERS' -t recs.recompute.v1 -e -q | grep -c '\"run_id\":\"R1\"') -ge 6 ]"
 kill -KILL "$rpid"
 wait "$rpid" 2>/dev/null || true
+ls "$E2E_DIR/tmp" | grep -q "^recfresh-secondary-$rpid-" ||
+        fail "no secondary directory of the killed refresh: $(ls "$E2E_DIR/tmp")"
 before=$(run_requests | wc -l)
 [ "$before" -lt 32 ] || fail "the run was not interrupted ($before requests)"
 run >"$E2E_DIR/refresh2.out" 2>&1 || fail "resume: $(cat "$E2E_DIR/refresh2.out")"
 grep -q "finished" "$E2E_DIR/refresh2.out" || fail "$(cat "$E2E_DIR/refresh2.out")"
+[ -z "$(ls "$E2E_DIR/tmp")" ] ||
+        fail "secondary directories left: $(ls "$E2E_DIR/tmp")"
 subjects=$(run_requests | awk '{print $4}' | sort -u | wc -l)
 ids=$(run_requests | awk '{print $1}' | sort -u | wc -l)
 total=$(run_requests | wc -l)
