@@ -178,6 +178,12 @@ void rf_fanout_schedule_subject(rf_apply_ctx_t *ctx, char kind,
                                 const char *entity, const char *subject,
                                 const rf_event_t *ev)
 {
+        /* An empty subject would be stored as none: every user's lists. */
+        if (!subject || !*subject) {
+                rf_log_error("fanout", "event %s: no subject, no job",
+                             ev->event_id);
+                return;
+        }
         schedule(ctx, kind, entity, NULL, subject, ev);
 }
 

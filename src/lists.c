@@ -162,7 +162,10 @@ int rf_lists_of_subject(rf_store_t *st, rf_txn_t *txn, const char *subject,
         }
         rf_iter_destroy(it);
         rf_buf_free(&prefix);
-        return rf_runs_subject_versions(st, txn, subject, out);
+        int r = rf_runs_subject_versions(st, txn, subject, out);
+        if (r != 0)
+                rf_subject_lists_clear(out);
+        return r;
 }
 
 void rf_subject_lists_clear(rf_subject_lists_t *sl)

@@ -1200,8 +1200,13 @@ int rf_runs_active_all(rf_store_t *st, rf_txn_t *txn, rf_active_runs_t *out)
                 const char *v = rf_iter_value(it, &vlen);
                 char *rid;
                 if (active_decode(v, vlen, &rid, NULL) != 0) {
-                        r = RF_ESTORE;
-                        break;
+                        /* Reads of its surface fail on it; the others and
+                         * the user events go on without its lists. */
+                        rf_log_error("runs",
+                                     "active-run pointer of surface %.*s is "
+                                     "corrupt: skipped",
+                                     (int)(klen - 1), k + 1);
+                        continue;
                 }
                 size_t n = out->cnt + 1;
                 out->surface = rf_realloc(out->surface, n * sizeof(char *));
@@ -1210,6 +1215,7 @@ int rf_runs_active_all(rf_store_t *st, rf_txn_t *txn, rf_active_runs_t *out)
                 out->run_id[out->cnt] = rid;
                 out->cnt = n;
         }
+        r = rf_iter_status(it);
         rf_iter_destroy(it);
         if (r)
                 rf_active_runs_clear(out);
@@ -1285,6 +1291,7 @@ int rf_runs_subject_versions(rf_store_t *st, rf_txn_t *txn, const char *subject,
                         rf_buf_append(&ik, rid, rlen);
                         rf_subject_lists_add(out, ik.data, ik.len, l, 1);
                 }
+                r = rf_iter_status(it);
                 rf_iter_destroy(it);
         }
         rf_active_runs_clear(&act);

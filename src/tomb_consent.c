@@ -129,7 +129,7 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         rf_subject_lists_t sl;
         rf_buf_t k = { 0 };
         size_t purged = 0;
-        int flipped, r;
+        int flipped, r, in_runs = 0;
 
         rf_store_pseudonym(ctx->st, ev->user_id, pn);
         rf_key_consent(&k, pn, (int)ev->scope);
@@ -142,12 +142,20 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         rf_queue_subject_changed(ctx->queue, ev->user_id);
 
         r = rf_lists_of_subject(ctx->st, ctx->txn, ev->user_id, &sl);
+        if (r == 0 && revoked && scope_purges(ev->scope)) {
+                /* Batch-run versions (served, staged or kept for rollback)
+                 * hold the subject's lists too: gone before the notices
+                 * below, as the incremental ones are, so that a replay
+                 * explains each as purged. */
+                purge_hides(ctx, ev->user_id);
+                in_runs = rf_runs_purge_subject(ctx, ev->user_id);
+        }
         for (size_t i = 0; r == 0 && i < sl.cnt; i++) {
                 const rf_list_t *l = sl.lists[i];
                 if (scope_purges(ev->scope)) {
                         if (!revoked)
                                 continue; /* nothing stored to restore */
-                        /* Run versions: rf_runs_purge_subject() below. */
+                        /* Run versions: rf_runs_purge_subject() above. */
                         if (!sl.in_run[i]) {
                                 rf_lists_remove(ctx, sl.keys[i].data,
                                                 sl.keys[i].len, l);
@@ -172,11 +180,6 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         if (r == 0 && scope_purges(ev->scope))
                 rf_queue_consent(ctx, ev, revoked);
         if (r == 0 && revoked && scope_purges(ev->scope)) {
-                int in_runs;
-                purge_hides(ctx, ev->user_id);
-                /* Batch-run versions (staged or kept for rollback) hold the
-                 * subject's lists too. */
-                in_runs = rf_runs_purge_subject(ctx, ev->user_id);
                 RF_METRIC_INC(consent_purges);
                 rf_log_info("consent",
                             "purged %zu lists and %d run-version lists of a "

@@ -113,7 +113,7 @@ typedef struct rf_subject_lists {
  * their surfaces (rf_runs_subject_versions()). Both of one list key may be
  * there: reads serve the newer, and either may be the one a later event
  * makes the newer. Corrupt values are skipped and logged.
- * @returns 0 or a store error.
+ * @returns 0 or a store error (\p out then empty).
  */
 int rf_lists_of_subject(rf_store_t *st, rf_txn_t *txn, const char *subject,
                         rf_subject_lists_t *out);

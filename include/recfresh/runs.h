@@ -257,8 +257,9 @@ typedef struct rf_active_runs {
         char **run_id;
 } rf_active_runs_t;
 
-/** Reads every active-run pointer, through \p txn if not NULL.
- *  @returns 0 or a store error (*out then empty). */
+/** Reads every active-run pointer, through \p txn if not NULL; a corrupt
+ *  one is logged and skipped. @returns 0 or a store error (*out then
+ *  empty). */
 int rf_runs_active_all(rf_store_t *st, rf_txn_t *txn, rf_active_runs_t *out);
 /** The run active on \p surface, or NULL. */
 const char *rf_active_runs_of(const rf_active_runs_t *a, const char *surface);

@@ -6,9 +6,9 @@
 #  - the same input gives byte-identical output and the same digest;
 #  - a directory that is not a replay scratch is refused and left alone;
 #  - a checkpoint seeds a replay, which skips what the checkpoint holds;
-#  - on a checkpoint of a store with a loaded batch run, a ban and a hide
-#    are explained on the run's lists, which the end-of-replay count
-#    serves;
+#  - on a checkpoint of a store with a loaded batch run, a ban, a hide
+#    and a consent purge are explained on the run's lists, which the
+#    end-of-replay count serves;
 #  - --what-if-set prints how the outcomes differ.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -89,6 +89,7 @@ done >batch.ndjson
 cat >batchev.ndjson <<'EOF2'
 {"topic":"recs.item-bans.v1","partition":0,"offset":0,"key":"a1","timestamp":"2026-11-22T09:05:00Z","value":{"event_id":"ban-a1","type":"item_banned","item_id":"a1","occurred_at":"2026-11-22T09:05:00Z"}}
 {"topic":"recs.user-hides.v1","partition":0,"offset":0,"key":"u1","timestamp":"2026-11-22T09:06:00Z","value":{"event_id":"hide-a2","type":"item_hidden","user_id":"u1","item_id":"a2","occurred_at":"2026-11-22T09:06:00Z"}}
+{"topic":"recs.consent.v1","partition":0,"offset":0,"key":"u2","timestamp":"2026-11-22T09:07:00Z","value":{"event_id":"rv-u2","type":"consent_revoked","user_id":"u2","scope":"all","occurred_at":"2026-11-22T09:07:00Z"}}
 EOF2
 "$RECFRESH" replay -d batchreplay --checkpoint batchck batchev.ndjson \
         --explain --stats >batch.txt 2>&1 || fail "replay: $(cat batch.txt)"
@@ -96,7 +97,10 @@ grep -q "item_banned ban-a1 item=a1: tombstone set; lists affected: 5 \[u0/home 
         fail "ban on run lists: $(cat batch.txt)"
 grep -q "item_hidden hide-a2 user=u1 item=a2: tombstone set; lists affected: 1 \[u1/home 1 entry tombstoned\]" batch.txt ||
         fail "hide on a run list: $(cat batch.txt)"
-grep -q "^lists_total 5$" batch.txt || fail "lists_total: $(cat batch.txt)"
+grep -q "consent_revoked rv-u2 user=u2 scope=all: tombstone set; lists affected: 1 \[u2/home purged\]" batch.txt ||
+        fail "purge of a run list: $(cat batch.txt)"
+grep -q "^entries_tombstoned 6$" batch.txt || fail "entries: $(cat batch.txt)"
+grep -q "^lists_total 4$" batch.txt || fail "lists_total: $(cat batch.txt)"
 grep -q "^lists_served_empty 1$" batch.txt || fail "served empty: $(cat batch.txt)"
 
 # What-if: without the urgent threshold, recompute requests wait for the

@@ -1153,6 +1153,30 @@ static void test_incremental_picks(void **state)
         json_decref(got);
 }
 
+/* A corrupt active-run pointer is logged and skipped: the subject's other
+ * lists are still judged (it failed every step before, and leaked them). */
+static void test_refresh_skips_corrupt_run_pointer(void **state)
+{
+        env_t *e = *state;
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        int done = 0;
+        char err[256];
+
+        publish(e, "i-z", "home", "2026-11-22T08:00:00Z",
+                "2026-11-22T09:00:00Z", "p1");
+        active(e, "i-z", T0 - 1000);
+        rf_txn_put(e->ctx.txn, RF_CF_RUNS, "Ahome", 5, "\x05x", 2);
+        assert_int_equal(rf_txn_commit(e->ctx.txn, err, sizeof(err)), 0);
+        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn, "act-z",
+                                         RF_RC_ACTIVE, 3600000, T0, 10, &done),
+                         1);
+        commit(e);
+        json_t *j = take_ack(e, T0 + 60000);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "subject_id"), "i-z");
+        json_decref(j);
+}
+
 static void test_consent_purge(void **state)
 {
         env_t *e = *state;
@@ -1256,6 +1280,8 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_incremental_picks, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_refresh_skips_corrupt_run_pointer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_consent_purge, setup,
                                                 teardown),
         };
