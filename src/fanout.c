@@ -25,13 +25,27 @@
 
 #define TIMED_COPY 64 /* entries a timed step copies out at a time */
 
+/* Two lanes of jobs, each run in order of scheduling: a hide's job (a
+ * user's few lists) runs ahead of the entity-wide ones, so that a ban in a
+ * million lists does not hold back a user's refill for its whole length.
+ * Keys: an entity job's is its id (8 bytes, big-endian); a user job's is
+ * LANE_USER_TAG and its id (9 bytes). */
+enum { LANE_ENTITY, LANE_USER, LANE__CNT };
+#define LANE_USER_TAG '\xff'
+
+typedef struct lane {
+        uint64_t next_seq; /* id of the next job scheduled */
+        uint64_t head_seq; /* no job is stored below this id */
+        size_t pending;    /* jobs in the store, incl. uncommitted */
+} lane_t;
+
 struct rf_fanout {
         rf_store_t *st;
-        uint64_t next_seq; /* id of the next job scheduled */
-        size_t pending;    /* jobs in the store, incl. uncommitted */
+        lane_t lanes[LANE__CNT];
+        size_t pending;    /* both lanes' */
         uint64_t size_seq; /* job whose lists are being counted */
+        int size_lane;
         uint64_t size_cnt; /* lists it invalidated so far (this process) */
-        uint64_t head_seq; /* no job is stored below this id */
         int64_t step_ns;   /* time budget of a step, 0: none */
         /* A step's notices, queued as one outbox record: a put and a
          * delete per list were a third of a fan-out's memtable inserts. */
@@ -41,6 +55,7 @@ struct rf_fanout {
 
 typedef struct job {
         uint64_t seq;
+        int lane;
         rf_event_type_t cause;
         char kind;
         const char *entity, *region, *event_id;
@@ -51,23 +66,40 @@ typedef struct job {
         rf_buf_t raw; /* the stored value the strings point into */
 } job_t;
 
+static void job_key(rf_buf_t *k, int lane, uint64_t seq)
+{
+        rf_buf_reset(k);
+        if (lane == LANE_USER)
+                rf_buf_append(k, &(char){ LANE_USER_TAG }, 1);
+        rf_key_seq(k, seq);
+}
+
 static void fanout_scan(rf_fanout_t *fo)
 {
         rf_iter_t *it = rf_iter_new(fo->st, NULL, RF_CF_FANOUT, NULL, 0);
-        uint64_t last = 0, first = 0;
+        uint64_t last[LANE__CNT] = { 0 }, first[LANE__CNT] = { 0 };
 
-        fo->pending = 0;
+        for (int l = 0; l < LANE__CNT; l++)
+                fo->lanes[l].pending = 0;
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen;
                 const char *k = rf_iter_key(it, &klen);
-                last = rf_key_seq_parse(k, klen);
-                if (!fo->pending++)
-                        first = last;
+                int l = klen == 9 && k[0] == LANE_USER_TAG ? LANE_USER
+                                                           : LANE_ENTITY;
+                last[l] = l == LANE_USER ? rf_key_seq_parse(k + 1, klen - 1)
+                                         : rf_key_seq_parse(k, klen);
+                if (!fo->lanes[l].pending++)
+                        first[l] = last[l];
         }
         rf_iter_destroy(it);
-        if (last + 1 > fo->next_seq)
-                fo->next_seq = last + 1;
-        fo->head_seq = fo->pending ? first : fo->next_seq;
+        fo->pending = 0;
+        for (int l = 0; l < LANE__CNT; l++) {
+                lane_t *ln = &fo->lanes[l];
+                if (last[l] + 1 > ln->next_seq)
+                        ln->next_seq = last[l] + 1;
+                ln->head_seq = ln->pending ? first[l] : ln->next_seq;
+                fo->pending += ln->pending;
+        }
 }
 
 rf_fanout_t *rf_fanout_new(rf_store_t *st)
@@ -75,7 +107,8 @@ rf_fanout_t *rf_fanout_new(rf_store_t *st)
         rf_fanout_t *fo = rf_calloc(1, sizeof(*fo));
 
         fo->st = st;
-        fo->next_seq = 1;
+        for (int l = 0; l < LANE__CNT; l++)
+                fo->lanes[l].next_seq = 1;
         fanout_scan(fo);
         if (fo->pending)
                 rf_log_info("fanout", "resuming %zu fan-out jobs", fo->pending);
@@ -155,13 +188,17 @@ static void schedule(rf_apply_ctx_t *ctx, char kind, const char *entity,
 {
         rf_fanout_t *fo = ctx->fanout;
         rf_buf_t k = { 0 }, v = { 0 };
+        int lane = *subject ? LANE_USER : LANE_ENTITY;
+        lane_t *ln;
 
         if (!fo)
                 return;
-        rf_key_seq(&k, fo->next_seq++);
+        ln = &fo->lanes[lane];
+        job_key(&k, lane, ln->next_seq++);
         job_encode(&v, ev->type, kind, entity, region ? region : "",
                    ev->event_id, ev->occurred_at, subject, "", 0);
         rf_txn_put(ctx->txn, RF_CF_FANOUT, k.data, k.len, v.data, v.len);
+        ln->pending++;
         fo->pending++;
         RF_METRIC_INC(fanout_jobs_scheduled);
         rf_buf_free(&k);
@@ -382,7 +419,7 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
         if (i < n)
                 *done = 0; /* out of time: the rest in a later step */
         n = i;
-        rf_key_seq(&jk, j->seq);
+        job_key(&jk, j->lane, j->seq);
         if (*done) {
                 rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data, jk.len);
                 RF_METRIC_INC(fanout_jobs_done);
@@ -417,16 +454,18 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                 rf_buf_t hk = { 0 };
                 job_t j = { 0 };
                 int done = 0;
+                j.lane = fo->lanes[LANE_USER].pending ? LANE_USER : LANE_ENTITY;
+                lane_t *ln = &fo->lanes[j.lane];
 
-                /* The oldest job, looked up by id from head_seq: ids are
-                 * given in order and jobs finish in order. An iterator from
-                 * the start of the column family would step over every
-                 * finished job's delete marker until compaction removes
-                 * them, which made fan-out quadratic in jobs (profiled:
-                 * 90% of the daemon's CPU at 5,000 events/s). */
-                for (; fo->head_seq < fo->next_seq; fo->head_seq++) {
-                        rf_buf_reset(&hk);
-                        rf_key_seq(&hk, fo->head_seq);
+                /* The lane's oldest job, looked up by id from head_seq:
+                 * ids are given in order and a lane's jobs finish in order.
+                 * An iterator from the start of the column family would
+                 * step over every finished job's delete marker until
+                 * compaction removes them, which made fan-out quadratic in
+                 * jobs (profiled: 90% of the daemon's CPU at 5,000
+                 * events/s). */
+                for (; ln->head_seq < ln->next_seq; ln->head_seq++) {
+                        job_key(&hk, j.lane, ln->head_seq);
                         r = rf_txn_get(ctx->txn, RF_CF_FANOUT, hk.data, hk.len,
                                        &j.raw);
                         if (r != RF_ENOENT)
@@ -438,14 +477,17 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                         rf_buf_free(&j.raw);
                         break;
                 }
-                if (fo->head_seq >= fo->next_seq) {
+                if (ln->head_seq >= ln->next_seq) {
+                        /* none left, whatever the count said */
                         rf_buf_free(&j.raw);
-                        fo->pending = 0;
-                        break;
+                        fo->pending -= ln->pending;
+                        ln->pending = 0;
+                        continue;
                 }
-                j.seq = fo->head_seq;
-                if (j.seq != fo->size_seq) {
+                j.seq = ln->head_seq;
+                if (j.seq != fo->size_seq || j.lane != fo->size_lane) {
                         fo->size_seq = j.seq;
+                        fo->size_lane = j.lane;
                         fo->size_cnt = 0;
                 }
 
@@ -453,7 +495,7 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                         rf_buf_t jk = { 0 };
                         rf_log_error("fanout", "corrupt job %llu dropped",
                                      (unsigned long long)j.seq);
-                        rf_key_seq(&jk, j.seq);
+                        job_key(&jk, j.lane, j.seq);
                         rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data, jk.len);
                         rf_buf_free(&jk);
                         done = 1;
@@ -477,8 +519,10 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                         r = job_step(ctx, &j, own ? NULL : shared, b, deadline,
                                      scanned, &done);
                 }
-                if (done)
+                if (done) {
+                        ln->pending--;
                         fo->pending--;
+                }
                 rf_buf_free(&j.raw);
                 if (!done && !deadline)
                         break; /* budget used up */

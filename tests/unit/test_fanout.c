@@ -4,7 +4,7 @@
  * list gets exactly one notice however the steps cut the job. A subject's
  * lists on three surfaces, met one after another and cut across steps,
  * make one recompute entry naming all three. A hide's job walks its user's
- * lists only.
+ * lists only, ahead of the entity-wide jobs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -300,6 +300,36 @@ static void test_hide_job_walks_its_subject(void **state)
         teardown((void **)&e);
 }
 
+/* A hide's job runs ahead of a ban's 2,000 lists, scheduled before it,
+ * and keeps its place across a restart. */
+static void test_hide_job_runs_ahead(void **state)
+{
+        env_t *e = *state;
+        size_t scanned;
+
+        take(e, RF_TOPIC_USER_HIDES, "u-0005",
+             "{\"event_id\":\"hide-y5\",\"type\":\"item_hidden\","
+             "\"user_id\":\"u-0005\",\"item_id\":\"y5\","
+             "\"occurred_at\":\"2026-11-22T03:00:00Z\"}");
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 2);
+        rf_fanout_destroy(e->fo); /* a restart */
+        e->fo = rf_fanout_new(e->st);
+        e->ctx.fanout = e->fo;
+        assert_int_equal(rf_fanout_pending(e->fo), 2);
+        assert_int_equal(rf_fanout_step(&e->ctx, 1, &scanned), 0);
+        assert_int_equal(scanned, 1);
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 1);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 1);
+        assert_int_equal(rf_fanout_step(&e->ctx, 100000, &scanned), 0);
+        assert_int_equal(scanned, LISTS);
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 0);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS),
+                         LISTS + 1);
+}
+
 #define SUBJECTS 300
 
 static const char *const surfaces[] = { "email", "home", "push" };
@@ -434,6 +464,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_jobs_share_a_step),
                 cmocka_unit_test(test_hide_job_walks_its_subject),
+                cmocka_unit_test_setup_teardown(test_hide_job_runs_ahead, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_entries, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
