@@ -189,6 +189,26 @@ static int full_subject(const rf_refresh_src_t *src, rf_queue_t *q,
         return queued;
 }
 
+/* The length of list \p i's key without a run id. */
+static size_t list_base(const rf_subject_lists_t *sl, size_t i)
+{
+        size_t base, rlen;
+
+        if (!sl->in_run[i])
+                return sl->keys[i].len;
+        rf_key_list_run(sl->keys[i].data, sl->keys[i].len, NULL, &base, &rlen);
+        return base;
+}
+
+/* Whether lists \p i and \p j of \p sl have one list key. */
+static int same_list(const rf_subject_lists_t *sl, size_t i, size_t j)
+{
+        size_t b = list_base(sl, i);
+
+        return list_base(sl, j) == b &&
+               !memcmp(sl->keys[i].data, sl->keys[j].data, b);
+}
+
 /* Mode active: queues \p subject's stale lists. */
 static int active_subject(const rf_refresh_src_t *src, rf_queue_t *q,
                           rf_txn_t *txn, const char *run_id,
@@ -203,15 +223,34 @@ static int active_subject(const rf_refresh_src_t *src, rf_queue_t *q,
                 return r;
         for (size_t i = 0; i < sl.cnt && r >= 0; i++) {
                 const rf_list_t *l = sl.lists[i];
+                rf_list_t *served = NULL;
                 const char *why;
-                if (rf_consent_blocks(src->st, NULL, src->conf, subject,
-                                      l->surface))
+                int twin = 0, earlier = 0;
+                /* A list key held both as an incremental list and as a
+                 * run's version: judged once, by the one reads serve. */
+                for (size_t j = 0; j < sl.cnt; j++)
+                        if (j != i && same_list(&sl, i, j)) {
+                                twin = 1;
+                                earlier |= j < i;
+                        }
+                if (earlier)
                         continue;
-                if (!(why = stale_reason(src, subject, l, now_ms)))
-                        continue;
-                r = queue_one(q, txn, run_id, RF_RC_ACTIVE, subject, l->surface,
-                              why, now_ms);
-                queued = 1;
+                if (twin) {
+                        rf_buf_t v = { 0 };
+                        if (rf_runs_lookup(src->st, l->surface, sl.keys[i].data,
+                                           list_base(&sl, i), &v) == 0 &&
+                            rf_list_decode(v.data, v.len, &served) == 0)
+                                l = served;
+                        rf_buf_free(&v);
+                }
+                if (!rf_consent_blocks(src->st, NULL, src->conf, subject,
+                                       l->surface) &&
+                    (why = stale_reason(src, subject, l, now_ms))) {
+                        r = queue_one(q, txn, run_id, RF_RC_ACTIVE, subject,
+                                      l->surface, why, now_ms);
+                        queued = 1;
+                }
+                rf_list_destroy(served);
         }
         rf_subject_lists_clear(&sl);
         return r < 0 ? r : queued;

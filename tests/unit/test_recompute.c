@@ -16,6 +16,8 @@
 #include <jansson.h>
 
 #include "recfresh/activity.h"
+#include "recfresh/keys.h"
+#include "recfresh/list.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/recompute.h"
@@ -1153,6 +1155,86 @@ static void test_incremental_picks(void **state)
         json_decref(got);
 }
 
+/* Stores \p items as run \p run's version of (\p subject, home), and makes
+ * the run active on home, generated at \p run_gen (ms). */
+static void put_version(env_t *e, const char *run, int64_t run_gen,
+                        const char *subject, const char *exp, const char *items)
+{
+        rf_buf_t js = { 0 }, k = { 0 }, v = { 0 };
+        rf_rejection_t rej;
+        rf_list_t *l;
+        char err[256];
+
+        rf_buf_printf(&js,
+                      "{\"subject_id\":\"%s\",\"surface\":\"home\","
+                      "\"list_id\":\"V-%s\",\"run_id\":\"%s\","
+                      "\"generated_at\":\"2026-11-22T01:00:00Z\","
+                      "\"expires_at\":\"%s\",\"model_version\":\"m\","
+                      "\"items\":[%s]}",
+                      subject, subject, run, exp, items);
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, js.data, js.len, NULL, &l, &rej), 0);
+        rf_buf_append(&k, run, strlen(run) + 1);
+        rf_key_list(&k, subject, "home", "");
+        rf_list_encode(l, &v);
+        rf_txn_put(e->ctx.txn, RF_CF_VERSIONS, k.data, k.len, v.data, v.len);
+        rf_buf_reset(&v);
+        rf_buf_put_str(&v, run);
+        rf_buf_put_be64(&v, (uint64_t)run_gen);
+        rf_txn_put(e->ctx.txn, RF_CF_RUNS, "Ahome", 5, v.data, v.len);
+        assert_int_equal(rf_txn_commit(e->ctx.txn, err, sizeof(err)), 0);
+        rf_list_destroy(l);
+        rf_buf_free(&js);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+}
+
+/* The active refresh judges the version reads serve: a batch-run list
+ * alone; the newer of a run's version and an incremental list of one key
+ * (the run's generated_at against the list's). */
+static void test_incremental_judges_served_version(void **state)
+{
+        env_t *e = *state;
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        const int64_t H = 3600000, now = T0; /* 2026-11-22T10:00:00Z */
+        const char *one = "{\"item_id\":\"p1\",\"score\":1}";
+        json_t *got = json_object();
+        int done = 0;
+
+        set(e, "recompute.expiry_horizon", "1h");
+        set(e, "recompute.max_age", "24h");
+        /* v-a: run version only, expiring in 30m; v-b: the version expires
+         * in 30m but a newer incremental list serves; v-c: the incremental
+         * list expires in 30m but the newer run's version serves. */
+        put_version(e, "r1", now - 8 * H, "v-a", "2026-11-22T10:30:00Z", one);
+        put_version(e, "r1", now - 8 * H, "v-b", "2026-11-22T10:30:00Z", one);
+        put_version(e, "r1", now - 8 * H, "v-c", "2026-11-23T10:00:00Z", one);
+        publish(e, "v-b", "home", "2026-11-22T08:00:00Z",
+                "2026-11-23T10:00:00Z", "p1");
+        publish(e, "v-c", "home", "2026-11-22T01:30:00Z",
+                "2026-11-22T10:30:00Z", "p1");
+        active(e, "v-a", now - 1000);
+        active(e, "v-b", now - 1000);
+        active(e, "v-c", now - 1000);
+        while (!done) {
+                assert_true(rf_refresh_step(&src, e->q, e->ctx.txn, "act-v",
+                                            RF_RC_ACTIVE, H, now, 10,
+                                            &done) >= 0);
+                commit(e);
+        }
+        for (json_t *j; (j = take_ack(e, now + 60000));) {
+                json_object_set_new(
+                    got, jstr(j, "subject_id"),
+                    json_string(
+                        jstr(json_array_get(json_object_get(j, "reasons"), 0),
+                             "type")));
+                json_decref(j);
+        }
+        assert_int_equal(json_object_size(got), 1);
+        assert_string_equal(jstr(got, "v-a"), "list_expiring");
+        json_decref(got);
+}
+
 /* A corrupt active-run pointer is logged and skipped: the subject's other
  * lists are still judged (it failed every step before, and leaked them). */
 static void test_refresh_skips_corrupt_run_pointer(void **state)
@@ -1282,6 +1364,8 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
                     test_refresh_skips_corrupt_run_pointer, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_incremental_judges_served_version, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_consent_purge, setup,
                                                 teardown),
         };
