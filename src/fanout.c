@@ -295,11 +295,15 @@ static rf_entry_state_t entity_state(rf_apply_ctx_t *ctx, const job_t *j,
         rf_entry_t e = { .item_id = campaign ? "" : j->entity,
                          .creator_id = "",
                          .campaign_id = campaign ? j->entity : "" };
-        rf_entry_state_t s = rf_checker_check(&ck, &e) == RF_FILTER_NONE
-                                 ? RF_ENTRY_KEPT
-                             : campaign ? RF_ENTRY_CAMPAIGN
-                                        : RF_ENTRY_FILTERED;
+        rf_entry_state_t s;
 
+        /* A hide's job: the user's hides count too (a failed read of them
+         * sets ck.err). */
+        if (*j->subject)
+                rf_checker_init(&ck, ctx->st, ctx->txn, j->subject, region);
+        s = rf_checker_check(&ck, &e) == RF_FILTER_NONE ? RF_ENTRY_KEPT
+            : campaign                                  ? RF_ENTRY_CAMPAIGN
+                                                        : RF_ENTRY_FILTERED;
         if (ck.err)
                 s = RF_ENTRY_UNKNOWN; /* the hook reads the list */
         rf_checker_clear(&ck);
@@ -367,9 +371,12 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
         rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
         const char *cursor = NULL, *state_region = NULL;
         rf_entry_state_t state = RF_ENTRY_UNKNOWN;
+        /* An item hide, like a ban, takes at most one distinct entry out of
+         * each list; a creator hide may take several (the hook reads). */
         int known =
             (j->kind == RF_IDX_ITEM && (j->cause == RF_EV_ITEM_BANNED ||
-                                        j->cause == RF_EV_STOCK_CHANGED)) ||
+                                        j->cause == RF_EV_STOCK_CHANGED ||
+                                        j->cause == RF_EV_ITEM_HIDDEN)) ||
             (j->kind == RF_IDX_CAMPAIGN && j->cause == RF_EV_CAMPAIGN_EXPIRED);
         size_t i = 0;
         ctx->fanout->framing = 1;

@@ -164,10 +164,13 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         rf_buf_free(&k);
         if (r != 0 || !flipped)
                 return r;
-        /* The user's lists of every version lose or regain entries: what
-         * the queue remembers of them is void (the job's notices reach the
-         * served ones only, not those kept for rollback). */
-        rf_queue_subject_changed(ctx->queue, ev->user_id);
+        /* What the queue remembers of the user's lists (a lower bound of
+         * their valid entries) stays one while an item hide's job takes
+         * one entry off each list holding the item, as a ban's does; an
+         * unhide only makes it too low. A creator's entries are not
+         * counted: its hide forgets the user's bounds. */
+        if (on_creator)
+                rf_queue_subject_changed(ctx->queue, ev->user_id);
         r = summary_update(ctx, ev->user_id,
                            on_creator ? RF_IDX_CREATOR : RF_IDX_ITEM, id,
                            hidden);

@@ -24,12 +24,13 @@
  *   - the index entry that led to it names the same version (run suffix).
  *   - the subject's hides and consent are unchanged (a generation per
  *     subject, bumped by rf_validmem_subject_changed(); subjects sharing a
- *     counter only forget more). A hide takes entries out of every version
- *     of the subject's lists at once, before its own fan-out job and those
- *     pending have told the bounds; consent blocks its lists' hooks while
+ *     counter only forget more). A creator hide may take several entries
+ *     out of a list at once; consent blocks its lists' hooks while
  *     revoked.
- * Events that take entries out another way (creator hides, consent) read
- * the list and set a new bound. A bound may only be too low: tombstones
+ * An item hide's job takes one entry off the bound of each list holding
+ * the item, as a ban's job does (rf_fanout_schedule_subject()). Events that
+ * take entries out another way (creator hides, consent) read the list and
+ * set a new bound. A bound may only be too low: tombstones
  * lifted since, or a batch rolled back, make the list read early.
  *
  * Not thread-safe: the writer thread owns it.

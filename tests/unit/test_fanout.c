@@ -330,6 +330,68 @@ static void test_hide_job_runs_ahead(void **state)
                          LISTS + 1);
 }
 
+/* An item hide's job takes one entry off the remembered bound of each list
+ * holding the item, as a ban's does: no list is read for it. A creator
+ * hide may take several entries: the user's lists are read again. */
+static void test_item_hide_keeps_valid_bound(void **state)
+{
+        env_t *e = env_open(1);
+        size_t scanned;
+        char err[256];
+        uint64_t reads;
+
+        (void)state;
+        assert_non_null(e);
+        assert_int_equal(rf_config_set(&e->conf, "surface.default.min_valid",
+                                       "0", err, sizeof(err)),
+                         0);
+        take(e, RF_TOPIC_LISTS, "u-a",
+             "{\"subject_id\":\"u-a\",\"surface\":\"home\","
+             "\"list_id\":\"L-a\",\"generated_at\":"
+             "\"2026-11-22T01:00:00Z\",\"expires_at\":"
+             "\"2099-01-01T00:00:00Z\",\"model_version\":\"m\","
+             "\"items\":[{\"item_id\":\"x\",\"score\":4},"
+             "{\"item_id\":\"p\",\"score\":3},"
+             "{\"item_id\":\"q\",\"score\":2},"
+             "{\"item_id\":\"r\",\"score\":1}]}");
+        ban_x(e); /* the first visit reads the list: bound 3 (p, q, r) */
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
+                commit(e);
+        }
+        reads = atomic_load(&rf_metrics.recompute_list_reads);
+        take(e, RF_TOPIC_USER_HIDES, "u-a",
+             "{\"event_id\":\"hide-p\",\"type\":\"item_hidden\","
+             "\"user_id\":\"u-a\",\"item_id\":\"p\","
+             "\"occurred_at\":\"2026-11-22T03:00:00Z\"}");
+        commit(e);
+        assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
+        assert_int_equal(scanned, 1);
+        commit(e);
+        assert_int_equal(atomic_load(&rf_metrics.recompute_list_reads), reads);
+        take(e, RF_TOPIC_USER_HIDES, "u-a",
+             "{\"event_id\":\"hide-c\",\"type\":\"creator_hidden\","
+             "\"user_id\":\"u-a\",\"creator_id\":\"c-none\","
+             "\"occurred_at\":\"2026-11-22T03:00:01Z\"}");
+        commit(e);
+        /* x unbanned and banned again, after the creator hide forgot the
+         * bound (2, q and r): the ban's job reads the list */
+        take(e, RF_TOPIC_ITEM_BANS, "x",
+             "{\"event_id\":\"unban-x\",\"type\":\"item_unbanned\","
+             "\"item_id\":\"x\",\"occurred_at\":\"2026-11-22T04:00:00Z\"}");
+        take(e, RF_TOPIC_ITEM_BANS, "x",
+             "{\"event_id\":\"ban-x2\",\"type\":\"item_banned\","
+             "\"item_id\":\"x\",\"occurred_at\":\"2026-11-22T05:00:00Z\"}");
+        commit(e);
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
+                commit(e);
+        }
+        assert_int_equal(atomic_load(&rf_metrics.recompute_list_reads),
+                         reads + 1);
+        teardown((void **)&e);
+}
+
 #define SUBJECTS 300
 
 static const char *const surfaces[] = { "email", "home", "push" };
@@ -464,6 +526,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_jobs_share_a_step),
                 cmocka_unit_test(test_hide_job_walks_its_subject),
+                cmocka_unit_test(test_item_hide_keeps_valid_bound),
                 cmocka_unit_test_setup_teardown(test_hide_job_runs_ahead, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_entries, setup,
