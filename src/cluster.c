@@ -20,7 +20,6 @@
 #include "recfresh/list.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
-#include "recfresh/runs.h"
 #include "recfresh/serve.h"
 #include "recfresh/topics.h"
 
@@ -93,7 +92,7 @@ typedef struct member {
 } member_t;
 
 /* Sweep phases: lists, then hides, then activity. */
-enum { SW_IDLE = 0, SW_LISTS, SW_VERSIONS, SW_HIDES, SW_ACTIVITY };
+enum { SW_IDLE = 0, SW_LISTS, SW_HIDES, SW_ACTIVITY };
 
 struct rf_cluster {
         const rf_config_t *conf;
@@ -521,18 +520,6 @@ static int sweep_key(rf_cluster_t *cl, rf_apply_ctx_t *ctx, const char *k,
                 drop_consent(ctx, lk.subject);
                 return 1;
         }
-        if (cl->sweep == SW_VERSIONS) {
-                /* run id \0 list key: a batch run's version */
-                rf_list_key_t lk;
-                size_t rl = strnlen(k, klen);
-                if (rl == klen ||
-                    rf_key_list_split(k + rl + 1, klen - rl - 1, &lk) != 0 ||
-                    owns(cl, lk.subject, strlen(lk.subject)))
-                        return 0;
-                rf_runs_version_drop(ctx->txn, k, klen, v, vlen);
-                drop_consent(ctx, lk.subject);
-                return 1;
-        }
         /* hides: 'H' user \0 ...; activity: 'A' subject */
         slen = cl->sweep == SW_HIDES ? strnlen(k + 1, klen - 1) : klen - 1;
         if (slen >= sizeof(subject) || owns(cl, k + 1, slen))
@@ -555,7 +542,6 @@ int rf_cluster_sweep_step(rf_cluster_t *cl, rf_apply_ctx_t *ctx, size_t budget,
                 const char *prefix;
         } phase[] = {
                 [SW_LISTS] = { RF_CF_LISTS, "" },
-                [SW_VERSIONS] = { RF_CF_VERSIONS, "" },
                 [SW_HIDES] = { RF_CF_TOMBSTONES, "H" },
                 [SW_ACTIVITY] = { RF_CF_ACTIVITY, "A" },
         };

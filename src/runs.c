@@ -1388,26 +1388,14 @@ static int step_open(rf_apply_ctx_t *ctx)
         return 0;
 }
 
-void rf_runs_version_drop(rf_txn_t *txn, const char *vkey, size_t vklen,
-                          const char *val, size_t vlen)
-{
-        size_t rl = strnlen(vkey, vklen); /* the run id, then its NUL */
-        rf_list_t *l;
-
-        if (rl < vklen && rf_list_decode(val, vlen, &l) == 0) {
-                index_each(txn, vkey, vkey + rl + 1, vklen - rl - 1, l, 0);
-                rf_list_destroy(l);
-        }
-        rf_txn_delete(txn, RF_CF_VERSIONS, vkey, vklen);
-}
-
 /* Deletes up to \p budget stored versions under \p prefix (a run id, its
  * NUL, and maybe more of the list key) with their reverse-index entries;
  * *more says whether some are left. @returns how many were deleted. */
 static size_t delete_versions(rf_apply_ctx_t *ctx, const rf_buf_t *prefix,
                               size_t budget, int *more)
 {
-        size_t n = 0;
+        const char *run_id = prefix->data; /* up to its NUL */
+        size_t run_len = strlen(run_id) + 1, n = 0;
         rf_buf_t batch = { 0 };
         rf_iter_t *it;
 
@@ -1433,8 +1421,14 @@ static size_t delete_versions(rf_apply_ctx_t *ctx, const rf_buf_t *prefix,
                 const char *key = c.p;
                 c.p += kl;
                 size_t vl = rf_cur_varint(&c);
-                rf_runs_version_drop(ctx->txn, key, kl, c.p, vl);
+                rf_list_t *l;
+                if (rf_list_decode(c.p, vl, &l) == 0) {
+                        index_each(ctx->txn, run_id, key + run_len,
+                                   kl - run_len, l, 0);
+                        rf_list_destroy(l);
+                }
                 c.p += vl;
+                rf_txn_delete(ctx->txn, RF_CF_VERSIONS, key, kl);
         }
         rf_buf_free(&batch);
         return n;

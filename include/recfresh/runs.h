@@ -241,11 +241,6 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
 int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,
                            const char *region);
 
-/** Deletes a stored version (\p vkey "run id NUL list key", its value
- *  \p val) and its reverse-index entries, in \p txn. */
-void rf_runs_version_drop(rf_txn_t *txn, const char *vkey, size_t vklen,
-                          const char *val, size_t vlen);
-
 /**
  * Reads the stored list a reverse-index entry names, through \p txn: the
  * run version when \p ikey (of \p iklen bytes) ends in a run id

@@ -9,8 +9,6 @@
  *  - a run failing validation keeps the old version; the reasons are kept;
  *  - rollback (through the spool, daemon running) switches back;
  *  - newer wins between incremental and batch lists;
- *  - an instance that loses a partition sweeps its subjects' run versions
- *    and their index entries;
  *  - a ban's fan-out notifies the version reads serve, not the ones kept
  *    for rollback (which still honour the ban once rolled back to); so do
  *    a hide and a consent revocation, which reach a user's lists without
@@ -34,8 +32,6 @@
 
 #include "integration/harness.h"
 #include "recfresh/bulkload.h"
-#include "recfresh/cluster.h"
-#include "recfresh/list.h"
 #include "recfresh/metrics.h"
 #include "recfresh/runs.h"
 
@@ -787,88 +783,6 @@ static void test_consent_purges_run_versions(void **state)
         assert_false(h_store_contains(&env, subj));
 }
 
-/* ---- a lost partition's run versions are swept ---------------------------*/
-
-/* An instance that loses a partition deletes its subjects' state, run
- * versions included (with their index entries): a consent purge on the
- * new owner could not reach them. */
-static void test_sweep_drops_unowned_versions(void **state)
-{
-        char dir[600], errstr[256];
-        rf_store_t *st;
-        rf_apply_ctx_t ctx;
-        rf_cluster_t *cl;
-        rf_subject_parts_t sp = {
-                .count = 4, .assigned = 1, .epoch = 1, .version = 1
-        };
-        const char *subjects[] = { "sw-a", "sw-b", "sw-c", "sw-d",
-                                   "sw-e", "sw-f", "sw-g", "sw-h" };
-        size_t dropped, total = 0;
-        int kept = 0;
-
-        (void)state;
-        snprintf(dir, sizeof(dir), "%s/sweep-db", env.dir);
-        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, errstr, sizeof(errstr));
-        assert_non_null(st);
-        rf_apply_ctx_init(&ctx, st, &env.conf, NULL, NULL);
-        for (size_t i = 0; i < RF_ARRAY_SIZE(subjects); i++) {
-                rf_rejection_t rej;
-                rf_list_t *l;
-                char *js = list_json(subjects[i], "sw", "sw-1", subjects[i],
-                                     "2026-11-22T02:00:00Z", "sw-x,sw-y");
-                assert_int_equal(
-                    rf_list_from_json(NULL, 0, js, strlen(js), NULL, &l, &rej),
-                    0);
-                assert_int_equal(rf_runs_stage(&ctx, l), 0);
-                rf_list_destroy(l);
-                free(js);
-        }
-        assert_int_equal(rf_txn_commit(ctx.txn, errstr, sizeof(errstr)), 0);
-        /* We keep partitions 0 and 1 of 4. */
-        sp.owned[0] = sp.owned[1] = 1;
-        for (size_t i = 0; i < RF_ARRAY_SIZE(subjects); i++)
-                kept +=
-                    rf_partition_of(subjects[i], strlen(subjects[i]), 4) < 2;
-        assert_true(kept > 0 && kept < (int)RF_ARRAY_SIZE(subjects));
-        cl = rf_cluster_new(&env.conf, rf_broker_bootstraps(env.broker),
-                            "sweep-test", "", errstr, sizeof(errstr));
-        assert_non_null(cl);
-        rf_cluster_update(cl, &sp);
-        while (rf_cluster_sweep_pending(cl)) {
-                assert_int_equal(rf_cluster_sweep_step(cl, &ctx, 3, &dropped),
-                                 0);
-                assert_int_equal(rf_txn_commit(ctx.txn, errstr, sizeof(errstr)),
-                                 0);
-                total += dropped;
-        }
-        /* Every version and index entry left is of a subject we own. */
-        const rf_cf_t cfs[] = { RF_CF_VERSIONS, RF_CF_INDEX };
-        for (size_t c = 0; c < RF_ARRAY_SIZE(cfs); c++) {
-                rf_cf_t cf = cfs[c];
-                rf_iter_t *it = rf_iter_new(st, NULL, cf, NULL, 0);
-                int n = 0;
-                for (; rf_iter_valid(it); rf_iter_next(it), n++) {
-                        size_t kl;
-                        const char *k = rf_iter_key(it, &kl);
-                        for (size_t i = 0; i < RF_ARRAY_SIZE(subjects); i++)
-                                if (rf_partition_of(subjects[i],
-                                                    strlen(subjects[i]),
-                                                    4) >= 2 &&
-                                    memmem(k, kl, subjects[i],
-                                           strlen(subjects[i])))
-                                        fail_msg("%s left in cf %d",
-                                                 subjects[i], (int)cf);
-                }
-                rf_iter_destroy(it);
-                /* versions: one a kept subject; index: two items each */
-                assert_int_equal(n, cf == RF_CF_VERSIONS ? kept : 2 * kept);
-        }
-        assert_true(total >= RF_ARRAY_SIZE(subjects) - (size_t)kept);
-        rf_cluster_destroy(cl);
-        rf_apply_ctx_clear(&ctx);
-        rf_store_close(st);
-}
-
 /* ---- bulk loader --------------------------------------------------------*/
 
 static char *write_file(const char *name, const char *text)
@@ -1169,7 +1083,6 @@ int main(void)
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_newer_wins),
                 cmocka_unit_test(test_consent_purges_run_versions),
-                cmocka_unit_test(test_sweep_drops_unowned_versions),
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),
                 cmocka_unit_test(test_ban_skips_unserved_versions),
                 cmocka_unit_test(test_hide_on_batch_list_notifies),
