@@ -37,16 +37,15 @@ typedef struct lane {
         uint64_t next_seq; /* id of the next job scheduled */
         uint64_t head_seq; /* no job is stored below this id */
         size_t pending;    /* jobs in the store, incl. uncommitted */
+        uint64_t size_seq; /* job whose lists are being counted */
+        uint64_t size_cnt; /* lists it invalidated so far (this process) */
 } lane_t;
 
 struct rf_fanout {
         rf_store_t *st;
         lane_t lanes[LANE__CNT];
-        size_t pending;    /* both lanes' */
-        uint64_t size_seq; /* job whose lists are being counted */
-        int size_lane;
-        uint64_t size_cnt; /* lists it invalidated so far (this process) */
-        int64_t step_ns;   /* time budget of a step, 0: none */
+        size_t pending;  /* both lanes' */
+        int64_t step_ns; /* time budget of a step, 0: none */
         /* A step's notices, queued as one outbox record: a put and a
          * delete per list were a third of a fan-out's memtable inserts. */
         rf_outbox_frame_t frame;
@@ -415,7 +414,7 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
                 rf_fanout_list_invalidated(
                     ctx, k + base, klen - base, region, list_id, j->cause,
                     j->event_id, j->occurred_at, ekind, j->entity, state);
-                ctx->fanout->size_cnt++;
+                ctx->fanout->lanes[j->lane].size_cnt++;
         }
 
         ctx->fanout->framing = 0;
@@ -431,7 +430,7 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
                 rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data, jk.len);
                 RF_METRIC_INC(fanout_jobs_done);
                 rf_hist_observe(&rf_metrics.fanout_size, rf_hist_fanout_bounds,
-                                ctx->fanout->size_cnt);
+                                ctx->fanout->lanes[j->lane].size_cnt);
         } else if (cursor) {
                 job_encode(&jv, j->cause, j->kind, j->entity, j->region,
                            j->event_id, j->occurred_at, j->subject, cursor,
@@ -452,6 +451,8 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
 {
         rf_fanout_t *fo = ctx->fanout;
         int64_t deadline = fo->step_ns ? rf_mono_ns() + fo->step_ns : 0;
+        int64_t user_until = deadline ? deadline - fo->step_ns / 2 : 0;
+        size_t user_budget = budget / 2 ? budget / 2 : 1, user_scanned = 0;
         rf_iter_t *shared = NULL;
         int r = 0;
 
@@ -461,7 +462,15 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                 rf_buf_t hk = { 0 };
                 job_t j = { 0 };
                 int done = 0;
-                j.lane = fo->lanes[LANE_USER].pending ? LANE_USER : LANE_ENTITY;
+                /* The user lane first, for up to half of the step while
+                 * the entity lane has jobs: a stream of hides cannot stop
+                 * a ban. */
+                j.lane = fo->lanes[LANE_USER].pending &&
+                                 (!fo->lanes[LANE_ENTITY].pending ||
+                                  (user_scanned < user_budget &&
+                                   (!deadline || rf_mono_ns() < user_until)))
+                             ? LANE_USER
+                             : LANE_ENTITY;
                 lane_t *ln = &fo->lanes[j.lane];
 
                 /* The lane's oldest job, looked up by id from head_seq:
@@ -492,15 +501,15 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                         continue;
                 }
                 j.seq = ln->head_seq;
-                if (j.seq != fo->size_seq || j.lane != fo->size_lane) {
-                        fo->size_seq = j.seq;
-                        fo->size_lane = j.lane;
-                        fo->size_cnt = 0;
+                if (j.seq != ln->size_seq) {
+                        ln->size_seq = j.seq;
+                        ln->size_cnt = 0;
                 }
 
                 if (job_decode(&j) != 0) {
                         rf_buf_t jk = { 0 };
-                        rf_log_error("fanout", "corrupt job %llu dropped",
+                        rf_log_error("fanout", "corrupt %s job %llu dropped",
+                                     j.lane == LANE_USER ? "user" : "entity",
                                      (unsigned long long)j.seq);
                         job_key(&jk, j.lane, j.seq);
                         rf_txn_delete(ctx->txn, RF_CF_FANOUT, jk.data, jk.len);
@@ -523,8 +532,11 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                         if (!own && !shared)
                                 shared = rf_iter_new(ctx->st, NULL, RF_CF_INDEX,
                                                      NULL, 0);
+                        size_t before = *scanned;
                         r = job_step(ctx, &j, own ? NULL : shared, b, deadline,
                                      scanned, &done);
+                        if (j.lane == LANE_USER)
+                                user_scanned += *scanned - before;
                 }
                 if (done) {
                         ln->pending--;

@@ -392,6 +392,40 @@ static void test_item_hide_keeps_valid_bound(void **state)
         teardown((void **)&e);
 }
 
+/* Hides take at most half of a step while a ban has lists left: a stream
+ * of them cannot stop it. */
+static void test_hides_share_a_step_with_a_ban(void **state)
+{
+        env_t *e = *state;
+        size_t scanned;
+        char js[256];
+
+        for (int i = 1; i <= 3; i++) {
+                char user[16];
+                snprintf(user, sizeof(user), "u-%04d", i);
+                snprintf(js, sizeof(js),
+                         "{\"event_id\":\"hide-%d\",\"type\":\"item_hidden\","
+                         "\"user_id\":\"%s\",\"item_id\":\"y%d\","
+                         "\"occurred_at\":\"2026-11-22T03:00:00Z\"}",
+                         i, user, i);
+                take(e, RF_TOPIC_USER_HIDES, user, js);
+        }
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 4);
+        /* 4 entries: two hides, then two of the ban's lists */
+        assert_int_equal(rf_fanout_step(&e->ctx, 4, &scanned), 0);
+        assert_int_equal(scanned, 4);
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 2);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 4);
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, 500, &scanned), 0);
+                commit(e);
+        }
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS),
+                         LISTS + 3);
+}
+
 #define SUBJECTS 300
 
 static const char *const surfaces[] = { "email", "home", "push" };
@@ -529,6 +563,8 @@ int main(void)
                 cmocka_unit_test(test_item_hide_keeps_valid_bound),
                 cmocka_unit_test_setup_teardown(test_hide_job_runs_ahead, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_hides_share_a_step_with_a_ban, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_entries, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
