@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -323,23 +324,33 @@ static int store_hmac_init(rf_store_t *st)
         return ok ? 0 : -1;
 }
 
+/* Removes directory \p name (relative to \p parent_fd) and the plain files
+ * in it, never following a symbolic link: not even one swapped in for it
+ * after it was checked. */
+static void rm_flat_dir_at(int parent_fd, const char *name)
+{
+        int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        struct dirent *de;
+        DIR *d;
+
+        if (fd < 0)
+                return;
+        if (!(d = fdopendir(fd))) {
+                close(fd);
+                return;
+        }
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+        unlinkat(parent_fd, name, AT_REMOVEDIR);
+}
+
 /* Removes a directory of plain files (the secondary's info logs). */
 static void rm_flat_dir(const char *dir)
 {
-        DIR *d;
-        struct dirent *de;
-        char path[PATH_MAX];
-
-        if (!dir || !(d = opendir(dir)))
-                return;
-        while ((de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-                unlink(path);
-        }
-        closedir(d);
-        rmdir(dir);
+        if (dir)
+                rm_flat_dir_at(AT_FDCWD, dir);
 }
 
 /* A secondary instance's private directory (its info logs) is
@@ -360,7 +371,6 @@ static void secondary_sweep(const char *parent)
         size_t plen = strlen(SECONDARY_PREFIX);
         DIR *d = opendir(parent);
         struct dirent *de;
-        char path[PATH_MAX];
 
         if (!d)
                 return;
@@ -373,15 +383,31 @@ static void secondary_sweep(const char *parent)
                 pid = strtol(de->d_name + plen, &end, 10);
                 if (end == de->d_name + plen || *end != '-' || pid <= 0)
                         continue; /* not ours to judge */
+                /* A process in another pid namespace sharing the
+                 * directory looks dead from here: its info log goes. */
                 if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
                         continue; /* running (or not ours to signal) */
-                snprintf(path, sizeof(path), "%s/%s", parent, de->d_name);
-                if (lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
-                    sb.st_uid != geteuid())
+                if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
+                    !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())
                         continue;
-                rm_flat_dir(path);
+                rm_flat_dir_at(dirfd(d), de->d_name);
         }
         closedir(d);
+}
+
+/* Makes this process's private directory under \p parent into \p out.
+ * @returns 0 or -1 with errno set. */
+static int secondary_mkdir(const char *parent, char *out, size_t size)
+{
+        int n = snprintf(out, size, "%s/" SECONDARY_PREFIX "%ld-XXXXXX", parent,
+                         (long)getpid());
+
+        if (n < 0 || (size_t)n >= size) {
+                errno = ENAMETOOLONG;
+                return -1;
+        }
+        secondary_sweep(parent);
+        return mkdtemp(out) ? 0 : -1;
 }
 
 rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
@@ -441,13 +467,15 @@ rf_store_t *rf_store_open(const char *path, rf_store_mode_t mode,
         case RF_STORE_SECONDARY: {
                 char tmpl[PATH_MAX];
                 const char *tmp = secondary_parent();
-                secondary_sweep(tmp);
-                snprintf(tmpl, sizeof(tmpl),
-                         "%s/" SECONDARY_PREFIX "%ld-XXXXXX", tmp,
-                         (long)getpid());
-                if (!mkdtemp(tmpl)) {
-                        snprintf(errstr, errstr_size, "mkdtemp %s: %s", tmpl,
-                                 strerror(errno));
+                /* A TMPDIR that is gone or unusable: /tmp, as before it
+                 * was asked. */
+                if (secondary_mkdir(tmp, tmpl, sizeof(tmpl)) != 0 &&
+                    (!strcmp(tmp, "/tmp") ||
+                     secondary_mkdir("/tmp", tmpl, sizeof(tmpl)) != 0)) {
+                        snprintf(errstr, errstr_size,
+                                 "cannot make a private directory for a "
+                                 "secondary under %s or /tmp: %s",
+                                 tmp, strerror(errno));
                         goto fail;
                 }
                 st->secondary_dir = rf_strdup(tmpl);

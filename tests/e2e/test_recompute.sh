@@ -143,6 +143,10 @@ run >"$E2E_DIR/refresh2.out" 2>&1 || fail "resume: $(cat "$E2E_DIR/refresh2.out"
 grep -q "finished" "$E2E_DIR/refresh2.out" || fail "$(cat "$E2E_DIR/refresh2.out")"
 [ -z "$(ls "$E2E_DIR/tmp")" ] ||
         fail "secondary directories left: $(ls "$E2E_DIR/tmp")"
+# A TMPDIR that does not exist: /tmp instead, as before it was asked.
+TMPDIR="$E2E_DIR/missing" "$RECFRESH" queue --data-dir "$E2E_DIR/db" \
+        >"$E2E_DIR/queue-tmp.out" 2>&1 ||
+        fail "queue with a missing TMPDIR: $(cat "$E2E_DIR/queue-tmp.out")"
 subjects=$(run_requests | awk '{print $4}' | sort -u | wc -l)
 ids=$(run_requests | awk '{print $1}' | sort -u | wc -l)
 total=$(run_requests | wc -l)
