@@ -93,6 +93,14 @@ const char *rf_key_list_run(const char *key, size_t klen, const char *region,
         return p;
 }
 
+void rf_key_version(rf_buf_t *k, const char *run_id, size_t run_len,
+                    const char *list_key, size_t klen)
+{
+        rf_buf_append(k, run_id, run_len);
+        put_sep(k);
+        rf_buf_append(k, list_key, klen);
+}
+
 void rf_key_index_prefix(rf_buf_t *k, char kind, const char *entity)
 {
         rf_buf_append(k, &kind, 1);

@@ -1148,8 +1148,7 @@ static void served_empty(rf_store_t *st, const rf_config_t *conf,
                         continue;
                 if ((on = rf_active_runs_of(&act, lk.surface))) {
                         rf_buf_reset(&vk);
-                        rf_buf_append(&vk, on, strlen(on) + 1);
-                        rf_buf_append(&vk, k, klen);
+                        rf_key_version(&vk, on, strlen(on), k, klen);
                         if (rf_store_get(st, RF_CF_VERSIONS, vk.data, vk.len,
                                          &v) == 0)
                                 continue; /* served above */

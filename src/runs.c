@@ -308,8 +308,7 @@ static void version_key(rf_buf_t *k, const char *run_id, const char *lkey,
                         size_t klen)
 {
         rf_buf_reset(k);
-        rf_buf_append(k, run_id, strlen(run_id) + 1); /* with its NUL */
-        rf_buf_append(k, lkey, klen);
+        rf_key_version(k, run_id, strlen(run_id), lkey, klen);
 }
 
 int rf_runs_get(rf_store_t *st, rf_txn_t *txn, const char *run_id,
@@ -1179,9 +1178,7 @@ int rf_runs_indexed_get(rf_txn_t *txn, const char *ikey, size_t iklen,
 
         if (!rid)
                 return rf_txn_get(txn, RF_CF_LISTS, ikey, iklen, val);
-        rf_buf_append(&k, rid, rlen);
-        rf_buf_append(&k, "", 1);
-        rf_buf_append(&k, ikey, base);
+        rf_key_version(&k, rid, rlen, ikey, base);
         r = rf_txn_get(txn, RF_CF_VERSIONS, k.data, k.len, val);
         rf_buf_free(&k);
         return r;

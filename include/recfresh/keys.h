@@ -82,6 +82,11 @@ int rf_key_list_split(const char *key, size_t klen, rf_list_key_t *out);
 const char *rf_key_list_run(const char *key, size_t klen, const char *region,
                             size_t *base_len, size_t *run_len);
 
+/** Appends a batch run's version key: run id (\p run_len bytes) \0 list
+ *  key (\p klen bytes). */
+void rf_key_version(rf_buf_t *k, const char *run_id, size_t run_len,
+                    const char *list_key, size_t klen);
+
 /** Appends the index prefix of an entity: kind entity \0. */
 void rf_key_index_prefix(rf_buf_t *k, char kind, const char *entity);
 

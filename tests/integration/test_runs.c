@@ -414,6 +414,29 @@ static void test_ban_on_batch_list_queues_recompute(void **state)
             h_count_records(&env, "recs.recompute.v1", "\"rq-ban\"", 1) >= 1);
 }
 
+/* Produces user \p user's hide of \p item, event \p event_id at \p at. */
+static void hide(const char *user, const char *item, const char *event_id,
+                 const char *at)
+{
+        char *js = h_fmt("{\"event_id\":\"%s\",\"type\":\"item_hidden\","
+                         "\"user_id\":\"%s\",\"item_id\":\"%s\","
+                         "\"occurred_at\":\"%s\"}",
+                         event_id, user, item, at);
+        h_produce(&env, "recs.user-hides.v1", user, js);
+        free(js);
+}
+
+/* Invalidation notices for list \p list_id: waits for \p want of them
+ * (see h_count_records()). */
+static int notices(const char *list_id, int want)
+{
+        char *needle = h_fmt("\"list_id\":\"%s\"", list_id);
+        int n = h_count_records(&env, "recs.invalidations.v1", needle, want);
+
+        free(needle);
+        return n;
+}
+
 /* ---- hides and consent reach batch lists ---------------------------------*/
 
 /* A user's event has no index to fan out over: it reaches the lists reads
@@ -426,17 +449,10 @@ static void test_hide_on_batch_list_notifies(void **state)
         wait_state("hr-0", RF_RUN_ACTIVE);
         full_run("hr-1", "hr", "hr-u", 1, "2026-11-22T02:00:00Z", "h1,h2,h3");
         wait_state("hr-1", RF_RUN_ACTIVE);
-        h_produce(&env, "recs.user-hides.v1", "hr-u0",
-                  "{\"event_id\":\"hr-hide\",\"type\":\"item_hidden\","
-                  "\"user_id\":\"hr-u0\",\"item_id\":\"h1\","
-                  "\"occurred_at\":\"2026-11-22T04:00:00Z\"}");
+        hide("hr-u0", "h1", "hr-hide", "2026-11-22T04:00:00Z");
         h_wait_served(&env, "hr-u0", "hr", NULL, "h2,h3");
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"list_id\":\"hr-1-hr-u0\"", 1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"list_id\":\"hr-0-hr-u0\"", 0),
-                         0);
+        assert_int_equal(notices("hr-1-hr-u0", 1), 1);
+        assert_int_equal(notices("hr-0-hr-u0", 0), 0);
         assert_true(
             h_count_records(&env, "recs.recompute.v1", "\"hr-hide\"", 1) >= 1);
 }
@@ -465,21 +481,12 @@ static void test_hide_skips_versions_of_other_surfaces(void **state)
         wait_state("hs-1", RF_RUN_ACTIVE);
         full_run("hs-2", "hs-b", "hs-u", 1, "2026-11-22T02:00:00Z", "s1,s4");
         wait_state("hs-2", RF_RUN_ACTIVE);
-        h_produce(&env, "recs.user-hides.v1", "hs-u0",
-                  "{\"event_id\":\"hs-hide\",\"type\":\"item_hidden\","
-                  "\"user_id\":\"hs-u0\",\"item_id\":\"s1\","
-                  "\"occurred_at\":\"2026-11-22T04:00:00Z\"}");
+        hide("hs-u0", "s1", "hs-hide", "2026-11-22T04:00:00Z");
         h_wait_served(&env, "hs-u0", "hs-b", NULL, "s4");
         h_wait_served(&env, "hs-u0", "hs-a", NULL, "s2");
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"list_id\":\"hs-1-a\"", 1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"list_id\":\"hs-2-hs-u0\"", 1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"list_id\":\"hs-1-b\"", 0),
-                         0);
+        assert_int_equal(notices("hs-1-a", 1), 1);
+        assert_int_equal(notices("hs-2-hs-u0", 1), 1);
+        assert_int_equal(notices("hs-1-b", 0), 0);
 }
 
 /* ---- a fan-out notifies the served version only ---------------------------*/
@@ -677,16 +684,8 @@ static void test_hides_forget_valid_counts(void **state)
         run_counted("ep-3", "ep", "ep-v", "2026-11-23T02:00:00Z",
                     "ep-g,ep-h,ep-i,ep-j,ep-k,ep-l", "2026-11-23T10:00:00Z",
                     "ep-h,ep-i,ep-j,ep-k,ep-l"); /* 5 valid */
-        for (int i = 0; i < 2; i++) {
-                const char *item = i ? "ep-i" : "ep-h";
-                char *js = h_fmt("{\"event_id\":\"ep-hide-%d\",\"type\":"
-                                 "\"item_hidden\",\"user_id\":\"ep-v0\","
-                                 "\"item_id\":\"%s\",\"occurred_at\":"
-                                 "\"2026-11-23T10:00:01Z\"}",
-                                 i, item);
-                h_produce(&env, "recs.user-hides.v1", "ep-v0", js);
-                free(js);
-        }
+        hide("ep-v0", "ep-h", "ep-hide-0", "2026-11-23T10:00:01Z");
+        hide("ep-v0", "ep-i", "ep-hide-1", "2026-11-23T10:00:01Z");
         h_wait_served(&env, "ep-v0", "ep", NULL, "ep-j,ep-k,ep-l");
         /* 2 valid left: urgent (5 - 1 remembered would say 4) */
         ban("ep-j", "ep-ban-j", "2026-11-23T10:00:02Z");
@@ -765,13 +764,8 @@ static void test_consent_purges_run_versions(void **state)
         h_wait_served(&env, subj, "cp", NULL, "<consent_blocked>");
         /* The served version's list is told of it (once); the staged one
          * is not served. */
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"list_id\":\"cp-1-cp-subj-4e1d0\"",
-                                         1),
-                         1);
-        assert_int_equal(h_count_records(&env, "recs.invalidations.v1",
-                                         "\"list_id\":\"cp-2-l\"", 0),
-                         0);
+        assert_int_equal(notices("cp-1-cp-subj-4e1d0", 1), 1);
+        assert_int_equal(notices("cp-2-l", 0), 0);
         /* Nothing keyed or valued by the subject id remains: lists of both
          * versions and their index entries are gone (notices in the outbox
          * hold it until acknowledged). */

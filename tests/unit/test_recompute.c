@@ -1090,13 +1090,39 @@ static void active(env_t *e, const char *subject, int64_t at)
         commit(e);
 }
 
+/* Runs active refresh \p run_id to its end in steps of \p budget subjects
+ * and takes what it sent. @returns subject_id -> its first reason's type
+ * (json_decref it). */
+static json_t *active_run(env_t *e, const char *run_id, int64_t within,
+                          int64_t now, size_t budget)
+{
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        json_t *got = json_object();
+        int done = 0;
+
+        while (!done) {
+                assert_true(rf_refresh_step(&src, e->q, e->ctx.txn, run_id,
+                                            RF_RC_ACTIVE, within, now, budget,
+                                            &done) >= 0);
+                commit(e);
+        }
+        for (json_t *j; (j = take_ack(e, now + 60000));) {
+                assert_string_equal(jstr(j, "mode"), "active");
+                json_object_set_new(
+                    got, jstr(j, "subject_id"),
+                    json_string(
+                        jstr(json_array_get(json_object_get(j, "reasons"), 0),
+                             "type")));
+                json_decref(j);
+        }
+        return got;
+}
+
 static void test_incremental_picks(void **state)
 {
         env_t *e = *state;
-        rf_refresh_src_t src = { e->st, &e->conf, 1 };
         const int64_t H = 3600000, now = T0;
-        json_t *got = json_object();
-        int done = 0;
+        json_t *got;
 
         set(e, "recompute.expiry_horizon", "1h");
         set(e, "recompute.max_age", "24h");
@@ -1132,21 +1158,7 @@ static void test_incremental_picks(void **state)
         active(e, "i-f", now - 1000);
         active(e, "i-g", now - 1000);
         active(e, "i-h", now - 1000);
-        while (!done) {
-                assert_true(rf_refresh_step(&src, e->q, e->ctx.txn, "act-1",
-                                            RF_RC_ACTIVE, H, now, 3,
-                                            &done) >= 0);
-                commit(e);
-        }
-        for (json_t *j; (j = take_ack(e, now + 60000));) {
-                assert_string_equal(jstr(j, "mode"), "active");
-                json_object_set_new(
-                    got, jstr(j, "subject_id"),
-                    json_string(
-                        jstr(json_array_get(json_object_get(j, "reasons"), 0),
-                             "type")));
-                json_decref(j);
-        }
+        got = active_run(e, "act-1", H, now, 3);
         assert_int_equal(json_object_size(got), 4);
         assert_string_equal(jstr(got, "i-a"), "list_expired");
         assert_string_equal(jstr(got, "i-b"), "list_expiring");
@@ -1195,11 +1207,9 @@ static void put_version(env_t *e, const char *run, int64_t run_gen,
 static void test_incremental_judges_served_version(void **state)
 {
         env_t *e = *state;
-        rf_refresh_src_t src = { e->st, &e->conf, 1 };
         const int64_t H = 3600000, now = T0; /* 2026-11-22T10:00:00Z */
         const char *one = "{\"item_id\":\"p1\",\"score\":1}";
-        json_t *got = json_object();
-        int done = 0;
+        json_t *got;
 
         set(e, "recompute.expiry_horizon", "1h");
         set(e, "recompute.max_age", "24h");
@@ -1216,20 +1226,7 @@ static void test_incremental_judges_served_version(void **state)
         active(e, "v-a", now - 1000);
         active(e, "v-b", now - 1000);
         active(e, "v-c", now - 1000);
-        while (!done) {
-                assert_true(rf_refresh_step(&src, e->q, e->ctx.txn, "act-v",
-                                            RF_RC_ACTIVE, H, now, 10,
-                                            &done) >= 0);
-                commit(e);
-        }
-        for (json_t *j; (j = take_ack(e, now + 60000));) {
-                json_object_set_new(
-                    got, jstr(j, "subject_id"),
-                    json_string(
-                        jstr(json_array_get(json_object_get(j, "reasons"), 0),
-                             "type")));
-                json_decref(j);
-        }
+        got = active_run(e, "act-v", H, now, 10);
         assert_int_equal(json_object_size(got), 1);
         assert_string_equal(jstr(got, "v-a"), "list_expiring");
         json_decref(got);
