@@ -274,6 +274,37 @@ static void test_stock_ids_do_not_collide(void **state)
         assert_int_equal(check(e, "a", "b"), RF_FILTER_NONE);
 }
 
+/* A stock change leaves the item's decisions pending until its fan-out
+ * job. A read's check (no batch) asks the store and leaves them so; the
+ * writer's first check (through its batch) settles them in the set. */
+static void test_writer_check_settles_pending_stock(void **state)
+{
+        env_t *e = *state;
+        rf_checker_t ck;
+        rf_entry_t en = { .item_id = "sku",
+                          .creator_id = "",
+                          .campaign_id = "" };
+
+        stock(e, "s1", "sku", 0, "", "2026-11-22T01:00:00Z");
+        stock(e, "s2", "sku", 1, "eu", "2026-11-22T02:00:00Z");
+        assert_int_equal(rf_tombset_item(e->ts, "sku"), RF_TS_STOCK);
+        assert_int_equal(rf_tombset_stock_out(e->ts, "sku", "us"), -1);
+        assert_int_equal(check(e, "sku", "us"), RF_FILTER_OUT_OF_STOCK);
+        assert_int_equal(check(e, "sku", "eu"), RF_FILTER_NONE);
+        assert_int_equal(rf_tombset_stock_out(e->ts, "sku", "us"), -1);
+
+        assert_int_equal(rf_checker_init(&ck, e->st, e->ctx.txn, "u1", "eu"),
+                         0);
+        assert_int_equal(rf_checker_check(&ck, &en), RF_FILTER_NONE);
+        assert_int_equal(ck.err, 0);
+        rf_checker_clear(&ck);
+        /* settled from both states: out globally, back in eu (newer) */
+        assert_int_equal(rf_tombset_stock_out(e->ts, "sku", "us"), 1);
+        assert_int_equal(rf_tombset_stock_out(e->ts, "sku", "eu"), 0);
+        assert_int_equal(check(e, "sku", "us"), RF_FILTER_OUT_OF_STOCK);
+        assert_int_equal(check(e, "sku", "eu"), RF_FILTER_NONE);
+}
+
 static void test_campaigns(void **state)
 {
         env_t *e = *state;
@@ -584,6 +615,8 @@ int main(void)
                     teardown),
                 cmocka_unit_test_setup_teardown(test_stock_ids_do_not_collide,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_writer_check_settles_pending_stock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_campaigns, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
