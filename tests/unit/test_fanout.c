@@ -196,10 +196,10 @@ static void test_steps_by_time(void **state)
         assert_true(first < LISTS);
 }
 
-/* Two jobs in one step read the index with one iterator: each must stop
- * at the end of its own item ("x" is a prefix of "x1") and go on from its
- * own cursor. A job whose batch holds new index entries reads through the
- * batch. */
+/* Two jobs in one step read the index with one iterator, and their
+ * notices go out as one outbox record. Each job must stop at the end of
+ * its own item ("x" is a prefix of "x1") and go on from its own cursor. A
+ * job whose batch holds new index entries reads through the batch. */
 static void test_jobs_share_a_step(void **state)
 {
         env_t *e = env_open(0);
@@ -216,11 +216,15 @@ static void test_jobs_share_a_step(void **state)
         commit(e);
         ban_x(e); /* x: u-a, u-b, u-c; x1: u-b, u-c */
         assert_int_equal(rf_fanout_pending(e->fo), 2);
+        size_t records = rf_outbox_pending(e->ob);
         /* 4 entries: the first job whole, the second cut after one */
         assert_int_equal(rf_fanout_step(&e->ctx, 4, &scanned), 0);
         assert_int_equal(scanned, 4);
         commit(e);
         assert_int_equal(rf_fanout_pending(e->fo), 1);
+        /* the step's 4 notices, of both jobs, in one outbox record */
+        assert_int_equal(rf_outbox_pending(e->ob), records + 1);
+        assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 4);
         assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
         assert_int_equal(scanned, 1);
         commit(e);
