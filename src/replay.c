@@ -604,6 +604,7 @@ typedef struct explain {
         size_t filtered_cnt;
         uint64_t enqueued, coalesced;
         const char *item; /* --item filter, or NULL */
+        rf_buf_t list;    /* the list an invalidation is explained from */
 } explain_t;
 
 static void list_key_text(const char *key, size_t klen, char *out, size_t size,
@@ -639,7 +640,8 @@ static int entry_matches(const rf_entry_t *e, const char *kind, const char *id)
 
 static void on_invalidated(explain_t *x, const rf_trace_t *t)
 {
-        rf_buf_t v = { 0 };
+        rf_buf_t *v = &x->list; /* kept: one allocation per list was a
+                                 * twentieth of replay */
         rf_list_walk_t w;
         rf_list_t hdr;
         rf_entry_t e;
@@ -657,8 +659,8 @@ static void on_invalidated(explain_t *x, const rf_trace_t *t)
         /* The version the index names (a run's, or the incremental one),
          * walked in place: a decode per list was a sixth of replay. */
         if (rf_runs_indexed_get(x->ctx->txn, t->list_key, t->list_klen,
-                                t->region, &v) == 0 &&
-            rf_list_walk_init(&w, v.data, v.len, &hdr) == 0) {
+                                t->region, v) == 0 &&
+            rf_list_walk_init(&w, v->data, v->len, &hdr) == 0) {
                 while ((more = rf_list_walk_next(&w, &e)) == 1)
                         a->tombstoned +=
                             entry_matches(&e, t->entity_kind, t->entity_id);
@@ -667,7 +669,6 @@ static void on_invalidated(explain_t *x, const rf_trace_t *t)
         } else {
                 a->tombstoned = -1; /* removed with the event (purge) */
         }
-        rf_buf_free(&v);
         x->stats->lists_affected++;
         if (a->tombstoned > 0) {
                 if (x->active)
@@ -1327,6 +1328,7 @@ out:
         }
         rf_tombset_destroy(ts);
         free(x.aff);
+        rf_buf_free(&x.list);
         free(show);
         rf_buf_free(&line);
         return r;

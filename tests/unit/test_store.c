@@ -138,6 +138,56 @@ static void test_range_iterator(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+/* A read through a batch sees the batch's writes of its column family
+ * over the store's, deletes included; a column family the batch has not
+ * written (read from the store directly) and a batch cleared or committed
+ * answer as the store does. */
+static void test_txn_get_reads_through_the_batch(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        rf_buf_t v = { 0 };
+        rf_store_t *st;
+        rf_txn_t *txn;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        txn = rf_txn_new(st);
+        rf_txn_put(txn, RF_CF_QUEUE, "k", 1, "stored", 6);
+        rf_txn_put(txn, RF_CF_LISTS, "k", 1, "list", 4);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+
+        rf_txn_put(txn, RF_CF_QUEUE, "k", 1, "batch", 5);
+        rf_txn_delete(txn, RF_CF_OUTBOX, "k", 1);
+        assert_int_equal(rf_txn_get(txn, RF_CF_QUEUE, "k", 1, &v), 0);
+        assert_int_equal(v.len, 5);
+        assert_memory_equal(v.data, "batch", 5);
+        assert_int_equal(rf_txn_get(txn, RF_CF_LISTS, "k", 1, &v), 0);
+        assert_int_equal(v.len, 4);
+        assert_memory_equal(v.data, "list", 4);
+        assert_int_equal(rf_txn_get(txn, RF_CF_LISTS, "none", 4, &v),
+                         RF_ENOENT);
+        assert_int_equal(v.len, 0);
+        rf_txn_delete(txn, RF_CF_LISTS, "k", 1);
+        assert_int_equal(rf_txn_get(txn, RF_CF_LISTS, "k", 1, &v), RF_ENOENT);
+
+        rf_txn_clear(txn);
+        assert_int_equal(rf_txn_get(txn, RF_CF_QUEUE, "k", 1, &v), 0);
+        assert_memory_equal(v.data, "stored", 6);
+        assert_int_equal(rf_txn_get(txn, RF_CF_LISTS, "k", 1, &v), 0);
+        rf_txn_put(txn, RF_CF_QUEUE, "k", 1, "next", 4);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_int_equal(rf_txn_get(txn, RF_CF_QUEUE, "k", 1, &v), 0);
+        assert_int_equal(v.len, 4);
+        assert_memory_equal(v.data, "next", 4);
+        rf_buf_free(&v);
+        rf_txn_destroy(txn);
+        rf_store_close(st);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 /* A store without a WAL keeps its writes once closed: close flushes. */
 static void test_no_wal_keeps_writes(void **state)
 {
@@ -461,6 +511,7 @@ int main(void)
                 cmocka_unit_test(test_pseudonym_is_hmac_of_the_salt),
                 cmocka_unit_test(test_free_bytes),
                 cmocka_unit_test(test_range_iterator),
+                cmocka_unit_test(test_txn_get_reads_through_the_batch),
                 cmocka_unit_test(test_no_wal_keeps_writes),
                 cmocka_unit_test(test_cf_epoch),
                 cmocka_unit_test(test_table_formats),
