@@ -480,7 +480,12 @@ void rf_idset_init(rf_idset_t *set, size_t n)
 
         while (size < n * 2)
                 size <<= 1;
-        set->slot = rf_calloc(size, sizeof(*set->slot));
+        if (size <= RF_IDSET_INLINE) {
+                memset(set->inl, 0, size * sizeof(*set->slot));
+                set->slot = set->inl;
+        } else {
+                set->slot = rf_calloc(size, sizeof(*set->slot));
+        }
         set->mask = size - 1;
         set->cnt = 0;
 }
@@ -501,8 +506,10 @@ int rf_idset_add(rf_idset_t *set, const char *id)
 
 void rf_idset_free(rf_idset_t *set)
 {
-        free(set->slot);
-        memset(set, 0, sizeof(*set));
+        if (set->slot != set->inl)
+                free(set->slot);
+        set->slot = NULL;
+        set->mask = set->cnt = 0;
 }
 
 int rf_utf8_valid(const unsigned char *s, size_t len)

@@ -185,12 +185,18 @@ void *rf_realloc(void *p, size_t size);
  * lists a read serves), for duplicate filtering. Sized up front for every
  * string it will get, so it never fills.
  */
+#define RF_IDSET_INLINE 256 /* slots held in the struct: a 100-item list */
+
 typedef struct rf_idset {
         const char **slot;
         size_t mask, cnt;
+        /* A set this small needs no allocation: one per list read was a
+         * fiftieth of replay, and more of its page faults. */
+        const char *inl[RF_IDSET_INLINE];
 } rf_idset_t;
 
-/** Prepares \p set for up to \p n strings. Free with rf_idset_free(). */
+/** Prepares \p set for up to \p n strings. Free with rf_idset_free().
+ *  The set must not be copied: its slots may live in it. */
 void rf_idset_init(rf_idset_t *set, size_t n);
 /** @returns 1 if \p id was already in the set, else adds it and returns 0.
  *  \p id must outlive the set. */

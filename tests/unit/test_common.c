@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -763,6 +764,40 @@ static void test_key_list_run(void **state)
         }
 }
 
+/* The id set answers membership exactly, sized small (slots in the
+ * struct, reused after a free) or large (allocated), with colliding
+ * probes. */
+static void test_idset(void **state)
+{
+        static const size_t sizes[] = { 0, 1, 100, 128, 129, 5000 };
+        char(*ids)[16] = rf_malloc(2 * 5000 * sizeof(*ids));
+        rf_idset_t set;
+
+        (void)state;
+        for (size_t n = 0; n < 2 * 5000; n++)
+                snprintf(ids[n], sizeof(ids[n]), "i%07zu", n);
+        for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+                size_t n = sizes[z];
+                for (int round = 0; round < 2; round++) {
+                        rf_idset_init(&set, n);
+                        assert_true(set.mask + 1 >= 2 * n);
+                        assert_int_equal(set.slot == set.inl,
+                                         set.mask + 1 <= RF_IDSET_INLINE);
+                        for (size_t i = 0; i < n; i++)
+                                assert_int_equal(rf_idset_add(&set, ids[i]), 0);
+                        for (size_t i = 0; i < n; i++)
+                                assert_int_equal(rf_idset_add(&set, ids[i]), 1);
+                        /* absent ids stay absent (and are added once) */
+                        for (size_t i = n; i < 2 * n && i < n + 3; i++)
+                                assert_int_equal(
+                                    rf_idset_add(&set, ids[i + 5000 - n]), 0);
+                        rf_idset_free(&set);
+                        assert_null(set.slot);
+                }
+        }
+        free(ids);
+}
+
 static void test_valid_memory(void **state)
 {
         (void)state;
@@ -820,6 +855,7 @@ int main(void)
                 cmocka_unit_test(test_time_parse_utc),
                 cmocka_unit_test(test_key_list_run),
                 cmocka_unit_test(test_valid_memory),
+                cmocka_unit_test(test_idset),
                 cmocka_unit_test(test_decimal_and_number_formatting),
                 cmocka_unit_test(test_json_arena),
                 cmocka_unit_test(test_time_parse_offsets),
