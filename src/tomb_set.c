@@ -521,8 +521,10 @@ void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
         pthread_rwlock_unlock(&ts->lock);
 }
 
-int rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
-                             const char *item)
+/* rf_tombset_stock_refresh(), and rf_tombset_stock_settle() when \p keep:
+ * a failed read leaves the item pending instead of the set unloaded. */
+static int stock_settle(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                        const char *item, int keep)
 {
         stock_item_t si = { 0 };
         int r;
@@ -539,7 +541,9 @@ int rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                 return 0;
         r = stock_read(st, txn, item, &si);
         pthread_rwlock_wrlock(&ts->lock);
-        if (r != 0) {
+        if (r != 0 && keep) {
+                /* still pending: its checks go to the store */
+        } else if (r != 0) {
                 ts->valid = 0; /* every answer to the store */
                 rf_log_error("tombstone",
                              "cannot read the stock states of %s: %s; every "
@@ -556,6 +560,18 @@ int rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
         pthread_rwlock_unlock(&ts->lock);
         stock_item_clear(&si);
         return r;
+}
+
+int rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                             const char *item)
+{
+        return stock_settle(ts, st, txn, item, 0);
+}
+
+int rf_tombset_stock_settle(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                            const char *item)
+{
+        return stock_settle(ts, st, txn, item, 1);
 }
 
 int rf_tombset_stock_out(rf_tombset_t *ts, const char *item, const char *region)

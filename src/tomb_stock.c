@@ -52,14 +52,11 @@ int rf_stock_check_out(rf_checker_t *ck, const char *item_id)
          * the set) settles them at their first check instead: behind a
          * fan-out backlog, every check of a pending item read its states,
          * a twentieth of the row-1 bench's CPU. */
-        if (r < 0 && ck->ts && ck->txn) {
-                int e =
-                    rf_tombset_stock_refresh(ck->ts, ck->st, ck->txn, item_id);
-                if (e != 0)
-                        ck->err = e; /* the set asks the store now */
-                else
-                        r = rf_tombset_stock_out(ck->ts, item_id, ck->region);
-        }
+        if (r < 0 && ck->ts && ck->txn &&
+            rf_tombset_stock_settle(ck->ts, ck->st, ck->txn, item_id) == 0)
+                r = rf_tombset_stock_out(ck->ts, item_id, ck->region);
+        /* A failed read leaves it pending: asked below, which fails closed
+         * (ck->err) if the store fails again. */
         if (r >= 0)
                 return r; /* the set's decision (tomb_set.h) */
         int has_g = stock_get(ck, item_id, "", &g);

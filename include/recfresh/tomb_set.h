@@ -75,6 +75,15 @@ int rf_tombset_stock_refresh(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                              const char *item);
 
 /**
+ * As rf_tombset_stock_refresh(), for a check on the thread that changes the
+ * set (a checker with a batch): a failed read leaves the item pending (its
+ * checks ask the store) and the set loaded; nothing need roll back.
+ * @returns 0 or the store error.
+ */
+int rf_tombset_stock_settle(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
+                            const char *item);
+
+/**
  * Whether \p item is out of stock for a list of \p region ("" for none):
  * the newer of the global state and the region's own decides, as
  * rf_stock_check_out() does from the store. Exact for every item; ask only
