@@ -59,7 +59,8 @@ void rf_tombset_changed(rf_tombset_t *ts, const char *key, size_t klen,
  * depends on which of its state and the global one is newer. The set holds
  * every state of its members and sets their decisions at once. An item's
  * first state in force makes it a member whose decisions are pending (its
- * checks go to the store) until rf_tombset_stock_refresh().
+ * checks go to the store) until rf_tombset_stock_refresh() (its fan-out
+ * job) or rf_tombset_stock_settle() (the writer's first check of it).
  */
 void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
                               const rf_tomb_t *t);
