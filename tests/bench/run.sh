@@ -143,6 +143,11 @@ ratio() {
 fmt() { awk -v v="${1:-0}" 'BEGIN { printf "%\047.0f", v }' 2>/dev/null || echo "$1"; }
 rss_mb() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 hwm_mb() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+# cpu_s PID: the process's CPU seconds so far (user + system).
+cpu_s() {
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' \
+                "/proc/$1/stat" 2>/dev/null || echo 0
+}
 
 # ---- the workload -----------------------------------------------------------
 log "workload: seed $SEED, $SUBJECTS subjects, $ITEMS items, $EVENTS events"
@@ -220,6 +225,9 @@ RSS_IDLE=$(rss_mb $DAEMON)
 # backlog grows, and the figure is the daemon's (the producer's rate is
 # reported beside it, to show it was not the limit).
 log "row 1: produce and apply $EVENTS events ($PARTS partitions per topic)"
+# The daemon's CPU for the row as well: a figure per CPU second moves less
+# than a rate when the machine slows (compare code by it).
+CPU0=$(cpu_s $DAEMON)
 "$RFBENCH" applied --http "$HTTP" --count $EVENTS --seconds $WAIT_S \
         >"$WORK/applied.out" 2>"$WORK/applied.err" &
 APPLIED_PID=$!
@@ -233,6 +241,8 @@ if ! wait $APPLIED_PID; then
         [ $SMOKE = 1 ] && exit 1
 fi
 APPLY=$(val applied rate)
+CPU1=$(cpu_s $DAEMON)
+APPLY_CPU=$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN { printf "%.2f", b - a }')
 # Best of three: this runs right after the daemon's busiest phase, and its
 # flushes and compactions can still take a core (one run gave 193k msg/s
 # where others give 530-900k).
@@ -245,7 +255,7 @@ best=$(for n in 1 2 3; do echo "$(val consume$n rate) $n"; done |
         sort -rn | head -1 | cut -d' ' -f2)
 cp "$WORK/consume$best.out" "$WORK/consume.out"
 row "1. event apply throughput (fan-out 1-10, mix of 6 kinds)" \
-        "$(fmt "$APPLY") events/s ($(val applied applied) applied, $(val applied dlq) DLQ; produced at $(fmt "$(awk -v n=$EVENTS -v s="$(val produce seconds)" 'BEGIN { if (s > 0) print n / s }')")/s; $(fmt "$(val applied fanout_jobs_left)") of $(fmt "$(val applied fanout_jobs)") fan-out jobs still queued then; sustained, fan-out done: $(fmt "$(val applied sustained_rate)") events/s in $(val applied drained_s) s)" \
+        "$(fmt "$APPLY") events/s ($(val applied applied) applied, $(val applied dlq) DLQ; produced at $(fmt "$(awk -v n=$EVENTS -v s="$(val produce seconds)" 'BEGIN { if (s > 0) print n / s }')")/s; $(fmt "$(val applied fanout_jobs_left)") of $(fmt "$(val applied fanout_jobs)") fan-out jobs still queued then; sustained, fan-out done: $(fmt "$(val applied sustained_rate)") events/s in $(val applied drained_s) s, daemon CPU $APPLY_CPU s: $(fmt "$(awk -v n=$EVENTS -v c="$APPLY_CPU" 'BEGIN { if (c > 0) print n / c }')") events per CPU second)" \
         "(a) $(fmt "$(val consume rate)") msg/s; (b) $(fmt "$(val rocks put_rate)") puts/s" \
         "$(ratio "$APPLY" "$(val consume rate)") of (a); $(ratio "$APPLY" "$(val rocks put_rate)") of (b)"
 
@@ -398,7 +408,7 @@ if [ $HAVE_CK = 1 ] && "$RECFRESH" replay --help >/dev/null 2>&1; then
         REPLAY=$(awk -v n=$REPLAY_N -v s="$(rsec records)" -v x="$(val replay exit)" \
                 'BEGIN { if (s > 0 && x == 0) print n / s }')
         REPLAY_FIG="did not finish in 300 s"
-        [ -n "$REPLAY" ] && REPLAY_FIG="$(fmt "$REPLAY") events/s ($(rsec records) s; the whole command $(val replay wall_s) s: opening $(rsec open) s, serving every list at the end $(rsec end) s)"
+        [ -n "$REPLAY" ] && REPLAY_FIG="$(fmt "$REPLAY") events/s ($(rsec records) s; the whole command $(val replay wall_s) s and $(val replay cpu_s) s of CPU: opening $(rsec open) s, serving every list at the end $(rsec end) s)"
         # Replay runs each record's fan-out before the next record, so the
         # live rate with fan-out done ("sustained") is the like-for-like
         # baseline; the ratio stays against the taken rate, as the target
@@ -473,6 +483,10 @@ if [ $SMOKE = 1 ]; then
                         bad=1
                 fi
         done
+        if ! awk -v v="$APPLY_CPU" 'BEGIN { exit !(v != "" && v + 0 > 0) }'; then
+                log "smoke: row 1's daemon CPU is \"$APPLY_CPU\", expected a positive figure"
+                bad=1
+        fi
         v=$(awk '$1 == "seconds_records" { print $2 }' "$WORK/replay.out" 2>/dev/null)
         if ! awk -v v="$v" 'BEGIN { exit !(v != "" && v + 0 > 0) }'; then
                 log "smoke: replay seconds_records is \"$v\", expected a positive figure"
