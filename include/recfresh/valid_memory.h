@@ -11,11 +11,11 @@
  * A campaign's expiry takes out at most the list's entries that have a
  * campaign, also counted at the read.
  *
- * The table is direct-mapped (one slot per hash, a newer list evicts an
- * older one) and holds 64-bit hashes, not keys: 32 bytes a list (and a
- * 4-byte subject counter per four lists), no allocation after creation. A
- * forgotten or evicted list is read again, nothing worse. A bound is good
- * while:
+ * The table is two-way set-associative (a list's hash picks a set of two
+ * slots; a newer list evicts the one remembered less recently) and holds
+ * 64-bit hashes, not keys: 32 bytes a list (and a 4-byte subject counter
+ * per four lists), no allocation after creation. A forgotten or evicted
+ * list is read again, nothing worse. A bound is good while:
  *   - the list's incremental version is unchanged (rf_validmem_forget()
  *     at every write, again when the batch commits or rolls back, since a
  *     read inside the batch sees the store before it);

@@ -19,6 +19,7 @@
 #include "recfresh/codec_json.h"
 #include "recfresh/common.h"
 #include "recfresh/keys.h"
+#include "recfresh/strset.h"
 #include "recfresh/valid_memory.h"
 
 #define HOUR_MS (3600 * INT64_C(1000))
@@ -849,12 +850,79 @@ static void test_valid_memory(void **state)
         rf_validmem_destroy(m);
 }
 
+/* Keys of the valid memory's set \p set (of \p sets), by the hash it picks
+ * sets with: "kN" for the next N from *from. */
+static int vm_key_in_set(uint64_t set, uint64_t sets, int *from, char *k,
+                         size_t size)
+{
+        for (;; (*from)++) {
+                int n = snprintf(k, size, "k%d", *from);
+                if ((rf_hash_slot(k, (size_t)n) & (sets - 1)) == set) {
+                        (*from)++;
+                        return n;
+                }
+        }
+}
+
+/* Two ways a set: two lists of one set are both kept, a third evicts the
+ * one remembered less recently, and a forget finds a list in either way.
+ * As many lists as slots keep well over the 63% a direct-mapped table
+ * keeps (about 73%). */
+static void test_valid_memory_ways(void **state)
+{
+        char a[16], b[16], c[16], d[16];
+        int from = 0;
+        rf_validmem_t *m = rf_validmem_new(8); /* 4 sets of 2 */
+
+        (void)state;
+        int na = vm_key_in_set(1, 4, &from, a, sizeof(a));
+        int nb = vm_key_in_set(1, 4, &from, b, sizeof(b));
+        int nc = vm_key_in_set(1, 4, &from, c, sizeof(c));
+        int nd = vm_key_in_set(1, 4, &from, d, sizeof(d));
+        vm_put(m, a, (size_t)na, "", 1, 10);
+        vm_put(m, b, (size_t)nb, "", 1, 11);
+        assert_int_equal(vm_get(m, a, (size_t)na, "", 1), 10);
+        assert_int_equal(vm_get(m, b, (size_t)nb, "", 1), 11);
+        vm_put(m, c, (size_t)nc, "", 1, 12); /* a leaves */
+        assert_int_equal(vm_get(m, a, (size_t)na, "", 1), -1);
+        assert_int_equal(vm_get(m, b, (size_t)nb, "", 1), 11);
+        assert_int_equal(vm_get(m, c, (size_t)nc, "", 1), 12);
+        vm_put(m, b, (size_t)nb, "", 1, 13); /* b to the front */
+        vm_put(m, d, (size_t)nd, "", 1, 14); /* c leaves */
+        assert_int_equal(vm_get(m, c, (size_t)nc, "", 1), -1);
+        assert_int_equal(vm_get(m, b, (size_t)nb, "", 1), 13);
+        assert_int_equal(vm_get(m, d, (size_t)nd, "", 1), 14);
+        rf_validmem_forget(m, b, (size_t)nb); /* behind d */
+        assert_int_equal(vm_get(m, b, (size_t)nb, "", 1), -1);
+        vm_put(m, a, (size_t)na, "", 1, 15); /* the empty way, d stays */
+        assert_int_equal(vm_get(m, a, (size_t)na, "", 1), 15);
+        assert_int_equal(vm_get(m, d, (size_t)nd, "", 1), 14);
+        rf_validmem_destroy(m);
+
+        enum { SLOTS = 65536 };
+        int kept = 0;
+        m = rf_validmem_new(SLOTS);
+        for (int i = 0; i < SLOTS; i++) {
+                int n = snprintf(a, sizeof(a), "l%d", i);
+                vm_put(m, a, (size_t)n, "", 1, i);
+        }
+        for (int i = 0; i < SLOTS; i++) {
+                int n = snprintf(a, sizeof(a), "l%d", i);
+                int64_t v = vm_get(m, a, (size_t)n, "", 1);
+                assert_true(v == -1 || v == i);
+                kept += v == i;
+        }
+        assert_true(kept > SLOTS * 7 / 10);
+        rf_validmem_destroy(m);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_time_parse_utc),
                 cmocka_unit_test(test_key_list_run),
                 cmocka_unit_test(test_valid_memory),
+                cmocka_unit_test(test_valid_memory_ways),
                 cmocka_unit_test(test_idset),
                 cmocka_unit_test(test_decimal_and_number_formatting),
                 cmocka_unit_test(test_json_arena),
