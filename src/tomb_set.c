@@ -541,15 +541,13 @@ static int stock_settle(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                 return 0;
         r = stock_read(st, txn, item, &si);
         pthread_rwlock_wrlock(&ts->lock);
-        if (r != 0 && keep) {
-                /* still pending: its checks go to the store */
-        } else if (r != 0) {
+        if (r != 0 && !keep) {
                 ts->valid = 0; /* every answer to the store */
                 rf_log_error("tombstone",
                              "cannot read the stock states of %s: %s; every "
                              "read check goes to the store",
                              item, rf_err2str(r));
-        } else {
+        } else if (r == 0) {
                 stock_decide(&ts->stock_gout, &ts->stock_rout, &ts->stock_rin,
                              item, &si);
                 if (si.any_active)

@@ -65,6 +65,18 @@ static void commit(env_t *e)
                 rf_queue_committed(e->q);
 }
 
+/* Runs and commits fan-out steps of \p budget entries until no job is
+ * left. */
+static void drain(env_t *e, size_t budget)
+{
+        size_t scanned;
+
+        while (rf_fanout_pending(e->fo)) {
+                assert_int_equal(rf_fanout_step(&e->ctx, budget, &scanned), 0);
+                commit(e);
+        }
+}
+
 /* A store with an outbox and fan-out (and a recompute queue if
  * \p with_queue). @returns NULL on failure. */
 static env_t *env_open(int with_queue)
@@ -359,10 +371,7 @@ static void test_item_hide_keeps_valid_bound(void **state)
              "{\"item_id\":\"q\",\"score\":2},"
              "{\"item_id\":\"r\",\"score\":1}]}");
         ban_x(e); /* the first visit reads the list: bound 3 (p, q, r) */
-        while (rf_fanout_pending(e->fo)) {
-                assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
-                commit(e);
-        }
+        drain(e, 100);
         reads = atomic_load(&rf_metrics.recompute_list_reads);
         take(e, RF_TOPIC_USER_HIDES, "u-a",
              "{\"event_id\":\"hide-p\",\"type\":\"item_hidden\","
@@ -387,10 +396,7 @@ static void test_item_hide_keeps_valid_bound(void **state)
              "{\"event_id\":\"ban-x2\",\"type\":\"item_banned\","
              "\"item_id\":\"x\",\"occurred_at\":\"2026-11-22T05:00:00Z\"}");
         commit(e);
-        while (rf_fanout_pending(e->fo)) {
-                assert_int_equal(rf_fanout_step(&e->ctx, 100, &scanned), 0);
-                commit(e);
-        }
+        drain(e, 100);
         assert_int_equal(atomic_load(&rf_metrics.recompute_list_reads),
                          reads + 1);
         teardown((void **)&e);
@@ -422,10 +428,7 @@ static void test_hides_share_a_step_with_a_ban(void **state)
         commit(e);
         assert_int_equal(rf_fanout_pending(e->fo), 2);
         assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 4);
-        while (rf_fanout_pending(e->fo)) {
-                assert_int_equal(rf_fanout_step(&e->ctx, 500, &scanned), 0);
-                commit(e);
-        }
+        drain(e, 500);
         assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS),
                          LISTS + 3);
 }
@@ -455,15 +458,12 @@ static int setup_subjects(void **state)
 static void test_subject_entries(void **state)
 {
         env_t *e = *state;
-        size_t scanned, entries = 0;
+        size_t entries = 0;
         rf_buf_t js = { 0 };
 
         /* Seven entries a step: most steps end between two lists of one
          * subject, whose entry the next step takes up again. */
-        while (rf_fanout_pending(e->fo)) {
-                assert_int_equal(rf_fanout_step(&e->ctx, 7, &scanned), 0);
-                commit(e);
-        }
+        drain(e, 7);
         rf_iter_t *it = rf_iter_new(e->st, NULL, RF_CF_QUEUE, "P", 1);
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen, vlen;
@@ -499,17 +499,13 @@ static void test_subject_entries(void **state)
 static void test_lifted_ban_queues_nothing(void **state)
 {
         env_t *e = *state;
-        size_t scanned;
         uint64_t reads = atomic_load(&rf_metrics.recompute_list_reads);
 
         take(e, RF_TOPIC_ITEM_BANS, "x",
              "{\"event_id\":\"unban-x\",\"type\":\"item_unbanned\","
              "\"item_id\":\"x\",\"occurred_at\":\"2026-11-22T02:01:00Z\"}");
         commit(e);
-        while (rf_fanout_pending(e->fo)) {
-                assert_int_equal(rf_fanout_step(&e->ctx, 50, &scanned), 0);
-                commit(e);
-        }
+        drain(e, 50);
         /* the ban's notices and the unban's, one per list each */
         assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS),
                          2 * SUBJECTS * RF_ARRAY_SIZE(surfaces));
@@ -527,7 +523,6 @@ static void test_fallback_list_queues_recompute(void **state)
 {
         env_t *e = env_open(1);
         char err[256], js[512];
-        size_t scanned;
         rf_queue_req_t req = { 0 };
 
         assert_non_null(e);
@@ -546,10 +541,7 @@ static void test_fallback_list_queues_recompute(void **state)
         take(e, RF_TOPIC_LISTS, RF_FALLBACK_SUBJECT, js);
         commit(e);
         ban_x(e);
-        while (rf_fanout_pending(e->fo)) {
-                assert_int_equal(rf_fanout_step(&e->ctx, 50, &scanned), 0);
-                commit(e);
-        }
+        drain(e, 50);
         assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS), 1);
         /* urgent: due at once */
         assert_int_equal(rf_queue_take(e->q, rf_now_ms(), &req), 1);

@@ -35,17 +35,37 @@ static void expect_pseudonym(rf_store_t *st, const unsigned char salt[32],
         assert_memory_equal(got, want, sizeof(got));
 }
 
+/* A primary store in a new directory made from the template \p dir
+ * ("/tmp/rf-st-XXXXXX"); remove it with tmp_remove(). */
+static rf_store_t *tmp_store(char *dir, const rf_store_opts_t *o)
+{
+        char err[256];
+        rf_store_t *st;
+
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, o, err, sizeof(err));
+        if (!st)
+                fail_msg("%s: %s", dir, err);
+        return st;
+}
+
+static void tmp_remove(const char *dir)
+{
+        char cmd[64];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 static void test_pseudonym_is_hmac_of_the_salt(void **state)
 {
-        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256];
         unsigned char salt[32], other[16];
         rf_store_t *st;
 
         (void)state;
         rf_log_set_level(RF_LOG_WARN);
-        assert_non_null(mkdtemp(dir));
-        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
-        assert_non_null(st);
+        st = tmp_store(dir, NULL);
         for (int i = 0; i < 32; i++)
                 salt[i] = (unsigned char)(i * 7 + 1);
         assert_int_equal(rf_store_set_salt(st, salt, err, sizeof(err)), 0);
@@ -70,8 +90,7 @@ static void test_pseudonym_is_hmac_of_the_salt(void **state)
         assert_non_null(st);
         expect_pseudonym(st, salt, "user-1");
         rf_store_close(st);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
+        tmp_remove(dir);
 }
 
 static void test_free_bytes(void **state)
@@ -104,15 +123,13 @@ static void range_keys(rf_store_t *st, rf_txn_t *txn, const char *from,
 
 static void test_range_iterator(void **state)
 {
-        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64], got[256];
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], got[256];
         static const char *const keys[] = { "a1", "b1", "b2", "c1" };
         rf_store_t *st;
         rf_txn_t *txn;
 
         (void)state;
-        assert_non_null(mkdtemp(dir));
-        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
-        assert_non_null(st);
+        st = tmp_store(dir, NULL);
         txn = rf_txn_new(st);
         for (size_t i = 0; i < 4; i++)
                 rf_txn_put(txn, RF_CF_QUEUE, keys[i], 2, "", 0);
@@ -134,8 +151,7 @@ static void test_range_iterator(void **state)
         assert_string_equal(got, "b2,b3,c0");
         rf_txn_destroy(txn);
         rf_store_close(st);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
+        tmp_remove(dir);
 }
 
 /* A read through a batch sees the batch's writes of its column family
@@ -144,15 +160,13 @@ static void test_range_iterator(void **state)
  * answer as the store does. */
 static void test_txn_get_reads_through_the_batch(void **state)
 {
-        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256];
         rf_buf_t v = { 0 };
         rf_store_t *st;
         rf_txn_t *txn;
 
         (void)state;
-        assert_non_null(mkdtemp(dir));
-        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
-        assert_non_null(st);
+        st = tmp_store(dir, NULL);
         txn = rf_txn_new(st);
         rf_txn_put(txn, RF_CF_QUEUE, "k", 1, "stored", 6);
         rf_txn_put(txn, RF_CF_LISTS, "k", 1, "list", 4);
@@ -184,23 +198,20 @@ static void test_txn_get_reads_through_the_batch(void **state)
         rf_buf_free(&v);
         rf_txn_destroy(txn);
         rf_store_close(st);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
+        tmp_remove(dir);
 }
 
 /* A store without a WAL keeps its writes once closed: close flushes. */
 static void test_no_wal_keeps_writes(void **state)
 {
-        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256];
         rf_store_opts_t o = { .no_wal = 1 };
         rf_buf_t v = { 0 };
         rf_store_t *st;
         rf_txn_t *txn;
 
         (void)state;
-        assert_non_null(mkdtemp(dir));
-        st = rf_store_open(dir, RF_STORE_PRIMARY, &o, err, sizeof(err));
-        assert_non_null(st);
+        st = tmp_store(dir, &o);
         txn = rf_txn_new(st);
         rf_txn_put(txn, RF_CF_QUEUE, "k1", 2, "v1", 2);
         assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
@@ -214,8 +225,7 @@ static void test_no_wal_keeps_writes(void **state)
         assert_memory_equal(v.data, "v1", 2);
         rf_buf_free(&v);
         rf_store_close(st);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
+        tmp_remove(dir);
 }
 
 static void put_active(rf_store_t *st, const char *surface, const char *run)
@@ -247,15 +257,13 @@ static void expect_served(rf_store_t *st, const char *want)
 
 static void test_cf_epoch(void **state)
 {
-        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256];
         rf_store_t *st, *st2;
         rf_txn_t *txn;
         uint64_t e;
 
         (void)state;
-        assert_non_null(mkdtemp(dir));
-        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
-        assert_non_null(st);
+        st = tmp_store(dir, NULL);
         txn = rf_txn_new(st);
         e = rf_store_cf_epoch(st, RF_CF_RUNS);
         /* another column family, an empty commit, a cleared batch: same */
@@ -299,8 +307,7 @@ static void test_cf_epoch(void **state)
         put_active(st2, "s", "r2");
         expect_served(st2, "run two");
         rf_store_close(st2);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
+        tmp_remove(dir);
 }
 
 /* The value of option \p name in section \p sect of the newest OPTIONS
@@ -334,13 +341,11 @@ static void options_value(const char *dir, const char *sect, const char *name,
  * each data block (partitions cost reads a fifth). */
 static void test_table_formats(void **state)
 {
-        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64], v[256];
+        char dir[] = "/tmp/rf-st-XXXXXX", v[256];
         rf_store_t *st;
 
         (void)state;
-        assert_non_null(mkdtemp(dir));
-        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
-        assert_non_null(st);
+        st = tmp_store(dir, NULL);
         rf_store_close(st);
 
         options_value(dir, "[TableOptions/BlockBasedTable \"index\"]",
@@ -362,8 +367,7 @@ static void test_table_formats(void **state)
                 options_value(dir, sect, "partition_filters", v, sizeof(v));
                 assert_string_equal(v, "false");
         }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
+        tmp_remove(dir);
 }
 
 /* The writer's cache of values it wrote (value_cache.h): a read through a
@@ -394,7 +398,7 @@ static void expect_unknown(rf_vcache_t *c, const rf_txn_t *txn, const char *key)
 
 static void test_value_cache(void **state)
 {
-        char dir[] = "/tmp/rf-st-XXXXXX", err[256], cmd[64];
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256];
         char big[2048];
         rf_store_t *st;
         rf_txn_t *a, *b;
@@ -402,9 +406,7 @@ static void test_value_cache(void **state)
 
         (void)state;
         rf_log_set_level(RF_LOG_ERROR);
-        assert_non_null(mkdtemp(dir));
-        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
-        assert_non_null(st);
+        st = tmp_store(dir, NULL);
         assert_null(rf_vcache_new(st, 0)); /* off: every lookup misses */
         expect_unknown(NULL, NULL, "k");
         c = rf_vcache_new(st, 1024);
@@ -501,8 +503,7 @@ static void test_value_cache(void **state)
         rf_txn_destroy(a); /* dropped: counted too */
         rf_txn_destroy(b);
         rf_store_close(st);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
+        tmp_remove(dir);
 }
 
 int main(void)
