@@ -31,6 +31,7 @@
 #include <assert.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,8 @@ static int decode_items(const char *buf, size_t len, size_t max,
         get_items(&c, n, l->items, (const char **)(void *)(mem + off_rcs));
         assert(!c.err && c.p == c.end); /* same bytes as the first walk */
         l->mem_ = mem;
+        l->mem_len_ = off_bytes + used;
+        atomic_init(&l->refs_, 0);
         *listp = l;
         if (total)
                 *total = h.item_cnt;
@@ -251,6 +254,8 @@ int rf_list_decode_header(const char *buf, size_t len, rf_list_t **listp)
         l->item_cnt = h.item_cnt;
         l->items = NULL;
         l->mem_ = mem;
+        l->mem_len_ = off_bytes + hlen;
+        atomic_init(&l->refs_, 0);
         *listp = l;
         return RF_OK;
 }
@@ -284,9 +289,24 @@ int rf_list_walk_next(rf_list_walk_t *w, rf_entry_t *e)
         return 1;
 }
 
+rf_list_t *rf_list_share(rf_list_t *list)
+{
+        atomic_fetch_add_explicit(&list->refs_, 1, memory_order_relaxed);
+        return list;
+}
+
+size_t rf_list_bytes(const rf_list_t *list)
+{
+        return list->mem_len_;
+}
+
 void rf_list_destroy(rf_list_t *list)
 {
-        if (list)
+        /* The last holder frees: a count of 0 means no other holder. The
+         * acquire pairs with the other holders' releases, so their reads
+         * of the list happen before the free. */
+        if (list && atomic_fetch_sub_explicit(&list->refs_, 1,
+                                              memory_order_acq_rel) == 0)
                 free(list->mem_);
 }
 

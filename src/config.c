@@ -172,6 +172,8 @@ static const struct conf_row conf_table[] = {
           "fsync the RocksDB WAL on every write (survives power loss)."),
         C(INT, "store.block_cache_mb", block_cache_mb, "256", 8, 65536,
           "RocksDB block cache size in MiB."),
+        C(INT, "store.list_cache_mb", list_cache_mb, "64", 0, 65536,
+          "Cache of decoded run versions for reads, in MiB; 0 = off."),
         C(INT, "store.write_buffer_mb", write_buffer_mb, "64", 1, 4096,
           "RocksDB write buffer (memtable) size in MiB."),
         C(INT, "store.min_free_mb", min_free_mb, "256", 0, 1048576,

@@ -29,6 +29,7 @@
 #include "recfresh/fanout.h"
 #include "recfresh/http.h"
 #include "recfresh/kafka.h"
+#include "recfresh/list_cache.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/notify.h"
@@ -65,9 +66,10 @@ struct rf_daemon {
         atomic_int stopping;
         atomic_int ready;
         rd_kafka_message_t **msgs;
-        rf_tombset_t *tombset; /* entities in force (tomb_set.h) */
-        int store_failed;      /* a write failed: RocksDB must not close */
-        int64_t disk_next_ms;  /* next free-space check (disk_guard) */
+        rf_tombset_t *tombset;       /* entities in force (tomb_set.h) */
+        rf_list_cache_t *list_cache; /* decoded run versions for reads */
+        int store_failed;     /* a write failed: RocksDB must not close */
+        int64_t disk_next_ms; /* next free-space check (disk_guard) */
 
         /* HTTP API (http.h) and what its threads read. */
         rf_http_t *http;         /* or NULL when http.addr is "" */
@@ -186,11 +188,17 @@ static int http_ready(void *opaque, char *why, size_t why_size)
         return ok;
 }
 
+static void sample(rf_buf_t *out, const char *type, const char *name,
+                   const char *help, long long v)
+{
+        rf_prom_head(out, name, type, help);
+        rf_buf_printf(out, "%s %lld\n", name, v);
+}
+
 static void gauge(rf_buf_t *out, const char *name, const char *help,
                   long long v)
 {
-        rf_prom_head(out, name, "gauge", help);
-        rf_buf_printf(out, "%s %lld\n", name, v);
+        sample(out, "gauge", name, help, v);
 }
 
 static void http_metrics(void *opaque, rf_buf_t *out)
@@ -247,6 +255,22 @@ static void http_metrics(void *opaque, rf_buf_t *out)
         gauge(out, "recfresh_store_block_cache_capacity_bytes",
               "Block cache capacity (store.block_cache_mb).",
               (long long)d->conf->block_cache_mb * 1024 * 1024);
+        rf_list_cache_stats_t lcs;
+        rf_list_cache_stats(d->list_cache, &lcs);
+        gauge(out, "recfresh_list_cache_bytes",
+              "Bytes of decoded run versions cached for reads.",
+              (long long)lcs.bytes);
+        gauge(out, "recfresh_list_cache_capacity_bytes",
+              "List cache capacity (store.list_cache_mb).",
+              (long long)lcs.max_bytes);
+        gauge(out, "recfresh_list_cache_entries",
+              "Run versions in the list cache.", (long long)lcs.entries);
+        sample(out, "counter", "recfresh_list_cache_hits_total",
+               "Reads that found their run version in the list cache.",
+               (long long)lcs.hits);
+        sample(out, "counter", "recfresh_list_cache_misses_total",
+               "Reads of a run version that read it from the store.",
+               (long long)lcs.misses);
 }
 
 /* Any thread: who serves a subject (cluster.h). Until the cluster
@@ -604,6 +628,8 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                 goto fail;
         }
         rf_store_set_tombset(d->st, d->tombset);
+        d->list_cache = rf_list_cache_new((size_t)conf->list_cache_mb << 20);
+        rf_store_set_list_cache(d->st, d->list_cache);
         /* A store from before hide summaries: build them once. */
         if (rf_hide_summaries_build(d->st, errstr, errstr_size) != 0)
                 goto fail;
@@ -1002,6 +1028,7 @@ void rf_daemon_destroy(rf_daemon_t *d)
         rf_compactor_destroy(d->compactor); /* joins before the close */
         rf_store_close(d->st);
         rf_tombset_destroy(d->tombset);
+        rf_list_cache_destroy(d->list_cache);
         rf_broker_destroy(d->broker);
         if (d->admin_token) {
                 explicit_bzero(d->admin_token, strlen(d->admin_token));

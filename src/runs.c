@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "recfresh/keys.h"
+#include "recfresh/list_cache.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/runs.h"
@@ -1106,25 +1107,27 @@ static int active_cached(rf_store_t *st, const char *surface, char *run_id,
         return r;
 }
 
-int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
-                   size_t klen, rf_buf_t *val)
+int rf_runs_lookup_pinned(rf_store_t *st, const char *surface, const char *lkey,
+                          size_t klen, rf_pinned_t *val)
 {
-        rf_buf_t k = { 0 }, inc = { 0 };
+        rf_pinned_t inc = { 0 };
+        rf_buf_t k = { 0 };
         char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
         int64_t run_gen = 0;
         rf_list_t *h = NULL;
         int r, ri;
 
+        rf_pinned_release(val);
         /* The pointer first: once it names a run, that run's version is
          * what this read serves (it is never deleted while active). */
         r = active_cached(st, surface, idbuf, &heap, &run_gen);
         if (r == RF_ENOENT)
-                return rf_store_get(st, RF_CF_LISTS, lkey, klen, val);
+                return rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, val);
         if (r != 0)
                 return r == RF_EINVAL ? RF_ESTORE : r;
         version_key(&k, heap ? heap : idbuf, lkey, klen);
-        r = rf_store_get(st, RF_CF_VERSIONS, k.data, k.len, val);
-        ri = rf_store_get(st, RF_CF_LISTS, lkey, klen, &inc);
+        r = rf_store_get_pinned(st, RF_CF_VERSIONS, k.data, k.len, val);
+        ri = rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, &inc);
         if (r == RF_ENOENT ||
             (r == 0 && ri == 0 &&
              rf_list_decode_header(inc.data, inc.len, &h) == 0 &&
@@ -1132,15 +1135,92 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
                 /* No batch list, or an incremental one newer than the run:
                  * the incremental list wins. */
                 r = ri;
-                if (ri == 0) {
-                        rf_buf_reset(val);
-                        rf_buf_append(val, inc.data, inc.len);
-                }
+                rf_pinned_release(val);
+                *val = inc;
+                inc = (rf_pinned_t){ 0 };
         }
         rf_list_destroy(h);
+        rf_pinned_release(&inc);
         free(heap);
         rf_buf_free(&k);
-        rf_buf_free(&inc);
+        return r;
+}
+
+int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
+                      size_t klen, size_t head, int refill, rf_list_t **listp,
+                      size_t *total, rf_pinned_t *val)
+{
+        rf_list_cache_t *lc = rf_store_list_cache(st);
+        rf_pinned_t inc = { 0 };
+        rf_buf_t k = { 0 };
+        char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
+        int64_t run_gen = 0;
+        uint64_t epoch = 0;
+        rf_list_t *h = NULL;
+        int r, ri, hit = 0;
+
+        *listp = NULL;
+        *total = 0;
+        rf_pinned_release(val);
+        r = active_cached(st, surface, idbuf, &heap, &run_gen);
+        if (r == RF_ENOENT) {
+                lc = NULL; /* incremental lists are not cached */
+                r = rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, val);
+                goto decode;
+        }
+        if (r != 0)
+                return r == RF_EINVAL ? RF_ESTORE : r;
+        version_key(&k, heap ? heap : idbuf, lkey, klen);
+        free(heap);
+        if (lc) {
+                /* Before the lookup: a write after it moves the epoch on,
+                 * so what this read caches is never taken for newer. */
+                epoch = rf_store_cf_epoch(st, RF_CF_VERSIONS);
+                hit = !refill &&
+                      rf_list_cache_get(lc, k.data, k.len, epoch, listp, total);
+        }
+        r = hit ? 0
+                : rf_store_get_pinned(st, RF_CF_VERSIONS, k.data, k.len, val);
+        ri = rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, &inc);
+        if (r == RF_ENOENT ||
+            (r == 0 && ri == 0 &&
+             rf_list_decode_header(inc.data, inc.len, &h) == 0 &&
+             h->generated_at > run_gen)) {
+                /* As rf_runs_lookup_pinned(): the incremental list wins. */
+                r = ri;
+                lc = NULL;
+                hit = 0;
+                rf_list_destroy(*listp);
+                *listp = NULL;
+                rf_pinned_release(val);
+                *val = inc;
+                inc = (rf_pinned_t){ 0 };
+        }
+        rf_list_destroy(h);
+        rf_pinned_release(&inc);
+decode:
+        if (r == 0 && !hit) {
+                if (rf_list_decode_head(val->data, val->len, head, listp,
+                                        total) != 0)
+                        r = RF_EINVAL;
+                else if (lc)
+                        rf_list_cache_put(lc, k.data, k.len, epoch, *listp,
+                                          *total);
+        }
+        rf_buf_free(&k);
+        return r;
+}
+
+int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
+                   size_t klen, rf_buf_t *val)
+{
+        rf_pinned_t p = { 0 };
+        int r;
+
+        rf_buf_reset(val);
+        if ((r = rf_runs_lookup_pinned(st, surface, lkey, klen, &p)) == 0)
+                rf_buf_append(val, p.data, p.len);
+        rf_pinned_release(&p);
         return r;
 }
 

@@ -62,16 +62,17 @@ struct rf_store {
                                                          * an older store */
         rocksdb_readoptions_t *ropts;
         rocksdb_writeoptions_t *wopts;
-        unsigned char salt[32];     /* pseudonym key, from meta "salt" */
-        struct rf_tombset *tombset; /* not owned (tomb_set.h) */
-        EVP_MD_CTX *hmac_in;        /* HMAC-SHA256 keyed with salt: SHA-256
-                                     * after the inner padded key, */
-        EVP_MD_CTX *hmac_out;       /* and after the outer one; each
-                                     * pseudonym copies them (no key setup,
-                                     * less than half EVP_MAC_CTX_dup) */
-        int hide_summary;           /* meta "hide_summary": every user's
-                                     * hide summary key is kept (keys.h) */
-        uint64_t id;                /* unique in the process (rf_store_id) */
+        unsigned char salt[32];           /* pseudonym key, from meta "salt" */
+        struct rf_tombset *tombset;       /* not owned (tomb_set.h) */
+        struct rf_list_cache *list_cache; /* not owned (list_cache.h) */
+        EVP_MD_CTX *hmac_in;  /* HMAC-SHA256 keyed with salt: SHA-256
+                               * after the inner padded key, */
+        EVP_MD_CTX *hmac_out; /* and after the outer one; each
+                               * pseudonym copies them (no key setup,
+                               * less than half EVP_MAC_CTX_dup) */
+        int hide_summary;     /* meta "hide_summary": every user's
+                               * hide summary key is kept (keys.h) */
+        uint64_t id;          /* unique in the process (rf_store_id) */
         _Atomic uint64_t epoch[RF_CF__CNT]; /* rf_store_cf_epoch() */
         _Atomic uint64_t drops;             /* rf_store_drops() */
 };
@@ -589,16 +590,27 @@ uint64_t rf_store_drops(rf_store_t *st)
 int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
                  rf_buf_t *val)
 {
-        rocksdb_pinnableslice_t *ps;
-        char *err = NULL;
-        size_t vlen = 0;
-        const char *v;
+        rf_pinned_t p = { 0 };
+        int r;
 
         rf_buf_reset(val);
-        if (!st->cf[cf])
-                return RF_ENOENT;
         /* Pinned: one copy, from the block cache into val (a plain get
          * copies twice and allocates for each). */
+        if ((r = rf_store_get_pinned(st, cf, key, klen, &p)) == 0)
+                rf_buf_append(val, p.data, p.len);
+        rf_pinned_release(&p);
+        return r;
+}
+
+int rf_store_get_pinned(rf_store_t *st, rf_cf_t cf, const char *key,
+                        size_t klen, rf_pinned_t *val)
+{
+        rocksdb_pinnableslice_t *ps;
+        char *err = NULL;
+
+        rf_pinned_release(val);
+        if (!st->cf[cf])
+                return RF_ENOENT;
         ps = rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[cf], key, klen,
                                    &err);
         if (err) {
@@ -608,10 +620,16 @@ int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
         }
         if (!ps)
                 return RF_ENOENT;
-        v = rocksdb_pinnableslice_value(ps, &vlen);
-        rf_buf_append(val, v, vlen);
-        rocksdb_pinnableslice_destroy(ps);
+        val->data = rocksdb_pinnableslice_value(ps, &val->len);
+        val->handle_ = ps;
         return 0;
+}
+
+void rf_pinned_release(rf_pinned_t *val)
+{
+        if (val->handle_)
+                rocksdb_pinnableslice_destroy(val->handle_);
+        memset(val, 0, sizeof(*val));
 }
 
 void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
@@ -679,6 +697,16 @@ void rf_store_set_tombset(rf_store_t *st, struct rf_tombset *ts)
 struct rf_tombset *rf_store_tombset(const rf_store_t *st)
 {
         return st->tombset;
+}
+
+void rf_store_set_list_cache(rf_store_t *st, struct rf_list_cache *lc)
+{
+        st->list_cache = lc;
+}
+
+struct rf_list_cache *rf_store_list_cache(const rf_store_t *st)
+{
+        return st->list_cache;
 }
 
 int rf_store_hide_summary(const rf_store_t *st)

@@ -93,6 +93,7 @@ typedef struct rf_config {
         int64_t fanout_step_ms; /* and its time budget, 0: none */
         int store_sync;         /* fsync the WAL on every write */
         int64_t block_cache_mb; /* RocksDB block cache */
+        int64_t list_cache_mb;  /* decoded run versions (list_cache.h) */
         int64_t write_buffer_mb;
         int64_t min_free_mb; /* disk guard: stop below this, 0 = off */
         int64_t purge_compact_after_ms; /* privacy compaction delay */

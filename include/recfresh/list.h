@@ -43,7 +43,11 @@ typedef struct rf_list {
         rf_entry_t *items;
         size_t item_cnt;
 
-        void *mem_; /* private: backing storage, freed by rf_list_destroy */
+        void *mem_;        /* private: backing storage, freed by
+                            * rf_list_destroy */
+        size_t mem_len_;   /* private: its size (decoded lists), else 0 */
+        _Atomic int refs_; /* private: holders besides the first
+                            * (rf_list_share()) */
 } rf_list_t;
 
 /**
@@ -108,6 +112,17 @@ int rf_list_decode_head(const char *buf, size_t len, size_t max,
  * item_cnt is set, items is NULL.
  */
 int rf_list_decode_header(const char *buf, size_t len, rf_list_t **listp);
+
+/**
+ * One more holder of \p list, which then lives until every holder has
+ * called rf_list_destroy(). For the read path's cache of decoded lists
+ * (list_cache.h): a shared list is only ever read. Any thread.
+ * @returns \p list.
+ */
+rf_list_t *rf_list_share(rf_list_t *list);
+
+/** @returns the bytes \p list holds (a decoded list's), for budgets. */
+size_t rf_list_bytes(const rf_list_t *list);
 
 /**
  * Walks the binary form in place, one entry at a time, with no copy and no

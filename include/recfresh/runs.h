@@ -226,6 +226,28 @@ int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
 int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
                    size_t klen, rf_buf_t *val);
 
+/** rf_runs_lookup() read in place (rf_store_get_pinned()): the read path's,
+ *  which decodes the list once and keeps no copy of it. */
+int rf_runs_lookup_pinned(rf_store_t *st, const char *surface, const char *lkey,
+                          size_t klen, rf_pinned_t *val);
+
+/**
+ * The read path's lookup: rf_runs_lookup() and rf_list_decode_head() of at
+ * least \p head items in one, through the store's cache of decoded run
+ * versions when one is attached (list_cache.h). *listp is the decoded
+ * head, possibly shared with the cache (rf_list_destroy() either way), and
+ * *total the stored list's item count. \p val holds the encoded list when
+ * it was read (empty on a cache hit): a caller that needs more than the
+ * head reads it again (rf_runs_lookup_pinned()) and checks it is the same
+ * list. \p refill: read the store even if the cache holds the version, and
+ * cache what was read in its place (a retry after such a check failed).
+ * @returns 0, RF_ENOENT, RF_EINVAL (the stored list is corrupt) or a store
+ *          error.
+ */
+int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
+                      size_t klen, size_t head, int refill, rf_list_t **listp,
+                      size_t *total, rf_pinned_t *val);
+
 /**
  * Whether the list version whose reverse-index entry names list key \p lkey
  * of \p klen bytes may be what reads serve. A batch run's version has

@@ -109,6 +109,28 @@ int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
                  rf_buf_t *val);
 
 /**
+ * A value read in place: \c data points into the block cache (or a copy
+ * RocksDB made for a memtable hit) and stays valid until
+ * rf_pinned_release(). For read paths that decode a value once and never
+ * keep it: no copy, no allocation of the value's size.
+ */
+typedef struct rf_pinned_s {
+        const char *data;
+        size_t len;
+        void *handle_; /* the rocksdb_pinnableslice_t; NULL when empty */
+} rf_pinned_t;
+
+/**
+ * rf_store_get() without the copy. \p val is released first, then filled.
+ * @returns 0, RF_ENOENT or RF_ESTORE; \p val is empty on all but 0.
+ */
+int rf_store_get_pinned(rf_store_t *st, rf_cf_t cf, const char *key,
+                        size_t klen, rf_pinned_t *val);
+
+/** Drops what \p val pins; it is then empty. Safe on an empty one. */
+void rf_pinned_release(rf_pinned_t *val);
+
+/**
  * The 16-byte keyed pseudonym of \p subject_id (HMAC-SHA256 under the
  * store's salt, truncated). Used where a key must survive a consent purge
  * without holding the subject id.
@@ -134,6 +156,13 @@ struct rf_tombset;
 void rf_store_set_tombset(rf_store_t *st, struct rf_tombset *ts);
 /** @returns the attached set, or NULL. */
 struct rf_tombset *rf_store_tombset(const rf_store_t *st);
+
+struct rf_list_cache;
+/** Attaches the read path's cache of decoded run versions (list_cache.h),
+ *  or detaches it (NULL). The store does not own it. */
+void rf_store_set_list_cache(rf_store_t *st, struct rf_list_cache *lc);
+/** @returns the attached cache, or NULL. */
+struct rf_list_cache *rf_store_list_cache(const rf_store_t *st);
 
 /** Meta key present once every user's hide summary is kept (keys.h). */
 #define RF_META_HIDE_SUMMARY "hide_summary"

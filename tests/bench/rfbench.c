@@ -48,6 +48,7 @@
 #include <rocksdb/c.h>
 
 #include "recfresh/config.h"
+#include "recfresh/list_cache.h"
 #include "recfresh/event.h"
 #include "recfresh/list.h"
 #include "recfresh/log.h"
@@ -66,6 +67,7 @@ typedef struct opts {
         uint64_t count, start;
         double rate, seconds, probes_per_s;
         uint32_t probe_from, threads, top_k;
+        long list_cache_mb; /* read: -1 = store.list_cache_mb's default */
         uint64_t keys, value_bytes, sst_lists, sst_index;
         long pid;
 } opts_t;
@@ -93,6 +95,7 @@ enum {
         O_SST_LISTS,
         O_SST_INDEX,
         O_PID,
+        O_LIST_CACHE_MB,
 };
 
 static const struct option long_opts[] = {
@@ -118,6 +121,7 @@ static const struct option long_opts[] = {
         { "sst-lists", required_argument, NULL, O_SST_LISTS },
         { "sst-index", required_argument, NULL, O_SST_INDEX },
         { "pid", required_argument, NULL, O_PID },
+        { "list-cache-mb", required_argument, NULL, O_LIST_CACHE_MB },
         { NULL, 0, NULL, 0 },
 };
 
@@ -135,6 +139,7 @@ static int parse_opts(opts_t *o, int argc, char **argv)
                        .top_k = 10,
                        .keys = 100000,
                        .value_bytes = 2048,
+                       .list_cache_mb = -1,
                        .run_id = WL_RUN_ID };
         optind = 1;
         while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
@@ -204,6 +209,9 @@ static int parse_opts(opts_t *o, int argc, char **argv)
                         break;
                 case O_PID:
                         o->pid = atol(optarg);
+                        break;
+                case O_LIST_CACHE_MB:
+                        o->list_cache_mb = atol(optarg);
                         break;
                 default:
                         return 2;
@@ -1417,6 +1425,13 @@ static int cmd_read(const wl_t *w, const opts_t *o)
                 return 1;
         }
         rf_store_set_tombset(st, ts);
+        /* And the cache of decoded run versions, of the default size (or
+         * --list-cache-mb's; 0: none). */
+        if (o->list_cache_mb >= 0)
+                conf.list_cache_mb = o->list_cache_mb;
+        rf_list_cache_t *lc =
+            rf_list_cache_new((size_t)conf.list_cache_mb << 20);
+        rf_store_set_list_cache(st, lc);
         read_thr_t *t = rf_calloc(o->threads, sizeof(*t));
         pthread_t *th = rf_calloc(o->threads, sizeof(*th));
         /* A cold pass over every subject's list first (the block cache
@@ -1456,10 +1471,19 @@ static int cmd_read(const wl_t *w, const opts_t *o)
                (double)reads / o->seconds, (unsigned long long)found,
                reads ? (double)served / (double)reads : 0,
                (unsigned long long)errors);
+        rf_list_cache_stats_t lcs;
+        rf_list_cache_stats(lc, &lcs);
+        printf("list_cache_mb=%lld\nlist_cache_entries=%zu\n"
+               "list_cache_bytes=%zu\nlist_cache_hit_pct=%.1f\n",
+               (long long)conf.list_cache_mb, lcs.entries, lcs.bytes,
+               lcs.hits + lcs.misses
+                   ? 100.0 * (double)lcs.hits / (double)(lcs.hits + lcs.misses)
+                   : 0);
         free(t);
         free(th);
         rf_store_close(st);
         rf_tombset_destroy(ts);
+        rf_list_cache_destroy(lc);
         rf_config_destroy(&conf);
         return found && !errors ? 0 : 1;
 }

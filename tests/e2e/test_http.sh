@@ -369,6 +369,7 @@ need = ["recfresh_events_consumed_total", "recfresh_dlq_records_total",
         "recfresh_recompute_oldest_age_seconds", "recfresh_reads_total",
         "recfresh_read_filtered_total", "recfresh_reads_empty_total",
         "recfresh_store_sst_bytes", "recfresh_store_block_cache_bytes",
+        "recfresh_list_cache_hits_total", "recfresh_list_cache_bytes",
         "recfresh_http_requests_total"]
 missing = [f for f in need if f not in types]
 assert not missing, "missing families: %s" % missing

@@ -32,6 +32,8 @@
 
 #include "integration/harness.h"
 #include "recfresh/bulkload.h"
+#include "recfresh/keys.h"
+#include "recfresh/list_cache.h"
 #include "recfresh/metrics.h"
 #include "recfresh/runs.h"
 
@@ -777,6 +779,131 @@ static void test_consent_purges_run_versions(void **state)
         assert_false(h_store_contains(&env, subj));
 }
 
+/* ---- the read path's list cache -------------------------------------------*/
+
+static uint64_t cache_hits(void)
+{
+        rf_list_cache_stats_t st;
+
+        rf_list_cache_stats(rf_store_list_cache(store()), &st);
+        return st.hits;
+}
+
+/* The list served to a read of \p limit entries ("<no_list>", ...) and its
+ * list_id. Caller frees. */
+static char *served_id(const char *subject, const char *surface, size_t limit,
+                       char *list_id, size_t size)
+{
+        rf_read_req_t req = { subject, surface, NULL, limit };
+        rf_read_result_t res;
+        rf_buf_t out = { 0 };
+
+        assert_int_equal(rf_read_list(store(), &env.conf, &req, &res), 0);
+        snprintf(list_id, size, "%s", res.list ? res.list->list_id : "");
+        for (size_t i = 0; i < res.served_cnt; i++)
+                rf_buf_printf(&out, "%s%s", i ? "," : "",
+                              res.served[i].entry->item_id);
+        rf_read_result_clear(&res);
+        return out.data ? out.data : rf_strdup("");
+}
+
+static void assert_served_id(const char *subject, size_t limit,
+                             const char *items, const char *list_id)
+{
+        char id[64];
+        char *got = served_id(subject, "lc", limit, id, sizeof(id));
+
+        assert_string_equal(got, items);
+        assert_string_equal(id, list_id);
+        free(got);
+}
+
+static void test_list_cache(void **state)
+{
+        const char *all = "k0,k1,k2,k3,k4,k5,k6,k7,k8,k9,k10,k11,k12,k13,k14";
+        (void)state;
+
+        assert_non_null(rf_store_list_cache(store()));
+        full_run("lc-1", "lc", "lc-u", 2, "2026-11-22T02:00:00Z", all);
+        wait_state("lc-1", RF_RUN_ACTIVE);
+        h_wait_served(&env, "lc-u0", "lc", NULL, all);
+
+        /* A read of 2 decodes a head of 11 entries (read.c) and caches it;
+         * the next read of the list is served from the cache. */
+        assert_served_id("lc-u1", 2, "k0,k1", "lc-1-lc-u1");
+        uint64_t hits = cache_hits();
+        assert_served_id("lc-u1", 2, "k0,k1", "lc-1-lc-u1");
+        assert_true(cache_hits() > hits);
+
+        /* Tombstones are checked on a cached list as on any: with the
+         * head's 11 entries banned, the read goes past the cached head and
+         * reads the rest of the list from the store. */
+        for (int i = 0; i <= 10; i++) {
+                char item[8], id[16];
+                snprintf(item, sizeof(item), "k%d", i);
+                snprintf(id, sizeof(id), "lc-ban-%d", i);
+                char *js = h_fmt("{\"event_id\":\"%s\",\"type\":"
+                                 "\"item_banned\",\"item_id\":\"%s\","
+                                 "\"occurred_at\":\"2026-11-22T10:00:00Z\"}",
+                                 id, item);
+                h_produce(&env, BANS, item, js);
+                free(js);
+        }
+        h_wait_served(&env, "lc-u0", "lc", NULL, "k11,k12,k13,k14");
+        hits = cache_hits();
+        assert_served_id("lc-u1", 2, "k11,k12", "lc-1-lc-u1");
+        assert_true(cache_hits() > hits);
+
+        /* A cached head that is not the stored list (as if the run had
+         * been switched during the read): the read past it notices, starts
+         * over from the store and caches what it read. Mixing the two
+         * would serve the stored list's banned k10 in the place of the
+         * head's zz. */
+        rf_buf_t lk = { 0 }, vk = { 0 };
+        rf_rejection_t rej;
+        rf_list_t *fake = NULL;
+        char *js =
+            list_json("lc-u1", "lc", "lc-1", "fake", "2026-11-22T02:00:00Z",
+                      "k0,k1,k2,k3,k4,k5,k6,k7,k8,k9,zz");
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, js, strlen(js), NULL, &fake, &rej), 0);
+        free(js);
+        rf_key_list(&lk, "lc-u1", "lc", "");
+        rf_key_version(&vk, "lc-1", 4, lk.data, lk.len);
+        rf_list_cache_put(rf_store_list_cache(store()), vk.data, vk.len,
+                          rf_store_cf_epoch(store(), RF_CF_VERSIONS), fake, 15);
+        rf_list_destroy(fake);
+        rf_buf_free(&lk);
+        rf_buf_free(&vk);
+        assert_served_id("lc-u1", 2, "k11,k12", "lc-1-lc-u1");
+        hits = cache_hits();
+        assert_served_id("lc-u1", 2, "k11,k12", "lc-1-lc-u1");
+        assert_true(cache_hits() > hits);
+
+        /* A consent purge deletes the subject's versions: once consent is
+         * granted again, the cached version does not come back. */
+        char *ev = h_fmt("{\"event_id\":\"lc-c1\",\"type\":"
+                         "\"consent_revoked\",\"user_id\":\"lc-u0\","
+                         "\"scope\":\"all\","
+                         "\"occurred_at\":\"2026-11-22T11:00:00Z\"}");
+        h_produce(&env, "recs.consent.v1", "lc-u0", ev);
+        free(ev);
+        h_wait_served(&env, "lc-u0", "lc", NULL, "<consent_blocked>");
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        while (h_store_contains(&env, "lc-u0") && rf_mono_ms() < deadline) {
+                struct timespec ts = { 0, 20 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        assert_false(h_store_contains(&env, "lc-u0"));
+        ev = h_fmt("{\"event_id\":\"lc-c2\",\"type\":"
+                   "\"consent_granted\",\"user_id\":\"lc-u0\","
+                   "\"scope\":\"all\","
+                   "\"occurred_at\":\"2026-11-22T12:00:00Z\"}");
+        h_produce(&env, "recs.consent.v1", "lc-u0", ev);
+        free(ev);
+        h_wait_served(&env, "lc-u0", "lc", NULL, "<no_list>");
+}
+
 /* ---- bulk loader --------------------------------------------------------*/
 
 static char *write_file(const char *name, const char *text)
@@ -1077,6 +1204,7 @@ int main(void)
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_newer_wins),
                 cmocka_unit_test(test_consent_purges_run_versions),
+                cmocka_unit_test(test_list_cache),
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),
                 cmocka_unit_test(test_ban_skips_unserved_versions),
                 cmocka_unit_test(test_hide_on_batch_list_notifies),
