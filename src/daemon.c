@@ -271,6 +271,9 @@ static void http_metrics(void *opaque, rf_buf_t *out)
         sample(out, "counter", "recfresh_list_cache_misses_total",
                "Reads of a run version that read it from the store.",
                (long long)lcs.misses);
+        sample(out, "counter", "recfresh_list_cache_evictions_total",
+               "Run versions the list cache let go for room.",
+               (long long)lcs.evictions);
 }
 
 /* Any thread: who serves a subject (cluster.h). Until the cluster
@@ -894,6 +897,10 @@ int rf_daemon_run(rf_daemon_t *d)
                 }
                 rf_outbox_drain(d->outbox, d->producer, OUTBOX_MAX_INFLIGHT);
                 rd_kafka_poll(d->producer, 0);
+                /* Run versions written since (a purge, a staged run):
+                 * what the read path cached of them leaves memory. */
+                rf_list_cache_sweep(d->list_cache,
+                                    rf_store_cf_epoch(d->st, RF_CF_VERSIONS));
                 atomic_store_explicit(&rf_metrics.fanout_pending,
                                       rf_fanout_pending(d->fanout),
                                       memory_order_relaxed);

@@ -3,6 +3,7 @@
  * list_cache.h).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@ typedef struct lc_shard {
 struct rf_list_cache {
         lc_shard_t shard[SHARDS];
         size_t max_bytes;
+        _Atomic uint64_t swept; /* the epoch of the last sweep */
 };
 
 rf_list_cache_t *rf_list_cache_new(size_t max_bytes)
@@ -145,7 +147,8 @@ static void grow(lc_shard_t *s)
 }
 
 int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
-                      uint64_t epoch, rf_list_t **listp, size_t *total)
+                      uint64_t epoch, size_t min_items, rf_list_t **listp,
+                      size_t *total)
 {
         uint64_t hash = rf_hash_bytes(key, klen);
         lc_shard_t *s = shard_of(lc, hash);
@@ -153,9 +156,11 @@ int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
 
         pthread_mutex_lock(&s->lock);
         lc_entry_t **pp = find(s, hash, key, klen);
-        if (*pp && (*pp)->epoch != epoch)
+        if (*pp && (*pp)->epoch < epoch)
                 drop(s, pp); /* the column family was written since */
-        else if (*pp) {
+        else if (*pp && (*pp)->epoch == epoch &&
+                 ((*pp)->list->item_cnt >= min_items ||
+                  (*pp)->list->item_cnt == (*pp)->total)) {
                 lc_entry_t *e = *pp;
                 lru_unlink(s, e);
                 lru_front(s, e);
@@ -190,6 +195,12 @@ void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
 
         pthread_mutex_lock(&s->lock);
         lc_entry_t **pp = find(s, hash, key, klen);
+        if (*pp && (*pp)->epoch > epoch) {
+                /* A reader that began later cached a newer read. */
+                pthread_mutex_unlock(&s->lock);
+                free(e);
+                return;
+        }
         if (*pp)
                 drop(s, pp);
         while (s->lru && s->bytes + bytes > s->max_bytes) {
@@ -206,6 +217,27 @@ void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
         if (s->cnt > s->mask + 1)
                 grow(s);
         pthread_mutex_unlock(&s->lock);
+}
+
+void rf_list_cache_sweep(rf_list_cache_t *lc, uint64_t epoch)
+{
+        if (!lc ||
+            atomic_load_explicit(&lc->swept, memory_order_relaxed) == epoch)
+                return;
+        atomic_store_explicit(&lc->swept, epoch, memory_order_relaxed);
+        for (int i = 0; i < SHARDS; i++) {
+                lc_shard_t *s = &lc->shard[i];
+                pthread_mutex_lock(&s->lock);
+                for (size_t b = 0; b <= s->mask; b++) {
+                        lc_entry_t **pp = &s->bucket[b];
+                        while (*pp)
+                                if ((*pp)->epoch < epoch)
+                                        drop(s, pp);
+                                else
+                                        pp = &(*pp)->chain;
+                }
+                pthread_mutex_unlock(&s->lock);
+        }
 }
 
 void rf_list_cache_stats(rf_list_cache_t *lc, rf_list_cache_stats_t *out)

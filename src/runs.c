@@ -1176,8 +1176,10 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
                 /* Before the lookup: a write after it moves the epoch on,
                  * so what this read caches is never taken for newer. */
                 epoch = rf_store_cf_epoch(st, RF_CF_VERSIONS);
-                hit = !refill &&
-                      rf_list_cache_get(lc, k.data, k.len, epoch, listp, total);
+                /* A shorter head than this read wants misses: the read
+                 * caches the longer one. */
+                hit = !refill && rf_list_cache_get(lc, k.data, k.len, epoch,
+                                                   head, listp, total);
         }
         r = hit ? 0
                 : rf_store_get_pinned(st, RF_CF_VERSIONS, k.data, k.len, val);

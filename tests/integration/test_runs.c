@@ -895,6 +895,16 @@ static void test_list_cache(void **state)
                 nanosleep(&ts, NULL);
         }
         assert_false(h_store_contains(&env, "lc-u0"));
+        /* and the daemon's sweep frees what the cache held from before it
+         * (no read has filled it since) */
+        rf_list_cache_stats_t cs = { .entries = 1 };
+        deadline = rf_mono_ms() + H_DEADLINE_MS;
+        while (cs.entries && rf_mono_ms() < deadline) {
+                rf_list_cache_stats(rf_store_list_cache(store()), &cs);
+                struct timespec ts = { 0, 5 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        assert_int_equal(cs.entries, 0);
         ev = h_fmt("{\"event_id\":\"lc-c2\",\"type\":"
                    "\"consent_granted\",\"user_id\":\"lc-u0\","
                    "\"scope\":\"all\","

@@ -52,17 +52,18 @@ static void test_hit_miss_and_shared_reference(void **state)
         size_t total = 0;
         (void)state;
 
-        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 7, &got, &total), 0);
+        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 7, 0, &got, &total), 0);
         rf_list_cache_put(lc, "k1", 2, 7, l, 100);
         rf_list_destroy(l); /* the cache holds its own reference */
-        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 7, &got, &total), 1);
+        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 7, 0, &got, &total), 1);
         assert_string_equal(got->list_id, "a");
         assert_int_equal(total, 100);
         assert_int_equal(got->item_cnt, 5);
         assert_string_equal(got->items[4].item_id, "i4");
         /* another key, a prefix of it: a miss */
         rf_list_t *other = NULL;
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 7, &other, &total), 0);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 7, 0, &other, &total),
+                         0);
         assert_null(other);
         /* the reader's reference outlives the cache */
         rf_list_cache_stats(lc, &st);
@@ -86,11 +87,11 @@ static void test_other_epoch_misses_and_drops(void **state)
         rf_list_cache_put(lc, "k", 1, 1, l, 3);
         rf_list_destroy(l);
         /* the column family was written since: the entry is gone */
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, &got, &total), 0);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, 0, &got, &total), 0);
         rf_list_cache_stats(lc, &st);
         assert_int_equal(st.entries, 0);
         assert_int_equal(st.bytes, 0);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, &got, &total), 0);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 0, &got, &total), 0);
         /* a put replaces the key's entry */
         l = make_list("v1", 3);
         rf_list_cache_put(lc, "k", 1, 2, l, 3);
@@ -98,11 +99,90 @@ static void test_other_epoch_misses_and_drops(void **state)
         l = make_list("v2", 3);
         rf_list_cache_put(lc, "k", 1, 2, l, 3);
         rf_list_destroy(l);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, &got, &total), 1);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, 0, &got, &total), 1);
         assert_string_equal(got->list_id, "v2");
         rf_list_destroy(got);
         rf_list_cache_stats(lc, &st);
         assert_int_equal(st.entries, 1);
+        rf_list_cache_destroy(lc);
+}
+
+static void test_epochs_only_move_on(void **state)
+{
+        rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
+        rf_list_t *l, *got = NULL;
+        size_t total;
+        (void)state;
+
+        /* A reader that read the epoch before a later one cached its list
+         * neither drops nor replaces the newer entry. */
+        l = make_list("new", 3);
+        rf_list_cache_put(lc, "k", 1, 3, l, 3);
+        rf_list_destroy(l);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, 0, &got, &total), 0);
+        l = make_list("old", 3);
+        rf_list_cache_put(lc, "k", 1, 2, l, 3);
+        rf_list_destroy(l);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 3, 0, &got, &total), 1);
+        assert_string_equal(got->list_id, "new");
+        rf_list_destroy(got);
+        rf_list_cache_destroy(lc);
+}
+
+static void test_short_head_misses(void **state)
+{
+        rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
+        rf_list_t *l, *got = NULL;
+        size_t total;
+        (void)state;
+
+        /* the head of 5 of a list of 100 */
+        l = make_list("h", 5);
+        rf_list_cache_put(lc, "k", 1, 1, l, 100);
+        rf_list_destroy(l);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 5, &got, &total), 1);
+        rf_list_destroy(got);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 6, &got, &total), 0);
+        /* a whole list answers any read */
+        l = make_list("w", 7);
+        rf_list_cache_put(lc, "k", 1, 1, l, 7);
+        rf_list_destroy(l);
+        assert_int_equal(
+            rf_list_cache_get(lc, "k", 1, 1, (size_t)-1, &got, &total), 1);
+        assert_string_equal(got->list_id, "w");
+        rf_list_destroy(got);
+        rf_list_cache_destroy(lc);
+}
+
+static void test_sweep_frees_older_epochs(void **state)
+{
+        rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
+        rf_list_cache_stats_t st;
+        rf_list_t *l, *held = NULL;
+        size_t total;
+        char key[16];
+        (void)state;
+
+        for (int i = 0; i < 50; i++) {
+                snprintf(key, sizeof(key), "k%d", i);
+                l = make_list(key, 4);
+                rf_list_cache_put(lc, key, strlen(key), i < 40 ? 1 : 2, l, 4);
+                rf_list_destroy(l);
+        }
+        assert_int_equal(rf_list_cache_get(lc, "k3", 2, 1, 0, &held, &total),
+                         1);
+        rf_list_cache_sweep(lc, 2);
+        rf_list_cache_stats(lc, &st);
+        assert_int_equal(st.entries, 10);
+        assert_int_equal(rf_list_cache_get(lc, "k45", 3, 2, 0, &l, &total), 1);
+        rf_list_destroy(l);
+        /* a reader's reference outlives the sweep */
+        assert_string_equal(held->list_id, "k3");
+        rf_list_destroy(held);
+        rf_list_cache_sweep(lc, 3);
+        rf_list_cache_stats(lc, &st);
+        assert_int_equal(st.entries, 0);
+        assert_int_equal(st.bytes, 0);
         rf_list_cache_destroy(lc);
 }
 
@@ -124,7 +204,7 @@ static void test_budget_evicts_least_recent(void **state)
                 /* key-0 is read after every put: it stays the most recent
                  * of its shard */
                 assert_int_equal(
-                    rf_list_cache_get(lc, "key-0", 5, 1, &got, &total), 1);
+                    rf_list_cache_get(lc, "key-0", 5, 1, 0, &got, &total), 1);
                 rf_list_destroy(got);
         }
         rf_list_cache_stats(lc, &st);
@@ -132,14 +212,16 @@ static void test_budget_evicts_least_recent(void **state)
         assert_true(st.evictions > 0);
         assert_true(st.entries < 4000 && st.entries > 100);
         /* the oldest others are gone */
-        assert_int_equal(rf_list_cache_get(lc, "key-1", 5, 1, &got, &total), 0);
-        assert_int_equal(rf_list_cache_get(lc, "key-3999", 8, 1, &got, &total),
-                         1);
+        assert_int_equal(rf_list_cache_get(lc, "key-1", 5, 1, 0, &got, &total),
+                         0);
+        assert_int_equal(
+            rf_list_cache_get(lc, "key-3999", 8, 1, 0, &got, &total), 1);
         rf_list_destroy(got);
         /* a list over an eighth of a shard is not kept */
         rf_list_t *big = make_list("big", 400);
         rf_list_cache_put(lc, "big", 3, 1, big, 400);
-        assert_int_equal(rf_list_cache_get(lc, "big", 3, 1, &got, &total), 0);
+        assert_int_equal(rf_list_cache_get(lc, "big", 3, 1, 0, &got, &total),
+                         0);
         rf_list_destroy(big);
         rf_list_cache_destroy(lc);
 }
@@ -160,6 +242,9 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_hit_miss_and_shared_reference),
                 cmocka_unit_test(test_other_epoch_misses_and_drops),
+                cmocka_unit_test(test_epochs_only_move_on),
+                cmocka_unit_test(test_short_head_misses),
+                cmocka_unit_test(test_sweep_frees_older_epochs),
                 cmocka_unit_test(test_budget_evicts_least_recent),
                 cmocka_unit_test(test_no_cache_at_zero),
         };
