@@ -1107,6 +1107,25 @@ static int active_cached(rf_store_t *st, const char *surface, char *run_id,
         return r;
 }
 
+/* Reads the incremental list of \p lkey into \p inc (its read's result in
+ * *ri): whether it is the one to serve, given \p rv, the result of reading
+ * the active run's version. It is when the run has no version of the list,
+ * or the incremental list is newer than the run. */
+static int incremental_wins(rf_store_t *st, const char *lkey, size_t klen,
+                            int rv, int64_t run_gen, rf_pinned_t *inc, int *ri)
+{
+        rf_list_t *h = NULL;
+        int wins;
+
+        *ri = rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, inc);
+        wins = rv == RF_ENOENT ||
+               (rv == 0 && *ri == 0 &&
+                rf_list_decode_header(inc->data, inc->len, &h) == 0 &&
+                h->generated_at > run_gen);
+        rf_list_destroy(h);
+        return wins;
+}
+
 int rf_runs_lookup_pinned(rf_store_t *st, const char *surface, const char *lkey,
                           size_t klen, rf_pinned_t *val)
 {
@@ -1114,7 +1133,6 @@ int rf_runs_lookup_pinned(rf_store_t *st, const char *surface, const char *lkey,
         rf_buf_t k = { 0 };
         char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
         int64_t run_gen = 0;
-        rf_list_t *h = NULL;
         int r, ri;
 
         rf_pinned_release(val);
@@ -1127,19 +1145,12 @@ int rf_runs_lookup_pinned(rf_store_t *st, const char *surface, const char *lkey,
                 return r == RF_EINVAL ? RF_ESTORE : r;
         version_key(&k, heap ? heap : idbuf, lkey, klen);
         r = rf_store_get_pinned(st, RF_CF_VERSIONS, k.data, k.len, val);
-        ri = rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, &inc);
-        if (r == RF_ENOENT ||
-            (r == 0 && ri == 0 &&
-             rf_list_decode_header(inc.data, inc.len, &h) == 0 &&
-             h->generated_at > run_gen)) {
-                /* No batch list, or an incremental one newer than the run:
-                 * the incremental list wins. */
+        if (incremental_wins(st, lkey, klen, r, run_gen, &inc, &ri)) {
                 r = ri;
                 rf_pinned_release(val);
                 *val = inc;
                 inc = (rf_pinned_t){ 0 };
         }
-        rf_list_destroy(h);
         rf_pinned_release(&inc);
         free(heap);
         rf_buf_free(&k);
@@ -1156,7 +1167,6 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
         char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
         int64_t run_gen = 0;
         uint64_t epoch = 0;
-        rf_list_t *h = NULL;
         int r, ri, hit = 0;
 
         *listp = NULL;
@@ -1183,12 +1193,7 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
         }
         r = hit ? 0
                 : rf_store_get_pinned(st, RF_CF_VERSIONS, k.data, k.len, val);
-        ri = rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, &inc);
-        if (r == RF_ENOENT ||
-            (r == 0 && ri == 0 &&
-             rf_list_decode_header(inc.data, inc.len, &h) == 0 &&
-             h->generated_at > run_gen)) {
-                /* As rf_runs_lookup_pinned(): the incremental list wins. */
+        if (incremental_wins(st, lkey, klen, r, run_gen, &inc, &ri)) {
                 r = ri;
                 lc = NULL;
                 hit = 0;
@@ -1198,7 +1203,6 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
                 *val = inc;
                 inc = (rf_pinned_t){ 0 };
         }
-        rf_list_destroy(h);
         rf_pinned_release(&inc);
 decode:
         if (r == 0 && !hit) {

@@ -701,14 +701,32 @@ static void test_hides_forget_valid_counts(void **state)
             1);
 }
 
-static void consent(const char *type, const char *event_id, const char *at)
+static void consent_of(const char *user, const char *scope, const char *type,
+                       const char *event_id, const char *at)
 {
         char *js = h_fmt("{\"event_id\":\"%s\",\"type\":\"%s\","
-                         "\"user_id\":\"eq-c0\",\"scope\":\"email\","
+                         "\"user_id\":\"%s\",\"scope\":\"%s\","
                          "\"occurred_at\":\"%s\"}",
-                         event_id, type, at);
-        h_produce(&env, "recs.consent.v1", "eq-c0", js);
+                         event_id, type, user, scope, at);
+        h_produce(&env, "recs.consent.v1", user, js);
         free(js);
+}
+
+static void consent(const char *type, const char *event_id, const char *at)
+{
+        consent_of("eq-c0", "email", type, event_id, at);
+}
+
+/* Waits until nothing in the store holds \p subject. */
+static void wait_purged(const char *subject)
+{
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+
+        while (h_store_contains(&env, subject) && rf_mono_ms() < deadline) {
+                struct timespec ts = { 0, 20 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        assert_false(h_store_contains(&env, subject));
 }
 
 /* While consent blocks a user's lists, their recompute hooks are skipped:
@@ -756,13 +774,8 @@ static void test_consent_purges_run_versions(void **state)
         run_ctl("cp-2", "run_started", "cp", -1, "2026-11-22T03:00:00Z");
         publish(subj, "cp", "cp-2", "cp-2-l", "2026-11-22T03:00:00Z", "c3");
 
-        char *js = h_fmt("{\"event_id\":\"cp-e1\",\"type\":"
-                         "\"consent_revoked\",\"user_id\":\"%s\","
-                         "\"scope\":\"all\","
-                         "\"occurred_at\":\"2026-11-22T04:00:00Z\"}",
-                         subj);
-        h_produce(&env, "recs.consent.v1", subj, js);
-        free(js);
+        consent_of(subj, "all", "consent_revoked", "cp-e1",
+                   "2026-11-22T04:00:00Z");
         h_wait_served(&env, subj, "cp", NULL, "<consent_blocked>");
         /* The served version's list is told of it (once); the staged one
          * is not served. */
@@ -771,12 +784,7 @@ static void test_consent_purges_run_versions(void **state)
         /* Nothing keyed or valued by the subject id remains: lists of both
          * versions and their index entries are gone (notices in the outbox
          * hold it until acknowledged). */
-        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
-        while (h_store_contains(&env, subj) && rf_mono_ms() < deadline) {
-                struct timespec ts = { 0, 20 * 1000 * 1000 };
-                nanosleep(&ts, NULL);
-        }
-        assert_false(h_store_contains(&env, subj));
+        wait_purged(subj);
 }
 
 /* ---- the read path's list cache -------------------------------------------*/
@@ -882,35 +890,22 @@ static void test_list_cache(void **state)
 
         /* A consent purge deletes the subject's versions: once consent is
          * granted again, the cached version does not come back. */
-        char *ev = h_fmt("{\"event_id\":\"lc-c1\",\"type\":"
-                         "\"consent_revoked\",\"user_id\":\"lc-u0\","
-                         "\"scope\":\"all\","
-                         "\"occurred_at\":\"2026-11-22T11:00:00Z\"}");
-        h_produce(&env, "recs.consent.v1", "lc-u0", ev);
-        free(ev);
+        consent_of("lc-u0", "all", "consent_revoked", "lc-c1",
+                   "2026-11-22T11:00:00Z");
         h_wait_served(&env, "lc-u0", "lc", NULL, "<consent_blocked>");
-        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
-        while (h_store_contains(&env, "lc-u0") && rf_mono_ms() < deadline) {
-                struct timespec ts = { 0, 20 * 1000 * 1000 };
-                nanosleep(&ts, NULL);
-        }
-        assert_false(h_store_contains(&env, "lc-u0"));
+        wait_purged("lc-u0");
         /* and the daemon's sweep frees what the cache held from before it
          * (no read has filled it since) */
         rf_list_cache_stats_t cs = { .entries = 1 };
-        deadline = rf_mono_ms() + H_DEADLINE_MS;
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
         while (cs.entries && rf_mono_ms() < deadline) {
                 rf_list_cache_stats(rf_store_list_cache(store()), &cs);
                 struct timespec ts = { 0, 5 * 1000 * 1000 };
                 nanosleep(&ts, NULL);
         }
         assert_int_equal(cs.entries, 0);
-        ev = h_fmt("{\"event_id\":\"lc-c2\",\"type\":"
-                   "\"consent_granted\",\"user_id\":\"lc-u0\","
-                   "\"scope\":\"all\","
-                   "\"occurred_at\":\"2026-11-22T12:00:00Z\"}");
-        h_produce(&env, "recs.consent.v1", "lc-u0", ev);
-        free(ev);
+        consent_of("lc-u0", "all", "consent_granted", "lc-c2",
+                   "2026-11-22T12:00:00Z");
         h_wait_served(&env, "lc-u0", "lc", NULL, "<no_list>");
 }
 

@@ -44,6 +44,16 @@ static rf_list_t *make_list(const char *id, int n)
         return d;
 }
 
+/* Caches a new list of \p n items named \p id under \p key. */
+static void put(rf_list_cache_t *lc, const char *key, uint64_t epoch,
+                const char *id, int n, size_t total)
+{
+        rf_list_t *l = make_list(id, n);
+
+        rf_list_cache_put(lc, key, strlen(key), epoch, l, total);
+        rf_list_destroy(l);
+}
+
 static void test_hit_miss_and_shared_reference(void **state)
 {
         rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
@@ -93,12 +103,8 @@ static void test_other_epoch_misses_and_drops(void **state)
         assert_int_equal(st.bytes, 0);
         assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 0, &got, &total), 0);
         /* a put replaces the key's entry */
-        l = make_list("v1", 3);
-        rf_list_cache_put(lc, "k", 1, 2, l, 3);
-        rf_list_destroy(l);
-        l = make_list("v2", 3);
-        rf_list_cache_put(lc, "k", 1, 2, l, 3);
-        rf_list_destroy(l);
+        put(lc, "k", 2, "v1", 3, 3);
+        put(lc, "k", 2, "v2", 3, 3);
         assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, 0, &got, &total), 1);
         assert_string_equal(got->list_id, "v2");
         rf_list_destroy(got);
@@ -110,19 +116,15 @@ static void test_other_epoch_misses_and_drops(void **state)
 static void test_epochs_only_move_on(void **state)
 {
         rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
-        rf_list_t *l, *got = NULL;
+        rf_list_t *got = NULL;
         size_t total;
         (void)state;
 
         /* A reader that read the epoch before a later one cached its list
          * neither drops nor replaces the newer entry. */
-        l = make_list("new", 3);
-        rf_list_cache_put(lc, "k", 1, 3, l, 3);
-        rf_list_destroy(l);
+        put(lc, "k", 3, "new", 3, 3);
         assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, 0, &got, &total), 0);
-        l = make_list("old", 3);
-        rf_list_cache_put(lc, "k", 1, 2, l, 3);
-        rf_list_destroy(l);
+        put(lc, "k", 2, "old", 3, 3);
         assert_int_equal(rf_list_cache_get(lc, "k", 1, 3, 0, &got, &total), 1);
         assert_string_equal(got->list_id, "new");
         rf_list_destroy(got);
@@ -132,21 +134,17 @@ static void test_epochs_only_move_on(void **state)
 static void test_short_head_misses(void **state)
 {
         rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
-        rf_list_t *l, *got = NULL;
+        rf_list_t *got = NULL;
         size_t total;
         (void)state;
 
         /* the head of 5 of a list of 100 */
-        l = make_list("h", 5);
-        rf_list_cache_put(lc, "k", 1, 1, l, 100);
-        rf_list_destroy(l);
+        put(lc, "k", 1, "h", 5, 100);
         assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 5, &got, &total), 1);
         rf_list_destroy(got);
         assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 6, &got, &total), 0);
         /* a whole list answers any read */
-        l = make_list("w", 7);
-        rf_list_cache_put(lc, "k", 1, 1, l, 7);
-        rf_list_destroy(l);
+        put(lc, "k", 1, "w", 7, 7);
         assert_int_equal(
             rf_list_cache_get(lc, "k", 1, 1, (size_t)-1, &got, &total), 1);
         assert_string_equal(got->list_id, "w");
