@@ -897,10 +897,6 @@ int rf_daemon_run(rf_daemon_t *d)
                 }
                 rf_outbox_drain(d->outbox, d->producer, OUTBOX_MAX_INFLIGHT);
                 rd_kafka_poll(d->producer, 0);
-                /* Run versions written since (a purge, a staged run):
-                 * what the read path cached of them leaves memory. */
-                rf_list_cache_sweep(d->list_cache,
-                                    rf_store_cf_epoch(d->st, RF_CF_VERSIONS));
                 atomic_store_explicit(&rf_metrics.fanout_pending,
                                       rf_fanout_pending(d->fanout),
                                       memory_order_relaxed);

@@ -16,7 +16,7 @@
 typedef struct lc_entry {
         struct lc_entry *chain;       /* next in the bucket */
         struct lc_entry *prev, *next; /* recency: prev is more recent */
-        uint64_t hash, epoch;
+        uint64_t hash;
         rf_list_t *list; /* the cache's reference */
         size_t total, bytes, klen;
         char key[];
@@ -33,7 +33,7 @@ typedef struct lc_shard {
 struct rf_list_cache {
         lc_shard_t shard[SHARDS];
         size_t max_bytes;
-        _Atomic uint64_t swept; /* the epoch of the last sweep */
+        _Atomic uint64_t gen; /* moved by every forget and clear */
 };
 
 rf_list_cache_t *rf_list_cache_new(size_t max_bytes)
@@ -146,22 +146,22 @@ static void grow(lc_shard_t *s)
         s->mask = n - 1;
 }
 
+uint64_t rf_list_cache_gen(rf_list_cache_t *lc)
+{
+        return atomic_load(&lc->gen);
+}
+
 int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
-                      uint64_t epoch, size_t min_items, rf_list_t **listp,
-                      size_t *total)
+                      size_t min_items, rf_list_t **listp, size_t *total)
 {
         uint64_t hash = rf_hash_bytes(key, klen);
         lc_shard_t *s = shard_of(lc, hash);
         int hit = 0;
 
         pthread_mutex_lock(&s->lock);
-        lc_entry_t **pp = find(s, hash, key, klen);
-        if (*pp && (*pp)->epoch < epoch)
-                drop(s, pp); /* the column family was written since */
-        else if (*pp && (*pp)->epoch == epoch &&
-                 ((*pp)->list->item_cnt >= min_items ||
-                  (*pp)->list->item_cnt == (*pp)->total)) {
-                lc_entry_t *e = *pp;
+        lc_entry_t *e = *find(s, hash, key, klen);
+        if (e &&
+            (e->list->item_cnt >= min_items || e->list->item_cnt == e->total)) {
                 lru_unlink(s, e);
                 lru_front(s, e);
                 *listp = rf_list_share(e->list);
@@ -177,7 +177,7 @@ int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
 }
 
 void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
-                       uint64_t epoch, rf_list_t *list, size_t total)
+                       uint64_t gen, rf_list_t *list, size_t total)
 {
         uint64_t hash = rf_hash_bytes(key, klen);
         lc_shard_t *s = shard_of(lc, hash);
@@ -186,21 +186,21 @@ void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
         if (bytes > s->max_bytes / 8)
                 return;
         lc_entry_t *e = rf_malloc(sizeof(*e) + klen);
-        *e = (lc_entry_t){ .hash = hash,
-                           .epoch = epoch,
-                           .total = total,
-                           .bytes = bytes,
-                           .klen = klen };
+        *e = (lc_entry_t){
+                .hash = hash, .total = total, .bytes = bytes, .klen = klen
+        };
         memcpy(e->key, key, klen);
 
         pthread_mutex_lock(&s->lock);
-        lc_entry_t **pp = find(s, hash, key, klen);
-        if (*pp && (*pp)->epoch > epoch) {
-                /* A reader that began later cached a newer read. */
+        /* Under the lock: a forget that moved the generation after this
+         * check removes the entry once it has the lock; one that moved it
+         * before is seen here (its lock came after the move). */
+        if (atomic_load(&lc->gen) != gen) {
                 pthread_mutex_unlock(&s->lock);
                 free(e);
                 return;
         }
+        lc_entry_t **pp = find(s, hash, key, klen);
         if (*pp)
                 drop(s, pp);
         while (s->lru && s->bytes + bytes > s->max_bytes) {
@@ -219,23 +219,30 @@ void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
         pthread_mutex_unlock(&s->lock);
 }
 
-void rf_list_cache_sweep(rf_list_cache_t *lc, uint64_t epoch)
+void rf_list_cache_forget(rf_list_cache_t *lc, const char *key, size_t klen)
 {
-        if (!lc ||
-            atomic_load_explicit(&lc->swept, memory_order_relaxed) == epoch)
-                return;
-        atomic_store_explicit(&lc->swept, epoch, memory_order_relaxed);
+        uint64_t hash = rf_hash_bytes(key, klen);
+        lc_shard_t *s = shard_of(lc, hash);
+
+        /* First: a reader that read the store before the write and puts
+         * after this point finds the generation moved. */
+        atomic_fetch_add(&lc->gen, 1);
+        pthread_mutex_lock(&s->lock);
+        lc_entry_t **pp = find(s, hash, key, klen);
+        if (*pp)
+                drop(s, pp);
+        pthread_mutex_unlock(&s->lock);
+}
+
+void rf_list_cache_clear(rf_list_cache_t *lc)
+{
+        atomic_fetch_add(&lc->gen, 1);
         for (int i = 0; i < SHARDS; i++) {
                 lc_shard_t *s = &lc->shard[i];
                 pthread_mutex_lock(&s->lock);
-                for (size_t b = 0; b <= s->mask; b++) {
-                        lc_entry_t **pp = &s->bucket[b];
-                        while (*pp)
-                                if ((*pp)->epoch < epoch)
-                                        drop(s, pp);
-                                else
-                                        pp = &(*pp)->chain;
-                }
+                while (s->mru)
+                        drop(s,
+                             find(s, s->mru->hash, s->mru->key, s->mru->klen));
                 pthread_mutex_unlock(&s->lock);
         }
 }

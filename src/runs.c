@@ -1166,7 +1166,7 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
         rf_buf_t k = { 0 };
         char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
         int64_t run_gen = 0;
-        uint64_t epoch = 0;
+        uint64_t gen = 0;
         int r, ri, hit = 0;
 
         *listp = NULL;
@@ -1183,13 +1183,13 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
         version_key(&k, heap ? heap : idbuf, lkey, klen);
         free(heap);
         if (lc) {
-                /* Before the lookup: a write after it moves the epoch on,
-                 * so what this read caches is never taken for newer. */
-                epoch = rf_store_cf_epoch(st, RF_CF_VERSIONS);
+                /* Before the store read: a write after it moves the
+                 * generation on, and what this read got is not cached. */
+                gen = rf_list_cache_gen(lc);
                 /* A shorter head than this read wants misses: the read
                  * caches the longer one. */
-                hit = !refill && rf_list_cache_get(lc, k.data, k.len, epoch,
-                                                   head, listp, total);
+                hit = !refill &&
+                      rf_list_cache_get(lc, k.data, k.len, head, listp, total);
         }
         r = hit ? 0
                 : rf_store_get_pinned(st, RF_CF_VERSIONS, k.data, k.len, val);
@@ -1210,7 +1210,7 @@ decode:
                                         total) != 0)
                         r = RF_EINVAL;
                 else if (lc)
-                        rf_list_cache_put(lc, k.data, k.len, epoch, *listp,
+                        rf_list_cache_put(lc, k.data, k.len, gen, *listp,
                                           *total);
         }
         rf_buf_free(&k);

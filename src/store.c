@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 #include <rocksdb/c.h>
 
+#include "recfresh/list_cache.h"
 #include "recfresh/log.h"
 #include "recfresh/store.h"
 
@@ -81,7 +82,14 @@ struct rf_txn {
         rf_store_t *st;
         rocksdb_writebatch_wi_t *wb;
         uint32_t touched; /* bit per column family written */
+        /* Version keys written, for the list cache to forget at the commit
+         * (each a size_t length, then the key); past VKEYS_MAX, all. */
+        rf_buf_t vkeys;
+        size_t vkey_cnt;
+        int vkeys_all;
 };
+
+#define VKEYS_MAX 4096
 
 struct rf_iter {
         rocksdb_iterator_t *it;
@@ -569,6 +577,8 @@ int rf_store_catch_up(rf_store_t *st, char *errstr, size_t errstr_size)
         for (int cf = 0; cf < RF_CF__CNT; cf++)
                 atomic_fetch_add_explicit(&st->epoch[cf], 1,
                                           memory_order_release);
+        if (st->list_cache)
+                rf_list_cache_clear(st->list_cache);
         return 0;
 }
 
@@ -828,10 +838,52 @@ rf_txn_t *rf_txn_new(rf_store_t *st)
         return txn;
 }
 
+/* A write of a run version: the read path's cache forgets the key once the
+ * batch commits (list_cache.h). */
+static void vkey_written(rf_txn_t *txn, rf_cf_t cf, const char *key,
+                         size_t klen)
+{
+        if (cf != RF_CF_VERSIONS || !txn->st->list_cache || txn->vkeys_all)
+                return;
+        if (txn->vkey_cnt == VKEYS_MAX) {
+                txn->vkeys_all = 1; /* a bulk write: clear instead */
+                rf_buf_reset(&txn->vkeys);
+                return;
+        }
+        rf_buf_append(&txn->vkeys, &klen, sizeof(klen));
+        rf_buf_append(&txn->vkeys, key, klen);
+        txn->vkey_cnt++;
+}
+
+static void vkeys_reset(rf_txn_t *txn)
+{
+        rf_buf_reset(&txn->vkeys);
+        txn->vkey_cnt = 0;
+        txn->vkeys_all = 0;
+}
+
+/* After the commit's write: no cached version outlives its write. */
+static void vkeys_forget(rf_txn_t *txn)
+{
+        struct rf_list_cache *lc = txn->st->list_cache;
+
+        if (lc && txn->vkeys_all)
+                rf_list_cache_clear(lc);
+        for (size_t off = 0; lc && off < txn->vkeys.len;) {
+                size_t klen;
+                memcpy(&klen, txn->vkeys.data + off, sizeof(klen));
+                off += sizeof(klen);
+                rf_list_cache_forget(lc, txn->vkeys.data + off, klen);
+                off += klen;
+        }
+        vkeys_reset(txn);
+}
+
 void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
                 const char *val, size_t vlen)
 {
         txn->touched |= 1u << cf;
+        vkey_written(txn, cf, key, klen);
         rocksdb_writebatch_wi_put_cf(txn->wb, txn->st->cf[cf], key, klen, val,
                                      vlen);
 }
@@ -839,6 +891,7 @@ void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
 void rf_txn_delete(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen)
 {
         txn->touched |= 1u << cf;
+        vkey_written(txn, cf, key, klen);
         rocksdb_writebatch_wi_delete_cf(txn->wb, txn->st->cf[cf], key, klen);
 }
 
@@ -890,6 +943,7 @@ int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size)
                 if (txn->touched & (1u << cf))
                         atomic_fetch_add_explicit(&txn->st->epoch[cf], 1,
                                                   memory_order_release);
+        vkeys_forget(txn);
         rocksdb_writebatch_wi_clear(txn->wb);
         txn->touched = 0;
         return 0;
@@ -908,6 +962,7 @@ void rf_txn_clear(rf_txn_t *txn)
         txn_dropped(txn);
         rocksdb_writebatch_wi_clear(txn->wb);
         txn->touched = 0;
+        vkeys_reset(txn);
 }
 
 void rf_txn_destroy(rf_txn_t *txn)
@@ -916,6 +971,7 @@ void rf_txn_destroy(rf_txn_t *txn)
                 return;
         txn_dropped(txn);
         rocksdb_writebatch_wi_destroy(txn->wb);
+        rf_buf_free(&txn->vkeys);
         free(txn);
 }
 
@@ -1179,5 +1235,7 @@ int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
         if (err)
                 return store_err(err, "ingest", errstr, errstr_size);
         atomic_fetch_add_explicit(&st->epoch[cf], 1, memory_order_release);
+        if (cf == RF_CF_VERSIONS && st->list_cache)
+                rf_list_cache_clear(st->list_cache);
         return 0;
 }

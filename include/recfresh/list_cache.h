@@ -10,14 +10,16 @@
  * What keeps a cached list right:
  *   - The key is the version's key, which holds the run id: a read of
  *     another run (after an activation or a rollback) looks up another key.
- *   - Each entry holds the versions column family's epoch
- *     (rf_store_cf_epoch()) read before the lookup that filled it; a lookup
- *     with a newer epoch misses and drops it. Every write of that column
- *     family (a run staged or deleted, a consent purge) moves the epoch, so
- *     nothing deleted or rewritten is served from here. The writer sweeps
- *     older entries out once the epoch moves (rf_list_cache_sweep()), so a
- *     purged subject's lists leave memory too, read or not. While a run
- *     stages, each of its commits empties the cache.
+ *   - Every write of a version goes through a store batch (store.h), and
+ *     the batch's commit forgets each version key it wrote, after the
+ *     write (a consent purge's deletes, a staged list); an ingest of
+ *     versions, or a secondary's catch-up, clears the cache. So nothing
+ *     deleted or rewritten is served from here, and a purged subject's
+ *     lists leave memory at the purge's commit. A staged run's writes
+ *     forget only their own keys: the active run's entries stay.
+ *   - A reader caches what it read only if no forget or clear came after
+ *     it took the generation (rf_list_cache_gen()), before its store read:
+ *     a read of the old value never outlives the write that replaced it.
  *   - Incremental lists (the lists column family) are never cached: each
  *     read still looks one up, and a newer one wins as before (runs.h).
  *   - Tombstones, hides and consent are checked on every read, as always:
@@ -42,32 +44,34 @@ typedef struct rf_list_cache rf_list_cache_t;
 rf_list_cache_t *rf_list_cache_new(size_t max_bytes);
 void rf_list_cache_destroy(rf_list_cache_t *lc);
 
+/** @returns the generation to take before a store read whose result may
+ *  be cached (rf_list_cache_put()). */
+uint64_t rf_list_cache_gen(rf_list_cache_t *lc);
+
 /**
- * The list cached for \p key under \p epoch, holding at least \p min_items
- * items (or all of them): *listp is a shared reference (release it with
- * rf_list_destroy()) and *total the stored list's item count (the list may
- * hold only its head).
- * @returns 1 on a hit, 0 on a miss (an entry of an older epoch is dropped).
+ * The list cached for \p key, holding at least \p min_items items (or all
+ * of them): *listp is a shared reference (release it with
+ * rf_list_destroy()) and *total the stored list's item count (the list
+ * may hold only its head).
+ * @returns 1 on a hit, 0 on a miss.
  */
 int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
-                      uint64_t epoch, size_t min_items, rf_list_t **listp,
-                      size_t *total);
+                      size_t min_items, rf_list_t **listp, size_t *total);
 
 /**
- * Caches \p list (decoded from the value read for \p key after reading
- * \p epoch) with one more reference; the caller keeps its own. Replaces
- * an entry of the key unless that one is of a newer epoch. A list larger
- * than an eighth of a shard is not kept.
+ * Caches \p list, decoded from the value read for \p key after taking
+ * generation \p gen, with one more reference; the caller keeps its own.
+ * Nothing is cached if a forget or a clear came since. Replaces an entry
+ * of the key. A list larger than an eighth of a shard is not kept.
  */
 void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
-                       uint64_t epoch, rf_list_t *list, size_t total);
+                       uint64_t gen, rf_list_t *list, size_t total);
 
-/**
- * Frees every entry older than \p epoch, once per epoch (the call is one
- * atomic load when the epoch has not moved). The daemon's loop calls it
- * after its commits.
- */
-void rf_list_cache_sweep(rf_list_cache_t *lc, uint64_t epoch);
+/** Drops \p key's entry: its version was written. Call after the write. */
+void rf_list_cache_forget(rf_list_cache_t *lc, const char *key, size_t klen);
+
+/** Drops every entry (versions written in bulk). */
+void rf_list_cache_clear(rf_list_cache_t *lc);
 
 typedef struct rf_list_cache_stats {
         uint64_t hits, misses, evictions;

@@ -826,6 +826,44 @@ static void assert_served_id(const char *subject, size_t limit,
         free(got);
 }
 
+/* The version key of \p subject's list on surface "lc" in run \p run_id. */
+static void lc_version_key(rf_buf_t *vk, const char *run_id,
+                           const char *subject)
+{
+        rf_buf_t lk = { 0 };
+
+        rf_key_list(&lk, subject, "lc", "");
+        rf_key_version(vk, run_id, strlen(run_id), lk.data, lk.len);
+        rf_buf_free(&lk);
+}
+
+/* Whether the list cache holds that version. */
+static int cached(const char *run_id, const char *subject)
+{
+        rf_buf_t vk = { 0 };
+        rf_list_t *l = NULL;
+        size_t total;
+
+        lc_version_key(&vk, run_id, subject);
+        int hit = rf_list_cache_get(rf_store_list_cache(store()), vk.data,
+                                    vk.len, 0, &l, &total);
+        rf_list_destroy(l);
+        rf_buf_free(&vk);
+        return hit;
+}
+
+/* Whether the store holds that version. */
+static int stored(const char *run_id, const char *subject)
+{
+        rf_buf_t vk = { 0 }, v = { 0 };
+
+        lc_version_key(&vk, run_id, subject);
+        int r = rf_store_get(store(), RF_CF_VERSIONS, vk.data, vk.len, &v);
+        rf_buf_free(&vk);
+        rf_buf_free(&v);
+        return r == 0;
+}
+
 static void test_list_cache(void **state)
 {
         const char *all = "k0,k1,k2,k3,k4,k5,k6,k7,k8,k9,k10,k11,k12,k13,k14";
@@ -867,7 +905,7 @@ static void test_list_cache(void **state)
          * over from the store and caches what it read. Mixing the two
          * would serve the stored list's banned k10 in the place of the
          * head's zz. */
-        rf_buf_t lk = { 0 }, vk = { 0 };
+        rf_buf_t vk = { 0 };
         rf_rejection_t rej;
         rf_list_t *fake = NULL;
         char *js =
@@ -876,14 +914,27 @@ static void test_list_cache(void **state)
         assert_int_equal(
             rf_list_from_json(NULL, 0, js, strlen(js), NULL, &fake, &rej), 0);
         free(js);
-        rf_key_list(&lk, "lc-u1", "lc", "");
-        rf_key_version(&vk, "lc-1", 4, lk.data, lk.len);
+        lc_version_key(&vk, "lc-1", "lc-u1");
         rf_list_cache_put(rf_store_list_cache(store()), vk.data, vk.len,
-                          rf_store_cf_epoch(store(), RF_CF_VERSIONS), fake, 15);
+                          rf_list_cache_gen(rf_store_list_cache(store())), fake,
+                          15);
         rf_list_destroy(fake);
-        rf_buf_free(&lk);
         rf_buf_free(&vk);
         assert_served_id("lc-u1", 2, "k11,k12", "lc-1-lc-u1");
+        hits = cache_hits();
+        assert_served_id("lc-u1", 2, "k11,k12", "lc-1-lc-u1");
+        assert_true(cache_hits() > hits);
+
+        /* A run staging on the surface writes versions of its own: the
+         * active run's cached ones stay. */
+        run_ctl("lc-2", "run_started", "lc", -1, "2026-11-23T02:00:00Z");
+        publish("lc-u1", "lc", "lc-2", "lc-2-l", "2026-11-23T02:00:00Z", "z1");
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        while (!stored("lc-2", "lc-u1") && rf_mono_ms() < deadline) {
+                struct timespec ts = { 0, 5 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        assert_true(stored("lc-2", "lc-u1"));
         hits = cache_hits();
         assert_served_id("lc-u1", 2, "k11,k12", "lc-1-lc-u1");
         assert_true(cache_hits() > hits);
@@ -894,16 +945,11 @@ static void test_list_cache(void **state)
                    "2026-11-22T11:00:00Z");
         h_wait_served(&env, "lc-u0", "lc", NULL, "<consent_blocked>");
         wait_purged("lc-u0");
-        /* and the daemon's sweep frees what the cache held from before it
-         * (no read has filled it since) */
-        rf_list_cache_stats_t cs = { .entries = 1 };
-        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
-        while (cs.entries && rf_mono_ms() < deadline) {
-                rf_list_cache_stats(rf_store_list_cache(store()), &cs);
-                struct timespec ts = { 0, 5 * 1000 * 1000 };
-                nanosleep(&ts, NULL);
-        }
-        assert_int_equal(cs.entries, 0);
+        /* and the purge's commit took its versions out of the cache too
+         * (no read has filled it since: consent blocks them), and only
+         * them */
+        assert_false(cached("lc-1", "lc-u0"));
+        assert_true(cached("lc-1", "lc-u1"));
         consent_of("lc-u0", "all", "consent_granted", "lc-c2",
                    "2026-11-22T12:00:00Z");
         h_wait_served(&env, "lc-u0", "lc", NULL, "<no_list>");

@@ -1,7 +1,8 @@
 /*
  * The read path's cache of decoded run versions (list_cache.h): hits and
- * misses, the epoch rule, the byte budget and shared references that
- * outlive their entry. Under ASan a list freed while still held fails here.
+ * misses, forgetting written versions and the generation rule, the byte
+ * budget and shared references that outlive their entry. Under ASan a list
+ * freed while still held fails here.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,90 +45,95 @@ static rf_list_t *make_list(const char *id, int n)
         return d;
 }
 
-/* Caches a new list of \p n items named \p id under \p key. */
-static void put(rf_list_cache_t *lc, const char *key, uint64_t epoch,
+/* Caches a new list of \p n items named \p id under \p key, read after
+ * taking generation \p gen. */
+static void put(rf_list_cache_t *lc, const char *key, uint64_t gen,
                 const char *id, int n, size_t total)
 {
         rf_list_t *l = make_list(id, n);
 
-        rf_list_cache_put(lc, key, strlen(key), epoch, l, total);
+        rf_list_cache_put(lc, key, strlen(key), gen, l, total);
         rf_list_destroy(l);
+}
+
+/* The list cached for \p key (any length), or NULL. Caller destroys. */
+static rf_list_t *get(rf_list_cache_t *lc, const char *key)
+{
+        rf_list_t *l = NULL;
+        size_t total;
+
+        return rf_list_cache_get(lc, key, strlen(key), 0, &l, &total) ? l
+                                                                      : NULL;
 }
 
 static void test_hit_miss_and_shared_reference(void **state)
 {
         rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
         rf_list_cache_stats_t st;
-        rf_list_t *l = make_list("a", 5), *got = NULL;
+        rf_list_t *got = NULL;
         size_t total = 0;
         (void)state;
 
-        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 7, 0, &got, &total), 0);
-        rf_list_cache_put(lc, "k1", 2, 7, l, 100);
-        rf_list_destroy(l); /* the cache holds its own reference */
-        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 7, 0, &got, &total), 1);
+        assert_null(get(lc, "k1"));
+        put(lc, "k1", rf_list_cache_gen(lc), "a", 5, 100);
+        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 0, &got, &total), 1);
         assert_string_equal(got->list_id, "a");
         assert_int_equal(total, 100);
         assert_int_equal(got->item_cnt, 5);
         assert_string_equal(got->items[4].item_id, "i4");
         /* another key, a prefix of it: a miss */
-        rf_list_t *other = NULL;
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 7, 0, &other, &total),
-                         0);
-        assert_null(other);
-        /* the reader's reference outlives the cache */
+        assert_null(get(lc, "k"));
         rf_list_cache_stats(lc, &st);
         assert_int_equal(st.hits, 1);
         assert_int_equal(st.misses, 2);
         assert_int_equal(st.entries, 1);
         assert_true(st.bytes >= rf_list_bytes(got));
+        /* the reader's reference outlives the cache */
         rf_list_cache_destroy(lc);
         assert_string_equal(got->items[0].item_id, "i0");
         rf_list_destroy(got);
 }
 
-static void test_other_epoch_misses_and_drops(void **state)
+static void test_forget_and_generation(void **state)
 {
         rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
         rf_list_cache_stats_t st;
-        rf_list_t *l = make_list("old", 3), *got = NULL;
-        size_t total;
+        rf_list_t *got;
         (void)state;
 
-        rf_list_cache_put(lc, "k", 1, 1, l, 3);
-        rf_list_destroy(l);
-        /* the column family was written since: the entry is gone */
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, 0, &got, &total), 0);
-        rf_list_cache_stats(lc, &st);
-        assert_int_equal(st.entries, 0);
-        assert_int_equal(st.bytes, 0);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 0, &got, &total), 0);
-        /* a put replaces the key's entry */
-        put(lc, "k", 2, "v1", 3, 3);
-        put(lc, "k", 2, "v2", 3, 3);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, 0, &got, &total), 1);
+        uint64_t g0 = rf_list_cache_gen(lc);
+        put(lc, "k", g0, "v1", 3, 3);
+        put(lc, "other", g0, "o", 3, 3);
+        got = get(lc, "k");
+        /* the version was written: its entry goes, the others stay */
+        rf_list_cache_forget(lc, "k", 1);
+        assert_null(get(lc, "k"));
+        rf_list_t *o = get(lc, "other");
+        assert_non_null(o);
+        rf_list_destroy(o);
+        assert_string_equal(got->list_id, "v1"); /* still held */
+        rf_list_destroy(got);
+        /* a reader that took the generation before the forget read the
+         * old value: it is not cached */
+        put(lc, "k", g0, "v1", 3, 3);
+        assert_null(get(lc, "k"));
+        /* one that took it after is */
+        put(lc, "k", rf_list_cache_gen(lc), "v2", 3, 3);
+        got = get(lc, "k");
+        assert_non_null(got);
         assert_string_equal(got->list_id, "v2");
         rf_list_destroy(got);
-        rf_list_cache_stats(lc, &st);
-        assert_int_equal(st.entries, 1);
-        rf_list_cache_destroy(lc);
-}
-
-static void test_epochs_only_move_on(void **state)
-{
-        rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
-        rf_list_t *got = NULL;
-        size_t total;
-        (void)state;
-
-        /* A reader that read the epoch before a later one cached its list
-         * neither drops nor replaces the newer entry. */
-        put(lc, "k", 3, "new", 3, 3);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 2, 0, &got, &total), 0);
-        put(lc, "k", 2, "old", 3, 3);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 3, 0, &got, &total), 1);
-        assert_string_equal(got->list_id, "new");
+        /* a put replaces the key's entry */
+        put(lc, "k", rf_list_cache_gen(lc), "v3", 3, 3);
+        got = get(lc, "k");
+        assert_string_equal(got->list_id, "v3");
         rf_list_destroy(got);
+        rf_list_cache_stats(lc, &st);
+        assert_int_equal(st.entries, 2);
+        /* forgetting a key that is not cached still moves the generation */
+        uint64_t g1 = rf_list_cache_gen(lc);
+        rf_list_cache_forget(lc, "absent", 6);
+        assert_true(rf_list_cache_gen(lc) != g1);
         rf_list_cache_destroy(lc);
 }
 
@@ -139,48 +145,43 @@ static void test_short_head_misses(void **state)
         (void)state;
 
         /* the head of 5 of a list of 100 */
-        put(lc, "k", 1, "h", 5, 100);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 5, &got, &total), 1);
+        put(lc, "k", rf_list_cache_gen(lc), "h", 5, 100);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 5, &got, &total), 1);
         rf_list_destroy(got);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 1, 6, &got, &total), 0);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 6, &got, &total), 0);
         /* a whole list answers any read */
-        put(lc, "k", 1, "w", 7, 7);
+        put(lc, "k", rf_list_cache_gen(lc), "w", 7, 7);
         assert_int_equal(
-            rf_list_cache_get(lc, "k", 1, 1, (size_t)-1, &got, &total), 1);
+            rf_list_cache_get(lc, "k", 1, (size_t)-1, &got, &total), 1);
         assert_string_equal(got->list_id, "w");
         rf_list_destroy(got);
         rf_list_cache_destroy(lc);
 }
 
-static void test_sweep_frees_older_epochs(void **state)
+static void test_clear(void **state)
 {
         rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
         rf_list_cache_stats_t st;
-        rf_list_t *l, *held = NULL;
-        size_t total;
         char key[16];
         (void)state;
 
+        uint64_t g0 = rf_list_cache_gen(lc);
         for (int i = 0; i < 50; i++) {
                 snprintf(key, sizeof(key), "k%d", i);
-                l = make_list(key, 4);
-                rf_list_cache_put(lc, key, strlen(key), i < 40 ? 1 : 2, l, 4);
-                rf_list_destroy(l);
+                put(lc, key, g0, key, 4, 4);
         }
-        assert_int_equal(rf_list_cache_get(lc, "k3", 2, 1, 0, &held, &total),
-                         1);
-        rf_list_cache_sweep(lc, 2);
-        rf_list_cache_stats(lc, &st);
-        assert_int_equal(st.entries, 10);
-        assert_int_equal(rf_list_cache_get(lc, "k45", 3, 2, 0, &l, &total), 1);
-        rf_list_destroy(l);
-        /* a reader's reference outlives the sweep */
-        assert_string_equal(held->list_id, "k3");
-        rf_list_destroy(held);
-        rf_list_cache_sweep(lc, 3);
+        rf_list_t *held = get(lc, "k3");
+        assert_non_null(held);
+        rf_list_cache_clear(lc);
         rf_list_cache_stats(lc, &st);
         assert_int_equal(st.entries, 0);
         assert_int_equal(st.bytes, 0);
+        /* a reader's reference outlives the clear */
+        assert_string_equal(held->list_id, "k3");
+        rf_list_destroy(held);
+        /* and a read from before it is not cached */
+        put(lc, "k1", g0, "k1", 4, 4);
+        assert_null(get(lc, "k1"));
         rf_list_cache_destroy(lc);
 }
 
@@ -190,19 +191,16 @@ static void test_budget_evicts_least_recent(void **state)
         rf_list_cache_t *lc = rf_list_cache_new(16 * 64 * 1024);
         rf_list_cache_stats_t st;
         rf_list_t *got;
-        size_t total;
         char key[32];
         (void)state;
 
         for (int i = 0; i < 4000; i++) {
-                rf_list_t *l = make_list("x", 20);
                 snprintf(key, sizeof(key), "key-%d", i);
-                rf_list_cache_put(lc, key, strlen(key), 1, l, 20);
-                rf_list_destroy(l);
+                put(lc, key, rf_list_cache_gen(lc), "x", 20, 20);
                 /* key-0 is read after every put: it stays the most recent
                  * of its shard */
-                assert_int_equal(
-                    rf_list_cache_get(lc, "key-0", 5, 1, 0, &got, &total), 1);
+                got = get(lc, "key-0");
+                assert_non_null(got);
                 rf_list_destroy(got);
         }
         rf_list_cache_stats(lc, &st);
@@ -210,17 +208,13 @@ static void test_budget_evicts_least_recent(void **state)
         assert_true(st.evictions > 0);
         assert_true(st.entries < 4000 && st.entries > 100);
         /* the oldest others are gone */
-        assert_int_equal(rf_list_cache_get(lc, "key-1", 5, 1, 0, &got, &total),
-                         0);
-        assert_int_equal(
-            rf_list_cache_get(lc, "key-3999", 8, 1, 0, &got, &total), 1);
+        assert_null(get(lc, "key-1"));
+        got = get(lc, "key-3999");
+        assert_non_null(got);
         rf_list_destroy(got);
         /* a list over an eighth of a shard is not kept */
-        rf_list_t *big = make_list("big", 400);
-        rf_list_cache_put(lc, "big", 3, 1, big, 400);
-        assert_int_equal(rf_list_cache_get(lc, "big", 3, 1, 0, &got, &total),
-                         0);
-        rf_list_destroy(big);
+        put(lc, "big", rf_list_cache_gen(lc), "big", 400, 400);
+        assert_null(get(lc, "big"));
         rf_list_cache_destroy(lc);
 }
 
@@ -239,10 +233,9 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_hit_miss_and_shared_reference),
-                cmocka_unit_test(test_other_epoch_misses_and_drops),
-                cmocka_unit_test(test_epochs_only_move_on),
+                cmocka_unit_test(test_forget_and_generation),
                 cmocka_unit_test(test_short_head_misses),
-                cmocka_unit_test(test_sweep_frees_older_epochs),
+                cmocka_unit_test(test_clear),
                 cmocka_unit_test(test_budget_evicts_least_recent),
                 cmocka_unit_test(test_no_cache_at_zero),
         };
