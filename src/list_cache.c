@@ -148,7 +148,7 @@ static void grow(lc_shard_t *s)
 
 uint64_t rf_list_cache_gen(rf_list_cache_t *lc)
 {
-        return atomic_load(&lc->gen);
+        return lc ? atomic_load(&lc->gen) : 0;
 }
 
 int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
@@ -221,6 +221,8 @@ void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
 
 void rf_list_cache_forget(rf_list_cache_t *lc, const char *key, size_t klen)
 {
+        if (!lc)
+                return;
         uint64_t hash = rf_hash_bytes(key, klen);
         lc_shard_t *s = shard_of(lc, hash);
 
@@ -236,6 +238,8 @@ void rf_list_cache_forget(rf_list_cache_t *lc, const char *key, size_t klen)
 
 void rf_list_cache_clear(rf_list_cache_t *lc)
 {
+        if (!lc)
+                return;
         atomic_fetch_add(&lc->gen, 1);
         for (int i = 0; i < SHARDS; i++) {
                 lc_shard_t *s = &lc->shard[i];

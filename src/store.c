@@ -838,6 +838,18 @@ rf_txn_t *rf_txn_new(rf_store_t *st)
         return txn;
 }
 
+static void vkeys_reset(rf_txn_t *txn)
+{
+        /* They hold subject ids: a purge's must not linger in the heap. */
+        if (txn->vkeys.len)
+                explicit_bzero(txn->vkeys.data, txn->vkeys.len);
+        if (txn->vkeys.size > 65536)
+                rf_buf_free(&txn->vkeys);
+        rf_buf_reset(&txn->vkeys);
+        txn->vkey_cnt = 0;
+        txn->vkeys_all = 0;
+}
+
 /* A write of a run version: the read path's cache forgets the key once the
  * batch commits (list_cache.h). */
 static void vkey_written(rf_txn_t *txn, rf_cf_t cf, const char *key,
@@ -846,20 +858,13 @@ static void vkey_written(rf_txn_t *txn, rf_cf_t cf, const char *key,
         if (cf != RF_CF_VERSIONS || !txn->st->list_cache || txn->vkeys_all)
                 return;
         if (txn->vkey_cnt == VKEYS_MAX) {
+                vkeys_reset(txn);
                 txn->vkeys_all = 1; /* a bulk write: clear instead */
-                rf_buf_reset(&txn->vkeys);
                 return;
         }
         rf_buf_append(&txn->vkeys, &klen, sizeof(klen));
         rf_buf_append(&txn->vkeys, key, klen);
         txn->vkey_cnt++;
-}
-
-static void vkeys_reset(rf_txn_t *txn)
-{
-        rf_buf_reset(&txn->vkeys);
-        txn->vkey_cnt = 0;
-        txn->vkeys_all = 0;
 }
 
 /* After the commit's write: no cached version outlives its write. */

@@ -67,7 +67,8 @@ int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
 void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
                        uint64_t gen, rf_list_t *list, size_t total);
 
-/** Drops \p key's entry: its version was written. Call after the write. */
+/** Drops \p key's entry: its version was written. Call after the write.
+ *  This, rf_list_cache_clear() and rf_list_cache_gen() take NULL. */
 void rf_list_cache_forget(rf_list_cache_t *lc, const char *key, size_t klen);
 
 /** Drops every entry (versions written in bulk). */

@@ -915,9 +915,22 @@ static void test_list_cache(void **state)
             rf_list_from_json(NULL, 0, js, strlen(js), NULL, &fake, &rej), 0);
         free(js);
         lc_version_key(&vk, "lc-1", "lc-u1");
-        rf_list_cache_put(rf_store_list_cache(store()), vk.data, vk.len,
-                          rf_list_cache_gen(rf_store_list_cache(store())), fake,
-                          15);
+        /* (a version written meanwhile, elsewhere, would skip the put) */
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        rf_list_t *c = NULL;
+        do {
+                size_t tot;
+                rf_list_destroy(c);
+                c = NULL;
+                rf_list_cache_t *lc = rf_store_list_cache(store());
+                rf_list_cache_put(lc, vk.data, vk.len, rf_list_cache_gen(lc),
+                                  fake, 15);
+                rf_list_cache_get(lc, vk.data, vk.len, 0, &c, &tot);
+        } while ((!c || strcmp(c->list_id, "fake") != 0) &&
+                 rf_mono_ms() < deadline);
+        assert_non_null(c);
+        assert_string_equal(c->list_id, "fake");
+        rf_list_destroy(c);
         rf_list_destroy(fake);
         rf_buf_free(&vk);
         assert_served_id("lc-u1", 2, "k11,k12", "lc-1-lc-u1");
@@ -929,11 +942,11 @@ static void test_list_cache(void **state)
          * active run's cached ones stay. */
         run_ctl("lc-2", "run_started", "lc", -1, "2026-11-23T02:00:00Z");
         publish("lc-u1", "lc", "lc-2", "lc-2-l", "2026-11-23T02:00:00Z", "z1");
-        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
-        while (!stored("lc-2", "lc-u1") && rf_mono_ms() < deadline) {
-                struct timespec ts = { 0, 5 * 1000 * 1000 };
-                nanosleep(&ts, NULL);
-        }
+        /* a sentinel behind it on the subject's partition: once it
+         * serves, the staging batch has committed and forgotten */
+        publish("lc-u1", "lc-side", NULL, "lc-side-l", "2026-11-23T02:00:00Z",
+                "s1");
+        h_wait_served(&env, "lc-u1", "lc-side", NULL, "s1");
         assert_true(stored("lc-2", "lc-u1"));
         hits = cache_hits();
         assert_served_id("lc-u1", 2, "k11,k12", "lc-1-lc-u1");
@@ -948,6 +961,11 @@ static void test_list_cache(void **state)
         /* and the purge's commit took its versions out of the cache too
          * (no read has filled it since: consent blocks them), and only
          * them */
+        deadline = rf_mono_ms() + H_DEADLINE_MS;
+        while (cached("lc-1", "lc-u0") && rf_mono_ms() < deadline) {
+                struct timespec ts = { 0, 5 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
         assert_false(cached("lc-1", "lc-u0"));
         assert_true(cached("lc-1", "lc-u1"));
         consent_of("lc-u0", "all", "consent_granted", "lc-c2",

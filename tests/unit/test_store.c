@@ -18,6 +18,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "recfresh/list.h"
+#include "recfresh/list_cache.h"
 #include "recfresh/log.h"
 #include "recfresh/runs.h"
 #include "recfresh/store.h"
@@ -506,6 +508,77 @@ static void test_value_cache(void **state)
         tmp_remove(dir);
 }
 
+/* ---- the list cache's forgets at commits (list_cache.h) ---------------*/
+
+static void cache_key(rf_list_cache_t *lc, const char *key)
+{
+        static const char js[] = "{\"subject_id\":\"u\",\"surface\":\"home\","
+                                 "\"list_id\":\"l\",\"run_id\":\"r\","
+                                 "\"generated_at\":\"2026-11-22T09:14:00Z\","
+                                 "\"expires_at\":\"2026-11-23T09:14:00Z\","
+                                 "\"model_version\":\"m\","
+                                 "\"items\":[{\"item_id\":\"i\",\"score\":1}]}";
+        rf_rejection_t rej;
+        rf_list_t *l = NULL;
+
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, js, strlen(js), NULL, &l, &rej), 0);
+        rf_list_cache_put(lc, key, strlen(key), rf_list_cache_gen(lc), l, 1);
+        rf_list_destroy(l);
+}
+
+static int cached(rf_list_cache_t *lc, const char *key)
+{
+        rf_list_t *l = NULL;
+        size_t total;
+        int hit = rf_list_cache_get(lc, key, strlen(key), 0, &l, &total);
+
+        rf_list_destroy(l);
+        return hit;
+}
+
+static void test_commit_forgets_written_versions(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], k[16];
+        rf_store_t *st = tmp_store(dir, NULL);
+        rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
+        rf_txn_t *txn = rf_txn_new(st);
+        (void)state;
+
+        rf_store_set_list_cache(st, lc);
+        cache_key(lc, "v1");
+        cache_key(lc, "v2");
+        cache_key(lc, "v3");
+        /* a batch dropped without a commit forgets nothing */
+        rf_txn_delete(txn, RF_CF_VERSIONS, "v1", 2);
+        rf_txn_clear(txn);
+        assert_true(cached(lc, "v1"));
+        /* a commit forgets the versions it wrote, once it has written */
+        rf_txn_put(txn, RF_CF_VERSIONS, "v1", 2, "x", 1);
+        rf_txn_put(txn, RF_CF_LISTS, "v2", 2, "x", 1); /* not a version */
+        assert_true(cached(lc, "v1"));
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_false(cached(lc, "v1"));
+        assert_true(cached(lc, "v2"));
+        assert_true(cached(lc, "v3"));
+        rf_txn_delete(txn, RF_CF_VERSIONS, "v2", 2);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_false(cached(lc, "v2"));
+        assert_true(cached(lc, "v3"));
+        /* a bulk write (past 4,096 keys) clears the whole cache */
+        for (int i = 0; i < 5000; i++) {
+                snprintf(k, sizeof(k), "w%d", i);
+                rf_txn_put(txn, RF_CF_VERSIONS, k, strlen(k), "x", 1);
+        }
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_false(cached(lc, "v3"));
+        rf_txn_destroy(txn);
+        rf_store_set_list_cache(st, NULL);
+        rf_store_close(st);
+        rf_list_cache_destroy(lc);
+        tmp_remove(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -517,6 +590,7 @@ int main(void)
                 cmocka_unit_test(test_cf_epoch),
                 cmocka_unit_test(test_table_formats),
                 cmocka_unit_test(test_value_cache),
+                cmocka_unit_test(test_commit_forgets_written_versions),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
