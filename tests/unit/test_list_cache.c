@@ -4,13 +4,17 @@
  * budget and shared references that outlive their entry. Under ASan a list
  * freed while still held fails here.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -218,6 +222,89 @@ static void test_budget_evicts_least_recent(void **state)
         rf_list_cache_destroy(lc);
 }
 
+/* ---- readers against a writer -------------------------------------------*/
+
+#define RACE_KEYS 8
+
+/* A store of RACE_KEYS versions: the writer bumps one, then forgets it,
+ * then records the forget as done. A reader that began after a forget was
+ * done must never hit a list older than the version it forgot. */
+typedef struct race {
+        rf_list_cache_t *lc;
+        rf_list_t *lists[256]; /* list i has list_id "i" */
+        _Atomic unsigned version[RACE_KEYS];
+        _Atomic unsigned forgotten[RACE_KEYS];
+        _Atomic int stop;
+        _Atomic unsigned long stale, hits;
+} race_t;
+
+static void *race_reader(void *arg)
+{
+        race_t *r = arg;
+        unsigned x = 12345;
+
+        while (!atomic_load(&r->stop)) {
+                x = x * 1103515245 + 12345;
+                unsigned k = (x >> 16) % RACE_KEYS;
+                char key[8];
+                snprintf(key, sizeof(key), "k%u", k);
+                unsigned f0 = atomic_load(&r->forgotten[k]);
+                rf_list_t *l = NULL;
+                size_t total;
+                if (rf_list_cache_get(r->lc, key, strlen(key), 0, &l, &total)) {
+                        if ((unsigned)atoi(l->list_id) < f0)
+                                atomic_fetch_add(&r->stale, 1);
+                        atomic_fetch_add(&r->hits, 1);
+                        rf_list_destroy(l);
+                        continue;
+                }
+                /* a miss: read "the store" after taking the generation */
+                uint64_t g = rf_list_cache_gen(r->lc);
+                unsigned v = atomic_load(&r->version[k]);
+                sched_yield(); /* a slow reader: a forget may pass it */
+                rf_list_cache_put(r->lc, key, strlen(key), g, r->lists[v], 1);
+        }
+        return NULL;
+}
+
+static void test_readers_never_see_a_forgotten_version(void **state)
+{
+        race_t *r = calloc(1, sizeof(*r));
+        pthread_t th[2];
+        (void)state;
+
+        r->lc = rf_list_cache_new(1 << 20);
+        for (int i = 0; i < 256; i++) {
+                char id[8];
+                snprintf(id, sizeof(id), "%d", i);
+                r->lists[i] = make_list(id, 2);
+        }
+        for (int i = 0; i < 2; i++)
+                assert_int_equal(pthread_create(&th[i], NULL, race_reader, r),
+                                 0);
+        /* versions 1..255 of every key, each written then forgotten */
+        for (unsigned v = 1; v < 256; v++)
+                for (unsigned k = 0; k < RACE_KEYS; k++) {
+                        char key[8];
+                        snprintf(key, sizeof(key), "k%u", k);
+                        atomic_store(&r->version[k], v);
+                        rf_list_cache_forget(r->lc, key, strlen(key));
+                        atomic_store(&r->forgotten[k], v);
+                        /* a pause, so that readers fill and hit too */
+                        struct timespec ts = { 0, 50 * 1000 };
+                        nanosleep(&ts, NULL);
+                }
+        atomic_store(&r->stop, 1);
+        for (int i = 0; i < 2; i++)
+                pthread_join(th[i], NULL);
+        assert_int_equal(atomic_load(&r->stale), 0);
+        assert_true(atomic_load(&r->hits) > 0);
+        rf_list_cache_destroy(r->lc);
+        for (int i = 0; i < 256; i++)
+                rf_list_destroy(r->lists[i]);
+        free(r);
+}
+
 static void test_no_cache_at_zero(void **state)
 {
         rf_list_cache_stats_t st;
@@ -237,6 +324,7 @@ int main(void)
                 cmocka_unit_test(test_short_head_misses),
                 cmocka_unit_test(test_clear),
                 cmocka_unit_test(test_budget_evicts_least_recent),
+                cmocka_unit_test(test_readers_never_see_a_forgotten_version),
                 cmocka_unit_test(test_no_cache_at_zero),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
