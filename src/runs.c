@@ -1126,24 +1126,37 @@ static int incremental_wins(rf_store_t *st, const char *lkey, size_t klen,
         return wins;
 }
 
+/* The pointer first: once it names a run, that run's version is what a
+ * read serves (it is never deleted while active). \p vk gets the key of
+ * the active run's version of \p lkey, and *run_gen the run's time.
+ * @returns 0, RF_ENOENT (no run active: the incremental list serves) or a
+ *          store error. */
+static int active_version(rf_store_t *st, const char *surface, const char *lkey,
+                          size_t klen, rf_buf_t *vk, int64_t *run_gen)
+{
+        char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
+        int r = active_cached(st, surface, idbuf, &heap, run_gen);
+
+        if (r == 0)
+                version_key(vk, heap ? heap : idbuf, lkey, klen);
+        free(heap);
+        return r == RF_EINVAL ? RF_ESTORE : r;
+}
+
 int rf_runs_lookup_pinned(rf_store_t *st, const char *surface, const char *lkey,
                           size_t klen, rf_pinned_t *val)
 {
         rf_pinned_t inc = { 0 };
         rf_buf_t k = { 0 };
-        char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
         int64_t run_gen = 0;
         int r, ri;
 
         rf_pinned_release(val);
-        /* The pointer first: once it names a run, that run's version is
-         * what this read serves (it is never deleted while active). */
-        r = active_cached(st, surface, idbuf, &heap, &run_gen);
+        r = active_version(st, surface, lkey, klen, &k, &run_gen);
         if (r == RF_ENOENT)
                 return rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, val);
         if (r != 0)
-                return r == RF_EINVAL ? RF_ESTORE : r;
-        version_key(&k, heap ? heap : idbuf, lkey, klen);
+                return r;
         r = rf_store_get_pinned(st, RF_CF_VERSIONS, k.data, k.len, val);
         if (incremental_wins(st, lkey, klen, r, run_gen, &inc, &ri)) {
                 r = ri;
@@ -1152,7 +1165,6 @@ int rf_runs_lookup_pinned(rf_store_t *st, const char *surface, const char *lkey,
                 inc = (rf_pinned_t){ 0 };
         }
         rf_pinned_release(&inc);
-        free(heap);
         rf_buf_free(&k);
         return r;
 }
@@ -1164,7 +1176,6 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
         rf_list_cache_t *lc = rf_store_list_cache(st);
         rf_pinned_t inc = { 0 };
         rf_buf_t k = { 0 };
-        char idbuf[sizeof(((active_slot_t *)0)->run_id)], *heap;
         int64_t run_gen = 0;
         uint64_t gen = 0;
         int r, ri, hit = 0;
@@ -1172,16 +1183,14 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
         *listp = NULL;
         *total = 0;
         rf_pinned_release(val);
-        r = active_cached(st, surface, idbuf, &heap, &run_gen);
+        r = active_version(st, surface, lkey, klen, &k, &run_gen);
         if (r == RF_ENOENT) {
                 lc = NULL; /* incremental lists are not cached */
                 r = rf_store_get_pinned(st, RF_CF_LISTS, lkey, klen, val);
                 goto decode;
         }
         if (r != 0)
-                return r == RF_EINVAL ? RF_ESTORE : r;
-        version_key(&k, heap ? heap : idbuf, lkey, klen);
-        free(heap);
+                return r;
         if (lc) {
                 /* Before the store read: a write after it moves the
                  * generation on, and what this read got is not cached. */
@@ -1221,13 +1230,9 @@ int rf_runs_lookup(rf_store_t *st, const char *surface, const char *lkey,
                    size_t klen, rf_buf_t *val)
 {
         rf_pinned_t p = { 0 };
-        int r;
 
-        rf_buf_reset(val);
-        if ((r = rf_runs_lookup_pinned(st, surface, lkey, klen, &p)) == 0)
-                rf_buf_append(val, p.data, p.len);
-        rf_pinned_release(&p);
-        return r;
+        return rf_pinned_copy(
+            rf_runs_lookup_pinned(st, surface, lkey, klen, &p), &p, val);
 }
 
 int rf_runs_version_served(rf_store_t *st, const char *lkey, size_t klen,

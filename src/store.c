@@ -601,15 +601,11 @@ int rf_store_get(rf_store_t *st, rf_cf_t cf, const char *key, size_t klen,
                  rf_buf_t *val)
 {
         rf_pinned_t p = { 0 };
-        int r;
 
-        rf_buf_reset(val);
         /* Pinned: one copy, from the block cache into val (a plain get
          * copies twice and allocates for each). */
-        if ((r = rf_store_get_pinned(st, cf, key, klen, &p)) == 0)
-                rf_buf_append(val, p.data, p.len);
-        rf_pinned_release(&p);
-        return r;
+        return rf_pinned_copy(rf_store_get_pinned(st, cf, key, klen, &p), &p,
+                              val);
 }
 
 int rf_store_get_pinned(rf_store_t *st, rf_cf_t cf, const char *key,
@@ -640,6 +636,15 @@ void rf_pinned_release(rf_pinned_t *val)
         if (val->handle_)
                 rocksdb_pinnableslice_destroy(val->handle_);
         memset(val, 0, sizeof(*val));
+}
+
+int rf_pinned_copy(int r, rf_pinned_t *p, rf_buf_t *out)
+{
+        rf_buf_reset(out);
+        if (r == 0)
+                rf_buf_append(out, p->data, p->len);
+        rf_pinned_release(p);
+        return r;
 }
 
 void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,

@@ -131,6 +131,14 @@ int rf_store_get_pinned(rf_store_t *st, rf_cf_t cf, const char *key,
 void rf_pinned_release(rf_pinned_t *val);
 
 /**
+ * For the copying variants of pinned reads: \p out is reset, then gets a
+ * copy of \p p when \p r (the pinned read's result) is 0; \p p is
+ * released either way.
+ * @returns \p r.
+ */
+int rf_pinned_copy(int r, rf_pinned_t *p, rf_buf_t *out);
+
+/**
  * The 16-byte keyed pseudonym of \p subject_id (HMAC-SHA256 under the
  * store's salt, truncated). Used where a key must survive a consent purge
  * without holding the subject id.

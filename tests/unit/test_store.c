@@ -39,6 +39,13 @@ static void expect_pseudonym(rf_store_t *st, const unsigned char salt[32],
 
 /* A primary store in a new directory made from the template \p dir
  * ("/tmp/rf-st-XXXXXX"); remove it with tmp_remove(). */
+/* \p v holds exactly \p want. */
+static void assert_value(const rf_buf_t *v, const char *want)
+{
+        assert_int_equal(v->len, strlen(want));
+        assert_memory_equal(v->data, want, v->len);
+}
+
 static rf_store_t *tmp_store(char *dir, const rf_store_opts_t *o)
 {
         char err[256];
@@ -177,11 +184,9 @@ static void test_txn_get_reads_through_the_batch(void **state)
         rf_txn_put(txn, RF_CF_QUEUE, "k", 1, "batch", 5);
         rf_txn_delete(txn, RF_CF_OUTBOX, "k", 1);
         assert_int_equal(rf_txn_get(txn, RF_CF_QUEUE, "k", 1, &v), 0);
-        assert_int_equal(v.len, 5);
-        assert_memory_equal(v.data, "batch", 5);
+        assert_value(&v, "batch");
         assert_int_equal(rf_txn_get(txn, RF_CF_LISTS, "k", 1, &v), 0);
-        assert_int_equal(v.len, 4);
-        assert_memory_equal(v.data, "list", 4);
+        assert_value(&v, "list");
         assert_int_equal(rf_txn_get(txn, RF_CF_LISTS, "none", 4, &v),
                          RF_ENOENT);
         assert_int_equal(v.len, 0);
@@ -195,8 +200,7 @@ static void test_txn_get_reads_through_the_batch(void **state)
         rf_txn_put(txn, RF_CF_QUEUE, "k", 1, "next", 4);
         assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
         assert_int_equal(rf_txn_get(txn, RF_CF_QUEUE, "k", 1, &v), 0);
-        assert_int_equal(v.len, 4);
-        assert_memory_equal(v.data, "next", 4);
+        assert_value(&v, "next");
         rf_buf_free(&v);
         rf_txn_destroy(txn);
         rf_store_close(st);
@@ -223,8 +227,7 @@ static void test_no_wal_keeps_writes(void **state)
         st = rf_store_open(dir, RF_STORE_READONLY, NULL, err, sizeof(err));
         assert_non_null(st);
         assert_int_equal(rf_store_get(st, RF_CF_QUEUE, "k1", 2, &v), 0);
-        assert_int_equal(v.len, 2);
-        assert_memory_equal(v.data, "v1", 2);
+        assert_value(&v, "v1");
         rf_buf_free(&v);
         rf_store_close(st);
         tmp_remove(dir);
