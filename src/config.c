@@ -207,6 +207,8 @@ static const struct conf_row conf_table[] = {
         C(INT, "recompute.rate_per_s", rc_rate_per_s, "100", 1, 1000000,
           "Normal requests (event-driven, active refresh) per second; "
           "urgent: no limit."),
+        C(DUR, "recompute.tick_ms", rc_tick_ms, "2", 0, 10 * SEC_MS,
+          "Longest step of acks and sends between batches; 0: no limit."),
         C(INT, "recompute.full_rate_per_s", rc_full_rate_per_s, "10", 1,
           1000000,
           "Separate token bucket of full refresh requests, per second."),

@@ -461,6 +461,8 @@ struct rf_queue {
                 int ok;
         } * acks;
         size_t ack_cnt, ack_size;
+        int64_t
+            tick_ns; /* time budget of a tick (recompute.tick_ms), 0: none */
         int64_t stats_at; /* last gauge update */
         /* recomputes asked by readers on other threads */
         pthread_mutex_t ask_lock;
@@ -546,6 +548,7 @@ rf_queue_t *rf_queue_new(rf_store_t *st, const rf_config_t *conf,
         q->ecache = rf_vcache_new(
             st, (size_t)conf_i(q, conf ? conf->rc_entry_cache_mb : 0, 64)
                     << 20);
+        q->tick_ns = conf ? conf->rc_tick_ms * 1000000 : 0;
         pthread_mutex_init(&q->ask_lock, NULL);
         rf_bucket_init(&q->normal,
                        (double)conf_i(q, conf ? conf->rc_rate_per_s : 0, 100),
@@ -1669,14 +1672,32 @@ void rf_queue_conf_set(rf_queue_t *q, rd_kafka_conf_t *conf)
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
 }
 
-/* Settles the delivery reports seen, in one commit. */
-static void settle_acks(rf_queue_t *q, int64_t now_ms)
+/* Requests settled or marked in flight per commit by the tick. */
+#define TAKE_BATCH 128
+
+static int past(int64_t deadline_ns)
 {
-        for (size_t i = 0; i < q->ack_cnt; i++)
-                settle_one(q, q->acks[i].token, q->acks[i].ok, now_ms);
-        if (q->ack_cnt)
+        return deadline_ns && rf_mono_ns() >= deadline_ns;
+}
+
+/* Settles the delivery reports seen, TAKE_BATCH per commit, until the
+ * monotonic \p deadline_ns (0: none) once one batch is done. The rest wait
+ * for the next tick, in order. */
+static void settle_acks(rf_queue_t *q, int64_t now_ms, int64_t deadline_ns)
+{
+        size_t i = 0;
+
+        while (i < q->ack_cnt && (i == 0 || !past(deadline_ns))) {
+                size_t end =
+                    i + TAKE_BATCH < q->ack_cnt ? i + TAKE_BATCH : q->ack_cnt;
+                for (; i < end; i++)
+                        settle_one(q, q->acks[i].token, q->acks[i].ok, now_ms);
                 commit(q, "settling requests");
-        q->ack_cnt = 0;
+        }
+        if (i) {
+                q->ack_cnt -= i;
+                memmove(q->acks, q->acks + i, q->ack_cnt * sizeof(*q->acks));
+        }
 }
 
 /* Applies the recomputes readers asked for (rf_queue_ask). */
@@ -1756,20 +1777,25 @@ static void update_gauges(rf_queue_t *q, int64_t now_ms)
                               memory_order_relaxed);
 }
 
-/* Requests marked in flight per commit by the tick. */
-#define TAKE_BATCH 128
-
 size_t rf_queue_tick(rf_queue_t *q, rd_kafka_t *rk, int64_t now_ms)
 {
         rf_queue_req_t reqs[TAKE_BATCH];
         size_t produced = 0;
         int n = TAKE_BATCH;
+        /* Bounded: the tick runs between consumer batches, and a backlog
+         * of thousands of due requests (a ban in a million lists makes many
+         * urgent ones, which no rate limits) or of their acks would hold
+         * back every event meanwhile. At least one batch of each, so
+         * neither side starves the other. */
+        int64_t deadline = q->tick_ns ? rf_mono_ns() + q->tick_ns : 0;
+        int first = 1;
 
         drain_asks(q, now_ms);
         rd_kafka_poll(rk, 0);
-        settle_acks(q, now_ms);
-        while (n == TAKE_BATCH &&
+        settle_acks(q, now_ms, deadline);
+        while (n == TAKE_BATCH && (first || !past(deadline)) &&
                (n = rf_queue_take_batch(q, now_ms, reqs, TAKE_BATCH)) > 0) {
+                first = 0;
                 int i = 0;
                 for (; i < n; i++) {
                         rf_queue_req_t *req = &reqs[i];
@@ -1811,8 +1837,8 @@ void rf_queue_flush(rf_queue_t *q, rd_kafka_t *rk, int timeout_ms)
         int64_t deadline = rf_mono_ms() + timeout_ms;
 
         while (q->inflight_cnt && rf_mono_ms() < deadline) {
-                rd_kafka_poll(rk, 50);
-                settle_acks(q, rf_now_ms());
+                rd_kafka_poll(rk, q->ack_cnt ? 0 : 50);
+                settle_acks(q, rf_now_ms(), 0);
         }
         update_gauges(q, rf_now_ms() + 1000);
 }
@@ -1822,6 +1848,8 @@ int64_t rf_queue_wait_ms(rf_queue_t *q, int64_t now_ms)
         int64_t best = -1;
         rf_buf_t subject = { 0 };
 
+        if (q->ack_cnt)
+                return 0; /* acks a bounded tick left to settle */
         if (q->inflight_cnt || q->ask_cnt)
                 best = 10; /* delivery reports and reads to serve */
         for (int cls = 0; cls < CLASS_CNT; cls++) {

@@ -108,6 +108,7 @@ typedef struct rf_config {
         /* recompute queue and refresh runs (recompute.c, refresh.c) */
         int64_t rc_coalesce_ms;       /* reasons within this leave as one */
         int64_t rc_max_reasons;       /* reasons listed per request */
+        int64_t rc_tick_ms;           /* time budget of a send tick, 0: none */
         int64_t rc_rate_per_s;        /* incremental + active requests/s */
         int64_t rc_full_rate_per_s;   /* full refresh requests/s */
         int64_t rc_max_inflight;      /* requests awaiting their ack */

@@ -2,7 +2,8 @@
  * Unit tests of the recompute queue (src/recompute.c) and refresh runs
  * (src/refresh.c) over a real RocksDB store in a temp dir, with simulated
  * time (no Kafka, no sleeps): what rf_queue_take() hands out is what the
- * daemon would produce on recs.recompute.v1.
+ * daemon would produce on recs.recompute.v1. The send tick's tests produce
+ * through the embedded broker (librdkafka's mock cluster).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <jansson.h>
 
 #include "recfresh/activity.h"
+#include "recfresh/broker.h"
 #include "recfresh/keys.h"
 #include "recfresh/list.h"
 #include "recfresh/log.h"
@@ -616,6 +618,102 @@ static void test_takes_in_batches(void **state)
         env_close(e);
         env_open(e);
         assert_int_equal(rf_queue_take_batch(e->q, T0 + 100000, reqs, B), 0);
+}
+
+/* ---- the send tick
+ * ----------------------------------------------------------*/
+
+/* A producer on a fresh embedded broker whose delivery reports go to the
+ * queue, as the daemon's. */
+static rd_kafka_t *tick_producer(env_t *e, rf_broker_t **b)
+{
+        char err[512];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_t *rk;
+
+        *b = rf_broker_new(1, 1, err, sizeof(err));
+        if (!*b)
+                fail_msg("%s", err);
+        assert_int_equal(rd_kafka_conf_set(kc, "bootstrap.servers",
+                                           rf_broker_bootstraps(*b), err,
+                                           sizeof(err)),
+                         RD_KAFKA_CONF_OK);
+        assert_int_equal(
+            rd_kafka_conf_set(kc, "linger.ms", "0", err, sizeof(err)),
+            RD_KAFKA_CONF_OK);
+        rf_queue_conf_set(e->q, kc);
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+        if (!rk)
+                fail_msg("%s", err);
+        return rk;
+}
+
+/* N urgent requests (no window, no rate limit), produced and acknowledged
+ * by ticks. With recompute.tick_ms 1, a tick neither sends nor settles them
+ * all at once (each takes microseconds and a batch of 128 is committed at
+ * a time), and the queue says to come back at once; with 0, one tick sends
+ * every one. Either way each leaves once, and all are settled. */
+static void tick_run(env_t *e, const char *tick_ms)
+{
+        enum { N = 1000 };
+        rf_broker_t *b;
+        rd_kafka_t *rk;
+        rf_queue_stats_t st;
+        char s[32];
+        size_t sent, first;
+        int bounded = strcmp(tick_ms, "0") != 0;
+
+        set(e, "recompute.tick_ms", tick_ms);
+        set(e, "recompute.max_inflight", "100000");
+        env_close(e);
+        env_open(e);
+        rk = tick_producer(e, &b);
+        for (int i = 0; i < N; i++) {
+                snprintf(s, sizeof(s), "t-%04d", i);
+                add(e, s, "home", RF_RC_INCREMENTAL, 1, "e", T0);
+        }
+
+        sent = first = rf_queue_tick(e->q, rk, T0);
+        if (bounded) {
+                assert_in_range(first, 128, N - 1);
+                assert_int_equal(rf_queue_wait_ms(e->q, T0), 0);
+        } else {
+                assert_int_equal(first, N);
+        }
+        for (int k = 0; k < 10000 && sent < N; k++)
+                sent += rf_queue_tick(e->q, rk, T0);
+        assert_int_equal(sent, N);
+
+        /* every delivery report in the queue's hands, none settled yet */
+        assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        rf_queue_counts(e->q, &st);
+        assert_int_equal(st.inflight, N);
+        assert_int_equal(rf_queue_tick(e->q, rk, T0), 0);
+        rf_queue_counts(e->q, &st);
+        if (bounded) {
+                assert_in_range(st.inflight, 1, N - 128);
+                assert_int_equal(rf_queue_wait_ms(e->q, T0), 0);
+        } else {
+                assert_int_equal(st.inflight, 0);
+        }
+        for (int k = 0; k < 10000 && st.inflight; k++) {
+                assert_int_equal(rf_queue_tick(e->q, rk, T0), 0);
+                rf_queue_counts(e->q, &st);
+        }
+        assert_int_equal(st.inflight, 0);
+        assert_int_equal(st.count, 0);
+        rd_kafka_destroy(rk);
+        rf_broker_destroy(b);
+}
+
+static void test_tick_bounded(void **state)
+{
+        tick_run(*state, "1");
+}
+
+static void test_tick_unbounded(void **state)
+{
+        tick_run(*state, "0");
 }
 
 /* ---- durability -----------------------------------------------------------*/
@@ -1336,6 +1434,10 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_newer_entry_after_flight,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_takes_in_batches, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_tick_bounded, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_tick_unbounded, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_rate_limits, setup,
                                                 teardown),
