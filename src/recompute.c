@@ -461,8 +461,7 @@ struct rf_queue {
                 int ok;
         } * acks;
         size_t ack_cnt, ack_size;
-        int64_t
-            tick_ns; /* time budget of a tick (recompute.tick_ms), 0: none */
+        int64_t tick_ns;  /* a tick's time budget (recompute.tick_ms) */
         int64_t stats_at; /* last gauge update */
         /* recomputes asked by readers on other threads */
         pthread_mutex_t ask_lock;
