@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <jansson.h>
 #include <unistd.h>
@@ -763,6 +764,24 @@ static int pass_index(load_t *ld, const char *job_dir, char *errstr,
         return 0;
 }
 
+/* The merges read every run file of a sorter at once, and the three index
+ * merges run side by side: a load of millions of lists opens thousands of
+ * files, past the usual soft limit of 1024. Raised to the hard limit (a
+ * process may), as servers that hold many files do. */
+static void raise_nofile(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rlim_t was = rl.rlim_cur;
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+                        rf_log_debug("load", "open files limit %llu -> %llu",
+                                     (unsigned long long)was,
+                                     (unsigned long long)rl.rlim_cur);
+        }
+}
+
 int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
                       const rf_bulkload_opts_t *o, const char *input,
                       const char *job_dir, rf_run_info_t *ri, char *errstr,
@@ -776,6 +795,7 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
         int rc;
 
         memset(ri, 0, sizeof(*ri));
+        raise_nofile();
         ri->run_id = rf_strdup(o->run_id);
         ri->source = rf_strdup("load");
         ri->expected_lists = o->expected_lists;

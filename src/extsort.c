@@ -15,6 +15,7 @@
 #include "recfresh/extsort.h"
 
 #define RUN_IO_BUF     (64 * 1024) /* stdio buffer of a run file */
+#define RUN_IO_BUF_MIN (4 * 1024)  /* ... when the merge reads many runs */
 #define SPILL_PREFETCH 8           /* entries a spill fetches ahead */
 
 /* One sort buffer: entries, and a slot per entry that the sort orders. */
@@ -418,12 +419,45 @@ static void mrun_next(mrun_t *m)
         m->left--;
 }
 
+/* The runs with an entry left, as a binary min-heap of run numbers by
+ * (key, run): a load of millions of lists spills hundreds of runs per
+ * sorter, and a linear scan of them for every entry made the index merge
+ * quadratic (a 3M-list load spent 31 of its 35 minutes there). */
 struct rf_merger {
         const rf_sorter_t *s; /* for the run files' names */
         mrun_t *runs;
         size_t cnt;
-        mrun_t *last; /* the run of the entry handed out last */
+        size_t *heap, hn;
+        int handed; /* the heap's top was handed out: advance it first */
 };
+
+/* Whether run \p a's entry comes before run \p b's: the smaller key, the
+ * earlier run on ties (equal keys in the order they were added). */
+static int run_before(const rf_merger_t *mg, size_t a, size_t b)
+{
+        const mrun_t *ra = &mg->runs[a], *rb = &mg->runs[b];
+        int c = rf_sort_keycmp(ra->k.data, ra->k.len, rb->k.data, rb->k.len);
+        return c < 0 || (c == 0 && a < b);
+}
+
+static void heap_down(rf_merger_t *mg, size_t i)
+{
+        size_t *h = mg->heap;
+
+        for (;;) {
+                size_t l = 2 * i + 1, m = i;
+                if (l < mg->hn && run_before(mg, h[l], h[m]))
+                        m = l;
+                if (l + 1 < mg->hn && run_before(mg, h[l + 1], h[m]))
+                        m = l + 1;
+                if (m == i)
+                        return;
+                size_t t = h[i];
+                h[i] = h[m];
+                h[m] = t;
+                i = m;
+        }
+}
 
 /* @returns RF_EIO (errstr set) if run \p i was cut short or unreadable. */
 static int run_check(const rf_merger_t *mg, size_t i, char *errstr,
@@ -451,6 +485,7 @@ void rf_merger_close(rf_merger_t *mg)
                 rf_buf_free(&mg->runs[i].v);
         }
         free(mg->runs);
+        free(mg->heap);
         free(mg);
 }
 
@@ -471,15 +506,29 @@ int rf_merger_open(rf_sorter_t *s, rf_merger_t **mgp, char *errstr,
         mg->s = s;
         mg->cnt = s->run_cnt;
         mg->runs = rf_calloc(mg->cnt + 1, sizeof(*mg->runs));
+        /* The read buffers share the sorting's budget, which is free now:
+         * a file of any size (any number of runs) merges in bounded
+         * memory. */
+        size_t iobuf = mg->cnt ? s->budget / mg->cnt : RUN_IO_BUF;
+        if (iobuf > RUN_IO_BUF)
+                iobuf = RUN_IO_BUF;
+        if (iobuf < RUN_IO_BUF_MIN)
+                iobuf = RUN_IO_BUF_MIN;
         for (size_t i = 0; i < mg->cnt && rc == 0; i++) {
                 rf_sorter_run_path(s, i, &p);
                 if (!(mg->runs[i].fp = fopen(p.data, "rb"))) {
-                        snprintf(errstr, errstr_size, "%s: %s", p.data,
-                                 strerror(errno));
+                        int e = errno;
+                        snprintf(errstr, errstr_size, "%s: %s%s", p.data,
+                                 strerror(e),
+                                 e == EMFILE ? " (the merge opens every sort "
+                                               "run: raise the open files "
+                                               "limit, or load.memory_mb for "
+                                               "fewer runs)"
+                                             : "");
                         rc = RF_EIO;
                         break;
                 }
-                setvbuf(mg->runs[i].fp, NULL, _IOFBF, RUN_IO_BUF);
+                setvbuf(mg->runs[i].fp, NULL, _IOFBF, iobuf);
                 mg->runs[i].left = s->run_len[i];
                 mrun_next(&mg->runs[i]);
                 rc = run_check(mg, i, errstr, errstr_size);
@@ -489,6 +538,12 @@ int rf_merger_open(rf_sorter_t *s, rf_merger_t **mgp, char *errstr,
                 rf_merger_close(mg);
                 return rc;
         }
+        mg->heap = rf_calloc(mg->cnt + 1, sizeof(*mg->heap));
+        for (size_t i = 0; i < mg->cnt; i++)
+                if (mg->runs[i].valid)
+                        mg->heap[mg->hn++] = i;
+        for (size_t i = mg->hn / 2; i-- > 0;)
+                heap_down(mg, i);
         *mgp = mg;
         return 0;
 }
@@ -496,28 +551,24 @@ int rf_merger_open(rf_sorter_t *s, rf_merger_t **mgp, char *errstr,
 int rf_merger_next(rf_merger_t *mg, const rf_buf_t **k, const rf_buf_t **v,
                    char *errstr, size_t errstr_size)
 {
-        mrun_t *best = NULL;
         int rc;
 
-        if (mg->last) {
-                mrun_next(mg->last);
-                mg->last = NULL;
-        }
-        /* The smallest key, the earliest run on ties. Few runs: a linear
-         * scan is as good as a heap. */
-        for (size_t i = 0; i < mg->cnt; i++) {
-                mrun_t *m = &mg->runs[i];
-                if ((rc = run_check(mg, i, errstr, errstr_size)))
+        /* Only the run handed out last moved since: the others were
+         * checked when they read their entries. */
+        if (mg->handed) {
+                size_t top = mg->heap[0];
+                mg->handed = 0;
+                mrun_next(&mg->runs[top]);
+                if ((rc = run_check(mg, top, errstr, errstr_size)))
                         return rc;
-                if (m->valid &&
-                    (!best || rf_sort_keycmp(m->k.data, m->k.len, best->k.data,
-                                             best->k.len) < 0))
-                        best = m;
+                if (!mg->runs[top].valid)
+                        mg->heap[0] = mg->heap[--mg->hn];
+                heap_down(mg, 0);
         }
-        if (!best)
+        if (!mg->hn)
                 return 0;
-        mg->last = best;
-        *k = &best->k;
-        *v = &best->v;
+        mg->handed = 1;
+        *k = &mg->runs[mg->heap[0]].k;
+        *v = &mg->runs[mg->heap[0]].v;
         return 1;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -87,18 +88,20 @@ static rf_sorter_t *fill(added_t *want, size_t n, size_t budget)
         return s;
 }
 
-static void test_sorts_across_runs(void **state)
+/* Fills N entries into a sorter of \p budget, checks it spilled at least
+ * \p min_runs runs, and that the merge gives every entry in key order, ties
+ * in the order added. @returns the sorter, for more checks. */
+static rf_sorter_t *check_merge(added_t *want, size_t budget, size_t min_runs)
 {
-        added_t *want = calloc(N, sizeof(*want));
         const rf_buf_t *k, *v;
         rf_merger_t *mg;
         char err[256];
         size_t i = 0;
         int r;
 
-        (void)state;
-        rf_sorter_t *s = fill(want, N, 64 * 1024);
-        assert_true(rf_sorter_runs(s) >= 8); /* spilled, in the background */
+        rf_sorter_t *s = fill(want, N, budget);
+        assert_int_equal(rf_sorter_finish(s, err, sizeof(err)), 0);
+        assert_true(rf_sorter_runs(s) >= min_runs);
         assert_int_equal(rf_merger_open(s, &mg, err, sizeof(err)), 0);
         while ((r = rf_merger_next(mg, &k, &v, err, sizeof(err))) == 1) {
                 uint32_t seq;
@@ -114,6 +117,16 @@ static void test_sorts_across_runs(void **state)
         assert_int_equal(i, N);
         assert_int_equal(rf_merger_next(mg, &k, &v, err, sizeof(err)), 0);
         rf_merger_close(mg);
+        return s;
+}
+
+static void test_sorts_across_runs(void **state)
+{
+        added_t *want = calloc(N, sizeof(*want));
+
+        (void)state;
+        /* spilled, in the background */
+        rf_sorter_t *s = check_merge(want, 64 * 1024, 8);
 
         /* The runs go with the sorter. */
         rf_buf_t p = { 0 };
@@ -122,6 +135,48 @@ static void test_sorts_across_runs(void **state)
         rf_sorter_destroy(s);
         assert_int_not_equal(access(p.data, F_OK), 0);
         rf_buf_free(&p);
+        free(want);
+}
+
+/* Hundreds of runs, as a sorter of a load of millions of lists spills:
+ * the merge's heap keeps key order and the order of ties, and the read
+ * buffers shrink to share the budget. */
+static void test_merges_hundreds_of_runs(void **state)
+{
+        added_t *want = calloc(N, sizeof(*want));
+
+        (void)state;
+        rf_sorter_destroy(check_merge(want, 4096, 300));
+        free(want);
+}
+
+/* A merge of more runs than the process may open files fails with a
+ * message that says what to change. */
+static void test_open_files_limit(void **state)
+{
+        added_t *want = calloc(N, sizeof(*want));
+        const rf_buf_t *k, *v;
+        rf_merger_t *mg = NULL;
+        struct rlimit was, low;
+        char err[512];
+
+        (void)state;
+        rf_sorter_t *s = fill(want, N, 4096);
+        assert_int_equal(rf_sorter_finish(s, err, sizeof(err)), 0);
+        assert_true(rf_sorter_runs(s) >= 300);
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+        low = was;
+        low.rlim_cur = 32;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        int r = rf_merger_open(s, &mg, err, sizeof(err));
+        if (r == 0)
+                while ((r = rf_merger_next(mg, &k, &v, err, sizeof(err))) == 1)
+                        ;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+        assert_int_equal(r, RF_EIO);
+        assert_non_null(strstr(err, "raise the open files limit"));
+        rf_merger_close(mg);
+        rf_sorter_destroy(s);
         free(want);
 }
 
@@ -211,6 +266,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sorts_across_runs),
+                cmocka_unit_test(test_merges_hundreds_of_runs),
+                cmocka_unit_test(test_open_files_limit),
                 cmocka_unit_test(test_empty_and_in_memory),
                 cmocka_unit_test(test_truncated_run_fails),
         };
