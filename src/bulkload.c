@@ -66,13 +66,20 @@ static int reader_open(reader_t *r, const char *path, char *errstr,
                 snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
                 return RF_EIO;
         }
+        /* The magic bytes read stay the input's first ones, not read
+         * again: a pipe (zstdcat day.ndjson.zst | recfresh load ...
+         * /dev/stdin) cannot go back. */
         n = fread(magic, 1, 4, r->fp);
         if (n == 4 && magic[0] == 0x28 && magic[1] == 0xb5 &&
             magic[2] == 0x2f && magic[3] == 0xfd) {
                 r->zs = ZSTD_createDStream();
                 ZSTD_initDStream(r->zs);
+                memcpy(r->in, magic, n);
+                r->zin = (ZSTD_inBuffer){ r->in, n, 0 };
+        } else {
+                memcpy(r->out, magic, n);
+                r->len = n;
         }
-        rewind(r->fp);
         return 0;
 }
 

@@ -3,7 +3,8 @@
 #  - `recfresh load` against a stopped store (ingested in-process): a good
 #    file activates, a bad one fails validation, keeps the old version, and
 #    `recfresh runs show` prints why; a malformed line is reported with its
-#    line number; zstd input works; the config's store options apply;
+#    line number; zstd input works, from a file or a pipe; the config's
+#    store options apply;
 #  - `recfresh runs rollback` against the stopped store;
 #  - with the daemon running: `recfresh load` and `runs rollback` are
 #    handed over through the spool and the daemon's verdict is printed.
@@ -77,6 +78,18 @@ grep -q "^  compression=kNoCompression" "$E2E_DIR"/db-raw/OPTIONS-* ||
 ! grep -q "^  compression=kLZ4Compression" "$E2E_DIR"/db-raw/OPTIONS-* ||
         fail "a column family of the load's store still compresses"
 ok "a load opens the store with the config's store options"
+
+# A pipe cannot be read again from its start: plain and zstd input from
+# one load every list, none of them malformed.
+for f in a.ndjson a.ndjson.zst; do
+        rm -rf "$E2E_DIR/db-pipe"
+        out=$(cat "$E2E_DIR/$f" | "$RECFRESH" load --data-dir "$E2E_DIR/db-pipe"                 --run-id pipe-1 /dev/stdin 2>>"$E2E_DIR/cli.log") ||
+                fail "load $f from a pipe: $out $(tail -3 "$E2E_DIR/cli.log")"
+        [[ $out == "ok: run pipe-1 active (20 lists)" ]] || fail "pipe $f: $out"
+        "$RECFRESH" runs show pipe-1 --data-dir "$E2E_DIR/db-pipe" |
+                grep -q "malformed=0" || fail "pipe $f: lines lost"
+done
+ok "load reads plain and zstd input from a pipe"
 
 out=$(R runs rollback) || fail "rollback: $out"
 [ "$(served "$E2E_DIR" u3 home)" = a1,a2 ] || fail "rollback not served"
