@@ -781,7 +781,10 @@ static void raise_nofile(void)
 
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
                 rlim_t was = rl.rlim_cur;
-                rl.rlim_cur = rl.rlim_max;
+                /* Linux refuses more than fs.nr_open (2^20 by default),
+                 * which an unlimited hard limit would ask for. */
+                rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20
+                                                           : rl.rlim_max;
                 if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
                         rf_log_debug("load", "open files limit %llu -> %llu",
                                      (unsigned long long)was,

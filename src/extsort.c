@@ -185,7 +185,10 @@ static int chunk_spill(const rf_sorter_t *s, size_t run, chunk_t *c,
                 rf_buf_free(&p);
                 return RF_EIO;
         }
-        setvbuf(fp, NULL, _IOFBF, RUN_IO_BUF);
+        /* glibc ignores the size of a buffer it is to allocate itself
+         * (it takes the file's block size, 4 KiB): pass one. */
+        char *iobuf = rf_malloc(RUN_IO_BUF);
+        setvbuf(fp, iobuf, _IOFBF, RUN_IO_BUF);
         for (size_t i = 0; i < c->n; i++) {
                 entry_t e;
                 const char *p0 = c->arena.data + c->offs[i].off;
@@ -206,6 +209,7 @@ static int chunk_spill(const rf_sorter_t *s, size_t run, chunk_t *c,
                          strerror(errno));
                 rc = RF_EIO;
         }
+        free(iobuf);
         c->n = 0;
         rf_buf_reset(&c->arena);
         rf_buf_free(&p);
@@ -351,6 +355,7 @@ typedef struct mrun {
         int valid;
         int err;     /* cut short, too long, or did not read */
         size_t left; /* entries the run was written with, not read yet */
+        char *iobuf; /* the stdio buffer, ours (see chunk_spill) */
 } mrun_t;
 
 /* Reads a varint whose first byte \p c was read already. Run files have one
@@ -429,6 +434,7 @@ struct rf_merger {
         size_t cnt;
         size_t *heap, hn;
         int handed; /* the heap's top was handed out: advance it first */
+        int err;    /* a run failed: every later call fails too */
 };
 
 /* Whether run \p a's entry comes before run \p b's: the smaller key, the
@@ -481,6 +487,7 @@ void rf_merger_close(rf_merger_t *mg)
         for (size_t i = 0; i < mg->cnt; i++) {
                 if (mg->runs[i].fp)
                         fclose(mg->runs[i].fp);
+                free(mg->runs[i].iobuf);
                 rf_buf_free(&mg->runs[i].k);
                 rf_buf_free(&mg->runs[i].v);
         }
@@ -528,7 +535,8 @@ int rf_merger_open(rf_sorter_t *s, rf_merger_t **mgp, char *errstr,
                         rc = RF_EIO;
                         break;
                 }
-                setvbuf(mg->runs[i].fp, NULL, _IOFBF, iobuf);
+                mg->runs[i].iobuf = rf_malloc(iobuf);
+                setvbuf(mg->runs[i].fp, mg->runs[i].iobuf, _IOFBF, iobuf);
                 mg->runs[i].left = s->run_len[i];
                 mrun_next(&mg->runs[i]);
                 rc = run_check(mg, i, errstr, errstr_size);
@@ -555,12 +563,16 @@ int rf_merger_next(rf_merger_t *mg, const rf_buf_t **k, const rf_buf_t **v,
 
         /* Only the run handed out last moved since: the others were
          * checked when they read their entries. */
+        if (mg->err)
+                return run_check(mg, (size_t)mg->err - 1, errstr, errstr_size);
         if (mg->handed) {
                 size_t top = mg->heap[0];
                 mg->handed = 0;
                 mrun_next(&mg->runs[top]);
-                if ((rc = run_check(mg, top, errstr, errstr_size)))
+                if ((rc = run_check(mg, top, errstr, errstr_size))) {
+                        mg->err = (int)top + 1;
                         return rc;
+                }
                 if (!mg->runs[top].valid)
                         mg->heap[0] = mg->heap[--mg->hn];
                 heap_down(mg, 0);

@@ -83,7 +83,8 @@ ok "a load opens the store with the config's store options"
 # one load every list, none of them malformed.
 for f in a.ndjson a.ndjson.zst; do
         rm -rf "$E2E_DIR/db-pipe"
-        out=$(cat "$E2E_DIR/$f" | "$RECFRESH" load --data-dir "$E2E_DIR/db-pipe"                 --run-id pipe-1 /dev/stdin 2>>"$E2E_DIR/cli.log") ||
+        out=$(cat "$E2E_DIR/$f" | "$RECFRESH" load --data-dir "$E2E_DIR/db-pipe" \
+                --run-id pipe-1 /dev/stdin 2>>"$E2E_DIR/cli.log") ||
                 fail "load $f from a pipe: $out $(tail -3 "$E2E_DIR/cli.log")"
         [[ $out == "ok: run pipe-1 active (20 lists)" ]] || fail "pipe $f: $out"
         "$RECFRESH" runs show pipe-1 --data-dir "$E2E_DIR/db-pipe" |

@@ -254,6 +254,10 @@ static void test_truncated_run_fails(void **state)
                                 got++;
                 assert_int_equal(r, RF_EIO);
                 assert_non_null(strstr(err, p.data));
+                if (mg) /* and it stays failed */
+                        assert_int_equal(
+                            rf_merger_next(mg, &k, &v, err, sizeof(err)),
+                            RF_EIO);
                 assert_true(got < 2000);
                 rf_merger_close(mg);
                 rf_sorter_destroy(s);

@@ -648,31 +648,39 @@ static rd_kafka_t *tick_producer(env_t *e, rf_broker_t **b)
         return rk;
 }
 
-/* N urgent requests (no window, no rate limit), produced and acknowledged
- * by ticks. With recompute.tick_ms 1, a tick neither sends nor settles them
- * all at once (each takes microseconds and a batch of 128 is committed at
- * a time), and the queue says to come back at once; with 0, one tick sends
- * every one. Either way each leaves once, and all are settled. */
+/* N urgent subjects (no window, no rate limit), queued in one batch. */
+static void add_urgent(env_t *e, const char *prefix, int n)
+{
+        char s[32];
+        for (int i = 0; i < n; i++) {
+                snprintf(s, sizeof(s), "%s-%04d", prefix, i);
+                add(e, s, "home", RF_RC_INCREMENTAL, 1, "e", T0);
+        }
+}
+
+/* N urgent requests produced and acknowledged by ticks. With
+ * recompute.tick_ms 1, a tick neither sends nor settles them all at once
+ * (each takes microseconds, and a batch of 128 is committed at a time), and
+ * the queue says to come back at once; with 0, one tick does. Either way
+ * each leaves once, and all are settled. */
 static void tick_run(env_t *e, const char *tick_ms)
 {
         enum { N = 1000 };
         rf_broker_t *b;
         rd_kafka_t *rk;
         rf_queue_stats_t st;
-        char s[32];
+        rf_queue_req_t reqs[64];
         size_t sent, first;
-        int bounded = strcmp(tick_ms, "0") != 0;
+        int bounded = strcmp(tick_ms, "0") != 0, n;
 
         set(e, "recompute.tick_ms", tick_ms);
         set(e, "recompute.max_inflight", "100000");
         env_close(e);
         env_open(e);
         rk = tick_producer(e, &b);
-        for (int i = 0; i < N; i++) {
-                snprintf(s, sizeof(s), "t-%04d", i);
-                add(e, s, "home", RF_RC_INCREMENTAL, 1, "e", T0);
-        }
 
+        /* Sending: the first tick is bounded. */
+        add_urgent(e, "t", N);
         sent = first = rf_queue_tick(e->q, rk, T0);
         if (bounded) {
                 assert_in_range(first, 128, N - 1);
@@ -683,8 +691,37 @@ static void tick_run(env_t *e, const char *tick_ms)
         for (int k = 0; k < 10000 && sent < N; k++)
                 sent += rf_queue_tick(e->q, rk, T0);
         assert_int_equal(sent, N);
+        assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        rf_queue_counts(e->q, &st);
+        for (int k = 0; k < 10000 && st.inflight; k++) {
+                assert_int_equal(rf_queue_tick(e->q, rk, T0), 0);
+                rf_queue_counts(e->q, &st);
+        }
+        assert_int_equal(st.inflight, 0);
+        assert_int_equal(st.count, 0);
 
-        /* every delivery report in the queue's hands, none settled yet */
+        /* Settling: N more taken and produced without a tick, so that
+         * every delivery report waits for the next one. */
+        add_urgent(e, "s", N);
+        sent = 0;
+        while ((n = rf_queue_take_batch(e->q, T0, reqs, 64)) > 0) {
+                for (int i = 0; i < n; i++) {
+                        assert_int_equal(
+                            rd_kafka_producev(
+                                rk,
+                                RD_KAFKA_V_TOPIC(
+                                    rf_topic(RF_TOPIC_RECOMPUTE)->name),
+                                RD_KAFKA_V_VALUE(reqs[i].json.data,
+                                                 reqs[i].json.len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_OPAQUE(reqs[i].token),
+                                RD_KAFKA_V_END),
+                            RD_KAFKA_RESP_ERR_NO_ERROR);
+                        rf_queue_req_clear(&reqs[i]);
+                }
+                sent += (size_t)n;
+        }
+        assert_int_equal(sent, N);
         assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
         rf_queue_counts(e->q, &st);
         assert_int_equal(st.inflight, N);
