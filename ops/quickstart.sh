@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(build-essential cmake pkg-config git
           librdkafka-dev librocksdb-dev libjansson-dev libyajl-dev libssl-dev
           libmicrohttpd-dev libsystemd-dev libcmocka-dev libzstd-dev libcurl4-openssl-dev
-          kcat curl python3 python3-jsonschema clang-format
+          kcat curl zstd python3 python3-jsonschema clang-format
           clang libclang-rt-14-dev)
 
 install_deps() {

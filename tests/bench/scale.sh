@@ -2,8 +2,8 @@
 # recfresh benchmark at the sizes: rows 5 (bulk load) and 8 (memory
 # and disk) for millions of lists, which the default bench (40,000 lists)
 # cannot show. Two runs go into one store, as days do:
-#   1. a run of about M million lists (500,000 x M subjects), loaded with
-#      `recfresh load` from a pipe (no input file on disk);
+#   1. a run of about M million lists (500,000 x M subjects), written as
+#      zstd NDJSON (0.7 GB per million lists), then `recfresh load`ed;
 #   2. a second run of three times as many lists, loaded beside it;
 # after each, `recfresh run` serves uniform random reads (wrk, 2 threads, 32
 # connections) for three periods, and the table gives the daemon's RSS
@@ -37,7 +37,9 @@ if [ -z "${RECFRESH:-}" ] || [ -z "${RFBENCH:-}" ]; then
         cmake --build "$SRC/build-bench" -j"$(nproc)" --target recfresh rfbench >/dev/null
         RECFRESH=$SRC/build-bench/recfresh RFBENCH=$SRC/build-bench/rfbench
 fi
-command -v wrk >/dev/null || { echo "scale.sh: needs wrk" >&2; exit 1; }
+for t in wrk zstd; do
+        command -v $t >/dev/null || { echo "scale.sh: needs $t" >&2; exit 1; }
+done
 OUT=${OUT:-$SRC/build-bench/scale}
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -71,10 +73,14 @@ stage() {
                 sleep 5
         done) >"$OUT/disk-$run.txt" &
         local dm=$!
+        # The input is written first: generated beside the load, it would
+        # take a core of the two from it.
         "$RFBENCH" gen-lists $w --run-id "$run" --out /dev/stdout |
-                "$RFBENCH" exec -- "$RECFRESH" load --data-dir "$DB" \
-                        --run-id "$run" --set log.level=info /dev/stdin \
-                        >"$OUT/load-$run.out" 2>"$OUT/load-$run.err"
+                zstd -q -1 -T1 >"$OUT/lists-$run.ndjson.zst"
+        "$RFBENCH" exec -- "$RECFRESH" load --data-dir "$DB" --run-id "$run" \
+                --set log.level=info "$OUT/lists-$run.ndjson.zst" \
+                >"$OUT/load-$run.out" 2>"$OUT/load-$run.err"
+        rm -f "$OUT/lists-$run.ndjson.zst"
         kill $dm 2>/dev/null || true
         local wall rss after peak
         wall=$(val "$OUT/load-$run.out" wall_s)
