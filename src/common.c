@@ -99,6 +99,11 @@ int64_t rf_mono_ns(void)
         return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int rf_mono_past(int64_t deadline_ns)
+{
+        return deadline_ns && rf_mono_ns() >= deadline_ns;
+}
+
 int64_t rf_mono_ms(void)
 {
         return rf_mono_ns() / 1000000;

@@ -433,8 +433,8 @@ struct rf_merger {
         mrun_t *runs;
         size_t cnt;
         size_t *heap, hn;
-        int handed; /* the heap's top was handed out: advance it first */
-        int err;    /* a run failed: every later call fails too */
+        int handed;    /* the heap's top was handed out: advance it first */
+        size_t failed; /* 1 + the run that failed: every later call fails */
 };
 
 /* Whether run \p a's entry comes before run \p b's: the smaller key, the
@@ -561,16 +561,16 @@ int rf_merger_next(rf_merger_t *mg, const rf_buf_t **k, const rf_buf_t **v,
 {
         int rc;
 
+        if (mg->failed)
+                return run_check(mg, mg->failed - 1, errstr, errstr_size);
         /* Only the run handed out last moved since: the others were
          * checked when they read their entries. */
-        if (mg->err)
-                return run_check(mg, (size_t)mg->err - 1, errstr, errstr_size);
         if (mg->handed) {
                 size_t top = mg->heap[0];
                 mg->handed = 0;
                 mrun_next(&mg->runs[top]);
                 if ((rc = run_check(mg, top, errstr, errstr_size))) {
-                        mg->err = (int)top + 1;
+                        mg->failed = top + 1;
                         return rc;
                 }
                 if (!mg->runs[top].valid)

@@ -381,7 +381,7 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
         for (; i < n && !c.err; i++) {
                 /* The clock is read once per list: a list's work is tens
                  * of microseconds, the clock tens of nanoseconds. */
-                if (deadline && (i || *scanned) && rf_mono_ns() >= deadline)
+                if ((i || *scanned) && rf_mono_past(deadline))
                         break;
                 size_t klen = rf_cur_varint(&c);
                 const char *k = c.p;
@@ -456,7 +456,7 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
         if (ctx->queue)
                 rf_queue_hold(ctx->queue);
         while (fo->pending && *scanned < budget && r == 0 &&
-               !(deadline && *scanned && rf_mono_ns() >= deadline)) {
+               !(*scanned && rf_mono_past(deadline))) {
                 rf_buf_t hk = { 0 };
                 job_t j = { 0 };
                 int done = 0;

@@ -1674,11 +1674,6 @@ void rf_queue_conf_set(rf_queue_t *q, rd_kafka_conf_t *conf)
 /* Requests settled or marked in flight per commit by the tick. */
 #define TAKE_BATCH 128
 
-static int past(int64_t deadline_ns)
-{
-        return deadline_ns && rf_mono_ns() >= deadline_ns;
-}
-
 /* Settles the delivery reports seen, TAKE_BATCH per commit, until the
  * monotonic \p deadline_ns (0: none) once one batch is done. The rest wait
  * for the next tick, in order. */
@@ -1686,7 +1681,7 @@ static void settle_acks(rf_queue_t *q, int64_t now_ms, int64_t deadline_ns)
 {
         size_t i = 0;
 
-        while (i < q->ack_cnt && (i == 0 || !past(deadline_ns))) {
+        while (i < q->ack_cnt && (i == 0 || !rf_mono_past(deadline_ns))) {
                 size_t end =
                     i + TAKE_BATCH < q->ack_cnt ? i + TAKE_BATCH : q->ack_cnt;
                 for (; i < end; i++)
@@ -1787,14 +1782,12 @@ size_t rf_queue_tick(rf_queue_t *q, rd_kafka_t *rk, int64_t now_ms)
          * back every event meanwhile. At least one batch of each, so
          * neither side starves the other. */
         int64_t deadline = q->tick_ns ? rf_mono_ns() + q->tick_ns : 0;
-        int first = 1;
 
         drain_asks(q, now_ms);
         rd_kafka_poll(rk, 0);
         settle_acks(q, now_ms, deadline);
-        while (n == TAKE_BATCH && (first || !past(deadline)) &&
+        while (n == TAKE_BATCH && (!produced || !rf_mono_past(deadline)) &&
                (n = rf_queue_take_batch(q, now_ms, reqs, TAKE_BATCH)) > 0) {
-                first = 0;
                 int i = 0;
                 for (; i < n; i++) {
                         rf_queue_req_t *req = &reqs[i];

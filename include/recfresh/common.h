@@ -101,6 +101,10 @@ int64_t rf_mono_ms(void);
 /** @returns a monotonic clock in ns. */
 int64_t rf_mono_ns(void);
 
+/** @returns whether the monotonic \p deadline_ns (rf_mono_ns()) has
+ *  passed; a deadline of 0 (none) never does. */
+int rf_mono_past(int64_t deadline_ns);
+
 /**
  * Parses an RFC 3339 timestamp ("2026-11-22T09:14:00Z",
  * "2026-11-22T09:14:00.123+01:00") into ms since the epoch.
