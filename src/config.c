@@ -176,6 +176,9 @@ static const struct conf_row conf_table[] = {
           "Cache of decoded run versions for reads, in MiB; 0 = off."),
         C(INT, "store.write_buffer_mb", write_buffer_mb, "64", 1, 4096,
           "RocksDB write buffer (memtable) size in MiB."),
+        C(INT, "store.max_wal_mb", max_wal_mb, "256", 0, 1048576,
+          "Flush the memtables of the oldest WAL past this much WAL; 0 = "
+          "4 x all."),
         C(INT, "store.min_free_mb", min_free_mb, "256", 0, 1048576,
           "Stop applying (exit 1) when the data dir has less free space; "
           "0 = off."),
@@ -603,6 +606,7 @@ void rf_config_store_opts(const rf_config_t *conf, rf_store_opts_t *so)
                 .sync = conf->store_sync,
                 .block_cache_mb = (size_t)conf->block_cache_mb,
                 .write_buffer_mb = (size_t)conf->write_buffer_mb,
+                .max_wal_mb = (size_t)conf->max_wal_mb,
                 .manifest_roll_kb = (size_t)conf->manifest_roll_kb,
                 .no_compression = !strcmp(conf->store_compression, "none"),
         };

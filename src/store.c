@@ -196,6 +196,14 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
         rocksdb_options_increase_parallelism(st->opts, 2);
         rocksdb_options_set_max_background_jobs(st->opts, 2);
         rocksdb_options_set_keep_log_file_num(st->opts, 4);
+        /* A WAL file lives until every column family with data in it is
+         * flushed. The small ones (offsets, outbox, ...) fill slowly, so
+         * by default the WAL grew to 4 x all memtables (1.3 GB): twice a
+         * 40,000-list store, replayed at each restart, and purged
+         * subjects' records kept in it all that time. */
+        if (o && o->max_wal_mb)
+                rocksdb_options_set_max_total_wal_size(
+                    st->opts, (uint64_t)o->max_wal_mb << 20);
         /* The MANIFEST logs SST boundary keys; roll it often so a purged
          * subject's keys do not outlive their files there for long. */
         rocksdb_options_set_max_manifest_file_size(

@@ -53,6 +53,9 @@ typedef struct rf_store_opts {
         int sync;                /* fsync the WAL on every commit */
         size_t block_cache_mb;   /* shared LRU block cache */
         size_t write_buffer_mb;  /* per column family memtable */
+        size_t max_wal_mb;       /* WAL bytes past which the memtables
+                                  * holding the oldest WAL are flushed
+                                  * (0: RocksDB's 4 x all memtables) */
         size_t manifest_roll_kb; /* roll the MANIFEST past this (0 = 4096):
                                   * it logs SST boundary keys, so purged
                                   * keys leave it when it rolls */
