@@ -26,6 +26,12 @@ struct rf_tombset {
          * A region with no state of its own follows the global one. */
         rf_strset_t stock_gout, stock_rout, stock_rin;
         struct stock_map *stock; /* every state of those items */
+        /* A filter in front of `banned` and `stocked` (item_filter_*()):
+         * the bit of each member's hash. */
+        uint64_t *fbits;
+        unsigned fshift; /* 64 - log2(bits): a hash's top bits pick its bit */
+        size_t fsize;    /* bits */
+        size_t fstale;   /* members deleted since it was built */
         /* A member of `stocked` absent from `stock` is pending: its first
          * state in force was written and its decisions are not set yet
          * (asked, it goes to the store) until rf_tombset_stock_refresh(). */
@@ -61,8 +67,94 @@ void rf_tombset_destroy(rf_tombset_t *ts)
         rf_strset_clear(&ts->stock_rout);
         rf_strset_clear(&ts->stock_rin);
         map_free(ts->stock);
+        free(ts->fbits);
         pthread_rwlock_destroy(&ts->lock);
         free(ts);
+}
+
+/* ---- the item filter ------------------------------------------------------
+ * Nearly every entry a read checks is in neither `banned` nor `stocked`, and
+ * asking both sets costs a probe each in tables of megabytes. One bit per
+ * member's hash, in a table that fits a core's cache, answers most of those
+ * entries with "in neither" (16 bits a member: 6% of them still go on to
+ * the sets). A deleted member leaves its bit set until the filter is built
+ * again, once the deleted outnumber the members. Callers hold the write
+ * lock, or the read lock to ask. */
+
+#define FILTER_BITS_PER_MEMBER 16
+#define FILTER_MIN_BITS        ((size_t)1 << 16) /* 8 KiB */
+
+static size_t filter_pos(const rf_tombset_t *ts, uint64_t h)
+{
+        return (size_t)(h >> ts->fshift);
+}
+
+static void filter_build(rf_tombset_t *ts)
+{
+        const rf_strset_t *sets[2] = { &ts->banned, &ts->stocked };
+        size_t members = ts->banned.cnt + ts->stocked.cnt;
+        size_t bits = FILTER_MIN_BITS;
+        unsigned lg = 16;
+
+        while (bits < members * FILTER_BITS_PER_MEMBER) {
+                bits <<= 1;
+                lg++;
+        }
+        free(ts->fbits);
+        ts->fbits = rf_calloc(bits / 64, sizeof(uint64_t));
+        ts->fsize = bits;
+        ts->fshift = 64 - lg;
+        ts->fstale = 0;
+        for (int i = 0; i < 2; i++)
+                for (size_t j = 0; j < sets[i]->size; j++)
+                        if (sets[i]->slot[j].str) {
+                                size_t b =
+                                    filter_pos(ts, sets[i]->slot[j].hash);
+                                ts->fbits[b / 64] |= 1ull << (b % 64);
+                        }
+}
+
+/* \p id was added to `banned` or `stocked`. */
+static void filter_added(rf_tombset_t *ts, const char *id)
+{
+        size_t members = ts->banned.cnt + ts->stocked.cnt;
+
+        if (!ts->fbits || members * FILTER_BITS_PER_MEMBER > ts->fsize) {
+                filter_build(ts); /* grows with the sets */
+                return;
+        }
+        size_t b = filter_pos(ts, rf_hash_str(id));
+        ts->fbits[b / 64] |= 1ull << (b % 64);
+}
+
+/* A member left `banned` or `stocked`. */
+static void filter_deleted(rf_tombset_t *ts)
+{
+        if (++ts->fstale > ts->banned.cnt + ts->stocked.cnt + 1024)
+                filter_build(ts);
+}
+
+/* @returns 0 if the item of hash \p h is surely in neither set. */
+static int filter_maybe(const rf_tombset_t *ts, uint64_t h)
+{
+        size_t b;
+
+        if (!ts->fbits)
+                return 1;
+        b = filter_pos(ts, h);
+        return (int)((ts->fbits[b / 64] >> (b % 64)) & 1);
+}
+
+static void item_add(rf_tombset_t *ts, rf_strset_t *set, const char *id)
+{
+        if (rf_strset_add(set, id))
+                filter_added(ts, id);
+}
+
+static void item_del(rf_tombset_t *ts, rf_strset_t *set, const char *id)
+{
+        if (rf_strset_del(set, id))
+                filter_deleted(ts);
 }
 
 /* Writes ".scope" after the 32 hex digits of a consent id. */
@@ -459,6 +551,7 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
         ts->stock_rin = rin;
         map_free(ts->stock);
         ts->stock = map;
+        filter_build(ts);
         ts->valid = !err;
         pthread_rwlock_unlock(&ts->lock);
         return err;
@@ -481,7 +574,11 @@ void rf_tombset_changed(rf_tombset_t *ts, const char *key, size_t klen,
         else
                 return; /* stock: rf_tombset_stock_changed() */
         pthread_rwlock_wrlock(&ts->lock);
-        if (active)
+        if (set == &ts->banned && active)
+                item_add(ts, set, id);
+        else if (set == &ts->banned)
+                item_del(ts, set, id);
+        else if (active)
                 rf_strset_add(set, id);
         else
                 rf_strset_del(set, id);
@@ -507,7 +604,7 @@ void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
                 stock_decide(&ts->stock_gout, &ts->stock_rout, &ts->stock_rin,
                              id, held);
                 if (!held->any_active) {
-                        rf_strset_del(&ts->stocked, id);
+                        item_del(ts, &ts->stocked, id);
                         map_del(ts->stock, id);
                 }
         } else if (ts->valid && t->active) {
@@ -516,7 +613,7 @@ void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
                  * item's fan-out job reads them (rf_tombset_stock_refresh).
                  * An inactive state of a non-member changes nothing, and
                  * one of a pending item leaves it a member until then. */
-                rf_strset_add(&ts->stocked, id);
+                item_add(ts, &ts->stocked, id);
         }
         pthread_rwlock_unlock(&ts->lock);
 }
@@ -553,7 +650,7 @@ static int stock_settle(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                 if (si.any_active)
                         map_put(ts->stock, item, &si);
                 else
-                        rf_strset_del(&ts->stocked, item);
+                        item_del(ts, &ts->stocked, item);
         }
         pthread_rwlock_unlock(&ts->lock);
         stock_item_clear(&si);
@@ -602,17 +699,19 @@ static uint8_t entry_flags(const rf_tombset_t *ts, const rf_entry_t *e)
 
         if (!ts->valid)
                 return RF_TS_UNKNOWN;
-        h = rf_hash_str(e->item_id); /* once for both item sets */
-        return (uint8_t)((rf_strset_has_hash(&ts->banned, e->item_id, h)
-                              ? RF_TS_BANNED
-                              : 0) |
-                         (rf_strset_has_hash(&ts->stocked, e->item_id, h)
-                              ? RF_TS_STOCK
-                              : 0) |
-                         (*e->campaign_id &&
-                                  rf_strset_has(&ts->campaigns, e->campaign_id)
-                              ? RF_TS_EXPIRED
-                              : 0));
+        h = rf_hash_str(e->item_id); /* once for the filter and both sets */
+        int maybe = filter_maybe(ts, h);
+        return (
+            uint8_t)((maybe && rf_strset_has_hash(&ts->banned, e->item_id, h)
+                          ? RF_TS_BANNED
+                          : 0) |
+                     (maybe && rf_strset_has_hash(&ts->stocked, e->item_id, h)
+                          ? RF_TS_STOCK
+                          : 0) |
+                     (*e->campaign_id &&
+                              rf_strset_has(&ts->campaigns, e->campaign_id)
+                          ? RF_TS_EXPIRED
+                          : 0));
 }
 
 void rf_tombset_entries(rf_tombset_t *ts, const rf_entry_t *e, size_t n,

@@ -305,6 +305,53 @@ static void test_writer_check_settles_pending_stock(void **state)
         assert_int_equal(check(e, "sku", "eu"), RF_FILTER_NONE);
 }
 
+/* The filter in front of the item sets may say "maybe" for an item in
+ * neither, never "no" for a member: through growth (20,000 items, past the
+ * 4,096 members its first table holds) and rebuilds after deletions, every
+ * member of either set answers as a reference says. */
+static void test_item_filter_has_no_false_negatives(void **state)
+{
+        enum { N = 20000 };
+        static char banned[N], stocked[N];
+        env_t *e = *state;
+        rf_tomb_t in_force = { .active = 1 };
+        char key[64];
+        unsigned x = 777;
+
+        for (int round = 0; round < 4 * N; round++) {
+                x = x * 1103515245u + 12345u;
+                int k = (int)((x >> 8) % N), op = (int)((x >> 4) % 4);
+                /* more adds than deletes early on, then about even */
+                if (round < N && op == 1)
+                        op = 0;
+                int klen =
+                    snprintf(key, sizeof(key), "%ci%07d", RF_TOMB_BAN, k);
+                if (op == 0 || op == 1) {
+                        rf_tombset_changed(e->ts, key, (size_t)klen, op == 0);
+                        banned[k] = op == 0;
+                } else if (op == 2 && !stocked[k]) {
+                        /* a first stock state in force: a pending member */
+                        key[0] = RF_TOMB_STOCK;
+                        rf_tombset_stock_changed(e->ts, key, (size_t)klen + 1,
+                                                 &in_force);
+                        stocked[k] = 1;
+                }
+                if (round % 997 == 0 || round == 4 * N - 1) {
+                        for (int j = 0; j < N; j++) {
+                                char item[16];
+                                snprintf(item, sizeof(item), "i%07d", j);
+                                int want = (banned[j] ? RF_TS_BANNED : 0) |
+                                           (stocked[j] ? RF_TS_STOCK : 0);
+                                if (rf_tombset_item(e->ts, item) != want)
+                                        fail_msg("round %d: %s: %d, want %d",
+                                                 round, item,
+                                                 rf_tombset_item(e->ts, item),
+                                                 want);
+                        }
+                }
+        }
+}
+
 static void test_campaigns(void **state)
 {
         env_t *e = *state;
@@ -617,6 +664,8 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                     test_writer_check_settles_pending_stock, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_item_filter_has_no_false_negatives, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_campaigns, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
