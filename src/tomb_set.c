@@ -26,7 +26,7 @@ struct rf_tombset {
          * A region with no state of its own follows the global one. */
         rf_strset_t stock_gout, stock_rout, stock_rin;
         struct stock_map *stock; /* every state of those items */
-        /* A filter in front of `banned` and `stocked` (item_filter_*()):
+        /* A filter in front of `banned` and `stocked` (filter_*()):
          * the bit of each member's hash. */
         uint64_t *fbits;
         unsigned fshift; /* 64 - log2(bits): a hash's top bits pick its bit */
@@ -73,7 +73,7 @@ void rf_tombset_destroy(rf_tombset_t *ts)
 }
 
 /* ---- the item filter ------------------------------------------------------
- * Nearly every entry a read checks is in neither `banned` nor `stocked`, and
+ * Most entries a read checks are in neither `banned` nor `stocked`, and
  * asking both sets costs a probe each in tables of megabytes. One bit per
  * member's hash, in a table that fits a core's cache, answers most of those
  * entries with "in neither" (16 bits a member: 6% of them still go on to
