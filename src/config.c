@@ -167,7 +167,8 @@ static const struct conf_row conf_table[] = {
           "Most index entries handled per fan-out step of a ban or "
           "invalidation."),
         C(DUR, "fanout.step_ms", fanout_step_ms, "2", 0, 10 * SEC_MS,
-          "Longest fan-out step between consumer batches; 0: no limit."),
+          "Longest fan-out step, commit included, between consumer batches; "
+          "0: none."),
         C(BOOL, "store.sync", store_sync, "false",
           "fsync the RocksDB WAL on every write (survives power loss)."),
         C(INT, "store.block_cache_mb", block_cache_mb, "256", 8, 65536,

@@ -830,9 +830,13 @@ static int fanout_step(rf_daemon_t *d)
         if (!rf_fanout_pending(d->fanout))
                 return 0;
         d->ctx.now_ms = rf_now_ms();
-        return finish_step(
-            d, rf_fanout_step(&d->ctx, (size_t)d->conf->fanout_chunk, &scanned),
-            "fan-out step");
+        int r =
+            rf_fanout_step(&d->ctx, (size_t)d->conf->fanout_chunk, &scanned);
+        size_t writes = rf_txn_count(d->ctx.txn);
+        int64_t t0 = rf_mono_ns();
+        if ((r = finish_step(d, r, "fan-out step")) == 0)
+                rf_fanout_commit_cost(d->fanout, writes, rf_mono_ns() - t0);
+        return r;
 }
 
 /* State of subjects we no longer own (cluster.h): one bounded step. */

@@ -44,8 +44,9 @@ typedef struct lane {
 struct rf_fanout {
         rf_store_t *st;
         lane_t lanes[LANE__CNT];
-        size_t pending;  /* both lanes' */
-        int64_t step_ns; /* time budget of a step, 0: none */
+        size_t pending;    /* both lanes' */
+        int64_t step_ns;   /* time budget of a step, 0: none */
+        int64_t commit_ns; /* a write's share of a step's commit (average) */
         /* A step's notices, queued as one outbox record: a put and a
          * delete per list were a third of a fan-out's memtable inserts. */
         rf_outbox_frame_t frame;
@@ -124,6 +125,35 @@ void rf_fanout_destroy(rf_fanout_t *fo)
 void rf_fanout_set_step_ms(rf_fanout_t *fo, int64_t ms)
 {
         fo->step_ns = ms > 0 ? ms * 1000000 : 0;
+}
+
+void rf_fanout_commit_cost(rf_fanout_t *fo, size_t writes, int64_t ns)
+{
+        int64_t per;
+
+        if (!writes || ns < 0)
+                return;
+        per = ns / (int64_t)writes;
+        if (!fo->commit_ns) {
+                fo->commit_ns = per;
+                return;
+        }
+        /* One slow commit (a memtable switch) moves the average a little:
+         * a sample counts as at most four times it. */
+        if (per > 4 * fo->commit_ns)
+                per = 4 * fo->commit_ns;
+        fo->commit_ns += (per - fo->commit_ns) / 8;
+}
+
+/* Past the step's \p deadline (0: none), counting the commit of what the
+ * batch holds: the budget bounds a step and its commit together. */
+static int step_past(const rf_apply_ctx_t *ctx, int64_t deadline)
+{
+        if (!deadline)
+                return 0;
+        return rf_mono_ns() +
+                   (int64_t)rf_txn_count(ctx->txn) * ctx->fanout->commit_ns >=
+               deadline;
 }
 
 size_t rf_fanout_pending(const rf_fanout_t *fo)
@@ -381,7 +411,7 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
         for (; i < n && !c.err; i++) {
                 /* The clock is read once per list: a list's work is tens
                  * of microseconds, the clock tens of nanoseconds. */
-                if ((i || *scanned) && rf_mono_past(deadline))
+                if ((i || *scanned) && step_past(ctx, deadline))
                         break;
                 size_t klen = rf_cur_varint(&c);
                 const char *k = c.p;
@@ -456,7 +486,7 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
         if (ctx->queue)
                 rf_queue_hold(ctx->queue);
         while (fo->pending && *scanned < budget && r == 0 &&
-               !(*scanned && rf_mono_past(deadline))) {
+               !(*scanned && step_past(ctx, deadline))) {
                 rf_buf_t hk = { 0 };
                 job_t j = { 0 };
                 int done = 0;

@@ -128,9 +128,11 @@ static void ban_x(env_t *e)
         commit(e);
 }
 
-static int setup(void **state)
+/* LISTS lists, each of its own subject, all holding "x", then a ban of
+ * "x"; with the recompute queue when \p with_queue. */
+static int setup_with(void **state, int with_queue)
 {
-        env_t *e = env_open(0);
+        env_t *e = env_open(with_queue);
         char subject[32], list_id[32], other[32];
 
         if (!e)
@@ -144,6 +146,16 @@ static int setup(void **state)
         ban_x(e);
         *state = e;
         return 0;
+}
+
+static int setup(void **state)
+{
+        return setup_with(state, 0);
+}
+
+static int setup_queue(void **state)
+{
+        return setup_with(state, 1);
 }
 
 static int teardown(void **state)
@@ -206,6 +218,23 @@ static void test_steps_by_time(void **state)
         int steps = run_steps(e, 1000000, &first);
         assert_true(steps >= 2);
         assert_true(first < LISTS);
+}
+
+/* The time budget holds the step's commit too. Told that a commit costs
+ * 1 ms a write, a 20 ms step stops after about ten lists (each queues a
+ * request for its subject: a write or two); without the commit's share it
+ * walks hundreds in 20 ms. */
+static void test_step_leaves_room_for_its_commit(void **state)
+{
+        env_t *e = *state;
+        size_t first = 0;
+
+        rf_fanout_set_step_ms(e->fo, 20);
+        rf_fanout_commit_cost(e->fo, 1, 1000000);
+        int steps = run_steps(e, 1000000, &first);
+        assert_true(steps >= LISTS / 30);
+        if (first > 25)
+                fail_msg("the first step walked %zu lists", first);
 }
 
 /* Two jobs in one step read the index with one iterator, and their
@@ -563,6 +592,9 @@ int main(void)
                     test_hides_share_a_step_with_a_ban, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_entries, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_step_leaves_room_for_its_commit, setup_queue,
+                    teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_subject_entries,
