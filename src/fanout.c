@@ -145,15 +145,31 @@ void rf_fanout_commit_cost(rf_fanout_t *fo, size_t writes, int64_t ns)
         fo->commit_ns += (per - fo->commit_ns) / 8;
 }
 
+/* The time the commit of what the batch holds will take, at most half the
+ * step: a cost that does not shrink with the batch (an fsync, with
+ * store.sync) must not cut every step down to a list or two. */
+static int64_t commit_share(const rf_apply_ctx_t *ctx)
+{
+        const rf_fanout_t *fo = ctx->fanout;
+        int64_t ns = (int64_t)rf_txn_count(ctx->txn) * fo->commit_ns;
+
+        return ns < fo->step_ns / 2 ? ns : fo->step_ns / 2;
+}
+
 /* Past the step's \p deadline (0: none), counting the commit of what the
  * batch holds: the budget bounds a step and its commit together. */
 static int step_past(const rf_apply_ctx_t *ctx, int64_t deadline)
 {
-        if (!deadline)
-                return 0;
-        return rf_mono_ns() +
-                   (int64_t)rf_txn_count(ctx->txn) * ctx->fanout->commit_ns >=
-               deadline;
+        return deadline && rf_mono_ns() + commit_share(ctx) >= deadline;
+}
+
+/* Whether the user lane still has its half of the step begun at \p start:
+ * less time gone than is left for work before the commit. */
+static int user_turn(const rf_apply_ctx_t *ctx, int64_t start, int64_t deadline)
+{
+        int64_t now = rf_mono_ns();
+
+        return !deadline || now - start < deadline - now - commit_share(ctx);
 }
 
 size_t rf_fanout_pending(const rf_fanout_t *fo)
@@ -472,8 +488,8 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
 int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
 {
         rf_fanout_t *fo = ctx->fanout;
-        int64_t deadline = fo->step_ns ? rf_mono_ns() + fo->step_ns : 0;
-        int64_t user_until = deadline ? deadline - fo->step_ns / 2 : 0;
+        int64_t start = rf_mono_ns();
+        int64_t deadline = fo->step_ns ? start + fo->step_ns : 0;
         size_t user_budget = budget / 2 ? budget / 2 : 1, user_scanned = 0;
         rf_iter_t *shared = NULL;
         int r = 0;
@@ -496,7 +512,7 @@ int rf_fanout_step(rf_apply_ctx_t *ctx, size_t budget, size_t *scanned)
                 j.lane = fo->lanes[LANE_USER].pending &&
                                  (!fo->lanes[LANE_ENTITY].pending ||
                                   (user_scanned < user_budget &&
-                                   (!deadline || rf_mono_ns() < user_until)))
+                                   user_turn(ctx, start, deadline)))
                              ? LANE_USER
                              : LANE_ENTITY;
                 lane_t *ln = &fo->lanes[j.lane];

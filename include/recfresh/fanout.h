@@ -60,8 +60,9 @@ void rf_fanout_set_step_ms(rf_fanout_t *fo, int64_t ms);
 
 /** Tells the fan-out what the commit of a step of \p writes writes took
  *  (\p ns): later steps stop early enough for theirs to fit in the time
- *  budget too. A step's commit took as long as the step itself at 10k
- *  events/s (150-200 writes in about 2 ms). */
+ *  budget too, the commit taking at most half of it, and the user lane
+ *  keeping half of what is left for work. A step's commit took as long as
+ *  the step itself at 10k events/s (150-200 writes in about 2 ms). */
 void rf_fanout_commit_cost(rf_fanout_t *fo, size_t writes, int64_t ns);
 
 /** @returns the number of jobs not yet finished (committed state). */

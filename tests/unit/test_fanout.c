@@ -220,21 +220,37 @@ static void test_steps_by_time(void **state)
         assert_true(first < LISTS);
 }
 
-/* The time budget holds the step's commit too. Told that a commit costs
- * 1 ms a write, a 20 ms step stops after about ten lists (each queues a
- * request for its subject: a write or two); without the commit's share it
- * walks hundreds in 20 ms. */
+/* The time budget holds the step's commit too, up to half of it. Told
+ * that a commit costs 1 ms a write, a 20 ms step works for about 10 ms:
+ * without the commit's share, no step would end before its 20 ms (the
+ * job has lists enough for several). */
 static void test_step_leaves_room_for_its_commit(void **state)
 {
         env_t *e = *state;
-        size_t first = 0;
+        int64_t fastest = INT64_MAX;
+        size_t scanned, total = 0;
+        int steps = 0;
 
         rf_fanout_set_step_ms(e->fo, 20);
         rf_fanout_commit_cost(e->fo, 1, 1000000);
-        int steps = run_steps(e, 1000000, &first);
-        assert_true(steps >= LISTS / 30);
-        if (first > 25)
-                fail_msg("the first step walked %zu lists", first);
+        while (rf_fanout_pending(e->fo)) {
+                int64_t t0 = rf_mono_ns();
+                assert_int_equal(rf_fanout_step(&e->ctx, 1000000, &scanned), 0);
+                int64_t took = rf_mono_ns() - t0;
+                commit(e);
+                total += scanned;
+                /* the last step may end with the job, early */
+                if (rf_fanout_pending(e->fo) && took < fastest)
+                        fastest = took;
+                assert_true(++steps <= LISTS);
+        }
+        assert_int_equal(total, LISTS);
+        /* nor does the commit's share cut steps to a few lists: at most
+         * half the step goes to it (here, about 10 lists' writes) */
+        if (steps < 2 || steps > 60)
+                fail_msg("%d steps for %d lists", steps, LISTS);
+        if (fastest >= 18000000)
+                fail_msg("no step ended before %.1f ms", fastest / 1e6);
 }
 
 /* Two jobs in one step read the index with one iterator, and their
@@ -462,6 +478,44 @@ static void test_hides_share_a_step_with_a_ban(void **state)
                          LISTS + 3);
 }
 
+/* The user lane's half of a step is of the time left for work once the
+ * commit is counted. With the commit's share at its cap (half of a 4 ms
+ * step) from the first lists on, 500 one-list hides still share each step
+ * with the ban: the clock's half alone gave the hides all of it. */
+static void test_hides_share_a_step_with_its_commit(void **state)
+{
+        env_t *e = *state;
+        size_t scanned, ban = 0;
+        char js[256];
+        int steps = 0;
+
+        for (int i = 1; i <= 500; i++) {
+                char user[16];
+                snprintf(user, sizeof(user), "u-%04d", i);
+                snprintf(js, sizeof(js),
+                         "{\"event_id\":\"hide-%d\",\"type\":\"item_hidden\","
+                         "\"user_id\":\"%s\",\"item_id\":\"y%d\","
+                         "\"occurred_at\":\"2026-11-22T03:00:00Z\"}",
+                         i, user, i);
+                take(e, RF_TOPIC_USER_HIDES, user, js);
+        }
+        commit(e);
+        assert_int_equal(rf_fanout_pending(e->fo), 501);
+        rf_fanout_set_step_ms(e->fo, 4);
+        rf_fanout_commit_cost(e->fo, 1, 50000);
+        while (rf_fanout_pending(e->fo) > 1) { /* hides left */
+                size_t before = rf_fanout_pending(e->fo);
+                assert_int_equal(rf_fanout_step(&e->ctx, 1000000, &scanned), 0);
+                commit(e);
+                /* a hide job is one list: the rest of the step was the ban's */
+                ban += scanned - (before - rf_fanout_pending(e->fo));
+                assert_true(++steps <= 500);
+        }
+        if (ban < 150)
+                fail_msg("the ban got %zu lists in the %d steps the hides took",
+                         ban, steps);
+}
+
 #define SUBJECTS 300
 
 static const char *const surfaces[] = { "email", "home", "push" };
@@ -594,6 +648,9 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
                     test_step_leaves_room_for_its_commit, setup_queue,
+                    teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_hides_share_a_step_with_its_commit, setup_queue,
                     teardown),
                 cmocka_unit_test_setup_teardown(test_steps_by_time, setup,
                                                 teardown),
