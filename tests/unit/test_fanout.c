@@ -447,15 +447,13 @@ static void test_item_hide_keeps_valid_bound(void **state)
         teardown((void **)&e);
 }
 
-/* Hides take at most half of a step while a ban has lists left: a stream
- * of them cannot stop it. */
-static void test_hides_share_a_step_with_a_ban(void **state)
+/* Users u-0001 to u-<n> each hide the item only their own list holds
+ * ("y<i>"): n hide jobs of one list each, committed. */
+static void hide_own_items(env_t *e, int n)
 {
-        env_t *e = *state;
-        size_t scanned;
         char js[256];
 
-        for (int i = 1; i <= 3; i++) {
+        for (int i = 1; i <= n; i++) {
                 char user[16];
                 snprintf(user, sizeof(user), "u-%04d", i);
                 snprintf(js, sizeof(js),
@@ -466,6 +464,16 @@ static void test_hides_share_a_step_with_a_ban(void **state)
                 take(e, RF_TOPIC_USER_HIDES, user, js);
         }
         commit(e);
+}
+
+/* Hides take at most half of a step while a ban has lists left: a stream
+ * of them cannot stop it. */
+static void test_hides_share_a_step_with_a_ban(void **state)
+{
+        env_t *e = *state;
+        size_t scanned;
+
+        hide_own_items(e, 3);
         assert_int_equal(rf_fanout_pending(e->fo), 4);
         /* 4 entries: two hides, then two of the ban's lists */
         assert_int_equal(rf_fanout_step(&e->ctx, 4, &scanned), 0);
@@ -486,20 +494,9 @@ static void test_hides_share_a_step_with_its_commit(void **state)
 {
         env_t *e = *state;
         size_t scanned, ban = 0;
-        char js[256];
         int steps = 0;
 
-        for (int i = 1; i <= 500; i++) {
-                char user[16];
-                snprintf(user, sizeof(user), "u-%04d", i);
-                snprintf(js, sizeof(js),
-                         "{\"event_id\":\"hide-%d\",\"type\":\"item_hidden\","
-                         "\"user_id\":\"%s\",\"item_id\":\"y%d\","
-                         "\"occurred_at\":\"2026-11-22T03:00:00Z\"}",
-                         i, user, i);
-                take(e, RF_TOPIC_USER_HIDES, user, js);
-        }
-        commit(e);
+        hide_own_items(e, 500);
         assert_int_equal(rf_fanout_pending(e->fo), 501);
         rf_fanout_set_step_ms(e->fo, 4);
         rf_fanout_commit_cost(e->fo, 1, 50000);
