@@ -182,6 +182,8 @@ int rf_apply_record(rf_apply_ctx_t *ctx, const rf_record_t *rec)
                 if (rf_activity_parse(rec->key, rec->key_len, rec->value,
                                       rec->value_len, &ctx->limits, &act,
                                       &rej) == 0) {
+                        /* taken, as events are: stale or blocked ones too */
+                        RF_METRIC_INC(activity_records);
                         r = rf_activity_apply(ctx, &act);
                         rf_activity_clear(&act);
                 }

@@ -181,7 +181,6 @@ int rf_activity_apply(rf_apply_ctx_t *ctx, const rf_activity_t *a)
         rf_key_activity(&k, a->user_id);
         rf_buf_put_be64(&v, (uint64_t)a->at);
         rf_txn_put(ctx->txn, RF_CF_ACTIVITY, k.data, k.len, v.data, v.len);
-        RF_METRIC_INC(activity_records);
         rf_buf_free(&k);
         rf_buf_free(&v);
         return 0;
