@@ -1027,35 +1027,43 @@ static int cmd_applied(const opts_t *o)
 
 /* (a): a plain consumer, assigned every partition of the input event
  * topics from the beginning, reads o->count records. */
-static int cmd_consume(const opts_t *o)
+/* A plain consumer of every input topic's partitions from \p offset
+ * (RD_KAFKA_OFFSET_BEGINNING or _END), with fetch.wait.max.ms \p fetch_wait
+ * (NULL: librdkafka's). */
+static rd_kafka_t *raw_consumer(const char *brokers, int64_t offset,
+                                const char *fetch_wait)
 {
         char errstr[512];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         rd_kafka_t *rk;
         const struct rd_kafka_metadata *md;
-        rd_kafka_topic_partition_list_t *tp =
-            rd_kafka_topic_partition_list_new(64);
-        uint64_t got = 0;
-        double t_first = 0, t_last = 0;
+        rd_kafka_topic_partition_list_t *tp;
 
-        if (!o->brokers || !o->count)
-                return 2;
-        rd_kafka_conf_set(kc, "bootstrap.servers", o->brokers, errstr,
-                          sizeof(errstr));
-        rd_kafka_conf_set(kc, "group.id", "rfbench-raw", errstr,
-                          sizeof(errstr));
-        rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr,
-                          sizeof(errstr));
+        if (rd_kafka_conf_set(kc, "bootstrap.servers", brokers, errstr,
+                              sizeof(errstr)) ||
+            rd_kafka_conf_set(kc, "group.id", "rfbench-raw", errstr,
+                              sizeof(errstr)) ||
+            rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr,
+                              sizeof(errstr)) ||
+            (fetch_wait &&
+             rd_kafka_conf_set(kc, "fetch.wait.max.ms", fetch_wait, errstr,
+                               sizeof(errstr)))) {
+                fprintf(stderr, "rfbench: %s\n", errstr);
+                rd_kafka_conf_destroy(kc);
+                return NULL;
+        }
         if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr,
                                 sizeof(errstr)))) {
                 fprintf(stderr, "rfbench: %s\n", errstr);
-                return 1;
+                return NULL;
         }
         rd_kafka_poll_set_consumer(rk);
         if (rd_kafka_metadata(rk, 1, NULL, &md, 10000)) {
                 fprintf(stderr, "rfbench: no metadata\n");
-                return 1;
+                rd_kafka_destroy(rk);
+                return NULL;
         }
+        tp = rd_kafka_topic_partition_list_new(64);
         for (int i = 0; i < md->topic_cnt; i++)
                 for (size_t k = 0; k < RF_ARRAY_SIZE(input_topics); k++)
                         if (!strcmp(md->topics[i].topic, input_topics[k]))
@@ -1063,11 +1071,23 @@ static int cmd_consume(const opts_t *o)
                                      p++)
                                         rd_kafka_topic_partition_list_add(
                                             tp, input_topics[k], p)
-                                            ->offset =
-                                            RD_KAFKA_OFFSET_BEGINNING;
+                                            ->offset = offset;
         rd_kafka_metadata_destroy(md);
         rd_kafka_assign(rk, tp);
         rd_kafka_topic_partition_list_destroy(tp);
+        return rk;
+}
+
+static int cmd_consume(const opts_t *o)
+{
+        rd_kafka_t *rk;
+        uint64_t got = 0;
+        double t_first = 0, t_last = 0;
+
+        if (!o->brokers || !o->count)
+                return 2;
+        if (!(rk = raw_consumer(o->brokers, RD_KAFKA_OFFSET_BEGINNING, NULL)))
+                return 1;
         double t0 = now_s();
         while (got < o->count && now_s() - t0 < o->seconds) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
@@ -1087,6 +1107,95 @@ static int cmd_consume(const opts_t *o)
                (unsigned long long)got, t_last - t_first,
                got > 1 ? (double)(got - 1) / (t_last - t_first) : 0);
         return got >= o->count ? 0 : 1;
+}
+
+/* The raw baseline of row 3: the background load of `latency`, and probes
+ * (bans of an item no list holds, from a producer without linger, as the
+ * probes of `latency`) read back by a plain consumer of every input topic
+ * with the daemon's fetch wait (env FETCH_WAIT_MS, default 5). A probe's
+ * age when consumed is what the broker path alone takes of
+ * event-to-visible. The daemon runs meanwhile, as in row 3, and applies
+ * it all. */
+static int cmd_rawlat(const wl_t *w, const opts_t *o)
+{
+        const char *fw = getenv("FETCH_WAIT_MS");
+        rd_kafka_t *rk;
+        load_t ld = { .w = w, .o = o, .rate = o->rate, .next = o->start };
+        pthread_t bg;
+        rf_buf_t val = { 0 };
+        char id[64], key[16];
+        double *lat = NULL;
+        size_t n = 0, sent = 0;
+        int rc = 0;
+
+        if (!o->brokers || o->probes_per_s <= 0)
+                return 2;
+        if (!(rk = raw_consumer(o->brokers, RD_KAFKA_OFFSET_END,
+                                fw && *fw ? fw : "5")) ||
+            !(ld.rk = producer_new(o->brokers, "5")) ||
+            !(ld.prk = producer_new(o->brokers, "0")))
+                return 1;
+        /* until the assignment has fetched once (offsets resolved) */
+        for (double t = now_s(); now_s() - t < 2;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
+                if (m)
+                        rd_kafka_message_destroy(m);
+        }
+        lat = rf_malloc((size_t)(o->seconds * o->probes_per_s + 16) *
+                        sizeof(double));
+        pthread_create(&bg, NULL, background_main, &ld);
+        uint32_t item = w->items + 1; /* held by no list */
+        snprintf(key, sizeof(key), "i%07u", item);
+        double t0 = now_s(), every = 1.0 / o->probes_per_s;
+        /* then up to 5 s for the last probes to come back */
+        while (now_s() - t0 < o->seconds ||
+               (n < sent && now_s() - t0 < o->seconds + 5)) {
+                double now = now_s();
+                if (now - t0 >= o->seconds)
+                        atomic_store(&ld.stop, 1);
+                if (now - t0 < o->seconds && (double)sent * every <= now - t0) {
+                        int64_t ts = rf_now_ms();
+                        snprintf(id, sizeof(id), "rawprobe-%lld",
+                                 (long long)rf_mono_ns());
+                        rf_buf_reset(&val);
+                        wl_ban_json(item, id, ts, &val);
+                        if (produce(ld.prk, "recs.item-bans.v1", key, val.data,
+                                    val.len, ts) != 0) {
+                                rc = 1;
+                                break;
+                        }
+                        rd_kafka_poll(ld.prk, 0);
+                        sent++;
+                }
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1);
+                if (!m)
+                        continue;
+                const char *p =
+                    m->err || !m->payload
+                        ? NULL
+                        : memmem(m->payload, m->len, "rawprobe-", 9);
+                if (p && n < sent) {
+                        int64_t at = strtoll(p + 9, NULL, 10);
+                        lat[n++] = (double)(rf_mono_ns() - at) / 1e9;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        atomic_store(&ld.stop, 1);
+        pthread_join(bg, NULL);
+        if (producer_close(ld.rk) || producer_close(ld.prk) || ld.failed)
+                rc = 1;
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        qsort(lat, n, sizeof(double), cmp_double);
+        printf("produced=%llu\nprobes=%zu\nprobes_consumed=%zu\n"
+               "p50_ms=%.3f\np99_ms=%.3f\nmax_ms=%.3f\nnext_event=%llu\n",
+               (unsigned long long)atomic_load(&ld.produced), sent, n,
+               quantile(lat, n, 0.5) * 1e3, quantile(lat, n, 0.99) * 1e3,
+               n ? lat[n - 1] * 1e3 : 0,
+               (unsigned long long)(o->start + atomic_load(&ld.produced)));
+        free(lat);
+        rf_buf_free(&val);
+        return rc || n < sent ? 1 : 0;
 }
 
 /* ---- (b), (c): raw RocksDB ----------------------------------------------*/
@@ -1651,11 +1760,12 @@ static int cmd_exec(int argc, char **argv)
 
 static void usage(FILE *fp)
 {
-        fprintf(fp,
-                "Usage: rfbench COMMAND [options]   (see tests/bench/run.sh)\n"
-                "Commands: gen-lists info produce applied consume rocks read "
-                "latency fanout\n          coalesce parse exec -- CMD...\n"
-                "Workload: --seed S --subjects N --items I\n");
+        fprintf(
+            fp,
+            "Usage: rfbench COMMAND [options]   (see tests/bench/run.sh)\n"
+            "Commands: gen-lists info produce applied consume rocks read "
+            "latency rawlat\n          fanout coalesce parse exec -- CMD...\n"
+            "Workload: --seed S --subjects N --items I\n");
 }
 
 int main(int argc, char **argv)
@@ -1698,6 +1808,8 @@ int main(int argc, char **argv)
                 rc = cmd_read(w, &o);
         else if (!strcmp(cmd, "latency"))
                 rc = cmd_latency(w, &o);
+        else if (!strcmp(cmd, "rawlat"))
+                rc = cmd_rawlat(w, &o);
         else if (!strcmp(cmd, "fanout"))
                 rc = cmd_fanout(w, &o);
         else if (!strcmp(cmd, "coalesce"))

@@ -273,6 +273,15 @@ latency() { # latency NAME RATE
 }
 log "row 3: latency at $FIXED_RATE events/s"
 latency lat_fixed $FIXED_RATE
+# Its raw baseline: the same load and probes, read back by a plain
+# librdkafka consumer (with the daemon's fetch wait) while the daemon runs:
+# what the broker path alone takes.
+log "row 3: raw consumer latency at $FIXED_RATE events/s"
+measure rawlat env FETCH_WAIT_MS=$FETCH_WAIT_MS "$RFBENCH" rawlat $W \
+        --brokers "$BROKERS" --rate $FIXED_RATE --seconds $SECS \
+        --probes-per-s $PROBES --start $NEXT_EVENT || true
+NEXT_EVENT=$(val rawlat next_event)
+NEXT_EVENT=${NEXT_EVENT:-$((NEXT_EVENT + 10000000))}
 # "Max throughput" is the rate the daemon keeps up with, fan-out included
 # (row 1's sustained rate): above it the fan-out backlog grows without end,
 # and so would any latency measured there.
@@ -283,9 +292,14 @@ latency lat_80 $RATE80
 for n in lat_fixed lat_80; do
         what=""
         [ $n = lat_80 ] && what=" (80% of row 1's sustained rate)"
+        base="-" rat="-"
+        if [ $n = lat_fixed ]; then
+                base="raw consumer, same load: p50 $(val rawlat p50_ms) ms, p99 $(val rawlat p99_ms) ms ($(val rawlat probes_consumed) probes)"
+                rat=$(ratio "$(val $n p99_ms)" "$(val rawlat p99_ms)")
+        fi
         row "3. event-to-visible at $(fmt "$(val $n rate)") events/s$what" \
                 "p50 $(val $n p50_ms) ms, p99 $(val $n p99_ms) ms ($(val $n probes_measured) probes, $(val $n unapplied) not applied after 300 s)" \
-                "-" "-"
+                "$base" "$rat"
 done
 
 # ---- row 2: fan-out ---------------------------------------------------------
@@ -478,6 +492,7 @@ if [ $SMOKE = 1 ]; then
         bad=0
         for kv in "applied rate" "applied sustained_rate" "consume rate" "rocks put_rate" "rocks read_rate" \
                 "rocks sst_rate" "load wall_s" "lat_fixed p99_ms" "lat_80 p99_ms" \
+                "rawlat p99_ms" \
                 "fanout fanout_rate" "fanout visible_ms" "read rate" \
                 "read served_per_read" "read list_cache_hit_pct" "read_nc rate" "replay wall_s" \
                 "coalesce invalidations" "parse event_us" "parse list_us"; do
