@@ -160,7 +160,7 @@ static int64_t commit_share(const rf_apply_ctx_t *ctx)
  * batch holds: the budget bounds a step and its commit together. */
 static int step_past(const rf_apply_ctx_t *ctx, int64_t deadline)
 {
-        return deadline && rf_mono_ns() + commit_share(ctx) >= deadline;
+        return rf_mono_past(deadline ? deadline - commit_share(ctx) : 0);
 }
 
 /* Whether the user lane still has its half of the step begun at \p start:

@@ -145,15 +145,21 @@ static int filter_maybe(const rf_tombset_t *ts, uint64_t h)
         return (int)((ts->fbits[b / 64] >> (b % 64)) & 1);
 }
 
-static void item_add(rf_tombset_t *ts, rf_strset_t *set, const char *id)
+static int filtered(const rf_tombset_t *ts, const rf_strset_t *set)
 {
-        if (rf_strset_add(set, id))
+        return set == &ts->banned || set == &ts->stocked;
+}
+
+/* Adds \p id to \p set, and to the filter if the set is one it covers. */
+static void member_add(rf_tombset_t *ts, rf_strset_t *set, const char *id)
+{
+        if (rf_strset_add(set, id) && filtered(ts, set))
                 filter_added(ts, id);
 }
 
-static void item_del(rf_tombset_t *ts, rf_strset_t *set, const char *id)
+static void member_del(rf_tombset_t *ts, rf_strset_t *set, const char *id)
 {
-        if (rf_strset_del(set, id))
+        if (rf_strset_del(set, id) && filtered(ts, set))
                 filter_deleted(ts);
 }
 
@@ -574,14 +580,10 @@ void rf_tombset_changed(rf_tombset_t *ts, const char *key, size_t klen,
         else
                 return; /* stock: rf_tombset_stock_changed() */
         pthread_rwlock_wrlock(&ts->lock);
-        if (set == &ts->banned && active)
-                item_add(ts, set, id);
-        else if (set == &ts->banned)
-                item_del(ts, set, id);
-        else if (active)
-                rf_strset_add(set, id);
+        if (active)
+                member_add(ts, set, id);
         else
-                rf_strset_del(set, id);
+                member_del(ts, set, id);
         pthread_rwlock_unlock(&ts->lock);
 }
 
@@ -604,7 +606,7 @@ void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
                 stock_decide(&ts->stock_gout, &ts->stock_rout, &ts->stock_rin,
                              id, held);
                 if (!held->any_active) {
-                        item_del(ts, &ts->stocked, id);
+                        member_del(ts, &ts->stocked, id);
                         map_del(ts->stock, id);
                 }
         } else if (ts->valid && t->active) {
@@ -613,7 +615,7 @@ void rf_tombset_stock_changed(rf_tombset_t *ts, const char *key, size_t klen,
                  * item's fan-out job reads them (rf_tombset_stock_refresh).
                  * An inactive state of a non-member changes nothing, and
                  * one of a pending item leaves it a member until then. */
-                item_add(ts, &ts->stocked, id);
+                member_add(ts, &ts->stocked, id);
         }
         pthread_rwlock_unlock(&ts->lock);
 }
@@ -650,7 +652,7 @@ static int stock_settle(rf_tombset_t *ts, rf_store_t *st, rf_txn_t *txn,
                 if (si.any_active)
                         map_put(ts->stock, item, &si);
                 else
-                        item_del(ts, &ts->stocked, item);
+                        member_del(ts, &ts->stocked, item);
         }
         pthread_rwlock_unlock(&ts->lock);
         stock_item_clear(&si);
