@@ -18,8 +18,11 @@
 #include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
 
-/* DLQ copies of rejected values are cut here: enough to debug, bounded. */
+/* DLQ copies of rejected values and keys are cut here: enough to debug,
+ * and bounded well below the producer's message.max.bytes (1 MB by
+ * default), even with JSON's escapes (up to 6 bytes a byte). */
 #define DLQ_MAX_VALUE_BYTES (64 * 1024)
+#define DLQ_MAX_KEY_BYTES   (4 * 1024)
 
 void rf_apply_ctx_init(rf_apply_ctx_t *ctx, rf_store_t *st,
                        const rf_config_t *conf, rf_outbox_t *outbox,
@@ -65,11 +68,14 @@ static void dead_letter(rf_apply_ctx_t *ctx, const rf_record_t *rec,
                             (long long)rec->offset, rf_reject2str(rej->reason),
                             rej->msg, (unsigned long long)n + 1);
         rf_buf_reset(&ctx->scratch2);
-        rf_dlq_encode(&ctx->scratch2, &src, rec->key, rec->key_len, rec->value,
-                      rec->value_len, rej, DLQ_MAX_VALUE_BYTES, ctx->now_ms);
-        rf_outbox_put(ctx->outbox, ctx->txn, RF_TOPIC_DLQ, rec->key,
-                      rec->key ? rec->key_len : 0, ctx->scratch2.data,
-                      ctx->scratch2.len);
+        size_t klen = rec->key ? rec->key_len : 0;
+        if (klen > DLQ_MAX_KEY_BYTES)
+                klen = DLQ_MAX_KEY_BYTES;
+        rf_dlq_encode(&ctx->scratch2, &src, rec->key, rec->key_len,
+                      DLQ_MAX_KEY_BYTES, rec->value, rec->value_len, rej,
+                      DLQ_MAX_VALUE_BYTES, ctx->now_ms);
+        rf_outbox_put(ctx->outbox, ctx->txn, RF_TOPIC_DLQ, rec->key, klen,
+                      ctx->scratch2.data, ctx->scratch2.len);
 }
 
 static int apply_event(rf_apply_ctx_t *ctx, const rf_event_t *ev)

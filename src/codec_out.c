@@ -94,9 +94,9 @@ static size_t utf8_cut(const char *s, size_t n)
 }
 
 void rf_dlq_encode(rf_buf_t *out, const rf_source_t *src, const char *key,
-                   size_t key_len, const char *value, size_t value_len,
-                   const rf_rejection_t *rej, size_t max_value_bytes,
-                   int64_t now_ms)
+                   size_t key_len, size_t max_key_bytes, const char *value,
+                   size_t value_len, const rf_rejection_t *rej,
+                   size_t max_value_bytes, int64_t now_ms)
 {
         json_t *o = json_object(), *s = json_object(), *v;
 
@@ -110,9 +110,16 @@ void rf_dlq_encode(rf_buf_t *out, const rf_source_t *src, const char *key,
                             json_string(rf_reject2str(rej->reason)));
         json_object_set_new(o, "error", jstr(rej->msg));
         /* A key that is not UTF-8 is left out here: the DLQ record is keyed
-         * by the same bytes, so nothing is lost. */
-        if (key && (v = json_stringn(key, key_len)))
-                json_object_set_new(o, "key", v);
+         * by the same bytes (as far as the cap), so nothing is lost. */
+        if (key) {
+                int cut = key_len > max_key_bytes;
+                size_t n = cut ? utf8_cut(key, max_key_bytes) : key_len;
+
+                if ((v = json_stringn(key, n)))
+                        json_object_set_new(o, "key", v);
+                if (cut)
+                        json_object_set_new(o, "key_truncated", json_true());
+        }
         if (value) {
                 size_t n = value_len;
                 int cut = n > max_value_bytes;

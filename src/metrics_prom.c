@@ -136,16 +136,18 @@ static void render_work(rf_buf_t *out)
 
         rf_prom_head(out, "recfresh_outbox_records_total", "counter",
                      "Outbox records (DLQ, invalidations), by outcome.");
-        rf_buf_printf(out,
-                      "recfresh_outbox_records_total{outcome=\"produced\"} "
-                      "%llu\n"
-                      "recfresh_outbox_records_total{outcome=\"delivered\"} "
-                      "%llu\n"
-                      "recfresh_outbox_records_total{outcome=\"failed\"} "
-                      "%llu\n",
-                      GET(rf_metrics.outbox_produced),
-                      GET(rf_metrics.outbox_delivered),
-                      GET(rf_metrics.outbox_failed));
+        rf_buf_printf(
+            out,
+            "recfresh_outbox_records_total{outcome=\"produced\"} "
+            "%llu\n"
+            "recfresh_outbox_records_total{outcome=\"delivered\"} "
+            "%llu\n"
+            "recfresh_outbox_records_total{outcome=\"failed\"} "
+            "%llu\n"
+            "recfresh_outbox_records_total{outcome=\"dropped\"} "
+            "%llu\n",
+            GET(rf_metrics.outbox_produced), GET(rf_metrics.outbox_delivered),
+            GET(rf_metrics.outbox_failed), GET(rf_metrics.outbox_dropped));
         counter(out, "recfresh_store_commits_total",
                 "Batches committed to the store.", &rf_metrics.store_commits);
         counter(out, "recfresh_store_errors_total", "Store writes that failed.",

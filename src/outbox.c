@@ -212,6 +212,30 @@ static void frame_settle(rf_outbox_t *ob, frame_fl_t *f)
         free(f);
 }
 
+/* Errors no retry can mend: the record itself is refused (too large for
+ * the producer's message.max.bytes or the topic's max.message.bytes). Each
+ * retry would fail again, and a record produced in order would hold back
+ * every record after it for good, so it is dropped, counted and logged. */
+static int undeliverable(rd_kafka_resp_err_t err)
+{
+        switch (err) {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        case RD_KAFKA_RESP_ERR__INVALID_ARG:
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+static void dropped(const char *topic, size_t len, rd_kafka_resp_err_t err)
+{
+        RF_METRIC_INC(outbox_dropped);
+        rf_log_error("outbox", "record of %zu bytes for %s dropped: %s", len,
+                     topic, rd_kafka_err2str(err));
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         rf_outbox_t *ob = opaque;
@@ -219,22 +243,25 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
         (void)rk;
         ob->inflight--;
-        if (m->err) {
+        int retry = m->err && !undeliverable(m->err);
+        if (retry) {
                 RF_METRIC_INC(outbox_failed);
                 rf_log_warn("outbox", "delivery to %s failed: %s (will retry)",
                             rd_kafka_topic_name(m->rkt),
                             rd_kafka_err2str(m->err));
+        } else if (m->err) {
+                dropped(rd_kafka_topic_name(m->rkt), m->len, m->err);
         } else {
                 RF_METRIC_INC(outbox_delivered);
         }
         if (tag & 1) {
                 frame_fl_t *f = (frame_fl_t *)(tag & ~(uintptr_t)1);
                 f->acked++;
-                f->failed |= m->err != 0;
+                f->failed |= retry;
                 frame_settle(ob, f);
                 return;
         }
-        seqv_push(m->err ? &ob->retry : &ob->delivered, (uint64_t)(tag >> 1));
+        seqv_push(retry ? &ob->retry : &ob->delivered, (uint64_t)(tag >> 1));
 }
 
 void rf_outbox_conf_set(rf_outbox_t *ob, rd_kafka_conf_t *conf)
@@ -271,7 +298,8 @@ static void delete_delivered(rf_outbox_t *ob)
 }
 
 /* Produces one record of the value at \p c (advanced past it) with opaque
- * \p tag. @returns 0, 1 if it is corrupt, or -1 if the producer refused it
+ * \p tag. @returns 0, 1 if it is corrupt, 2 if it can never be produced
+ * (dropped, see undeliverable()), or -1 if the producer refused it for now
  * (queue full or an error: try later). */
 static int produce_rec(rf_outbox_t *ob, rd_kafka_t *rk, rf_cur_t *c,
                        uintptr_t tag)
@@ -298,6 +326,10 @@ static int produce_rec(rf_outbox_t *ob, rd_kafka_t *rk, rf_cur_t *c,
                                 RD_KAFKA_V_OPAQUE((void *)tag), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 return -1;
+        if (undeliverable(err)) {
+                dropped(rf_topic(topic)->name, klen + plen, err);
+                return 2;
+        }
         if (err) {
                 RF_METRIC_INC(outbox_failed);
                 rf_log_warn("outbox", "produce to %s: %s (will retry)",
@@ -345,6 +377,10 @@ static int produce_frame(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
                         continue;
                 }
                 r = produce_rec(ob, rk, c, (uintptr_t)f | 1);
+                if (r == 2) {
+                        f->acked++; /* dropped: nothing to report */
+                        r = 0;
+                }
                 if (r == 0)
                         f->sent++;
         }
@@ -382,10 +418,11 @@ static int produce_one(rf_outbox_t *ob, rd_kafka_t *rk, uint64_t seq,
                 return produce_frame(ob, rk, seq, &c);
         }
         r = produce_rec(ob, rk, &c, (uintptr_t)seq << 1);
-        if (r == 1) {
+        if (r == 1)
                 rf_log_error("outbox", "corrupt record %llu dropped",
                              (unsigned long long)seq);
-                seqv_push(&ob->delivered, seq);
+        if (r > 0) {
+                seqv_push(&ob->delivered, seq); /* deleted: never produced */
                 return 0;
         }
         return r;

@@ -66,6 +66,7 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t outbox_produced;
         atomic_uint_fast64_t outbox_delivered;
         atomic_uint_fast64_t outbox_failed;
+        atomic_uint_fast64_t outbox_dropped; /* refused for good */
         /* store */
         atomic_uint_fast64_t store_commits;
         atomic_uint_fast64_t store_errors;

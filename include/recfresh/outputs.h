@@ -21,12 +21,14 @@ typedef struct rf_source {
  *  "key"?,"value"|"value_base64","rejected_at"}
  * The original value is kept as a string when it is valid UTF-8, else as
  * base64 in value_base64. Values longer than \p max_value_bytes are cut,
- * with "value_truncated":true.
+ * with "value_truncated":true; keys longer than \p max_key_bytes likewise
+ * (at a UTF-8 boundary), with "key_truncated":true. The caller keys the
+ * record by the same cut: a record must fit the producer's message size.
  */
 void rf_dlq_encode(rf_buf_t *out, const rf_source_t *src, const char *key,
-                   size_t key_len, const char *value, size_t value_len,
-                   const rf_rejection_t *rej, size_t max_value_bytes,
-                   int64_t now_ms);
+                   size_t key_len, size_t max_key_bytes, const char *value,
+                   size_t value_len, const rf_rejection_t *rej,
+                   size_t max_value_bytes, int64_t now_ms);
 
 /** One invalidated list. */
 typedef struct rf_invalidation {

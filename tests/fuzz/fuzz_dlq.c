@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 
         if (klen > size)
                 klen = size;
-        rf_dlq_encode(&out, &src, (const char *)data, klen,
+        rf_dlq_encode(&out, &src, (const char *)data, klen, 64,
                       (const char *)data + klen, size - klen, &rej, 256,
                       1700000000000LL);
         js = json_loadb(out.data, out.len, JSON_ALLOW_NUL, &err);

@@ -402,6 +402,16 @@ static void test_bad_records_dead_lettered(void **state)
                      "d1,d2,d3,d4");
         h_wait_served(&env, "u-dlq", "home", NULL, "d1,d2,d3,d4");
 
+        /* A key far over any id limit (id_too_long): its DLQ record keeps
+         * the first 4 KiB. Whole (twice: as key and in the JSON) it was over
+         * the producer's message.max.bytes, and held back every output after it
+         * for good. */
+        size_t klen = 600 * 1024;
+        char *hkey = malloc(klen + 1);
+        memset(hkey, 'k', klen);
+        hkey[klen] = '\0';
+        event(BANS, hkey, "{not json");
+        free(hkey);
         /* All on the same partition (key d-x), good ones behind bad. */
         event(BANS, "d-x", "{not json");
         event(BANS, "d-x",
@@ -438,6 +448,8 @@ static void test_bad_records_dead_lettered(void **state)
         assert_int_equal(
             h_count_records(&env, "recs.dlq.v1", "\"invalid_json\"", 2), 2);
         assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"key_truncated\"", 1), 1);
+        assert_int_equal(
             h_count_records(&env, "recs.dlq.v1", "\"missing_field\"", 1), 1);
         assert_int_equal(
             h_count_records(&env, "recs.dlq.v1", "\"unknown_type\"", 1), 1);
@@ -449,9 +461,11 @@ static void test_bad_records_dead_lettered(void **state)
             h_count_records(&env, "recs.dlq.v1", "\"bad_type\"", 1), 1);
         assert_int_equal(
             h_count_records(&env, "recs.dlq.v1", "\"too_large\"", 1), 1);
+        assert_int_equal(
+            h_count_records(&env, "recs.dlq.v1", "\"id_too_long\"", 1), 1);
         /* Each names its source. */
         assert_true(h_count_records(&env, "recs.dlq.v1",
-                                    "\"topic\":\"recs.item-bans.v1\"", 7) >= 7);
+                                    "\"topic\":\"recs.item-bans.v1\"", 8) >= 8);
 }
 
 int main(void)

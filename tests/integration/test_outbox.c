@@ -8,7 +8,10 @@
  *  - a frame cut short by a full producer queue goes on from where it
  *    stopped, sending no record twice;
  *  - a frame one of whose records failed is produced again whole, and only
- *    then deleted (at least once, as for single records).
+ *    then deleted (at least once, as for single records);
+ *  - a record no retry can deliver (larger than the producer or the broker
+ *    takes) is dropped and counted, and every record after it still
+ *    arrives: it does not hold the outbox back for good.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,7 +45,8 @@ typedef struct env {
         const char *topic;
 } env_t;
 
-static rd_kafka_t *producer(env_t *e, const char *max_messages)
+static rd_kafka_t *producer_max(env_t *e, const char *max_messages,
+                                const char *max_bytes)
 {
         char err[256];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -59,10 +63,19 @@ static rd_kafka_t *producer(env_t *e, const char *max_messages)
         if (max_messages)
                 rd_kafka_conf_set(kc, "queue.buffering.max.messages",
                                   max_messages, err, sizeof(err));
+        if (max_bytes)
+                assert_int_equal(rd_kafka_conf_set(kc, "message.max.bytes",
+                                                   max_bytes, err, sizeof(err)),
+                                 RD_KAFKA_CONF_OK);
         rf_outbox_conf_set(e->ob, kc);
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
         assert_non_null(rk);
         return rk;
+}
+
+static rd_kafka_t *producer(env_t *e, const char *max_messages)
+{
+        return producer_max(e, max_messages, NULL);
 }
 
 static int setup(void **state)
@@ -103,18 +116,23 @@ static int teardown(void **state)
         return 0;
 }
 
-/* Queues a frame of FRAME records "<tag>-0".."<tag>-49", then one single
- * record "<tag>-single", and commits them. */
-static void queue_records(env_t *e, const char *tag)
+/* Queues a frame of FRAME records "<tag>-0".."<tag>-49" (and \p big, if
+ * not NULL, after "<tag>-24"), then one single record "<tag>-single", and
+ * commits them. */
+static void queue_records_with(env_t *e, const char *tag, const rf_buf_t *big)
 {
         rf_outbox_frame_t f = { 0 };
         rf_txn_t *txn = rf_txn_new(e->st);
+        size_t pending0 = rf_outbox_pending(e->ob);
         char v[64], err[256];
 
         for (int i = 0; i < FRAME; i++) {
                 snprintf(v, sizeof(v), "%s-%d", tag, i);
                 rf_outbox_frame_add(&f, RF_TOPIC_INVALIDATIONS, "k", 1, v,
                                     strlen(v));
+                if (big && i == FRAME / 2 - 1)
+                        rf_outbox_frame_add(&f, RF_TOPIC_INVALIDATIONS, "k", 1,
+                                            big->data, big->len);
         }
         rf_outbox_put_frame(e->ob, txn, &f);
         assert_int_equal(f.cnt, 0);
@@ -125,7 +143,25 @@ static void queue_records(env_t *e, const char *tag)
         rf_outbox_committed(e->ob);
         rf_txn_destroy(txn);
         rf_outbox_frame_free(&f);
-        assert_int_equal(rf_outbox_pending(e->ob), 2); /* two stored */
+        assert_int_equal(rf_outbox_pending(e->ob) - pending0, 2); /* two */
+}
+
+static void queue_records(env_t *e, const char *tag)
+{
+        queue_records_with(e, tag, NULL);
+}
+
+/* Queues and commits the single record \p v. */
+static void queue_one(env_t *e, const char *v, size_t len)
+{
+        rf_txn_t *txn = rf_txn_new(e->st);
+        char err[256];
+
+        rf_outbox_put(e->ob, txn, RF_TOPIC_INVALIDATIONS, "k", 1, v, len);
+        if (rf_txn_commit(txn, err, sizeof(err)))
+                fail_msg("%s", err);
+        rf_outbox_committed(e->ob);
+        rf_txn_destroy(txn);
 }
 
 /* Drains until every record is acknowledged and deleted. */
@@ -262,6 +298,60 @@ static void test_failed_frame_produced_again(void **state)
         rf_buf_free(&want);
 }
 
+/* Records larger than the producer's message.max.bytes: refused at once,
+ * alone and inside a frame. */
+static void test_refused_record_dropped(void **state)
+{
+        env_t *e = *state;
+        rf_buf_t got = { 0 }, want = { 0 }, big = { 0 };
+        uint64_t dropped0 = atomic_load(&rf_metrics.outbox_dropped);
+
+        e->rk = producer_max(e, NULL, "1000");
+        for (int i = 0; i < 3000; i++)
+                rf_buf_append(&big, "x", 1);
+        queue_one(e, big.data, big.len);
+        queue_records_with(e, "d", &big);
+        assert_int_equal(rf_outbox_pending(e->ob), 3);
+        drain_all(e, 1000);
+        assert_int_equal(atomic_load(&rf_metrics.outbox_dropped) - dropped0, 2);
+        assert_int_equal(read_topic(e, FRAME + 1, &got), FRAME + 1);
+        expected("d", &want);
+        assert_string_equal(got.data, want.data);
+        rf_buf_free(&got);
+        rf_buf_free(&want);
+        rf_buf_free(&big);
+}
+
+/* A record the broker refuses as too large: its delivery report fails, and
+ * it is dropped instead of produced again without end. */
+static void test_broker_refusal_dropped(void **state)
+{
+        env_t *e = *state;
+        rf_buf_t got = { 0 }, want = { 0 };
+        uint64_t dropped0 = atomic_load(&rf_metrics.outbox_dropped);
+        uint64_t failed0 = atomic_load(&rf_metrics.outbox_failed);
+        int64_t deadline = rf_mono_ms() + DEADLINE;
+
+        e->rk = producer(e, NULL);
+        rd_kafka_mock_push_request_errors(rf_broker_mock(e->broker),
+                                          API_PRODUCE, 1,
+                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+        queue_one(e, "refused", 7);
+        while (rf_outbox_pending(e->ob) && rf_mono_ms() < deadline) {
+                rf_outbox_drain(e->ob, e->rk, 1000);
+                rd_kafka_poll(e->rk, 5);
+        }
+        assert_int_equal(atomic_load(&rf_metrics.outbox_dropped) - dropped0, 1);
+        assert_int_equal(atomic_load(&rf_metrics.outbox_failed), failed0);
+        queue_records(e, "e");
+        drain_all(e, 1000);
+        assert_int_equal(read_topic(e, FRAME + 1, &got), FRAME + 1);
+        expected("e", &want);
+        assert_string_equal(got.data, want.data);
+        rf_buf_free(&got);
+        rf_buf_free(&want);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -271,6 +361,10 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                     test_failed_frame_produced_again, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refused_record_dropped,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_broker_refusal_dropped,
+                                                setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

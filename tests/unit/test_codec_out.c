@@ -145,7 +145,7 @@ static json_t *dlq(const rf_source_t *src, const char *key, size_t key_len,
         json_t *o;
 
         rf_buf_reset(out);
-        rf_dlq_encode(out, src, key, key_len, value, value_len, rej, max,
+        rf_dlq_encode(out, src, key, key_len, max, value, value_len, rej, max,
                       T_NOW);
         o = json_loadb(out->data, out->len, JSON_ALLOW_NUL, &err);
         if (!o)
@@ -306,6 +306,17 @@ static void test_dlq_truncation(void **state)
         assert_string_equal(
             json_string_value(json_object_get(o, "value_base64")), "//4=");
         assert_true(json_is_true(json_object_get(o, "value_truncated")));
+        json_decref(o);
+        /* keys are cut the same way, with their own flag */
+        o = dlq(&src, v, vlen, "{}", 2, &rej, 8, &out);
+        assert_string_equal(json_string_value(json_object_get(o, "key")),
+                            "h\xc3\xa9llo ");
+        assert_true(json_is_true(json_object_get(o, "key_truncated")));
+        assert_null(json_object_get(o, "value_truncated"));
+        json_decref(o);
+        o = dlq(&src, v, vlen, "{}", 2, &rej, vlen, &out);
+        assert_string_equal(json_string_value(json_object_get(o, "key")), v);
+        assert_null(json_object_get(o, "key_truncated"));
         json_decref(o);
         rf_buf_free(&out);
 }
