@@ -23,6 +23,7 @@
 #include "recfresh/list.h"
 #include "recfresh/codec_json.h"
 #include "recfresh/event.h"
+#include "recfresh/keys.h"
 #include "recfresh/topics.h"
 
 /* Longest "reason" of a ban (free text, not an id): the schema's maxLength. */
@@ -226,6 +227,8 @@ static int get_sfield(const fields_t *fs, enum sfield f, int required,
         }
         size_t max = sfields[f].is_id || f == SF_REGION ? lim->max_id_len
                                                         : REASON_MAX_LEN;
+        if (f == SF_EVENT_ID && max > RF_EVENT_ID_MAX)
+                max = RF_EVENT_ID_MAX; /* stored whole (keys.h) */
         if (memchr(v.s, '\0', v.len)) {
                 rf_reject(rej, RF_REJ_BAD_VALUE,
                           "field \"%s\": contains a NUL byte", name);

@@ -160,7 +160,8 @@ static const struct conf_row conf_table[] = {
         C(INT, "limits.max_items_per_list", max_items_per_list, "1000", 1,
           100000, "Most entries in one list; more: DLQ too_many_items."),
         C(INT, "limits.max_id_len", max_id_len, "256", 8, 4096,
-          "Longest id or key in bytes; longer: DLQ id_too_long."),
+          "Longest id or key in bytes (event_id: 256 at most); longer: "
+          "DLQ id_too_long."),
         C(INT, "limits.max_json_depth", max_json_depth, "16", 2, 256,
           "Deepest JSON nesting of a record; deeper: DLQ too_deep."),
         C(INT, "fanout.chunk", fanout_chunk, "500", 1, 1000000,

@@ -123,10 +123,14 @@ uint64_t rf_key_seq_parse(const char *k, size_t klen);
  * tombstone is in force and which event set it. The newest event by
  * (occurred_at, event_id) wins, whatever order events arrive in.
  */
+/* Longest event_id taken, whatever limits.max_id_len says: the id breaks
+ * ties between events of the same instant, so a state must hold it whole. */
+#define RF_EVENT_ID_MAX 256
+
 typedef struct rf_tomb {
         int active;          /* 1: the tombstone is in force */
         int64_t occurred_at; /* of the event that set this state */
-        char event_id[257];  /* of that event (truncated if longer) */
+        char event_id[RF_EVENT_ID_MAX + 1]; /* of that event */
 } rf_tomb_t;
 
 void rf_tomb_encode(const rf_tomb_t *t, rf_buf_t *out);

@@ -15,6 +15,7 @@
 
 #include "recfresh/codec_json.h"
 #include "recfresh/event.h"
+#include "recfresh/keys.h"
 #include "recfresh/topics.h"
 
 static const char ban_json[] =
@@ -760,6 +761,34 @@ static void test_limits(void **state)
         expect_reject_key(RF_TOPIC_STOCK, NULL, 0, j2, strlen(j2), &lim,
                           RF_REJ_ID_TOO_LONG,
                           "field \"region\": longer than 6 bytes");
+        free(j);
+        free(j2);
+
+        /* event_id: 256 bytes at most, whatever max_id_len allows (it
+         * breaks ties and is stored whole); other ids up to the limit */
+        lim = rf_limits_default;
+        lim.max_id_len = 4096;
+        char id[302];
+        id[0] = '"';
+        memset(id + 1, 'e', 300);
+        id[301] = '\0';
+        char quoted[304];
+        snprintf(quoted, sizeof(quoted), "%s\"", id);
+        j = edit(ban_json, "event_id", quoted);
+        expect_reject_key(RF_TOPIC_ITEM_BANS, NULL, 0, j, strlen(j), &lim,
+                          RF_REJ_ID_TOO_LONG,
+                          "field \"event_id\": longer than 256 bytes");
+        free(j);
+        snprintf(quoted, sizeof(quoted), "\"%.256s\"", id + 1);
+        j = edit(ban_json, "event_id", quoted);
+        snprintf(quoted, sizeof(quoted), "%s\"", id);
+        j2 = edit(j, "item_id", quoted);
+        assert_int_equal(rf_event_parse(RF_TOPIC_ITEM_BANS, NULL, 0, j2,
+                                        strlen(j2), &lim, &ev, &rej),
+                         RF_OK);
+        assert_int_equal(strlen(ev.event_id), RF_EVENT_ID_MAX);
+        assert_int_equal(strlen(ev.item_id), 300);
+        rf_event_clear(&ev);
         free(j);
         free(j2);
 
