@@ -799,11 +799,17 @@ static int apply_batch(rf_daemon_t *d, size_t n)
                 if (d->elog)
                         rf_eventlog_add(d->elog, &rec);
         }
-        /* The archive is written before the commit (eventlog.h). */
+        /* The archive is written before the commit (eventlog.h). If it
+         * cannot be, the batch is committed all the same: invalidations
+         * must not wait on a debugging archive. The gap is counted. */
         if (r == 0 && d->elog &&
-            rf_eventlog_flush(d->elog, d->ctx.now_ms, errstr, sizeof(errstr)))
-                rf_log_error("daemon", "event log: %s: batch not archived",
-                             errstr);
+            rf_eventlog_flush(d->elog, d->ctx.now_ms, errstr, sizeof(errstr))) {
+                uint64_t lost = RF_METRIC_ADD(eventlog_unarchived, n);
+                rf_log_error("daemon",
+                             "event log: %s: batch of %zu records not "
+                             "archived (%llu so far)",
+                             errstr, n, (unsigned long long)(lost + n));
+        }
         snprintf(what, sizeof(what), "batch of %zu records", n);
         r = finish_step(d, r, what);
         tomb_latency(&d->ctx, r == 0);

@@ -152,6 +152,10 @@ static void render_work(rf_buf_t *out)
                 "Batches committed to the store.", &rf_metrics.store_commits);
         counter(out, "recfresh_store_errors_total", "Store writes that failed.",
                 &rf_metrics.store_errors);
+        counter(out, "recfresh_eventlog_unarchived_records_total",
+                "Records applied but missing from the event log (its write "
+                "failed).",
+                &rf_metrics.eventlog_unarchived);
 }
 
 static void render_reads(rf_buf_t *out)

@@ -23,10 +23,13 @@
  *
  * Crash consistency: the daemon appends a batch's block (and, with
  * store.sync, fdatasyncs it) BEFORE it commits the batch to RocksDB. So every
- * committed record is in the log; a crash between the two leaves records in
- * the log that the store never committed, and the consumer re-delivers them
- * (their offsets were not advanced), so they appear twice with the same
- * (topic, partition, offset). Readers keep the first copy of each
+ * committed record is in the log, unless the write failed (eventlog.dir full
+ * or failing: the batch is committed anyway, so that invalidations never
+ * wait on the archive, and its records are counted in
+ * recfresh_eventlog_unarchived_records_total); a crash between the two leaves
+ * records in the log that the store never committed, and the consumer
+ * re-delivers them (their offsets were not advanced), so they appear twice with
+ * the same (topic, partition, offset). Readers keep the first copy of each
  * (topic, partition, offset): nothing is lost or applied twice.
  *
  * Privacy: segments hold subject ids. Segments whose last write is older

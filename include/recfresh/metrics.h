@@ -67,6 +67,8 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t outbox_delivered;
         atomic_uint_fast64_t outbox_failed;
         atomic_uint_fast64_t outbox_dropped; /* refused for good */
+        /* event log */
+        atomic_uint_fast64_t eventlog_unarchived; /* its write failed */
         /* store */
         atomic_uint_fast64_t store_commits;
         atomic_uint_fast64_t store_errors;

@@ -5,7 +5,9 @@
 #  - disk full past the guard: RocksDB's ENOSPC stops the daemon; after the
 #    disk grows, a restart applies every record (offsets never moved past
 #    what was not applied);
-#  - a directory the daemon may not write: clear error, non-zero exit.
+#  - a directory the daemon may not write: clear error, non-zero exit;
+#  - the event log's disk full: records are still applied, and the ones
+#    not archived are counted.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/e2e/lib.sh
@@ -13,6 +15,7 @@ cd "$(dirname "$0")/../.."
 E2E_DIR=$(mktemp -d /tmp/recfresh-e2e-XXXXXX)
 chmod 755 "$E2E_DIR"
 MNT="$E2E_DIR/full"
+ELM="$E2E_DIR/elog"
 cleanup() {
         local rc=$?
         e2e_cleanup_pids
@@ -21,6 +24,7 @@ cleanup() {
                 tail -n 20 "$E2E_DIR/daemon.log" >&2
         fi
         mountpoint -q "$MNT" 2>/dev/null && umount -l "$MNT"
+        mountpoint -q "$ELM" 2>/dev/null && umount -l "$ELM"
         rm -rf "$E2E_DIR"
 }
 e2e_cleanup_pids() {
@@ -57,6 +61,51 @@ if ! mount -t tmpfs -o size=64m tmpfs "$MNT" 2>/dev/null; then
         echo "$passed passed, 0 failed"
         exit 0
 fi
+# --- the event log's disk full ----------------------------------------------
+# The archive is for debugging: invalidations must not wait on it. A batch
+# it cannot take is applied all the same, and counted.
+mkdir -p "$ELM" "$E2E_DIR/el"
+mount -t tmpfs -o size=1m tmpfs "$ELM"
+start_daemon "$E2E_DIR/el" --set "eventlog.dir=$ELM"
+# elist SUBJECT ITEM: a list of 300 items with random ids (about 10 KB
+# compressed: more than a tmpfs page left over in the segment), ITEM first.
+elist() {
+        produce recs.lists.v1 "$1" "$(python3 -c '
+import json, os, sys
+items = [{"item_id": sys.argv[2] if i == 0 else os.urandom(32).hex(),
+          "score": 1.0 - i / 1000, "creator_id": "creator-%d" % i}
+         for i in range(300)]
+print(json.dumps({"subject_id": sys.argv[1], "surface": "home",
+                  "list_id": "L", "generated_at": "2026-11-22T01:00:00Z",
+                  "expires_at": "2099-01-01T00:00:00Z",
+                  "model_version": "m1", "items": items}))' "$1" "$2")"
+}
+first_served() {
+        "$RECFRESH" get --data-dir "$E2E_DIR/el/db" --subject "$1" \
+                --surface home --limit 1 | grep -q "$2"
+}
+unarchived() {
+        curl -sf "$HTTP/metrics" |
+                awk '$1 == "recfresh_eventlog_unarchived_records_total" { print $2 }'
+}
+elist el-1 a
+wait_for 20 "list applied and archived" first_served el-1 a
+[ "$(unarchived)" = 0 ] || fail "event log: records unarchived before the disk filled"
+fallocate -l "$(df -Pk "$ELM" | awk 'NR == 2 { print $4 }')K" "$ELM/filler" ||
+        true
+dd if=/dev/zero of="$ELM/filler2" bs=4k 2>/dev/null || true
+elist el-2 b
+wait_for 20 "list applied with the event log's disk full" \
+        first_served el-2 b
+wait_for 10 "unarchived records counted" sh -c "[ \"\$(curl -sf '$HTTP/metrics' | awk '\$1 == \"recfresh_eventlog_unarchived_records_total\" { print \$2 }')\" -ge 1 ]"
+kill -0 "$DAEMON_PID" || fail "event log full: the daemon stopped"
+grep -q "event log: .*not archived" "$E2E_DIR/el/daemon.log" ||
+        fail "event log full: no clear error in the log"
+ok "event log's disk full: records still applied, $(unarchived) counted unarchived"
+kill "$DAEMON_PID"
+wait "$DAEMON_PID" || true
+umount -l "$ELM"
+
 # ~6 MB of lists over 8 partitions: enough to fill the disks below, and
 # under the embedded broker's retention cap so a restart re-reads them all.
 n=200
