@@ -52,7 +52,9 @@ typedef struct reader {
         ZSTD_inBuffer zin;
         char out[READ_CHUNK];
         size_t pos, len; /* unread bytes of out */
-        int eof, err;
+        size_t hint;     /* zstd: 0 once a frame is complete */
+        int zeof;        /* zstd: the compressed input has ended */
+        int eof, err;    /* err: 1 read error, 2 corrupt, 3 truncated */
 } reader_t;
 
 static int reader_open(reader_t *r, const char *path, char *errstr,
@@ -74,6 +76,7 @@ static int reader_open(reader_t *r, const char *path, char *errstr,
             magic[2] == 0x2f && magic[3] == 0xfd) {
                 r->zs = ZSTD_createDStream();
                 ZSTD_initDStream(r->zs);
+                r->hint = 1; /* the frame has only begun */
                 memcpy(r->in, magic, n);
                 r->zin = (ZSTD_inBuffer){ r->in, n, 0 };
         } else {
@@ -102,21 +105,33 @@ static size_t reader_fill(reader_t *r)
                 return r->len;
         }
         while (!r->len) {
-                if (r->zin.pos == r->zin.size) {
+                if (r->zin.pos == r->zin.size && !r->zeof) {
                         size_t n = fread(r->in, 1, sizeof(r->in), r->fp);
-                        if (!n) {
-                                r->err = ferror(r->fp);
+                        if (!n && ferror(r->fp)) {
+                                r->err = 1;
                                 return 0;
                         }
+                        r->zeof = !n;
                         r->zin = (ZSTD_inBuffer){ r->in, n, 0 };
                 }
+                /* The input ended where a frame ended: the whole file. */
+                if (r->zeof && !r->hint)
+                        return 0;
                 ZSTD_outBuffer zout = { r->out, sizeof(r->out), 0 };
                 size_t rc = ZSTD_decompressStream(r->zs, &zout, &r->zin);
                 if (ZSTD_isError(rc)) {
                         r->err = 2;
                         return 0;
                 }
+                r->hint = rc;
                 r->len = zout.pos;
+                /* At the end of the input the decoder may still hold
+                 * output (it stopped on a full buffer); once it has none
+                 * left, a frame not complete is a file cut short. */
+                if (r->zeof && !r->len && r->hint) {
+                        r->err = 3;
+                        return 0;
+                }
         }
         return r->len;
 }
@@ -534,7 +549,9 @@ static int pass_parse(load_t *ld, char *errstr, size_t errstr_size)
         pipe_stop(&pp);
         if (rc == 0 && rd.err) {
                 snprintf(errstr, errstr_size, "%s: %s", ld->input,
-                         rd.err == 2 ? "corrupt zstd stream" : "read error");
+                         rd.err == 3   ? "truncated zstd frame"
+                         : rd.err == 2 ? "corrupt zstd stream"
+                                       : "read error");
                 rc = RF_EIO;
         }
         reader_close(&rd);
@@ -771,6 +788,30 @@ static int pass_index(load_t *ld, const char *job_dir, char *errstr,
         return 0;
 }
 
+/* Writes \p len bytes of \p data as file \p name of the job. */
+static int write_job_file(const char *job_dir, const char *name,
+                          const char *data, size_t len, char *errstr,
+                          size_t errstr_size)
+{
+        rf_buf_t p = { 0 };
+        FILE *fp;
+        int rc = 0;
+
+        rf_buf_printf(&p, "%s/%s", job_dir, name);
+        int ok = (fp = fopen(p.data, "wb")) != NULL;
+        if (ok && fwrite(data, 1, len, fp) != len)
+                ok = 0;
+        if (fp && fclose(fp) != 0)
+                ok = 0;
+        if (!ok) {
+                snprintf(errstr, errstr_size, "%s: %s", p.data,
+                         strerror(errno));
+                rc = RF_EIO;
+        }
+        rf_buf_free(&p);
+        return rc;
+}
+
 /* The merges read every run file of a sorter at once, and the three index
  * merges run side by side: a load of millions of lists opens thousands of
  * files, past the usual soft limit of 1024. Raised to the hard limit (a
@@ -801,10 +842,18 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
         load_t ld = {
                 .st = st, .conf = conf, .o = o, .input = input, .ri = ri
         };
-        rf_buf_t mp = { 0 }, enc = { 0 };
+        rf_buf_t enc = { 0 }, mark_text = { 0 };
+        uint64_t mark;
         int rc;
 
         memset(ri, 0, sizeof(*ri));
+        /* The consent revocations this build sees, taken before the first
+         * check: those taken later are the daemon's to drop when it takes
+         * the job (runs.h). */
+        if (rf_consent_revoked_mark(st, NULL, &mark)) {
+                snprintf(errstr, errstr_size, "cannot read consent state");
+                return RF_ESTORE;
+        }
         raise_nofile();
         ri->run_id = rf_strdup(o->run_id);
         ri->source = rf_strdup("load");
@@ -845,19 +894,15 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
                             (double)(rf_mono_ms() - t2) / 1e3);
         ri->generated_at = o->generated_at ? o->generated_at : ld.newest;
         if (rc == 0) {
-                FILE *fp;
-                rf_buf_printf(&mp, "%s/run", job_dir);
                 rf_run_info_encode(ri, &enc);
-                int ok = (fp = fopen(mp.data, "wb")) != NULL;
-                if (ok && fwrite(enc.data, 1, enc.len, fp) != enc.len)
-                        ok = 0;
-                if (fp && fclose(fp) != 0)
-                        ok = 0;
-                if (!ok) {
-                        snprintf(errstr, errstr_size, "%s: %s", mp.data,
-                                 strerror(errno));
-                        rc = RF_EIO;
-                }
+                rc = write_job_file(job_dir, "run", enc.data, enc.len, errstr,
+                                    errstr_size);
+        }
+        if (rc == 0) {
+                rf_buf_printf(&mark_text, "%llu\n", (unsigned long long)mark);
+                rc = write_job_file(job_dir, RF_BULKLOAD_CONSENT_MARK,
+                                    mark_text.data, mark_text.len, errstr,
+                                    errstr_size);
         }
         rf_sorter_destroy(ld.lists);
         for (int k = 0; k < IDX_KINDS; k++)
@@ -868,7 +913,7 @@ int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,
         }
         free(ld.last_surface);
         free(ld.last_subject);
-        rf_buf_free(&mp);
         rf_buf_free(&enc);
+        rf_buf_free(&mark_text);
         return rc;
 }

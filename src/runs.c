@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "recfresh/bulkload.h"
 #include "recfresh/keys.h"
 #include "recfresh/list_cache.h"
 #include "recfresh/log.h"
@@ -1769,13 +1770,138 @@ static char **job_files(const char *dir, const char *prefix, size_t *np)
         return v;
 }
 
+/* The consent mark of the load job in \p dir (bulkload.h); a job without
+ * one (built by an older recfresh) is taken as built before every
+ * revocation still kept. */
+static uint64_t job_consent_mark(const char *dir)
+{
+        unsigned long long mark = 0;
+        rf_buf_t p = { 0 };
+        FILE *fp;
+
+        rf_buf_printf(&p, "%s/%s", dir, RF_BULKLOAD_CONSENT_MARK);
+        if ((fp = fopen(p.data, "r"))) {
+                if (fscanf(fp, "%llu", &mark) != 1)
+                        mark = 0;
+                fclose(fp);
+        }
+        rf_buf_free(&p);
+        return (uint64_t)mark;
+}
+
+static int cmp_pn(const void *a, const void *b)
+{
+        return memcmp(a, b, 16);
+}
+
+/* Takes the lists of \p subject out of load \p ri: their versions and
+ * index entries, and their counts (now blocked). @returns how many. */
+static size_t drop_subject(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
+                           const char *subject)
+{
+        rf_buf_t prefix = { 0 }, surface = { 0 };
+        size_t run_len = strlen(ri->run_id) + 1, n = 0;
+        int more;
+
+        rf_buf_append(&prefix, ri->run_id, run_len);
+        rf_key_list_subject_prefix(&prefix, subject);
+        rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS,
+                                    prefix.data, prefix.len);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t vl;
+                const char *v = rf_iter_value(it, &vl);
+                rf_list_t *l;
+                rf_checker_t ck;
+                if (rf_list_decode(v, vl, &l) != 0)
+                        continue;
+                /* Keys are in surface order: a subject counts once per
+                 * surface. */
+                int first = !surface.len || strcmp(surface.data, l->surface);
+                rf_buf_reset(&surface);
+                rf_buf_append(&surface, l->surface, strlen(l->surface) + 1);
+                rf_checker_init(&ck, ctx->st, ctx->txn, l->subject_id,
+                                l->region);
+                count_list(ri, ctx->conf, l, first, &ck, -1);
+                rf_checker_clear(&ck);
+                /* counted against the tombstones of the build: no lower */
+                rf_run_stats_t *s = rf_run_info_stats(ri, l->surface);
+                if (s->invalid < 0)
+                        s->invalid = 0;
+                ri->blocked++;
+                rf_list_destroy(l);
+        }
+        rf_iter_destroy(it);
+        n = delete_versions(ctx, &prefix, SIZE_MAX, &more);
+        rf_buf_free(&prefix);
+        rf_buf_free(&surface);
+        return n;
+}
+
+/* Consent revoked while load \p ri was in flight (after its build checked
+ * consent as of \p mark, before this take): the lists of those users were
+ * built before their revocation, which purged every other copy, so they
+ * leave the run before it is recorded, even if consent was granted again
+ * since. Called after the ingestion, in the batch that records the run.
+ * @returns 0 or RF_ESTORE. */
+static int drop_revoked(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
+                        unsigned char *pns, size_t pn_cnt)
+{
+        rf_buf_t prefix = { 0 }, last = { 0 }, hit = { 0 };
+        size_t run_len = strlen(ri->run_id) + 1, subjects = 0, lists = 0;
+        int64_t t0 = rf_mono_ms();
+        int rc = 0;
+
+        qsort(pns, pn_cnt, 16, cmp_pn);
+        rf_buf_append(&prefix, ri->run_id, run_len);
+        /* The run's subjects against the revoked, one pseudonym each; the
+         * matches copied out (the deletions must not run under this
+         * iterator). */
+        rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_VERSIONS,
+                                    prefix.data, prefix.len);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t kl;
+                const char *k = rf_iter_key(it, &kl);
+                const char *subject = k + run_len; /* NUL-terminated */
+                if (!memchr(subject, '\0', kl - run_len))
+                        continue;
+                if (last.len && !strcmp(last.data, subject))
+                        continue;
+                rf_buf_reset(&last);
+                rf_buf_append(&last, subject, strlen(subject) + 1);
+                if (!strcmp(subject, RF_FALLBACK_SUBJECT))
+                        continue;
+                unsigned char pn[16];
+                rf_store_pseudonym(ctx->st, subject, pn);
+                if (bsearch(pn, pns, pn_cnt, 16, cmp_pn))
+                        rf_buf_append(&hit, subject, strlen(subject) + 1);
+        }
+        if (rf_iter_status(it))
+                rc = RF_ESTORE;
+        rf_iter_destroy(it);
+        for (size_t off = 0; rc == 0 && off < hit.len;
+             off += strlen(hit.data + off) + 1, subjects++)
+                lists += drop_subject(ctx, ri, hit.data + off);
+        if (rc == 0)
+                rf_log_info("runs",
+                            "run %s: %zu lists of %zu subjects whose consent "
+                            "was revoked during the load dropped (%zu "
+                            "revocations, %.3f s)",
+                            ri->run_id, lists, subjects, pn_cnt,
+                            (double)(rf_mono_ms() - t0) / 1e3);
+        rf_buf_free(&prefix);
+        rf_buf_free(&last);
+        rf_buf_free(&hit);
+        return rc;
+}
+
 static int take_load(rf_apply_ctx_t *ctx, const char *dir, char *result,
                      size_t result_size)
 {
         rf_buf_t mp = { 0 }, m = { 0 };
         rf_run_info_t ri = { 0 }, old;
         char **vf = NULL, **xf = NULL, err[512];
-        size_t vn = 0, xn = 0;
+        unsigned char *revoked = NULL;
+        size_t vn = 0, xn = 0, revoked_cnt = 0;
         FILE *fp;
         int rc = 0;
 
@@ -1815,6 +1941,20 @@ static int take_load(rf_apply_ctx_t *ctx, const char *dir, char *result,
                 rc = r;
                 goto out;
         }
+        /* Asked before the ingestion, which a job refused here must not
+         * leave behind. */
+        r = rf_consent_revoked_since(ctx->st, ctx->txn, job_consent_mark(dir),
+                                     &revoked, &revoked_cnt);
+        if (r == RF_ENOENT) {
+                snprintf(result, result_size,
+                         "error: run %s: built before consent revocations no "
+                         "longer kept; load it again",
+                         ri.run_id);
+                goto out;
+        } else if (r) {
+                rc = r;
+                goto out;
+        }
         vf = job_files(dir, "versions-", &vn);
         xf = job_files(dir, "index-", &xn);
         if ((rc = rf_store_ingest(ctx->st, RF_CF_VERSIONS,
@@ -1825,6 +1965,8 @@ static int take_load(rf_apply_ctx_t *ctx, const char *dir, char *result,
                 rf_log_error("runs", "load of run %s: %s", ri.run_id, err);
                 goto out;
         }
+        if (revoked_cnt && (rc = drop_revoked(ctx, &ri, revoked, revoked_cnt)))
+                goto out;
         ri.state = RF_RUN_COMPLETED;
         ri.kept = 1;
         ri.first_seen_at = ri.completed_at = ri.last_list_at = ctx->now_ms;
@@ -1843,6 +1985,7 @@ static int take_load(rf_apply_ctx_t *ctx, const char *dir, char *result,
 out:
         strv_free_n(vf, vn);
         strv_free_n(xf, xn);
+        free(revoked);
         rf_run_info_clear(&ri);
         rf_buf_free(&mp);
         rf_buf_free(&m);

@@ -11,6 +11,13 @@
  * The consent state itself is keyed by a keyed pseudonym of the user id
  * (store.h), so after a purge and a compaction the raw id is nowhere in the
  * store.
+ *
+ * A bulk load is built beside the daemon and handed over later (runs.h):
+ * its build checks consent as it stood then. So that the daemon can drop
+ * the lists of users who revoked since, purging revocations are numbered
+ * in the order they are taken and each number is kept for a while with the
+ * user's pseudonym, in the meta column family (how the state was reached,
+ * not what it is: not digested).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +29,13 @@
 #include "recfresh/runs.h"
 #include "recfresh/tomb_set.h"
 #include "recfresh/tombstone.h"
+
+/* Meta keys: the number of the last purging revocation taken (be64), and
+ * per number (be64 after the prefix) the pseudonym and when it was taken. */
+#define REVOKED_SEQ     "consent_revoked_seq"
+#define REVOKED_LOG     "consent_revoked/"
+#define REVOKED_KEEP_MS ((int64_t)7 * 24 * 3600 * 1000)
+#define REVOKED_PRUNE   64 /* forgotten at most per revocation taken */
 
 static int scope_purges(rf_consent_scope_t s)
 {
@@ -91,6 +105,119 @@ int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
         return scope >= 0 && consent_revoked(st, txn, pn, scope);
 }
 
+static void revoked_key(rf_buf_t *k, uint64_t seq)
+{
+        rf_buf_append(k, REVOKED_LOG, strlen(REVOKED_LOG));
+        rf_buf_put_be64(k, seq);
+}
+
+int rf_consent_revoked_mark(rf_store_t *st, rf_txn_t *txn, uint64_t *mark)
+{
+        rf_buf_t v = { 0 };
+        int r = txn ? rf_txn_get(txn, RF_CF_META, REVOKED_SEQ,
+                                 strlen(REVOKED_SEQ), &v)
+                    : rf_store_get(st, RF_CF_META, REVOKED_SEQ,
+                                   strlen(REVOKED_SEQ), &v);
+
+        *mark = 0;
+        if (r == 0) {
+                rf_cur_t c = { v.data, v.data + v.len, 0 };
+                *mark = rf_cur_be64(&c);
+        }
+        rf_buf_free(&v);
+        return r == RF_ENOENT ? 0 : r;
+}
+
+int rf_consent_revoked_since(rf_store_t *st, rf_txn_t *txn, uint64_t mark,
+                             unsigned char **pns, size_t *cnt)
+{
+        rf_buf_t k = { 0 };
+        uint64_t last, want = mark + 1;
+        int r;
+
+        *pns = NULL;
+        *cnt = 0;
+        if ((r = rf_consent_revoked_mark(st, txn, &last)) || last <= mark)
+                return r;
+        rf_iter_t *it =
+            rf_iter_new(st, txn, RF_CF_META, REVOKED_LOG, strlen(REVOKED_LOG));
+        revoked_key(&k, want);
+        rf_iter_seek(it, k.data, k.len);
+        for (; rf_iter_valid(it) && want <= last; rf_iter_next(it), want++) {
+                size_t kl, vl;
+                const char *key = rf_iter_key(it, &kl);
+                const char *v = rf_iter_value(it, &vl);
+                /* Forgotten from the oldest: the first one kept must be
+                 * the first one after the mark. */
+                if (kl != k.len ||
+                    rf_key_seq_parse(key + strlen(REVOKED_LOG), 8) != want ||
+                    vl < 16)
+                        break;
+                *pns = rf_realloc(*pns, (*cnt + 1) * 16);
+                memcpy(*pns + 16 * (*cnt)++, v, 16);
+        }
+        if (rf_iter_status(it))
+                r = RF_ESTORE;
+        else if (want <= last)
+                r = RF_ENOENT;
+        rf_iter_destroy(it);
+        rf_buf_free(&k);
+        if (r) {
+                free(*pns);
+                *pns = NULL;
+                *cnt = 0;
+        }
+        return r;
+}
+
+/* Numbers the purging revocation of the user of \p pn and keeps it (see
+ * the top of the file); forgets the oldest ones past REVOKED_KEEP_MS. */
+static int remember_revoked(rf_apply_ctx_t *ctx, const unsigned char pn[16])
+{
+        rf_buf_t k = { 0 }, v = { 0 }, *old = NULL;
+        size_t n = 0;
+        uint64_t seq;
+        int r;
+
+        if ((r = rf_consent_revoked_mark(ctx->st, ctx->txn, &seq)))
+                return r;
+        seq++;
+        rf_buf_put_be64(&v, seq);
+        rf_txn_put(ctx->txn, RF_CF_META, REVOKED_SEQ, strlen(REVOKED_SEQ),
+                   v.data, v.len);
+        rf_buf_reset(&v);
+        revoked_key(&k, seq);
+        rf_buf_append(&v, (const char *)pn, 16);
+        rf_buf_put_be64(&v, (uint64_t)ctx->now_ms);
+        rf_txn_put(ctx->txn, RF_CF_META, k.data, k.len, v.data, v.len);
+
+        rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_META, REVOKED_LOG,
+                                    strlen(REVOKED_LOG));
+        for (; n < REVOKED_PRUNE && rf_iter_valid(it); rf_iter_next(it)) {
+                size_t kl, vl;
+                const char *key = rf_iter_key(it, &kl);
+                const char *val = rf_iter_value(it, &vl);
+                rf_cur_t c = { val, val + vl, 0 };
+                c.p += vl < 16 ? vl : 16; /* the pseudonym */
+                int64_t at = (int64_t)rf_cur_be64(&c);
+                if (!c.err && at >= ctx->now_ms - REVOKED_KEEP_MS)
+                        break; /* kept from here on: no gap */
+                old = rf_realloc(old, (n + 1) * sizeof(*old));
+                memset(&old[n], 0, sizeof(*old));
+                rf_buf_append(&old[n++], key, kl);
+        }
+        rf_iter_destroy(it);
+        /* Deleted after the iterator is gone (see purge_hides()). */
+        for (size_t i = 0; i < n; i++) {
+                rf_txn_delete(ctx->txn, RF_CF_META, old[i].data, old[i].len);
+                rf_buf_free(&old[i]);
+        }
+        free(old);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return 0;
+}
+
 /* Deletes every hide of the user: after a purge nothing keyed by the raw
  * user id may remain. */
 static void purge_hides(rf_apply_ctx_t *ctx, const char *user)
@@ -149,6 +276,8 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                  * explains each as purged. */
                 purge_hides(ctx, ev->user_id);
                 in_runs = rf_runs_purge_subject(ctx, ev->user_id);
+                /* ...and a load not taken yet may hold them too. */
+                r = remember_revoked(ctx, pn);
         }
         for (size_t i = 0; r == 0 && i < sl.cnt; i++) {
                 const rf_list_t *l = sl.lists[i];

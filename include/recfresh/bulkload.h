@@ -19,6 +19,11 @@
 #include "recfresh/runs.h"
 #include "recfresh/store.h"
 
+/* The job file holding rf_consent_revoked_mark() as the build saw it
+ * (decimal): when the job is taken, the lists of users whose consent was
+ * revoked after it are dropped from the run. */
+#define RF_BULKLOAD_CONSENT_MARK "consent"
+
 typedef struct rf_bulkload_opts {
         const char *run_id;
         const char *const *surfaces; /* declared surfaces; 0 = as seen */
@@ -35,7 +40,12 @@ typedef struct rf_bulkload_opts {
  * used for its options and to count entries already tombstoned (any mode).
  * A line that does not parse, or names another run_id, is reported as
  * "input:LINE: reason: message" and counted in ri->malformed; it never
- * stops the load. \p ri receives the manifest (caller clears it).
+ * stops the load. The lists of users whose consent is revoked (scope all or
+ * personalization) are left out and counted in ri->blocked; the consent
+ * state they were checked against is marked in the job
+ * (RF_BULKLOAD_CONSENT_MARK). \p ri receives the manifest (caller clears
+ * it). A zstd input that is corrupt or ends inside a frame (a file cut
+ * short) fails the load: "input: truncated zstd frame".
  * @returns 0, or RF_EIO / RF_ESTORE / RF_EINVAL with errstr set.
  */
 int rf_bulkload_build(rf_store_t *st, const rf_config_t *conf,

@@ -134,4 +134,23 @@ int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
  *  personalised list may be stored for it. */
 int rf_consent_purged(rf_store_t *st, rf_txn_t *txn, const char *subject);
 
+/**
+ * Sets *mark to the number of purging revocations (scope all or
+ * personalization) taken so far: what a bulk load's build records, to ask
+ * rf_consent_revoked_since() when its job is taken. \p txn may be NULL.
+ * @returns 0 or RF_ESTORE.
+ */
+int rf_consent_revoked_mark(rf_store_t *st, rf_txn_t *txn, uint64_t *mark);
+
+/**
+ * The pseudonyms (rf_store_pseudonym(), 16 bytes each, *cnt of them, in
+ * *pns which the caller frees) of the users whose consent was revoked (scope
+ * all or personalization) after \p mark, granted again since or not; a
+ * user revoked twice is there twice. \p txn may be NULL.
+ * @returns 0, RF_ENOENT if some of them are no longer kept (revocations are
+ * kept 7 days after they were taken), or RF_ESTORE.
+ */
+int rf_consent_revoked_since(rf_store_t *st, rf_txn_t *txn, uint64_t mark,
+                             unsigned char **pns, size_t *cnt);
+
 #endif /* RECFRESH_TOMBSTONE_H */

@@ -92,6 +92,33 @@ for f in a.ndjson a.ndjson.zst; do
 done
 ok "load reads plain and zstd input from a pipe"
 
+# A .zst file cut short (a copy that did not finish) holds whole blocks of
+# lists before the cut: the load fails on it, from a file or a pipe, and
+# activates nothing.
+batch "$E2E_DIR/big.ndjson" "$ITEMS_A" 2000
+zstd -q "$E2E_DIR/big.ndjson" -o "$E2E_DIR/big.ndjson.zst"
+head -c $(($(stat -c %s "$E2E_DIR/big.ndjson.zst") / 2)) \
+        "$E2E_DIR/big.ndjson.zst" >"$E2E_DIR/cut.ndjson.zst"
+for src in file pipe; do
+        rm -rf "$E2E_DIR/cut" && mkdir "$E2E_DIR/cut"
+        if [ $src = file ]; then in="$E2E_DIR/cut.ndjson.zst"; else in=/dev/stdin; fi
+        if out=$("$RECFRESH" load --data-dir "$E2E_DIR/cut/db" --run-id cut-1 \
+                "$in" <"$E2E_DIR/cut.ndjson.zst" 2>"$E2E_DIR/cut.log"); then
+                fail "a truncated .zst loaded ($src): $out"
+        fi
+        grep -q "recfresh load: $in: truncated zstd frame" "$E2E_DIR/cut.log" ||
+                fail "no truncation error ($src): $(cat "$E2E_DIR/cut.log")"
+        ! "$RECFRESH" runs list --data-dir "$E2E_DIR/cut/db" 2>/dev/null |
+                grep -q "^cut-1" || fail "truncated run recorded ($src)"
+        [ "$(served "$E2E_DIR/cut" u3 home)" = "<no_list>" ] ||
+                fail "a list of the truncated file is served ($src)"
+done
+out=$("$RECFRESH" load --data-dir "$E2E_DIR/cut/db" --run-id whole-1 \
+        "$E2E_DIR/big.ndjson.zst" 2>>"$E2E_DIR/cli.log") ||
+        fail "the whole .zst: $out"
+[[ $out == "ok: run whole-1 active (2000 lists)" ]] || fail "whole: $out"
+ok "a truncated .zst fails the load and activates nothing"
+
 out=$(R runs rollback) || fail "rollback: $out"
 [ "$(served "$E2E_DIR" u3 home)" = a1,a2 ] || fail "rollback not served"
 R runs list | grep -q "^day-4 *rolled_back" || fail "$(R runs list)"

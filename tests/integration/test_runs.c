@@ -14,9 +14,10 @@
  *    a hide and a consent revocation, which reach a user's lists without
  *    the index;
  *  - a bulk load reads the same as the same lists through the topic, a ban
- *    taken during the load is honoured, a malformed line is reported with
- *    its line number; a load parsed on several threads builds the job one
- *    thread builds.
+ *    taken during the load is honoured, a consent revocation taken during
+ *    the load drops the subject's list for good (a later grant does not
+ *    bring it back), a malformed line is reported with its line number; a
+ *    load parsed on several threads builds the job one thread builds.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -1098,6 +1099,112 @@ static void test_ban_during_load(void **state)
         free(file);
 }
 
+/* Whether run \p run_id holds a version of \p subject's list on
+ * \p surface. */
+static int version_stored(const char *run_id, const char *subject,
+                          const char *surface)
+{
+        rf_buf_t lk = { 0 }, vk = { 0 }, v = { 0 };
+
+        rf_key_list(&lk, subject, surface, "");
+        rf_key_version(&vk, run_id, strlen(run_id), lk.data, lk.len);
+        int r = rf_store_get(store(), RF_CF_VERSIONS, vk.data, vk.len, &v);
+        rf_buf_free(&lk);
+        rf_buf_free(&vk);
+        rf_buf_free(&v);
+        return r == 0;
+}
+
+/* Whether a reverse-index entry names item \p item. */
+static int item_indexed(const char *item)
+{
+        rf_buf_t p = { 0 };
+
+        rf_key_index_prefix(&p, RF_IDX_ITEM, item);
+        rf_iter_t *it = rf_iter_new(store(), NULL, RF_CF_INDEX, p.data, p.len);
+        int found = rf_iter_valid(it);
+        rf_iter_destroy(it);
+        rf_buf_free(&p);
+        return found;
+}
+
+/* Consent revoked while a load is in flight (after its build checked
+ * consent, before the daemon takes the job): the subject's list built
+ * before the revocation is never served, not even after consent is
+ * granted again, and neither its version nor its index entries stay. */
+static void test_consent_revoked_during_load(void **state)
+{
+        const char *gone = "cr-gone-5b2e", *back = "cr-back-5b2e";
+        char result[1024], errstr[512];
+        rf_buf_t job = { 0 };
+        rf_run_info_t ri;
+        (void)state;
+
+        char *a = list_json(gone, "cr", NULL, "cr-l0", "2026-11-22T02:00:00Z",
+                            "cr-gone-item");
+        char *b = list_json(back, "cr", NULL, "cr-l1", "2026-11-22T02:00:00Z",
+                            "cr-back-item");
+        char *c = list_json("cr-keep", "cr", NULL, "cr-l2",
+                            "2026-11-22T02:00:00Z", "cr-keep-item");
+        char *text = h_fmt("%s\n%s\n%s\n", a, b, c);
+        char *file = write_file("cr.ndjson", text);
+        rf_bulkload_opts_t o = { .run_id = "cr-1", .expected_lists = -1 };
+        rf_buf_printf(&job, "%s/job-cr", env.dir);
+        assert_int_equal(mkdir(job.data, 0755), 0);
+        assert_int_equal(rf_bulkload_build(store(), &env.conf, &o, file,
+                                           job.data, &ri, errstr,
+                                           sizeof(errstr)),
+                         0);
+        assert_int_equal(ri.stats[0].lists, 3); /* consent not revoked yet */
+        rf_run_info_clear(&ri);
+
+        /* Both revocations land while the job waits; one is granted again
+         * before the daemon takes the job. */
+        consent_of(gone, "all", "consent_revoked", "cr-e1",
+                   "2026-11-22T10:00:00Z");
+        consent_of(back, "personalization", "consent_revoked", "cr-e2",
+                   "2026-11-22T10:00:00Z");
+        h_wait_served(&env, gone, "cr", NULL, "<consent_blocked>");
+        h_wait_served(&env, back, "cr", NULL, "<consent_blocked>");
+        consent_of(back, "personalization", "consent_granted", "cr-e3",
+                   "2026-11-22T10:00:01Z");
+        h_wait_served(&env, back, "cr", NULL, "<no_list>");
+
+        assert_int_equal(rf_runs_run_job(NULL, &env.conf, job.data, "load",
+                                         result, sizeof(result), errstr,
+                                         sizeof(errstr)),
+                         0);
+        assert_non_null(strstr(result, "ok: run cr-1 active (1 lists)"));
+        h_wait_served(&env, "cr-keep", "cr", NULL, "cr-keep-item");
+        char *s = h_served(&env, back, "cr", NULL);
+        assert_string_equal(s, "<no_list>");
+        free(s);
+        s = h_served(&env, gone, "cr", NULL);
+        assert_string_equal(s, "<consent_blocked>");
+        free(s);
+        assert_false(version_stored("cr-1", back, "cr"));
+        assert_false(item_indexed("cr-back-item"));
+        assert_false(item_indexed("cr-gone-item"));
+        assert_int_equal(rf_runs_get(store(), NULL, "cr-1", &ri), 0);
+        assert_int_equal(ri.blocked, 2);
+        rf_run_info_clear(&ri);
+        /* Nothing holds the subject still revoked (its pending recompute
+         * requests were dropped with its consent). */
+        wait_purged(gone);
+
+        /* Granted again: the list from before the revocation stays gone. */
+        consent_of(gone, "all", "consent_granted", "cr-e4",
+                   "2026-11-22T10:00:02Z");
+        h_wait_served(&env, gone, "cr", NULL, "<no_list>");
+        assert_false(version_stored("cr-1", gone, "cr"));
+        rf_buf_free(&job);
+        free(a);
+        free(b);
+        free(c);
+        free(text);
+        free(file);
+}
+
 static void test_malformed_line_reported(void **state)
 {
         char result[1024], buf[2048] = "";
@@ -1284,6 +1391,7 @@ int main(void)
                 cmocka_unit_test(test_consent_forgets_valid_counts),
                 cmocka_unit_test(test_bulk_load_same_as_topic),
                 cmocka_unit_test(test_ban_during_load),
+                cmocka_unit_test(test_consent_revoked_during_load),
                 cmocka_unit_test(test_malformed_line_reported),
                 cmocka_unit_test(test_parallel_load_same_as_one_thread),
         };

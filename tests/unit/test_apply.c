@@ -1,7 +1,9 @@
 /*
  * recfresh - unit tests: what the apply path stores besides the effects of
  * a record: the consumed offsets, one per partition per batch, in the same
- * transaction (apply.h).
+ * transaction (apply.h); the numbered purging consent revocations a bulk
+ * load in flight is checked against (tombstone.h), kept across a grant and
+ * forgotten after 7 days.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/outbox.h"
+#include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
 
 static int64_t stored_next(rf_store_t *st, const char *topic, int32_t part)
@@ -137,11 +140,105 @@ static void test_stale_activity_is_counted(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+static void consent_event(rf_apply_ctx_t *ctx, const char *user,
+                          const char *scope, const char *type,
+                          const char *event_id, const char *at)
+{
+        static int64_t offset;
+        char js[512];
+
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"%s\",\"type\":\"%s\",\"user_id\":\"%s\","
+                 "\"scope\":\"%s\",\"occurred_at\":\"%s\"}",
+                 event_id, type, user, scope, at);
+        rf_record_t rec = { .topic = rf_topic_by_name("recs.consent.v1"),
+                            .topic_name = "recs.consent.v1",
+                            .partition = 0,
+                            .offset = offset++,
+                            .key = user,
+                            .key_len = strlen(user),
+                            .value = js,
+                            .value_len = strlen(js),
+                            .timestamp_ms = -1 };
+        assert_int_equal(rf_apply_record(ctx, &rec), 0);
+}
+
+static void test_consent_revocations_numbered(void **state)
+{
+        char dir[] = "/tmp/rf-ap-XXXXXX", err[256], cmd[64];
+        const int64_t day = 24 * 3600 * 1000;
+        unsigned char pn_a[16], pn_b[16], *pns;
+        rf_apply_ctx_t ctx;
+        rf_store_t *st;
+        uint64_t mark;
+        size_t cnt;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        rf_apply_ctx_init(&ctx, st, NULL, NULL, NULL);
+        rf_store_pseudonym(st, "user-a", pn_a);
+        rf_store_pseudonym(st, "user-b", pn_b);
+        assert_int_equal(rf_consent_revoked_mark(st, NULL, &mark), 0);
+        assert_int_equal(mark, 0);
+
+        ctx.now_ms = 1000 * day;
+        consent_event(&ctx, "user-a", "all", "consent_revoked", "e1",
+                      "2026-11-22T01:00:00Z");
+        /* email does not purge: not numbered */
+        consent_event(&ctx, "user-b", "email", "consent_revoked", "e2",
+                      "2026-11-22T01:00:00Z");
+        assert_int_equal(rf_txn_commit(ctx.txn, err, sizeof(err)), 0);
+        assert_int_equal(rf_consent_revoked_mark(st, NULL, &mark), 0);
+        assert_int_equal(mark, 1);
+        assert_int_equal(rf_consent_revoked_since(st, NULL, 1, &pns, &cnt), 0);
+        assert_int_equal(cnt, 0);
+
+        /* Revoked, then granted again: still there after the mark. */
+        consent_event(&ctx, "user-b", "personalization", "consent_revoked",
+                      "e3", "2026-11-22T01:00:01Z");
+        consent_event(&ctx, "user-b", "personalization", "consent_granted",
+                      "e4", "2026-11-22T01:00:02Z");
+        assert_int_equal(rf_txn_commit(ctx.txn, err, sizeof(err)), 0);
+        assert_int_equal(rf_consent_revoked_since(st, NULL, 0, &pns, &cnt), 0);
+        assert_int_equal(cnt, 2);
+        assert_memory_equal(pns, pn_a, 16);
+        assert_memory_equal(pns + 16, pn_b, 16);
+        free(pns);
+        assert_int_equal(rf_consent_revoked_since(st, NULL, 1, &pns, &cnt), 0);
+        assert_int_equal(cnt, 1);
+        assert_memory_equal(pns, pn_b, 16);
+        free(pns);
+
+        /* Eight days on, the next revocation forgets those two: a mark
+         * before them can no longer be answered. */
+        ctx.now_ms += 8 * day;
+        consent_event(&ctx, "user-a", "personalization", "consent_revoked",
+                      "e5", "2026-11-22T01:00:03Z");
+        assert_int_equal(rf_txn_commit(ctx.txn, err, sizeof(err)), 0);
+        assert_int_equal(rf_consent_revoked_mark(st, NULL, &mark), 0);
+        assert_int_equal(mark, 3);
+        assert_int_equal(rf_consent_revoked_since(st, NULL, 1, &pns, &cnt),
+                         RF_ENOENT);
+        assert_null(pns);
+        assert_int_equal(rf_consent_revoked_since(st, NULL, 2, &pns, &cnt), 0);
+        assert_int_equal(cnt, 1);
+        assert_memory_equal(pns, pn_a, 16);
+        free(pns);
+
+        rf_apply_ctx_clear(&ctx);
+        rf_store_close(st);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_offsets_once_per_partition),
                 cmocka_unit_test(test_stale_activity_is_counted),
+                cmocka_unit_test(test_consent_revocations_numbered),
         };
         rf_log_set_level(RF_LOG_ERROR);
         return cmocka_run_group_tests(tests, NULL, NULL);
