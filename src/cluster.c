@@ -578,7 +578,12 @@ int rf_cluster_sweep_step(rf_cluster_t *cl, rf_apply_ctx_t *ctx, size_t budget,
                         rf_buf_reset(&cl->cursor);
                         rf_buf_append(&cl->cursor, k, klen);
                 }
+                /* A read error is no end of the phase: the step fails and
+                 * is rolled back (rf_cluster_sweep_rollback()). */
+                int r = done ? rf_iter_status(it) : 0;
                 rf_iter_destroy(it);
+                if (r != 0)
+                        return r;
                 if (!done)
                         break;
                 rf_buf_reset(&cl->cursor);

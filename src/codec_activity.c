@@ -171,8 +171,8 @@ int rf_activity_apply(rf_apply_ctx_t *ctx, const rf_activity_t *a)
         int64_t cur;
         int r;
 
-        if (rf_consent_purged(ctx->st, ctx->txn, a->user_id))
-                return RF_EBLOCKED;
+        if ((r = rf_consent_purged(ctx->st, ctx->txn, a->user_id)) != 0)
+                return r < 0 ? r : RF_EBLOCKED;
         r = rf_activity_get(ctx->st, ctx->txn, a->user_id, &cur);
         if (r == 0 && cur >= a->at)
                 return RF_ESTALE;

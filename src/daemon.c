@@ -409,6 +409,13 @@ static int http_admin(void *opaque, const char *action, const char *a1,
                                  "mode: expected full or incremental");
                         return RF_EINVAL;
                 }
+                if (a2 && strlen(a2) >= sizeof(id)) {
+                        /* Cut short, two ids would name one run. */
+                        snprintf(msg, msg_size,
+                                 "run_id: at most %zu bytes, got %zu",
+                                 sizeof(id) - 1, strlen(a2));
+                        return RF_EINVAL;
+                }
                 if (a2)
                         snprintf(id, sizeof(id), "%s", a2);
                 else
@@ -419,7 +426,8 @@ static int http_admin(void *opaque, const char *action, const char *a1,
                         snprintf(msg, msg_size,
                                  "another requested refresh run is going");
                 else if (r == RF_EINVAL)
-                        snprintf(msg, msg_size, "run_id: too long");
+                        snprintf(msg, msg_size, "run_id: at most %zu bytes",
+                                 sizeof(id) - 1);
                 else
                         snprintf(msg, msg_size, "refresh run %s requested", id);
                 return r;
@@ -621,8 +629,9 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
                               errstr_size);
         if (!d->st)
                 goto fail;
-        d->outbox = rf_outbox_new(d->st);
-        d->fanout = rf_fanout_new(d->st);
+        if (!(d->outbox = rf_outbox_new(d->st, errstr, errstr_size)) ||
+            !(d->fanout = rf_fanout_new(d->st, errstr, errstr_size)))
+                goto fail;
         rf_fanout_set_step_ms(d->fanout, d->conf->fanout_step_ms);
         d->tombset = rf_tombset_new();
         if (rf_tombset_load(d->tombset, d->st) != 0) {
@@ -776,7 +785,8 @@ static int finish_step(rf_daemon_t *d, int r, const char *what)
                 /* it took the dropped writes: back to the committed state */
                 rf_tombset_load(d->tombset, d->st);
                 rf_outbox_rollback(d->outbox);
-                rf_fanout_reload(d->fanout);
+                /* A read error here is logged; the daemon stops anyway. */
+                (void)rf_fanout_reload(d->fanout);
                 rf_queue_rollback(d->queue);
                 return r;
         }

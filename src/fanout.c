@@ -74,13 +74,16 @@ static void job_key(rf_buf_t *k, int lane, uint64_t seq)
         rf_key_seq(k, seq);
 }
 
-static void fanout_scan(rf_fanout_t *fo)
+/* Counts the stored jobs of each lane and moves next_seq past the last.
+ * @returns 0, or RF_ESTORE (the lanes unchanged) if the scan stopped on a
+ * read error: a guessed next_seq could overwrite jobs not yet read. */
+static int fanout_scan(rf_fanout_t *fo)
 {
         rf_iter_t *it = rf_iter_new(fo->st, NULL, RF_CF_FANOUT, NULL, 0);
         uint64_t last[LANE__CNT] = { 0 }, first[LANE__CNT] = { 0 };
+        size_t pending[LANE__CNT] = { 0 };
+        int r;
 
-        for (int l = 0; l < LANE__CNT; l++)
-                fo->lanes[l].pending = 0;
         for (; rf_iter_valid(it); rf_iter_next(it)) {
                 size_t klen;
                 const char *k = rf_iter_key(it, &klen);
@@ -88,28 +91,39 @@ static void fanout_scan(rf_fanout_t *fo)
                                                            : LANE_ENTITY;
                 last[l] = l == LANE_USER ? rf_key_seq_parse(k + 1, klen - 1)
                                          : rf_key_seq_parse(k, klen);
-                if (!fo->lanes[l].pending++)
+                if (!pending[l]++)
                         first[l] = last[l];
         }
+        r = rf_iter_status(it);
         rf_iter_destroy(it);
+        if (r != 0)
+                return r;
         fo->pending = 0;
         for (int l = 0; l < LANE__CNT; l++) {
                 lane_t *ln = &fo->lanes[l];
+                ln->pending = pending[l];
                 if (last[l] + 1 > ln->next_seq)
                         ln->next_seq = last[l] + 1;
                 ln->head_seq = ln->pending ? first[l] : ln->next_seq;
                 fo->pending += ln->pending;
         }
+        return 0;
 }
 
-rf_fanout_t *rf_fanout_new(rf_store_t *st)
+rf_fanout_t *rf_fanout_new(rf_store_t *st, char *errstr, size_t errstr_size)
 {
         rf_fanout_t *fo = rf_calloc(1, sizeof(*fo));
 
         fo->st = st;
         for (int l = 0; l < LANE__CNT; l++)
                 fo->lanes[l].next_seq = 1;
-        fanout_scan(fo);
+        if (fanout_scan(fo) != 0) {
+                snprintf(errstr, errstr_size,
+                         "fan-out jobs: store read error while scanning them "
+                         "(see the log): not guessing the next job id");
+                free(fo);
+                return NULL;
+        }
         if (fo->pending)
                 rf_log_info("fanout", "resuming %zu fan-out jobs", fo->pending);
         return fo;
@@ -177,9 +191,9 @@ size_t rf_fanout_pending(const rf_fanout_t *fo)
         return fo->pending;
 }
 
-void rf_fanout_reload(rf_fanout_t *fo)
+int rf_fanout_reload(rf_fanout_t *fo)
 {
-        fanout_scan(fo);
+        return fanout_scan(fo);
 }
 
 /* Job value: cause, kind, entity, region, event id, occurred_at, cursor
@@ -410,8 +424,17 @@ static int job_step(rf_apply_ctx_t *ctx, job_t *j, rf_iter_t *shared,
                 rf_buf_append(&batch, v, vlen);
         }
         *done = !rf_iter_valid(it);
+        /* Not valid is the end, or a read error: then the job stays, to
+         * go on from its cursor (never deleted with lists not walked). */
+        int r = *done ? rf_iter_status(it) : 0;
         if (it != shared)
                 rf_iter_destroy(it);
+        if (r != 0) {
+                *done = 0;
+                rf_buf_free(&prefix);
+                rf_buf_free(&batch);
+                return r;
+        }
 
         rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
         const char *cursor = NULL, *state_region = NULL;

@@ -240,6 +240,18 @@ static enum MHD_Result reply_error(rf_http_t *h, struct MHD_Connection *conn,
 
 /* ---- parameters ---------------------------------------------------------*/
 
+int rf_http_json_type(const char *ct)
+{
+        static const char json[] = "application/json";
+
+        if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
+                return 0;
+        ct += sizeof(json) - 1;
+        while (*ct == ' ' || *ct == '\t')
+                ct++;
+        return *ct == '\0' || *ct == ';'; /* "application/jsonx" is not */
+}
+
 /* A request's parsed read: what rf_serve_list needs. */
 typedef struct read_args {
         rf_serve_req_t req;
@@ -534,8 +546,8 @@ static enum MHD_Result handle_list(rf_http_t *h, struct MHD_Connection *conn,
         return reply_json(h, conn, rq, MHD_HTTP_OK, &body);
 }
 
-/* Reads a string member of a batch entry. @returns 0, or 400 / 414 with a
- * message in err. */
+/* Reads a string member of a batch entry. @returns 0, or 400 / 414 (an
+ * over-long id, as in a path) with a message in err. */
 static unsigned batch_str(json_t *o, size_t idx, const char *name, int required,
                           size_t max, const char **out, char *err,
                           size_t err_size)
@@ -561,7 +573,7 @@ static unsigned batch_str(json_t *o, size_t idx, const char *name, int required,
                 snprintf(err, err_size,
                          "requests[%zu].%s: longer than %zu bytes", idx, name,
                          max);
-                return MHD_HTTP_BAD_REQUEST;
+                return MHD_HTTP_URI_TOO_LONG;
         }
         if (required && json_string_length(v) == 0) {
                 snprintf(err, err_size, "requests[%zu].%s: must not be empty",
@@ -573,7 +585,7 @@ static unsigned batch_str(json_t *o, size_t idx, const char *name, int required,
 }
 
 /* Parses the batch body into \p reqs (at most RF_HTTP_BATCH_MAX).
- * @returns 0, or 400 with a message in err. */
+ * @returns 0, or 400 / 414 with a message in err. */
 static unsigned batch_parse(rf_http_t *h, json_t *root, rf_serve_req_t *reqs,
                             size_t *cnt, char *err, size_t err_size)
 {
@@ -721,7 +733,16 @@ static enum MHD_Result handle_batch(rf_http_t *h, struct MHD_Connection *conn,
         char err[300];
         unsigned st;
         json_t *root;
+        const char *nul;
 
+        /* No raw NUL is valid JSON: refused here whatever the jansson
+         * version does with one (json_loadb() reads the whole length). */
+        nul = rq->body.len ? memchr(rq->body.data, '\0', rq->body.len) : NULL;
+        if (nul)
+                return reply_error(h, conn, rq, MHD_HTTP_BAD_REQUEST, NULL,
+                                   "body: invalid JSON: a NUL byte at offset "
+                                   "%zu",
+                                   (size_t)(nul - rq->body.data));
         root = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len,
                           JSON_REJECT_DUPLICATES, &jerr);
         if (!root)
@@ -1021,7 +1042,7 @@ static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
 
         ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (ct && strncasecmp(ct, "application/json", 16) != 0)
+        if (ct && !rf_http_json_type(ct))
                 return reply_error(h, conn, rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                    NULL,
                                    "Content-Type must be application/json");

@@ -73,7 +73,9 @@ int rf_lists_apply(rf_apply_ctx_t *ctx, const rf_list_t *list)
         int r;
 
         if (strcmp(list->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
-            rf_consent_purged(ctx->st, ctx->txn, list->subject_id)) {
+            (r = rf_consent_purged(ctx->st, ctx->txn, list->subject_id))) {
+                if (r < 0)
+                        return r;
                 RF_METRIC_INC(lists_blocked);
                 rf_trace(ctx, .kind = RF_TRACE_LIST_BLOCKED, .list = list);
                 return RF_EBLOCKED;
@@ -160,9 +162,13 @@ int rf_lists_of_subject(rf_store_t *st, rf_txn_t *txn, const char *subject,
                 }
                 rf_subject_lists_add(out, k, klen, l, 0);
         }
+        /* A read error is no end: a consent purge of the lists read so far
+         * must fail, not commit with the others left. */
+        int r = rf_iter_status(it);
         rf_iter_destroy(it);
         rf_buf_free(&prefix);
-        int r = rf_runs_subject_versions(st, txn, subject, out);
+        if (r == 0)
+                r = rf_runs_subject_versions(st, txn, subject, out);
         if (r != 0)
                 rf_subject_lists_clear(out);
         return r;

@@ -61,11 +61,12 @@ static void seqv_push(seqv_t *s, uint64_t seq)
         s->v[s->cnt++] = seq;
 }
 
-rf_outbox_t *rf_outbox_new(rf_store_t *st)
+rf_outbox_t *rf_outbox_new(rf_store_t *st, char *errstr, size_t errstr_size)
 {
         rf_outbox_t *ob = rf_calloc(1, sizeof(*ob));
         rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_OUTBOX, NULL, 0);
         uint64_t first = 0, last = 0;
+        int r;
 
         ob->st = st;
         for (; rf_iter_valid(it); rf_iter_next(it)) {
@@ -76,7 +77,15 @@ rf_outbox_t *rf_outbox_new(rf_store_t *st)
                         first = last;
                 ob->pending++;
         }
+        r = rf_iter_status(it);
         rf_iter_destroy(it);
+        if (r != 0) {
+                snprintf(errstr, errstr_size,
+                         "outbox: store read error while scanning it (see "
+                         "the log): not guessing the next sequence number");
+                free(ob);
+                return NULL;
+        }
         ob->next_seq = ob->committed_seq = last + 1;
         ob->produce_from = first ? first : ob->next_seq;
         if (ob->pending)
@@ -478,8 +487,10 @@ size_t rf_outbox_drain(rf_outbox_t *ob, rd_kafka_t *rk, size_t max_inflight)
                 ob->produce_from = seq + 1;
                 produced++;
         }
-        if (!rf_iter_valid(it))
-                ob->produce_from = ob->committed_seq; /* all produced */
+        /* At the end, all were produced; after a read error, the rest
+         * are produced by a later drain. */
+        if (!rf_iter_valid(it) && rf_iter_status(it) == 0)
+                ob->produce_from = ob->committed_seq;
         rf_iter_destroy(it);
         rf_buf_free(&from);
         rf_buf_free(&to);

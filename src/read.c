@@ -69,7 +69,10 @@ static int read_once(rf_store_t *st, const rf_config_t *conf,
 
         memset(res, 0, sizeof(*res));
         if (strcmp(req->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
-            rf_consent_blocks(st, NULL, conf, req->subject_id, req->surface)) {
+            (r = rf_consent_blocks(st, NULL, conf, req->subject_id,
+                                   req->surface)) != 0) {
+                if (r < 0)
+                        return r; /* fail closed: never served unchecked */
                 res->status = RF_READ_CONSENT_BLOCKED;
                 return 0;
         }

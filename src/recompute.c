@@ -958,8 +958,8 @@ int rf_queue_add(rf_queue_t *q, rf_txn_t *txn, const rf_queue_add_t *add,
         }
         if (!found) {
                 if (strcmp(subject, RF_FALLBACK_SUBJECT) != 0 &&
-                    rf_consent_purged(q->st, txn, subject))
-                        return RF_EBLOCKED;
+                    (r = rf_consent_purged(q->st, txn, subject)) != 0)
+                        return r < 0 ? r : RF_EBLOCKED;
                 memset(&e, 0, sizeof(e));
                 e.request_id =
                     entry_own(&e, add->request_id ? rf_strdup(add->request_id)
@@ -1122,9 +1122,12 @@ void rf_queue_list_invalidated(rf_apply_ctx_t *ctx, const char *list_key,
             rf_key_list_split(list_key, klen, &lk) != 0)
                 return;
         if (strcmp(lk.subject, RF_FALLBACK_SUBJECT) != 0 &&
-            rf_consent_blocks(ctx->st, ctx->txn, ctx->conf, lk.subject,
-                              lk.surface))
-                return; /* not servable: nothing to recompute */
+            (r = rf_consent_blocks(ctx->st, ctx->txn, ctx->conf, lk.subject,
+                                   lk.surface)) != 0) {
+                if (r < 0 && !ctx->err)
+                        ctx->err = r; /* unknown: fail the batch */
+                return;               /* not servable: nothing to recompute */
+        }
         /* at most 100000 (config.c) */
         min_valid =
             ctx->conf
@@ -1235,11 +1238,14 @@ void rf_queue_consent(rf_apply_ctx_t *ctx, const rf_event_t *ev, int revoked)
                 return;
         if (revoked) {
                 rf_buf_t k = { 0 };
-                if (get_entry(q, ctx->txn, subject, &e, &found) == 0 && found) {
+                int r = get_entry(q, ctx->txn, subject, &e, &found);
+                if (r == 0 && found) {
                         del_entry(q, ctx->txn, subject, &e);
                         q->dcount[e.mode]--;
                         q->durgent -= e.urgent;
                         entry_clear(&e);
+                } else if (r != 0 && !ctx->err) {
+                        ctx->err = r; /* the purge must not commit half */
                 }
                 /* last activity is personal data too */
                 rf_buf_append(&k, "A", 1);
@@ -1248,7 +1254,10 @@ void rf_queue_consent(rf_apply_ctx_t *ctx, const rf_event_t *ev, int revoked)
                 rf_buf_free(&k);
                 return;
         }
-        if (rf_consent_purged(ctx->st, ctx->txn, subject))
+        int r = rf_consent_purged(ctx->st, ctx->txn, subject);
+        if (r < 0 && !ctx->err)
+                ctx->err = r; /* unknown: fail the batch */
+        if (r != 0)
                 return; /* another purging scope is still revoked */
         size_t named = 0;
         for (size_t i = 0; ctx->conf && i < ctx->conf->surface_cnt; i++) {
@@ -1399,6 +1408,12 @@ static void due_fill(rf_queue_t *q, int cls, int64_t now_ms)
                 rf_buf_append(&dc->arena, k, klen);
         }
         dc->off[dc->cnt] = dc->arena.len;
+        if (!dc->more && rf_iter_status(it) != 0) {
+                /* Not the end: read on in a second, not when a new entry
+                 * comes (the ones not read would wait until then). */
+                dc->more = 1;
+                dc->next_due = now_ms + 1000;
+        }
         rf_iter_destroy(it);
         rf_buf_free(&subject);
         dc->filled = 1;
@@ -1839,10 +1854,15 @@ int64_t rf_queue_wait_ms(rf_queue_t *q, int64_t now_ms)
 {
         int64_t best = -1;
         rf_buf_t subject = { 0 };
+        size_t asks;
 
         if (q->ack_cnt)
                 return 0; /* acks a bounded tick left to settle */
-        if (q->inflight_cnt || q->ask_cnt)
+        /* HTTP threads append asks under the lock (rf_queue_ask()). */
+        pthread_mutex_lock(&q->ask_lock);
+        asks = q->ask_cnt;
+        pthread_mutex_unlock(&q->ask_lock);
+        if (q->inflight_cnt || asks)
                 best = 10; /* delivery reports and reads to serve */
         for (int cls = 0; cls < CLASS_CNT; cls++) {
                 int64_t due = 0, w;

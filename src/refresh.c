@@ -172,14 +172,19 @@ static int full_subject(const rf_refresh_src_t *src, rf_queue_t *q,
                         char **surfaces, size_t n, int64_t now_ms)
 {
         int fallback = !strcmp(subject, RF_FALLBACK_SUBJECT), queued = 0;
+        int b;
 
-        if (!fallback && rf_consent_purged(src->st, NULL, subject))
-                return 0;
+        if (!fallback && (b = rf_consent_purged(src->st, NULL, subject)) != 0)
+                return b < 0 ? b : 0;
         for (size_t i = 0; i < n; i++) {
                 int r;
-                if (!fallback && rf_consent_blocks(src->st, NULL, src->conf,
-                                                   subject, surfaces[i]))
+                if (!fallback &&
+                    (b = rf_consent_blocks(src->st, NULL, src->conf, subject,
+                                           surfaces[i])) != 0) {
+                        if (b < 0)
+                                return b;
                         continue;
+                }
                 r = queue_one(q, txn, run_id, RF_RC_FULL, subject, surfaces[i],
                               NULL, now_ms);
                 if (r < 0)
@@ -217,8 +222,8 @@ static int active_subject(const rf_refresh_src_t *src, rf_queue_t *q,
         rf_subject_lists_t sl;
         int r, queued = 0;
 
-        if (rf_consent_purged(src->st, NULL, subject))
-                return 0;
+        if ((r = rf_consent_purged(src->st, NULL, subject)) != 0)
+                return r < 0 ? r : 0;
         if ((r = rf_lists_of_subject(src->st, NULL, subject, &sl)))
                 return r;
         for (size_t i = 0; i < sl.cnt && r >= 0; i++) {
@@ -243,9 +248,11 @@ static int active_subject(const rf_refresh_src_t *src, rf_queue_t *q,
                                 l = served;
                         rf_buf_free(&v);
                 }
-                if (!rf_consent_blocks(src->st, NULL, src->conf, subject,
-                                       l->surface) &&
-                    (why = stale_reason(src, subject, l, now_ms))) {
+                int b = rf_consent_blocks(src->st, NULL, src->conf, subject,
+                                          l->surface);
+                if (b < 0)
+                        r = b; /* unknown: fail, never guess */
+                else if (!b && (why = stale_reason(src, subject, l, now_ms))) {
                         r = queue_one(q, txn, run_id, RF_RC_ACTIVE, subject,
                                       l->surface, why, now_ms);
                         queued = 1;
@@ -275,6 +282,19 @@ static void walk_settle(walk_src_t *s)
                 if (rf_key_list_split(k + s->skip, klen - s->skip, &s->lk) == 0)
                         return;
         }
+}
+
+/* @returns 0, or RF_ESTORE if a source stopped on a read error rather
+ * than at its end: it may have had more of a subject's lists, or more
+ * subjects, and the walk must not pass them. */
+static int walk_status(walk_src_t *srcs, size_t nsrc)
+{
+        int r = 0;
+
+        for (size_t i = 0; i < nsrc && r == 0; i++)
+                if (!srcs[i].valid)
+                        r = rf_iter_status(srcs[i].it);
+        return r;
 }
 
 /* Walks up to \p budget subjects after run->cursor, in subject order, of
@@ -326,7 +346,8 @@ static int step_full(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                             (!next || strcmp(srcs[i].lk.subject, next) < 0))
                                 next = srcs[i].lk.subject;
                 if (!next) {
-                        *done = 1;
+                        r = walk_status(srcs, nsrc);
+                        *done = r == 0;
                         break;
                 }
                 rf_buf_reset(&cur);
@@ -351,6 +372,11 @@ static int step_full(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                                                               sizeof(*surfs));
                                 surfs[nsurf++] = rf_strdup(s->lk.surface);
                         }
+                }
+                if ((r = walk_status(srcs, nsrc)) != 0) {
+                        for (size_t i = 0; i < nsurf; i++)
+                                free(surfs[i]);
+                        break;
                 }
                 r = full_subject(src, q, txn, run->run_id, cur.data, surfs,
                                  nsurf, now_ms);
@@ -417,6 +443,9 @@ static int step_active(const rf_refresh_src_t *src, rf_queue_t *q,
                 *queued += (size_t)r;
                 r = 0;
         }
+        /* Not valid is the end, or a read error: the step fails then. */
+        if (r == 0 && !rf_iter_valid(it))
+                r = rf_iter_status(it);
         *done = r == 0 && !rf_iter_valid(it);
         rf_iter_destroy(it);
         rf_buf_free(&subject);

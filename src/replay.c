@@ -1038,8 +1038,11 @@ static int drain_outbox(rf_store_t *st, uint64_t *next_seq, char *errstr,
                 rf_txn_delete(txn, RF_CF_OUTBOX, k, klen);
                 *next_seq = rf_key_seq_parse(k, klen) + 1;
         }
+        if ((r = rf_iter_status(it)) != 0)
+                snprintf(errstr, errstr_size, "outbox: store read error");
         rf_iter_destroy(it);
-        r = rf_txn_commit(txn, errstr, errstr_size);
+        if (r == 0)
+                r = rf_txn_commit(txn, errstr, errstr_size);
         rf_txn_destroy(txn);
         return r;
 }
@@ -1210,8 +1213,11 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         rf_store_set_tombset(st, ts);
         if ((r = rf_hide_summaries_build(st, errstr, errstr_size)) != 0)
                 goto out;
-        ob = rf_outbox_new(st);
-        fo = rf_fanout_new(st);
+        if (!(ob = rf_outbox_new(st, errstr, errstr_size)) ||
+            !(fo = rf_fanout_new(st, errstr, errstr_size))) {
+                r = RF_ESTORE;
+                goto out;
+        }
         rf_apply_ctx_init(&ctx, st, conf, ob, fo);
         q = rf_queue_new(st, conf, set->cnt ? set->recs[0].timestamp_ms : 0);
         ctx.queue = q;

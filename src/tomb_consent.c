@@ -43,7 +43,9 @@ static int scope_purges(rf_consent_scope_t s)
 }
 
 /* Whether \p scope is revoked for the user of pseudonym \p pn: from the
- * tombstone set (tomb_set.h) when the store has one, else looked up. */
+ * tombstone set (tomb_set.h) when the store has one, else looked up.
+ * @returns 1, 0, or RF_ESTORE if it could not be read: like the other
+ * checks, consent fails closed (rf_ban_check()). */
 static int consent_revoked(rf_store_t *st, rf_txn_t *txn,
                            const unsigned char pn[16], int scope)
 {
@@ -59,6 +61,8 @@ static int consent_revoked(rf_store_t *st, rf_txn_t *txn,
                 : rf_store_get(st, RF_CF_TOMBSTONES, k.data, k.len, &v);
         if (r == 0 && rf_tomb_decode(v.data, v.len, &t) == 0)
                 revoked = t.active;
+        else if (r != 0 && r != RF_ENOENT)
+                revoked = r;
         rf_buf_free(&k);
         rf_buf_free(&v);
         return revoked;
@@ -74,8 +78,9 @@ static int purged_pn(rf_store_t *st, rf_txn_t *txn, const unsigned char pn[16])
         if (ts &&
             !((r = rf_tombset_consent_any(ts, pn, purging, 2)) & RF_TS_UNKNOWN))
                 return r == RF_TS_REVOKED;
-        return consent_revoked(st, txn, pn, RF_SCOPE_ALL) ||
-               consent_revoked(st, txn, pn, RF_SCOPE_PERSONALIZATION);
+        if ((r = consent_revoked(st, txn, pn, RF_SCOPE_ALL)) != 0)
+                return r; /* revoked, or a read error */
+        return consent_revoked(st, txn, pn, RF_SCOPE_PERSONALIZATION);
 }
 
 int rf_consent_purged(rf_store_t *st, rf_txn_t *txn, const char *subject)
@@ -91,11 +96,11 @@ int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
 {
         const rf_surface_conf_t *sc;
         unsigned char pn[16];
-        int scope;
+        int scope, r;
 
         rf_store_pseudonym(st, subject, pn);
-        if (purged_pn(st, txn, pn))
-                return 1;
+        if ((r = purged_pn(st, txn, pn)) != 0)
+                return r;
         if (!conf)
                 return 0;
         sc = rf_config_surface(conf, surface);
@@ -219,12 +224,14 @@ static int remember_revoked(rf_apply_ctx_t *ctx, const unsigned char pn[16])
 }
 
 /* Deletes every hide of the user: after a purge nothing keyed by the raw
- * user id may remain. */
-static void purge_hides(rf_apply_ctx_t *ctx, const char *user)
+ * user id may remain. @returns 0, or RF_ESTORE (nothing deleted) if the
+ * hides could not all be read: the purge must not commit half done. */
+static int purge_hides(rf_apply_ctx_t *ctx, const char *user)
 {
         rf_buf_t prefix = { 0 }, *keys = NULL;
         size_t cnt = 0;
         rf_iter_t *it;
+        int r;
 
         rf_key_hide_prefix(&prefix, user);
         it = rf_iter_new(ctx->st, ctx->txn, RF_CF_TOMBSTONES, prefix.data,
@@ -236,16 +243,19 @@ static void purge_hides(rf_apply_ctx_t *ctx, const char *user)
                 memset(&keys[cnt], 0, sizeof(*keys));
                 rf_buf_append(&keys[cnt++], k, klen);
         }
+        r = rf_iter_status(it);
         rf_iter_destroy(it);
         /* Delete after the iterator is gone: a batch must not change under
          * an iterator over it. */
         for (size_t i = 0; i < cnt; i++) {
-                rf_txn_delete(ctx->txn, RF_CF_TOMBSTONES, keys[i].data,
-                              keys[i].len);
+                if (r == 0)
+                        rf_txn_delete(ctx->txn, RF_CF_TOMBSTONES, keys[i].data,
+                                      keys[i].len);
                 rf_buf_free(&keys[i]);
         }
         free(keys);
         rf_buf_free(&prefix);
+        return r;
 }
 
 int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
@@ -274,10 +284,12 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                  * hold the subject's lists too: gone before the notices
                  * below, as the incremental ones are, so that a replay
                  * explains each as purged. */
-                purge_hides(ctx, ev->user_id);
-                in_runs = rf_runs_purge_subject(ctx, ev->user_id);
+                r = purge_hides(ctx, ev->user_id);
+                if (r == 0)
+                        in_runs = rf_runs_purge_subject(ctx, ev->user_id);
                 /* ...and a load not taken yet may hold them too. */
-                r = remember_revoked(ctx, pn);
+                if (r == 0)
+                        r = remember_revoked(ctx, pn);
         }
         for (size_t i = 0; r == 0 && i < sl.cnt; i++) {
                 const rf_list_t *l = sl.lists[i];

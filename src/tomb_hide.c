@@ -156,8 +156,8 @@ int rf_hide_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
         /* No state keyed by a purged user may be written again: a hide
          * arriving after the revocation (late, or from another partition's
          * order) is taken and dropped. */
-        if (rf_consent_purged(ctx->st, ctx->txn, ev->user_id))
-                return RF_EBLOCKED;
+        if ((r = rf_consent_purged(ctx->st, ctx->txn, ev->user_id)) != 0)
+                return r < 0 ? r : RF_EBLOCKED;
         rf_key_hide(&k, ev->user_id, on_creator ? RF_IDX_CREATOR : RF_IDX_ITEM,
                     id);
         r = rf_tomb_update(ctx, k.data, k.len, hidden, ev, &flipped);

@@ -22,8 +22,10 @@
 
 #include "recfresh/apply.h"
 
-/** Loads pending jobs' count and the next job id from the store. */
-rf_fanout_t *rf_fanout_new(rf_store_t *st);
+/** Loads pending jobs' count and the next job id from the store.
+ *  @returns the fan-out, or NULL with errstr set if the store could not
+ *  be read to the end (a guessed next id could overwrite pending jobs). */
+rf_fanout_t *rf_fanout_new(rf_store_t *st, char *errstr, size_t errstr_size);
 void rf_fanout_destroy(rf_fanout_t *fo);
 
 /**
@@ -68,8 +70,9 @@ void rf_fanout_commit_cost(rf_fanout_t *fo, size_t writes, int64_t ns);
 /** @returns the number of jobs not yet finished (committed state). */
 size_t rf_fanout_pending(const rf_fanout_t *fo);
 
-/** Re-reads the pending count after a failed commit. */
-void rf_fanout_reload(rf_fanout_t *fo);
+/** Re-reads the pending count after a failed commit.
+ *  @returns 0, or RF_ESTORE (nothing changed) on a read error. */
+int rf_fanout_reload(rf_fanout_t *fo);
 
 /** The per-list effect of an event: one invalidation notice (and recompute
  *  request, once the queue exists), queued in ctx->txn. \p region is the

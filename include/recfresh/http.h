@@ -107,4 +107,11 @@ void rf_http_stop(rf_http_t *h);
  */
 long rf_http_pct_decode(const char *in, size_t len, char *out, int plus_space);
 
+/**
+ * @returns 1 if Content-Type value \p ct is application/json (any case),
+ *          alone or followed by white space and ';' parameters
+ *          ("application/json; charset=utf-8"), else 0.
+ */
+int rf_http_json_type(const char *ct);
+
 #endif /* RECFRESH_HTTP_H */

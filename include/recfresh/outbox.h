@@ -15,8 +15,11 @@
 
 typedef struct rf_outbox rf_outbox_t;
 
-/** Opens the outbox over \p st, resuming after the last queued record. */
-rf_outbox_t *rf_outbox_new(rf_store_t *st);
+/** Opens the outbox over \p st, resuming after the last queued record.
+ *  @returns the outbox, or NULL with errstr set if the store could not be
+ *  read to the end (a guessed next sequence number could overwrite
+ *  records not yet produced). */
+rf_outbox_t *rf_outbox_new(rf_store_t *st, char *errstr, size_t errstr_size);
 void rf_outbox_destroy(rf_outbox_t *ob);
 
 /** Queues a record for \p topic (RF_TOPIC_*) in \p txn. */

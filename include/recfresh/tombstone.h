@@ -124,14 +124,17 @@ int rf_campaign_check(rf_checker_t *ck, const char *campaign_id);
 
 /**
  * @returns 1 if \p subject's consent blocks serving \p surface: scope all or
- * personalization revoked, or the surface's own consent_scope revoked.
- * \p txn may be NULL.
+ * personalization revoked, or the surface's own consent_scope revoked;
+ * 0 if not; RF_ESTORE (negative) if the consent state could not be read.
+ * Non-zero is never "allowed": callers fail closed (serve nothing) or fail
+ * with the error. \p txn may be NULL.
  */
 int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
                       const char *subject, const char *surface);
 
 /** @returns 1 if \p subject revoked scope all or personalization, so no
- *  personalised list may be stored for it. */
+ *  personalised list may be stored for it; 0 if not; RF_ESTORE (negative)
+ *  if the consent state could not be read (as rf_consent_blocks()). */
 int rf_consent_purged(rf_store_t *st, rf_txn_t *txn, const char *subject);
 
 /**

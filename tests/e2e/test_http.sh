@@ -299,6 +299,21 @@ expect_error 400 bad_request POST $B "${J[@]}" \
         -d "$(jq -nc '{requests: [range(101) | {subject_id: "u", surface: "home"}]}')"
 grep -q "at most 100" "$E2E_DIR/body" || fail "101 keys: $(cat "$E2E_DIR/body")"
 expect_error 415 unsupported_media_type POST $B -H 'Content-Type: text/plain' -d '{}'
+expect_error 415 unsupported_media_type POST $B \
+        -H 'Content-Type: application/jsonXYZ' -d '{"requests":[]}'
+[ "$(status POST $B -H 'Content-Type: application/json; charset=utf-8' \
+        -d '{"requests":[]}')" = 200 ] || fail "json with charset: $(cat "$E2E_DIR/body")"
+# Over-long ids in a batch body: 414, as in a path (README).
+expect_error 414 uri_too_long POST $B "${J[@]}" \
+        -d "{\"requests\":[{\"subject_id\":\"$(head -c 300 /dev/zero | tr '\0' a)\",\"surface\":\"home\"}]}"
+expect_error 414 uri_too_long POST $B "${J[@]}" \
+        -d "{\"requests\":[{\"subject_id\":\"u1\",\"surface\":\"home\",\"context\":\"$(head -c 300 /dev/zero | tr '\0' c)\"}]}"
+# Bytes after the JSON value, a NUL first or not: 400 (the shell cannot
+# hold a NUL in an argument: from a file).
+printf '{"requests":[]}\0junk' >"$E2E_DIR/nul.json"
+expect_error 400 bad_request POST $B "${J[@]}" --data-binary @"$E2E_DIR/nul.json"
+printf '{"requests":[]} junk' >"$E2E_DIR/junk.json"
+expect_error 400 bad_request POST $B "${J[@]}" --data-binary @"$E2E_DIR/junk.json"
 head -c 2000000 /dev/zero | tr '\0' ' ' >"$E2E_DIR/big.json"
 expect_error 413 payload_too_large POST $B -H 'Content-Type: application/json' \
         --data-binary @"$E2E_DIR/big.json"

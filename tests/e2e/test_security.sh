@@ -77,6 +77,16 @@ URL="$HTTP/admin/v1/refresh?mode=full&run_id=adm-run-1"
 [ "$(code -X POST -H "Authorization: Bearer $TOKEN" \
         "$HTTP/admin/v1/refresh?mode=sometimes")" = 400 ] ||
         fail "bad mode: want 400"
+# A run id longer than a requested run's id may be is refused, not cut
+# short (two ids sharing their first 63 bytes would name one run).
+LONG_ID=$(printf 'r%.0s' $(seq 1 63))
+for id in "${LONG_ID}a" "${LONG_ID}b"; do
+        [ "$(code -X POST -H "Authorization: Bearer $TOKEN" \
+                "$HTTP/admin/v1/refresh?mode=full&run_id=$id")" = 400 ] ||
+                fail "64-byte run_id: want 400, got $(cat "$E2E_DIR/body")"
+        grep -q 'run_id: at most 63 bytes' "$E2E_DIR/body" ||
+                fail "64-byte run_id: unclear error $(cat "$E2E_DIR/body")"
+done
 [ "$(code -X POST -H "Authorization: Bearer $TOKEN" "$URL")" = 202 ] ||
         fail "right token: want 202, got $(cat "$E2E_DIR/body")"
 wait_for 30 "the requested full refresh reaches the scorer" sh -c \

@@ -93,7 +93,7 @@ static int setup(void **state)
                               sizeof(errstr));
         if (!e->broker || !e->st)
                 return -1;
-        e->ob = rf_outbox_new(e->st);
+        e->ob = rf_outbox_new(e->st, errstr, sizeof(errstr));
         e->topic = rf_topic(RF_TOPIC_INVALIDATIONS)->name;
         *state = e;
         return 0;

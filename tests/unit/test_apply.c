@@ -67,7 +67,7 @@ static void test_offsets_once_per_partition(void **state)
         assert_non_null(mkdtemp(dir));
         st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
         assert_non_null(st);
-        ob = rf_outbox_new(st); /* for the rejected record */
+        ob = rf_outbox_new(st, err, sizeof(err)); /* for the rejected record */
         rf_apply_ctx_init(&ctx, st, NULL, ob, NULL);
 
         /* Two topics, the same partition numbers, interleaved; a topic

@@ -90,8 +90,8 @@ static env_t *env_open(int with_queue)
         e->st = rf_store_open(e->dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
         if (!e->st)
                 return NULL;
-        e->ob = rf_outbox_new(e->st);
-        e->fo = rf_fanout_new(e->st);
+        e->ob = rf_outbox_new(e->st, err, sizeof(err));
+        e->fo = rf_fanout_new(e->st, err, sizeof(err));
         rf_config_init(&e->conf);
         rf_apply_ctx_init(&e->ctx, e->st, with_queue ? &e->conf : NULL, e->ob,
                           e->fo);
@@ -367,6 +367,7 @@ static void test_hide_job_runs_ahead(void **state)
 {
         env_t *e = *state;
         size_t scanned;
+        char err[256];
 
         take(e, RF_TOPIC_USER_HIDES, "u-0005",
              "{\"event_id\":\"hide-y5\",\"type\":\"item_hidden\","
@@ -375,7 +376,8 @@ static void test_hide_job_runs_ahead(void **state)
         commit(e);
         assert_int_equal(rf_fanout_pending(e->fo), 2);
         rf_fanout_destroy(e->fo); /* a restart */
-        e->fo = rf_fanout_new(e->st);
+        e->fo = rf_fanout_new(e->st, err, sizeof(err));
+        assert_non_null(e->fo);
         e->ctx.fanout = e->fo;
         assert_int_equal(rf_fanout_pending(e->fo), 2);
         assert_int_equal(rf_fanout_step(&e->ctx, 1, &scanned), 0);

@@ -1,6 +1,7 @@
 /*
  * Unit: percent-decoding of HTTP path segments and query values
- * (rf_http_pct_decode): escapes, '+', encoded NUL and invalid UTF-8.
+ * (rf_http_pct_decode): escapes, '+', encoded NUL and invalid UTF-8. The
+ * batch endpoint's Content-Type check (rf_http_json_type).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,11 +52,29 @@ static void test_rejects_bad_input(void **state)
         assert_int_equal(dec("%F0%9F%98%80", 0, out), 4);  /* U+1F600 */
 }
 
+static void test_json_content_type(void **state)
+{
+        (void)state;
+
+        assert_true(rf_http_json_type("application/json"));
+        assert_true(rf_http_json_type("Application/JSON"));
+        assert_true(rf_http_json_type("application/json; charset=utf-8"));
+        assert_true(rf_http_json_type("application/json;charset=UTF-8"));
+        assert_true(rf_http_json_type("application/json "));
+        assert_false(rf_http_json_type("application/jsonXYZ"));
+        assert_false(rf_http_json_type("application/json-seq"));
+        assert_false(rf_http_json_type("application/json5"));
+        assert_false(rf_http_json_type("application/jso"));
+        assert_false(rf_http_json_type("text/plain"));
+        assert_false(rf_http_json_type(""));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_decodes_escapes),
                 cmocka_unit_test(test_rejects_bad_input),
+                cmocka_unit_test(test_json_content_type),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
