@@ -5,8 +5,12 @@
  * ingests it; against a stopped store it is ingested here.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +58,46 @@ static void usage(FILE *fp)
                     "usage.\n\n" RF_CLI_COMMON_HELP);
 }
 
+/* The job directory while it is built (NULL before and once it is handed
+ * to the spool): what SIGINT, SIGTERM or SIGHUP removes before the process
+ * dies of the signal. A load killed otherwise leaves it to the sweep
+ * (rf_runs_spool_sweep). */
+static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *job_building;
+static const int job_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+static void job_set(const char *dir)
+{
+        pthread_mutex_lock(&job_lock);
+        job_building = dir;
+        pthread_mutex_unlock(&job_lock);
+}
+
+/* The signals are blocked in every thread; this one waits for them. */
+static void *signal_thread(void *arg)
+{
+        sigset_t *set = arg, one;
+        int sig;
+
+        if (sigwait(set, &sig) != 0)
+                return NULL;
+        /* Holds the lock to the end: the job is not handed over half
+         * removed. */
+        pthread_mutex_lock(&job_lock);
+        if (job_building) {
+                fprintf(stderr, "recfresh load: %s: removing %s\n",
+                        strsignal(sig), job_building);
+                rf_runs_remove_job(job_building);
+        }
+        /* Die of the signal, as without this thread. */
+        signal(sig, SIG_DFL);
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+        raise(sig);
+        _exit(128 + sig);
+}
+
 int rf_cmd_load(int argc, char **argv)
 {
         const char *run_id = NULL, *file;
@@ -64,7 +108,9 @@ int rf_cmd_load(int argc, char **argv)
         rf_store_t *st = NULL;
         rf_run_info_t ri = { 0 };
         rf_buf_t job = { 0 }, spool = { 0 };
-        int c, r, rc, daemon = 0;
+        int c, r, rc, daemon = 0, sigthr = 0, lockfd = -1;
+        static sigset_t sigs;
+        pthread_t thr;
         char *end;
 
         if ((rc = rf_cli_init(&conf, argc, argv)))
@@ -126,21 +172,43 @@ int rf_cmd_load(int argc, char **argv)
         }
         file = argv[optind];
         rf_cli_done(&conf);
+        /* Before any thread starts (the store's, the parsers'): they all
+         * inherit the mask, and only signal_thread takes the signals. */
+        sigemptyset(&sigs);
+        for (size_t i = 0; i < RF_ARRAY_SIZE(job_signals); i++) {
+                struct sigaction sa;
+                /* One ignored when we started (nohup) stays ignored. */
+                if (sigaction(job_signals[i], NULL, &sa) == 0 &&
+                    sa.sa_handler != SIG_IGN)
+                        sigaddset(&sigs, job_signals[i]);
+        }
+        if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) == 0 &&
+            pthread_create(&thr, NULL, signal_thread, &sigs) == 0)
+                sigthr = 1;
         if (!(st = rf_runs_open_cli(&conf, &daemon))) {
                 rc = 1;
                 goto out;
         }
 
-        /* The job is built beside the spool, then renamed into it whole. */
+        /* The job is built beside the spool, then renamed into it whole;
+         * what loads that died left there goes first. */
         rf_buf_printf(&spool, "%s/spool", conf.data_dir);
-        rf_buf_printf(&job, "%s/.tmp-load-%d", spool.data, (int)getpid());
-        if ((mkdir(spool.data, 0755) && errno != EEXIST) ||
-            mkdir(job.data, 0755)) {
+        rf_buf_printf(&job, "%s/.tmp-load-%d-XXXXXX", spool.data,
+                      (int)getpid());
+        if (mkdir(spool.data, 0755) == 0 || errno == EEXIST)
+                rf_runs_spool_sweep(spool.data);
+        if (!mkdtemp(job.data)) {
                 fprintf(stderr, "recfresh load: %s: %s\n", job.data,
                         strerror(errno));
+                rf_buf_reset(&job); /* not ours to remove */
                 rc = 1;
                 goto out;
         }
+        /* Held while the job is built: a sweep leaves it alone. */
+        lockfd = open(job.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lockfd >= 0)
+                flock(lockfd, LOCK_EX);
+        job_set(job.data);
         rf_bulkload_opts_t o = {
                 .run_id = run_id,
                 .surfaces = (const char *const *)surfaces,
@@ -178,6 +246,7 @@ int rf_cmd_load(int argc, char **argv)
                 fprintf(stderr, "recfresh load: daemon running: handing "
                                 "the load over through the spool\n");
         }
+        job_set(NULL); /* from here on, the spool's */
         if (rf_runs_run_job(st, &conf, job.data, "load", result, sizeof(result),
                             errstr, sizeof(errstr))) {
                 fprintf(stderr, "recfresh load: %s\n", errstr);
@@ -189,8 +258,15 @@ int rf_cmd_load(int argc, char **argv)
                 printf("\n");
         rc = strncmp(result, "ok", 2) ? 1 : 0;
 out:
+        job_set(NULL);
         if (job.len)
                 rf_runs_remove_job(job.data); /* left only if build failed */
+        if (lockfd >= 0)
+                close(lockfd);
+        if (sigthr) {
+                pthread_cancel(thr); /* sigwait() is a cancellation point */
+                pthread_join(thr, NULL);
+        }
         rf_run_info_clear(&ri);
         rf_strv_free(surfaces);
         rf_store_close(st);

@@ -11,12 +11,16 @@
  * the batch transaction (rf_apply_ctx_t), so a run record, its lists'
  * counts and the pointers always commit together.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +39,10 @@
 #define K_ACTIVE 'A'
 #define K_OPEN   'O'
 #define K_PURGE  'P'
+#define K_HIST   'H'
+
+/* Runs remembered per surface for rollback (older ones are dropped). */
+#define HIST_MAX 64
 
 /* How often the upkeep looks at open runs and the spool. */
 #define STEP_EVERY_MS 100
@@ -408,6 +416,97 @@ int rf_runs_active(rf_store_t *st, const char *surface, char **run_id,
         return active_get(st, NULL, surface, run_id, generated_at);
 }
 
+/* The runs active on \p surface before its current one, oldest first:
+ * *ids (caller frees with strv_free_n) and *n.
+ * @returns 0, RF_ENOENT (none kept: a surface last activated before
+ *          histories were kept) or an error. */
+static int hist_get(rf_apply_ctx_t *ctx, const char *surface, char ***ids,
+                    size_t *n)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+        int r;
+
+        *ids = NULL;
+        *n = 0;
+        key1(&k, K_HIST, surface);
+        r = rf_txn_get(ctx->txn, RF_CF_RUNS, k.data, k.len, &v);
+        if (r == 0) {
+                rf_cur_t c = { v.data, v.data + v.len, 0 };
+                while (!c.err && c.p < c.end) {
+                        const char *id = rf_cur_str(&c, NULL);
+                        if (c.err)
+                                break;
+                        *ids = rf_realloc(*ids, (*n + 1) * sizeof(char *));
+                        (*ids)[(*n)++] = rf_strdup(id);
+                }
+                if (c.err) {
+                        rf_log_error("runs",
+                                     "rollback history of surface %s is "
+                                     "corrupt",
+                                     surface);
+                        strv_free_n(*ids, *n);
+                        *ids = NULL;
+                        *n = 0;
+                        r = RF_EINVAL;
+                }
+        }
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return r;
+}
+
+/* Writes the first \p n of \p ids (the newest HIST_MAX of them) as the
+ * history of \p surface. */
+static void hist_put(rf_apply_ctx_t *ctx, const char *surface, char *const *ids,
+                     size_t n)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+
+        for (size_t i = n > HIST_MAX ? n - HIST_MAX : 0; i < n; i++)
+                rf_buf_put_str(&v, ids[i]);
+        key1(&k, K_HIST, surface);
+        rf_txn_put(ctx->txn, RF_CF_RUNS, k.data, k.len, v.data ? v.data : "",
+                   v.len);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+}
+
+/* @returns 1 if run \p ri may serve again: its version is stored and it
+ * was active (and may still be, on other surfaces). */
+static int restorable(const rf_run_info_t *ri)
+{
+        return ri->kept &&
+               (ri->state == RF_RUN_ACTIVE || ri->state == RF_RUN_SUPERSEDED ||
+                ri->state == RF_RUN_ROLLED_BACK);
+}
+
+/* Records that \p old (NULL: none) served \p surface until now, as the
+ * surface switches to another run; entries whose version is gone are
+ * dropped. */
+static void hist_push(rf_apply_ctx_t *ctx, const char *surface, const char *old)
+{
+        char **ids;
+        size_t n, m = 0;
+
+        if (hist_get(ctx, surface, &ids, &n) != 0)
+                n = 0; /* none kept yet (or corrupt): start one */
+        ids = rf_realloc(ids, (n + 1) * sizeof(char *));
+        if (old)
+                ids[n++] = rf_strdup(old);
+        for (size_t i = 0; i < n; i++) {
+                rf_run_info_t ri;
+                int keep = rf_runs_get(ctx->st, ctx->txn, ids[i], &ri) == 0 &&
+                           restorable(&ri);
+                rf_run_info_clear(&ri);
+                if (keep)
+                        ids[m++] = ids[i];
+                else
+                        free(ids[i]);
+        }
+        hist_put(ctx, surface, ids, m);
+        strv_free_n(ids, m);
+}
+
 static int cmp_first_seen(const void *a, const void *b)
 {
         const rf_run_info_t *x = a, *y = b;
@@ -513,6 +612,17 @@ static int over_pct(int64_t x, int64_t total, int64_t pct)
         return total > 0 && x * 100 > pct * total;
 }
 
+/* x / total < pct %, in integers: x * 100 < pct * total for x, total >= 0
+ * and pct in 0..100 (the config's range), without forming pct * total,
+ * which overflows for an untrusted total (expected_lists). */
+static int under_pct(int64_t x, int64_t total, int64_t pct)
+{
+        /* pct * total = 100 * pct * (total / 100) + pct * (total % 100) */
+        int64_t d = x - pct * (total / 100);
+
+        return d < 0 || (d < 100 && d * 100 < pct * (total % 100));
+}
+
 static double pct_of(int64_t x, int64_t total)
 {
         return total > 0 ? 100.0 * (double)x / (double)total : 0.0;
@@ -551,8 +661,8 @@ static void validate(rf_apply_ctx_t *ctx, rf_run_info_t *ri)
                         continue;
                 }
                 if (ri->expected_lists > 0 &&
-                    arrived * 100 <
-                        sc->run_min_coverage_pct * ri->expected_lists)
+                    under_pct(arrived, ri->expected_lists,
+                              sc->run_min_coverage_pct))
                         add_reason(
                             ri,
                             "surface \"%s\": coverage %" PRId64 " of %" PRId64
@@ -568,8 +678,8 @@ static void validate(rf_apply_ctx_t *ctx, rf_run_info_t *ri)
                                 int64_t ps =
                                     rf_run_info_stats(&prev, sn)->subjects;
                                 if (ps > 0 &&
-                                    s->subjects * 100 <
-                                        sc->run_min_prev_coverage_pct * ps)
+                                    under_pct(s->subjects, ps,
+                                              sc->run_min_prev_coverage_pct))
                                         add_reason(
                                             ri,
                                             "surface \"%s\": %" PRId64
@@ -668,7 +778,8 @@ static void collect_versions(rf_apply_ctx_t *ctx)
 }
 
 /* Points every surface of \p ri at it, in the txn; displaced runs that no
- * longer serve any surface become \p displaced_state. */
+ * longer serve any surface become \p displaced_state. Each displaced run
+ * goes on its surface's history, what a rollback of the surface restores. */
 static void activate(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
                      rf_run_state_t displaced_state, const char *note)
 {
@@ -682,6 +793,8 @@ static void activate(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
                 /* The pointer first, so still_active() sees the switch. */
                 key1(&k, K_ACTIVE, ri->surfaces[i]);
                 rf_txn_put(ctx->txn, RF_CF_RUNS, k.data, k.len, v.data, v.len);
+                hist_push(ctx, ri->surfaces[i],
+                          had && strcmp(old, ri->run_id) != 0 ? old : NULL);
                 if (had && strcmp(old, ri->run_id) != 0) {
                         rf_run_info_t o;
                         if (rf_runs_get(ctx->st, ctx->txn, old, &o) == 0) {
@@ -911,7 +1024,8 @@ int rf_runs_apply_ctl(rf_apply_ctx_t *ctx, const rf_run_ctl_t *ctl)
 /* ---- rollback -----------------------------------------------------------*/
 
 /* The newest kept superseded run serving \p surface before, other than
- * \p not. */
+ * \p not: a guess, for a surface without a history (last switched before
+ * histories were kept). */
 static int previous_of(rf_run_info_t *v, size_t n, const char *surface,
                        const char * not )
 {
@@ -925,6 +1039,15 @@ static int previous_of(rf_run_info_t *v, size_t n, const char *surface,
                         best = (int)i;
         }
         return best;
+}
+
+/* @returns the index of run \p run_id in \p v, or -1. */
+static int find_run(const rf_run_info_t *v, size_t n, const char *run_id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(v[i].run_id, run_id))
+                        return (int)i;
+        return -1;
 }
 
 int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
@@ -992,34 +1115,82 @@ int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
                 goto out;
         }
 
-        /* Each surface of the current run gets its previous version; all
-         * are checked before anything is written. */
+        /* Each surface the current run serves gets back the run that
+         * served it before, from the surface's history; all are checked
+         * before anything is written. */
+        const char *sn[64];
         int prev[64];
+        size_t hkeep[64], ns = 0;
         if (v[cur].surface_cnt > RF_ARRAY_SIZE(prev)) {
                 snprintf(errstr, errstr_size, "too many surfaces");
                 goto out;
         }
         for (size_t s = 0; s < v[cur].surface_cnt; s++) {
-                prev[s] = previous_of(v, n, v[cur].surfaces[s], v[cur].run_id);
-                if (prev[s] < 0) {
+                const char *surface = v[cur].surfaces[s];
+                char *on = NULL, **ids;
+                size_t hn;
+                int served =
+                    active_get(ctx->st, ctx->txn, surface, &on, NULL) == 0 &&
+                    !strcmp(on, v[cur].run_id);
+                free(on);
+                if (!served)
+                        continue; /* a newer run serves it: left alone */
+                sn[ns] = surface;
+                prev[ns] = -1;
+                hkeep[ns] = SIZE_MAX; /* no history to update */
+                int hr = hist_get(ctx, surface, &ids, &hn);
+                if (hr == RF_ENOENT) {
+                        prev[ns] = previous_of(v, n, surface, v[cur].run_id);
+                } else if (hr != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "surface \"%s\": rollback history: %s",
+                                 surface, rf_err2str(hr));
+                        r = hr;
+                        goto out;
+                }
+                /* The newest run before the current one still stored; the
+                 * entries from it on are dropped from the history. */
+                for (size_t j = hn; j-- > 0 && prev[ns] < 0;) {
+                        int x = find_run(v, n, ids[j]);
+                        if (x >= 0 && x != cur && restorable(&v[x])) {
+                                prev[ns] = x;
+                                hkeep[ns] = j;
+                        }
+                }
+                strv_free_n(ids, hn);
+                if (prev[ns] < 0) {
                         snprintf(errstr, errstr_size,
                                  "surface \"%s\": no previous version kept "
                                  "to roll back to",
-                                 v[cur].surfaces[s]);
+                                 surface);
                         r = RF_ENOENT;
                         goto out;
                 }
+                ns++;
         }
-        for (size_t s = 0; s < v[cur].surface_cnt; s++) {
+        if (ns == 0) {
+                snprintf(errstr, errstr_size, "run %s serves no surface",
+                         v[cur].run_id);
+                goto out;
+        }
+        for (size_t s = 0; s < ns; s++) {
                 rf_run_info_t *p = &v[prev[s]];
                 rf_buf_t k = { 0 }, val = { 0 };
                 /* Switch this one surface only: p may have others. */
                 active_value(&val, p->run_id, p->generated_at);
-                key1(&k, K_ACTIVE, v[cur].surfaces[s]);
+                key1(&k, K_ACTIVE, sn[s]);
                 rf_txn_put(ctx->txn, RF_CF_RUNS, k.data, k.len, val.data,
                            val.len);
                 rf_buf_free(&k);
                 rf_buf_free(&val);
+                if (hkeep[s] != SIZE_MAX) {
+                        char **ids;
+                        size_t hn;
+                        if (hist_get(ctx, sn[s], &ids, &hn) == 0) {
+                                hist_put(ctx, sn[s], ids, hkeep[s]);
+                                strv_free_n(ids, hn);
+                        }
+                }
                 if (p->state != RF_RUN_ACTIVE) {
                         p->state = RF_RUN_ACTIVE;
                         p->activated_at = ctx->now_ms;
@@ -1589,7 +1760,92 @@ int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
         return (int)purged;
 }
 
-/* The first job in the spool (name order = submission order), or NULL. */
+/* @returns the pid in \p name if it is the build directory of a load
+ * (".tmp-load-<pid>-XXXXXX", or ".tmp-load-<pid>" as older versions named
+ * it), else 0. */
+static long tmp_load_pid(const char *name)
+{
+        static const char pre[] = ".tmp-load-";
+        char *end;
+        long pid;
+
+        if (strncmp(name, pre, sizeof(pre) - 1) ||
+            !isdigit((unsigned char)name[sizeof(pre) - 1]))
+                return 0;
+        errno = 0;
+        pid = strtol(name + sizeof(pre) - 1, &end, 10);
+        if (errno || pid <= 0 || (*end && *end != '-'))
+                return 0;
+        return pid;
+}
+
+/* Removes \p name from \p spool_dir if it is the build directory of a load
+ * whose process is gone (killed, crashed): no process has its pid, and
+ * none holds its lock (a load locks it while it builds: its pid may be in
+ * another pid namespace). @returns 1 if removed. */
+static int sweep_one(const char *spool_dir, const char *name)
+{
+        long pid = tmp_load_pid(name);
+        rf_buf_t p = { 0 };
+        int fd, gone = 0;
+
+        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+            errno != ESRCH)
+                return 0; /* not one, or its load may still run */
+        rf_buf_printf(&p, "%s/%s", spool_dir, name);
+        fd = open(p.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                rf_runs_remove_job(p.data);
+                rf_log_info("runs", "removed %s, left by load process %ld",
+                            p.data, pid);
+                gone = 1;
+        }
+        if (fd >= 0)
+                close(fd);
+        rf_buf_free(&p);
+        return gone;
+}
+
+int rf_runs_spool_sweep(const char *spool_dir)
+{
+        DIR *d = opendir(spool_dir);
+        struct dirent *de;
+        int n = 0;
+
+        while (d && (de = readdir(d)))
+                n += sweep_one(spool_dir, de->d_name);
+        if (d)
+                closedir(d);
+        return n;
+}
+
+int rf_runs_spool_job_name(const char *name)
+{
+        static const char *const kinds[] = { "load", "rollback" };
+        const char *p = name;
+        size_t len;
+
+        while (isdigit((unsigned char)*p))
+                p++;
+        if (p == name || *p++ != '-')
+                return 0;
+        for (size_t i = 0; i < RF_ARRAY_SIZE(kinds); i++) {
+                len = strlen(kinds[i]);
+                if (!strncmp(p, kinds[i], len) && p[len] == '-') {
+                        p += len + 1;
+                        const char *pid = p;
+                        while (isdigit((unsigned char)*p))
+                                p++;
+                        return p > pid && !*p;
+                }
+        }
+        return 0;
+}
+
+/* The first job in the spool (name order = submission order), or NULL.
+ * Only names rf_runs_spool_submit() gives are jobs: not results, nor the
+ * temporary files they are written through. Build directories of loads
+ * that died are removed on the way. */
 static char *spool_next(const rf_runs_t *r)
 {
         DIR *d = opendir(r->spool);
@@ -1599,10 +1855,10 @@ static char *spool_next(const rf_runs_t *r)
         if (!d)
                 return NULL;
         while ((de = readdir(d))) {
-                size_t len = strlen(de->d_name);
-                if (de->d_name[0] == '.' ||
-                    (len > 7 && !strcmp(de->d_name + len - 7, ".result")))
+                if (!rf_runs_spool_job_name(de->d_name)) {
+                        sweep_one(r->spool, de->d_name);
                         continue;
+                }
                 if (!best || strcmp(de->d_name, best) < 0) {
                         free(best);
                         best = rf_strdup(de->d_name);
@@ -1667,9 +1923,14 @@ static int write_text(const char *path, const char *text)
 
         rf_buf_printf(&tmp, "%s.tmp", path);
         if ((fp = fopen(tmp.data, "w"))) {
-                fputs(text, fp);
-                if (fclose(fp) == 0 && rename(tmp.data, path) == 0)
+                int bad = fputs(text, fp) == EOF;
+                if (fclose(fp) == 0 && !bad && rename(tmp.data, path) == 0)
                         rc = 0;
+                if (rc != 0) {
+                        int err = errno;
+                        unlink(tmp.data); /* never left behind */
+                        errno = err;
+                }
         }
         rf_buf_free(&tmp);
         return rc;
@@ -1720,6 +1981,7 @@ static int take_rollback(rf_apply_ctx_t *ctx, const char *path, char *result,
 {
         char line[1024], run_id[sizeof(line)] = "", to[sizeof(line)] = "";
         FILE *fp = fopen(path, "r");
+        int has_run = 0;
 
         if (!fp) {
                 snprintf(result, result_size, "error: %s: %s", path,
@@ -1728,12 +1990,24 @@ static int take_rollback(rf_apply_ctx_t *ctx, const char *path, char *result,
         }
         while (fgets(line, sizeof(line), fp)) {
                 line[strcspn(line, "\n")] = '\0';
-                if (!strncmp(line, "run=", 4))
+                if (!strncmp(line, "run=", 4)) {
                         snprintf(run_id, sizeof(run_id), "%s", line + 4);
-                else if (!strncmp(line, "to=", 3))
+                        has_run = 1;
+                } else if (!strncmp(line, "to=", 3)) {
                         snprintf(to, sizeof(to), "%s", line + 3);
+                }
         }
         fclose(fp);
+        if (!has_run) {
+                /* Not what rf_runs_write_rollback() writes: an empty run
+                 * would roll back the latest run, which nobody asked. */
+                snprintf(result, result_size,
+                         "error: %s: not a rollback request (no run= line): "
+                         "nothing rolled back",
+                         path);
+                rf_log_warn("runs", "%s", result + 7);
+                return 0;
+        }
         char msg[1024];
         int r = rf_runs_rollback(ctx, run_id, to, msg, sizeof(msg));
         if (r == RF_ESTORE)

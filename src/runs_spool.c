@@ -32,11 +32,8 @@ static int spool_has_jobs(const char *data_dir)
 
         rf_buf_printf(&p, "%s/spool", data_dir);
         d = opendir(p.data);
-        while (d && !any && (de = readdir(d))) {
-                size_t len = strlen(de->d_name);
-                any = de->d_name[0] != '.' &&
-                      !(len > 7 && !strcmp(de->d_name + len - 7, ".result"));
-        }
+        while (d && !any && (de = readdir(d)))
+                any = rf_runs_spool_job_name(de->d_name);
         if (d)
                 closedir(d);
         rf_buf_free(&p);

@@ -41,6 +41,8 @@
  *   'O' run_id        runs still open (unannounced, started, completed)
  *   'P' run_id        versions to delete (failed, aborted, expired, beyond
  *                     runs.keep_versions), deleted in chunks between batches
+ *   'H' surface       rollback history: the runs that served the surface
+ *                     before its active one, oldest first (strings)
  * RF_CF_VERSIONS:     run_id \0 list key -> encoded list
  * RF_CF_INDEX:        kind entity \0 list key \0 run_id (fan-out of bans and
  *                     the like reaches batch lists too; rf_key_list_split()
@@ -207,9 +209,10 @@ int rf_runs_stage(rf_apply_ctx_t *ctx, const rf_list_t *list);
 
 /**
  * Switches back, in ctx->txn: run \p run_id (NULL or "": the most recently
- * activated run still active) stops being served; each of its surfaces
- * serves \p to (NULL or "": the surface's previous kept version) instead.
- * With only \p to, \p to is made active on its surfaces.
+ * activated run still active) stops being served; each surface it still
+ * serves goes back to the run that served it before (the surface's
+ * history), if that run's version is still stored. With \p to, \p to is
+ * made active on its surfaces instead.
  * @returns 0, or RF_ENOENT / RF_EINVAL with errstr saying why.
  */
 int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
@@ -351,6 +354,22 @@ int rf_runs_spool_wait(const char *data_dir, const char *job_name,
 
 /** Removes a job directory (flat) or file; a missing one is a no-op. */
 void rf_runs_remove_job(const char *path);
+
+/**
+ * @returns 1 if \p name (a file name in the spool) is a job's name as
+ * rf_runs_spool_submit() gives it ("<ms>-load-<pid>", "<ms>-rollback-<pid>"),
+ * else 0: results, the temporary files they are written through, anything
+ * else is never taken as a job.
+ */
+int rf_runs_spool_job_name(const char *name);
+
+/**
+ * Removes from \p spool_dir the build directories of loads whose process
+ * is gone (".tmp-load-<pid>-XXXXXX": killed or crashed before handing the
+ * job over). The daemon does it as it looks for jobs; `recfresh load`
+ * before it builds its own. @returns how many were removed.
+ */
+int rf_runs_spool_sweep(const char *spool_dir);
 
 /** A rollback request file for the spool ("run=R\nto=T\n"). */
 int rf_runs_write_rollback(const char *path, const char *run_id, const char *to,

@@ -6,6 +6,9 @@
 #    line number; zstd input works, from a file or a pipe; the config's
 #    store options apply;
 #  - `recfresh runs rollback` against the stopped store;
+#  - a load killed by SIGTERM removes the job it was building; what dead
+#    loads left beside the spool is removed by the next load and by the
+#    daemon;
 #  - with the daemon running: `recfresh load` and `runs rollback` are
 #    handed over through the spool and the daemon's verdict is printed.
 set -euo pipefail
@@ -126,6 +129,58 @@ out=$(R runs rollback --to day-4) || fail "rollback --to: $out"
 [ "$(served "$E2E_DIR" u3 home)" = b1,b2 ] || fail "rollback --to"
 ok "runs rollback and rollback --to against a stopped store"
 
+# The build directories of loads that died are removed by the next load
+# before it builds its own (they hold up to ~3x a run); a load killed by
+# SIGTERM removes the job it was building; a load's directory is its own
+# even where a dead load of its pid left one.
+DB2="$E2E_DIR/db-sweep"
+mkdir -p "$DB2/spool"
+bash -c 'exit 0' &
+dead=$!
+wait $dead # no process has this pid now
+mkdir "$DB2/spool/.tmp-load-$dead-Xy12Ab" "$DB2/spool/.tmp-load-$dead" \
+        "$DB2/spool/.tmp-load-$$-alive1" "$DB2/spool/.tmp-load-$dead-locked"
+touch "$DB2/spool/.tmp-load-$dead-Xy12Ab/versions-000001.sst"
+# locked as a load building it locks it (its pid in another namespace)
+(
+        exec 9<"$DB2/spool/.tmp-load-$dead-locked"
+        flock 9
+        exec sleep 600
+) >/dev/null 2>&1 &
+holder=$!
+E2E_PIDS+=($holder)
+wait_for 20 "lock held" bash -c \
+        "! flock -n '$DB2/spool/.tmp-load-$dead-locked' true"
+mkfifo "$E2E_DIR/in.fifo"
+"$RECFRESH" load --data-dir "$DB2" --run-id sig-1 "$E2E_DIR/in.fifo" \
+        >/dev/null 2>>"$E2E_DIR/cli.log" &
+lp=$!
+# it builds its job, blocked opening the FIFO
+wait_for 20 "load building its job" compgen -G "$DB2/spool/.tmp-load-$lp*"
+[ ! -e "$DB2/spool/.tmp-load-$dead-Xy12Ab" ] &&
+        [ ! -e "$DB2/spool/.tmp-load-$dead" ] ||
+        fail "dead loads' directories not removed: $(ls -A "$DB2/spool")"
+[ -d "$DB2/spool/.tmp-load-$$-alive1" ] ||
+        fail "the build directory of a live process was removed"
+[ -d "$DB2/spool/.tmp-load-$dead-locked" ] ||
+        fail "a locked build directory was removed"
+kill -TERM $lp
+st=0
+wait $lp || st=$?
+[ $st = 143 ] || fail "load killed by SIGTERM: exit $st"
+kill $holder
+wait $holder || true
+rmdir "$DB2/spool/.tmp-load-$dead-locked"
+[ "$(ls -A "$DB2/spool")" = ".tmp-load-$$-alive1" ] ||
+        fail "SIGTERM left $(ls -A "$DB2/spool")"
+# exec: the load has the pid of the shell that made .tmp-load-<pid>
+out=$(bash -c 'mkdir "$1/.tmp-load-$$" && exec "$2" load --data-dir "$3" \
+        --run-id sweep-1 "$4"' _ "$DB2/spool" "$RECFRESH" "$DB2" \
+        "$E2E_DIR/a.ndjson" 2>>"$E2E_DIR/cli.log") ||
+        fail "load beside a stale build directory of its pid: $out"
+[[ $out == ok:* ]] || fail "sweep-1: $out"
+ok "dead loads' leftovers are swept; a killed load leaves no job behind"
+
 # --- daemon running: the spool ---------------------------------------------
 start_broker "$E2E_DIR"
 start_daemon "$E2E_DIR"
@@ -140,5 +195,18 @@ wait_for 20 "rollback served" served_is "$E2E_DIR" u3 home b1,b2
 if out=$(R runs rollback --to no-such-run); then fail "bad rollback: $out"; fi
 [[ $out == error:* ]] || fail "bad rollback: $out"
 ok "runs rollback beside a running daemon; a bad target is an error"
+
+bash -c 'exit 0' &
+dead=$!
+wait $dead
+# made whole outside, then moved in: the daemon may sweep at any time
+mkdir "$E2E_DIR/stale" "$DB/spool/.tmp-load-$$-alive2"
+touch "$E2E_DIR/stale/versions-000001.sst"
+mv "$E2E_DIR/stale" "$DB/spool/.tmp-load-$dead-Q1w2E3"
+wait_for 20 "the daemon removes a dead load's build directory" \
+        test ! -e "$DB/spool/.tmp-load-$dead-Q1w2E3"
+[ -d "$DB/spool/.tmp-load-$$-alive2" ] ||
+        fail "the daemon removed the build directory of a live process"
+ok "the daemon removes what loads that died left beside the spool"
 
 echo "$passed passed"

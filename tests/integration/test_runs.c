@@ -7,7 +7,10 @@
  *  - a reader thread hammering reads during activation never sees the old
  *    run after the new one, nor a missing list (the switch is atomic);
  *  - a run failing validation keeps the old version; the reasons are kept;
- *  - rollback (through the spool, daemon running) switches back;
+ *  - rollback (through the spool, daemon running) switches back, each
+ *    surface to the run that served it just before; the spool takes only
+ *    well-formed jobs;
+ *  - an absurd expected_lists fails the coverage gate;
  *  - newer wins between incremental and batch lists;
  *  - a ban's fan-out notifies the version reads serve, not the ones kept
  *    for rollback (which still honour the ban once rolled back to); so do
@@ -115,19 +118,26 @@ static void publish(const char *subject, const char *surface,
         free(js);
 }
 
+/* \p surface: one surface, or several separated by commas. */
 static void run_ctl(const char *run_id, const char *type, const char *surface,
-                    long expected, const char *generated_at)
+                    long long expected, const char *generated_at)
 {
         char exp[48] = "";
-        char *js;
+        rf_buf_t sv = { 0 };
+        char *js, *copy = rf_strdup(surface);
 
         if (expected >= 0)
-                snprintf(exp, sizeof(exp), ",\"expected_lists\":%ld", expected);
+                snprintf(exp, sizeof(exp), ",\"expected_lists\":%lld",
+                         expected);
+        for (char *s = strtok(copy, ","); s; s = strtok(NULL, ","))
+                rf_buf_printf(&sv, "%s\"%s\"", sv.len ? "," : "", s);
         js = h_fmt("{\"run_id\":\"%s\",\"type\":\"%s\","
-                   "\"surfaces\":[\"%s\"]%s,\"generated_at\":\"%s\"}",
-                   run_id, type, surface, exp, generated_at);
+                   "\"surfaces\":[%s]%s,\"generated_at\":\"%s\"}",
+                   run_id, type, sv.data, exp, generated_at);
         h_produce(&env, RUNS, run_id, js);
         free(js);
+        free(copy);
+        rf_buf_free(&sv);
 }
 
 /* Waits until run \p run_id is in \p state. */
@@ -373,6 +383,171 @@ static void test_rollback(void **state)
                          0);
         assert_non_null(strstr(result, "error"));
         h_wait_served(&env, "rb-u2", "rb", NULL, "new1,new2");
+}
+
+/* A rollback restores what served each surface just before: a run
+ * displaced on one surface but still serving another stays active, and a
+ * run displaced by `--to` is rolled_back; either is what comes back. */
+static void test_rollback_per_surface(void **state)
+{
+        const char *g2 = "2026-11-22T02:00:00Z";
+        char result[1024];
+        (void)state;
+
+        full_run("ps-1", "pa", "ps-u", 3, "2026-11-21T02:00:00Z", "one");
+        wait_state("ps-1", RF_RUN_ACTIVE);
+        run_ctl("ps-2", "run_started", "pa,pb", -1, g2);
+        for (int i = 0; i < 3; i++) {
+                char subj[32], lid[32];
+                snprintf(subj, sizeof(subj), "ps-u%d", i);
+                snprintf(lid, sizeof(lid), "ps-2-a%d", i);
+                publish(subj, "pa", "ps-2", lid, g2, "two");
+                snprintf(lid, sizeof(lid), "ps-2-b%d", i);
+                publish(subj, "pb", "ps-2", lid, g2, "two-b");
+        }
+        run_ctl("ps-2", "run_completed", "pa,pb", 6, g2);
+        wait_state("ps-2", RF_RUN_ACTIVE);
+        full_run("ps-3", "pa", "ps-u", 3, "2026-11-23T02:00:00Z", "three");
+        wait_state("ps-3", RF_RUN_ACTIVE);
+        /* ps-2 serves pb still: it stays active */
+        wait_state("ps-2", RF_RUN_ACTIVE);
+        h_wait_served(&env, "ps-u1", "pa", NULL, "three");
+        h_wait_served(&env, "ps-u1", "pb", NULL, "two-b");
+
+        /* pa goes back to ps-2, not to the older superseded ps-1 */
+        assert_int_equal(spool_rollback("ps-3", NULL, result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "ok"));
+        h_wait_served(&env, "ps-u1", "pa", NULL, "two");
+        h_wait_served(&env, "ps-u1", "pb", NULL, "two-b");
+        wait_state("ps-3", RF_RUN_ROLLED_BACK);
+        wait_state("ps-2", RF_RUN_ACTIVE);
+        wait_state("ps-1", RF_RUN_SUPERSEDED);
+
+        /* --to displaces pc-2, which becomes rolled_back: a rollback of the
+         * run put back by --to restores pc-2 */
+        full_run("pc-1", "pc", "pc-u", 2, "2026-11-21T02:00:00Z", "c-one");
+        wait_state("pc-1", RF_RUN_ACTIVE);
+        full_run("pc-2", "pc", "pc-u", 2, "2026-11-22T02:00:00Z", "c-two");
+        wait_state("pc-2", RF_RUN_ACTIVE);
+        assert_int_equal(spool_rollback(NULL, "pc-1", result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "ok"));
+        h_wait_served(&env, "pc-u1", "pc", NULL, "c-one");
+        wait_state("pc-2", RF_RUN_ROLLED_BACK);
+        assert_int_equal(spool_rollback("pc-1", NULL, result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "rolled back to pc-2"));
+        h_wait_served(&env, "pc-u1", "pc", NULL, "c-two");
+        wait_state("pc-2", RF_RUN_ACTIVE);
+        wait_state("pc-1", RF_RUN_ROLLED_BACK);
+}
+
+/* An absurd expected_lists (untrusted, from the topic) fails the coverage
+ * gate: pct * expected must not wrap around into a pass. */
+static void test_coverage_huge_expected(void **state)
+{
+        rf_run_info_t ri;
+        int coverage = 0;
+        (void)state;
+
+        run_ctl("ov-1", "run_started", "ov", -1, "2026-11-22T02:00:00Z");
+        for (int i = 0; i < 3; i++) {
+                char subj[32], lid[32];
+                snprintf(subj, sizeof(subj), "ov-u%d", i);
+                snprintf(lid, sizeof(lid), "ov-1-%d", i);
+                publish(subj, "ov", "ov-1", lid, "2026-11-22T02:00:00Z", "o");
+        }
+        run_ctl("ov-1", "run_completed", "ov", 194176253407468965LL,
+                "2026-11-22T02:00:00Z");
+        wait_state("ov-1", RF_RUN_FAILED_VALIDATION);
+        assert_int_equal(rf_runs_get(store(), NULL, "ov-1", &ri), 0);
+        for (size_t i = 0; i < ri.reason_cnt; i++)
+                coverage |= strstr(ri.reasons[i], "coverage 3 of "
+                                                  "194176253407468965") != NULL;
+        assert_true(coverage);
+        rf_run_info_clear(&ri);
+        char *s = h_served(&env, "ov-u1", "ov", NULL);
+        assert_string_equal(s, "<no_list>");
+        free(s);
+}
+
+/* ---- the spool takes only jobs ------------------------------------------*/
+
+static char *spool_path(const char *name)
+{
+        return h_fmt("%s/spool/%s", env.conf.data_dir, name);
+}
+
+/* A result's temporary file (left by a crash between its write and its
+ * rename) is no job; a rollback job without a run= line is rejected, not
+ * taken as "roll back the latest run". */
+static void test_spool_takes_only_jobs(void **state)
+{
+        char result[1024], errstr[256], *name = NULL;
+        rf_run_info_t ri;
+        (void)state;
+
+        full_run("sp-1", "sp", "sp-u", 2, "2026-11-21T02:00:00Z", "s-one");
+        wait_state("sp-1", RF_RUN_ACTIVE);
+        full_run("sp-2", "sp", "sp-u", 2, "2026-11-22T02:00:00Z", "s-two");
+        wait_state("sp-2", RF_RUN_ACTIVE);
+        h_wait_served(&env, "sp-u1", "sp", NULL, "s-two");
+
+        /* first in name order, before the job below */
+        char *tmp = spool_path("0000000000001-load-1.result.tmp");
+        FILE *fp = fopen(tmp, "w");
+        assert_non_null(fp);
+        fputs("ok: run sp-2 active (2 lists)\n", fp);
+        assert_int_equal(fclose(fp), 0);
+        assert_int_equal(spool_rollback(NULL, "nope", result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "error"));
+        assert_int_equal(rf_runs_get(store(), NULL, "sp-2", &ri), 0);
+        assert_string_equal(rf_run_state2str(ri.state), "active");
+        rf_run_info_clear(&ri);
+        h_wait_served(&env, "sp-u1", "sp", NULL, "s-two");
+        assert_int_equal(access(tmp, F_OK), 0); /* not taken */
+        unlink(tmp);
+        free(tmp);
+
+        /* well named, but not a rollback request */
+        tmp = h_fmt("%s/sp-junk", env.dir);
+        assert_non_null(fp = fopen(tmp, "w"));
+        fputs("ok: run sp-2 active (2 lists)\n", fp);
+        assert_int_equal(fclose(fp), 0);
+        assert_int_equal(rf_runs_spool_submit(env.conf.data_dir, tmp,
+                                              "rollback", &name, errstr,
+                                              sizeof(errstr)),
+                         0);
+        assert_int_equal(rf_runs_spool_wait(env.conf.data_dir, name,
+                                            H_DEADLINE_MS, result,
+                                            sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "error"));
+        assert_non_null(strstr(result, "no run= line"));
+        assert_int_equal(rf_runs_get(store(), NULL, "sp-2", &ri), 0);
+        assert_string_equal(rf_run_state2str(ri.state), "active");
+        rf_run_info_clear(&ri);
+        h_wait_served(&env, "sp-u1", "sp", NULL, "s-two");
+        free(name);
+        free(tmp);
+
+        /* a write that fails leaves no temporary file behind: here the
+         * rename, onto a directory that is not empty */
+        char *dst = h_fmt("%s/sp-dir", env.dir);
+        char *in = h_fmt("%s/sp-dir/f", env.dir);
+        tmp = h_fmt("%s/sp-dir.tmp", env.dir);
+        assert_int_equal(mkdir(dst, 0755), 0);
+        assert_non_null(fp = fopen(in, "w"));
+        assert_int_equal(fclose(fp), 0);
+        assert_int_not_equal(
+            rf_runs_write_rollback(dst, "sp-2", NULL, errstr, sizeof(errstr)),
+            0);
+        assert_int_not_equal(access(tmp, F_OK), 0);
+        free(dst);
+        free(in);
+        free(tmp);
 }
 
 /* ---- newer wins ---------------------------------------------------------*/
@@ -1378,6 +1553,9 @@ int main(void)
                 cmocka_unit_test(test_atomic_switch),
                 cmocka_unit_test(test_failed_validation_keeps_old),
                 cmocka_unit_test(test_rollback),
+                cmocka_unit_test(test_rollback_per_surface),
+                cmocka_unit_test(test_coverage_huge_expected),
+                cmocka_unit_test(test_spool_takes_only_jobs),
                 cmocka_unit_test(test_newer_wins),
                 cmocka_unit_test(test_consent_purges_run_versions),
                 cmocka_unit_test(test_list_cache),
