@@ -1237,6 +1237,27 @@ static void test_bulk_load_same_as_topic(void **state)
         free(file);
 }
 
+/* Builds load job \p tag (file \p tag.ndjson holding \p text, directory
+ * job-\p tag) of run \p run_id into *job, as `recfresh load` does beside a
+ * daemon, without handing it over; *ri: what the build counted. */
+static void build_job(const char *tag, const char *run_id, const char *text,
+                      rf_buf_t *job, rf_run_info_t *ri)
+{
+        char errstr[512];
+        char *name = h_fmt("%s.ndjson", tag);
+        char *file = write_file(name, text);
+        rf_bulkload_opts_t o = { .run_id = run_id, .expected_lists = -1 };
+
+        rf_buf_printf(job, "%s/job-%s", env.dir, tag);
+        assert_int_equal(mkdir(job->data, 0755), 0);
+        assert_int_equal(rf_bulkload_build(store(), &env.conf, &o, file,
+                                           job->data, ri, errstr,
+                                           sizeof(errstr)),
+                         0);
+        free(name);
+        free(file);
+}
+
 static void test_ban_during_load(void **state)
 {
         char result[1024], errstr[512];
@@ -1247,14 +1268,7 @@ static void test_ban_during_load(void **state)
         char *js = list_json("bd-u0", "bd", NULL, "bd0", "2026-11-22T02:00:00Z",
                              "keep,banned-during");
         char *text = h_fmt("%s\n", js);
-        char *file = write_file("bd.ndjson", text);
-        rf_bulkload_opts_t o = { .run_id = "bd-1", .expected_lists = -1 };
-        rf_buf_printf(&job, "%s/job-bd", env.dir);
-        assert_int_equal(mkdir(job.data, 0755), 0);
-        assert_int_equal(rf_bulkload_build(store(), &env.conf, &o, file,
-                                           job.data, &ri, errstr,
-                                           sizeof(errstr)),
-                         0);
+        build_job("bd", "bd-1", text, &job, &ri);
         assert_int_equal(ri.stats[0].invalid, 0); /* not banned yet */
         rf_run_info_clear(&ri);
         /* the ban lands while the load is in flight */
@@ -1271,7 +1285,6 @@ static void test_ban_during_load(void **state)
         rf_buf_free(&job);
         free(js);
         free(text);
-        free(file);
 }
 
 /* Whether run \p run_id holds a version of \p subject's list on
@@ -1322,14 +1335,7 @@ static void test_consent_revoked_during_load(void **state)
         char *c = list_json("cr-keep", "cr", NULL, "cr-l2",
                             "2026-11-22T02:00:00Z", "cr-keep-item");
         char *text = h_fmt("%s\n%s\n%s\n", a, b, c);
-        char *file = write_file("cr.ndjson", text);
-        rf_bulkload_opts_t o = { .run_id = "cr-1", .expected_lists = -1 };
-        rf_buf_printf(&job, "%s/job-cr", env.dir);
-        assert_int_equal(mkdir(job.data, 0755), 0);
-        assert_int_equal(rf_bulkload_build(store(), &env.conf, &o, file,
-                                           job.data, &ri, errstr,
-                                           sizeof(errstr)),
-                         0);
+        build_job("cr", "cr-1", text, &job, &ri);
         assert_int_equal(ri.stats[0].lists, 3); /* consent not revoked yet */
         rf_run_info_clear(&ri);
 
@@ -1377,7 +1383,6 @@ static void test_consent_revoked_during_load(void **state)
         free(b);
         free(c);
         free(text);
-        free(file);
 }
 
 static void test_malformed_line_reported(void **state)

@@ -24,6 +24,7 @@
 #include <rocksdb/c.h>
 
 #include "integration/harness.h"
+#include "t_apply.h"
 #include "recfresh/apply.h"
 #include "recfresh/config.h"
 #include "recfresh/fanout.h"
@@ -273,26 +274,12 @@ static void fenv_close(fenv_t *e)
 
 static void take(fenv_t *e, int topic, const char *key, const char *json)
 {
-        rf_record_t rec = { .topic = topic,
-                            .topic_name = rf_topic(topic)->name,
-                            .offset = e->offset++,
-                            .key = key,
-                            .key_len = strlen(key),
-                            .value = json,
-                            .value_len = strlen(json),
-                            .timestamp_ms = -1 };
-
-        assert_int_equal(rf_apply_record(&e->ctx, &rec), 0);
+        t_take(&e->ctx, &e->offset, topic, key, json);
 }
 
 static void commit(fenv_t *e)
 {
-        char err[256];
-
-        rf_apply_offsets_put(&e->ctx);
-        if (rf_txn_commit(e->ctx.txn, err, sizeof(err)))
-                fail_msg("%s", err);
-        rf_outbox_committed(e->ob);
+        t_commit(&e->ctx, e->ob);
 }
 
 /* What the daemon does after a failed step (daemon.c finish_step). */

@@ -25,6 +25,7 @@
 #include "recfresh/outbox.h"
 #include "recfresh/recompute.h"
 #include "recfresh/topics.h"
+#include "t_apply.h"
 
 #define LISTS 2000
 
@@ -41,26 +42,12 @@ typedef struct env {
 
 static void take(env_t *e, int topic, const char *key, const char *json)
 {
-        rf_record_t rec = { .topic = topic,
-                            .topic_name = rf_topic(topic)->name,
-                            .offset = e->offset++,
-                            .key = key,
-                            .key_len = strlen(key),
-                            .value = json,
-                            .value_len = strlen(json),
-                            .timestamp_ms = -1 };
-
-        assert_int_equal(rf_apply_record(&e->ctx, &rec), 0);
+        t_take(&e->ctx, &e->offset, topic, key, json);
 }
 
 static void commit(env_t *e)
 {
-        char err[256];
-
-        rf_apply_offsets_put(&e->ctx);
-        if (rf_txn_commit(e->ctx.txn, err, sizeof(err)))
-                fail_msg("%s", err);
-        rf_outbox_committed(e->ob);
+        t_commit(&e->ctx, e->ob);
         if (e->q)
                 rf_queue_committed(e->q);
 }
