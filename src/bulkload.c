@@ -481,8 +481,17 @@ static int batch_apply(load_t *ld, const pbatch_t *b, char *errstr,
                         continue;
                 }
                 const char *subject = o + pl->klen + pl->vlen;
-                if (strcmp(subject, RF_FALLBACK_SUBJECT) != 0 &&
-                    rf_consent_purged(ld->st, NULL, subject)) {
+                int purged = strcmp(subject, RF_FALLBACK_SUBJECT) != 0
+                                 ? rf_consent_purged(ld->st, NULL, subject)
+                                 : 0;
+                if (purged < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: consent of a subject: store read "
+                                 "error",
+                                 ld->input);
+                        return RF_ESTORE;
+                }
+                if (purged) {
                         ld->ri->blocked++;
                         continue;
                 }

@@ -488,7 +488,14 @@ static void hist_push(rf_apply_ctx_t *ctx, const char *surface, const char *old)
         char **ids;
         size_t n, m = 0;
 
-        if (hist_get(ctx, surface, &ids, &n) != 0)
+        int r = hist_get(ctx, surface, &ids, &n);
+        if (r != 0 && r != RF_ENOENT && r != RF_EINVAL) {
+                /* Not read: kept as it is rather than overwritten. */
+                rf_log_error("runs", "rollback history of surface %s: %s",
+                             surface, rf_err2str(r));
+                return;
+        }
+        if (r != 0)
                 n = 0; /* none kept yet (or corrupt): start one */
         ids = rf_realloc(ids, (n + 1) * sizeof(char *));
         if (old)
@@ -505,6 +512,50 @@ static void hist_push(rf_apply_ctx_t *ctx, const char *surface, const char *old)
         }
         hist_put(ctx, surface, ids, m);
         strv_free_n(ids, m);
+}
+
+/* Takes \p run_id out of every surface's history: a run rolled back by
+ * name was rejected, and no later rollback may bring it back. */
+static int hist_forget(rf_apply_ctx_t *ctx, const char *run_id)
+{
+        char p = K_HIST;
+        rf_buf_t keys = { 0 };
+        size_t nk = 0;
+        int r;
+
+        rf_iter_t *it = rf_iter_new(ctx->st, ctx->txn, RF_CF_RUNS, &p, 1);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                rf_buf_put_varint(&keys, klen - 1);
+                rf_buf_append(&keys, k + 1, klen - 1); /* the surface */
+                nk++;
+        }
+        r = rf_iter_status(it) ? RF_ESTORE : 0;
+        rf_iter_destroy(it);
+        rf_cur_t c = { keys.data, keys.data + keys.len, 0 };
+        for (size_t i = 0; r == 0 && i < nk && !c.err; i++) {
+                size_t sl = rf_cur_varint(&c);
+                char *surface = rf_strndup(c.p, sl);
+                char **ids;
+                size_t n, m = 0;
+                c.p += sl;
+                if ((r = hist_get(ctx, surface, &ids, &n)) == 0) {
+                        for (size_t j = 0; j < n; j++)
+                                if (strcmp(ids[j], run_id) != 0)
+                                        ids[m++] = ids[j];
+                                else
+                                        free(ids[j]);
+                        if (m != n)
+                                hist_put(ctx, surface, ids, m);
+                        strv_free_n(ids, m);
+                } else if (r == RF_EINVAL || r == RF_ENOENT) {
+                        r = 0; /* corrupt (logged) or gone: nothing to do */
+                }
+                free(surface);
+        }
+        rf_buf_free(&keys);
+        return r;
 }
 
 static int cmp_first_seen(const void *a, const void *b)
@@ -905,8 +956,15 @@ int rf_runs_stage(rf_apply_ctx_t *ctx, const rf_list_t *list)
 
         if ((r = get_or_new(ctx, list->run_id, &ri)))
                 return r;
-        if (strcmp(list->subject_id, RF_FALLBACK_SUBJECT) != 0 &&
-            rf_consent_purged(ctx->st, ctx->txn, list->subject_id)) {
+        int purged =
+            strcmp(list->subject_id, RF_FALLBACK_SUBJECT) != 0
+                ? rf_consent_purged(ctx->st, ctx->txn, list->subject_id)
+                : 0;
+        if (purged < 0) {
+                r = purged; /* unknown: the batch is not committed */
+                goto done;
+        }
+        if (purged) {
                 ri.blocked++;
                 put_run(ctx, &ri);
                 r = RF_EBLOCKED;
@@ -1110,6 +1168,11 @@ int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
                 }
                 snprintf(note, sizeof(note), "rolled back to %s", to);
                 activate(ctx, &v[tgt], RF_RUN_ROLLED_BACK, note);
+                if (cur >= 0 && (r = hist_forget(ctx, v[cur].run_id))) {
+                        snprintf(errstr, errstr_size, "rollback history: %s",
+                                 rf_err2str(r));
+                        goto out;
+                }
                 snprintf(errstr, errstr_size, "run %s is active again", to);
                 r = 0;
                 goto out;
@@ -1129,10 +1192,16 @@ int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
                 const char *surface = v[cur].surfaces[s];
                 char *on = NULL, **ids;
                 size_t hn;
-                int served =
-                    active_get(ctx->st, ctx->txn, surface, &on, NULL) == 0 &&
-                    !strcmp(on, v[cur].run_id);
+                int ar = active_get(ctx->st, ctx->txn, surface, &on, NULL);
+                int served = ar == 0 && !strcmp(on, v[cur].run_id);
                 free(on);
+                if (ar != 0 && ar != RF_ENOENT) {
+                        snprintf(errstr, errstr_size,
+                                 "surface \"%s\": active run: %s", surface,
+                                 rf_err2str(ar));
+                        r = ar;
+                        goto out;
+                }
                 if (!served)
                         continue; /* a newer run serves it: left alone */
                 sn[ns] = surface;
@@ -1158,6 +1227,10 @@ int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
                         }
                 }
                 strv_free_n(ids, hn);
+                if (prev[ns] < 0 && hr == 0)
+                        /* None restorable in it (a history begun after an
+                         * upgrade): the older guess, as without one. */
+                        prev[ns] = previous_of(v, n, surface, v[cur].run_id);
                 if (prev[ns] < 0) {
                         snprintf(errstr, errstr_size,
                                  "surface \"%s\": no previous version kept "
@@ -1201,6 +1274,11 @@ int rf_runs_rollback(rf_apply_ctx_t *ctx, const char *run_id, const char *to,
         snprintf(note, sizeof(note), "rolled back to %s", v[prev[0]].run_id);
         add_reason(&v[cur], "%s", note);
         put_run(ctx, &v[cur]);
+        if ((r = hist_forget(ctx, v[cur].run_id))) {
+                snprintf(errstr, errstr_size, "rollback history: %s",
+                         rf_err2str(r));
+                goto out;
+        }
         rf_log_info("runs", "run %s %s", v[cur].run_id, note);
         snprintf(errstr, errstr_size, "run %s %s", v[cur].run_id, note);
         r = 0;
@@ -1672,7 +1750,9 @@ static size_t delete_versions(rf_apply_ctx_t *ctx, const rf_buf_t *prefix,
                 rf_buf_put_varint(&batch, vl);
                 rf_buf_append(&batch, val, vl);
         }
-        *more = rf_iter_valid(it);
+        /* 1: more to delete, 0: done, -1: a read error stopped the walk
+         * (what was read is still deleted; the rest is not done). */
+        *more = rf_iter_valid(it) ? 1 : rf_iter_status(it) ? -1 : 0;
         rf_iter_destroy(it);
 
         rf_cur_t c = { batch.data, batch.data + batch.len, 0 };
@@ -1717,6 +1797,11 @@ static int step_purge(rf_apply_ctx_t *ctx)
 
         delete_versions(ctx, &prefix, (size_t)ctx->conf->runs_purge_chunk,
                         &more);
+        if (more < 0)
+                rf_log_error("runs",
+                             "run %s: deleting the version: store "
+                             "read error (retried)",
+                             run_id);
         if (!more) {
                 rf_txn_delete(ctx->txn, RF_CF_RUNS, pk.data, pk.len);
                 rf_log_info("runs", "run %s: version deleted", run_id);
@@ -1731,6 +1816,7 @@ int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
         rf_buf_t runs = { 0 }, prefix = { 0 };
         size_t nruns = 0, purged = 0;
         rf_iter_t *it;
+        int err = 0;
 
         /* The run ids first (few: staged runs and kept versions). */
         it = rf_iter_new(ctx->st, ctx->txn, RF_CF_RUNS, "R", 1);
@@ -1741,10 +1827,12 @@ int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
                 rf_buf_append(&runs, k + 1, klen - 1);
                 nruns++;
         }
+        if (rf_iter_status(it))
+                err = RF_ESTORE;
         rf_iter_destroy(it);
 
         rf_cur_t rc = { runs.data, runs.data + runs.len, 0 };
-        for (size_t r = 0; r < nruns && !rc.err; r++) {
+        for (size_t r = 0; r < nruns && !rc.err && !err; r++) {
                 size_t rl = rf_cur_varint(&rc);
                 rf_buf_reset(&prefix);
                 rf_buf_append(&prefix, rc.p, rl);
@@ -1754,10 +1842,12 @@ int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject)
 
                 int more;
                 purged += delete_versions(ctx, &prefix, SIZE_MAX, &more);
+                if (more < 0)
+                        err = RF_ESTORE;
         }
         rf_buf_free(&runs);
         rf_buf_free(&prefix);
-        return (int)purged;
+        return err ? err : (int)purged;
 }
 
 /* @returns the pid in \p name if it is the build directory of a load
@@ -2069,13 +2159,14 @@ static int cmp_pn(const void *a, const void *b)
 }
 
 /* Takes the lists of \p subject out of load \p ri: their versions and
- * index entries, and their counts (now blocked). @returns how many. */
-static size_t drop_subject(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
-                           const char *subject)
+ * index entries, and their counts (now blocked). @returns how many, or
+ * RF_ESTORE (negative) if a read failed: the run must not be recorded. */
+static long drop_subject(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
+                         const char *subject)
 {
         rf_buf_t prefix = { 0 }, surface = { 0 };
         size_t run_len = strlen(ri->run_id) + 1, n = 0;
-        int more;
+        int more, err;
 
         rf_buf_append(&prefix, ri->run_id, run_len);
         rf_key_list_subject_prefix(&prefix, subject);
@@ -2104,11 +2195,15 @@ static size_t drop_subject(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
                 ri->blocked++;
                 rf_list_destroy(l);
         }
+        err = rf_iter_status(it);
         rf_iter_destroy(it);
-        n = delete_versions(ctx, &prefix, SIZE_MAX, &more);
+        if (!err) {
+                n = delete_versions(ctx, &prefix, SIZE_MAX, &more);
+                err = more < 0;
+        }
         rf_buf_free(&prefix);
         rf_buf_free(&surface);
-        return n;
+        return err ? RF_ESTORE : (long)n;
 }
 
 /* Consent revoked while load \p ri was in flight (after its build checked
@@ -2153,8 +2248,13 @@ static int drop_revoked(rf_apply_ctx_t *ctx, rf_run_info_t *ri,
                 rc = RF_ESTORE;
         rf_iter_destroy(it);
         for (size_t off = 0; rc == 0 && off < hit.len;
-             off += strlen(hit.data + off) + 1, subjects++)
-                lists += drop_subject(ctx, ri, hit.data + off);
+             off += strlen(hit.data + off) + 1, subjects++) {
+                long d = drop_subject(ctx, ri, hit.data + off);
+                if (d < 0)
+                        rc = (int)d;
+                else
+                        lists += (size_t)d;
+        }
         if (rc == 0)
                 rf_log_info("runs",
                             "run %s: %zu lists of %zu subjects whose consent "

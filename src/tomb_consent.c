@@ -107,7 +107,7 @@ int rf_consent_blocks(rf_store_t *st, rf_txn_t *txn, const rf_config_t *conf,
         if (!sc->consent_scope || !*sc->consent_scope)
                 return 0;
         scope = rf_consent_scope_parse(sc->consent_scope);
-        return scope >= 0 && consent_revoked(st, txn, pn, scope);
+        return scope >= 0 ? consent_revoked(st, txn, pn, scope) : 0;
 }
 
 static void revoked_key(rf_buf_t *k, uint64_t seq)
@@ -285,8 +285,11 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                  * below, as the incremental ones are, so that a replay
                  * explains each as purged. */
                 r = purge_hides(ctx, ev->user_id);
-                if (r == 0)
-                        in_runs = rf_runs_purge_subject(ctx, ev->user_id);
+                if (r == 0 &&
+                    (in_runs = rf_runs_purge_subject(ctx, ev->user_id)) < 0) {
+                        r = in_runs; /* read error: not half purged */
+                        in_runs = 0;
+                }
                 /* ...and a load not taken yet may hold them too. */
                 if (r == 0)
                         r = remember_revoked(ctx, pn);

@@ -409,7 +409,8 @@ int rf_runs_run_job(rf_store_t *primary, const rf_config_t *conf,
 /**
  * Consent purge: deletes every list of \p subject from every run version
  * (staged or published) and their reverse-index entries, in ctx->txn.
- * @returns the number of lists deleted.
+ * @returns the number of lists deleted, or RF_ESTORE (negative) if a read
+ * failed: the caller must not commit a purge done in part.
  */
 int rf_runs_purge_subject(rf_apply_ctx_t *ctx, const char *subject);
 

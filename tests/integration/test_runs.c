@@ -443,6 +443,48 @@ static void test_rollback_per_surface(void **state)
         wait_state("pc-1", RF_RUN_ROLLED_BACK);
 }
 
+/* A run rolled back by name was rejected: a later rollback on another of
+ * its surfaces does not bring it back through that surface's history. */
+static void test_rejected_run_not_restored(void **state)
+{
+        const char *g[] = { "2026-11-21T02:00:00Z", "2026-11-22T02:00:00Z" };
+        const char *run[] = { "rj-1", "rj-2" };
+        char result[1024];
+        (void)state;
+
+        for (int r = 0; r < 2; r++) {
+                run_ctl(run[r], "run_started", "qa,qb", -1, g[r]);
+                for (int i = 0; i < 2; i++) {
+                        char subj[32], lid[32], item[32];
+                        snprintf(subj, sizeof(subj), "rj-u%d", i);
+                        snprintf(item, sizeof(item), "%s-a", run[r]);
+                        snprintf(lid, sizeof(lid), "%s-a%d", run[r], i);
+                        publish(subj, "qa", run[r], lid, g[r], item);
+                        snprintf(item, sizeof(item), "%s-b", run[r]);
+                        snprintf(lid, sizeof(lid), "%s-b%d", run[r], i);
+                        publish(subj, "qb", run[r], lid, g[r], item);
+                }
+                run_ctl(run[r], "run_completed", "qa,qb", 4, g[r]);
+                wait_state(run[r], RF_RUN_ACTIVE);
+        }
+        full_run("rj-3", "qb", "rj-u", 2, "2026-11-23T02:00:00Z", "rj-3-b");
+        wait_state("rj-3", RF_RUN_ACTIVE);
+        h_wait_served(&env, "rj-u1", "qb", NULL, "rj-3-b");
+
+        /* rj-2 (serving qa only now) is rejected: qa back to rj-1 */
+        assert_int_equal(spool_rollback("rj-2", NULL, result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "ok"));
+        h_wait_served(&env, "rj-u1", "qa", NULL, "rj-1-a");
+        wait_state("rj-2", RF_RUN_ROLLED_BACK);
+        /* qb's history holds rj-1 then rj-2: rj-2 is passed over */
+        assert_int_equal(spool_rollback("rj-3", NULL, result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "rolled back to rj-1"));
+        h_wait_served(&env, "rj-u1", "qb", NULL, "rj-1-b");
+        wait_state("rj-2", RF_RUN_ROLLED_BACK);
+}
+
 /* An absurd expected_lists (untrusted, from the topic) fails the coverage
  * gate: pct * expected must not wrap around into a pass. */
 static void test_coverage_huge_expected(void **state)
@@ -1559,6 +1601,7 @@ int main(void)
                 cmocka_unit_test(test_failed_validation_keeps_old),
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_rollback_per_surface),
+                cmocka_unit_test(test_rejected_run_not_restored),
                 cmocka_unit_test(test_coverage_huge_expected),
                 cmocka_unit_test(test_spool_takes_only_jobs),
                 cmocka_unit_test(test_newer_wins),
