@@ -22,6 +22,7 @@
 #include "recfresh/outbox.h"
 #include "recfresh/tombstone.h"
 #include "recfresh/topics.h"
+#include "t_apply.h"
 
 static int64_t stored_next(rf_store_t *st, const char *topic, int32_t part)
 {
@@ -151,16 +152,7 @@ static void consent_event(rf_apply_ctx_t *ctx, const char *user,
                  "{\"event_id\":\"%s\",\"type\":\"%s\",\"user_id\":\"%s\","
                  "\"scope\":\"%s\",\"occurred_at\":\"%s\"}",
                  event_id, type, user, scope, at);
-        rf_record_t rec = { .topic = rf_topic_by_name("recs.consent.v1"),
-                            .topic_name = "recs.consent.v1",
-                            .partition = 0,
-                            .offset = offset++,
-                            .key = user,
-                            .key_len = strlen(user),
-                            .value = js,
-                            .value_len = strlen(js),
-                            .timestamp_ms = -1 };
-        assert_int_equal(rf_apply_record(ctx, &rec), 0);
+        t_take(ctx, &offset, rf_topic_by_name("recs.consent.v1"), user, js);
 }
 
 static void test_consent_revocations_numbered(void **state)
