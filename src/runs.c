@@ -490,9 +490,12 @@ static void hist_push(rf_apply_ctx_t *ctx, const char *surface, const char *old)
 
         int r = hist_get(ctx, surface, &ids, &n);
         if (r != 0 && r != RF_ENOENT && r != RF_EINVAL) {
-                /* Not read: kept as it is rather than overwritten. */
+                /* Not read: neither overwritten nor left without the run
+                 * it displaces. The batch is not committed. */
                 rf_log_error("runs", "rollback history of surface %s: %s",
                              surface, rf_err2str(r));
+                if (!ctx->err)
+                        ctx->err = r;
                 return;
         }
         if (r != 0)
@@ -1775,7 +1778,8 @@ static size_t delete_versions(rf_apply_ctx_t *ctx, const rf_buf_t *prefix,
 }
 
 /* Deletes up to runs.purge_chunk lists of the first discarded version.
- * @returns 1 if work is left. */
+ * @returns 1 if work is left, 0 if not, or RF_ESTORE if a read failed (the
+ * step is not committed: retried without end, it would spin). */
 static int step_purge(rf_apply_ctx_t *ctx)
 {
         char p = K_PURGE;
@@ -1797,11 +1801,14 @@ static int step_purge(rf_apply_ctx_t *ctx)
 
         delete_versions(ctx, &prefix, (size_t)ctx->conf->runs_purge_chunk,
                         &more);
-        if (more < 0)
+        if (more < 0) {
                 rf_log_error("runs",
-                             "run %s: deleting the version: store "
-                             "read error (retried)",
+                             "run %s: deleting the version: store read error",
                              run_id);
+                rf_buf_free(&pk);
+                rf_buf_free(&prefix);
+                return RF_ESTORE;
+        }
         if (!more) {
                 rf_txn_delete(ctx->txn, RF_CF_RUNS, pk.data, pk.len);
                 rf_log_info("runs", "run %s: version deleted", run_id);
@@ -1978,8 +1985,18 @@ int rf_runs_step(rf_runs_t *r, rf_apply_ctx_t *ctx, int force)
                         free(name);
                 }
         }
-        if (rc == 0 && (r->busy || force))
-                r->busy = step_purge(ctx);
+        if (rc == 0 && (r->busy || force)) {
+                int p = step_purge(ctx);
+                if (p < 0)
+                        rc = p; /* busy stays as it was */
+                else
+                        r->busy = p;
+        }
+        /* A failed write hook (rollback history): not committed. */
+        if (rc == 0 && ctx->err) {
+                rc = ctx->err;
+                ctx->err = 0;
+        }
         return rc;
 }
 
