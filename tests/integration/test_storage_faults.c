@@ -8,7 +8,8 @@
  *
  * Injected read errors: an iterator that stops on an error (not at its
  * end) fails a fan-out step without deleting its job, fails a consent
- * purge, and fails the start of the outbox, the fan-out and the daemon
+ * purge (of lists, hides or batch-run versions), and fails the start of
+ * the outbox, the fan-out and the daemon
  * rather than guess a next sequence number. A consent state that cannot
  * be read fails a read (closed), never serves the list.
  */
@@ -461,6 +462,62 @@ static void purge_with_bad_key(const rf_buf_t *bad)
         fenv_close(&e);
 }
 
+/* Nor one whose walk of the user's batch-run versions fails: a run's copy
+ * of the list would outlive the purge. */
+static void test_consent_purge_run_scan_error_fails(void **state)
+{
+        fenv_t e;
+        rf_buf_t lk = { 0 }, vk = { 0 }, v = { 0 };
+        const char *js = "{\"event_id\":\"c1\",\"type\":\"consent_revoked\","
+                         "\"user_id\":\"u-r\",\"scope\":\"all\","
+                         "\"occurred_at\":\"2026-11-22T02:00:00Z\"}";
+        rf_record_t rec = { .topic = RF_TOPIC_CONSENT,
+                            .topic_name = rf_topic(RF_TOPIC_CONSENT)->name,
+                            .key = "u-r",
+                            .key_len = 3,
+                            .value = js,
+                            .value_len = strlen(js),
+                            .timestamp_ms = -1 };
+        (void)state;
+
+        rf_config_t conf;
+        rf_config_init(&conf); /* staging reads the surfaces' settings */
+        fenv_open(&e);
+        e.ctx.conf = &conf;
+        take(&e, RF_TOPIC_LISTS, "u-r",
+             "{\"subject_id\":\"u-r\",\"surface\":\"home\","
+             "\"list_id\":\"L1\",\"run_id\":\"r1\","
+             "\"generated_at\":\"2026-11-22T01:00:00Z\","
+             "\"expires_at\":\"2099-01-01T00:00:00Z\","
+             "\"model_version\":\"m1\","
+             "\"items\":[{\"item_id\":\"a\",\"score\":1}]}");
+        commit(&e);
+        rf_key_list(&lk, "u-r", "home", "");
+        rf_key_version(&vk, "r1", 2, lk.data, lk.len);
+        assert_int_equal(
+            rf_store_get(e.st, RF_CF_VERSIONS, vk.data, vk.len, &v),
+            0); /* staged */
+
+        rec.offset = e.offset;
+        rf_buf_append(&fail_at, vk.data, vk.len);
+        assert_int_equal(rf_apply_record(&e.ctx, &rec), RF_ESTORE);
+        rf_buf_free(&fail_at);
+        rollback(&e);
+        assert_int_equal(
+            rf_store_get(e.st, RF_CF_VERSIONS, vk.data, vk.len, &v), 0);
+
+        /* Applied again with reads working: the version is gone. */
+        take(&e, RF_TOPIC_CONSENT, "u-r", js);
+        commit(&e);
+        assert_int_equal(
+            rf_store_get(e.st, RF_CF_VERSIONS, vk.data, vk.len, &v), RF_ENOENT);
+        rf_buf_free(&lk);
+        rf_buf_free(&vk);
+        rf_buf_free(&v);
+        fenv_close(&e);
+        rf_config_destroy(&conf);
+}
+
 /* A consent revocation whose scan of the user's lists fails past the
  * first list is not applied: the purge never commits half done. */
 static void test_consent_purge_list_scan_error_fails(void **state)
@@ -541,6 +598,8 @@ int main(void)
                 cmocka_unit_test_setup(test_consent_purge_hide_scan_error_fails,
                                        no_faults),
                 cmocka_unit_test_setup(test_consent_read_error_fails_closed,
+                                       no_faults),
+                cmocka_unit_test_setup(test_consent_purge_run_scan_error_fails,
                                        no_faults),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
