@@ -27,6 +27,7 @@
 #include "integration/harness.h"
 #include "t_apply.h"
 #include "recfresh/apply.h"
+#include "recfresh/runs.h"
 #include "recfresh/config.h"
 #include "recfresh/fanout.h"
 #include "recfresh/keys.h"
@@ -518,6 +519,75 @@ static void test_consent_purge_run_scan_error_fails(void **state)
         rf_config_destroy(&conf);
 }
 
+/* A read error while a failed run's version is deleted fails the runs
+ * step (not committed), instead of reporting work left and retrying in a
+ * spin; once reads work the version goes. */
+static void test_version_purge_error_fails_the_step(void **state)
+{
+        fenv_t e;
+        rf_config_t conf;
+        rf_buf_t lk = { 0 }, vk = { 0 }, v = { 0 };
+        rf_run_info_t ri;
+        int r = 0;
+        (void)state;
+
+        rf_config_init(&conf);
+        fenv_open(&e);
+        e.ctx.conf = &conf;
+        e.ctx.now_ms = 1796000000000LL;
+        take(&e, RF_TOPIC_RUNS, "r9",
+             "{\"run_id\":\"r9\",\"type\":\"run_started\","
+             "\"surfaces\":[\"home\"],"
+             "\"generated_at\":\"2026-11-22T01:00:00Z\"}");
+        take(&e, RF_TOPIC_LISTS, "u-v",
+             "{\"subject_id\":\"u-v\",\"surface\":\"home\","
+             "\"list_id\":\"L1\",\"run_id\":\"r9\","
+             "\"generated_at\":\"2026-11-22T01:00:00Z\","
+             "\"expires_at\":\"2099-01-01T00:00:00Z\","
+             "\"model_version\":\"m1\","
+             "\"items\":[{\"item_id\":\"a\",\"score\":1}]}");
+        /* 1 list of 1000 expected: fails validation, its version goes */
+        take(&e, RF_TOPIC_RUNS, "r9",
+             "{\"run_id\":\"r9\",\"type\":\"run_completed\","
+             "\"surfaces\":[\"home\"],\"expected_lists\":1000,"
+             "\"generated_at\":\"2026-11-22T01:00:00Z\"}");
+        commit(&e);
+        rf_key_list(&lk, "u-v", "home", "");
+        rf_key_version(&vk, "r9", 2, lk.data, lk.len);
+        assert_int_equal(
+            rf_store_get(e.st, RF_CF_VERSIONS, vk.data, vk.len, &v), 0);
+
+        /* past runs.completion_timeout: the run is decided */
+        e.ctx.now_ms += conf.runs_completion_timeout_ms + 1;
+        rf_runs_t *runs = rf_runs_new(e.dir);
+        rf_buf_append(&fail_at, vk.data, vk.len);
+        for (int i = 0; i < 10 && r == 0; i++) {
+                r = rf_runs_step(runs, &e.ctx, 1);
+                if (r == 0)
+                        commit(&e);
+        }
+        assert_int_equal(r, RF_ESTORE);
+        rf_buf_free(&fail_at);
+        rollback(&e);
+        for (int i = 0; i < 10 && (i == 0 || rf_runs_busy(runs)); i++) {
+                assert_int_equal(rf_runs_step(runs, &e.ctx, 1), 0);
+                commit(&e);
+                rf_runs_committed(runs, 1);
+        }
+        assert_false(rf_runs_busy(runs));
+        assert_int_equal(
+            rf_store_get(e.st, RF_CF_VERSIONS, vk.data, vk.len, &v), RF_ENOENT);
+        assert_int_equal(rf_runs_get(e.st, NULL, "r9", &ri), 0);
+        assert_int_equal(ri.state, RF_RUN_FAILED_VALIDATION);
+        rf_run_info_clear(&ri);
+        rf_runs_destroy(runs);
+        rf_buf_free(&lk);
+        rf_buf_free(&vk);
+        rf_buf_free(&v);
+        fenv_close(&e);
+        rf_config_destroy(&conf);
+}
+
 /* A consent revocation whose scan of the user's lists fails past the
  * first list is not applied: the purge never commits half done. */
 static void test_consent_purge_list_scan_error_fails(void **state)
@@ -600,6 +670,8 @@ int main(void)
                 cmocka_unit_test_setup(test_consent_read_error_fails_closed,
                                        no_faults),
                 cmocka_unit_test_setup(test_consent_purge_run_scan_error_fails,
+                                       no_faults),
+                cmocka_unit_test_setup(test_version_purge_error_fails_the_step,
                                        no_faults),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
