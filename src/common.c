@@ -4,6 +4,7 @@
  * and allocation wrappers that abort on out-of-memory.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,11 @@ int64_t rf_mono_ns(void)
 int rf_mono_past(int64_t deadline_ns)
 {
         return deadline_ns && rf_mono_ns() >= deadline_ns;
+}
+
+int rf_pid_gone(long pid)
+{
+        return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 int64_t rf_mono_ms(void)

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1886,8 +1885,7 @@ static int sweep_one(const char *spool_dir, const char *name)
         rf_buf_t p = { 0 };
         int fd, gone = 0;
 
-        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
-            errno != ESRCH)
+        if (!pid || pid == (long)getpid() || !rf_pid_gone(pid))
                 return 0; /* not one, or its load may still run */
         rf_buf_printf(&p, "%s/%s", spool_dir, name);
         fd = open(p.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

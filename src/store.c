@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,7 +401,7 @@ static void secondary_sweep(const char *parent)
                         continue; /* not ours to judge */
                 /* A process in another pid namespace sharing the
                  * directory looks dead from here: its info log goes. */
-                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                if (!rf_pid_gone(pid))
                         continue; /* running (or not ours to signal) */
                 if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
                     !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())

@@ -98,6 +98,11 @@ int64_t rf_now_ms(void);
 /** @returns a monotonic clock in ms (for deadlines and latencies). */
 int64_t rf_mono_ms(void);
 
+/** @returns 1 if no process has \p pid (gone: killed or exited), 0 if one
+ *  may (running, or not ours to signal). A process in another pid
+ *  namespace looks gone. */
+int rf_pid_gone(long pid);
+
 /** @returns a monotonic clock in ns. */
 int64_t rf_mono_ns(void);
 

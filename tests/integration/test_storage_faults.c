@@ -301,6 +301,32 @@ static void take_list(fenv_t *e, const char *subject, const char *items)
         free(js);
 }
 
+/* Takes a one-item list of \p subject on "home" for batch run \p run_id
+ * (staged, not served), commits it and checks its version is stored;
+ * *vk: the version's key. */
+static void take_run_list(fenv_t *e, const char *subject, const char *run_id,
+                          rf_buf_t *vk)
+{
+        rf_buf_t lk = { 0 }, v = { 0 };
+        char *js = h_fmt("{\"subject_id\":\"%s\",\"surface\":\"home\","
+                         "\"list_id\":\"L1\",\"run_id\":\"%s\","
+                         "\"generated_at\":\"2026-11-22T01:00:00Z\","
+                         "\"expires_at\":\"2099-01-01T00:00:00Z\","
+                         "\"model_version\":\"m1\","
+                         "\"items\":[{\"item_id\":\"a\",\"score\":1}]}",
+                         subject, run_id);
+
+        take(e, RF_TOPIC_LISTS, subject, js);
+        commit(e);
+        rf_key_list(&lk, subject, "home", "");
+        rf_key_version(vk, run_id, strlen(run_id), lk.data, lk.len);
+        assert_int_equal(
+            rf_store_get(e->st, RF_CF_VERSIONS, vk->data, vk->len, &v), 0);
+        free(js);
+        rf_buf_free(&lk);
+        rf_buf_free(&v);
+}
+
 #define FO_LISTS 12
 
 /* A read error in the middle of a fan-out job's walk fails the step: the
@@ -468,7 +494,7 @@ static void purge_with_bad_key(const rf_buf_t *bad)
 static void test_consent_purge_run_scan_error_fails(void **state)
 {
         fenv_t e;
-        rf_buf_t lk = { 0 }, vk = { 0 }, v = { 0 };
+        rf_buf_t vk = { 0 }, v = { 0 };
         const char *js = "{\"event_id\":\"c1\",\"type\":\"consent_revoked\","
                          "\"user_id\":\"u-r\",\"scope\":\"all\","
                          "\"occurred_at\":\"2026-11-22T02:00:00Z\"}";
@@ -485,19 +511,7 @@ static void test_consent_purge_run_scan_error_fails(void **state)
         rf_config_init(&conf); /* staging reads the surfaces' settings */
         fenv_open(&e);
         e.ctx.conf = &conf;
-        take(&e, RF_TOPIC_LISTS, "u-r",
-             "{\"subject_id\":\"u-r\",\"surface\":\"home\","
-             "\"list_id\":\"L1\",\"run_id\":\"r1\","
-             "\"generated_at\":\"2026-11-22T01:00:00Z\","
-             "\"expires_at\":\"2099-01-01T00:00:00Z\","
-             "\"model_version\":\"m1\","
-             "\"items\":[{\"item_id\":\"a\",\"score\":1}]}");
-        commit(&e);
-        rf_key_list(&lk, "u-r", "home", "");
-        rf_key_version(&vk, "r1", 2, lk.data, lk.len);
-        assert_int_equal(
-            rf_store_get(e.st, RF_CF_VERSIONS, vk.data, vk.len, &v),
-            0); /* staged */
+        take_run_list(&e, "u-r", "r1", &vk);
 
         rec.offset = e.offset;
         rf_buf_append(&fail_at, vk.data, vk.len);
@@ -512,7 +526,6 @@ static void test_consent_purge_run_scan_error_fails(void **state)
         commit(&e);
         assert_int_equal(
             rf_store_get(e.st, RF_CF_VERSIONS, vk.data, vk.len, &v), RF_ENOENT);
-        rf_buf_free(&lk);
         rf_buf_free(&vk);
         rf_buf_free(&v);
         fenv_close(&e);
@@ -526,7 +539,7 @@ static void test_version_purge_error_fails_the_step(void **state)
 {
         fenv_t e;
         rf_config_t conf;
-        rf_buf_t lk = { 0 }, vk = { 0 }, v = { 0 };
+        rf_buf_t vk = { 0 }, v = { 0 };
         rf_run_info_t ri;
         int r = 0;
         (void)state;
@@ -539,23 +552,13 @@ static void test_version_purge_error_fails_the_step(void **state)
              "{\"run_id\":\"r9\",\"type\":\"run_started\","
              "\"surfaces\":[\"home\"],"
              "\"generated_at\":\"2026-11-22T01:00:00Z\"}");
-        take(&e, RF_TOPIC_LISTS, "u-v",
-             "{\"subject_id\":\"u-v\",\"surface\":\"home\","
-             "\"list_id\":\"L1\",\"run_id\":\"r9\","
-             "\"generated_at\":\"2026-11-22T01:00:00Z\","
-             "\"expires_at\":\"2099-01-01T00:00:00Z\","
-             "\"model_version\":\"m1\","
-             "\"items\":[{\"item_id\":\"a\",\"score\":1}]}");
+        take_run_list(&e, "u-v", "r9", &vk);
         /* 1 list of 1000 expected: fails validation, its version goes */
         take(&e, RF_TOPIC_RUNS, "r9",
              "{\"run_id\":\"r9\",\"type\":\"run_completed\","
              "\"surfaces\":[\"home\"],\"expected_lists\":1000,"
              "\"generated_at\":\"2026-11-22T01:00:00Z\"}");
         commit(&e);
-        rf_key_list(&lk, "u-v", "home", "");
-        rf_key_version(&vk, "r9", 2, lk.data, lk.len);
-        assert_int_equal(
-            rf_store_get(e.st, RF_CF_VERSIONS, vk.data, vk.len, &v), 0);
 
         /* past runs.completion_timeout: the run is decided */
         e.ctx.now_ms += conf.runs_completion_timeout_ms + 1;
@@ -581,7 +584,6 @@ static void test_version_purge_error_fails_the_step(void **state)
         assert_int_equal(ri.state, RF_RUN_FAILED_VALIDATION);
         rf_run_info_clear(&ri);
         rf_runs_destroy(runs);
-        rf_buf_free(&lk);
         rf_buf_free(&vk);
         rf_buf_free(&v);
         fenv_close(&e);
