@@ -13,11 +13,16 @@
 
 #define SHARDS 16
 
+/* Incremental-list tokens: one counter per hash of a list key (inc_*()). */
+#define INC_SLOTS 4096
+
 typedef struct lc_entry {
         struct lc_entry *chain;       /* next in the bucket */
         struct lc_entry *prev, *next; /* recency: prev is more recent */
         uint64_t hash;
         rf_list_t *list; /* the cache's reference */
+        uint64_t inc;    /* token under which this version was found to
+                          * beat its incremental list; 0: not known */
         size_t total, bytes, klen;
         char key[];
 } lc_entry_t;
@@ -34,6 +39,9 @@ struct rf_list_cache {
         lc_shard_t shard[SHARDS];
         size_t max_bytes;
         _Atomic uint64_t gen; /* moved by every forget and clear */
+        /* Moved by every write of an incremental list whose key hashes
+         * to the slot (rf_list_cache_inc_written()); never 0. */
+        _Atomic uint64_t inc[INC_SLOTS];
 };
 
 rf_list_cache_t *rf_list_cache_new(size_t max_bytes)
@@ -51,6 +59,8 @@ rf_list_cache_t *rf_list_cache_new(size_t max_bytes)
                 s->mask = 63;
                 s->bucket = rf_calloc(s->mask + 1, sizeof(*s->bucket));
         }
+        for (int i = 0; i < INC_SLOTS; i++)
+                atomic_init(&lc->inc[i], 1);
         return lc;
 }
 
@@ -151,8 +161,49 @@ uint64_t rf_list_cache_gen(rf_list_cache_t *lc)
         return lc ? atomic_load(&lc->gen) : 0;
 }
 
+static _Atomic uint64_t *inc_slot(rf_list_cache_t *lc, const char *lkey,
+                                  size_t klen)
+{
+        return &lc->inc[rf_hash_bytes(lkey, klen) % INC_SLOTS];
+}
+
+uint64_t rf_list_cache_inc_token(rf_list_cache_t *lc, const char *lkey,
+                                 size_t klen)
+{
+        return lc ? atomic_load_explicit(inc_slot(lc, lkey, klen),
+                                         memory_order_acquire)
+                  : 0;
+}
+
+void rf_list_cache_inc_written(rf_list_cache_t *lc, const char *lkey,
+                               size_t klen)
+{
+        if (lc)
+                atomic_fetch_add(inc_slot(lc, lkey, klen), 1);
+}
+
+void rf_list_cache_inc_all(rf_list_cache_t *lc)
+{
+        for (int i = 0; lc && i < INC_SLOTS; i++)
+                atomic_fetch_add(&lc->inc[i], 1);
+}
+
+void rf_list_cache_set_inc(rf_list_cache_t *lc, const char *key, size_t klen,
+                           uint64_t inc)
+{
+        uint64_t hash = rf_hash_bytes(key, klen);
+        lc_shard_t *s = shard_of(lc, hash);
+
+        pthread_mutex_lock(&s->lock);
+        lc_entry_t *e = *find(s, hash, key, klen);
+        if (e)
+                e->inc = inc;
+        pthread_mutex_unlock(&s->lock);
+}
+
 int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
-                      size_t min_items, rf_list_t **listp, size_t *total)
+                      size_t min_items, rf_list_t **listp, size_t *total,
+                      uint64_t *inc)
 {
         uint64_t hash = rf_hash_bytes(key, klen);
         lc_shard_t *s = shard_of(lc, hash);
@@ -166,6 +217,8 @@ int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
                 lru_front(s, e);
                 *listp = rf_list_share(e->list);
                 *total = e->total;
+                if (inc)
+                        *inc = e->inc;
                 hit = 1;
         }
         if (hit)
@@ -177,7 +230,8 @@ int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
 }
 
 void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
-                       uint64_t gen, rf_list_t *list, size_t total)
+                       uint64_t gen, rf_list_t *list, size_t total,
+                       uint64_t inc)
 {
         uint64_t hash = rf_hash_bytes(key, klen);
         lc_shard_t *s = shard_of(lc, hash);
@@ -186,9 +240,11 @@ void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
         if (bytes > s->max_bytes / 8)
                 return;
         lc_entry_t *e = rf_malloc(sizeof(*e) + klen);
-        *e = (lc_entry_t){
-                .hash = hash, .total = total, .bytes = bytes, .klen = klen
-        };
+        *e = (lc_entry_t){ .hash = hash,
+                           .inc = inc,
+                           .total = total,
+                           .bytes = bytes,
+                           .klen = klen };
         memcpy(e->key, key, klen);
 
         pthread_mutex_lock(&s->lock);

@@ -1429,7 +1429,7 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
         rf_pinned_t inc = { 0 };
         rf_buf_t k = { 0 };
         int64_t run_gen = 0;
-        uint64_t gen = 0;
+        uint64_t gen = 0, itok = 0, etok = 0;
         int r, ri, hit = 0;
 
         *listp = NULL;
@@ -1447,10 +1447,19 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
                 /* Before the store read: a write after it moves the
                  * generation on, and what this read got is not cached. */
                 gen = rf_list_cache_gen(lc);
+                /* Before the incremental list's lookup, as the generation:
+                 * a write of it after this moves the token on. */
+                itok = rf_list_cache_inc_token(lc, lkey, klen);
                 /* A shorter head than this read wants misses: the read
                  * caches the longer one. */
-                hit = !refill &&
-                      rf_list_cache_get(lc, k.data, k.len, head, listp, total);
+                hit = !refill && rf_list_cache_get(lc, k.data, k.len, head,
+                                                   listp, total, &etok);
+        }
+        if (hit && etok == itok) {
+                /* The version beat the incremental list, which no batch
+                 * has written since: no lookup. */
+                rf_buf_free(&k);
+                return 0;
         }
         r = hit ? 0
                 : rf_store_get_pinned(st, RF_CF_VERSIONS, k.data, k.len, val);
@@ -1463,6 +1472,10 @@ int rf_runs_read_head(rf_store_t *st, const char *surface, const char *lkey,
                 rf_pinned_release(val);
                 *val = inc;
                 inc = (rf_pinned_t){ 0 };
+        } else if (ri != 0 && ri != RF_ENOENT) {
+                itok = 0; /* the lookup failed: not known to lose */
+        } else if (hit) {
+                rf_list_cache_set_inc(lc, k.data, k.len, itok);
         }
         rf_pinned_release(&inc);
 decode:
@@ -1472,7 +1485,7 @@ decode:
                         r = RF_EINVAL;
                 else if (lc)
                         rf_list_cache_put(lc, k.data, k.len, gen, *listp,
-                                          *total);
+                                          *total, itok);
         }
         rf_buf_free(&k);
         return r;

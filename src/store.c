@@ -28,6 +28,7 @@
 #include "recfresh/list_cache.h"
 #include "recfresh/log.h"
 #include "recfresh/store.h"
+#include "recfresh/tomb_set.h"
 
 #define STORE_FORMAT "1"
 
@@ -81,8 +82,9 @@ struct rf_txn {
         rf_store_t *st;
         rocksdb_writebatch_wi_t *wb;
         uint32_t touched; /* bit per column family written */
-        /* Version keys written, for the list cache to forget at the commit
-         * (each a size_t length, then the key); past VKEYS_MAX, all. */
+        /* Version and incremental-list keys written, for the list cache
+         * to forget (or move the token of) at the commit: each a column
+         * family byte, a size_t length, then the key; past VKEYS_MAX, all. */
         rf_buf_t vkeys;
         size_t vkey_cnt;
         int vkeys_all;
@@ -584,8 +586,10 @@ int rf_store_catch_up(rf_store_t *st, char *errstr, size_t errstr_size)
         for (int cf = 0; cf < RF_CF__CNT; cf++)
                 atomic_fetch_add_explicit(&st->epoch[cf], 1,
                                           memory_order_release);
-        if (st->list_cache)
+        if (st->list_cache) {
                 rf_list_cache_clear(st->list_cache);
+                rf_list_cache_inc_all(st->list_cache);
+        }
         return 0;
 }
 
@@ -862,18 +866,22 @@ static void vkeys_reset(rf_txn_t *txn)
         txn->vkeys_all = 0;
 }
 
-/* A write of a run version: the read path's cache forgets the key once the
- * batch commits (list_cache.h). */
+/* A write of a run version or of an incremental list: once the batch
+ * commits, the read path's cache forgets the version, or moves the list's
+ * token (list_cache.h). */
 static void vkey_written(rf_txn_t *txn, rf_cf_t cf, const char *key,
                          size_t klen)
 {
-        if (cf != RF_CF_VERSIONS || !txn->st->list_cache || txn->vkeys_all)
+        if ((cf != RF_CF_VERSIONS && cf != RF_CF_LISTS) ||
+            !txn->st->list_cache || txn->vkeys_all)
                 return;
         if (txn->vkey_cnt == VKEYS_MAX) {
                 vkeys_reset(txn);
                 txn->vkeys_all = 1; /* a bulk write: clear instead */
                 return;
         }
+        char c = (char)cf;
+        rf_buf_append(&txn->vkeys, &c, 1);
         rf_buf_append(&txn->vkeys, &klen, sizeof(klen));
         rf_buf_append(&txn->vkeys, key, klen);
         txn->vkey_cnt++;
@@ -884,13 +892,20 @@ static void vkeys_forget(rf_txn_t *txn)
 {
         struct rf_list_cache *lc = txn->st->list_cache;
 
-        if (lc && txn->vkeys_all)
+        if (lc && txn->vkeys_all) {
                 rf_list_cache_clear(lc);
+                rf_list_cache_inc_all(lc);
+        }
         for (size_t off = 0; lc && off < txn->vkeys.len;) {
+                rf_cf_t cf = (rf_cf_t)txn->vkeys.data[off++];
                 size_t klen;
                 memcpy(&klen, txn->vkeys.data + off, sizeof(klen));
                 off += sizeof(klen);
-                rf_list_cache_forget(lc, txn->vkeys.data + off, klen);
+                if (cf == RF_CF_LISTS)
+                        rf_list_cache_inc_written(lc, txn->vkeys.data + off,
+                                                  klen);
+                else
+                        rf_list_cache_forget(lc, txn->vkeys.data + off, klen);
                 off += klen;
         }
         vkeys_reset(txn);
@@ -901,6 +916,10 @@ void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
 {
         txn->touched |= 1u << cf;
         vkey_written(txn, cf, key, klen);
+        /* Before the commit: a read that skips the user's hides lookup
+         * (rf_tombset_may_hide()) never misses a hide it could see. */
+        if (cf == RF_CF_TOMBSTONES && txn->st->tombset)
+                rf_tombset_hide_written(txn->st->tombset, key, klen);
         rocksdb_writebatch_wi_put_cf(txn->wb, txn->st->cf[cf], key, klen, val,
                                      vlen);
 }
@@ -1254,5 +1273,7 @@ int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
         atomic_fetch_add_explicit(&st->epoch[cf], 1, memory_order_release);
         if (cf == RF_CF_VERSIONS && st->list_cache)
                 rf_list_cache_clear(st->list_cache);
+        if (cf == RF_CF_LISTS)
+                rf_list_cache_inc_all(st->list_cache);
         return 0;
 }

@@ -3,6 +3,7 @@
  * tomb_set.h).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,10 @@
 #include "recfresh/log.h"
 #include "recfresh/strset.h"
 #include "recfresh/tomb_set.h"
+
+/* The users who may have hides: 2^HIDERS_LG bits (hider_*()). */
+#define HIDERS_LG   25
+#define HIDERS_BITS ((size_t)1 << HIDERS_LG)
 
 struct rf_tombset {
         pthread_rwlock_t lock;
@@ -32,6 +37,10 @@ struct rf_tombset {
         unsigned fshift; /* 64 - log2(bits): a hash's top bits pick its bit */
         size_t fsize;    /* bits */
         size_t fstale;   /* members deleted since it was built */
+        /* The users who may have hides (hider_*()): the bit of each one's
+         * hash, only ever set, atomic: no lock. */
+        _Atomic uint64_t *hbits;
+        _Atomic int hiders_ok; /* 0: not loaded yet, every user "may" */
         /* A member of `stocked` absent from `stock` is pending: its first
          * state in force was written and its decisions are not set yet
          * (asked, it goes to the store) until rf_tombset_stock_refresh(). */
@@ -52,6 +61,7 @@ rf_tombset_t *rf_tombset_new(void)
             &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
         pthread_rwlock_init(&ts->lock, &attr);
         pthread_rwlockattr_destroy(&attr);
+        ts->hbits = rf_calloc(HIDERS_BITS / 64, sizeof(*ts->hbits));
         return ts;
 }
 
@@ -68,6 +78,7 @@ void rf_tombset_destroy(rf_tombset_t *ts)
         rf_strset_clear(&ts->stock_rin);
         map_free(ts->stock);
         free(ts->fbits);
+        free((void *)ts->hbits);
         pthread_rwlock_destroy(&ts->lock);
         free(ts);
 }
@@ -499,6 +510,91 @@ static int stock_load(rf_store_t *st, rf_strset_t *gout, rf_strset_t *rout,
         return r;
 }
 
+/* ---- the users who may have hides ----------------------------------------
+ * A read looks up its user's hides: a RocksDB point lookup, which for the
+ * many users without any finds nothing, after the filters of every level
+ * of the tombstones column family (a fifth of an in-process read). One bit
+ * per hash of a user with a hide key answers "surely none" for most of the
+ * others. The bits are set from the store's scan at the first load, and
+ * then by the store as each batch writes a hide key, before its commit
+ * (rf_tombset_hide_written()). They are never cleared: a user whose hides
+ * all went keeps the bit (a lookup that finds nothing, as before) until the
+ * process restarts. A rolled-back batch's bits stay too: more lookups,
+ * never fewer. 2^25 bits (4 MiB): with a million users with hides, 3% of
+ * the others still look up. */
+
+static void hider_set(rf_tombset_t *ts, const char *user, size_t len)
+{
+        size_t pos = (size_t)(rf_hash_bytes(user, len) >> (64 - HIDERS_LG));
+
+        atomic_fetch_or(&ts->hbits[pos / 64], (uint64_t)1 << (pos % 64));
+}
+
+/* The user of hide key \p key ('H' user \0 ...): its length, or 0. */
+static size_t hide_key_user(const char *key, size_t klen)
+{
+        const char *nul;
+
+        if (klen < 2 || key[0] != RF_TOMB_HIDE ||
+            !(nul = memchr(key + 1, '\0', klen - 1)))
+                return 0;
+        return (size_t)(nul - (key + 1));
+}
+
+void rf_tombset_hide_written(rf_tombset_t *ts, const char *key, size_t klen)
+{
+        size_t len = hide_key_user(key, klen);
+
+        if (ts && len)
+                hider_set(ts, key + 1, len);
+}
+
+int rf_tombset_may_hide(rf_tombset_t *ts, const char *user)
+{
+        if (!ts || !atomic_load_explicit(&ts->hiders_ok, memory_order_acquire))
+                return 1;
+        size_t pos =
+            (size_t)(rf_hash_bytes(user, strlen(user)) >> (64 - HIDERS_LG));
+        return (atomic_load_explicit(&ts->hbits[pos / 64],
+                                     memory_order_acquire) >>
+                (pos % 64)) &
+               1;
+}
+
+/* Sets the bit of every user with a hide key in the store, once: after
+ * that the store's writes set them. A user's other keys are skipped with
+ * a seek past "'H' user \0" ("'H' user \1" sorts after them all). */
+static int hiders_load(rf_tombset_t *ts, rf_store_t *st)
+{
+        static const char kind = RF_TOMB_HIDE;
+        rf_iter_t *it;
+        rf_buf_t next = { 0 };
+        int err;
+
+        if (atomic_load(&ts->hiders_ok))
+                return 0;
+        it = rf_iter_new(st, NULL, RF_CF_TOMBSTONES, &kind, 1);
+        while (rf_iter_valid(it)) {
+                size_t klen, len;
+                const char *k = rf_iter_key(it, &klen);
+                if (!(len = hide_key_user(k, klen))) {
+                        rf_iter_next(it);
+                        continue;
+                }
+                hider_set(ts, k + 1, len);
+                rf_buf_reset(&next);
+                rf_buf_append(&next, k, len + 1);
+                rf_buf_append(&next, "\1", 1);
+                rf_iter_seek(it, next.data, next.len);
+        }
+        err = rf_iter_status(it);
+        rf_iter_destroy(it);
+        rf_buf_free(&next);
+        if (!err)
+                atomic_store_explicit(&ts->hiders_ok, 1, memory_order_release);
+        return err;
+}
+
 int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
 {
         static const char kinds[] = { RF_TOMB_BAN, RF_TOMB_STOCK,
@@ -527,6 +623,8 @@ int rf_tombset_load(rf_tombset_t *ts, rf_store_t *st)
         stock_map_t *map = rf_calloc(1, sizeof(*map));
         if (!err)
                 err = stock_load(st, &gout, &rout, &rin, map);
+        if (!err)
+                err = hiders_load(ts, st);
         if (err) {
                 map_free(map);
                 map = rf_calloc(1, sizeof(*map));

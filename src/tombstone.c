@@ -132,9 +132,12 @@ int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
         ck->txn = txn;
         ck->region = region ? region : "";
 
-        /* The reader's active hides: one point lookup of its summary. */
+        /* The reader's active hides: one point lookup of its summary,
+         * unless the set knows it has none. */
         rf_key_hide_prefix(&ck->key, reader);
-        if (rf_store_hide_summary(st)) {
+        if (!rf_tombset_may_hide(ck->ts, reader)) {
+                r = 0;
+        } else if (rf_store_hide_summary(st)) {
                 r = txn ? rf_txn_get(txn, RF_CF_TOMBSTONES, ck->key.data,
                                      ck->key.len, &ck->hides)
                         : rf_store_get(st, RF_CF_TOMBSTONES, ck->key.data,

@@ -20,8 +20,13 @@
  *   - A reader caches what it read only if no forget or clear came after
  *     it took the generation (rf_list_cache_gen()), before its store read:
  *     a read of the old value never outlives the write that replaced it.
- *   - Incremental lists (the lists column family) are never cached: each
- *     read still looks one up, and a newer one wins as before (runs.h).
+ *   - Incremental lists (the lists column family) are never cached. A
+ *     newer one wins over the run's version (runs.h), so a read looks it
+ *     up, unless its cached version already beat it under the token the
+ *     read takes before that lookup would be (rf_list_cache_inc_token()).
+ *     Every batch that writes an incremental list moves the token of its
+ *     key's slot after its commit; an ingest into the lists column
+ *     family, or a catch-up, moves them all.
  *   - Tombstones, hides and consent are checked on every read, as always:
  *     the cache holds what was stored, not what survives.
  *
@@ -52,20 +57,45 @@ uint64_t rf_list_cache_gen(rf_list_cache_t *lc);
  * The list cached for \p key, holding at least \p min_items items (or all
  * of them): *listp is a shared reference (release it with
  * rf_list_destroy()) and *total the stored list's item count (the list
- * may hold only its head).
+ * may hold only its head). *inc (if not NULL) gets the token under which
+ * the version beat its incremental list, or 0.
  * @returns 1 on a hit, 0 on a miss.
  */
 int rf_list_cache_get(rf_list_cache_t *lc, const char *key, size_t klen,
-                      size_t min_items, rf_list_t **listp, size_t *total);
+                      size_t min_items, rf_list_t **listp, size_t *total,
+                      uint64_t *inc);
 
 /**
  * Caches \p list, decoded from the value read for \p key after taking
  * generation \p gen, with one more reference; the caller keeps its own.
- * Nothing is cached if a forget or a clear came since. Replaces an entry
- * of the key. A list larger than an eighth of a shard is not kept.
+ * \p inc: the incremental-list token taken before the lookup that found
+ * the version wins, or 0. Nothing is cached if a forget or a clear came
+ * since. Replaces an entry of the key. A list larger than an eighth of a
+ * shard is not kept.
  */
 void rf_list_cache_put(rf_list_cache_t *lc, const char *key, size_t klen,
-                       uint64_t gen, rf_list_t *list, size_t total);
+                       uint64_t gen, rf_list_t *list, size_t total,
+                       uint64_t inc);
+
+/** The token of incremental list \p lkey (a lists column family key):
+ *  take it before looking the list up. While it stays the same, no batch
+ *  has written that list since (a write to another key of the same slot
+ *  moves it too). Never 0; 0 for a NULL cache. */
+uint64_t rf_list_cache_inc_token(rf_list_cache_t *lc, const char *lkey,
+                                 size_t klen);
+
+/** Records \p inc (taken before the lookup that found the version at
+ *  \p key beats its incremental list) in \p key's entry, if any. */
+void rf_list_cache_set_inc(rf_list_cache_t *lc, const char *key, size_t klen,
+                           uint64_t inc);
+
+/** Moves \p lkey's token: a batch wrote that incremental list. Call after
+ *  the write. This and rf_list_cache_inc_all() take NULL. */
+void rf_list_cache_inc_written(rf_list_cache_t *lc, const char *lkey,
+                               size_t klen);
+
+/** Moves every token (incremental lists written in bulk). */
+void rf_list_cache_inc_all(rf_list_cache_t *lc);
 
 /** Drops \p key's entry: its version was written. Call after the write.
  *  This, rf_list_cache_clear() and rf_list_cache_gen() take NULL. */

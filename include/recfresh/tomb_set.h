@@ -19,7 +19,8 @@
  * another thread may see a ban (or a lifted ban) an instant before it is
  * durable, never after; if the commit fails the event is taken again, so
  * what it saw becomes true. A rolled-back step reloads the set. Memory is
- * proportional to the entities in force, not to all ever tombstoned. A
+ * proportional to the entities in force, not to all ever tombstoned. It
+ * also knows which users surely have no hides (rf_tombset_may_hide()). A
  * store without a set (the CLI's secondary instance) answers every test
  * from RocksDB.
  */
@@ -129,6 +130,18 @@ int rf_tombset_consent(rf_tombset_t *ts, const unsigned char pseudonym[16],
  *  any of them is revoked, 0 if none, or RF_TS_UNKNOWN. Thread-safe. */
 int rf_tombset_consent_any(rf_tombset_t *ts, const unsigned char pseudonym[16],
                            const int *scopes, size_t n);
+
+/**
+ * Called by the store for every write of a hide key (keys.h: 'H' user ...)
+ * in a batch, before the batch commits: the user may have hides from then
+ * on. Other keys are ignored. Thread-safe (no lock).
+ */
+void rf_tombset_hide_written(rf_tombset_t *ts, const char *key, size_t klen);
+
+/** @returns 0 if \p user surely has no hide key (none at the first load,
+ *  none written since), 1 if it may (or the set, or NULL, cannot tell).
+ *  Thread-safe (no lock). */
+int rf_tombset_may_hide(rf_tombset_t *ts, const char *user);
 
 /** @returns the ids held (items, campaigns, consent states), for metrics. */
 size_t rf_tombset_count(rf_tombset_t *ts);

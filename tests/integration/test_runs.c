@@ -1064,7 +1064,7 @@ static int cached(const char *run_id, const char *subject)
 
         lc_version_key(&vk, run_id, subject);
         int hit = rf_list_cache_get(rf_store_list_cache(store()), vk.data,
-                                    vk.len, 0, &l, &total);
+                                    vk.len, 0, &l, &total, NULL);
         rf_list_destroy(l);
         rf_buf_free(&vk);
         return hit;
@@ -1142,8 +1142,8 @@ static void test_list_cache(void **state)
                 c = NULL;
                 rf_list_cache_t *lc = rf_store_list_cache(store());
                 rf_list_cache_put(lc, vk.data, vk.len, rf_list_cache_gen(lc),
-                                  fake, 15);
-                rf_list_cache_get(lc, vk.data, vk.len, 0, &c, &tot);
+                                  fake, 15, 0);
+                rf_list_cache_get(lc, vk.data, vk.len, 0, &c, &tot, NULL);
         } while ((!c || strcmp(c->list_id, "fake") != 0) &&
                  rf_mono_ms() < deadline);
         assert_non_null(c);

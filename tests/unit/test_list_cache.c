@@ -56,7 +56,7 @@ static void put(rf_list_cache_t *lc, const char *key, uint64_t gen,
 {
         rf_list_t *l = make_list(id, n);
 
-        rf_list_cache_put(lc, key, strlen(key), gen, l, total);
+        rf_list_cache_put(lc, key, strlen(key), gen, l, total, 0);
         rf_list_destroy(l);
 }
 
@@ -66,8 +66,9 @@ static rf_list_t *get(rf_list_cache_t *lc, const char *key)
         rf_list_t *l = NULL;
         size_t total;
 
-        return rf_list_cache_get(lc, key, strlen(key), 0, &l, &total) ? l
-                                                                      : NULL;
+        return rf_list_cache_get(lc, key, strlen(key), 0, &l, &total, NULL)
+                   ? l
+                   : NULL;
 }
 
 static void test_hit_miss_and_shared_reference(void **state)
@@ -80,7 +81,8 @@ static void test_hit_miss_and_shared_reference(void **state)
 
         assert_null(get(lc, "k1"));
         put(lc, "k1", rf_list_cache_gen(lc), "a", 5, 100);
-        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 0, &got, &total), 1);
+        assert_int_equal(rf_list_cache_get(lc, "k1", 2, 0, &got, &total, NULL),
+                         1);
         assert_string_equal(got->list_id, "a");
         assert_int_equal(total, 100);
         assert_int_equal(got->item_cnt, 5);
@@ -141,6 +143,47 @@ static void test_forget_and_generation(void **state)
         rf_list_cache_destroy(lc);
 }
 
+/* The incremental-list token: a version cached under a token says that
+ * it beat its incremental list then; a batch's write of that list (or of
+ * every list) moves the token, and a read must look the list up again. */
+static void test_incremental_token(void **state)
+{
+        rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
+        rf_list_t *l = make_list("v", 3), *got = NULL;
+        size_t total;
+        uint64_t tok, t;
+        (void)state;
+
+        assert_int_equal(rf_list_cache_inc_token(NULL, "L", 1), 0);
+        tok = rf_list_cache_inc_token(lc, "L", 1);
+        assert_true(tok != 0);
+        rf_list_cache_put(lc, "V", 1, rf_list_cache_gen(lc), l, 3, tok);
+        assert_int_equal(rf_list_cache_get(lc, "V", 1, 0, &got, &total, &t), 1);
+        assert_true(t == tok);
+        rf_list_destroy(got);
+        /* the list was written: the entry's token is no longer current */
+        rf_list_cache_inc_written(lc, "L", 1);
+        assert_true(rf_list_cache_inc_token(lc, "L", 1) != tok);
+        /* a read that looked it up again under the new token records it */
+        tok = rf_list_cache_inc_token(lc, "L", 1);
+        rf_list_cache_set_inc(lc, "V", 1, tok);
+        assert_int_equal(rf_list_cache_get(lc, "V", 1, 0, &got, &total, &t), 1);
+        assert_true(t == tok);
+        rf_list_destroy(got);
+        /* a bulk write moves every token */
+        uint64_t other = rf_list_cache_inc_token(lc, "M", 1);
+        rf_list_cache_inc_all(lc);
+        assert_true(rf_list_cache_inc_token(lc, "L", 1) != tok);
+        assert_true(rf_list_cache_inc_token(lc, "M", 1) != other);
+        /* unknown (0) is never a current token */
+        rf_list_cache_put(lc, "W", 1, rf_list_cache_gen(lc), l, 3, 0);
+        assert_int_equal(rf_list_cache_get(lc, "W", 1, 0, &got, &total, &t), 1);
+        assert_true(t == 0);
+        rf_list_destroy(got);
+        rf_list_destroy(l);
+        rf_list_cache_destroy(lc);
+}
+
 static void test_short_head_misses(void **state)
 {
         rf_list_cache_t *lc = rf_list_cache_new(1 << 20);
@@ -150,13 +193,15 @@ static void test_short_head_misses(void **state)
 
         /* the head of 5 of a list of 100 */
         put(lc, "k", rf_list_cache_gen(lc), "h", 5, 100);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 5, &got, &total), 1);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 5, &got, &total, NULL),
+                         1);
         rf_list_destroy(got);
-        assert_int_equal(rf_list_cache_get(lc, "k", 1, 6, &got, &total), 0);
+        assert_int_equal(rf_list_cache_get(lc, "k", 1, 6, &got, &total, NULL),
+                         0);
         /* a whole list answers any read */
         put(lc, "k", rf_list_cache_gen(lc), "w", 7, 7);
         assert_int_equal(
-            rf_list_cache_get(lc, "k", 1, (size_t)-1, &got, &total), 1);
+            rf_list_cache_get(lc, "k", 1, (size_t)-1, &got, &total, NULL), 1);
         assert_string_equal(got->list_id, "w");
         rf_list_destroy(got);
         rf_list_cache_destroy(lc);
@@ -251,7 +296,8 @@ static void *race_reader(void *arg)
                 unsigned f0 = atomic_load(&r->forgotten[k]);
                 rf_list_t *l = NULL;
                 size_t total;
-                if (rf_list_cache_get(r->lc, key, strlen(key), 0, &l, &total)) {
+                if (rf_list_cache_get(r->lc, key, strlen(key), 0, &l, &total,
+                                      NULL)) {
                         if ((unsigned)atoi(l->list_id) < f0)
                                 atomic_fetch_add(&r->stale, 1);
                         atomic_fetch_add(&r->hits, 1);
@@ -262,7 +308,8 @@ static void *race_reader(void *arg)
                 uint64_t g = rf_list_cache_gen(r->lc);
                 unsigned v = atomic_load(&r->version[k]);
                 sched_yield(); /* a slow reader: a forget may pass it */
-                rf_list_cache_put(r->lc, key, strlen(key), g, r->lists[v], 1);
+                rf_list_cache_put(r->lc, key, strlen(key), g, r->lists[v], 1,
+                                  0);
         }
         return NULL;
 }
@@ -321,6 +368,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_hit_miss_and_shared_reference),
                 cmocka_unit_test(test_forget_and_generation),
+                cmocka_unit_test(test_incremental_token),
                 cmocka_unit_test(test_short_head_misses),
                 cmocka_unit_test(test_clear),
                 cmocka_unit_test(test_budget_evicts_least_recent),

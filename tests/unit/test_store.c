@@ -581,7 +581,7 @@ static void cache_key(rf_list_cache_t *lc, const char *key)
 
         assert_int_equal(
             rf_list_from_json(NULL, 0, js, strlen(js), NULL, &l, &rej), 0);
-        rf_list_cache_put(lc, key, strlen(key), rf_list_cache_gen(lc), l, 1);
+        rf_list_cache_put(lc, key, strlen(key), rf_list_cache_gen(lc), l, 1, 0);
         rf_list_destroy(l);
 }
 
@@ -589,7 +589,7 @@ static int cached(rf_list_cache_t *lc, const char *key)
 {
         rf_list_t *l = NULL;
         size_t total;
-        int hit = rf_list_cache_get(lc, key, strlen(key), 0, &l, &total);
+        int hit = rf_list_cache_get(lc, key, strlen(key), 0, &l, &total, NULL);
 
         rf_list_destroy(l);
         return hit;

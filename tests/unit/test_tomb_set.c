@@ -651,6 +651,57 @@ static void test_hide_summaries(void **state)
         assert_hides(e, &ref);
 }
 
+/* The users who may have hides: every user with a hide key at the load,
+ * and every one a batch writes a hide key of, before its commit; most
+ * others surely have none. */
+static void test_users_who_may_hide(void **state)
+{
+        env_t *e = *state;
+        rf_tombset_t *ts;
+        char user[32];
+        int none = 0;
+
+        hide(e, "mh-1", "hider", 0, "i1", 1, "2026-11-22T01:00:00Z");
+        ts = rf_tombset_new();
+        assert_int_equal(rf_tombset_may_hide(ts, "x"), 1); /* not loaded */
+        assert_int_equal(rf_tombset_may_hide(NULL, "x"), 1);
+        assert_int_equal(rf_tombset_load(ts, e->st), 0);
+        assert_int_equal(rf_tombset_may_hide(ts, "hider"), 1);
+        for (int i = 0; i < 1000; i++) {
+                snprintf(user, sizeof(user), "u-%d", i);
+                none += !rf_tombset_may_hide(ts, user);
+        }
+        assert_true(none >= 990); /* 2^25 bits, one user set */
+        rf_tombset_destroy(ts);
+
+        /* set by the store's write, before the commit; other kinds of
+         * tombstone keys do not count */
+        assert_int_equal(rf_tombset_may_hide(e->ts, "later"), 0);
+        assert_int_equal(rf_tombset_may_hide(e->ts, "banner"), 0);
+        rf_txn_t *txn = rf_txn_new(e->st);
+        rf_buf_t k = { 0 };
+        rf_key_hide(&k, "later", RF_IDX_ITEM, "i9");
+        rf_txn_put(txn, RF_CF_TOMBSTONES, k.data, k.len, "x", 1);
+        assert_int_equal(rf_tombset_may_hide(e->ts, "later"), 1);
+        rf_buf_reset(&k);
+        rf_buf_append(&k,
+                      "B"
+                      "banner",
+                      7); /* RF_TOMB_BAN, the id, \0 */
+        rf_txn_put(txn, RF_CF_TOMBSTONES, k.data, k.len, "x", 1);
+        assert_int_equal(rf_tombset_may_hide(e->ts, "banner"), 0);
+        rf_txn_clear(txn); /* dropped: the bit stays, a lookup too many */
+        rf_txn_destroy(txn);
+        rf_buf_free(&k);
+        assert_int_equal(rf_tombset_may_hide(e->ts, "later"), 1);
+
+        /* a read of a user with no hide key finds nothing to filter; one
+         * hidden through the apply path after the load is filtered */
+        assert_int_equal(hide_check(e, "fresh", 1), RF_FILTER_NONE);
+        hide(e, "mh-2", "fresh", 0, "i1", 1, "2026-11-22T02:00:00Z");
+        assert_int_equal(hide_check(e, "fresh", 1), RF_FILTER_HIDDEN_ITEM);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -671,6 +722,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(
                     test_same_answers_without_the_set, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_consent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_users_who_may_hide, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_hide_summaries, setup,
                                                 teardown),
         };
