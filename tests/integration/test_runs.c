@@ -485,6 +485,41 @@ static void test_rejected_run_not_restored(void **state)
         wait_state("rj-2", RF_RUN_ROLLED_BACK);
 }
 
+/* A store from before rollback histories: a surface with no history
+ * goes back to its newest kept superseded run, as it did then. */
+static void test_rollback_without_history(void **state)
+{
+        char result[1024], err[256];
+        rf_buf_t k = { 0 };
+        (void)state;
+
+        full_run("nh-1", "nh", "nh-u", 2, "2026-11-20T02:00:00Z", "nh-a");
+        wait_state("nh-1", RF_RUN_ACTIVE);
+        full_run("nh-2", "nh", "nh-u", 2, "2026-11-21T02:00:00Z", "nh-b");
+        wait_state("nh-2", RF_RUN_ACTIVE);
+        full_run("nh-3", "nh", "nh-u", 2, "2026-11-22T02:00:00Z", "nh-c");
+        wait_state("nh-3", RF_RUN_ACTIVE);
+        h_wait_served(&env, "nh-u1", "nh", NULL, "nh-c");
+        /* the surface's history key ('H' surface, runs column family),
+         * as an older store never wrote it */
+        rf_buf_append(&k,
+                      "H"
+                      "nh",
+                      3);
+        rf_txn_t *txn = rf_txn_new(store());
+        rf_txn_delete(txn, RF_CF_RUNS, k.data, k.len);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_destroy(txn);
+        rf_buf_free(&k);
+
+        assert_int_equal(spool_rollback("nh-3", NULL, result, sizeof(result)),
+                         0);
+        assert_non_null(strstr(result, "rolled back to nh-2"));
+        h_wait_served(&env, "nh-u1", "nh", NULL, "nh-b");
+        wait_state("nh-3", RF_RUN_ROLLED_BACK);
+        wait_state("nh-1", RF_RUN_SUPERSEDED);
+}
+
 /* An absurd expected_lists (untrusted, from the topic) fails the coverage
  * gate: pct * expected must not wrap around into a pass. */
 static void test_coverage_huge_expected(void **state)
@@ -1602,6 +1637,7 @@ int main(void)
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_rollback_per_surface),
                 cmocka_unit_test(test_rejected_run_not_restored),
+                cmocka_unit_test(test_rollback_without_history),
                 cmocka_unit_test(test_coverage_huge_expected),
                 cmocka_unit_test(test_spool_takes_only_jobs),
                 cmocka_unit_test(test_newer_wins),
