@@ -220,8 +220,9 @@ int rf_cmd_load(int argc, char **argv)
         /* Validation counts entries already tombstoned: as reads do, with
          * the set of entities in force first (tomb_set.h). */
         rf_tombset_t *ts = rf_tombset_new();
-        if (rf_tombset_load(ts, st) == 0)
-                rf_store_set_tombset(st, ts);
+        rf_store_set_tombset(st, ts);
+        if (rf_tombset_load(ts, st) != 0)
+                rf_store_set_tombset(st, NULL); /* every check asks */
         r = rf_bulkload_build(st, &conf, &o, file, job.data, &ri, errstr,
                               sizeof(errstr));
         rf_store_set_tombset(st, NULL);

@@ -633,13 +633,15 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
             !(d->fanout = rf_fanout_new(d->st, errstr, errstr_size)))
                 goto fail;
         rf_fanout_set_step_ms(d->fanout, d->conf->fanout_step_ms);
+        /* Attached first: the store tells the set of every hide written
+         * from its load on (rf_tombset_hide_written()). */
         d->tombset = rf_tombset_new();
+        rf_store_set_tombset(d->st, d->tombset);
         if (rf_tombset_load(d->tombset, d->st) != 0) {
                 snprintf(errstr, errstr_size, "%s: cannot read the tombstones",
                          conf->data_dir);
                 goto fail;
         }
-        rf_store_set_tombset(d->st, d->tombset);
         d->list_cache = rf_list_cache_new((size_t)conf->list_cache_mb << 20);
         rf_store_set_list_cache(d->st, d->list_cache);
         /* A store from before hide summaries: build them once. */

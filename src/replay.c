@@ -1205,12 +1205,12 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                 goto out;
         /* As in the daemon: read checks look up only the set's members. */
         ts = rf_tombset_new();
+        rf_store_set_tombset(st, ts); /* first: see the daemon's */
         if ((r = rf_tombset_load(ts, st)) != 0) {
                 snprintf(errstr, errstr_size, "%s: cannot read the tombstones",
                          opts->data_dir);
                 goto out;
         }
-        rf_store_set_tombset(st, ts);
         if ((r = rf_hide_summaries_build(st, errstr, errstr_size)) != 0)
                 goto out;
         if (!(ob = rf_outbox_new(st, errstr, errstr_size)) ||

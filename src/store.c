@@ -84,11 +84,16 @@ struct rf_txn {
         uint32_t touched; /* bit per column family written */
         /* Version and incremental-list keys written, for the list cache
          * to forget (or move the token of) at the commit: each a column
-         * family byte, a size_t length, then the key; past VKEYS_MAX, all. */
+         * family byte, a size_t length, then the key. Past VKEYS_MAX of a
+         * kind, all of that kind (VK_*). */
         rf_buf_t vkeys;
-        size_t vkey_cnt;
-        int vkeys_all;
+        size_t vkey_cnt[2];
+        unsigned vkeys_all;
 };
+
+/* The kinds of key the list cache is told of. */
+#define VK_VERSION 0
+#define VK_LIST    1
 
 #define VKEYS_MAX 4096
 
@@ -862,7 +867,7 @@ static void vkeys_reset(rf_txn_t *txn)
         if (txn->vkeys.size > 65536)
                 rf_buf_free(&txn->vkeys);
         rf_buf_reset(&txn->vkeys);
-        txn->vkey_cnt = 0;
+        txn->vkey_cnt[VK_VERSION] = txn->vkey_cnt[VK_LIST] = 0;
         txn->vkeys_all = 0;
 }
 
@@ -872,19 +877,23 @@ static void vkeys_reset(rf_txn_t *txn)
 static void vkey_written(rf_txn_t *txn, rf_cf_t cf, const char *key,
                          size_t klen)
 {
+        int kind = cf == RF_CF_LISTS ? VK_LIST : VK_VERSION;
+
         if ((cf != RF_CF_VERSIONS && cf != RF_CF_LISTS) ||
-            !txn->st->list_cache || txn->vkeys_all)
+            !txn->st->list_cache || (txn->vkeys_all & (1u << kind)))
                 return;
-        if (txn->vkey_cnt == VKEYS_MAX) {
-                vkeys_reset(txn);
-                txn->vkeys_all = 1; /* a bulk write: clear instead */
+        if (txn->vkey_cnt[kind] == VKEYS_MAX) {
+                /* A bulk write: clear the cache, or move every token,
+                 * instead. The keys of the kind kept so far stay: one
+                 * forget or move more each. */
+                txn->vkeys_all |= 1u << kind;
                 return;
         }
         char c = (char)cf;
         rf_buf_append(&txn->vkeys, &c, 1);
         rf_buf_append(&txn->vkeys, &klen, sizeof(klen));
         rf_buf_append(&txn->vkeys, key, klen);
-        txn->vkey_cnt++;
+        txn->vkey_cnt[kind]++;
 }
 
 /* After the commit's write: no cached version outlives its write. */
@@ -892,10 +901,10 @@ static void vkeys_forget(rf_txn_t *txn)
 {
         struct rf_list_cache *lc = txn->st->list_cache;
 
-        if (lc && txn->vkeys_all) {
+        if (lc && (txn->vkeys_all & (1u << VK_VERSION)))
                 rf_list_cache_clear(lc);
+        if (lc && (txn->vkeys_all & (1u << VK_LIST)))
                 rf_list_cache_inc_all(lc);
-        }
         for (size_t off = 0; lc && off < txn->vkeys.len;) {
                 rf_cf_t cf = (rf_cf_t)txn->vkeys.data[off++];
                 size_t klen;

@@ -41,6 +41,7 @@ struct rf_tombset {
          * hash, only ever set, atomic: no lock. */
         _Atomic uint64_t *hbits;
         _Atomic int hiders_ok; /* 0: not loaded yet, every user "may" */
+        uint64_t hiders_store; /* rf_store_id() of the store scanned */
         /* A member of `stocked` absent from `stock` is pending: its first
          * state in force was written and its decisions are not set yet
          * (asked, it goes to the store) until rf_tombset_stock_refresh(). */
@@ -571,8 +572,10 @@ static int hiders_load(rf_tombset_t *ts, rf_store_t *st)
         rf_buf_t next = { 0 };
         int err;
 
-        if (atomic_load(&ts->hiders_ok))
-                return 0;
+        if (atomic_load(&ts->hiders_ok) && ts->hiders_store == rf_store_id(st))
+                return 0; /* the store's writes set the bits since */
+        /* Another store's bits say nothing of this one's users. */
+        atomic_store(&ts->hiders_ok, 0);
         it = rf_iter_new(st, NULL, RF_CF_TOMBSTONES, &kind, 1);
         while (rf_iter_valid(it)) {
                 size_t klen, len;
@@ -590,8 +593,10 @@ static int hiders_load(rf_tombset_t *ts, rf_store_t *st)
         err = rf_iter_status(it);
         rf_iter_destroy(it);
         rf_buf_free(&next);
-        if (!err)
+        if (!err) {
+                ts->hiders_store = rf_store_id(st);
                 atomic_store_explicit(&ts->hiders_ok, 1, memory_order_release);
+        }
         return err;
 }
 

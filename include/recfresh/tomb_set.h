@@ -134,7 +134,10 @@ int rf_tombset_consent_any(rf_tombset_t *ts, const unsigned char pseudonym[16],
 /**
  * Called by the store for every write of a hide key (keys.h: 'H' user ...)
  * in a batch, before the batch commits: the user may have hides from then
- * on. Other keys are ignored. Thread-safe (no lock).
+ * on. Other keys are ignored. Thread-safe (no lock). The users with hides
+ * are scanned at the first rf_tombset_load() of a store, and only then:
+ * attach the set to the store (rf_store_set_tombset()) before that load,
+ * so that no hide written after the scan goes unseen.
  */
 void rf_tombset_hide_written(rf_tombset_t *ts, const char *key, size_t klen);
 

@@ -40,6 +40,9 @@
 #include "recfresh/list_cache.h"
 #include "recfresh/metrics.h"
 #include "recfresh/runs.h"
+#include "recfresh/store.h"
+
+#include <rocksdb/c.h>
 
 static h_env_t env;
 
@@ -648,6 +651,125 @@ static void test_newer_wins(void **state)
         /* a subject the run has no list for: the incremental list serves */
         publish("nw-x", "nw", NULL, "inc-x", "2026-11-20T23:00:00Z", "i3");
         h_wait_served(&env, "nw-x", "nw", NULL, "i3");
+}
+
+static char *served_id(const char *subject, const char *surface, size_t limit,
+                       char *list_id, size_t size);
+
+/* A point read of race.key on race.thread is followed, once, by a commit
+ * of race.val there (or fails, with race.fail): a write or a failure that
+ * lands between a read's lookup of an incremental list and what the read
+ * does with the answer. */
+static struct {
+        pthread_t thread;
+        rf_buf_t key, val;
+        int fail; /* the lookup fails instead */
+} race;
+
+rocksdb_pinnableslice_t *
+__real_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
+                             rocksdb_column_family_handle_t *cf,
+                             const char *key, size_t klen, char **errptr);
+rocksdb_pinnableslice_t *
+__wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
+                             rocksdb_column_family_handle_t *cf,
+                             const char *key, size_t klen, char **errptr);
+
+rocksdb_pinnableslice_t *
+__wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
+                             rocksdb_column_family_handle_t *cf,
+                             const char *key, size_t klen, char **errptr)
+{
+        int armed = race.key.len &&
+                    pthread_equal(pthread_self(), race.thread) &&
+                    klen == race.key.len && !memcmp(key, race.key.data, klen);
+
+        if (armed && race.fail) {
+                rf_buf_reset(&race.key);
+                *errptr = strdup("IO error: injected: read failed");
+                return NULL;
+        }
+        rocksdb_pinnableslice_t *p =
+            __real_rocksdb_get_pinned_cf(db, o, cf, key, klen, errptr);
+        if (armed) {
+                char err[256];
+                rf_txn_t *txn = rf_txn_new(store());
+                rf_txn_put(txn, RF_CF_LISTS, race.key.data, race.key.len,
+                           race.val.data, race.val.len);
+                rf_buf_reset(&race.key); /* once */
+                if (rf_txn_commit(txn, err, sizeof(err)))
+                        fail_msg("%s", err);
+                rf_txn_destroy(txn);
+        }
+        return p;
+}
+
+/* Arms race for \p subject's list on \p surface, with a newer incremental
+ * list of \p items to write (unless \p fail). */
+static void race_arm(const char *subject, const char *surface,
+                     const char *items, int fail)
+{
+        rf_rejection_t rej;
+        rf_list_t *l = NULL;
+        char *js = list_json(subject, surface, NULL, "inc-race",
+                             "2026-11-22T05:00:00Z", items);
+
+        assert_int_equal(
+            rf_list_from_json(NULL, 0, js, strlen(js), NULL, &l, &rej), 0);
+        free(js);
+        rf_buf_reset(&race.val);
+        rf_list_encode(l, &race.val);
+        rf_list_destroy(l);
+        race.fail = fail;
+        race.thread = pthread_self();
+        rf_buf_reset(&race.key);
+        rf_key_list(&race.key, subject, surface, "");
+}
+
+/* A read that found no incremental list caches the run's version under the
+ * token it took before looking; an incremental list written right after
+ * that lookup moved the token, so the next read looks again and serves it.
+ * Fails if the token is taken after the lookup. And a lookup that failed
+ * records no token: the next read looks again. */
+static void test_incremental_written_during_a_read(void **state)
+{
+        char id[64];
+        char *got;
+        (void)state;
+
+        full_run("ir-1", "ir", "ir-u", 3, "2026-11-22T02:00:00Z", "b1,b2");
+        wait_state("ir-1", RF_RUN_ACTIVE);
+        h_wait_served(&env, "ir-u0", "ir", NULL, "b1,b2");
+
+        race_arm("ir-u1", "ir", "r1", 0);
+        got = served_id("ir-u1", "ir", 0, id, sizeof(id));
+        assert_int_equal(race.key.len, 0); /* the write came */
+        assert_string_equal(got, "b1,b2"); /* after the lookup */
+        free(got);
+        got = served_id("ir-u1", "ir", 0, id, sizeof(id));
+        assert_string_equal(got, "r1");
+        free(got);
+
+        /* ir-u2's newer incremental list is there before the read, whose
+         * lookup of it fails: the run's version serves, and is cached
+         * without a token */
+        race_arm("ir-u2", "ir", "r2", 0);
+        rf_txn_t *txn = rf_txn_new(store());
+        char err[256];
+        rf_txn_put(txn, RF_CF_LISTS, race.key.data, race.key.len, race.val.data,
+                   race.val.len);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_destroy(txn);
+        race.fail = 1;
+        got = served_id("ir-u2", "ir", 0, id, sizeof(id));
+        assert_int_equal(race.key.len, 0);
+        assert_string_equal(got, "b1,b2");
+        free(got);
+        got = served_id("ir-u2", "ir", 0, id, sizeof(id));
+        assert_string_equal(got, "r2");
+        free(got);
+        rf_buf_free(&race.key);
+        rf_buf_free(&race.val);
 }
 
 /* ---- batch lists get recompute requests -----------------------------------*/
@@ -1641,6 +1763,7 @@ int main(void)
                 cmocka_unit_test(test_coverage_huge_expected),
                 cmocka_unit_test(test_spool_takes_only_jobs),
                 cmocka_unit_test(test_newer_wins),
+                cmocka_unit_test(test_incremental_written_during_a_read),
                 cmocka_unit_test(test_consent_purges_run_versions),
                 cmocka_unit_test(test_list_cache),
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),

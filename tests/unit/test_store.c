@@ -630,6 +630,28 @@ static void test_commit_forgets_written_versions(void **state)
         }
         assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
         assert_false(cached(lc, "v3"));
+
+        /* An incremental list's write moves its token once committed,
+         * not before, and a dropped batch's does not. */
+        cache_key(lc, "v4");
+        uint64_t t = rf_list_cache_inc_token(lc, "L1", 2);
+        uint64_t t2 = rf_list_cache_inc_token(lc, "L2", 2);
+        rf_txn_put(txn, RF_CF_LISTS, "L1", 2, "x", 1);
+        assert_true(rf_list_cache_inc_token(lc, "L1", 2) == t);
+        rf_txn_clear(txn);
+        assert_true(rf_list_cache_inc_token(lc, "L1", 2) == t);
+        rf_txn_delete(txn, RF_CF_LISTS, "L1", 2);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_true(rf_list_cache_inc_token(lc, "L1", 2) != t);
+        /* a bulk write of lists moves every token, and leaves the
+         * versions cached */
+        for (int i = 0; i < 5000; i++) {
+                snprintf(k, sizeof(k), "L%d", i + 10);
+                rf_txn_put(txn, RF_CF_LISTS, k, strlen(k), "x", 1);
+        }
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_true(rf_list_cache_inc_token(lc, "L2", 2) != t2);
+        assert_true(cached(lc, "v4"));
         rf_txn_destroy(txn);
         rf_store_set_list_cache(st, NULL);
         rf_store_close(st);
