@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "integration/h_wrap.h"
 #include "integration/harness.h"
 #include "recfresh/bulkload.h"
 #include "recfresh/keys.h"
@@ -41,8 +42,6 @@
 #include "recfresh/metrics.h"
 #include "recfresh/runs.h"
 #include "recfresh/store.h"
-
-#include <rocksdb/c.h>
 
 static h_env_t env;
 
@@ -355,9 +354,20 @@ static int spool_rollback(const char *run_id, const char *to, char *result,
         return rc;
 }
 
-static void test_rollback(void **state)
+/* Rolls back through the spool (spool_rollback()); the result must hold
+ * \p expect ("ok", "error", "rolled back to ..."). */
+static void rollback_expect(const char *run_id, const char *to,
+                            const char *expect)
 {
         char result[1024];
+
+        assert_int_equal(spool_rollback(run_id, to, result, sizeof(result)), 0);
+        if (!strstr(result, expect))
+                fail_msg("rollback: expected \"%s\" in: %s", expect, result);
+}
+
+static void test_rollback(void **state)
+{
         (void)state;
 
         full_run("rb-1", "rb", "rb-u", 5, "2026-11-21T02:00:00Z", "old1,old2");
@@ -370,21 +380,15 @@ static void test_rollback(void **state)
                   "{\"event_id\":\"rb-ban\",\"type\":\"item_banned\","
                   "\"item_id\":\"old2\","
                   "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
-        assert_int_equal(spool_rollback("rb-2", NULL, result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "ok"));
+        rollback_expect("rb-2", NULL, "ok");
         h_wait_served(&env, "rb-u2", "rb", NULL, "old1");
         wait_state("rb-2", RF_RUN_ROLLED_BACK);
         wait_state("rb-1", RF_RUN_ACTIVE);
         /* and forward again with --to */
-        assert_int_equal(spool_rollback(NULL, "rb-2", result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "ok"));
+        rollback_expect(NULL, "rb-2", "ok");
         h_wait_served(&env, "rb-u2", "rb", NULL, "new1,new2");
         /* no such run: an error result, nothing changes */
-        assert_int_equal(spool_rollback(NULL, "nope", result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "error"));
+        rollback_expect(NULL, "nope", "error");
         h_wait_served(&env, "rb-u2", "rb", NULL, "new1,new2");
 }
 
@@ -394,7 +398,6 @@ static void test_rollback(void **state)
 static void test_rollback_per_surface(void **state)
 {
         const char *g2 = "2026-11-22T02:00:00Z";
-        char result[1024];
         (void)state;
 
         full_run("ps-1", "pa", "ps-u", 3, "2026-11-21T02:00:00Z", "one");
@@ -418,9 +421,7 @@ static void test_rollback_per_surface(void **state)
         h_wait_served(&env, "ps-u1", "pb", NULL, "two-b");
 
         /* pa goes back to ps-2, not to the older superseded ps-1 */
-        assert_int_equal(spool_rollback("ps-3", NULL, result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "ok"));
+        rollback_expect("ps-3", NULL, "ok");
         h_wait_served(&env, "ps-u1", "pa", NULL, "two");
         h_wait_served(&env, "ps-u1", "pb", NULL, "two-b");
         wait_state("ps-3", RF_RUN_ROLLED_BACK);
@@ -433,14 +434,10 @@ static void test_rollback_per_surface(void **state)
         wait_state("pc-1", RF_RUN_ACTIVE);
         full_run("pc-2", "pc", "pc-u", 2, "2026-11-22T02:00:00Z", "c-two");
         wait_state("pc-2", RF_RUN_ACTIVE);
-        assert_int_equal(spool_rollback(NULL, "pc-1", result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "ok"));
+        rollback_expect(NULL, "pc-1", "ok");
         h_wait_served(&env, "pc-u1", "pc", NULL, "c-one");
         wait_state("pc-2", RF_RUN_ROLLED_BACK);
-        assert_int_equal(spool_rollback("pc-1", NULL, result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "rolled back to pc-2"));
+        rollback_expect("pc-1", NULL, "rolled back to pc-2");
         h_wait_served(&env, "pc-u1", "pc", NULL, "c-two");
         wait_state("pc-2", RF_RUN_ACTIVE);
         wait_state("pc-1", RF_RUN_ROLLED_BACK);
@@ -452,7 +449,6 @@ static void test_rejected_run_not_restored(void **state)
 {
         const char *g[] = { "2026-11-21T02:00:00Z", "2026-11-22T02:00:00Z" };
         const char *run[] = { "rj-1", "rj-2" };
-        char result[1024];
         (void)state;
 
         for (int r = 0; r < 2; r++) {
@@ -475,15 +471,11 @@ static void test_rejected_run_not_restored(void **state)
         h_wait_served(&env, "rj-u1", "qb", NULL, "rj-3-b");
 
         /* rj-2 (serving qa only now) is rejected: qa back to rj-1 */
-        assert_int_equal(spool_rollback("rj-2", NULL, result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "ok"));
+        rollback_expect("rj-2", NULL, "ok");
         h_wait_served(&env, "rj-u1", "qa", NULL, "rj-1-a");
         wait_state("rj-2", RF_RUN_ROLLED_BACK);
         /* qb's history holds rj-1 then rj-2: rj-2 is passed over */
-        assert_int_equal(spool_rollback("rj-3", NULL, result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "rolled back to rj-1"));
+        rollback_expect("rj-3", NULL, "rolled back to rj-1");
         h_wait_served(&env, "rj-u1", "qb", NULL, "rj-1-b");
         wait_state("rj-2", RF_RUN_ROLLED_BACK);
 }
@@ -492,7 +484,7 @@ static void test_rejected_run_not_restored(void **state)
  * goes back to its newest kept superseded run, as it did then. */
 static void test_rollback_without_history(void **state)
 {
-        char result[1024], err[256];
+        char err[256];
         rf_buf_t k = { 0 };
         (void)state;
 
@@ -515,9 +507,7 @@ static void test_rollback_without_history(void **state)
         rf_txn_destroy(txn);
         rf_buf_free(&k);
 
-        assert_int_equal(spool_rollback("nh-3", NULL, result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "rolled back to nh-2"));
+        rollback_expect("nh-3", NULL, "rolled back to nh-2");
         h_wait_served(&env, "nh-u1", "nh", NULL, "nh-b");
         wait_state("nh-3", RF_RUN_ROLLED_BACK);
         wait_state("nh-1", RF_RUN_SUPERSEDED);
@@ -580,9 +570,7 @@ static void test_spool_takes_only_jobs(void **state)
         assert_non_null(fp);
         fputs("ok: run sp-2 active (2 lists)\n", fp);
         assert_int_equal(fclose(fp), 0);
-        assert_int_equal(spool_rollback(NULL, "nope", result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "error"));
+        rollback_expect(NULL, "nope", "error");
         assert_int_equal(rf_runs_get(store(), NULL, "sp-2", &ri), 0);
         assert_string_equal(rf_run_state2str(ri.state), "active");
         rf_run_info_clear(&ri);
@@ -665,15 +653,6 @@ static struct {
         rf_buf_t key, val;
         int fail; /* the lookup fails instead */
 } race;
-
-rocksdb_pinnableslice_t *
-__real_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
-                             rocksdb_column_family_handle_t *cf,
-                             const char *key, size_t klen, char **errptr);
-rocksdb_pinnableslice_t *
-__wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
-                             rocksdb_column_family_handle_t *cf,
-                             const char *key, size_t klen, char **errptr);
 
 rocksdb_pinnableslice_t *
 __wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
@@ -901,10 +880,7 @@ static void test_ban_skips_unserved_versions(void **state)
         assert_true(atomic_load(&rf_metrics.fanout_unserved_skipped) >=
                     skipped0 + 2);
         /* Rolled back to, the old version still honours the ban. */
-        char result[1024];
-        assert_int_equal(spool_rollback("nv-2", NULL, result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "ok"));
+        rollback_expect("nv-2", NULL, "ok");
         h_wait_served(&env, "nv-u0", "nv", NULL, "nv-a");
 }
 
@@ -1021,7 +997,6 @@ static void run_counted(const char *run_id, const char *surface,
 
 static void test_rollback_forgets_valid_counts(void **state)
 {
-        char result[1024];
         (void)state;
         /* min_valid 3 on surface ep */
         run_counted("ep-1", "ep", "ep-u", "2026-11-21T02:00:00Z",
@@ -1040,9 +1015,7 @@ static void test_rollback_forgets_valid_counts(void **state)
         /* applied (nothing to see: not served), then fanned out */
         wait_scheduled(sched + 3);
         wait_fanout_idle();
-        assert_int_equal(spool_rollback("ep-2", NULL, result, sizeof(result)),
-                         0);
-        assert_non_null(strstr(result, "ok"));
+        rollback_expect("ep-2", NULL, "ok");
         h_wait_served(&env, "ep-u0", "ep", NULL, "ep-e,ep-f");
         /* 1 valid left: urgent (5 - 1 remembered would say 4) */
         ban("ep-e", "ep-ban-e", "2026-11-22T10:00:04Z");

@@ -24,6 +24,7 @@
 
 #include <rocksdb/c.h>
 
+#include "integration/h_wrap.h"
 #include "integration/harness.h"
 #include "t_apply.h"
 #include "recfresh/apply.h"
@@ -116,15 +117,6 @@ void __wrap_rocksdb_iter_get_error(const rocksdb_iterator_t *it, char **errptr)
 /* Point reads of consent state (keys 'C', pseudonym, scope) fail while
  * fail_consent_gets is set. */
 static volatile int fail_consent_gets;
-
-rocksdb_pinnableslice_t *
-__real_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
-                             rocksdb_column_family_handle_t *cf,
-                             const char *key, size_t klen, char **errptr);
-rocksdb_pinnableslice_t *
-__wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
-                             rocksdb_column_family_handle_t *cf,
-                             const char *key, size_t klen, char **errptr);
 
 rocksdb_pinnableslice_t *
 __wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
