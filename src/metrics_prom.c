@@ -30,6 +30,22 @@ static void counter(rf_buf_t *out, const char *name, const char *help,
         rf_buf_printf(out, "%s %llu\n", name, GET(*v));
 }
 
+/* One counter \p name split by "outcome": \p n (label value, counter)
+ * pairs. */
+typedef struct {
+        const char *outcome;
+        atomic_uint_fast64_t *v;
+} outcome_t;
+
+static void counter_by_outcome(rf_buf_t *out, const char *name,
+                               const char *help, const outcome_t *o, size_t n)
+{
+        rf_prom_head(out, name, "counter", help);
+        for (size_t i = 0; i < n; i++)
+                rf_buf_printf(out, "%s{outcome=\"%s\"} %llu\n", name,
+                              o[i].outcome, GET(*o[i].v));
+}
+
 /* Renders \p h; \p scale divides bounds and sum (1000: ms as seconds). */
 static void histogram(rf_buf_t *out, const char *name, const char *help,
                       rf_hist_t *h, const uint64_t *bounds, double scale)
@@ -98,16 +114,15 @@ static void render_events(rf_buf_t *out)
                 "Events older than the state held: taken and ignored.",
                 &rf_metrics.events_stale);
 
-        rf_prom_head(out, "recfresh_lists_total", "counter",
-                     "List publications, by outcome.");
-        rf_buf_printf(
-            out,
-            "recfresh_lists_total{outcome=\"applied\"} %llu\n"
-            "recfresh_lists_total{outcome=\"stale\"} %llu\n"
-            "recfresh_lists_total{outcome=\"blocked\"} %llu\n"
-            "recfresh_lists_total{outcome=\"purged\"} %llu\n",
-            GET(rf_metrics.lists_applied), GET(rf_metrics.lists_stale),
-            GET(rf_metrics.lists_blocked), GET(rf_metrics.lists_purged));
+        const outcome_t lists[] = {
+                { "applied", &rf_metrics.lists_applied },
+                { "stale", &rf_metrics.lists_stale },
+                { "blocked", &rf_metrics.lists_blocked },
+                { "purged", &rf_metrics.lists_purged },
+        };
+        counter_by_outcome(out, "recfresh_lists_total",
+                           "List publications, by outcome.", lists,
+                           RF_ARRAY_SIZE(lists));
 }
 
 static void render_work(rf_buf_t *out)
@@ -134,20 +149,15 @@ static void render_work(rf_buf_t *out)
                   "tombstone state it set.",
                   &rf_metrics.tomb_latency_ms, rf_hist_latency_bounds, 1000.0);
 
-        rf_prom_head(out, "recfresh_outbox_records_total", "counter",
-                     "Outbox records (DLQ, invalidations), by outcome.");
-        rf_buf_printf(
-            out,
-            "recfresh_outbox_records_total{outcome=\"produced\"} "
-            "%llu\n"
-            "recfresh_outbox_records_total{outcome=\"delivered\"} "
-            "%llu\n"
-            "recfresh_outbox_records_total{outcome=\"failed\"} "
-            "%llu\n"
-            "recfresh_outbox_records_total{outcome=\"dropped\"} "
-            "%llu\n",
-            GET(rf_metrics.outbox_produced), GET(rf_metrics.outbox_delivered),
-            GET(rf_metrics.outbox_failed), GET(rf_metrics.outbox_dropped));
+        const outcome_t outbox[] = {
+                { "produced", &rf_metrics.outbox_produced },
+                { "delivered", &rf_metrics.outbox_delivered },
+                { "failed", &rf_metrics.outbox_failed },
+                { "dropped", &rf_metrics.outbox_dropped },
+        };
+        counter_by_outcome(out, "recfresh_outbox_records_total",
+                           "Outbox records (DLQ, invalidations), by outcome.",
+                           outbox, RF_ARRAY_SIZE(outbox));
         counter(out, "recfresh_store_commits_total",
                 "Batches committed to the store.", &rf_metrics.store_commits);
         counter(out, "recfresh_store_errors_total", "Store writes that failed.",

@@ -235,38 +235,41 @@ static void expected(const char *tag, rf_buf_t *out)
         rf_buf_printf(out, "%s-single\n", tag);
 }
 
+/* The topic holds exactly the frame queue_records(\p tag) queued, and
+ * the record after it, in order, once. */
+static void assert_topic_holds(env_t *e, const char *tag)
+{
+        rf_buf_t got = { 0 }, want = { 0 };
+
+        assert_int_equal(read_topic(e, FRAME + 1, &got), FRAME + 1);
+        expected(tag, &want);
+        assert_string_equal(got.data, want.data);
+        rf_buf_free(&got);
+        rf_buf_free(&want);
+}
+
 static void test_frame_in_order_once(void **state)
 {
         env_t *e = *state;
-        rf_buf_t got = { 0 }, want = { 0 };
 
         e->rk = producer(e, NULL);
         queue_records(e, "a");
         drain_all(e, 1000);
-        assert_int_equal(read_topic(e, FRAME + 1, &got), FRAME + 1);
-        expected("a", &want);
-        assert_string_equal(got.data, want.data);
+        assert_topic_holds(e, "a");
         assert_int_equal(rf_outbox_puts(e->ob, RF_TOPIC_INVALIDATIONS),
                          FRAME + 1);
-        rf_buf_free(&got);
-        rf_buf_free(&want);
 }
 
 static void test_frame_cut_by_full_queue(void **state)
 {
         env_t *e = *state;
-        rf_buf_t got = { 0 }, want = { 0 };
 
         /* Seven records fit in the producer's queue: the frame is sent in
          * pieces over several drains. */
         e->rk = producer(e, "7");
         queue_records(e, "b");
         drain_all(e, 1000);
-        assert_int_equal(read_topic(e, FRAME + 1, &got), FRAME + 1);
-        expected("b", &want);
-        assert_string_equal(got.data, want.data);
-        rf_buf_free(&got);
-        rf_buf_free(&want);
+        assert_topic_holds(e, "b");
 }
 
 static void test_failed_frame_produced_again(void **state)
@@ -309,7 +312,7 @@ static void test_failed_frame_produced_again(void **state)
 static void test_refused_record_dropped(void **state)
 {
         env_t *e = *state;
-        rf_buf_t got = { 0 }, want = { 0 }, big = { 0 };
+        rf_buf_t big = { 0 };
         uint64_t dropped0 = atomic_load(&rf_metrics.outbox_dropped);
 
         e->rk = producer_max(e, NULL, "1000");
@@ -320,11 +323,7 @@ static void test_refused_record_dropped(void **state)
         assert_int_equal(rf_outbox_pending(e->ob), 3);
         drain_all(e, 1000);
         assert_int_equal(atomic_load(&rf_metrics.outbox_dropped) - dropped0, 2);
-        assert_int_equal(read_topic(e, FRAME + 1, &got), FRAME + 1);
-        expected("d", &want);
-        assert_string_equal(got.data, want.data);
-        rf_buf_free(&got);
-        rf_buf_free(&want);
+        assert_topic_holds(e, "d");
         rf_buf_free(&big);
 }
 
@@ -333,7 +332,6 @@ static void test_refused_record_dropped(void **state)
 static void test_broker_refusal_dropped(void **state)
 {
         env_t *e = *state;
-        rf_buf_t got = { 0 }, want = { 0 };
         uint64_t dropped0 = atomic_load(&rf_metrics.outbox_dropped);
         uint64_t failed0 = atomic_load(&rf_metrics.outbox_failed);
 
@@ -347,11 +345,7 @@ static void test_broker_refusal_dropped(void **state)
         assert_int_equal(atomic_load(&rf_metrics.outbox_failed), failed0);
         queue_records(e, "e");
         drain_all(e, 1000);
-        assert_int_equal(read_topic(e, FRAME + 1, &got), FRAME + 1);
-        expected("e", &want);
-        assert_string_equal(got.data, want.data);
-        rf_buf_free(&got);
-        rf_buf_free(&want);
+        assert_topic_holds(e, "e");
 }
 
 int main(void)

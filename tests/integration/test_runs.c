@@ -178,9 +178,10 @@ static char *served_run(const char *subject, const char *surface)
 
 /* Publishes run \p run_id on \p surface for subjects prefix0..n-1 and
  * completes it with expected_lists = n. */
-static void full_run(const char *run_id, const char *surface,
-                     const char *prefix, int n, const char *gen,
-                     const char *items)
+/* A run of \p n lists (subjects prefix0..), announcing \p expected. */
+static void run_expecting(const char *run_id, const char *surface,
+                          const char *prefix, int n, long long expected,
+                          const char *gen, const char *items)
 {
         run_ctl(run_id, "run_started", surface, -1, gen);
         for (int i = 0; i < n; i++) {
@@ -189,7 +190,23 @@ static void full_run(const char *run_id, const char *surface,
                 snprintf(lid, sizeof(lid), "%s-%s", run_id, subj);
                 publish(subj, surface, run_id, lid, gen, items);
         }
-        run_ctl(run_id, "run_completed", surface, n, gen);
+        run_ctl(run_id, "run_completed", surface, expected, gen);
+}
+
+static void full_run(const char *run_id, const char *surface,
+                     const char *prefix, int n, const char *gen,
+                     const char *items)
+{
+        run_expecting(run_id, surface, prefix, n, n, gen, items);
+}
+
+/* full_run(), then waits for the run to serve. */
+static void active_run(const char *run_id, const char *surface,
+                       const char *prefix, int n, const char *gen,
+                       const char *items)
+{
+        full_run(run_id, surface, prefix, n, gen, items);
+        wait_state(run_id, RF_RUN_ACTIVE);
 }
 
 /* ---- staged lists are invisible -----------------------------------------*/
@@ -278,13 +295,11 @@ static void test_atomic_switch(void **state)
         pthread_t thr;
         (void)state;
 
-        full_run("at-1", "at", "at-u", AT_SUBJECTS, "2026-11-21T02:00:00Z",
-                 "p,q");
-        wait_state("at-1", RF_RUN_ACTIVE);
+        active_run("at-1", "at", "at-u", AT_SUBJECTS, "2026-11-21T02:00:00Z",
+                   "p,q");
         assert_int_equal(pthread_create(&thr, NULL, hammer, NULL), 0);
-        full_run("at-2", "at", "at-u", AT_SUBJECTS, "2026-11-22T02:00:00Z",
-                 "r,s");
-        wait_state("at-2", RF_RUN_ACTIVE);
+        active_run("at-2", "at", "at-u", AT_SUBJECTS, "2026-11-22T02:00:00Z",
+                   "r,s");
         /* keep reading a little after the switch: until a sweep saw it */
         int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
         while (!atomic_load(&at_seen_new) && rf_mono_ms() < deadline) {
@@ -306,8 +321,7 @@ static void test_failed_validation_keeps_old(void **state)
         rf_run_info_t ri;
         (void)state;
 
-        full_run("fv-1", "fv", "fv-u", 10, "2026-11-21T02:00:00Z", "a,b,c");
-        wait_state("fv-1", RF_RUN_ACTIVE);
+        active_run("fv-1", "fv", "fv-u", 10, "2026-11-21T02:00:00Z", "a,b,c");
         h_wait_served(&env, "fv-u3", "fv", NULL, "a,b,c");
         /* a run whose lists hold an item twice: over run_max_duplicate_pct */
         full_run("fv-2", "fv", "fv-u", 10, "2026-11-22T02:00:00Z", "d,d,e");
@@ -318,14 +332,7 @@ static void test_failed_validation_keeps_old(void **state)
         assert_non_null(strstr(ri.reasons[0], "duplicate"));
         rf_run_info_clear(&ri);
         /* coverage: 3 of 10 expected lists */
-        run_ctl("fv-3", "run_started", "fv", -1, "2026-11-23T02:00:00Z");
-        for (int i = 0; i < 3; i++) {
-                char subj[32], lid[32];
-                snprintf(subj, sizeof(subj), "fv-u%d", i);
-                snprintf(lid, sizeof(lid), "fv-3-%d", i);
-                publish(subj, "fv", "fv-3", lid, "2026-11-23T02:00:00Z", "z");
-        }
-        run_ctl("fv-3", "run_completed", "fv", 10, "2026-11-23T02:00:00Z");
+        run_expecting("fv-3", "fv", "fv-u", 3, 10, "2026-11-23T02:00:00Z", "z");
         wait_state("fv-3", RF_RUN_FAILED_VALIDATION);
         assert_int_equal(rf_runs_get(store(), NULL, "fv-3", &ri), 0);
         int coverage = 0;
@@ -370,10 +377,10 @@ static void test_rollback(void **state)
 {
         (void)state;
 
-        full_run("rb-1", "rb", "rb-u", 5, "2026-11-21T02:00:00Z", "old1,old2");
-        wait_state("rb-1", RF_RUN_ACTIVE);
-        full_run("rb-2", "rb", "rb-u", 5, "2026-11-22T02:00:00Z", "new1,new2");
-        wait_state("rb-2", RF_RUN_ACTIVE);
+        active_run("rb-1", "rb", "rb-u", 5, "2026-11-21T02:00:00Z",
+                   "old1,old2");
+        active_run("rb-2", "rb", "rb-u", 5, "2026-11-22T02:00:00Z",
+                   "new1,new2");
         h_wait_served(&env, "rb-u2", "rb", NULL, "new1,new2");
         /* a ban taken now applies to the version rolled back to */
         h_produce(&env, BANS, "old2",
@@ -400,8 +407,7 @@ static void test_rollback_per_surface(void **state)
         const char *g2 = "2026-11-22T02:00:00Z";
         (void)state;
 
-        full_run("ps-1", "pa", "ps-u", 3, "2026-11-21T02:00:00Z", "one");
-        wait_state("ps-1", RF_RUN_ACTIVE);
+        active_run("ps-1", "pa", "ps-u", 3, "2026-11-21T02:00:00Z", "one");
         run_ctl("ps-2", "run_started", "pa,pb", -1, g2);
         for (int i = 0; i < 3; i++) {
                 char subj[32], lid[32];
@@ -413,8 +419,7 @@ static void test_rollback_per_surface(void **state)
         }
         run_ctl("ps-2", "run_completed", "pa,pb", 6, g2);
         wait_state("ps-2", RF_RUN_ACTIVE);
-        full_run("ps-3", "pa", "ps-u", 3, "2026-11-23T02:00:00Z", "three");
-        wait_state("ps-3", RF_RUN_ACTIVE);
+        active_run("ps-3", "pa", "ps-u", 3, "2026-11-23T02:00:00Z", "three");
         /* ps-2 serves pb still: it stays active */
         wait_state("ps-2", RF_RUN_ACTIVE);
         h_wait_served(&env, "ps-u1", "pa", NULL, "three");
@@ -430,10 +435,8 @@ static void test_rollback_per_surface(void **state)
 
         /* --to displaces pc-2, which becomes rolled_back: a rollback of the
          * run put back by --to restores pc-2 */
-        full_run("pc-1", "pc", "pc-u", 2, "2026-11-21T02:00:00Z", "c-one");
-        wait_state("pc-1", RF_RUN_ACTIVE);
-        full_run("pc-2", "pc", "pc-u", 2, "2026-11-22T02:00:00Z", "c-two");
-        wait_state("pc-2", RF_RUN_ACTIVE);
+        active_run("pc-1", "pc", "pc-u", 2, "2026-11-21T02:00:00Z", "c-one");
+        active_run("pc-2", "pc", "pc-u", 2, "2026-11-22T02:00:00Z", "c-two");
         rollback_expect(NULL, "pc-1", "ok");
         h_wait_served(&env, "pc-u1", "pc", NULL, "c-one");
         wait_state("pc-2", RF_RUN_ROLLED_BACK);
@@ -466,8 +469,7 @@ static void test_rejected_run_not_restored(void **state)
                 run_ctl(run[r], "run_completed", "qa,qb", 4, g[r]);
                 wait_state(run[r], RF_RUN_ACTIVE);
         }
-        full_run("rj-3", "qb", "rj-u", 2, "2026-11-23T02:00:00Z", "rj-3-b");
-        wait_state("rj-3", RF_RUN_ACTIVE);
+        active_run("rj-3", "qb", "rj-u", 2, "2026-11-23T02:00:00Z", "rj-3-b");
         h_wait_served(&env, "rj-u1", "qb", NULL, "rj-3-b");
 
         /* rj-2 (serving qa only now) is rejected: qa back to rj-1 */
@@ -488,12 +490,9 @@ static void test_rollback_without_history(void **state)
         rf_buf_t k = { 0 };
         (void)state;
 
-        full_run("nh-1", "nh", "nh-u", 2, "2026-11-20T02:00:00Z", "nh-a");
-        wait_state("nh-1", RF_RUN_ACTIVE);
-        full_run("nh-2", "nh", "nh-u", 2, "2026-11-21T02:00:00Z", "nh-b");
-        wait_state("nh-2", RF_RUN_ACTIVE);
-        full_run("nh-3", "nh", "nh-u", 2, "2026-11-22T02:00:00Z", "nh-c");
-        wait_state("nh-3", RF_RUN_ACTIVE);
+        active_run("nh-1", "nh", "nh-u", 2, "2026-11-20T02:00:00Z", "nh-a");
+        active_run("nh-2", "nh", "nh-u", 2, "2026-11-21T02:00:00Z", "nh-b");
+        active_run("nh-3", "nh", "nh-u", 2, "2026-11-22T02:00:00Z", "nh-c");
         h_wait_served(&env, "nh-u1", "nh", NULL, "nh-c");
         /* the surface's history key ('H' surface, runs column family),
          * as an older store never wrote it */
@@ -521,15 +520,8 @@ static void test_coverage_huge_expected(void **state)
         int coverage = 0;
         (void)state;
 
-        run_ctl("ov-1", "run_started", "ov", -1, "2026-11-22T02:00:00Z");
-        for (int i = 0; i < 3; i++) {
-                char subj[32], lid[32];
-                snprintf(subj, sizeof(subj), "ov-u%d", i);
-                snprintf(lid, sizeof(lid), "ov-1-%d", i);
-                publish(subj, "ov", "ov-1", lid, "2026-11-22T02:00:00Z", "o");
-        }
-        run_ctl("ov-1", "run_completed", "ov", 194176253407468965LL,
-                "2026-11-22T02:00:00Z");
+        run_expecting("ov-1", "ov", "ov-u", 3, 194176253407468965LL,
+                      "2026-11-22T02:00:00Z", "o");
         wait_state("ov-1", RF_RUN_FAILED_VALIDATION);
         assert_int_equal(rf_runs_get(store(), NULL, "ov-1", &ri), 0);
         for (size_t i = 0; i < ri.reason_cnt; i++)
@@ -558,10 +550,8 @@ static void test_spool_takes_only_jobs(void **state)
         rf_run_info_t ri;
         (void)state;
 
-        full_run("sp-1", "sp", "sp-u", 2, "2026-11-21T02:00:00Z", "s-one");
-        wait_state("sp-1", RF_RUN_ACTIVE);
-        full_run("sp-2", "sp", "sp-u", 2, "2026-11-22T02:00:00Z", "s-two");
-        wait_state("sp-2", RF_RUN_ACTIVE);
+        active_run("sp-1", "sp", "sp-u", 2, "2026-11-21T02:00:00Z", "s-one");
+        active_run("sp-2", "sp", "sp-u", 2, "2026-11-22T02:00:00Z", "s-two");
         h_wait_served(&env, "sp-u1", "sp", NULL, "s-two");
 
         /* first in name order, before the job below */
@@ -623,8 +613,7 @@ static void test_spool_takes_only_jobs(void **state)
 static void test_newer_wins(void **state)
 {
         (void)state;
-        full_run("nw-1", "nw", "nw-u", 3, "2026-11-22T02:00:00Z", "b1,b2");
-        wait_state("nw-1", RF_RUN_ACTIVE);
+        active_run("nw-1", "nw", "nw-u", 3, "2026-11-22T02:00:00Z", "b1,b2");
         /* an incremental list generated after the run wins */
         publish("nw-u0", "nw", NULL, "inc-0", "2026-11-22T05:00:00Z", "i1");
         h_wait_served(&env, "nw-u0", "nw", NULL, "i1");
@@ -716,8 +705,7 @@ static void test_incremental_written_during_a_read(void **state)
         char *got;
         (void)state;
 
-        full_run("ir-1", "ir", "ir-u", 3, "2026-11-22T02:00:00Z", "b1,b2");
-        wait_state("ir-1", RF_RUN_ACTIVE);
+        active_run("ir-1", "ir", "ir-u", 3, "2026-11-22T02:00:00Z", "b1,b2");
         h_wait_served(&env, "ir-u0", "ir", NULL, "b1,b2");
 
         race_arm("ir-u1", "ir", "r1", 0);
@@ -756,8 +744,7 @@ static void test_incremental_written_during_a_read(void **state)
 static void test_ban_on_batch_list_queues_recompute(void **state)
 {
         (void)state;
-        full_run("rq-1", "rq", "rq-u", 1, "2026-11-22T02:00:00Z", "q1,q2");
-        wait_state("rq-1", RF_RUN_ACTIVE);
+        active_run("rq-1", "rq", "rq-u", 1, "2026-11-22T02:00:00Z", "q1,q2");
         h_wait_served(&env, "rq-u0", "rq", NULL, "q1,q2");
         h_produce(&env, "recs.item-bans.v1", "q1",
                   "{\"event_id\":\"rq-ban\",\"type\":\"item_banned\","
@@ -801,10 +788,8 @@ static int notices(const char *list_id, int want)
 static void test_hide_on_batch_list_notifies(void **state)
 {
         (void)state;
-        full_run("hr-0", "hr", "hr-u", 1, "2026-11-22T01:00:00Z", "h1,h2,h3");
-        wait_state("hr-0", RF_RUN_ACTIVE);
-        full_run("hr-1", "hr", "hr-u", 1, "2026-11-22T02:00:00Z", "h1,h2,h3");
-        wait_state("hr-1", RF_RUN_ACTIVE);
+        active_run("hr-0", "hr", "hr-u", 1, "2026-11-22T01:00:00Z", "h1,h2,h3");
+        active_run("hr-1", "hr", "hr-u", 1, "2026-11-22T02:00:00Z", "h1,h2,h3");
         hide("hr-u0", "h1", "hr-hide", "2026-11-22T04:00:00Z");
         h_wait_served(&env, "hr-u0", "hr", NULL, "h2,h3");
         assert_int_equal(notices("hr-1-hr-u0", 1), 1);
@@ -835,8 +820,7 @@ static void test_hide_skips_versions_of_other_surfaces(void **state)
         h_produce(&env, RUNS, "hs-1", js);
         free(js);
         wait_state("hs-1", RF_RUN_ACTIVE);
-        full_run("hs-2", "hs-b", "hs-u", 1, "2026-11-22T02:00:00Z", "s1,s4");
-        wait_state("hs-2", RF_RUN_ACTIVE);
+        active_run("hs-2", "hs-b", "hs-u", 1, "2026-11-22T02:00:00Z", "s1,s4");
         hide("hs-u0", "s1", "hs-hide", "2026-11-22T04:00:00Z");
         h_wait_served(&env, "hs-u0", "hs-b", NULL, "s4");
         h_wait_served(&env, "hs-u0", "hs-a", NULL, "s2");
@@ -852,12 +836,10 @@ static void test_ban_skips_unserved_versions(void **state)
         (void)state;
         /* nv-1's version stays stored for rollback once nv-2 serves: the
          * reverse index names both, and both hold nv-x. */
-        full_run("nv-1", "nv", "nv-u", 1, "2026-11-21T02:00:00Z",
-                 "nv-x,nv-s,nv-a");
-        wait_state("nv-1", RF_RUN_ACTIVE);
-        full_run("nv-2", "nv", "nv-u", 1, "2026-11-22T02:00:00Z",
-                 "nv-x,nv-s,nv-b");
-        wait_state("nv-2", RF_RUN_ACTIVE);
+        active_run("nv-1", "nv", "nv-u", 1, "2026-11-21T02:00:00Z",
+                   "nv-x,nv-s,nv-a");
+        active_run("nv-2", "nv", "nv-u", 1, "2026-11-22T02:00:00Z",
+                   "nv-x,nv-s,nv-b");
         wait_state("nv-1", RF_RUN_SUPERSEDED);
         h_wait_served(&env, "nv-u0", "nv", NULL, "nv-x,nv-s,nv-b");
         uint64_t skipped0 = atomic_load(&rf_metrics.fanout_unserved_skipped);
@@ -988,8 +970,7 @@ static void run_counted(const char *run_id, const char *surface,
         snprintf(subject, sizeof(subject), "%s0", prefix);
         snprintf(item, sizeof(item), "%.*s", (int)strcspn(items, ","), items);
         snprintf(event_id, sizeof(event_id), "ban-%s", item);
-        full_run(run_id, surface, prefix, 1, gen, items);
-        wait_state(run_id, RF_RUN_ACTIVE);
+        active_run(run_id, surface, prefix, 1, gen, items);
         ban(item, event_id, at);
         h_wait_served(&env, subject, surface, NULL, rest);
         wait_fanout_idle();
@@ -1002,9 +983,8 @@ static void test_rollback_forgets_valid_counts(void **state)
         run_counted("ep-1", "ep", "ep-u", "2026-11-21T02:00:00Z",
                     "ep-a,ep-b,ep-c,ep-d,ep-e,ep-f", "2026-11-22T10:00:00Z",
                     "ep-b,ep-c,ep-d,ep-e,ep-f"); /* 5 valid */
-        full_run("ep-2", "ep", "ep-u", 1, "2026-11-22T02:00:00Z",
-                 "ep-z1,ep-z2,ep-z3,ep-z4");
-        wait_state("ep-2", RF_RUN_ACTIVE);
+        active_run("ep-2", "ep", "ep-u", 1, "2026-11-22T02:00:00Z",
+                   "ep-z1,ep-z2,ep-z3,ep-z4");
         h_wait_served(&env, "ep-u0", "ep", NULL, "ep-z1,ep-z2,ep-z3,ep-z4");
         /* ep-1's version is not served: its index entries are skipped
          * (the jobs must finish before the rollback) */
@@ -1115,9 +1095,8 @@ static void test_consent_purges_run_versions(void **state)
         (void)state;
         /* One published version and one staged (never completed) run, both
          * holding the subject's lists. */
-        full_run("cp-1", "cp", "cp-subj-4e1d", 1, "2026-11-22T02:00:00Z",
-                 "c1,c2");
-        wait_state("cp-1", RF_RUN_ACTIVE);
+        active_run("cp-1", "cp", "cp-subj-4e1d", 1, "2026-11-22T02:00:00Z",
+                   "c1,c2");
         h_wait_served(&env, subj, "cp", NULL, "c1,c2");
         run_ctl("cp-2", "run_started", "cp", -1, "2026-11-22T03:00:00Z");
         publish(subj, "cp", "cp-2", "cp-2-l", "2026-11-22T03:00:00Z", "c3");
@@ -1218,8 +1197,7 @@ static void test_list_cache(void **state)
         (void)state;
 
         assert_non_null(rf_store_list_cache(store()));
-        full_run("lc-1", "lc", "lc-u", 2, "2026-11-22T02:00:00Z", all);
-        wait_state("lc-1", RF_RUN_ACTIVE);
+        active_run("lc-1", "lc", "lc-u", 2, "2026-11-22T02:00:00Z", all);
         h_wait_served(&env, "lc-u0", "lc", NULL, all);
 
         /* A read of 2 decodes a head of 11 entries (read.c) and caches it;
@@ -1360,6 +1338,20 @@ static int load(const char *run_id, const char *file, FILE *report,
         return rc;
 }
 
+/* Runs the built load job in \p job as recfresh load does; its result
+ * must hold \p expect. */
+static void load_job_expect(const char *job, const char *expect)
+{
+        char result[1024], errstr[512];
+
+        assert_int_equal(rf_runs_run_job(NULL, &env.conf, job, "load", result,
+                                         sizeof(result), errstr,
+                                         sizeof(errstr)),
+                         0);
+        if (!strstr(result, expect))
+                fail_msg("load: expected \"%s\" in: %s", expect, result);
+}
+
 static void test_bulk_load_same_as_topic(void **state)
 {
         char result[1024], errstr[128];
@@ -1432,7 +1424,6 @@ static void build_job(const char *tag, const char *run_id, const char *text,
 
 static void test_ban_during_load(void **state)
 {
-        char result[1024], errstr[512];
         rf_buf_t job = { 0 };
         rf_run_info_t ri;
         (void)state;
@@ -1448,11 +1439,7 @@ static void test_ban_during_load(void **state)
                   "{\"event_id\":\"bd-ban\",\"type\":\"item_banned\","
                   "\"item_id\":\"banned-during\","
                   "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
-        assert_int_equal(rf_runs_run_job(NULL, &env.conf, job.data, "load",
-                                         result, sizeof(result), errstr,
-                                         sizeof(errstr)),
-                         0);
-        assert_non_null(strstr(result, "ok"));
+        load_job_expect(job.data, "ok");
         h_wait_served(&env, "bd-u0", "bd", NULL, "keep");
         rf_buf_free(&job);
         free(js);
@@ -1495,7 +1482,6 @@ static int item_indexed(const char *item)
 static void test_consent_revoked_during_load(void **state)
 {
         const char *gone = "cr-gone-5b2e", *back = "cr-back-5b2e";
-        char result[1024], errstr[512];
         rf_buf_t job = { 0 };
         rf_run_info_t ri;
         (void)state;
@@ -1523,11 +1509,7 @@ static void test_consent_revoked_during_load(void **state)
                    "2026-11-22T10:00:01Z");
         h_wait_served(&env, back, "cr", NULL, "<no_list>");
 
-        assert_int_equal(rf_runs_run_job(NULL, &env.conf, job.data, "load",
-                                         result, sizeof(result), errstr,
-                                         sizeof(errstr)),
-                         0);
-        assert_non_null(strstr(result, "ok: run cr-1 active (1 lists)"));
+        load_job_expect(job.data, "ok: run cr-1 active (1 lists)");
         h_wait_served(&env, "cr-keep", "cr", NULL, "cr-keep-item");
         char *s = h_served(&env, back, "cr", NULL);
         assert_string_equal(s, "<no_list>");
@@ -1630,7 +1612,7 @@ static char *build_with_threads(const char *file, const char *threads,
  * says, the newer of two lists for one key included. */
 static void test_parallel_load_same_as_one_thread(void **state)
 {
-        char result[1024], errstr[128];
+        char errstr[128];
         rf_buf_t text = { 0 }, m1 = { 0 }, m3 = { 0 };
         const int lists = 1200;
         (void)state;
@@ -1687,12 +1669,8 @@ static void test_parallel_load_same_as_one_thread(void **state)
         rf_run_info_clear(&ri);
 
         char *job = h_fmt("%s/job-pl-t3", env.dir);
-        assert_int_equal(rf_runs_run_job(NULL, &env.conf, job, "load", result,
-                                         sizeof(result), errstr,
-                                         sizeof(errstr)),
-                         0);
+        load_job_expect(job, "ok");
         free(job);
-        assert_non_null(strstr(result, "ok"));
         wait_state("pl-1", RF_RUN_ACTIVE);
         /* line 1 is subject 0 (P0): it beats the older P-old */
         char *s0 = h_served(&env, "pl-u00000", "pl", NULL);
