@@ -1205,7 +1205,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                 goto out;
         /* As in the daemon: read checks look up only the set's members. */
         ts = rf_tombset_new();
-        rf_store_set_tombset(st, ts); /* first: see the daemon's */
+        rf_store_set_tombset(st, ts); /* before its load, as the daemon */
         if ((r = rf_tombset_load(ts, st)) != 0) {
                 snprintf(errstr, errstr_size, "%s: cannot read the tombstones",
                          opts->data_dir);
