@@ -264,13 +264,17 @@ out:
                 rf_runs_remove_job(job.data); /* left only if build failed */
         if (lockfd >= 0)
                 close(lockfd);
+        /* Closed while the signal thread still takes the signals: a store
+         * with much to flush can take a while, and Ctrl-C must end it. */
+        rf_store_close(st);
         if (sigthr) {
                 pthread_cancel(thr); /* sigwait() is a cancellation point */
                 pthread_join(thr, NULL);
+                /* One that came after the thread's end dies now. */
+                pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
         }
         rf_run_info_clear(&ri);
         rf_strv_free(surfaces);
-        rf_store_close(st);
         rf_buf_free(&job);
         rf_buf_free(&spool);
         rf_config_destroy(&conf);
