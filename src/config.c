@@ -176,6 +176,8 @@ static const struct conf_row conf_table[] = {
           "RocksDB block cache size in MiB."),
         C(INT, "store.list_cache_mb", list_cache_mb, "64", 0, 65536,
           "Cache of decoded run versions for reads, in MiB; 0 = off."),
+        C(INT, "store.hide_cache_mb", hide_cache_mb, "16", 0, 65536,
+          "Cache of users' hides for reads, in MiB; 0 = off."),
         C(INT, "store.write_buffer_mb", write_buffer_mb, "64", 1, 4096,
           "RocksDB write buffer (memtable) size in MiB."),
         C(INT, "store.max_wal_mb", max_wal_mb, "256", 0, 1048576,

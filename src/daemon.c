@@ -29,6 +29,7 @@
 #include "recfresh/fanout.h"
 #include "recfresh/http.h"
 #include "recfresh/kafka.h"
+#include "recfresh/hide_cache.h"
 #include "recfresh/list_cache.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
@@ -68,6 +69,7 @@ struct rf_daemon {
         rd_kafka_message_t **msgs;
         rf_tombset_t *tombset;       /* entities in force (tomb_set.h) */
         rf_list_cache_t *list_cache; /* decoded run versions for reads */
+        rf_hide_cache_t *hide_cache; /* users' hides for reads */
         int store_failed;     /* a write failed: RocksDB must not close */
         int64_t disk_next_ms; /* next free-space check (disk_guard) */
 
@@ -274,6 +276,21 @@ static void http_metrics(void *opaque, rf_buf_t *out)
         sample(out, "counter", "recfresh_list_cache_evictions_total",
                "Run versions the list cache let go for room.",
                (long long)lcs.evictions);
+        rf_hide_cache_stats_t hcs;
+        rf_hide_cache_stats(d->hide_cache, &hcs);
+        gauge(out, "recfresh_hide_cache_bytes",
+              "Bytes of users' hides cached for reads.", (long long)hcs.bytes);
+        gauge(out, "recfresh_hide_cache_capacity_bytes",
+              "Hide cache capacity (store.hide_cache_mb).",
+              (long long)hcs.max_bytes);
+        gauge(out, "recfresh_hide_cache_entries", "Users in the hide cache.",
+              (long long)hcs.entries);
+        sample(out, "counter", "recfresh_hide_cache_hits_total",
+               "Reads that found their reader's hides in the hide cache.",
+               (long long)hcs.hits);
+        sample(out, "counter", "recfresh_hide_cache_misses_total",
+               "Reads that read their reader's hides from the store.",
+               (long long)hcs.misses);
 }
 
 /* Any thread: who serves a subject (cluster.h). Until the cluster
@@ -644,6 +661,8 @@ rf_daemon_t *rf_daemon_new(const rf_config_t *conf, char *errstr,
         }
         d->list_cache = rf_list_cache_new((size_t)conf->list_cache_mb << 20);
         rf_store_set_list_cache(d->st, d->list_cache);
+        d->hide_cache = rf_hide_cache_new((size_t)conf->hide_cache_mb << 20);
+        rf_store_set_hide_cache(d->st, d->hide_cache);
         /* A store from before hide summaries: build them once. */
         if (rf_hide_summaries_build(d->st, errstr, errstr_size) != 0)
                 goto fail;
@@ -1054,6 +1073,7 @@ void rf_daemon_destroy(rf_daemon_t *d)
         rf_store_close(d->st);
         rf_tombset_destroy(d->tombset);
         rf_list_cache_destroy(d->list_cache);
+        rf_hide_cache_destroy(d->hide_cache);
         rf_broker_destroy(d->broker);
         if (d->admin_token) {
                 explicit_bzero(d->admin_token, strlen(d->admin_token));

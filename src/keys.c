@@ -134,6 +134,16 @@ void rf_key_hide_prefix(rf_buf_t *k, const char *user)
         put_sep(k);
 }
 
+size_t rf_key_hide_user(const char *key, size_t klen)
+{
+        const char *nul;
+
+        if (klen < 2 || key[0] != RF_TOMB_HIDE ||
+            !(nul = memchr(key + 1, '\0', klen - 1)))
+                return 0;
+        return (size_t)(nul - (key + 1));
+}
+
 void rf_key_hide(rf_buf_t *k, const char *user, char what, const char *id)
 {
         rf_key_hide_prefix(k, user);

@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <rocksdb/c.h>
 
+#include "recfresh/hide_cache.h"
 #include "recfresh/list_cache.h"
 #include "recfresh/log.h"
 #include "recfresh/store.h"
@@ -66,6 +67,7 @@ struct rf_store {
         unsigned char salt[32];           /* pseudonym key, from meta "salt" */
         struct rf_tombset *tombset;       /* not owned (tomb_set.h) */
         struct rf_list_cache *list_cache; /* not owned (list_cache.h) */
+        struct rf_hide_cache *hide_cache; /* not owned (hide_cache.h) */
         EVP_MD_CTX *hmac_in;  /* HMAC-SHA256 keyed with salt: SHA-256
                                * after the inner padded key, */
         EVP_MD_CTX *hmac_out; /* and after the outer one; each
@@ -89,6 +91,9 @@ struct rf_txn {
         rf_buf_t vkeys;
         size_t vkey_cnt[2];
         unsigned vkeys_all;
+        /* The hide cache's slots begun by the hide keys written
+         * (uint32_t each), ended once the batch commits or is dropped. */
+        rf_buf_t hslots;
 };
 
 /* The kinds of key the list cache is told of. */
@@ -595,6 +600,7 @@ int rf_store_catch_up(rf_store_t *st, char *errstr, size_t errstr_size)
                 rf_list_cache_clear(st->list_cache);
                 rf_list_cache_inc_all(st->list_cache);
         }
+        rf_hide_cache_clear(st->hide_cache);
         return 0;
 }
 
@@ -738,6 +744,16 @@ void rf_store_set_list_cache(rf_store_t *st, struct rf_list_cache *lc)
 struct rf_list_cache *rf_store_list_cache(const rf_store_t *st)
 {
         return st->list_cache;
+}
+
+void rf_store_set_hide_cache(rf_store_t *st, struct rf_hide_cache *hc)
+{
+        st->hide_cache = hc;
+}
+
+struct rf_hide_cache *rf_store_hide_cache(const rf_store_t *st)
+{
+        return st->hide_cache;
 }
 
 int rf_store_hide_summary(const rf_store_t *st)
@@ -920,6 +936,30 @@ static void vkeys_forget(rf_txn_t *txn)
         vkeys_reset(txn);
 }
 
+/* A write of a user's hide key: from now until the batch commits or is
+ * dropped, the hide cache keeps nothing of the user (hide_cache.h). */
+static void hide_written(rf_txn_t *txn, const char *key, size_t klen)
+{
+        size_t len;
+
+        if (!txn->st->hide_cache || !(len = rf_key_hide_user(key, klen)))
+                return;
+        uint32_t slot = rf_hide_cache_begin(txn->st->hide_cache, key + 1, len);
+        rf_buf_append(&txn->hslots, &slot, sizeof(slot));
+}
+
+static void hslots_end(rf_txn_t *txn)
+{
+        uint32_t slot;
+
+        for (size_t off = 0; txn->st->hide_cache && off < txn->hslots.len;
+             off += sizeof(slot)) {
+                memcpy(&slot, txn->hslots.data + off, sizeof(slot));
+                rf_hide_cache_end(txn->st->hide_cache, slot);
+        }
+        rf_buf_reset(&txn->hslots);
+}
+
 void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
                 const char *val, size_t vlen)
 {
@@ -929,6 +969,8 @@ void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
          * (rf_tombset_may_hide()) never misses a hide it could see. */
         if (cf == RF_CF_TOMBSTONES && txn->st->tombset)
                 rf_tombset_hide_written(txn->st->tombset, key, klen);
+        if (cf == RF_CF_TOMBSTONES)
+                hide_written(txn, key, klen);
         rocksdb_writebatch_wi_put_cf(txn->wb, txn->st->cf[cf], key, klen, val,
                                      vlen);
 }
@@ -937,6 +979,8 @@ void rf_txn_delete(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen)
 {
         txn->touched |= 1u << cf;
         vkey_written(txn, cf, key, klen);
+        if (cf == RF_CF_TOMBSTONES)
+                hide_written(txn, key, klen);
         rocksdb_writebatch_wi_delete_cf(txn->wb, txn->st->cf[cf], key, klen);
 }
 
@@ -989,6 +1033,7 @@ int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size)
                         atomic_fetch_add_explicit(&txn->st->epoch[cf], 1,
                                                   memory_order_release);
         vkeys_forget(txn);
+        hslots_end(txn);
         rocksdb_writebatch_wi_clear(txn->wb);
         txn->touched = 0;
         return 0;
@@ -1008,6 +1053,7 @@ void rf_txn_clear(rf_txn_t *txn)
         rocksdb_writebatch_wi_clear(txn->wb);
         txn->touched = 0;
         vkeys_reset(txn);
+        hslots_end(txn);
 }
 
 void rf_txn_destroy(rf_txn_t *txn)
@@ -1017,6 +1063,8 @@ void rf_txn_destroy(rf_txn_t *txn)
         txn_dropped(txn);
         rocksdb_writebatch_wi_destroy(txn->wb);
         rf_buf_free(&txn->vkeys);
+        hslots_end(txn);
+        rf_buf_free(&txn->hslots);
         free(txn);
 }
 
@@ -1284,5 +1332,7 @@ int rf_store_ingest(rf_store_t *st, rf_cf_t cf, const char *const *paths,
                 rf_list_cache_clear(st->list_cache);
         if (cf == RF_CF_LISTS)
                 rf_list_cache_inc_all(st->list_cache);
+        if (cf == RF_CF_TOMBSTONES)
+                rf_hide_cache_clear(st->hide_cache);
         return 0;
 }

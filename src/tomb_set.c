@@ -531,20 +531,9 @@ static void hider_set(rf_tombset_t *ts, const char *user, size_t len)
         atomic_fetch_or(&ts->hbits[pos / 64], (uint64_t)1 << (pos % 64));
 }
 
-/* The user of hide key \p key ('H' user \0 ...): its length, or 0. */
-static size_t hide_key_user(const char *key, size_t klen)
-{
-        const char *nul;
-
-        if (klen < 2 || key[0] != RF_TOMB_HIDE ||
-            !(nul = memchr(key + 1, '\0', klen - 1)))
-                return 0;
-        return (size_t)(nul - (key + 1));
-}
-
 void rf_tombset_hide_written(rf_tombset_t *ts, const char *key, size_t klen)
 {
-        size_t len = hide_key_user(key, klen);
+        size_t len = rf_key_hide_user(key, klen);
 
         if (ts && len)
                 hider_set(ts, key + 1, len);
@@ -580,7 +569,7 @@ static int hiders_load(rf_tombset_t *ts, rf_store_t *st)
         while (rf_iter_valid(it)) {
                 size_t klen, len;
                 const char *k = rf_iter_key(it, &klen);
-                if (!(len = hide_key_user(k, klen))) {
+                if (!(len = rf_key_hide_user(k, klen))) {
                         rf_iter_next(it);
                         continue;
                 }

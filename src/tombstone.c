@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recfresh/hide_cache.h"
 #include "recfresh/keys.h"
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
@@ -76,26 +77,6 @@ done:
 /* ---- read-time checks ---------------------------------------------------*/
 
 /* Points the checker's hide lists into ck->hides, a summary value. */
-static void hides_index(rf_checker_t *ck)
-{
-        const char *p = ck->hides.data, *end = p + ck->hides.len, *id;
-        size_t n = 0;
-        char what;
-
-        for (const char *q = p; q < end; q++)
-                n += *q == '\0';
-        if (!n)
-                return;
-        ck->hidden_items = rf_malloc(n * sizeof(*ck->hidden_items));
-        ck->hidden_creators = rf_malloc(n * sizeof(*ck->hidden_creators));
-        while ((id = rf_hide_summary_next(&p, end, &what))) {
-                if (what == RF_IDX_ITEM)
-                        ck->hidden_items[ck->hidden_item_cnt++] = id;
-                else if (what == RF_IDX_CREATOR)
-                        ck->hidden_creators[ck->hidden_creator_cnt++] = id;
-        }
-}
-
 /* A store written before hide summaries: one prefix scan of the reader's
  * hide states, into the summary form. */
 static int hides_scan(rf_checker_t *ck, size_t plen)
@@ -113,7 +94,7 @@ static int hides_scan(rf_checker_t *ck, size_t plen)
                 if (klen < plen + 2 || rf_tomb_decode(v, vlen, &t) != 0 ||
                     !t.active)
                         continue;
-                rf_hide_summary_add(&ck->hides, k[plen], k + plen + 2,
+                rf_hide_summary_add(&ck->val, k[plen], k + plen + 2,
                                     klen - plen - 2);
         }
         r = rf_iter_status(it);
@@ -121,10 +102,39 @@ static int hides_scan(rf_checker_t *ck, size_t plen)
         return r;
 }
 
+/* The reader's hides from the store (or through the batch): its summary
+ * with one point lookup, or a scan in a store from before summaries.
+ * *hp stays NULL for none, unless \p keep_none (to cache). */
+static int hides_read(rf_checker_t *ck, const char *reader, int keep_none,
+                      rf_hides_t **hp)
+{
+        int r;
+
+        if (rf_store_hide_summary(ck->st)) {
+                r = ck->txn ? rf_txn_get(ck->txn, RF_CF_TOMBSTONES,
+                                         ck->key.data, ck->key.len, &ck->val)
+                            : rf_store_get(ck->st, RF_CF_TOMBSTONES,
+                                           ck->key.data, ck->key.len, &ck->val);
+                if (r == RF_ENOENT) {
+                        r = 0;
+                        rf_buf_reset(&ck->val);
+                }
+        } else {
+                rf_buf_reset(&ck->val);
+                r = hides_scan(ck, ck->key.len);
+        }
+        if (r == 0 && (ck->val.len || keep_none))
+                *hp = rf_hides_new(reader, ck->val.data, ck->val.len);
+        return r;
+}
+
 int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
                     const char *reader, const char *region)
 {
-        int r;
+        rf_hide_cache_t *hc = txn ? NULL : rf_store_hide_cache(st);
+        rf_hides_t *h = NULL;
+        uint64_t gen = 0;
+        int r = 0;
 
         memset(ck, 0, sizeof(*ck));
         ck->st = st;
@@ -132,26 +142,22 @@ int rf_checker_init(rf_checker_t *ck, rf_store_t *st, rf_txn_t *txn,
         ck->txn = txn;
         ck->region = region ? region : "";
 
-        /* The reader's active hides: one point lookup of its summary,
-         * unless the set knows it has none. */
-        rf_key_hide_prefix(&ck->key, reader);
-        if (!rf_tombset_may_hide(ck->ts, reader)) {
-                r = 0;
-        } else if (rf_store_hide_summary(st)) {
-                r = txn ? rf_txn_get(txn, RF_CF_TOMBSTONES, ck->key.data,
-                                     ck->key.len, &ck->hides)
-                        : rf_store_get(st, RF_CF_TOMBSTONES, ck->key.data,
-                                       ck->key.len, &ck->hides);
-                if (r == RF_ENOENT)
-                        r = 0;
-        } else {
-                r = hides_scan(ck, ck->key.len);
+        /* The reader's active hides: none if the set knows it has none,
+         * else the cache's (never through a batch: it may hold writes
+         * of its own), else one point lookup of its summary. */
+        if (!rf_tombset_may_hide(ck->ts, reader))
+                return 0;
+        if (hc && rf_hide_cache_get(hc, reader, &h, &gen)) {
+                ck->hides = h;
+                return 0;
         }
-        if (r != 0)
-                ck->err = RF_ESTORE; /* hides unknown: fail the read */
-        else
-                hides_index(ck);
-        return ck->err;
+        rf_key_hide_prefix(&ck->key, reader);
+        if ((r = hides_read(ck, reader, hc != NULL, &h)) != 0)
+                return ck->err = RF_ESTORE; /* hides unknown: fail the read */
+        if (hc && h)
+                rf_hide_cache_put(hc, reader, gen, h);
+        ck->hides = h;
+        return 0;
 }
 
 static int in_strv(const char **v, size_t cnt, const char *s)
@@ -183,11 +189,11 @@ rf_filter_t rf_checker_check_flags(rf_checker_t *ck, const rf_entry_t *e,
         if ((ts & (RF_TS_STOCK | RF_TS_UNKNOWN)) &&
             rf_stock_check_out(ck, e->item_id))
                 return RF_FILTER_OUT_OF_STOCK;
-        if (ck->hidden_item_cnt &&
-            in_strv(ck->hidden_items, ck->hidden_item_cnt, e->item_id))
+        if (ck->hides && ck->hides->item_cnt &&
+            in_strv(ck->hides->items, ck->hides->item_cnt, e->item_id))
                 return RF_FILTER_HIDDEN_ITEM;
-        if (*e->creator_id && ck->hidden_creator_cnt &&
-            in_strv(ck->hidden_creators, ck->hidden_creator_cnt, e->creator_id))
+        if (*e->creator_id && ck->hides && ck->hides->creator_cnt &&
+            in_strv(ck->hides->creators, ck->hides->creator_cnt, e->creator_id))
                 return RF_FILTER_HIDDEN_CREATOR;
         if (*e->campaign_id &&
             ((ts & RF_TS_EXPIRED) ||
@@ -206,9 +212,7 @@ rf_filter_t rf_checker_check(rf_checker_t *ck, const rf_entry_t *e)
 
 void rf_checker_clear(rf_checker_t *ck)
 {
-        free(ck->hidden_items);
-        free(ck->hidden_creators);
-        rf_buf_free(&ck->hides);
+        rf_hides_release(ck->hides);
         rf_buf_free(&ck->key);
         rf_buf_free(&ck->val);
         memset(ck, 0, sizeof(*ck));

@@ -94,6 +94,7 @@ typedef struct rf_config {
         int store_sync;         /* fsync the WAL on every write */
         int64_t block_cache_mb; /* RocksDB block cache */
         int64_t list_cache_mb;  /* decoded run versions (list_cache.h) */
+        int64_t hide_cache_mb;  /* users' hides (hide_cache.h) */
         int64_t write_buffer_mb;
         int64_t max_wal_mb;  /* WAL bound, 0: RocksDB's default */
         int64_t min_free_mb; /* disk guard: stop below this, 0 = off */

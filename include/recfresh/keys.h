@@ -106,6 +106,10 @@ void rf_key_hide(rf_buf_t *k, const char *user, char what, const char *id);
 /** Appends the prefix of every hide of \p user. */
 void rf_key_hide_prefix(rf_buf_t *k, const char *user);
 
+/** The user of hide key (or hide prefix) \p key: its length (the user
+ *  starts at key + 1), or 0 if \p key is no hide key. */
+size_t rf_key_hide_user(const char *key, size_t klen);
+
 /** Appends a consent key from a 16-byte pseudonym and a scope number. */
 void rf_key_consent(rf_buf_t *k, const unsigned char pseudonym[16], int scope);
 

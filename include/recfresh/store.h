@@ -175,6 +175,13 @@ void rf_store_set_list_cache(rf_store_t *st, struct rf_list_cache *lc);
 /** @returns the attached cache, or NULL. */
 struct rf_list_cache *rf_store_list_cache(const rf_store_t *st);
 
+struct rf_hide_cache;
+/** Attaches the read path's cache of users' hides (hide_cache.h), or
+ *  detaches it (NULL, with no batch open). The store does not own it. */
+void rf_store_set_hide_cache(rf_store_t *st, struct rf_hide_cache *hc);
+/** @returns the attached cache, or NULL. */
+struct rf_hide_cache *rf_store_hide_cache(const rf_store_t *st);
+
 /** Meta key present once every user's hide summary is kept (keys.h). */
 #define RF_META_HIDE_SUMMARY "hide_summary"
 /** @returns 1 if a reader's hides can be read from its summary key (one

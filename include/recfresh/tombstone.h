@@ -78,18 +78,15 @@ const char *rf_filter2str(rf_filter_t f);
  */
 typedef struct rf_checker {
         rf_store_t *st;
-        struct rf_tombset *ts;     /* the store's tomb_set.h, or NULL */
-        rf_txn_t *txn;             /* read through a batch, or NULL */
-        const char *region;        /* the list's region, "" for none */
-        const char **hidden_items; /* active item hides of the reader */
-        size_t hidden_item_cnt;
-        const char **hidden_creators;
-        size_t hidden_creator_cnt;
-        rf_buf_t hides;    /* the reader's hide summary they point into */
-        rf_buf_t key, val; /* scratch */
-        int err;           /* a store error met: the checks that hit it
-                            * skipped their entry (fail closed); the read
-                            * must fail (see rf_read_list) */
+        struct rf_tombset *ts;  /* the store's tomb_set.h, or NULL */
+        rf_txn_t *txn;          /* read through a batch, or NULL */
+        const char *region;     /* the list's region, "" for none */
+        struct rf_hides *hides; /* the reader's active hides
+                                 * (hide_cache.h), or NULL: none */
+        rf_buf_t key, val;      /* scratch */
+        int err;                /* a store error met: the checks that hit it
+                                 * skipped their entry (fail closed); the read
+                                 * must fail (see rf_read_list) */
 } rf_checker_t;
 
 /**

@@ -48,6 +48,7 @@
 #include <rocksdb/c.h>
 
 #include "recfresh/config.h"
+#include "recfresh/hide_cache.h"
 #include "recfresh/list_cache.h"
 #include "recfresh/event.h"
 #include "recfresh/list.h"
@@ -1545,6 +1546,10 @@ static int cmd_read(const wl_t *w, const opts_t *o)
         rf_list_cache_t *lc =
             rf_list_cache_new((size_t)conf.list_cache_mb << 20);
         rf_store_set_list_cache(st, lc);
+        /* And the cache of users' hides, of the default size. */
+        rf_hide_cache_t *hc =
+            rf_hide_cache_new((size_t)conf.hide_cache_mb << 20);
+        rf_store_set_hide_cache(st, hc);
         read_thr_t *t = rf_calloc(o->threads, sizeof(*t));
         pthread_t *th = rf_calloc(o->threads, sizeof(*th));
         /* A cold pass over every subject's list first (the block cache
@@ -1592,11 +1597,20 @@ static int cmd_read(const wl_t *w, const opts_t *o)
                lcs.hits + lcs.misses
                    ? 100.0 * (double)lcs.hits / (double)(lcs.hits + lcs.misses)
                    : 0);
+        rf_hide_cache_stats_t hcs;
+        rf_hide_cache_stats(hc, &hcs);
+        printf("hide_cache_entries=%zu\nhide_cache_bytes=%zu\n"
+               "hide_cache_hit_pct=%.1f\n",
+               hcs.entries, hcs.bytes,
+               hcs.hits + hcs.misses
+                   ? 100.0 * (double)hcs.hits / (double)(hcs.hits + hcs.misses)
+                   : 0);
         free(t);
         free(th);
         rf_store_close(st);
         rf_tombset_destroy(ts);
         rf_list_cache_destroy(lc);
+        rf_hide_cache_destroy(hc);
         rf_config_destroy(&conf);
         return found && !errors ? 0 : 1;
 }

@@ -379,14 +379,14 @@ fi
 
 # ---- row 8: memory and store bytes ------------------------------------------
 RSS=$(rss_mb $DAEMON) HWM=$(hwm_mb $DAEMON)
-# The bound is both caches': RocksDB's blocks and the read path's lists.
+# The bound is the caches': RocksDB's blocks, the read path's lists and hides.
 CACHE_MB=$(curl -sf "http://$HTTP/metrics" |
-        awk '/^recfresh_(store_block|list)_cache_capacity_bytes/ { b += $2 }
+        awk '/^recfresh_(store_block|list|hide)_cache_capacity_bytes/ { b += $2 }
              END { if (b) printf "%.0f", b / 1048576 }')
 SST_NOW=$(du -sb "$DB" | cut -f1)
 row "8a. daemon RSS ($(fmt $LISTS) lists)" \
         "idle $RSS_IDLE MB, now $RSS MB, peak $HWM MB" \
-        "cache bound ${CACHE_MB:-?} MB (blocks and lists)" "$(ratio "$RSS" "$CACHE_MB")"
+        "cache bound ${CACHE_MB:-?} MB (blocks, lists, hides)" "$(ratio "$RSS" "$CACHE_MB")"
 row "8b. store bytes per million lists" \
         "$(awk -v b="$STORE_BYTES" -v l="$LISTS" 'BEGIN { printf "%.2f GB", b / l * 1e6 / 1e9 }') after load, $(awk -v b="$SST_NOW" -v l="$LISTS" 'BEGIN { printf "%.2f GB", b / l * 1e6 / 1e9 }') now" \
         "input NDJSON $(awk -v b="$LIST_BYTES" -v l="$LISTS" 'BEGIN { printf "%.2f GB", b / l * 1e6 / 1e9 }')" \
@@ -457,7 +457,7 @@ if [ $SMOKE = 0 ] && [ $HAVE_WRK = 1 ]; then
         BIG_LISTS=$(sed -n 's/^lists=//p' "$WORK/gen2.out")
         row "8c. daemon RSS as the store grows" \
                 "$RSS MB at $(fmt $LISTS) lists, $RSS3 MB at $(fmt $((LISTS + BIG_LISTS))) lists" \
-                "cache bound ${CACHE_MB:-?} MB (blocks and lists)" "$(ratio "$RSS3" "$RSS")"
+                "cache bound ${CACHE_MB:-?} MB (blocks, lists, hides)" "$(ratio "$RSS3" "$RSS")"
         stop_daemon
 fi
 

@@ -126,8 +126,9 @@ EOF
         bound=$(curl -s "http://$(cat "$OUT/http.addr")/metrics" | awk '
                 /^recfresh_store_block_cache_capacity_bytes / { b += $2 }
                 /^recfresh_list_cache_capacity_bytes / { b += $2 }
+                /^recfresh_hide_cache_capacity_bytes / { b += $2 }
                 END { printf "%.0f", b / 1048576 }')
-        echo "| 8. daemon RSS, $(du -sb "$DB" | awk '{ printf "%.1f", $1 / 1e9 }') GB store, reads of run $run (${READ_S} s periods: $rps req/s) | $figs | cache bound $bound MB (blocks and lists) | $(awk -v r="$last" -v b=$bound 'BEGIN { printf "%.2f", r / b }') |" >>"$ROWS"
+        echo "| 8. daemon RSS, $(du -sb "$DB" | awk '{ printf "%.1f", $1 / 1e9 }') GB store, reads of run $run (${READ_S} s periods: $rps req/s) | $figs | cache bound $bound MB (blocks, lists, hides) | $(awk -v r="$last" -v b=$bound 'BEGIN { printf "%.2f", r / b }') |" >>"$ROWS"
         kill $d "${PIDS[-2]}"
         wait $d "${PIDS[-2]}" 2>/dev/null || true
 }

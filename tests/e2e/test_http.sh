@@ -385,6 +385,7 @@ need = ["recfresh_events_consumed_total", "recfresh_dlq_records_total",
         "recfresh_read_filtered_total", "recfresh_reads_empty_total",
         "recfresh_store_sst_bytes", "recfresh_store_block_cache_bytes",
         "recfresh_list_cache_hits_total", "recfresh_list_cache_bytes",
+        "recfresh_hide_cache_hits_total", "recfresh_hide_cache_bytes",
         "recfresh_http_requests_total"]
 missing = [f for f in need if f not in types]
 assert not missing, "missing families: %s" % missing
@@ -401,6 +402,8 @@ metric_above recfresh_store_free_bytes 0 || fail "free space not reported"
 [ "$(metric 'recfresh_reads_total{served_from="empty"}')" -ge 1 ] || fail "empty reads"
 [ "$(metric 'recfresh_reads_empty_total')" -ge 1 ] || fail "empty responses"
 [ "$(metric 'recfresh_read_filtered_total{reason="hidden_creator"}')" -ge 1 ] || fail "filtered"
+# u1's reads after its last hide share its hides through the cache
+metric_above recfresh_hide_cache_hits_total 0 || fail "hide cache: no hits"
 [ "$(metric 'recfresh_read_recompute_requests_total')" -ge 1 ] || fail "read recomputes"
 [ "$(metric 'recfresh_event_to_tombstone_seconds_count')" -ge 5 ] || fail "latency histogram"
 [ "$(metric 'recfresh_fanout_size_count')" -ge 1 ] || fail "fanout histogram"

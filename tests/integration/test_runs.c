@@ -42,6 +42,7 @@
 #include "recfresh/metrics.h"
 #include "recfresh/runs.h"
 #include "recfresh/store.h"
+#include "recfresh/tombstone.h"
 
 static h_env_t env;
 
@@ -634,11 +635,13 @@ static char *served_id(const char *subject, const char *surface, size_t limit,
                        char *list_id, size_t size);
 
 /* A point read of race.key on race.thread is followed, once, by a commit
- * of race.val there (or fails, with race.fail): a write or a failure that
- * lands between a read's lookup of an incremental list and what the read
- * does with the answer. */
+ * of race.val there, in column family race.cf (or fails, with race.fail):
+ * a write or a failure that lands between a read's lookup of an
+ * incremental list (or of its reader's hides) and what the read does with
+ * the answer. */
 static struct {
         pthread_t thread;
+        rf_cf_t cf;
         rf_buf_t key, val;
         int fail; /* the lookup fails instead */
 } race;
@@ -662,7 +665,7 @@ __wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
         if (armed) {
                 char err[256];
                 rf_txn_t *txn = rf_txn_new(store());
-                rf_txn_put(txn, RF_CF_LISTS, race.key.data, race.key.len,
+                rf_txn_put(txn, race.cf, race.key.data, race.key.len,
                            race.val.data, race.val.len);
                 rf_buf_reset(&race.key); /* once */
                 if (rf_txn_commit(txn, err, sizeof(err)))
@@ -690,6 +693,7 @@ static void race_arm(const char *subject, const char *surface,
         rf_list_destroy(l);
         race.fail = fail;
         race.thread = pthread_self();
+        race.cf = RF_CF_LISTS;
         rf_buf_reset(&race.key);
         rf_key_list(&race.key, subject, surface, "");
 }
@@ -734,6 +738,62 @@ static void test_incremental_written_during_a_read(void **state)
         free(got);
         got = served_id("ir-u2", "ir", 0, id, sizeof(id));
         assert_string_equal(got, "r2");
+        free(got);
+        rf_buf_free(&race.key);
+        rf_buf_free(&race.val);
+}
+
+/* Commits \p user's hide summary: the items of \p items (comma-separated)
+ * hidden. */
+static void put_hide_summary(const char *user, const char *items)
+{
+        rf_buf_t k = { 0 }, sum = { 0 };
+        char err[256], *copy = strdup(items), *save = NULL;
+
+        for (char *id = strtok_r(copy, ",", &save); id;
+             id = strtok_r(NULL, ",", &save))
+                rf_hide_summary_add(&sum, RF_IDX_ITEM, id, strlen(id));
+        rf_key_hide_prefix(&k, user);
+        rf_txn_t *txn = rf_txn_new(store());
+        rf_txn_put(txn, RF_CF_TOMBSTONES, k.data, k.len, sum.data, sum.len);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_destroy(txn);
+        free(copy);
+        rf_buf_free(&k);
+        rf_buf_free(&sum);
+}
+
+/* A read that read its reader's hides keeps them in the hide cache only
+ * under the generation it took before the lookup: a hide committed right
+ * after that lookup is served by the next read. Fails if the generation
+ * is taken after the lookup. */
+static void test_hide_written_during_a_read(void **state)
+{
+        char id[64];
+        char *got;
+        (void)state;
+
+        active_run("hw-1", "hw", "hw-u", 1, "2026-11-22T02:00:00Z", "b1,b2,b3");
+        h_wait_served(&env, "hw-u0", "hw", NULL, "b1,b2,b3");
+        put_hide_summary("hw-u0", "b3"); /* and drops what is cached */
+        race_arm("hw-u0", "hw", "", 0);
+        race.cf = RF_CF_TOMBSTONES;
+        rf_buf_reset(&race.key);
+        rf_key_hide_prefix(&race.key, "hw-u0");
+        rf_buf_reset(&race.val);
+        rf_hide_summary_add(&race.val, RF_IDX_ITEM, "b3", 2);
+        rf_hide_summary_add(&race.val, RF_IDX_ITEM, "b1", 2);
+
+        got = served_id("hw-u0", "hw", 0, id, sizeof(id));
+        assert_int_equal(race.key.len, 0); /* the write came */
+        assert_string_equal(got, "b1,b2"); /* after the lookup */
+        free(got);
+        got = served_id("hw-u0", "hw", 0, id, sizeof(id));
+        assert_string_equal(got, "b2");
+        free(got);
+        /* and a hit serves what the store holds */
+        got = served_id("hw-u0", "hw", 0, id, sizeof(id));
+        assert_string_equal(got, "b2");
         free(got);
         rf_buf_free(&race.key);
         rf_buf_free(&race.val);
@@ -1715,6 +1775,7 @@ int main(void)
                 cmocka_unit_test(test_spool_takes_only_jobs),
                 cmocka_unit_test(test_newer_wins),
                 cmocka_unit_test(test_incremental_written_during_a_read),
+                cmocka_unit_test(test_hide_written_during_a_read),
                 cmocka_unit_test(test_consent_purges_run_versions),
                 cmocka_unit_test(test_list_cache),
                 cmocka_unit_test(test_ban_on_batch_list_queues_recompute),

@@ -19,11 +19,14 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "recfresh/hide_cache.h"
+#include "recfresh/keys.h"
 #include "recfresh/list.h"
 #include "recfresh/list_cache.h"
 #include "recfresh/log.h"
 #include "recfresh/runs.h"
 #include "recfresh/store.h"
+#include "recfresh/tombstone.h"
 #include "recfresh/value_cache.h"
 
 static void expect_pseudonym(rf_store_t *st, const unsigned char salt[32],
@@ -659,6 +662,99 @@ static void test_commit_forgets_written_versions(void **state)
         tmp_remove(dir);
 }
 
+/* ---- the hide cache around batches (hide_cache.h) ----------------------*/
+
+/* Puts user u1's hide summary (\p item hidden) in \p txn. */
+static void put_hide(rf_txn_t *txn, const char *item)
+{
+        rf_buf_t k = { 0 }, sum = { 0 };
+
+        rf_key_hide_prefix(&k, "u1");
+        rf_hide_summary_add(&sum, RF_IDX_ITEM, item, strlen(item));
+        rf_txn_put(txn, RF_CF_TOMBSTONES, k.data, k.len, sum.data, sum.len);
+        rf_buf_free(&k);
+        rf_buf_free(&sum);
+}
+
+/* @returns 1 if a read of user u1 (no batch) filters \p item as hidden. */
+static int hidden(rf_store_t *st, const char *item)
+{
+        rf_checker_t ck;
+        rf_entry_t e = { .item_id = item, .creator_id = "", .campaign_id = "" };
+
+        assert_int_equal(rf_checker_init(&ck, st, NULL, "u1", ""), 0);
+        int r = rf_checker_check(&ck, &e) == RF_FILTER_HIDDEN_ITEM;
+        rf_checker_clear(&ck);
+        return r;
+}
+
+static uint64_t hide_hits(rf_hide_cache_t *hc)
+{
+        rf_hide_cache_stats_t s;
+
+        rf_hide_cache_stats(hc, &s);
+        return s.hits;
+}
+
+/* A batch that writes a user's hides keeps the cache from holding them
+ * from its write until its commit (or drop): a read in between reads the
+ * store and keeps nothing, so the commit's hides are read right after it.
+ * Fails if the store begins no slot for hide keys (or for their deletes),
+ * or ends none at a commit, a clear or a destroy. */
+static void test_hide_cache_around_batches(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256];
+        rf_store_t *st = tmp_store(dir, NULL);
+        rf_hide_cache_t *hc = rf_hide_cache_new(1 << 20);
+        rf_txn_t *txn = rf_txn_new(st);
+        (void)state;
+
+        rf_store_set_hide_summary(st);
+        rf_store_set_hide_cache(st, hc);
+        put_hide(txn, "a");
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_true(hidden(st, "a"));
+        uint64_t h0 = hide_hits(hc);
+        assert_true(hidden(st, "a"));
+        assert_int_equal(hide_hits(hc), h0 + 1); /* cached */
+
+        /* written, not committed: the store's (old) hides, not kept */
+        put_hide(txn, "b");
+        assert_true(hidden(st, "a"));
+        assert_true(hidden(st, "a"));
+        assert_int_equal(hide_hits(hc), h0 + 1);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_true(hidden(st, "b"));
+        assert_false(hidden(st, "a"));
+        assert_int_equal(hide_hits(hc), h0 + 2); /* kept again */
+
+        /* a dropped batch ends its slots too */
+        put_hide(txn, "c");
+        rf_txn_clear(txn);
+        assert_true(hidden(st, "b")); /* the write dropped the entry */
+        assert_true(hidden(st, "b"));
+        assert_int_equal(hide_hits(hc), h0 + 3);
+        put_hide(txn, "c");
+        rf_txn_destroy(txn);
+        assert_true(hidden(st, "b"));
+        assert_true(hidden(st, "b"));
+        assert_int_equal(hide_hits(hc), h0 + 4);
+
+        /* a delete of the summary: no hides once committed */
+        txn = rf_txn_new(st);
+        rf_buf_t k = { 0 };
+        rf_key_hide_prefix(&k, "u1");
+        rf_txn_delete(txn, RF_CF_TOMBSTONES, k.data, k.len);
+        rf_buf_free(&k);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        assert_false(hidden(st, "b"));
+        rf_txn_destroy(txn);
+        rf_store_set_hide_cache(st, NULL);
+        rf_store_close(st);
+        rf_hide_cache_destroy(hc);
+        tmp_remove(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -672,6 +768,7 @@ int main(void)
                 cmocka_unit_test(test_table_formats),
                 cmocka_unit_test(test_value_cache),
                 cmocka_unit_test(test_commit_forgets_written_versions),
+                cmocka_unit_test(test_hide_cache_around_batches),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
