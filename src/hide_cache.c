@@ -80,8 +80,12 @@ rf_hides_t *rf_hides_share(rf_hides_t *h)
 void rf_hides_release(rf_hides_t *h)
 {
         if (h &&
-            atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+            atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+                /* A user id and what it hid: personal data, not left in
+                 * the heap (a consent purge drops the entry). */
+                explicit_bzero(h, h->bytes);
                 free(h);
+        }
 }
 
 /* ---- the cache ------------------------------------------------------------*/
@@ -93,7 +97,7 @@ rf_hide_cache_t *rf_hide_cache_new(size_t max_bytes)
 
         if (max_bytes < 65536)
                 return NULL;
-        while (slots < max_bytes / 256 && slots < ((size_t)1 << 30))
+        while (slots * 2 <= max_bytes / 256 && slots < ((size_t)1 << 30))
                 slots <<= 1;
         hc = rf_calloc(1, sizeof(*hc));
         for (int i = 0; i < STRIPES; i++)
@@ -209,7 +213,8 @@ void rf_hide_cache_end(rf_hide_cache_t *hc, uint32_t slot)
         /* Nothing was kept while busy, and every gen taken before the
          * begin is stale: the slot is right again as it stands. */
         pthread_mutex_lock(&st->lock);
-        hc->slot[slot].busy--;
+        if (hc->slot[slot].busy) /* never 0 here, unless misused */
+                hc->slot[slot].busy--;
         pthread_mutex_unlock(&st->lock);
 }
 

@@ -92,8 +92,10 @@ struct rf_txn {
         size_t vkey_cnt[2];
         unsigned vkeys_all;
         /* The hide cache's slots begun by the hide keys written
-         * (uint32_t each), ended once the batch commits or is dropped. */
+         * (uint32_t each) in cache hc, ended once the batch commits or is
+         * dropped. */
         rf_buf_t hslots;
+        struct rf_hide_cache *hc;
 };
 
 /* The kinds of key the list cache is told of. */
@@ -936,6 +938,18 @@ static void vkeys_forget(rf_txn_t *txn)
         vkeys_reset(txn);
 }
 
+/* Ends the slots the batch began, in the cache that began them. */
+static void hslots_end(rf_txn_t *txn)
+{
+        uint32_t slot;
+
+        for (size_t off = 0; off < txn->hslots.len; off += sizeof(slot)) {
+                memcpy(&slot, txn->hslots.data + off, sizeof(slot));
+                rf_hide_cache_end(txn->hc, slot);
+        }
+        rf_buf_reset(&txn->hslots);
+}
+
 /* A write of a user's hide key: from now until the batch commits or is
  * dropped, the hide cache keeps nothing of the user (hide_cache.h). */
 static void hide_written(rf_txn_t *txn, const char *key, size_t klen)
@@ -944,20 +958,12 @@ static void hide_written(rf_txn_t *txn, const char *key, size_t klen)
 
         if (!txn->st->hide_cache || !(len = rf_key_hide_user(key, klen)))
                 return;
-        uint32_t slot = rf_hide_cache_begin(txn->st->hide_cache, key + 1, len);
-        rf_buf_append(&txn->hslots, &slot, sizeof(slot));
-}
-
-static void hslots_end(rf_txn_t *txn)
-{
-        uint32_t slot;
-
-        for (size_t off = 0; txn->st->hide_cache && off < txn->hslots.len;
-             off += sizeof(slot)) {
-                memcpy(&slot, txn->hslots.data + off, sizeof(slot));
-                rf_hide_cache_end(txn->st->hide_cache, slot);
+        if (txn->hc != txn->st->hide_cache) {
+                hslots_end(txn); /* another cache since: the old's end */
+                txn->hc = txn->st->hide_cache;
         }
-        rf_buf_reset(&txn->hslots);
+        uint32_t slot = rf_hide_cache_begin(txn->hc, key + 1, len);
+        rf_buf_append(&txn->hslots, &slot, sizeof(slot));
 }
 
 void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,

@@ -253,6 +253,12 @@ static int purge_hides(rf_apply_ctx_t *ctx, const char *user)
                                       keys[i].len);
                 rf_buf_free(&keys[i]);
         }
+        /* None found: the summary key's delete anyway, so the read path's
+         * hide cache forgets the user, whom it may hold by raw id as
+         * having none (hide_cache.h). */
+        if (r == 0 && cnt == 0)
+                rf_txn_delete(ctx->txn, RF_CF_TOMBSTONES, prefix.data,
+                              prefix.len);
         free(keys);
         rf_buf_free(&prefix);
         return r;

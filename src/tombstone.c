@@ -76,7 +76,6 @@ done:
 
 /* ---- read-time checks ---------------------------------------------------*/
 
-/* Points the checker's hide lists into ck->hides, a summary value. */
 /* A store written before hide summaries: one prefix scan of the reader's
  * hide states, into the summary form. */
 static int hides_scan(rf_checker_t *ck, size_t plen)

@@ -177,7 +177,8 @@ struct rf_list_cache *rf_store_list_cache(const rf_store_t *st);
 
 struct rf_hide_cache;
 /** Attaches the read path's cache of users' hides (hide_cache.h), or
- *  detaches it (NULL, with no batch open). The store does not own it. */
+ *  detaches it (NULL). The store does not own it: destroy it only once
+ *  every batch that wrote a hide key since it was attached has ended. */
 void rf_store_set_hide_cache(rf_store_t *st, struct rf_hide_cache *hc);
 /** @returns the attached cache, or NULL. */
 struct rf_hide_cache *rf_store_hide_cache(const rf_store_t *st);

@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "integration/harness.h"
+#include "recfresh/daemon.h"
+#include "recfresh/hide_cache.h"
 #include "recfresh/metrics.h"
 #include "recfresh/store.h"
 
@@ -290,6 +292,20 @@ static void test_consent_scope_email(void **state)
         h_wait_served(&env, "u-mail", "inbox", NULL, "m1,m2");
 }
 
+/* @returns 1 if the daemon's hide cache holds \p user's hides. */
+static int hides_cached(const char *user)
+{
+        rf_hide_cache_t *hc = rf_store_hide_cache(rf_daemon_store(env.daemon));
+        rf_hides_t *h = NULL;
+        uint64_t gen = 0;
+
+        assert_non_null(hc);
+        if (!rf_hide_cache_get(hc, user, &h, &gen))
+                return 0;
+        rf_hides_release(h);
+        return 1;
+}
+
 static void test_consent_purge(void **state)
 {
         const char *subject = "subj-purge-7f3a9";
@@ -304,6 +320,7 @@ static void test_consent_purge(void **state)
               "\"occurred_at\":\"2026-11-22T01:30:00Z\"}");
         h_wait_served(&env, subject, "home", NULL, "p1");
         h_wait_served(&env, subject, "email", NULL, "p3");
+        assert_true(hides_cached(subject)); /* the reads shared them */
 
         event(CONSENT, subject,
               "{\"event_id\":\"e-p-1\",\"type\":\"consent_revoked\","
@@ -318,6 +335,7 @@ static void test_consent_purge(void **state)
         while (h_store_contains(&env, subject) && rf_mono_ms() < deadline)
                 usleep(10000);
         assert_false(h_store_contains(&env, subject));
+        assert_false(hides_cached(subject)); /* nor in memory */
 
         /* One notice per purged list. */
         assert_int_equal(
