@@ -12,6 +12,7 @@
 #include "recfresh/kafka.h"
 #include "recfresh/keys.h"
 #include "recfresh/log.h"
+#include "recfresh/metrics.h"
 #include "recfresh/topics.h"
 
 struct rf_consumer {
@@ -170,14 +171,22 @@ static void subject_assigned(rf_consumer_t *c,
 }
 
 static void subject_revoked(rf_consumer_t *c,
-                            const rd_kafka_topic_partition_list_t *parts)
+                            const rd_kafka_topic_partition_list_t *parts,
+                            int lost)
 {
         /* Ready flags stay: a partition given back at the next assignment
-         * kept its state and offsets (the sweep only runs while assigned). */
+         * kept its state and offsets (the sweep only runs while assigned),
+         * and reads are served from it meanwhile. Not a lost assignment
+         * (the group went on without us, after a session timeout): another
+         * instance may take the partition and apply events this store has
+         * not, so it is neither served nor ready until caught up again. */
         for (int i = 0; i < parts->cnt; i++) {
                 int32_t p = parts->elems[i].partition;
-                if (p >= 0 && p < RF_CLUSTER_MAX_PARTS)
+                if (p >= 0 && p < RF_CLUSTER_MAX_PARTS) {
                         c->sp.owned[p] = 0;
+                        if (lost)
+                                c->sp.ready[p] = 0;
+                }
         }
         c->sp.assigned = 0;
         c->sp.epoch++;
@@ -205,13 +214,21 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rf_log_info("consumer", "assigned %d subject partitions",
                             parts->cnt);
         } else {
+                int lost = rd_kafka_assignment_lost(rk);
                 if (coop)
                         e = rd_kafka_incremental_unassign(rk, parts);
                 else
                         r = rd_kafka_assign(rk, NULL);
-                subject_revoked(c, parts);
-                rf_log_info("consumer", "revoked %d subject partitions",
-                            parts->cnt);
+                subject_revoked(c, parts, lost);
+                if (lost)
+                        rf_log_warn("consumer",
+                                    "lost %d subject partitions (the group "
+                                    "went on without us): not served until "
+                                    "caught up again",
+                                    parts->cnt);
+                else
+                        rf_log_info("consumer", "revoked %d subject partitions",
+                                    parts->cnt);
         }
         if (e) {
                 rf_log_error("consumer", "rebalance: %s",
@@ -508,6 +525,7 @@ static void check_ready(rf_consumer_t *c, int64_t now)
                 if (known && lag == 0) {
                         sp->ready[p] = 1;
                         changed = 1;
+                        RF_METRIC_INC(partition_rebuilds);
                         rf_log_info("consumer",
                                     "subject partition %d rebuilt: serving "
                                     "it",

@@ -127,6 +127,10 @@ static void render_events(rf_buf_t *out)
 
 static void render_work(rf_buf_t *out)
 {
+        counter(out, "recfresh_partition_rebuilds_total",
+                "Subject partitions that caught up after an assignment and "
+                "were served from then on.",
+                &rf_metrics.partition_rebuilds);
         counter(out, "recfresh_fanout_jobs_scheduled_total",
                 "Fan-out jobs scheduled.", &rf_metrics.fanout_jobs_scheduled);
         counter(out, "recfresh_fanout_jobs_done_total",

@@ -56,6 +56,9 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t lists_purged;   /* removed by a consent purge */
         atomic_uint_fast64_t consent_purges; /* purges of a subject (all,
                                               * personalization revoked) */
+        /* recfresh_partition_rebuilds_total: subject partitions that
+         * became ready (caught up) after an assignment */
+        atomic_uint_fast64_t partition_rebuilds;
         /* fan-out */
         atomic_uint_fast64_t fanout_jobs_scheduled;
         atomic_uint_fast64_t fanout_jobs_done;

@@ -14,10 +14,12 @@
 #include <cmocka.h>
 
 #include "integration/harness.h"
+#include "recfresh/metrics.h"
 
-#define BROKERS     3
-#define API_PRODUCE 0
-#define API_FETCH   1
+#define BROKERS       3
+#define API_PRODUCE   0
+#define API_FETCH     1
+#define API_HEARTBEAT 12
 
 static h_env_t env;
 
@@ -151,6 +153,28 @@ static void test_produce_errors_deliver_notices(void **state)
         }
 }
 
+/* The coordinator forgets us (a session timeout seen by the group, not
+ * by us): the assignment is lost, and another instance could have taken
+ * the partitions and applied events this store has not. They are served
+ * again only once caught up at the next assignment, not straight away as
+ * after a plain revocation. */
+static void test_lost_assignment_caught_up_before_served(void **state)
+{
+        rd_kafka_mock_cluster_t *mc = rf_broker_mock(env.broker);
+        uint64_t rebuilds = RF_METRIC_GET(partition_rebuilds);
+        (void)state;
+
+        rd_kafka_mock_push_request_errors(mc, API_HEARTBEAT, 1,
+                                          RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID);
+        int64_t deadline = rf_mono_ms() + H_DEADLINE_MS;
+        while (RF_METRIC_GET(partition_rebuilds) == rebuilds &&
+               rf_mono_ms() < deadline)
+                usleep(20000);
+        assert_true(RF_METRIC_GET(partition_rebuilds) > rebuilds);
+        ban("e-bf-5", "e");
+        h_wait_served(&env, "u-bf", "home", NULL, "");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -158,6 +182,7 @@ int main(void)
                 cmocka_unit_test(test_fetch_errors_lose_nothing),
                 cmocka_unit_test(test_leader_change),
                 cmocka_unit_test(test_produce_errors_deliver_notices),
+                cmocka_unit_test(test_lost_assignment_caught_up_before_served),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
