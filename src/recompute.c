@@ -1206,7 +1206,9 @@ void rf_queue_list_published(rf_apply_ctx_t *ctx, const rf_list_t *list)
                 return;
         for (size_t i = 0; i < e.surf_cnt; i++) {
                 surf_t *s = &e.surfs[i];
-                if ((!strcmp(s->name, list->surface) || !*s->name) &&
+                /* "" asks for every surface: one surface's list does
+                 * not satisfy it (the scorer's ack does). */
+                if (!strcmp(s->name, list->surface) &&
                     list->generated_at > s->last_at) {
                         cleared++;
                         continue;
@@ -1225,6 +1227,19 @@ void rf_queue_list_published(rf_apply_ctx_t *ctx, const rf_list_t *list)
                 }
         }
         entry_clear(&e);
+}
+
+/* Queues a grant's recompute: a store error fails the batch (the grant
+ * is taken again), as for an invalidation's. */
+static void granted_add(rf_apply_ctx_t *ctx, const rf_queue_add_t *add)
+{
+        int r = rf_queue_add(ctx->queue, ctx->txn, add, ctx->now_ms);
+
+        if (r < 0 && r != RF_EBLOCKED && !ctx->err) {
+                rf_log_error("queue", "queueing a recompute: %s",
+                             rf_err2str(r));
+                ctx->err = r;
+        }
 }
 
 void rf_queue_consent(rf_apply_ctx_t *ctx, const rf_event_t *ev, int revoked)
@@ -1273,7 +1288,7 @@ void rf_queue_consent(rf_apply_ctx_t *ctx, const rf_event_t *ev, int revoked)
                         .entity_kind = "user",
                         .entity_id = subject,
                 };
-                rf_queue_add(q, ctx->txn, &add, ctx->now_ms);
+                granted_add(ctx, &add);
                 named++;
         }
         if (!named) {
@@ -1286,7 +1301,7 @@ void rf_queue_consent(rf_apply_ctx_t *ctx, const rf_event_t *ev, int revoked)
                         .entity_kind = "user",
                         .entity_id = subject,
                 };
-                rf_queue_add(q, ctx->txn, &add, ctx->now_ms);
+                granted_add(ctx, &add);
         }
 }
 

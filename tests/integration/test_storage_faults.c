@@ -115,8 +115,9 @@ void __wrap_rocksdb_iter_get_error(const rocksdb_iterator_t *it, char **errptr)
 }
 
 /* Point reads of consent state (keys 'C', pseudonym, scope) fail while
- * fail_consent_gets is set. */
+ * fail_consent_gets is set, and those of key fail_key while it is set. */
 static volatile int fail_consent_gets;
+static const char *volatile fail_key;
 
 rocksdb_pinnableslice_t *
 __wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
@@ -125,6 +126,11 @@ __wrap_rocksdb_get_pinned_cf(rocksdb_t *db, const rocksdb_readoptions_t *o,
 {
         if (__atomic_load_n(&fail_consent_gets, __ATOMIC_SEQ_CST) &&
             klen == 18 && key[0] == RF_TOMB_CONSENT) {
+                *errptr = strdup("IO error: injected: read failed");
+                return NULL;
+        }
+        const char *fk = fail_key;
+        if (fk && klen == strlen(fk) && !memcmp(key, fk, klen)) {
                 *errptr = strdup("IO error: injected: read failed");
                 return NULL;
         }
@@ -636,6 +642,67 @@ static void test_consent_read_error_fails_closed(void **state)
         fenv_close(&e);
 }
 
+/* A consent grant whose recompute request cannot be queued (the queue
+ * entry cannot be read) fails its batch, to be taken again: the grant's
+ * recompute is never lost while its offset moves on. */
+static void test_grant_queue_error_fails_the_batch(void **state)
+{
+        fenv_t e;
+        rf_config_t conf;
+        rf_queue_stats_t qs;
+        char err[256];
+        const char *revoke =
+            "{\"event_id\":\"g-1\",\"type\":\"consent_revoked\","
+            "\"user_id\":\"u-g\",\"scope\":\"personalization\","
+            "\"occurred_at\":\"2026-11-22T01:00:00Z\"}";
+        const char *grant =
+            "{\"event_id\":\"g-2\",\"type\":\"consent_granted\","
+            "\"user_id\":\"u-g\",\"scope\":\"personalization\","
+            "\"occurred_at\":\"2026-11-22T02:00:00Z\"}";
+
+        (void)state;
+        fenv_open(&e);
+        rf_config_init(&conf);
+        /* every queue entry read from the store */
+        assert_int_equal(rf_config_set(&conf, "recompute.entry_cache_mb", "0",
+                                       err, sizeof(err)),
+                         0);
+        rf_queue_t *q = rf_queue_new(e.st, &conf, rf_now_ms());
+        assert_non_null(q);
+        e.ctx.queue = q;
+        e.ctx.conf = &conf;
+        take(&e, RF_TOPIC_CONSENT, "u-g", revoke);
+        commit(&e);
+        rf_queue_committed(q);
+
+        fail_key = "Pu-g";
+        rf_record_t rec = { .topic = RF_TOPIC_CONSENT,
+                            .topic_name = rf_topic(RF_TOPIC_CONSENT)->name,
+                            .offset = e.offset,
+                            .key = "u-g",
+                            .key_len = 3,
+                            .value = grant,
+                            .value_len = strlen(grant),
+                            .timestamp_ms = -1 };
+        assert_int_not_equal(rf_apply_record(&e.ctx, &rec), 0);
+        fail_key = NULL;
+        rollback(&e);
+        rf_queue_rollback(q);
+        rf_queue_stats(q, &qs);
+        assert_int_equal(qs.count, 0);
+
+        /* taken again: the request is queued */
+        take(&e, RF_TOPIC_CONSENT, "u-g", grant);
+        commit(&e);
+        rf_queue_committed(q);
+        rf_queue_stats(q, &qs);
+        assert_int_equal(qs.count, 1);
+        e.ctx.queue = NULL;
+        rf_queue_destroy(q);
+        fenv_close(&e);
+        rf_config_destroy(&conf);
+}
+
 /* A test that failed with a fault armed must not leave it to the next. */
 static int no_faults(void **state)
 {
@@ -643,6 +710,7 @@ static int no_faults(void **state)
         __atomic_store_n(&fail_writes, 0, __ATOMIC_SEQ_CST);
         __atomic_store_n(&iter_ok_left, -1, __ATOMIC_SEQ_CST);
         __atomic_store_n(&fail_consent_gets, 0, __ATOMIC_SEQ_CST);
+        fail_key = NULL;
         rf_buf_free(&fail_at);
         return 0;
 }
@@ -666,6 +734,8 @@ int main(void)
                 cmocka_unit_test_setup(test_consent_purge_run_scan_error_fails,
                                        no_faults),
                 cmocka_unit_test_setup(test_version_purge_error_fails_the_step,
+                                       no_faults),
+                cmocka_unit_test_setup(test_grant_queue_error_fails_the_batch,
                                        no_faults),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -883,6 +883,17 @@ static void test_satisfied_by_publication(void **state)
         assert_null(take_ack(e, T0 + 60000));
         rf_queue_stats(e->q, &s);
         assert_int_equal(s.count, 0);
+
+        /* a request for every surface ("") is not satisfied by one
+         * surface's fresh list */
+        add(e, "u-sat3", "", RF_RC_INCREMENTAL, 0, "s4", T0);
+        publish(e, "u-sat3", "home", "2026-11-22T10:00:01Z",
+                "2099-01-01T00:00:00Z", "a,b");
+        j = take_ack(e, T0 + 60000);
+        assert_non_null(j);
+        assert_string_equal(jstr(j, "subject_id"), "u-sat3");
+        assert_int_equal(json_array_size(json_object_get(j, "surfaces")), 0);
+        json_decref(j);
 }
 
 static void ban(env_t *e, const char *item, const char *id)
