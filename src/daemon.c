@@ -413,7 +413,7 @@ static int http_admin(void *opaque, const char *action, const char *a1,
                 free(name);
                 rf_buf_free(&spool);
                 rf_buf_free(&tmp);
-                return r ? RF_EIO : 0;
+                return r == RF_EINVAL ? r : r ? RF_EIO : 0;
         }
         if (!strcmp(action, "refresh")) {
                 int mode = !a1                          ? -1

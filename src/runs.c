@@ -2084,6 +2084,16 @@ int rf_runs_write_rollback(const char *path, const char *run_id, const char *to,
         rf_buf_t t = { 0 };
         int rc = 0;
 
+        /* One line each: an id holding a line break would add lines of
+         * its own (to=x\nrun= rolls back another run). */
+        for (const char *id = run_id; id; id = id == run_id ? to : NULL)
+                for (const char *c = id; *c; c++)
+                        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                                snprintf(errstr, errstr_size,
+                                         "run ids hold no control "
+                                         "characters");
+                                return RF_EINVAL;
+                        }
         rf_buf_printf(&t, "run=%s\nto=%s\n", run_id ? run_id : "",
                       to ? to : "");
         if (write_text(path, t.data) != 0) {

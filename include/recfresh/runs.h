@@ -371,7 +371,8 @@ int rf_runs_spool_job_name(const char *name);
  */
 int rf_runs_spool_sweep(const char *spool_dir);
 
-/** A rollback request file for the spool ("run=R\nto=T\n"). */
+/** A rollback request file for the spool ("run=R\nto=T\n").
+ *  @returns 0, RF_EINVAL for an id with a control character, or RF_EIO. */
 int rf_runs_write_rollback(const char *path, const char *run_id, const char *to,
                            char *errstr, size_t errstr_size);
 

@@ -91,6 +91,15 @@ done
         fail "right token: want 202, got $(cat "$E2E_DIR/body")"
 wait_for 30 "the requested full refresh reaches the scorer" sh -c \
         "kcat -C -b '$BROKERS' -t recs.recompute.v1 -e -q | grep -q '\"run_id\":\"adm-run-1\"'"
+# A run id with a line break would add a line of its own to the spool
+# request (to=x, then run= with no id: the latest run): refused, 400.
+[ "$(code -X POST -H "Authorization: Bearer $TOKEN" \
+        "$HTTP/admin/v1/runs:rollback?run=adm-run-1&to=x%0Arun%3D")" = 400 ] ||
+        fail "rollback id with a line break: want 400, got $(cat "$E2E_DIR/body")"
+grep -q 'no control characters' "$E2E_DIR/body" ||
+        fail "rollback id with a line break: unclear error $(cat "$E2E_DIR/body")"
+ls "$E2E_DIR/adm/db/spool/" | grep -q rollback &&
+        fail "a refused rollback left a spool job"
 [ "$(code -X POST -H "Authorization: Bearer $TOKEN" \
         "$HTTP/admin/v1/runs:rollback")" = 202 ] ||
         fail "rollback: want 202, got $(cat "$E2E_DIR/body")"
