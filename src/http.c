@@ -525,12 +525,19 @@ static enum MHD_Result handle_list(rf_http_t *h, struct MHD_Connection *conn,
         rf_owner_t o;
         owner_of(h, sreq.subject_id, &o);
         if (o.state != RF_OWNER_LOCAL) {
-                /* The same path and (raw) query on the owner. */
+                /* The same path and (raw) query on the owner. The query
+                 * is still percent-encoded, but MHD made each '+' a space
+                 * first: made '+' again (a space is no URL's). */
                 rf_buf_t target = { 0 };
                 rf_buf_printf(&target, "%s", path);
-                for (size_t i = 0; i < q.cnt; i++)
+                for (size_t i = 0; i < q.cnt; i++) {
+                        size_t at = target.len;
                         rf_buf_printf(&target, "%c%s=%s", i ? '&' : '?',
                                       q.key[i], q.val[i]);
+                        for (size_t j = at; j < target.len; j++)
+                                if (target.data[j] == ' ')
+                                        target.data[j] = '+';
+                }
                 char *t = keep(rq, rf_malloc(target.len + 1));
                 memcpy(t, target.data, target.len);
                 t[target.len] = '\0';

@@ -137,13 +137,16 @@ if mode.startswith("redirect"):
         _, rt = get(urls[0] + "/v1/routing/" + s)
         if rt["state"] != "remote":
             continue
+        # the query goes as it came: '+' and escapes kept
+        query = "?limit=10&context=summer+sale%21"
         try:
             urllib.request.build_opener(NoRedirect).open(
-                urls[0] + "/v1/lists/%s/home?limit=10" % s, timeout=5)
+                urls[0] + "/v1/lists/%s/home%s" % (s, query), timeout=5)
             sys.exit("no redirect for " + s)
         except urllib.error.HTTPError as e:
             loc = e.headers.get("Location")
-            want = "http://%s/v1/lists/%s/home?limit=10" % (rt["owner"]["http"], s)
+            want = "http://%s/v1/lists/%s/home%s" % (rt["owner"]["http"], s,
+                                                     query)
             if e.code != 307 or loc != want:
                 sys.exit("%s: %d Location %s, want 307 %s" % (s, e.code, loc, want))
             redirected += 1
