@@ -454,6 +454,10 @@ struct rf_queue {
         } dc[CLASS_CNT];
         /* backlog counts, committed and since the last commit */
         int64_t count[RF_RC__MODE_CNT], urgent;
+        /* A commit of q->txn failed (or a settle could not read its
+         * entry): an entry may be in no due key and no longer in flight,
+         * and the counts off. due_repair() before the next take. */
+        int repair;
         int64_t dcount[RF_RC__MODE_CNT], durgent;
         /* delivery reports seen by the callback, settled by the tick */
         struct {
@@ -600,6 +604,7 @@ rf_queue_t *rf_queue_new(rf_store_t *st, const rf_config_t *conf,
                  * stop are sent after the next start. */
                 rf_log_error("queue", "rebuilding the due index: %s", errstr);
                 rf_txn_clear(q->txn);
+                q->repair = 1; /* again before the first take */
         }
         int64_t total = q->count[0] + q->count[1] + q->count[2];
         if (total)
@@ -1353,6 +1358,7 @@ static int commit(rf_queue_t *q, const char *what)
                 RF_METRIC_INC(store_errors);
                 rf_log_error("queue", "%s: %s", what, errstr);
                 txn_drop(q);
+                q->repair = 1;
         } else {
                 rf_vcache_committed(q->ecache, q->txn);
                 pend_visible(q, 1);
@@ -1556,11 +1562,74 @@ static int take_one(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
         return r;
 }
 
+/* Puts a due key for every pending entry and counts them afresh: what
+ * rf_queue_new() does after a crash, for the same state a failed commit
+ * of q->txn may leave (an entry settled in memory, not in the store, in no
+ * due key and no longer in flight). Due keys kept are put again as they
+ * are. Only between the apply's batches (nothing of it uncommitted). */
+static int due_repair(rf_queue_t *q)
+{
+        int64_t count[RF_RC__MODE_CNT] = { 0 }, urgent = 0;
+        rf_buf_t subj = { 0 };
+        rf_iter_t *it;
+        int r;
+
+        for (int m = 0; m < RF_RC__MODE_CNT; m++)
+                if (q->dcount[m])
+                        return RF_EBLOCKED; /* a batch is open: later */
+        if (q->durgent)
+                return RF_EBLOCKED;
+        it = rf_iter_new(q->st, NULL, RF_CF_QUEUE, "P", 1);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *k = rf_iter_key(it, &klen);
+                const char *v = rf_iter_value(it, &vlen);
+                entry_t e;
+                if (entry_decode(v, vlen, &e))
+                        continue; /* dropped at the next start */
+                rf_buf_reset(&subj);
+                rf_buf_append(&subj, k + 1, klen - 1);
+                rf_buf_append(&subj, "", 1);
+                count[e.mode]++;
+                urgent += e.urgent;
+                /* One in flight has none until it settles (which puts
+                 * one if it is due again). */
+                if (!is_inflight(q, subj.data, &e)) {
+                        key_due(&q->k, entry_class(&e), e.enqueued_at,
+                                subj.data);
+                        rf_txn_put(q->txn, RF_CF_QUEUE, q->k.data, q->k.len, "",
+                                   0);
+                }
+                entry_clear(&e);
+        }
+        r = rf_iter_status(it);
+        rf_iter_destroy(it);
+        rf_buf_free(&subj);
+        if (r) {
+                txn_drop(q);
+                return r;
+        }
+        if ((r = commit(q, "repairing the due index")))
+                return r;
+        memcpy(q->count, count, sizeof(count));
+        q->urgent = urgent;
+        /* Keys may now sit before the cursors, and outside the caches. */
+        for (int c = 0; c < CLASS_CNT; c++) {
+                rf_buf_reset(&q->due_from[c]);
+                q->dc[c].filled = 0;
+        }
+        rf_log_info("queue", "due index repaired after a failed write");
+        return 0;
+}
+
 int rf_queue_take_batch(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *reqs,
                         size_t max)
 {
         size_t n = 0;
         int r = 0;
+
+        if (q->repair && due_repair(q) == 0)
+                q->repair = 0;
 
         while (n < max && (r = take_one(q, now_ms, &reqs[n])) == 1)
                 n++;
@@ -1606,8 +1675,10 @@ static int settle_one(rf_queue_t *q, void *token, int acked, int64_t now_ms)
         for (int c = 0; c < CLASS_CNT; c++)
                 if (q->dc[c].skip.len)
                         q->dc[c].filled = 0;
-        if ((r = get_entry(q, NULL, f->subject, &e, &found)))
+        if ((r = get_entry(q, NULL, f->subject, &e, &found))) {
+                q->repair = 1; /* its entry is in no due key now */
                 goto out;
+        }
         if (!found)
                 goto out; /* satisfied by a fresh list, or purged */
         if (strcmp(e.request_id, f->request_id) != 0) {

@@ -703,6 +703,55 @@ static void test_grant_queue_error_fails_the_batch(void **state)
         rf_config_destroy(&conf);
 }
 
+/* A delivery whose settle cannot be committed (the ack, or the nack that
+ * makes the request due again) leaves the entry pending in the store, in
+ * no due key and no longer in flight: the queue repairs its due index
+ * before its next take, and the request is sent again (at least once, as
+ * after a crash there), with the backlog counted right. */
+static void test_failed_settle_is_sent_again(void **state)
+{
+        fenv_t e;
+        rf_queue_req_t req;
+        rf_queue_stats_t qs;
+        int64_t t0 = 1000000;
+        (void)state;
+
+        fenv_open(&e);
+        rf_queue_t *q = rf_queue_new(e.st, NULL, t0);
+        assert_non_null(q);
+        for (int acked = 1; acked >= 0; acked--) {
+                rf_queue_add_t a = { .subject_id = "u-s", .surface = "home" };
+                assert_int_equal(rf_queue_add(q, e.ctx.txn, &a, t0), 0);
+                commit(&e);
+                rf_queue_committed(q);
+                t0 += 60000; /* past the coalescing window */
+                assert_int_equal(rf_queue_take(q, t0, &req), 1);
+                void *token = req.token;
+                rf_queue_req_clear(&req);
+                rf_queue_counts(q, &qs);
+                assert_int_equal(qs.inflight, 1);
+
+                __atomic_store_n(&fail_writes, 1, __ATOMIC_SEQ_CST);
+                assert_int_not_equal(rf_queue_settle(q, token, acked, t0), 0);
+                __atomic_store_n(&fail_writes, 0, __ATOMIC_SEQ_CST);
+
+                t0 += 60000;
+                assert_int_equal(rf_queue_take(q, t0, &req), 1);
+                assert_string_equal(req.subject_id.data, "u-s");
+                rf_queue_counts(q, &qs);
+                assert_int_equal(qs.count, 1);
+                assert_int_equal(qs.inflight, 1);
+                token = req.token;
+                rf_queue_req_clear(&req);
+                assert_int_equal(rf_queue_settle(q, token, 1, t0), 0);
+                rf_queue_counts(q, &qs);
+                assert_int_equal(qs.count, 0);
+                assert_int_equal(rf_queue_take(q, t0 + 60000, &req), 0);
+        }
+        rf_queue_destroy(q);
+        fenv_close(&e);
+}
+
 /* A test that failed with a fault armed must not leave it to the next. */
 static int no_faults(void **state)
 {
@@ -736,6 +785,8 @@ int main(void)
                 cmocka_unit_test_setup(test_version_purge_error_fails_the_step,
                                        no_faults),
                 cmocka_unit_test_setup(test_grant_queue_error_fails_the_batch,
+                                       no_faults),
+                cmocka_unit_test_setup(test_failed_settle_is_sent_again,
                                        no_faults),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
