@@ -77,6 +77,7 @@ typedef struct req {
         rf_buf_t body;
         int replied;    /* a response was queued early */
         size_t dropped; /* body bytes dropped past max_body */
+        size_t drained; /* bytes of a body no route takes, dropped */
         char **strs;    /* decoded strings, freed at the end */
         size_t str_cnt;
 } req_t;
@@ -1011,6 +1012,19 @@ static const char *route_of(const char *path, req_t *rq)
         return NULL;
 }
 
+/* \p method for an error message: as sent if a token of at most 15
+ * letters (any other bytes could make the JSON invalid UTF-8), else "?". */
+static const char *method_name(const char *method)
+{
+        size_t n = 0;
+
+        for (; method[n]; n++)
+                if (n >= 15 || !((method[n] >= 'A' && method[n] <= 'Z') ||
+                                 (method[n] >= 'a' && method[n] <= 'z')))
+                        return "?";
+        return n ? method : "?";
+}
+
 /* First call of a request: headers are in. @returns MHD_YES to go on
  * (rq->replied says whether it was answered already) or MHD_NO. */
 static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
@@ -1020,6 +1034,7 @@ static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
         const char *allow, *cl, *ct;
         int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 
+        rq->route = R_OTHER; /* until route_of() knows */
         if (strlen(path) > RF_HTTP_MAX_PATH)
                 return reply_error(h, conn, rq, MHD_HTTP_URI_TOO_LONG, NULL,
                                    "path longer than %d bytes",
@@ -1043,7 +1058,7 @@ static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
                                    allow,
                                    "method %s not allowed; the API is "
                                    "read-only (allowed: %s)",
-                                   strlen(method) < 16 ? method : "?", allow);
+                                   method_name(method), allow);
         if (rq->route != R_BATCH)
                 return MHD_YES;
 
@@ -1092,6 +1107,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                         } else {
                                 rf_buf_append(&rq->body, upload, *upload_size);
                         }
+                } else if ((rq->drained += *upload_size) > 16 * h->max_body) {
+                        return MHD_NO; /* a client that never stops */
                 }
                 *upload_size = 0;
                 return MHD_YES;

@@ -284,6 +284,22 @@ expect_error 405 method_not_allowed PUT "/metrics"
 expect_error 405 method_not_allowed GET "/v1/lists:batchGet"
 status DELETE /v1/lists/u1/home -D "$E2E_DIR/hdr" >/dev/null
 grep -qi '^Allow: GET, HEAD' "$E2E_DIR/hdr" || fail "405 without Allow header"
+# A method that is not a token of letters is not echoed (the body stays
+# valid JSON and UTF-8).
+expect_error 405 method_not_allowed "$(printf 'G\303\251T')" "/v1/lists/u1/home"
+grep -q 'method ? not allowed' "$E2E_DIR/body" || fail "405 echo: $(cat "$E2E_DIR/body")"
+# A path too long to route is counted under route "other".
+[ "$(metric 'recfresh_http_requests_total{route="other",code="414"}')" -ge 1 ] ||
+        fail "414 before routing not counted as route other"
+# A body no route takes is drained up to 16 x http.max_body_bytes, then
+# the connection is closed: a client that never stops holds no worker.
+head -c $((17 * 1024 * 1024)) /dev/zero >"$E2E_DIR/big"
+if got=$(status GET /healthz -H 'Transfer-Encoding: chunked' \
+        --data-binary @"$E2E_DIR/big"); then
+        fail "a 17 MiB GET body was drained to the end: $got"
+fi
+[ "$(status GET /healthz)" = 200 ] || fail "healthz after a closed connection"
+rm -f "$E2E_DIR/big"
 B=/v1/lists:batchGet
 expect_error 400 bad_request POST $B "${J[@]}" -d '{"requests":['
 expect_error 400 bad_request POST $B "${J[@]}" -d '[]'
