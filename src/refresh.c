@@ -489,6 +489,75 @@ static void prune_finished(rf_store_t *st, rf_txn_t *txn, const char *except,
         rf_buf_free(&dead);
 }
 
+/* The schedule's run ids (rf_refresh_scheduled()) start with these. */
+static const char *scheduled_prefix(const char *run_id)
+{
+        if (!strncmp(run_id, "full-", 5))
+                return "full-";
+        if (!strncmp(run_id, "active-", 7))
+                return "active-";
+        return NULL;
+}
+
+/* A scheduled run starts: the earlier ones of its schedule that never
+ * finished are never stepped again (each period steps its own id). Closed
+ * as they stand, so that their cursors (subject ids) go, as a finished
+ * run's do, and prune_finished() drops them in time. */
+static int close_abandoned(rf_store_t *st, rf_txn_t *txn, const char *run_id,
+                           int64_t now_ms)
+{
+        const char *prefix = scheduled_prefix(run_id);
+        rf_buf_t k = { 0 }, v = { 0 };
+        rf_refresh_run_t *old = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!prefix)
+                return 0; /* asked for by hand: the schedule's own */
+        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_ACTIVITY, "R", 1);
+        for (; rf_iter_valid(it); rf_iter_next(it)) {
+                size_t klen, vlen;
+                const char *key = rf_iter_key(it, &klen);
+                const char *val = rf_iter_value(it, &vlen);
+                rf_refresh_run_t run;
+                if (klen - 1 < strlen(prefix) ||
+                    memcmp(key + 1, prefix, strlen(prefix)) ||
+                    run_decode(key + 1, klen - 1, val, vlen, &run) != 0)
+                        continue;
+                if (run.done || !strcmp(run.run_id, run_id)) {
+                        rf_refresh_run_clear(&run);
+                        continue;
+                }
+                old = rf_realloc(old, (n + 1) * sizeof(*old));
+                old[n++] = run;
+        }
+        r = rf_iter_status(it);
+        rf_iter_destroy(it);
+        /* Written after the iterator is gone (a batch must not change
+         * under an iterator over it). */
+        for (size_t i = 0; i < n; i++) {
+                if (r == 0) {
+                        rf_log_warn("refresh",
+                                    "run %s unfinished when %s started "
+                                    "(%llu subjects queued): closed",
+                                    old[i].run_id, run_id,
+                                    (unsigned long long)old[i].subjects);
+                        old[i].done = 1;
+                        old[i].finished_at = now_ms;
+                        rf_buf_reset(&old[i].cursor);
+                        key_run(&k, old[i].run_id);
+                        run_encode(&old[i], &v);
+                        rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data,
+                                   v.len);
+                }
+                rf_refresh_run_clear(&old[i]);
+        }
+        free(old);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return r;
+}
+
 int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                     const char *run_id, rf_rc_mode_t mode,
                     int64_t active_within, int64_t now_ms, size_t budget,
@@ -506,6 +575,11 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                 run.mode = mode;
                 run.started_at = now_ms;
                 run.active_within = active_within;
+                if ((r = close_abandoned(rf_queue_store(q), txn, run_id,
+                                         now_ms)) != 0) {
+                        rf_refresh_run_clear(&run);
+                        return r;
+                }
                 RF_METRIC_INC(refresh_runs_started);
                 rf_log_info("refresh", "run %s (%s) started", run_id,
                             rf_rc_mode2str(mode));

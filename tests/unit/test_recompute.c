@@ -1229,6 +1229,49 @@ static void test_full_refresh_resumes(void **state)
         json_decref(seen);
 }
 
+/* Asserts run \p id's record: \p done, and whether it holds a cursor. */
+static void expect_run(env_t *e, const char *id, int done, int cursor)
+{
+        rf_refresh_run_t run;
+
+        assert_int_equal(rf_refresh_run_get(e->st, NULL, id, &run), 0);
+        assert_int_equal(run.done, done);
+        assert_int_equal(run.cursor.len > 0, cursor);
+        rf_refresh_run_clear(&run);
+}
+
+/* A scheduled run that did not finish in its period is never stepped
+ * again: the next one of its schedule closes it, and its cursor (a
+ * subject id) goes with it. Runs asked for by hand are left alone. */
+static void test_abandoned_scheduled_run_closed(void **state)
+{
+        env_t *e = *state;
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        int done = 0;
+        char s[32];
+
+        for (int i = 0; i < 30; i++) {
+                snprintf(s, sizeof(s), "ab-%02d", i);
+                publish(e, s, "home", "2026-11-22T01:00:00Z",
+                        "2099-01-01T00:00:00Z", "a");
+        }
+        const char *ids[] = { "full-2026-11-21", "by-hand", "active-x" };
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn, ids[i],
+                                                 RF_RC_FULL, 0, T0, 10, &done),
+                                 10);
+                commit(e);
+                assert_false(done);
+                expect_run(e, ids[i], 0, 1);
+        }
+        assert_true(rf_refresh_step(&src, e->q, e->ctx.txn, "full-2026-11-22",
+                                    RF_RC_FULL, 0, T0, 10, &done) >= 0);
+        commit(e);
+        expect_run(e, "full-2026-11-21", 1, 0);
+        expect_run(e, "by-hand", 0, 1);
+        expect_run(e, "active-x", 0, 1); /* another schedule's */
+}
+
 static void active(env_t *e, const char *subject, int64_t at)
 {
         rf_activity_t a = { subject, "", at, NULL };
@@ -1495,6 +1538,8 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reasons_while_in_flight,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_abandoned_scheduled_run_closed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_satisfied_by_publication,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
