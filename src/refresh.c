@@ -94,10 +94,16 @@ int rf_refresh_run_get(rf_store_t *st, rf_txn_t *txn, const char *run_id,
         return r;
 }
 
-int rf_refresh_runs_list(rf_store_t *st, rf_refresh_run_t **runs, size_t *cnt)
+/* Every run record (through \p txn, if not NULL) whose id starts with
+ * \p prefix. @returns 0 or a store error (with what was read). */
+static int runs_scan(rf_store_t *st, rf_txn_t *txn, const char *prefix,
+                     rf_refresh_run_t **runs, size_t *cnt)
 {
-        rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_ACTIVITY, "R", 1);
+        rf_buf_t p = { 0 };
+        int r;
 
+        rf_buf_printf(&p, "R%s", prefix);
+        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_ACTIVITY, p.data, p.len);
         *runs = NULL;
         *cnt = 0;
         for (; rf_iter_valid(it); rf_iter_next(it)) {
@@ -110,8 +116,24 @@ int rf_refresh_runs_list(rf_store_t *st, rf_refresh_run_t **runs, size_t *cnt)
                 *runs = rf_realloc(*runs, (*cnt + 1) * sizeof(**runs));
                 (*runs)[(*cnt)++] = run;
         }
+        r = rf_iter_status(it);
         rf_iter_destroy(it);
-        return 0;
+        rf_buf_free(&p);
+        return r;
+}
+
+int rf_refresh_runs_list(rf_store_t *st, rf_refresh_run_t **runs, size_t *cnt)
+{
+        int r = runs_scan(st, NULL, "", runs, cnt);
+
+        if (r) { /* nothing half read */
+                for (size_t i = 0; i < *cnt; i++)
+                        rf_refresh_run_clear(&(*runs)[i]);
+                free(*runs);
+                *runs = NULL;
+                *cnt = 0;
+        }
+        return r;
 }
 
 /* ---- what qualifies
@@ -508,51 +530,32 @@ static int close_abandoned(rf_store_t *st, rf_txn_t *txn, const char *run_id,
 {
         const char *prefix = scheduled_prefix(run_id);
         rf_buf_t k = { 0 }, v = { 0 };
-        rf_refresh_run_t *old = NULL;
-        size_t n = 0;
+        rf_refresh_run_t *runs;
+        size_t n;
         int r;
 
         if (!prefix)
                 return 0; /* asked for by hand: the schedule's own */
-        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_ACTIVITY, "R", 1);
-        for (; rf_iter_valid(it); rf_iter_next(it)) {
-                size_t klen, vlen;
-                const char *key = rf_iter_key(it, &klen);
-                const char *val = rf_iter_value(it, &vlen);
-                rf_refresh_run_t run;
-                if (klen - 1 < strlen(prefix) ||
-                    memcmp(key + 1, prefix, strlen(prefix)) ||
-                    run_decode(key + 1, klen - 1, val, vlen, &run) != 0)
-                        continue;
-                if (run.done || !strcmp(run.run_id, run_id)) {
-                        rf_refresh_run_clear(&run);
-                        continue;
-                }
-                old = rf_realloc(old, (n + 1) * sizeof(*old));
-                old[n++] = run;
-        }
-        r = rf_iter_status(it);
-        rf_iter_destroy(it);
-        /* Written after the iterator is gone (a batch must not change
-         * under an iterator over it). */
+        r = runs_scan(st, txn, prefix, &runs, &n);
         for (size_t i = 0; i < n; i++) {
-                if (r == 0) {
+                rf_refresh_run_t *old = &runs[i];
+                if (r == 0 && !old->done && strcmp(old->run_id, run_id)) {
                         rf_log_warn("refresh",
                                     "run %s unfinished when %s started "
                                     "(%llu subjects queued): closed",
-                                    old[i].run_id, run_id,
-                                    (unsigned long long)old[i].subjects);
-                        old[i].done = 1;
-                        old[i].finished_at = now_ms;
-                        rf_buf_reset(&old[i].cursor);
-                        key_run(&k, old[i].run_id);
-                        run_encode(&old[i], &v);
+                                    old->run_id, run_id,
+                                    (unsigned long long)old->subjects);
+                        old->done = 1;
+                        old->finished_at = now_ms;
+                        rf_buf_reset(&old->cursor);
+                        key_run(&k, old->run_id);
+                        run_encode(old, &v);
                         rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data,
                                    v.len);
                 }
-                rf_refresh_run_clear(&old[i]);
+                rf_refresh_run_clear(old);
         }
-        free(old);
+        free(runs);
         rf_buf_free(&k);
         rf_buf_free(&v);
         return r;

@@ -50,7 +50,8 @@ int rf_refresh_run_get(rf_store_t *st, rf_txn_t *txn, const char *run_id,
 void rf_refresh_run_clear(rf_refresh_run_t *run);
 
 /** Lists every run record of \p st, in run id order. @returns 0 or a store
- *  error; *runs (free each with rf_refresh_run_clear, then the array). */
+ *  error (then none); *runs (free each with rf_refresh_run_clear, then the
+ *  array). */
 int rf_refresh_runs_list(rf_store_t *st, rf_refresh_run_t **runs, size_t *cnt);
 
 /** Where a run reads subjects from. */
