@@ -279,6 +279,8 @@ int rf_cmd_refresh(int argc, char **argv)
         /* Even a finished run may have requests not yet acknowledged (a
          * kill after its last step): they are sent, nothing else. */
         q = rf_queue_new(st2, &conf, rf_now_ms());
+        /* The queue's store holds no consent: the daemon's does. */
+        rf_queue_set_consent_store(q, st);
         if (!(rk = producer_new(&conf, q)))
                 goto out;
         signal(SIGINT, on_signal);

@@ -244,6 +244,10 @@ static void render_recompute(rf_buf_t *out)
         counter(out, "recfresh_recompute_satisfied_total",
                 "Pending surfaces cleared by a fresh list before sending.",
                 &rf_metrics.recompute_satisfied);
+        counter(out, "recfresh_recompute_consent_dropped_total",
+                "Requests dropped when due: their subject revoked consent "
+                "since they were queued (recfresh refresh's queue).",
+                &rf_metrics.recompute_consent_dropped);
         gauge(out, "recfresh_recompute_entry_cache_bytes",
               "Bytes of pending recompute entries the writer keeps in "
               "memory, with their table (recompute.entry_cache_mb and "

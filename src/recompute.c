@@ -458,6 +458,9 @@ struct rf_queue {
          * entry): an entry may be in no due key and no longer in flight,
          * and the counts off. due_repair() before the next take. */
         int repair;
+        /* Where consent is read at send time, when q->st holds none
+         * (rf_queue_set_consent_store()), or NULL. */
+        rf_store_t *consent_st;
         int64_t dcount[RF_RC__MODE_CNT], durgent;
         /* delivery reports seen by the callback, settled by the tick */
         struct {
@@ -829,13 +832,19 @@ static void del_due(rf_queue_t *q, rf_txn_t *txn, const char *subject,
         q->dc[entry_class(e)].pend[txn == q->txn].bad = 1;
 }
 
+/* Deletes the pending entry only: its due key is gone already. */
+static void del_pending(rf_queue_t *q, rf_txn_t *txn, const char *subject)
+{
+        key_pending(&q->k, subject);
+        rf_txn_delete(txn, RF_CF_QUEUE, q->k.data, q->k.len);
+        rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, NULL, 0);
+}
+
 static void del_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
                       const entry_t *e)
 {
         del_due(q, txn, subject, e);
-        key_pending(&q->k, subject);
-        rf_txn_delete(txn, RF_CF_QUEUE, q->k.data, q->k.len);
-        rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, NULL, 0);
+        del_pending(q, txn, subject);
 }
 
 static const char *nz(const char *s)
@@ -1545,6 +1554,28 @@ static int take_one(rf_queue_t *q, int64_t now_ms, rf_queue_req_t *req)
                                         b->tokens += 1.0;
                                 continue;
                         }
+                        int c = q->consent_st
+                                    ? rf_consent_purged(q->consent_st, NULL,
+                                                        subject.data)
+                                    : 0;
+                        if (c != 0) {
+                                if (c < 0) { /* unknown: send nothing */
+                                        r = c;
+                                        entry_clear(&e);
+                                        break;
+                                }
+                                /* Revoked since it was queued: nothing
+                                 * personalised is asked for. */
+                                RF_METRIC_INC(recompute_consent_dropped);
+                                /* (its due key was deleted above) */
+                                del_pending(q, q->txn, subject.data);
+                                q->count[e.mode]--;
+                                q->urgent -= e.urgent;
+                                entry_clear(&e);
+                                if (b)
+                                        b->tokens += 1.0;
+                                continue;
+                        }
                         if (e.sent_gen && e.sent_gen != e.gen) {
                                 /* Grew since it was last sent: the old id
                                  * names other content. */
@@ -1764,6 +1795,11 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                             "recompute request not delivered: %s "
                             "(will retry)",
                             rd_kafka_err2str(m->err));
+}
+
+void rf_queue_set_consent_store(rf_queue_t *q, rf_store_t *st)
+{
+        q->consent_st = st;
 }
 
 void rf_queue_conf_set(rf_queue_t *q, rd_kafka_conf_t *conf)

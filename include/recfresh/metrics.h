@@ -84,6 +84,8 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t recompute_failed;    /* delivery failed: again */
         atomic_uint_fast64_t recompute_satisfied; /* surfaces cleared by a
                                                    * fresh list */
+        atomic_uint_fast64_t recompute_consent_dropped; /* revoked since
+                                                         * queued */
         atomic_uint_fast64_t recompute_urgent_sent; /* urgent requests sent */
         atomic_uint_fast64_t recompute_list_reads;  /* lists read for urgency */
         atomic_uint_fast64_t recompute_list_reads_saved; /* answered from

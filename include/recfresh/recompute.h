@@ -201,6 +201,13 @@ void rf_queue_ask(rf_queue_t *q, const char *subject, const char *surface,
 /** Installs the delivery-report callback on the queue producer's conf. */
 void rf_queue_conf_set(rf_queue_t *q, rd_kafka_conf_t *conf);
 
+/** Consent is read from \p st too, as each request falls due: for a queue
+ *  whose own store holds none (`recfresh refresh`'s, beside the daemon's,
+ *  which it reads as a secondary). An entry whose subject revoked scope
+ *  all or personalization since it was queued is dropped, not sent; one
+ *  whose consent cannot be read fails the take. */
+void rf_queue_set_consent_store(rf_queue_t *q, rf_store_t *st);
+
 /**
  * Serves delivery reports of \p rk, settles acknowledged requests, then
  * produces due requests within the rate limits and recompute.max_inflight.

@@ -1491,6 +1491,69 @@ static void test_consent_purge(void **state)
         json_decref(j);
 }
 
+/* `recfresh refresh`'s queue lives in a store of its own, with no consent
+ * in it: consent is read from the daemon's store as each request falls
+ * due, and a request whose subject revoked since it was queued is dropped,
+ * not sent. */
+static void test_consent_read_at_send_time(void **state)
+{
+        env_t *e = *state;
+        char dir[80], err[256], js[256];
+        rf_rejection_t rej;
+        rf_event_t ev;
+        rf_queue_req_t req;
+        rf_queue_stats_t qs;
+
+        snprintf(dir, sizeof(dir), "%s.refresh", e->dir);
+        rf_store_t *st2 =
+            rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st2);
+        rf_queue_t *q2 = rf_queue_new(st2, &e->conf, T0);
+        rf_queue_set_consent_store(q2, e->st);
+        rf_txn_t *txn = rf_txn_new(st2);
+        const char *subjects[] = { "u-cs-1", "u-cs-2" };
+        for (int i = 0; i < 2; i++) {
+                rf_queue_add_t a = { .subject_id = subjects[i],
+                                     .surface = "home",
+                                     .mode = RF_RC_FULL };
+                assert_int_equal(rf_queue_add(q2, txn, &a, T0), 0);
+        }
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_queue_committed(q2);
+
+        snprintf(js, sizeof(js),
+                 "{\"event_id\":\"cs1\",\"type\":\"consent_revoked\","
+                 "\"user_id\":\"u-cs-1\",\"scope\":\"all\","
+                 "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
+        assert_int_equal(rf_event_parse(RF_TOPIC_CONSENT, NULL, 0, js,
+                                        strlen(js), NULL, &ev, &rej),
+                         0);
+        assert_int_equal(rf_consent_apply(&e->ctx, &ev), 0);
+        rf_event_clear(&ev);
+        commit(e);
+
+        uint64_t dropped = RF_METRIC_GET(recompute_consent_dropped);
+        int taken = 0;
+        for (int64_t t = T0 + 60000; t < T0 + 600000; t += 10000) {
+                while (rf_queue_take(q2, t, &req) == 1) {
+                        assert_string_equal(req.subject_id.data, "u-cs-2");
+                        assert_int_equal(rf_queue_settle(q2, req.token, 1, t),
+                                         0);
+                        rf_queue_req_clear(&req);
+                        taken++;
+                }
+        }
+        assert_int_equal(taken, 1);
+        assert_int_equal(RF_METRIC_GET(recompute_consent_dropped), dropped + 1);
+        rf_queue_counts(q2, &qs);
+        assert_int_equal(qs.count, 0);
+        rf_txn_destroy(txn);
+        rf_queue_destroy(q2);
+        rf_store_close(st2);
+        snprintf(err, sizeof(err), "rm -rf '%s'", dir);
+        assert_int_equal(system(err), 0);
+}
+
 static void test_bucket(void **state)
 {
         rf_bucket_t b;
@@ -1540,6 +1603,8 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                     test_abandoned_scheduled_run_closed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_consent_read_at_send_time,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_satisfied_by_publication,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
