@@ -634,6 +634,17 @@ static void test_newer_wins(void **state)
 static char *served_id(const char *subject, const char *surface, size_t limit,
                        char *list_id, size_t size);
 
+/* Reads \p subject's list on \p surface: the items served must be \p want. */
+static void read_expect(const char *subject, const char *surface,
+                        const char *want)
+{
+        char id[64];
+        char *got = served_id(subject, surface, 0, id, sizeof(id));
+
+        assert_string_equal(got, want);
+        free(got);
+}
+
 /* A point read of race.key on race.thread is followed, once, by a commit
  * of race.val there, in column family race.cf (or fails, with race.fail):
  * a write or a failure that lands between a read's lookup of an
@@ -705,21 +716,15 @@ static void race_arm(const char *subject, const char *surface,
  * records no token: the next read looks again. */
 static void test_incremental_written_during_a_read(void **state)
 {
-        char id[64];
-        char *got;
         (void)state;
 
         active_run("ir-1", "ir", "ir-u", 3, "2026-11-22T02:00:00Z", "b1,b2");
         h_wait_served(&env, "ir-u0", "ir", NULL, "b1,b2");
 
         race_arm("ir-u1", "ir", "r1", 0);
-        got = served_id("ir-u1", "ir", 0, id, sizeof(id));
-        assert_int_equal(race.key.len, 0); /* the write came */
-        assert_string_equal(got, "b1,b2"); /* after the lookup */
-        free(got);
-        got = served_id("ir-u1", "ir", 0, id, sizeof(id));
-        assert_string_equal(got, "r1");
-        free(got);
+        read_expect("ir-u1", "ir", "b1,b2"); /* after the lookup */
+        assert_int_equal(race.key.len, 0);   /* the write came */
+        read_expect("ir-u1", "ir", "r1");
 
         /* ir-u2's newer incremental list is there before the read, whose
          * lookup of it fails: the run's version serves, and is cached
@@ -732,13 +737,9 @@ static void test_incremental_written_during_a_read(void **state)
         assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
         rf_txn_destroy(txn);
         race.fail = 1;
-        got = served_id("ir-u2", "ir", 0, id, sizeof(id));
+        read_expect("ir-u2", "ir", "b1,b2");
         assert_int_equal(race.key.len, 0);
-        assert_string_equal(got, "b1,b2");
-        free(got);
-        got = served_id("ir-u2", "ir", 0, id, sizeof(id));
-        assert_string_equal(got, "r2");
-        free(got);
+        read_expect("ir-u2", "ir", "r2");
         rf_buf_free(&race.key);
         rf_buf_free(&race.val);
 }
@@ -769,8 +770,6 @@ static void put_hide_summary(const char *user, const char *items)
  * is taken after the lookup. */
 static void test_hide_written_during_a_read(void **state)
 {
-        char id[64];
-        char *got;
         (void)state;
 
         active_run("hw-1", "hw", "hw-u", 1, "2026-11-22T02:00:00Z", "b1,b2,b3");
@@ -784,17 +783,11 @@ static void test_hide_written_during_a_read(void **state)
         rf_hide_summary_add(&race.val, RF_IDX_ITEM, "b3", 2);
         rf_hide_summary_add(&race.val, RF_IDX_ITEM, "b1", 2);
 
-        got = served_id("hw-u0", "hw", 0, id, sizeof(id));
-        assert_int_equal(race.key.len, 0); /* the write came */
-        assert_string_equal(got, "b1,b2"); /* after the lookup */
-        free(got);
-        got = served_id("hw-u0", "hw", 0, id, sizeof(id));
-        assert_string_equal(got, "b2");
-        free(got);
+        read_expect("hw-u0", "hw", "b1,b2"); /* after the lookup */
+        assert_int_equal(race.key.len, 0);   /* the write came */
+        read_expect("hw-u0", "hw", "b2");
         /* and a hit serves what the store holds */
-        got = served_id("hw-u0", "hw", 0, id, sizeof(id));
-        assert_string_equal(got, "b2");
-        free(got);
+        read_expect("hw-u0", "hw", "b2");
         rf_buf_free(&race.key);
         rf_buf_free(&race.val);
 }

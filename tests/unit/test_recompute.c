@@ -1445,27 +1445,37 @@ static void test_refresh_skips_corrupt_run_pointer(void **state)
         json_decref(j);
 }
 
-static void test_consent_purge(void **state)
+/* Applies and commits \p user's consent event \p type (consent_revoked or
+ * consent_granted) of \p scope, id \p event_id, at \p at. */
+static void consent(env_t *e, const char *event_id, const char *type,
+                    const char *user, const char *scope, const char *at)
 {
-        env_t *e = *state;
         char js[256];
         rf_rejection_t rej;
         rf_event_t ev;
-        int64_t at;
-        json_t *j;
 
-        add(e, "u-priv-42", "home", RF_RC_INCREMENTAL, 0, "p1", T0);
-        active(e, "u-priv-42", T0);
         snprintf(js, sizeof(js),
-                 "{\"event_id\":\"cr1\",\"type\":\"consent_revoked\","
-                 "\"user_id\":\"u-priv-42\",\"scope\":\"personalization\","
-                 "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
+                 "{\"event_id\":\"%s\",\"type\":\"%s\",\"user_id\":\"%s\","
+                 "\"scope\":\"%s\",\"occurred_at\":\"%s\"}",
+                 event_id, type, user, scope, at);
         assert_int_equal(rf_event_parse(RF_TOPIC_CONSENT, NULL, 0, js,
                                         strlen(js), NULL, &ev, &rej),
                          0);
         assert_int_equal(rf_consent_apply(&e->ctx, &ev), 0);
         rf_event_clear(&ev);
         commit(e);
+}
+
+static void test_consent_purge(void **state)
+{
+        env_t *e = *state;
+        int64_t at;
+        json_t *j;
+
+        add(e, "u-priv-42", "home", RF_RC_INCREMENTAL, 0, "p1", T0);
+        active(e, "u-priv-42", T0);
+        consent(e, "cr1", "consent_revoked", "u-priv-42", "personalization",
+                "2026-11-22T10:00:00Z");
         assert_null(take_ack(e, T0 + 60000));
         assert_int_equal(rf_activity_get(e->st, NULL, "u-priv-42", &at),
                          RF_ENOENT);
@@ -1473,16 +1483,8 @@ static void test_consent_purge(void **state)
         rf_queue_add_t a = { .subject_id = "u-priv-42", .surface = "home" };
         assert_int_equal(rf_queue_add(e->q, e->ctx.txn, &a, T0), RF_EBLOCKED);
         /* granted again: a recompute is asked */
-        snprintf(js, sizeof(js),
-                 "{\"event_id\":\"cg1\",\"type\":\"consent_granted\","
-                 "\"user_id\":\"u-priv-42\",\"scope\":\"personalization\","
-                 "\"occurred_at\":\"2026-11-22T11:00:00Z\"}");
-        assert_int_equal(rf_event_parse(RF_TOPIC_CONSENT, NULL, 0, js,
-                                        strlen(js), NULL, &ev, &rej),
-                         0);
-        assert_int_equal(rf_consent_apply(&e->ctx, &ev), 0);
-        rf_event_clear(&ev);
-        commit(e);
+        consent(e, "cg1", "consent_granted", "u-priv-42", "personalization",
+                "2026-11-22T11:00:00Z");
         j = take_ack(e, T0 + 60000);
         assert_non_null(j);
         assert_string_equal(
@@ -1498,9 +1500,7 @@ static void test_consent_purge(void **state)
 static void test_consent_read_at_send_time(void **state)
 {
         env_t *e = *state;
-        char dir[80], err[256], js[256];
-        rf_rejection_t rej;
-        rf_event_t ev;
+        char dir[80], err[256];
         rf_queue_req_t req;
         rf_queue_stats_t qs;
 
@@ -1521,16 +1521,8 @@ static void test_consent_read_at_send_time(void **state)
         assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
         rf_queue_committed(q2);
 
-        snprintf(js, sizeof(js),
-                 "{\"event_id\":\"cs1\",\"type\":\"consent_revoked\","
-                 "\"user_id\":\"u-cs-1\",\"scope\":\"all\","
-                 "\"occurred_at\":\"2026-11-22T10:00:00Z\"}");
-        assert_int_equal(rf_event_parse(RF_TOPIC_CONSENT, NULL, 0, js,
-                                        strlen(js), NULL, &ev, &rej),
-                         0);
-        assert_int_equal(rf_consent_apply(&e->ctx, &ev), 0);
-        rf_event_clear(&ev);
-        commit(e);
+        consent(e, "cs1", "consent_revoked", "u-cs-1", "all",
+                "2026-11-22T10:00:00Z");
 
         uint64_t dropped = RF_METRIC_GET(recompute_consent_dropped);
         int taken = 0;
