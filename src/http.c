@@ -68,6 +68,10 @@ struct rf_http {
         char addr[128]; /* bound host:port */
         int port;
         size_t max_body;
+        /* Request bodies of all connections together: reserved whole
+         * from a Content-Length, else as the bytes come. */
+        size_t max_body_total;
+        atomic_size_t body_bytes;
         atomic_uint_fast64_t requests[R__CNT][CODE_CNT];
 };
 
@@ -75,10 +79,12 @@ struct rf_http {
 typedef struct req {
         enum route route;
         rf_buf_t body;
-        int replied;    /* a response was queued early */
-        size_t dropped; /* body bytes dropped past max_body */
-        size_t drained; /* bytes of a body no route takes, dropped */
-        char **strs;    /* decoded strings, freed at the end */
+        int replied;     /* a response was queued early */
+        int dropped;     /* the body passed max_body */
+        size_t drained;  /* bytes of a body no route takes, dropped */
+        size_t reserved; /* of h->body_bytes, for this body */
+        int busy;        /* the bodies in flight had no room for this one */
+        char **strs;     /* decoded strings, freed at the end */
         size_t str_cnt;
 } req_t;
 
@@ -236,7 +242,41 @@ static enum MHD_Result reply_error(rf_http_t *h, struct MHD_Connection *conn,
         rf_buf_printf(&body, "{\"error\":{\"code\":\"%s\",\"message\":", code);
         rf_json_str(&body, msg);
         rf_buf_printf(&body, "}}\n");
+        if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+                return reply_hdr(h, conn, rq, status, "application/json", &body,
+                                 MHD_HTTP_HEADER_RETRY_AFTER, "1");
         return reply(h, conn, rq, status, "application/json", &body, allow);
+}
+
+/* ---- request bodies in flight ---------------------------------------------*/
+
+/* Reserves \p n more bytes of the budget of all request bodies for \p rq.
+ * @returns 0, or -1 (nothing reserved) if they would pass it. */
+static int body_reserve(rf_http_t *h, req_t *rq, size_t n)
+{
+        size_t cur = atomic_load(&h->body_bytes);
+
+        do {
+                if (n > h->max_body_total - cur)
+                        return -1;
+        } while (!atomic_compare_exchange_weak(&h->body_bytes, &cur, cur + n));
+        rq->reserved += n;
+        return 0;
+}
+
+static void body_release(rf_http_t *h, req_t *rq)
+{
+        atomic_fetch_sub(&h->body_bytes, rq->reserved);
+        rq->reserved = 0;
+}
+
+static enum MHD_Result reply_busy(rf_http_t *h, struct MHD_Connection *conn,
+                                  req_t *rq)
+{
+        return reply_error(h, conn, rq, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                           "request bodies in flight use all %zu bytes of "
+                           "http.max_body_total_bytes; retry",
+                           h->max_body_total);
 }
 
 /* ---- parameters ---------------------------------------------------------*/
@@ -813,6 +853,13 @@ static void render_http_metrics(rf_http_t *h, rf_buf_t *out)
                                               route_names[r],
                                               (unsigned long long)n);
                 }
+        rf_buf_printf(out,
+                      "# HELP recfresh_http_body_bytes Bytes of request "
+                      "bodies held or reserved now (bound: "
+                      "http.max_body_total_bytes).\n"
+                      "# TYPE recfresh_http_body_bytes gauge\n"
+                      "recfresh_http_body_bytes %zu\n",
+                      atomic_load(&h->body_bytes));
 }
 
 /* Appends ,"partitions":[...] to /readyz when the daemon reports them. */
@@ -1074,6 +1121,10 @@ static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
                 return reply_error(h, conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
                                    NULL, "body larger than %zu bytes",
                                    h->max_body);
+        /* A declared length is reserved whole before the body is read: a
+         * server out of room says so at once. */
+        if (cl && body_reserve(h, rq, (size_t)strtoull(cl, NULL, 10)) != 0)
+                return reply_busy(h, conn, rq);
         return MHD_YES;
 }
 
@@ -1097,19 +1148,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                  * is read to its end and answered 413 (MHD cannot answer
                  * mid-upload), up to a bound past which the connection is
                  * closed. */
-                if (!rq->replied && rq->route == R_BATCH) {
-                        if (rq->dropped ||
-                            rq->body.len + *upload_size > h->max_body) {
-                                rq->dropped += *upload_size;
-                                rf_buf_free(&rq->body);
-                                if (rq->dropped > 16 * h->max_body)
-                                        return MHD_NO;
-                        } else {
-                                rf_buf_append(&rq->body, upload, *upload_size);
-                        }
-                } else if ((rq->drained += *upload_size) > 16 * h->max_body) {
-                        return MHD_NO; /* a client that never stops */
+                int keep = !rq->replied && rq->route == R_BATCH &&
+                           !rq->dropped && !rq->busy;
+                size_t need = rq->body.len + *upload_size;
+                if (keep && need > h->max_body) {
+                        rq->dropped = 1;
+                } else if (keep && need > rq->reserved &&
+                           body_reserve(h, rq, need - rq->reserved) != 0) {
+                        rq->busy = 1;
+                } else if (keep) {
+                        rf_buf_append(&rq->body, upload, *upload_size);
+                        *upload_size = 0;
+                        return MHD_YES;
                 }
+                if (!keep || rq->dropped || rq->busy) {
+                        /* nothing of it is kept from now on */
+                        if (rq->body.data) {
+                                rq->drained += rq->body.len;
+                                rf_buf_free(&rq->body);
+                        }
+                        body_release(h, rq);
+                }
+                if ((rq->drained += *upload_size) > 16 * h->max_body)
+                        return MHD_NO; /* a client that never stops */
                 *upload_size = 0;
                 return MHD_YES;
         }
@@ -1119,6 +1180,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                 return reply_error(h, conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
                                    NULL, "body larger than %zu bytes",
                                    h->max_body);
+        if (rq->busy)
+                return reply_busy(h, conn, rq);
         switch (rq->route) {
         case R_LIST:
                 return handle_list(h, conn, rq, url);
@@ -1138,11 +1201,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
         req_t *rq = *con_cls;
 
-        (void)cls;
         (void)conn;
         (void)toe;
         if (!rq)
                 return;
+        body_release(cls, rq);
         for (size_t i = 0; i < rq->str_cnt; i++)
                 free(rq->strs[i]);
         free(rq->strs);
@@ -1284,6 +1347,10 @@ rf_http_t *rf_http_start(const rf_http_conf_t *hc, char *errstr,
 
         h->hc = *hc;
         h->max_body = (size_t)conf->http_max_body_bytes;
+        /* One largest body always fits, when it is alone. */
+        h->max_body_total = (size_t)conf->http_max_body_total_bytes;
+        if (h->max_body_total < h->max_body)
+                h->max_body_total = h->max_body;
         fd = listen_on(h, hc->addr, &family, errstr, errstr_size);
         if (fd < 0) {
                 free(h);

@@ -64,14 +64,15 @@ typedef struct rf_config {
         char *http_admin_token_file; /* admin bearer token; "" = off */
         int64_t http_threads;        /* HTTP worker threads */
         int64_t http_max_connections;
-        int64_t http_max_body_bytes; /* largest POST body */
-        int64_t http_default_limit;  /* entries served without ?limit= */
-        int64_t http_max_limit;      /* largest accepted limit */
-        int64_t http_ready_max_lag;  /* /readyz: records behind at most */
-        char *http_advertise;        /* address other instances redirect
-                                      * to; "" = the bound address */
-        char *cluster_instance_id;   /* name in recs.members.v1; "" = the
-                                      * advertised address */
+        int64_t http_max_body_bytes;       /* largest POST body */
+        int64_t http_max_body_total_bytes; /* all bodies held at once */
+        int64_t http_default_limit;        /* entries served without ?limit= */
+        int64_t http_max_limit;            /* largest accepted limit */
+        int64_t http_ready_max_lag;        /* /readyz: records behind at most */
+        char *http_advertise;              /* address other instances redirect
+                                            * to; "" = the bound address */
+        char *cluster_instance_id;         /* name in recs.members.v1; "" = the
+                                            * advertised address */
 
         /* kafka */
         char *brokers;  /* bootstrap servers; "" = embedded broker */

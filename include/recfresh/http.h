@@ -26,7 +26,10 @@
  *   {"error":{"code":"bad_request","message":"limit: ..."}}
  * with 400 (bad parameter or body), 404 (no such endpoint), 405 (method;
  * with an Allow header), 413 (body over http.max_body_bytes), 414 (path or
- * parameter too long), 415 (body not JSON), 500 (store error). An unknown
+ * parameter too long), 415 (body not JSON), 500 (store error), 503 with
+ * Retry-After (the bodies of all connections would pass
+ * http.max_body_total_bytes: a declared length is reserved whole when the
+ * headers arrive, a chunked body as it comes). An unknown
  * surface is not an error: it is served the fallback, or empty.
  *
  * Requests run on a pool of http.threads threads; each read runs against

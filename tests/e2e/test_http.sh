@@ -97,6 +97,7 @@ surface.home.min_valid = 3
 surface.home.grace = 1h
 surface.inbox.consent_scope = email
 surface.inbox.min_valid = 1
+http.max_body_total_bytes = 2097152
 CONF
 
 start_broker "$E2E_DIR"
@@ -335,6 +336,33 @@ expect_error 413 payload_too_large POST $B -H 'Content-Type: application/json' \
         --data-binary @"$E2E_DIR/big.json"
 expect_error 413 payload_too_large POST $B "${J[@]}" -H 'Transfer-Encoding: chunked' \
         --data-binary @"$E2E_DIR/big.json"
+# Bodies of all connections share http.max_body_total_bytes (2 MiB here):
+# two clients that declare 1 MiB each and send nothing hold it all. A third
+# gets 503 with Retry-After, a declared length or a chunked one; once one
+# of the two hangs up, it is served.
+IFS=: read -r host port <"$E2E_DIR/http.addr"
+hold_body() { # hold_body FD: a batchGet declaring 1 MiB, none of it sent
+        eval "exec $1<>/dev/tcp/$host/$port"
+        printf 'POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n' \
+                "$B" >&"$1"
+}
+hold_body 7
+hold_body 8
+wait_for 10 "2 MiB of bodies reserved" \
+        test "$(metric recfresh_http_body_bytes)" = 2097152
+expect_error 503 unavailable POST $B "${J[@]}" -d '{"requests":[]}' -D "$E2E_DIR/hdr"
+grep -qi '^Retry-After: 1' "$E2E_DIR/hdr" || fail "503 without Retry-After"
+grep -q 'http.max_body_total_bytes' "$E2E_DIR/body" || fail "503: $(cat "$E2E_DIR/body")"
+expect_error 503 unavailable POST $B "${J[@]}" -H 'Transfer-Encoding: chunked' \
+        -d '{"requests":[]}'
+exec 7>&-
+wait_for 10 "a closed connection's reservation released" \
+        test "$(metric recfresh_http_body_bytes)" = 1048576
+[ "$(status POST $B "${J[@]}" -d '{"requests":[]}')" = 200 ] ||
+        fail "batchGet with room again: $(cat "$E2E_DIR/body")"
+exec 8>&-
+wait_for 10 "every reservation released" \
+        test "$(metric recfresh_http_body_bytes)" = 0
 [ "$(status GET /healthz)" = 200 ] || fail "server down after bad requests"
 expect "/v1/lists/u1/home?limit=2" '[.items[].item_id]|join(",")' a,g
 kill -0 "$DAEMON_PID" || fail "daemon died"
