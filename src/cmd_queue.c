@@ -58,6 +58,11 @@ static json_t *runs_json(rf_store_t *st, const char *where)
                 json_object_set_new(o, "by", json_string(where));
                 json_object_set_new(o, "subjects",
                                     json_integer((json_int_t)runs[i].subjects));
+                /* began where the last run of its schedule stopped */
+                if (runs[i].start.len)
+                        json_object_set_new(o, "resumed", json_true());
+                if (runs[i].wrapped)
+                        json_object_set_new(o, "wrapped", json_true());
                 json_object_set_new(o, "started_at",
                                     json_string(rf_time_format(
                                         runs[i].started_at, ts, sizeof(ts))));

@@ -3,9 +3,11 @@
  * refresh of active subjects (see refresh.h for the design).
  *
  * Run record ('R' run_id in the activity column family):
- *   u8 version (1), u8 mode, u8 done, started_at, finished_at,
+ *   u8 version (2), u8 mode, u8 done, started_at, finished_at,
  *   active_within (be64 each), subjects (varint),
- *   cursor (varint length + bytes: the last key walked)
+ *   cursor (varint length + bytes: the last key walked),
+ *   start (varint length + bytes), u8 wrapped (version 2; version 1
+ *   records began at the start)
  * A full run walks the lists column family (cursor: the last subject), an
  * active run the 'A' keys of the activity column family (cursor: the last
  * activity key).
@@ -22,7 +24,7 @@
 #include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 
-#define RUN_VERSION 1
+#define RUN_VERSION 2
 #define DAY_MS      INT64_C(86400000)
 #define STEP_MAX    200 /* subjects walked per step at most */
 
@@ -45,6 +47,9 @@ static void run_encode(const rf_refresh_run_t *run, rf_buf_t *v)
         rf_buf_put_varint(v, run->subjects);
         rf_buf_put_varint(v, run->cursor.len);
         rf_buf_append(v, run->cursor.data, run->cursor.len);
+        rf_buf_put_varint(v, run->start.len);
+        rf_buf_append(v, run->start.data, run->start.len);
+        rf_buf_append(v, &(char){ (char)run->wrapped }, 1);
 }
 
 static int run_decode(const char *run_id, size_t idlen, const char *buf,
@@ -52,9 +57,11 @@ static int run_decode(const char *run_id, size_t idlen, const char *buf,
 {
         rf_cur_t c = { buf, buf + len, 0 };
         uint64_t clen;
+        int version;
 
         memset(run, 0, sizeof(*run));
-        if (rf_cur_u8(&c) != RUN_VERSION)
+        version = rf_cur_u8(&c);
+        if (version != 1 && version != RUN_VERSION)
                 return RF_EINVAL;
         run->mode = rf_cur_u8(&c);
         run->done = rf_cur_u8(&c);
@@ -66,6 +73,22 @@ static int run_decode(const char *run_id, size_t idlen, const char *buf,
         if (c.err || clen > (uint64_t)(c.end - c.p))
                 return RF_EINVAL;
         rf_buf_append(&run->cursor, c.p, (size_t)clen);
+        c.p += clen;
+        if (version >= 2) {
+                clen = rf_cur_varint(&c);
+                if (c.err || clen > (uint64_t)(c.end - c.p)) {
+                        rf_buf_free(&run->cursor);
+                        return RF_EINVAL;
+                }
+                rf_buf_append(&run->start, c.p, (size_t)clen);
+                c.p += clen;
+                run->wrapped = rf_cur_u8(&c);
+                if (c.err) {
+                        rf_buf_free(&run->cursor);
+                        rf_buf_free(&run->start);
+                        return RF_EINVAL;
+                }
+        }
         run->run_id = rf_strndup(run_id, idlen);
         return 0;
 }
@@ -74,6 +97,7 @@ void rf_refresh_run_clear(rf_refresh_run_t *run)
 {
         free(run->run_id);
         rf_buf_free(&run->cursor);
+        rf_buf_free(&run->start);
         memset(run, 0, sizeof(*run));
 }
 
@@ -319,6 +343,30 @@ static int walk_status(walk_src_t *srcs, size_t nsrc)
         return r;
 }
 
+/* Whether a run that wrapped around has come back past where it began:
+ * key \p k sorts after run->start. */
+static int past_start(const rf_refresh_run_t *run, const char *k, size_t klen)
+{
+        size_t n = klen < run->start.len ? klen : run->start.len;
+        int c;
+
+        if (!run->wrapped)
+                return 0;
+        c = memcmp(k, run->start.data, n);
+        return c > 0 || (c == 0 && klen > run->start.len);
+}
+
+/* A walk met the end of its keys. @returns 1 if the run is done, or 0 if
+ * it goes on from the first key (it began after one: see run->start). */
+static int walk_end(rf_refresh_run_t *run)
+{
+        if (!run->start.len || run->wrapped)
+                return 1;
+        run->wrapped = 1;
+        rf_buf_reset(&run->cursor);
+        return 0;
+}
+
 /* Walks up to \p budget subjects after run->cursor, in subject order, of
  * the lists reads may serve: the incremental ones and the versions of the
  * runs active on their surfaces. */
@@ -369,7 +417,11 @@ static int step_full(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                                 next = srcs[i].lk.subject;
                 if (!next) {
                         r = walk_status(srcs, nsrc);
-                        *done = r == 0;
+                        *done = r == 0 && walk_end(run);
+                        break;
+                }
+                if (past_start(run, next, strlen(next))) {
+                        *done = 1; /* around, back where it began */
                         break;
                 }
                 rf_buf_reset(&cur);
@@ -431,7 +483,7 @@ static int step_active(const rf_refresh_src_t *src, rf_queue_t *q,
         rf_iter_t *it = rf_iter_new(src->st, NULL, RF_CF_ACTIVITY, "A", 1);
         rf_buf_t subject = { 0 }, seek = { 0 };
         size_t walked = 0;
-        int r = 0;
+        int r = 0, around = 0;
 
         if (run->cursor.len) {
                 rf_buf_append(&seek, run->cursor.data, run->cursor.len);
@@ -445,6 +497,8 @@ static int step_active(const rf_refresh_src_t *src, rf_queue_t *q,
                 rf_cur_t c = { v, v + vlen, 0 };
                 int64_t at = (int64_t)rf_cur_be64(&c);
 
+                if ((around = past_start(run, k, klen)))
+                        break; /* back where it began */
                 walked++;
                 rf_buf_reset(&run->cursor);
                 rf_buf_append(&run->cursor, k, klen);
@@ -466,9 +520,9 @@ static int step_active(const rf_refresh_src_t *src, rf_queue_t *q,
                 r = 0;
         }
         /* Not valid is the end, or a read error: the step fails then. */
-        if (r == 0 && !rf_iter_valid(it))
+        if (r == 0 && !around && !rf_iter_valid(it))
                 r = rf_iter_status(it);
-        *done = r == 0 && !rf_iter_valid(it);
+        *done = r == 0 && (around || (!rf_iter_valid(it) && walk_end(run)));
         rf_iter_destroy(it);
         rf_buf_free(&subject);
         rf_buf_free(&seek);
@@ -521,16 +575,30 @@ static const char *scheduled_prefix(const char *run_id)
         return NULL;
 }
 
-/* A scheduled run starts: the earlier ones of its schedule that never
+/* Where the next run goes on from, of \p old that stops unfinished: after
+ * its cursor, or where it began if it has not moved. */
+static void resume_point(const rf_refresh_run_t *old, rf_buf_t *out)
+{
+        rf_buf_reset(out);
+        if (old->cursor.len)
+                rf_buf_append(out, old->cursor.data, old->cursor.len);
+        else if (!old->wrapped)
+                rf_buf_append(out, old->start.data, old->start.len);
+}
+
+/* Scheduled run \p run starts: the earlier ones of its schedule that never
  * finished are never stepped again (each period steps its own id). Closed
  * as they stand, so that their cursors (subject ids) go, as a finished
- * run's do, and prune_finished() drops them in time. */
-static int close_abandoned(rf_store_t *st, rf_txn_t *txn, const char *run_id,
+ * run's do, and prune_finished() drops them in time. \p run begins where
+ * the last started of them (of its mode) stopped. */
+static int close_abandoned(rf_store_t *st, rf_txn_t *txn, rf_refresh_run_t *run,
                            int64_t now_ms)
 {
+        const char *run_id = run->run_id;
         const char *prefix = scheduled_prefix(run_id);
         rf_buf_t k = { 0 }, v = { 0 };
         rf_refresh_run_t *runs;
+        int64_t latest = INT64_MIN;
         size_t n;
         int r;
 
@@ -540,6 +608,14 @@ static int close_abandoned(rf_store_t *st, rf_txn_t *txn, const char *run_id,
         for (size_t i = 0; i < n; i++) {
                 rf_refresh_run_t *old = &runs[i];
                 if (r == 0 && !old->done && strcmp(old->run_id, run_id)) {
+                        if (old->mode == run->mode &&
+                            old->started_at >= latest) {
+                                latest = old->started_at;
+                                resume_point(old, &run->start);
+                                rf_buf_reset(&run->cursor);
+                                rf_buf_append(&run->cursor, run->start.data,
+                                              run->start.len);
+                        }
                         rf_log_warn("refresh",
                                     "run %s unfinished when %s started "
                                     "(%llu subjects queued): closed",
@@ -548,6 +624,7 @@ static int close_abandoned(rf_store_t *st, rf_txn_t *txn, const char *run_id,
                         old->done = 1;
                         old->finished_at = now_ms;
                         rf_buf_reset(&old->cursor);
+                        rf_buf_reset(&old->start);
                         key_run(&k, old->run_id);
                         run_encode(old, &v);
                         rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data,
@@ -578,14 +655,15 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                 run.mode = mode;
                 run.started_at = now_ms;
                 run.active_within = active_within;
-                if ((r = close_abandoned(rf_queue_store(q), txn, run_id,
+                if ((r = close_abandoned(rf_queue_store(q), txn, &run,
                                          now_ms)) != 0) {
                         rf_refresh_run_clear(&run);
                         return r;
                 }
                 RF_METRIC_INC(refresh_runs_started);
-                rf_log_info("refresh", "run %s (%s) started", run_id,
-                            rf_rc_mode2str(mode));
+                rf_log_info("refresh", "run %s (%s) started%s", run_id,
+                            rf_rc_mode2str(mode),
+                            run.start.len ? " where the last one stopped" : "");
         } else if (r) {
                 return r;
         }
@@ -610,6 +688,7 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                         /* The cursor is a subject id: a finished run keeps
                          * none (a consent purge must leave no copy). */
                         rf_buf_reset(&run.cursor);
+                        rf_buf_reset(&run.start);
                         /* Run records live beside the queue (the CLI keeps
                          * its own), not in the source store. */
                         prune_finished(rf_queue_store(q), txn, run_id, now_ms);

@@ -14,6 +14,12 @@
  * recompute.refresh_backlog of its requests are pending, so the queue never
  * holds the whole population.
  *
+ * A scheduled run that has not finished when the next one of its schedule
+ * starts is closed, and the new run begins where it stopped, wrapping
+ * around past the last subject: when a day is too short for the whole
+ * population, each day's run goes on where the last one stopped instead
+ * of refreshing the same first subjects every day.
+ *
  * Two hosts run them:
  *  - the daemon, on its schedules (recompute.full_at daily, UTC, run id
  *    "full-YYYY-MM-DD"; every recompute.incremental_every, run id
@@ -41,6 +47,11 @@ typedef struct rf_refresh_run {
         int64_t active_within; /* mode active: the window, ms */
         uint64_t subjects;     /* subjects queued so far */
         rf_buf_t cursor;       /* last key walked, empty at the start */
+        /* Where the run began: after this key, to the end, then from the
+         * start up to it (empty: from the start to the end). A scheduled
+         * run begins where the one it replaces stopped. */
+        rf_buf_t start;
+        int wrapped; /* past the end, back at the start */
 } rf_refresh_run_t;
 
 /** Reads run \p run_id through \p txn (or \p st). @returns 0, RF_ENOENT

@@ -28,7 +28,8 @@
 #include "recfresh/tombstone.h"
 
 /* 2026-11-22T10:00:00Z */
-#define T0 INT64_C(1795341600000)
+#define T0  INT64_C(1795341600000)
+#define DAY INT64_C(86400000)
 
 typedef struct env {
         char dir[64];
@@ -1272,11 +1273,132 @@ static void test_abandoned_scheduled_run_closed(void **state)
         expect_run(e, "active-x", 0, 1); /* another schedule's */
 }
 
+/* Asserts that run \p id's cursor is subject \p at ("" for none). */
+static void expect_cursor(env_t *e, const char *id, const char *at)
+{
+        rf_refresh_run_t run;
+
+        assert_int_equal(rf_refresh_run_get(e->st, NULL, id, &run), 0);
+        assert_int_equal(run.cursor.len, strlen(at));
+        assert_memory_equal(run.cursor.data, at, strlen(at));
+        rf_refresh_run_clear(&run);
+}
+
+/* A day too short for the whole population: the next day's run begins
+ * where the last one stopped and wraps around, so the subjects at the end
+ * are not starved by those at the start. A run that did finish leaves the
+ * next one to begin at the start. */
+static void test_next_run_resumes_where_abandoned(void **state)
+{
+        env_t *e = *state;
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        rf_refresh_run_t run;
+        int done = 0, steps = 0, n;
+        char s[32];
+
+        for (int i = 0; i < 30; i++) {
+                snprintf(s, sizeof(s), "w-%02d", i);
+                publish(e, s, "home", "2026-11-22T01:00:00Z",
+                        "2099-01-01T00:00:00Z", "a");
+        }
+        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
+                                         "full-2026-11-21", RF_RC_FULL, 0, T0,
+                                         12, &done),
+                         12);
+        commit(e);
+        expect_cursor(e, "full-2026-11-21", "w-11");
+        /* the next day: w-12 .. w-29, then w-00 .. w-11, each once */
+        const char *after[] = { "w-21", "", "w-09" };
+        int queued = 0;
+        while (!done) {
+                n = rf_refresh_step(&src, e->q, e->ctx.txn, "full-2026-11-22",
+                                    RF_RC_FULL, 0, T0 + DAY, 10, &done);
+                assert_true(n >= 0);
+                queued += n;
+                commit(e);
+                assert_true(steps < 4);
+                if (!done)
+                        expect_cursor(e, "full-2026-11-22", after[steps]);
+                steps++;
+        }
+        assert_int_equal(queued, 30);
+        assert_int_equal(steps, 4);
+        expect_run(e, "full-2026-11-21", 1, 0);
+        assert_int_equal(
+            rf_refresh_run_get(e->st, NULL, "full-2026-11-22", &run), 0);
+        assert_true(run.done);
+        assert_int_equal(run.subjects, 30);
+        assert_int_equal(run.cursor.len + run.start.len, 0); /* no id kept */
+        rf_refresh_run_clear(&run);
+        /* it finished: the day after begins at the start */
+        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
+                                         "full-2026-11-23", RF_RC_FULL, 0,
+                                         T0 + 2 * DAY, 5, &done),
+                         5);
+        commit(e);
+        expect_cursor(e, "full-2026-11-23", "w-04");
+}
+
 static void active(env_t *e, const char *subject, int64_t at)
 {
         rf_activity_t a = { subject, "", at, NULL };
         assert_int_equal(rf_activity_apply(&e->ctx, &a), 0);
         commit(e);
+}
+
+/* A run record written before runs could resume (version 1) reads as a
+ * run that began at the start. */
+static void test_run_record_version_1(void **state)
+{
+        env_t *e = *state;
+        rf_buf_t v = { 0 };
+        rf_refresh_run_t run;
+
+        rf_buf_append(&v, (char[]){ 1, RF_RC_FULL, 0 }, 3);
+        rf_buf_put_be64(&v, (uint64_t)T0);
+        rf_buf_put_be64(&v, 0);
+        rf_buf_put_be64(&v, 0);
+        rf_buf_put_varint(&v, 7);
+        rf_buf_put_varint(&v, 4);
+        rf_buf_append(&v, "w-03", 4);
+        rf_txn_put(e->ctx.txn, RF_CF_ACTIVITY, "Rfull-old", 9, v.data, v.len);
+        commit(e);
+        assert_int_equal(rf_refresh_run_get(e->st, NULL, "full-old", &run), 0);
+        assert_int_equal(run.subjects, 7);
+        assert_int_equal(run.cursor.len, 4);
+        assert_int_equal(run.start.len, 0);
+        assert_false(run.wrapped);
+        rf_refresh_run_clear(&run);
+        rf_buf_free(&v);
+}
+
+/* Mode active wraps as mode full does, over the activity keys. */
+static void test_next_active_run_resumes(void **state)
+{
+        env_t *e = *state;
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        int done = 0;
+        char s[32];
+
+        for (int i = 0; i < 20; i++) {
+                snprintf(s, sizeof(s), "a-%02d", i);
+                active(e, s, T0);
+        }
+        assert_true(rf_refresh_step(&src, e->q, e->ctx.txn, "active-1",
+                                    RF_RC_ACTIVE, DAY, T0, 8, &done) >= 0);
+        commit(e);
+        expect_cursor(e, "active-1", "Aa-07");
+        /* a-08 .. a-15; a-16 .. a-19, the end; a-00 .. a-07; a-08: done */
+        const char *after[] = { "Aa-15", "", "Aa-07", "" };
+        for (int step = 0; step < 4; step++) {
+                assert_true(rf_refresh_step(&src, e->q, e->ctx.txn, "active-2",
+                                            RF_RC_ACTIVE, DAY, T0, 8,
+                                            &done) >= 0);
+                commit(e);
+                expect_cursor(e, "active-2", done ? "" : after[step]);
+                assert_int_equal(done, step == 3);
+        }
+        expect_run(e, "active-1", 1, 0);
 }
 
 /* Runs active refresh \p run_id to its end in steps of \p budget subjects
@@ -1595,6 +1717,12 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                     test_abandoned_scheduled_run_closed, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_next_run_resumes_where_abandoned, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_next_active_run_resumes,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_run_record_version_1,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_consent_read_at_send_time,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_satisfied_by_publication,
