@@ -1230,6 +1230,18 @@ static void test_full_refresh_resumes(void **state)
         json_decref(seen);
 }
 
+/* Publishes a list on "home" for subjects <prefix>-00 .. <prefix>-<n-1>. */
+static void publish_subjects(env_t *e, const char *prefix, int n)
+{
+        char s[32];
+
+        for (int i = 0; i < n; i++) {
+                snprintf(s, sizeof(s), "%s-%02d", prefix, i);
+                publish(e, s, "home", "2026-11-22T01:00:00Z",
+                        "2099-01-01T00:00:00Z", "a");
+        }
+}
+
 /* Asserts run \p id's record: \p done, and whether it holds a cursor. */
 static void expect_run(env_t *e, const char *id, int done, int cursor)
 {
@@ -1249,13 +1261,8 @@ static void test_abandoned_scheduled_run_closed(void **state)
         env_t *e = *state;
         rf_refresh_src_t src = { e->st, &e->conf, 1 };
         int done = 0;
-        char s[32];
 
-        for (int i = 0; i < 30; i++) {
-                snprintf(s, sizeof(s), "ab-%02d", i);
-                publish(e, s, "home", "2026-11-22T01:00:00Z",
-                        "2099-01-01T00:00:00Z", "a");
-        }
+        publish_subjects(e, "ab", 30);
         const char *ids[] = { "full-2026-11-21", "by-hand", "active-x" };
         for (int i = 0; i < 3; i++) {
                 assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn, ids[i],
@@ -1294,13 +1301,8 @@ static void test_next_run_resumes_where_abandoned(void **state)
         rf_refresh_src_t src = { e->st, &e->conf, 1 };
         rf_refresh_run_t run;
         int done = 0, steps = 0, n;
-        char s[32];
 
-        for (int i = 0; i < 30; i++) {
-                snprintf(s, sizeof(s), "w-%02d", i);
-                publish(e, s, "home", "2026-11-22T01:00:00Z",
-                        "2099-01-01T00:00:00Z", "a");
-        }
+        publish_subjects(e, "w", 30);
         assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
                                          "full-2026-11-21", RF_RC_FULL, 0, T0,
                                          12, &done),
