@@ -3,11 +3,13 @@
  * refresh of active subjects (see refresh.h for the design).
  *
  * Run record ('R' run_id in the activity column family):
- *   u8 version (2), u8 mode, u8 done, started_at, finished_at,
+ *   u8 version (1), u8 mode, u8 done, started_at, finished_at,
  *   active_within (be64 each), subjects (varint),
  *   cursor (varint length + bytes: the last key walked),
- *   start (varint length + bytes), u8 wrapped (version 2; version 1
- *   records began at the start)
+ *   then, if present, start (varint length + bytes) and u8 wrapped
+ * (records written before runs could resume end after the cursor: they
+ * began at the start; and a binary from before reads these records, as
+ * it ignores what follows the cursor).
  * A full run walks the lists column family (cursor: the last subject), an
  * active run the 'A' keys of the activity column family (cursor: the last
  * activity key).
@@ -24,7 +26,7 @@
 #include "recfresh/runs.h"
 #include "recfresh/tombstone.h"
 
-#define RUN_VERSION 2
+#define RUN_VERSION 1
 #define DAY_MS      INT64_C(86400000)
 #define STEP_MAX    200 /* subjects walked per step at most */
 
@@ -57,11 +59,9 @@ static int run_decode(const char *run_id, size_t idlen, const char *buf,
 {
         rf_cur_t c = { buf, buf + len, 0 };
         uint64_t clen;
-        int version;
 
         memset(run, 0, sizeof(*run));
-        version = rf_cur_u8(&c);
-        if (version != 1 && version != RUN_VERSION)
+        if (rf_cur_u8(&c) != RUN_VERSION)
                 return RF_EINVAL;
         run->mode = rf_cur_u8(&c);
         run->done = rf_cur_u8(&c);
@@ -74,7 +74,7 @@ static int run_decode(const char *run_id, size_t idlen, const char *buf,
                 return RF_EINVAL;
         rf_buf_append(&run->cursor, c.p, (size_t)clen);
         c.p += clen;
-        if (version >= 2) {
+        if (c.p < c.end) {
                 clen = rf_cur_varint(&c);
                 if (c.err || clen > (uint64_t)(c.end - c.p)) {
                         rf_buf_free(&run->cursor);
@@ -590,7 +590,9 @@ static void resume_point(const rf_refresh_run_t *old, rf_buf_t *out)
  * finished are never stepped again (each period steps its own id). Closed
  * as they stand, so that their cursors (subject ids) go, as a finished
  * run's do, and prune_finished() drops them in time. \p run begins where
- * the last started of them (of its mode) stopped. */
+ * the last started of them (of its mode) stopped: that subject id moves to
+ * its start, kept, as its cursor is, until it finishes (consent purges do
+ * not rewrite run records). */
 static int close_abandoned(rf_store_t *st, rf_txn_t *txn, rf_refresh_run_t *run,
                            int64_t now_ms)
 {
@@ -625,6 +627,7 @@ static int close_abandoned(rf_store_t *st, rf_txn_t *txn, rf_refresh_run_t *run,
                         old->finished_at = now_ms;
                         rf_buf_reset(&old->cursor);
                         rf_buf_reset(&old->start);
+                        old->wrapped = 0;
                         key_run(&k, old->run_id);
                         run_encode(old, &v);
                         rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data,
@@ -689,6 +692,7 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                          * none (a consent purge must leave no copy). */
                         rf_buf_reset(&run.cursor);
                         rf_buf_reset(&run.start);
+                        run.wrapped = 0;
                         /* Run records live beside the queue (the CLI keeps
                          * its own), not in the source store. */
                         prune_finished(rf_queue_store(q), txn, run_id, now_ms);

@@ -51,7 +51,7 @@ typedef struct rf_refresh_run {
          * start up to it (empty: from the start to the end). A scheduled
          * run begins where the one it replaces stopped. */
         rf_buf_t start;
-        int wrapped; /* past the end, back at the start */
+        int wrapped; /* past the end, back at the start (while running) */
 } rf_refresh_run_t;
 
 /** Reads run \p run_id through \p txn (or \p st). @returns 0, RF_ENOENT

@@ -1371,7 +1371,68 @@ static void test_run_record_version_1(void **state)
         assert_int_equal(run.start.len, 0);
         assert_false(run.wrapped);
         rf_refresh_run_clear(&run);
+
+        /* the next run goes on after its cursor, and its record still
+         * says version 1 (the binary before reads it): what resumes it
+         * follows the cursor */
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        int done = 0;
+        publish_subjects(e, "w", 10);
+        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn, "full-new",
+                                         RF_RC_FULL, 0, T0, 2, &done),
+                         2);
+        commit(e);
+        expect_cursor(e, "full-new", "w-05");
+        rf_buf_reset(&v);
+        assert_int_equal(
+            rf_store_get(e->st, RF_CF_ACTIVITY, "Rfull-new", 9, &v), 0);
+        assert_int_equal(v.data[0], 1);
+        assert_non_null(memmem(v.data, v.len, "w-05\004w-03", 9));
         rf_buf_free(&v);
+}
+
+/* A run closed after it had wrapped: the next one goes on after the
+ * wrapped run's cursor. The closed one keeps no subject id, nor says it
+ * wrapped. */
+static void test_resume_after_a_wrapped_run(void **state)
+{
+        env_t *e = *state;
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        rf_refresh_run_t run;
+        int done = 0;
+
+        publish_subjects(e, "w", 30);
+        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
+                                         "full-2026-11-21", RF_RC_FULL, 0, T0,
+                                         12, &done),
+                         12);
+        commit(e);
+        /* w-12 .. w-29; the end; w-00 .. w-04 */
+        const size_t budgets[] = { 18, 5, 5 };
+        for (size_t i = 0; i < RF_ARRAY_SIZE(budgets); i++) {
+                assert_true(rf_refresh_step(&src, e->q, e->ctx.txn,
+                                            "full-2026-11-22", RF_RC_FULL, 0,
+                                            T0 + DAY, budgets[i], &done) >= 0);
+                commit(e);
+                assert_false(done);
+        }
+        expect_cursor(e, "full-2026-11-22", "w-04");
+        assert_int_equal(
+            rf_refresh_run_get(e->st, NULL, "full-2026-11-22", &run), 0);
+        assert_true(run.wrapped);
+        rf_refresh_run_clear(&run);
+        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
+                                         "full-2026-11-23", RF_RC_FULL, 0,
+                                         T0 + 2 * DAY, 3, &done),
+                         3);
+        commit(e);
+        expect_cursor(e, "full-2026-11-23", "w-07");
+        assert_int_equal(
+            rf_refresh_run_get(e->st, NULL, "full-2026-11-22", &run), 0);
+        assert_true(run.done);
+        assert_false(run.wrapped);
+        assert_int_equal(run.cursor.len + run.start.len, 0);
+        rf_refresh_run_clear(&run);
 }
 
 /* Mode active wraps as mode full does, over the activity keys. */
@@ -1724,6 +1785,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_next_active_run_resumes,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_run_record_version_1,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resume_after_a_wrapped_run,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_consent_read_at_send_time,
                                                 setup, teardown),
