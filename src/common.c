@@ -294,14 +294,24 @@ void rf_strv_free(char **v)
 
 static void buf_reserve(rf_buf_t *b, size_t extra)
 {
-        size_t need = b->len + extra + 1; /* room for a NUL terminator */
-        if (need <= b->size)
+        size_t nsize = rf_buf_capacity_for(b, extra);
+
+        if (nsize == b->size)
                 return;
-        size_t nsize = b->size ? b->size * 2 : 64;
-        while (nsize < need)
-                nsize *= 2;
         b->data = rf_realloc(b->data, nsize);
         b->size = nsize;
+}
+
+size_t rf_buf_capacity_for(const rf_buf_t *b, size_t extra)
+{
+        size_t need = b->len + extra + 1, nsize;
+
+        if (need <= b->size)
+                return b->size;
+        nsize = b->size ? b->size * 2 : 64;
+        while (nsize < need)
+                nsize *= 2;
+        return nsize;
 }
 
 void rf_buf_append(rf_buf_t *b, const void *p, size_t len)

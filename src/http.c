@@ -68,10 +68,12 @@ struct rf_http {
         char addr[128]; /* bound host:port */
         int port;
         size_t max_body;
-        /* Request bodies of all connections together: reserved whole
-         * from a Content-Length, else as the bytes come. */
+        /* Request bodies of all connections together: the memory their
+         * buffers hold, reserved as the bytes come. */
         size_t max_body_total;
         atomic_size_t body_bytes;
+        int64_t body_timeout_ms; /* a body's time to arrive, from headers */
+        atomic_uint_fast64_t body_timeouts;
         atomic_uint_fast64_t requests[R__CNT][CODE_CNT];
 };
 
@@ -84,6 +86,7 @@ typedef struct req {
         size_t drained;  /* bytes of a body no route takes, dropped */
         size_t reserved; /* of h->body_bytes, for this body */
         int busy;        /* the bodies in flight had no room for this one */
+        int64_t body_by; /* monotonic ms by which the body must be in */
         char **strs;     /* decoded strings, freed at the end */
         size_t str_cnt;
 } req_t;
@@ -251,7 +254,10 @@ static enum MHD_Result reply_error(rf_http_t *h, struct MHD_Connection *conn,
 /* ---- request bodies in flight ---------------------------------------------*/
 
 /* Reserves \p n more bytes of the budget of all request bodies for \p rq.
- * @returns 0, or -1 (nothing reserved) if they would pass it. */
+ * @returns 0, or -1 (nothing reserved) if they would pass it. A body is
+ * charged what its buffer holds (rf_buf_t doubles), as its bytes arrive:
+ * a client that declares a megabyte and sends a byte a second holds a
+ * byte's worth, and for http.body_timeout at most. */
 static int body_reserve(rf_http_t *h, req_t *rq, size_t n)
 {
         size_t cur = atomic_load(&h->body_bytes);
@@ -858,8 +864,14 @@ static void render_http_metrics(rf_http_t *h, rf_buf_t *out)
                       "bodies held or reserved now (bound: "
                       "http.max_body_total_bytes).\n"
                       "# TYPE recfresh_http_body_bytes gauge\n"
-                      "recfresh_http_body_bytes %zu\n",
-                      atomic_load(&h->body_bytes));
+                      "recfresh_http_body_bytes %zu\n"
+                      "# HELP recfresh_http_body_timeouts_total Connections "
+                      "closed for a request body slower than "
+                      "http.body_timeout.\n"
+                      "# TYPE recfresh_http_body_timeouts_total counter\n"
+                      "recfresh_http_body_timeouts_total %llu\n",
+                      atomic_load(&h->body_bytes),
+                      (unsigned long long)atomic_load(&h->body_timeouts));
 }
 
 /* Appends ,"partitions":[...] to /readyz when the daemon reports them. */
@@ -1121,10 +1133,13 @@ static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
                 return reply_error(h, conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
                                    NULL, "body larger than %zu bytes",
                                    h->max_body);
-        /* A declared length is reserved whole before the body is read: a
-         * server out of room says so at once. */
-        if (cl && body_reserve(h, rq, (size_t)strtoull(cl, NULL, 10)) != 0)
+        /* A declared length that does not fit in the room left now is
+         * refused before the body is sent. */
+        if (cl && rf_buf_capacity_for(&(rf_buf_t){ 0 },
+                                      (size_t)strtoull(cl, NULL, 10)) >
+                      h->max_body_total - atomic_load(&h->body_bytes))
                 return reply_busy(h, conn, rq);
+        rq->body_by = rf_mono_ms() + h->body_timeout_ms;
         return MHD_YES;
 }
 
@@ -1144,17 +1159,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         }
         if (*upload_size) {
                 /* Bodies of GETs and of answered requests are dropped. A
-                 * body found too big while it arrives (no Content-Length)
-                 * is read to its end and answered 413 (MHD cannot answer
+                 * body found too big while it arrives (no Content-Length),
+                 * or without room among the bodies in flight, is read to
+                 * its end and answered 413 or 503 (MHD cannot answer
                  * mid-upload), up to a bound past which the connection is
                  * closed. */
                 int keep = !rq->replied && rq->route == R_BATCH &&
                            !rq->dropped && !rq->busy;
                 size_t need = rq->body.len + *upload_size;
+                size_t cap = rf_buf_capacity_for(&rq->body, *upload_size);
+                if (keep && rf_mono_ms() > rq->body_by) {
+                        /* a body sent a byte at a time holds its room */
+                        atomic_fetch_add(&h->body_timeouts, 1);
+                        return MHD_NO;
+                }
                 if (keep && need > h->max_body) {
                         rq->dropped = 1;
-                } else if (keep && need > rq->reserved &&
-                           body_reserve(h, rq, need - rq->reserved) != 0) {
+                } else if (keep && cap > rq->reserved &&
+                           body_reserve(h, rq, cap - rq->reserved) != 0) {
                         rq->busy = 1;
                 } else if (keep) {
                         rf_buf_append(&rq->body, upload, *upload_size);
@@ -1349,8 +1371,15 @@ rf_http_t *rf_http_start(const rf_http_conf_t *hc, char *errstr,
         h->max_body = (size_t)conf->http_max_body_bytes;
         /* One largest body always fits, when it is alone. */
         h->max_body_total = (size_t)conf->http_max_body_total_bytes;
-        if (h->max_body_total < h->max_body)
-                h->max_body_total = h->max_body;
+        if (h->max_body_total < 2 * h->max_body) {
+                rf_log_warn("http",
+                            "http.max_body_total_bytes %zu raised to twice "
+                            "http.max_body_bytes (%zu): a largest body's "
+                            "buffer must fit",
+                            h->max_body_total, 2 * h->max_body);
+                h->max_body_total = 2 * h->max_body;
+        }
+        h->body_timeout_ms = conf->http_body_timeout_ms;
         fd = listen_on(h, hc->addr, &family, errstr, errstr_size);
         if (fd < 0) {
                 free(h);

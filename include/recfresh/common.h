@@ -134,6 +134,9 @@ typedef struct rf_buf {
 
 /** Appends \p len bytes; aborts on out-of-memory. */
 void rf_buf_append(rf_buf_t *b, const void *p, size_t len);
+/** The buffer size \p b will have once \p extra more bytes (and the NUL)
+ *  are appended: it grows by doubling. */
+size_t rf_buf_capacity_for(const rf_buf_t *b, size_t extra);
 /** Appends a printf-style string; aborts on out-of-memory. */
 void rf_buf_printf(rf_buf_t *b, const char *fmt, ...) RF_PRINTF(2, 3);
 /** Appends the NUL-terminated \p s (without its NUL). */

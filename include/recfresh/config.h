@@ -66,6 +66,7 @@ typedef struct rf_config {
         int64_t http_max_connections;
         int64_t http_max_body_bytes;       /* largest POST body */
         int64_t http_max_body_total_bytes; /* all bodies held at once */
+        int64_t http_body_timeout_ms;      /* a body's time to arrive */
         int64_t http_default_limit;        /* entries served without ?limit= */
         int64_t http_max_limit;            /* largest accepted limit */
         int64_t http_ready_max_lag;        /* /readyz: records behind at most */

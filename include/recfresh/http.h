@@ -27,9 +27,9 @@
  * with 400 (bad parameter or body), 404 (no such endpoint), 405 (method;
  * with an Allow header), 413 (body over http.max_body_bytes), 414 (path or
  * parameter too long), 415 (body not JSON), 500 (store error), 503 with
- * Retry-After (the bodies of all connections would pass
- * http.max_body_total_bytes: a declared length is reserved whole when the
- * headers arrive, a chunked body as it comes). An unknown
+ * Retry-After (the buffered bodies of all connections would pass
+ * http.max_body_total_bytes; a body still arriving http.body_timeout
+ * after its headers has its connection closed). An unknown
  * surface is not an error: it is served the fallback, or empty.
  *
  * Requests run on a pool of http.threads threads; each read runs against

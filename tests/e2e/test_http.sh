@@ -89,6 +89,9 @@ expect_error() { # expect_error CODE ERRCODE METHOD PATH [CURL ARGS...]
 metric() { # metric NAME_WITH_LABELS: prints its value (0 if absent)
         curl -sf "$HTTP/metrics" | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
 }
+# For wait_for, which runs its command again until it passes.
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
+metric_at_least() { [ "$(metric "$1")" -ge "$2" ]; }
 metric_above() { [ "$(metric "$1")" -gt "$2" ] 2>/dev/null ||
         python3 -c "import sys; sys.exit(0 if float('$(metric "$1")') > float('$2') else 1)"; }
 
@@ -98,6 +101,7 @@ surface.home.grace = 1h
 surface.inbox.consent_scope = email
 surface.inbox.min_valid = 1
 http.max_body_total_bytes = 2097152
+http.body_timeout = 1s
 CONF
 
 start_broker "$E2E_DIR"
@@ -336,33 +340,49 @@ expect_error 413 payload_too_large POST $B -H 'Content-Type: application/json' \
         --data-binary @"$E2E_DIR/big.json"
 expect_error 413 payload_too_large POST $B "${J[@]}" -H 'Transfer-Encoding: chunked' \
         --data-binary @"$E2E_DIR/big.json"
-# Bodies of all connections share http.max_body_total_bytes (2 MiB here):
-# two clients that declare 1 MiB each and send nothing hold it all. A third
-# gets 503 with Retry-After, a declared length or a chunked one; once one
-# of the two hangs up, it is served.
+# Bodies of all connections share http.max_body_total_bytes (2 MiB here),
+# charged by the buffer they fill as they arrive (it doubles: 1 MiB for
+# 900 KiB). Two clients that declare 900 KiB and send all but a byte hold
+# it all. A third gets 503 with Retry-After, at once for a declared length,
+# after its bytes for a chunked one; once one of the two hangs up, it is
+# served.
 IFS=: read -r host port <"$E2E_DIR/http.addr"
-hold_body() { # hold_body FD: a batchGet declaring 1 MiB, none of it sent
+hold_body() { # hold_body FD: a batchGet of 900 KiB, all but a byte sent
         eval "exec $1<>/dev/tcp/$host/$port"
-        printf 'POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n' \
-                "$B" >&"$1"
+        { printf 'POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 921600\r\n\r\n' "$B"
+          head -c 921599 /dev/zero | tr '\0' ' '; } >&"$1"
 }
 hold_body 7
+wait_for 10 "1 MiB of body held" \
+        metric_is recfresh_http_body_bytes 1048576
 hold_body 8
-wait_for 10 "2 MiB of bodies reserved" \
-        test "$(metric recfresh_http_body_bytes)" = 2097152
+wait_for 10 "2 MiB of bodies held" \
+        metric_is recfresh_http_body_bytes 2097152
 expect_error 503 unavailable POST $B "${J[@]}" -d '{"requests":[]}' -D "$E2E_DIR/hdr"
 grep -qi '^Retry-After: 1' "$E2E_DIR/hdr" || fail "503 without Retry-After"
 grep -q 'http.max_body_total_bytes' "$E2E_DIR/body" || fail "503: $(cat "$E2E_DIR/body")"
 expect_error 503 unavailable POST $B "${J[@]}" -H 'Transfer-Encoding: chunked' \
         -d '{"requests":[]}'
 exec 7>&-
-wait_for 10 "a closed connection's reservation released" \
-        test "$(metric recfresh_http_body_bytes)" = 1048576
+wait_for 10 "a closed connection's body released" \
+        metric_is recfresh_http_body_bytes 1048576
 [ "$(status POST $B "${J[@]}" -d '{"requests":[]}')" = 200 ] ||
         fail "batchGet with room again: $(cat "$E2E_DIR/body")"
 exec 8>&-
-wait_for 10 "every reservation released" \
-        test "$(metric recfresh_http_body_bytes)" = 0
+wait_for 10 "every body released" \
+        metric_is recfresh_http_body_bytes 0
+# A body sent a byte at a time is cut at http.body_timeout (1 s here).
+(
+        exec 9<>/dev/tcp/$host/$port
+        printf 'POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n' "$B" >&9
+        for _ in $(seq 100); do printf ' ' >&9 2>/dev/null || exit 0; sleep 0.1; done
+) 2>/dev/null &
+drip=$!
+wait_for 15 "a slow body cut" \
+        metric_at_least recfresh_http_body_timeouts_total 1
+wait "$drip" 2>/dev/null || true
+wait_for 10 "the slow body released" \
+        metric_is recfresh_http_body_bytes 0
 [ "$(status GET /healthz)" = 200 ] || fail "server down after bad requests"
 expect "/v1/lists/u1/home?limit=2" '[.items[].item_id]|join(",")' a,g
 kill -0 "$DAEMON_PID" || fail "daemon died"
