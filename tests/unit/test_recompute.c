@@ -1280,6 +1280,32 @@ static void test_abandoned_scheduled_run_closed(void **state)
         expect_run(e, "active-x", 0, 1); /* another schedule's */
 }
 
+/* One committed step of full run \p id. @returns what rf_refresh_step
+ * returned. */
+static int full_step(env_t *e, const char *id, int64_t now, size_t budget,
+                     int *done)
+{
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        int n = rf_refresh_step(&src, e->q, e->ctx.txn, id, RF_RC_FULL, 0, now,
+                                budget, done);
+
+        commit(e);
+        return n;
+}
+
+/* Asserts that run \p id ended (finished or closed) keeping no subject id
+ * and not marked wrapped. */
+static void expect_ended(env_t *e, const char *id)
+{
+        rf_refresh_run_t run;
+
+        assert_int_equal(rf_refresh_run_get(e->st, NULL, id, &run), 0);
+        assert_true(run.done);
+        assert_false(run.wrapped);
+        assert_int_equal(run.cursor.len + run.start.len, 0);
+        rf_refresh_run_clear(&run);
+}
+
 /* Asserts that run \p id's cursor is subject \p at ("" for none). */
 static void expect_cursor(env_t *e, const char *id, const char *at)
 {
@@ -1303,11 +1329,7 @@ static void test_next_run_resumes_where_abandoned(void **state)
         int done = 0, steps = 0, n;
 
         publish_subjects(e, "w", 30);
-        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
-                                         "full-2026-11-21", RF_RC_FULL, 0, T0,
-                                         12, &done),
-                         12);
-        commit(e);
+        assert_int_equal(full_step(e, "full-2026-11-21", T0, 12, &done), 12);
         expect_cursor(e, "full-2026-11-21", "w-11");
         /* the next day: w-12 .. w-29, then w-00 .. w-11, each once */
         const char *after[] = { "w-21", "", "w-09" };
@@ -1325,19 +1347,15 @@ static void test_next_run_resumes_where_abandoned(void **state)
         }
         assert_int_equal(queued, 30);
         assert_int_equal(steps, 4);
-        expect_run(e, "full-2026-11-21", 1, 0);
+        expect_ended(e, "full-2026-11-21");
+        expect_ended(e, "full-2026-11-22");
         assert_int_equal(
             rf_refresh_run_get(e->st, NULL, "full-2026-11-22", &run), 0);
-        assert_true(run.done);
         assert_int_equal(run.subjects, 30);
-        assert_int_equal(run.cursor.len + run.start.len, 0); /* no id kept */
         rf_refresh_run_clear(&run);
         /* it finished: the day after begins at the start */
-        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
-                                         "full-2026-11-23", RF_RC_FULL, 0,
-                                         T0 + 2 * DAY, 5, &done),
-                         5);
-        commit(e);
+        assert_int_equal(
+            full_step(e, "full-2026-11-23", T0 + 2 * DAY, 5, &done), 5);
         expect_cursor(e, "full-2026-11-23", "w-04");
 }
 
@@ -1402,11 +1420,7 @@ static void test_resume_after_a_wrapped_run(void **state)
         int done = 0;
 
         publish_subjects(e, "w", 30);
-        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
-                                         "full-2026-11-21", RF_RC_FULL, 0, T0,
-                                         12, &done),
-                         12);
-        commit(e);
+        assert_int_equal(full_step(e, "full-2026-11-21", T0, 12, &done), 12);
         /* w-12 .. w-29; the end; w-00 .. w-04 */
         const size_t budgets[] = { 18, 5, 5 };
         for (size_t i = 0; i < RF_ARRAY_SIZE(budgets); i++) {
@@ -1421,18 +1435,10 @@ static void test_resume_after_a_wrapped_run(void **state)
             rf_refresh_run_get(e->st, NULL, "full-2026-11-22", &run), 0);
         assert_true(run.wrapped);
         rf_refresh_run_clear(&run);
-        assert_int_equal(rf_refresh_step(&src, e->q, e->ctx.txn,
-                                         "full-2026-11-23", RF_RC_FULL, 0,
-                                         T0 + 2 * DAY, 3, &done),
-                         3);
-        commit(e);
-        expect_cursor(e, "full-2026-11-23", "w-07");
         assert_int_equal(
-            rf_refresh_run_get(e->st, NULL, "full-2026-11-22", &run), 0);
-        assert_true(run.done);
-        assert_false(run.wrapped);
-        assert_int_equal(run.cursor.len + run.start.len, 0);
-        rf_refresh_run_clear(&run);
+            full_step(e, "full-2026-11-23", T0 + 2 * DAY, 3, &done), 3);
+        expect_cursor(e, "full-2026-11-23", "w-07");
+        expect_ended(e, "full-2026-11-22");
 }
 
 /* Mode active wraps as mode full does, over the activity keys. */
