@@ -591,8 +591,8 @@ static void resume_point(const rf_refresh_run_t *old, rf_buf_t *out)
  * as they stand, so that their cursors (subject ids) go, as a finished
  * run's do, and prune_finished() drops them in time. \p run begins where
  * the last started of them (of its mode) stopped: that subject id moves to
- * its start, kept, as its cursor is, until it finishes (consent purges do
- * not rewrite run records). */
+ * its start, kept, as its cursor is, until it finishes or a consent purge
+ * of the subject moves it (rf_refresh_forget_subject()). */
 static int close_abandoned(rf_store_t *st, rf_txn_t *txn, rf_refresh_run_t *run,
                            int64_t now_ms)
 {
@@ -711,6 +711,157 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
         rf_buf_free(&k);
         rf_buf_free(&v);
         return r < 0 ? r : (int)queued;
+}
+
+/* ---- consent purges
+ * ---------------------------------------------------------*/
+
+static int buf_is(const rf_buf_t *b, const char *p, size_t len)
+{
+        return b->len == len && (!len || !memcmp(b->data, p, len));
+}
+
+/* Sets \p out to the key of subject \p s (\p slen bytes) if it sorts after
+ * what \p out holds. */
+static void keep_max(rf_buf_t *out, const char *s, size_t slen)
+{
+        size_t n = slen < out->len ? slen : out->len;
+        int c = n ? memcmp(s, out->data, n) : 0;
+
+        if (c > 0 || (c == 0 && slen > out->len)) {
+                rf_buf_reset(out);
+                rf_buf_append(out, s, slen);
+        }
+}
+
+/* The last subject before \p subject that a full run walks (incremental
+ * lists, and the versions of the active runs), into \p out ("" if none). */
+static int full_pred(rf_store_t *st, rf_txn_t *txn, const char *subject,
+                     rf_buf_t *out)
+{
+        rf_active_runs_t act;
+        rf_buf_t seek = { 0 };
+        int r;
+
+        rf_buf_reset(out);
+        if ((r = rf_runs_active_all(st, txn, &act)) != 0)
+                return r;
+        for (size_t i = 0; i <= act.cnt && r == 0; i++) {
+                size_t skip = 0;
+                if (i && !rf_active_runs_first(&act, i - 1))
+                        continue;
+                rf_buf_reset(&seek);
+                if (i) { /* version keys: run_id NUL subject NUL ... */
+                        skip = strlen(act.run_id[i - 1]) + 1;
+                        rf_buf_append(&seek, act.run_id[i - 1], skip);
+                }
+                rf_iter_t *it =
+                    rf_iter_new(st, txn, i ? RF_CF_VERSIONS : RF_CF_LISTS,
+                                seek.data, seek.len);
+                rf_buf_append(&seek, subject, strlen(subject));
+                /* a list key is subject NUL ...: the last key before the
+                 * subject's own is the previous subject's */
+                rf_iter_seek_for_prev(it, seek.data, seek.len);
+                if (rf_iter_valid(it)) {
+                        size_t klen;
+                        const char *k = rf_iter_key(it, &klen);
+                        keep_max(out, k + skip, strnlen(k + skip, klen - skip));
+                }
+                r = rf_iter_status(it);
+                rf_iter_destroy(it);
+        }
+        rf_active_runs_clear(&act);
+        rf_buf_free(&seek);
+        return r;
+}
+
+/* The activity key before \p key, into \p out ("" if none). */
+static int active_pred(rf_store_t *st, rf_txn_t *txn, const rf_buf_t *key,
+                       rf_buf_t *out)
+{
+        rf_iter_t *it = rf_iter_new(st, txn, RF_CF_ACTIVITY, "A", 1);
+        int r;
+
+        rf_buf_reset(out);
+        rf_iter_seek_for_prev(it, key->data, key->len);
+        if (rf_iter_valid(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                if (buf_is(key, k, klen))
+                        rf_iter_prev(it);
+        }
+        if (rf_iter_valid(it)) {
+                size_t klen;
+                const char *k = rf_iter_key(it, &klen);
+                rf_buf_append(out, k, klen);
+        }
+        r = rf_iter_status(it);
+        rf_iter_destroy(it);
+        return r;
+}
+
+int rf_refresh_forget_subject(rf_store_t *st, rf_txn_t *txn,
+                              const char *subject, int64_t now_ms)
+{
+        rf_buf_t key = { 0 }, pred = { 0 }, k = { 0 }, v = { 0 };
+        rf_refresh_run_t *runs;
+        size_t n;
+        int r = runs_scan(st, txn, "", &runs, &n);
+
+        for (size_t i = 0; i < n; i++) {
+                rf_refresh_run_t *run = &runs[i];
+                int full = run->mode == RF_RC_FULL, hc, hs;
+                rf_buf_reset(&key);
+                if (!full)
+                        rf_buf_append(&key, "A", 1);
+                rf_buf_append(&key, subject, strlen(subject));
+                hc = buf_is(&run->cursor, key.data, key.len);
+                hs = buf_is(&run->start, key.data, key.len);
+                if (r != 0 || run->done || (!hc && !hs)) {
+                        rf_refresh_run_clear(run);
+                        continue;
+                }
+                r = full ? full_pred(st, txn, subject, &pred)
+                         : active_pred(st, txn, &key, &pred);
+                if (r == 0 && hs && !pred.len && run->wrapped) {
+                        /* it began after the first subject, now gone, and
+                         * came round to it: done */
+                        run->done = 1;
+                        run->finished_at = now_ms;
+                        run->wrapped = 0;
+                        rf_buf_reset(&run->cursor);
+                        rf_buf_reset(&run->start);
+                } else if (r == 0) {
+                        if (hs) {
+                                rf_buf_reset(&run->start);
+                                rf_buf_append(&run->start, pred.data, pred.len);
+                        }
+                        if (hc) {
+                                rf_buf_reset(&run->cursor);
+                                rf_buf_append(&run->cursor, pred.data,
+                                              pred.len);
+                                /* nothing before it: on from where the run
+                                 * began, not from the first subject */
+                                if (!pred.len && !run->wrapped)
+                                        rf_buf_append(&run->cursor,
+                                                      run->start.data,
+                                                      run->start.len);
+                        }
+                }
+                if (r == 0) {
+                        key_run(&k, run->run_id);
+                        run_encode(run, &v);
+                        rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data,
+                                   v.len);
+                }
+                rf_refresh_run_clear(run);
+        }
+        free(runs);
+        rf_buf_free(&key);
+        rf_buf_free(&pred);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        return r;
 }
 
 /* ---- the daemon's schedules

@@ -1202,6 +1202,17 @@ void rf_iter_next(rf_iter_t *it)
         rocksdb_iter_next(it->it);
 }
 
+void rf_iter_seek_for_prev(rf_iter_t *it, const char *key, size_t klen)
+{
+        if (it->it)
+                rocksdb_iter_seek_for_prev(it->it, key, klen);
+}
+
+void rf_iter_prev(rf_iter_t *it)
+{
+        rocksdb_iter_prev(it->it);
+}
+
 const char *rf_iter_key(rf_iter_t *it, size_t *klen)
 {
         return rocksdb_iter_key(it->it, klen);

@@ -26,6 +26,7 @@
 #include "recfresh/log.h"
 #include "recfresh/metrics.h"
 #include "recfresh/recompute.h"
+#include "recfresh/refresh.h"
 #include "recfresh/runs.h"
 #include "recfresh/tomb_set.h"
 #include "recfresh/tombstone.h"
@@ -299,6 +300,10 @@ int rf_consent_apply(rf_apply_ctx_t *ctx, const rf_event_t *ev)
                 /* ...and a load not taken yet may hold them too. */
                 if (r == 0)
                         r = remember_revoked(ctx, pn);
+                /* ...and an unfinished refresh run's cursor or start. */
+                if (r == 0)
+                        r = rf_refresh_forget_subject(ctx->st, ctx->txn,
+                                                      ev->user_id, ctx->now_ms);
         }
         for (size_t i = 0; r == 0 && i < sl.cnt; i++) {
                 const rf_list_t *l = sl.lists[i];

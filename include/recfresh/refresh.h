@@ -86,6 +86,15 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                     int64_t active_within, int64_t now_ms, size_t budget,
                     int *done);
 
+/**
+ * A consent purge of \p subject: no unfinished run of \p st (in \p txn)
+ * keeps its id as a cursor or start. Each such position moves to the
+ * subject walked just before it, the same place in the walk, now that the
+ * subject's lists are gone. @returns 0 or a store error.
+ */
+int rf_refresh_forget_subject(rf_store_t *st, rf_txn_t *txn,
+                              const char *subject, int64_t now_ms);
+
 /** The daemon's schedules. */
 typedef struct rf_refresh rf_refresh_t;
 

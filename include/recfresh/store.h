@@ -289,6 +289,10 @@ void rf_iter_set_prefix(rf_iter_t *it, const char *prefix, size_t plen);
 /** Positions at the first key >= \p key within the prefix. */
 void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen);
 
+/** Positions at the last key <= \p key within the prefix. */
+void rf_iter_seek_for_prev(rf_iter_t *it, const char *key, size_t klen);
+void rf_iter_prev(rf_iter_t *it);
+
 /** @returns 1 while positioned on a key with the prefix. */
 int rf_iter_valid(rf_iter_t *it);
 void rf_iter_next(rf_iter_t *it);

@@ -1684,6 +1684,71 @@ static void test_consent_purge(void **state)
         json_decref(j);
 }
 
+/* A consent purge leaves no unfinished run holding the subject's id as
+ * its start or cursor: each moves to the subject walked just before it,
+ * and the run goes on over the same subjects, the purged ones left out. */
+static void test_purge_moves_run_positions(void **state)
+{
+        env_t *e = *state;
+        const char *ids[] = { "Rfull-2026-11-21", "Rfull-2026-11-22" };
+        rf_refresh_run_t run;
+        rf_buf_t v = { 0 };
+        int done = 0, queued = 0;
+
+        publish_subjects(e, "w", 30);
+        assert_int_equal(full_step(e, "full-2026-11-21", T0, 12, &done), 12);
+        assert_int_equal(full_step(e, "full-2026-11-22", T0 + DAY, 5, &done),
+                         5);
+        expect_cursor(e, "full-2026-11-22", "w-16"); /* began after w-11 */
+        consent(e, "cr-11", "consent_revoked", "w-11", "personalization",
+                "2026-11-22T10:00:00Z");
+        consent(e, "cr-16", "consent_revoked", "w-16", "personalization",
+                "2026-11-22T10:00:00Z");
+        expect_cursor(e, "full-2026-11-22", "w-15");
+        assert_int_equal(
+            rf_refresh_run_get(e->st, NULL, "full-2026-11-22", &run), 0);
+        assert_int_equal(run.start.len, 4);
+        assert_memory_equal(run.start.data, "w-10", 4);
+        rf_refresh_run_clear(&run);
+        for (size_t i = 0; i < RF_ARRAY_SIZE(ids); i++) {
+                assert_int_equal(rf_store_get(e->st, RF_CF_ACTIVITY, ids[i],
+                                              strlen(ids[i]), &v),
+                                 0);
+                assert_null(memmem(v.data, v.len, "w-11", 4));
+                assert_null(memmem(v.data, v.len, "w-16", 4));
+        }
+        rf_buf_free(&v);
+        /* w-17 .. w-29, then w-00 .. w-10 */
+        while (!done)
+                queued += full_step(e, "full-2026-11-22", T0 + DAY, 10, &done);
+        assert_int_equal(queued, 24);
+
+        /* mode active: positions are activity keys */
+        rf_refresh_src_t src = { e->st, &e->conf, 1 };
+        char s[16];
+        for (int i = 0; i < 10; i++) {
+                snprintf(s, sizeof(s), "a-%02d", i);
+                active(e, s, T0);
+        }
+        for (int i = 0; i < 2; i++) {
+                assert_true(rf_refresh_step(&src, e->q, e->ctx.txn,
+                                            i ? "active-2" : "active-1",
+                                            RF_RC_ACTIVE, DAY, T0, 4 - 2 * i,
+                                            &done) >= 0);
+                commit(e);
+        }
+        expect_cursor(e, "active-2", "Aa-05"); /* began after a-03 */
+        consent(e, "cr-a3", "consent_revoked", "a-03", "personalization",
+                "2026-11-22T10:00:00Z");
+        consent(e, "cr-a5", "consent_revoked", "a-05", "personalization",
+                "2026-11-22T10:00:00Z");
+        expect_cursor(e, "active-2", "Aa-04");
+        assert_int_equal(rf_refresh_run_get(e->st, NULL, "active-2", &run), 0);
+        assert_int_equal(run.start.len, 5);
+        assert_memory_equal(run.start.data, "Aa-02", 5);
+        rf_refresh_run_clear(&run);
+}
+
 /* `recfresh refresh`'s queue lives in a store of its own, with no consent
  * in it: consent is read from the daemon's store as each request falls
  * due, and a request whose subject revoked since it was queued is dropped,
@@ -1793,6 +1858,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_run_record_version_1,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resume_after_a_wrapped_run,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_purge_moves_run_positions,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_consent_read_at_send_time,
                                                 setup, teardown),
