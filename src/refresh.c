@@ -54,6 +54,18 @@ static void run_encode(const rf_refresh_run_t *run, rf_buf_t *v)
         rf_buf_append(v, &(char){ (char)run->wrapped }, 1);
 }
 
+/* Writes \p run's record into \p txn. */
+static void run_put(rf_txn_t *txn, const rf_refresh_run_t *run)
+{
+        rf_buf_t k = { 0 }, v = { 0 };
+
+        key_run(&k, run->run_id);
+        run_encode(run, &v);
+        rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data, v.len);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+}
+
 static int run_decode(const char *run_id, size_t idlen, const char *buf,
                       size_t len, rf_refresh_run_t *run)
 {
@@ -598,7 +610,6 @@ static int close_abandoned(rf_store_t *st, rf_txn_t *txn, rf_refresh_run_t *run,
 {
         const char *run_id = run->run_id;
         const char *prefix = scheduled_prefix(run_id);
-        rf_buf_t k = { 0 }, v = { 0 };
         rf_refresh_run_t *runs;
         int64_t latest = INT64_MIN;
         size_t n;
@@ -628,16 +639,11 @@ static int close_abandoned(rf_store_t *st, rf_txn_t *txn, rf_refresh_run_t *run,
                         rf_buf_reset(&old->cursor);
                         rf_buf_reset(&old->start);
                         old->wrapped = 0;
-                        key_run(&k, old->run_id);
-                        run_encode(old, &v);
-                        rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data,
-                                   v.len);
+                        run_put(txn, old);
                 }
                 rf_refresh_run_clear(old);
         }
         free(runs);
-        rf_buf_free(&k);
-        rf_buf_free(&v);
         return r;
 }
 
@@ -647,7 +653,6 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                     int *done)
 {
         rf_refresh_run_t run;
-        rf_buf_t k = { 0 }, v = { 0 };
         size_t queued = 0;
         int r;
 
@@ -703,13 +708,9 @@ int rf_refresh_step(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
                                     run_id, rf_rc_mode2str(run.mode),
                                     (unsigned long long)run.subjects);
                 }
-                key_run(&k, run_id);
-                run_encode(&run, &v);
-                rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data, v.len);
+                run_put(txn, &run);
         }
         rf_refresh_run_clear(&run);
-        rf_buf_free(&k);
-        rf_buf_free(&v);
         return r < 0 ? r : (int)queued;
 }
 
@@ -803,7 +804,7 @@ static int active_pred(rf_store_t *st, rf_txn_t *txn, const rf_buf_t *key,
 int rf_refresh_forget_subject(rf_store_t *st, rf_txn_t *txn,
                               const char *subject, int64_t now_ms)
 {
-        rf_buf_t key = { 0 }, pred = { 0 }, k = { 0 }, v = { 0 };
+        rf_buf_t key = { 0 }, pred = { 0 };
         rf_refresh_run_t *runs;
         size_t n;
         int r = runs_scan(st, txn, "", &runs, &n);
@@ -848,19 +849,13 @@ int rf_refresh_forget_subject(rf_store_t *st, rf_txn_t *txn,
                                                       run->start.len);
                         }
                 }
-                if (r == 0) {
-                        key_run(&k, run->run_id);
-                        run_encode(run, &v);
-                        rf_txn_put(txn, RF_CF_ACTIVITY, k.data, k.len, v.data,
-                                   v.len);
-                }
+                if (r == 0)
+                        run_put(txn, run);
                 rf_refresh_run_clear(run);
         }
         free(runs);
         rf_buf_free(&key);
         rf_buf_free(&pred);
-        rf_buf_free(&k);
-        rf_buf_free(&v);
         return r;
 }
 

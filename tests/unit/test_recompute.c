@@ -1684,6 +1684,13 @@ static void test_consent_purge(void **state)
         json_decref(j);
 }
 
+/* \p user revokes personalization (a purge). */
+static void revoke_personalization(env_t *e, const char *user)
+{
+        consent(e, user, "consent_revoked", user, "personalization",
+                "2026-11-22T10:00:00Z");
+}
+
 /* A consent purge leaves no unfinished run holding the subject's id as
  * its start or cursor: each moves to the subject walked just before it,
  * and the run goes on over the same subjects, the purged ones left out. */
@@ -1700,10 +1707,8 @@ static void test_purge_moves_run_positions(void **state)
         assert_int_equal(full_step(e, "full-2026-11-22", T0 + DAY, 5, &done),
                          5);
         expect_cursor(e, "full-2026-11-22", "w-16"); /* began after w-11 */
-        consent(e, "cr-11", "consent_revoked", "w-11", "personalization",
-                "2026-11-22T10:00:00Z");
-        consent(e, "cr-16", "consent_revoked", "w-16", "personalization",
-                "2026-11-22T10:00:00Z");
+        revoke_personalization(e, "w-11");
+        revoke_personalization(e, "w-16");
         expect_cursor(e, "full-2026-11-22", "w-15");
         assert_int_equal(
             rf_refresh_run_get(e->st, NULL, "full-2026-11-22", &run), 0);
@@ -1738,10 +1743,8 @@ static void test_purge_moves_run_positions(void **state)
                 commit(e);
         }
         expect_cursor(e, "active-2", "Aa-05"); /* began after a-03 */
-        consent(e, "cr-a3", "consent_revoked", "a-03", "personalization",
-                "2026-11-22T10:00:00Z");
-        consent(e, "cr-a5", "consent_revoked", "a-05", "personalization",
-                "2026-11-22T10:00:00Z");
+        revoke_personalization(e, "a-03");
+        revoke_personalization(e, "a-05");
         expect_cursor(e, "active-2", "Aa-04");
         assert_int_equal(rf_refresh_run_get(e->st, NULL, "active-2", &run), 0);
         assert_int_equal(run.start.len, 5);
