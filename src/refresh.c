@@ -832,6 +832,12 @@ int rf_refresh_forget_subject(rf_store_t *st, rf_txn_t *txn,
                         run->wrapped = 0;
                         rf_buf_reset(&run->cursor);
                         rf_buf_reset(&run->start);
+                        RF_METRIC_INC(refresh_runs_finished);
+                        rf_log_info("refresh",
+                                    "run %s (%s) finished: %llu subjects "
+                                    "queued (back at its start, purged)",
+                                    run->run_id, rf_rc_mode2str(run->mode),
+                                    (unsigned long long)run->subjects);
                 } else if (r == 0) {
                         if (hs) {
                                 rf_buf_reset(&run->start);

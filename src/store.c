@@ -1210,7 +1210,8 @@ void rf_iter_seek_for_prev(rf_iter_t *it, const char *key, size_t klen)
 
 void rf_iter_prev(rf_iter_t *it)
 {
-        rocksdb_iter_prev(it->it);
+        if (it->it)
+                rocksdb_iter_prev(it->it);
 }
 
 const char *rf_iter_key(rf_iter_t *it, size_t *klen)

@@ -289,7 +289,9 @@ void rf_iter_set_prefix(rf_iter_t *it, const char *prefix, size_t plen);
 /** Positions at the first key >= \p key within the prefix. */
 void rf_iter_seek(rf_iter_t *it, const char *key, size_t klen);
 
-/** Positions at the last key <= \p key within the prefix. */
+/** Positions at the last key <= \p key; rf_iter_valid() says whether it
+ *  is within the prefix (a range iterator through a batch may land below
+ *  its lower bound). */
 void rf_iter_seek_for_prev(rf_iter_t *it, const char *key, size_t klen);
 void rf_iter_prev(rf_iter_t *it);
 

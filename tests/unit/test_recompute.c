@@ -1752,6 +1752,29 @@ static void test_purge_moves_run_positions(void **state)
         rf_refresh_run_clear(&run);
 }
 
+/* A wrapped run whose start, the first subject, is purged has come round:
+ * it is done, keeping no id. */
+static void test_purge_of_a_wrapped_runs_start(void **state)
+{
+        env_t *e = *state;
+        char err[256];
+        int done = 0;
+
+        publish_subjects(e, "w", 10);
+        assert_int_equal(full_step(e, "full-2026-11-21", T0, 1, &done), 1);
+        /* after w-00: w-01 .. w-09; the end */
+        assert_int_equal(full_step(e, "full-2026-11-22", T0 + DAY, 9, &done),
+                         9);
+        assert_int_equal(full_step(e, "full-2026-11-22", T0 + DAY, 9, &done),
+                         0);
+        assert_false(done);
+        expect_cursor(e, "full-2026-11-22", ""); /* wrapped */
+        assert_int_equal(
+            rf_refresh_forget_subject(e->st, e->ctx.txn, "w-00", T0 + DAY), 0);
+        assert_int_equal(rf_txn_commit(e->ctx.txn, err, sizeof(err)), 0);
+        expect_ended(e, "full-2026-11-22");
+}
+
 /* `recfresh refresh`'s queue lives in a store of its own, with no consent
  * in it: consent is read from the daemon's store as each request falls
  * due, and a request whose subject revoked since it was queued is dropped,
@@ -1864,6 +1887,8 @@ int main(void)
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_purge_moves_run_positions,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_purge_of_a_wrapped_runs_start, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_consent_read_at_send_time,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_satisfied_by_publication,
