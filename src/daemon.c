@@ -203,6 +203,33 @@ static void gauge(rf_buf_t *out, const char *name, const char *help,
         sample(out, "gauge", name, help, v);
 }
 
+/* A read cache's metrics: recfresh_<name>_{bytes, capacity_bytes,
+ * entries, hits_total, misses_total}, with their help texts. */
+typedef struct cache_doc {
+        const char *name;
+        const char *bytes, *capacity, *entries, *hits, *misses;
+} cache_doc_t;
+
+static void cache_metrics(rf_buf_t *out, const cache_doc_t *doc, size_t bytes,
+                          size_t max_bytes, size_t entries, uint64_t hits,
+                          uint64_t misses)
+{
+        char name[96];
+
+#define CACHE_NAME(suffix)                                                     \
+        (snprintf(name, sizeof(name), "recfresh_%s_%s", doc->name, suffix),    \
+         name)
+        gauge(out, CACHE_NAME("bytes"), doc->bytes, (long long)bytes);
+        gauge(out, CACHE_NAME("capacity_bytes"), doc->capacity,
+              (long long)max_bytes);
+        gauge(out, CACHE_NAME("entries"), doc->entries, (long long)entries);
+        sample(out, "counter", CACHE_NAME("hits_total"), doc->hits,
+               (long long)hits);
+        sample(out, "counter", CACHE_NAME("misses_total"), doc->misses,
+               (long long)misses);
+#undef CACHE_NAME
+}
+
 static void http_metrics(void *opaque, rf_buf_t *out)
 {
         rf_daemon_t *d = opaque;
@@ -259,38 +286,31 @@ static void http_metrics(void *opaque, rf_buf_t *out)
               (long long)d->conf->block_cache_mb * 1024 * 1024);
         rf_list_cache_stats_t lcs;
         rf_list_cache_stats(d->list_cache, &lcs);
-        gauge(out, "recfresh_list_cache_bytes",
-              "Bytes of decoded run versions cached for reads.",
-              (long long)lcs.bytes);
-        gauge(out, "recfresh_list_cache_capacity_bytes",
-              "List cache capacity (store.list_cache_mb).",
-              (long long)lcs.max_bytes);
-        gauge(out, "recfresh_list_cache_entries",
-              "Run versions in the list cache.", (long long)lcs.entries);
-        sample(out, "counter", "recfresh_list_cache_hits_total",
-               "Reads that found their run version in the list cache.",
-               (long long)lcs.hits);
-        sample(out, "counter", "recfresh_list_cache_misses_total",
-               "Reads of a run version that read it from the store.",
-               (long long)lcs.misses);
+        cache_metrics(
+            out,
+            &(cache_doc_t){ "list_cache",
+                            "Bytes of decoded run versions cached for reads.",
+                            "List cache capacity (store.list_cache_mb).",
+                            "Run versions in the list cache.",
+                            "Reads that found their run version in the list "
+                            "cache.",
+                            "Reads of a run version that read it from the "
+                            "store." },
+            lcs.bytes, lcs.max_bytes, lcs.entries, lcs.hits, lcs.misses);
         sample(out, "counter", "recfresh_list_cache_evictions_total",
                "Run versions the list cache let go for room.",
                (long long)lcs.evictions);
         rf_hide_cache_stats_t hcs;
         rf_hide_cache_stats(d->hide_cache, &hcs);
-        gauge(out, "recfresh_hide_cache_bytes",
-              "Bytes of users' hides cached for reads.", (long long)hcs.bytes);
-        gauge(out, "recfresh_hide_cache_capacity_bytes",
-              "Hide cache capacity (store.hide_cache_mb).",
-              (long long)hcs.max_bytes);
-        gauge(out, "recfresh_hide_cache_entries", "Users in the hide cache.",
-              (long long)hcs.entries);
-        sample(out, "counter", "recfresh_hide_cache_hits_total",
-               "Reads that found their reader's hides in the hide cache.",
-               (long long)hcs.hits);
-        sample(out, "counter", "recfresh_hide_cache_misses_total",
-               "Reads that read their reader's hides from the store.",
-               (long long)hcs.misses);
+        cache_metrics(
+            out,
+            &(cache_doc_t){
+                "hide_cache", "Bytes of users' hides cached for reads.",
+                "Hide cache capacity (store.hide_cache_mb).",
+                "Users in the hide cache.",
+                "Reads that found their reader's hides in the hide cache.",
+                "Reads that read their reader's hides from the store." },
+            hcs.bytes, hcs.max_bytes, hcs.entries, hcs.hits, hcs.misses);
 }
 
 /* Any thread: who serves a subject (cluster.h). Until the cluster
