@@ -1129,17 +1129,53 @@ static enum MHD_Result on_headers(rf_http_t *h, struct MHD_Connection *conn,
                                    "Content-Type must be application/json");
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > h->max_body)
+        unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+        if (len > h->max_body)
                 return reply_error(h, conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
                                    NULL, "body larger than %zu bytes",
                                    h->max_body);
         /* A declared length that does not fit in the room left now is
          * refused before the body is sent. */
-        if (cl && rf_buf_capacity_for(&(rf_buf_t){ 0 },
-                                      (size_t)strtoull(cl, NULL, 10)) >
+        if (cl && rf_buf_capacity_for(&(rf_buf_t){ 0 }, (size_t)len) >
                       h->max_body_total - atomic_load(&h->body_bytes))
                 return reply_busy(h, conn, rq);
         rq->body_by = rf_mono_ms() + h->body_timeout_ms;
+        return MHD_YES;
+}
+
+/* A piece of a request body. Bodies of GETs and of answered requests are
+ * dropped. A batch body found too big while it arrives (no
+ * Content-Length), or without room among the bodies in flight, is read to
+ * its end and answered 413 or 503 (MHD cannot answer mid-upload), up to a
+ * bound past which the connection is closed. */
+static enum MHD_Result take_upload(rf_http_t *h, req_t *rq, const char *upload,
+                                   size_t *upload_size)
+{
+        if (!rq->replied && rq->route == R_BATCH && !rq->dropped && !rq->busy) {
+                size_t cap = rf_buf_capacity_for(&rq->body, *upload_size);
+                if (rf_mono_ms() > rq->body_by) {
+                        /* a body sent a byte at a time holds its room */
+                        atomic_fetch_add(&h->body_timeouts, 1);
+                        return MHD_NO;
+                }
+                if (rq->body.len + *upload_size > h->max_body)
+                        rq->dropped = 1;
+                else if (cap > rq->reserved &&
+                         body_reserve(h, rq, cap - rq->reserved) != 0)
+                        rq->busy = 1;
+                else {
+                        rf_buf_append(&rq->body, upload, *upload_size);
+                        *upload_size = 0;
+                        return MHD_YES;
+                }
+                /* nothing of it is kept from now on */
+                rq->drained += rq->body.len;
+                rf_buf_free(&rq->body);
+                body_release(h, rq);
+        }
+        if ((rq->drained += *upload_size) > 16 * h->max_body)
+                return MHD_NO; /* a client that never stops */
+        *upload_size = 0;
         return MHD_YES;
 }
 
@@ -1157,45 +1193,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                 *con_cls = rq;
                 return on_headers(h, conn, url, method, rq);
         }
-        if (*upload_size) {
-                /* Bodies of GETs and of answered requests are dropped. A
-                 * body found too big while it arrives (no Content-Length),
-                 * or without room among the bodies in flight, is read to
-                 * its end and answered 413 or 503 (MHD cannot answer
-                 * mid-upload), up to a bound past which the connection is
-                 * closed. */
-                int keep = !rq->replied && rq->route == R_BATCH &&
-                           !rq->dropped && !rq->busy;
-                size_t need = rq->body.len + *upload_size;
-                size_t cap = rf_buf_capacity_for(&rq->body, *upload_size);
-                if (keep && rf_mono_ms() > rq->body_by) {
-                        /* a body sent a byte at a time holds its room */
-                        atomic_fetch_add(&h->body_timeouts, 1);
-                        return MHD_NO;
-                }
-                if (keep && need > h->max_body) {
-                        rq->dropped = 1;
-                } else if (keep && cap > rq->reserved &&
-                           body_reserve(h, rq, cap - rq->reserved) != 0) {
-                        rq->busy = 1;
-                } else if (keep) {
-                        rf_buf_append(&rq->body, upload, *upload_size);
-                        *upload_size = 0;
-                        return MHD_YES;
-                }
-                if (!keep || rq->dropped || rq->busy) {
-                        /* nothing of it is kept from now on */
-                        if (rq->body.data) {
-                                rq->drained += rq->body.len;
-                                rf_buf_free(&rq->body);
-                        }
-                        body_release(h, rq);
-                }
-                if ((rq->drained += *upload_size) > 16 * h->max_body)
-                        return MHD_NO; /* a client that never stops */
-                *upload_size = 0;
-                return MHD_YES;
-        }
+        if (*upload_size)
+                return take_upload(h, rq, upload, upload_size);
         if (rq->replied)
                 return MHD_YES;
         if (rq->dropped)
