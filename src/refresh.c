@@ -355,6 +355,27 @@ static int walk_status(walk_src_t *srcs, size_t nsrc)
         return r;
 }
 
+/* Source \p i of a full run's walk, whose keys start with the subject
+ * after \p *skip bytes: 0, the incremental lists; i > 0, the versions of
+ * the (i-1)th active run (keys run_id NUL subject NUL ...). @returns its
+ * iterator (through \p txn, if not NULL), with \p seek holding the
+ * source's key prefix; or NULL if run i-1 is a source already. */
+static rf_iter_t *walk_source(rf_store_t *st, rf_txn_t *txn,
+                              const rf_active_runs_t *act, size_t i,
+                              rf_buf_t *seek, size_t *skip)
+{
+        *skip = 0;
+        rf_buf_reset(seek);
+        if (i && !rf_active_runs_first(act, i - 1))
+                return NULL;
+        if (i) {
+                *skip = strlen(act->run_id[i - 1]) + 1;
+                rf_buf_append(seek, act->run_id[i - 1], *skip);
+        }
+        return rf_iter_new(st, txn, i ? RF_CF_VERSIONS : RF_CF_LISTS,
+                           seek->data, seek->len);
+}
+
 /* Whether a run that wrapped around has come back past where it began:
  * key \p k sorts after run->start. */
 static int past_start(const rf_refresh_run_t *run, const char *k, size_t klen)
@@ -398,17 +419,10 @@ static int step_full(const rf_refresh_src_t *src, rf_queue_t *q, rf_txn_t *txn,
         srcs = rf_calloc(act.cnt + 1, sizeof(*srcs));
         for (size_t i = 0; i <= act.cnt; i++) {
                 walk_src_t *s = &srcs[nsrc];
-                if (i && !rf_active_runs_first(&act, i - 1))
+                if (!(s->it =
+                          walk_source(src->st, NULL, &act, i, &seek, &s->skip)))
                         continue;
-                rf_buf_reset(&seek);
-                if (i) {
-                        s->run_id = act.run_id[i - 1];
-                        s->skip = strlen(s->run_id) + 1;
-                        rf_buf_append(&seek, s->run_id, s->skip);
-                }
-                s->it =
-                    rf_iter_new(src->st, NULL, i ? RF_CF_VERSIONS : RF_CF_LISTS,
-                                seek.data, seek.len);
+                s->run_id = i ? act.run_id[i - 1] : NULL;
                 if (run->cursor.len) {
                         /* every key of the last subject is "subject\0...":
                          * the next subject starts at or after
@@ -748,17 +762,10 @@ static int full_pred(rf_store_t *st, rf_txn_t *txn, const char *subject,
         if ((r = rf_runs_active_all(st, txn, &act)) != 0)
                 return r;
         for (size_t i = 0; i <= act.cnt && r == 0; i++) {
-                size_t skip = 0;
-                if (i && !rf_active_runs_first(&act, i - 1))
+                size_t skip;
+                rf_iter_t *it = walk_source(st, txn, &act, i, &seek, &skip);
+                if (!it)
                         continue;
-                rf_buf_reset(&seek);
-                if (i) { /* version keys: run_id NUL subject NUL ... */
-                        skip = strlen(act.run_id[i - 1]) + 1;
-                        rf_buf_append(&seek, act.run_id[i - 1], skip);
-                }
-                rf_iter_t *it =
-                    rf_iter_new(st, txn, i ? RF_CF_VERSIONS : RF_CF_LISTS,
-                                seek.data, seek.len);
                 rf_buf_append(&seek, subject, strlen(subject));
                 /* a list key is subject NUL ...: the last key before the
                  * subject's own is the previous subject's */
