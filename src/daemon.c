@@ -203,31 +203,17 @@ static void gauge(rf_buf_t *out, const char *name, const char *help,
         sample(out, "gauge", name, help, v);
 }
 
-/* A read cache's metrics: recfresh_<name>_{bytes, capacity_bytes,
- * entries, hits_total, misses_total}, with their help texts. */
-typedef struct cache_doc {
-        const char *name;
-        const char *bytes, *capacity, *entries, *hits, *misses;
-} cache_doc_t;
+/* A read cache's metrics, each a name (written out whole: ops/ greps for
+ * them) and its help: bytes, capacity, entries (gauges), then hits and
+ * misses (counters), with values \p v in that order. */
+enum { CM_BYTES, CM_CAPACITY, CM_ENTRIES, CM_HITS, CM_MISSES, CM__CNT };
 
-static void cache_metrics(rf_buf_t *out, const cache_doc_t *doc, size_t bytes,
-                          size_t max_bytes, size_t entries, uint64_t hits,
-                          uint64_t misses)
+static void cache_metrics(rf_buf_t *out, const char *const doc[CM__CNT][2],
+                          const long long v[CM__CNT])
 {
-        char name[96];
-
-#define CACHE_NAME(suffix)                                                     \
-        (snprintf(name, sizeof(name), "recfresh_%s_%s", doc->name, suffix),    \
-         name)
-        gauge(out, CACHE_NAME("bytes"), doc->bytes, (long long)bytes);
-        gauge(out, CACHE_NAME("capacity_bytes"), doc->capacity,
-              (long long)max_bytes);
-        gauge(out, CACHE_NAME("entries"), doc->entries, (long long)entries);
-        sample(out, "counter", CACHE_NAME("hits_total"), doc->hits,
-               (long long)hits);
-        sample(out, "counter", CACHE_NAME("misses_total"), doc->misses,
-               (long long)misses);
-#undef CACHE_NAME
+        for (int m = 0; m < CM__CNT; m++)
+                sample(out, m < CM_HITS ? "gauge" : "counter", doc[m][0],
+                       doc[m][1], v[m]);
 }
 
 static void http_metrics(void *opaque, rf_buf_t *out)
@@ -284,33 +270,46 @@ static void http_metrics(void *opaque, rf_buf_t *out)
         gauge(out, "recfresh_store_block_cache_capacity_bytes",
               "Block cache capacity (store.block_cache_mb).",
               (long long)d->conf->block_cache_mb * 1024 * 1024);
+        static const char *const list_doc[CM__CNT][2] = {
+                { "recfresh_list_cache_bytes",
+                  "Bytes of decoded run versions cached for reads." },
+                { "recfresh_list_cache_capacity_bytes",
+                  "List cache capacity (store.list_cache_mb)." },
+                { "recfresh_list_cache_entries",
+                  "Run versions in the list cache." },
+                { "recfresh_list_cache_hits_total",
+                  "Reads that found their run version in the list cache." },
+                { "recfresh_list_cache_misses_total",
+                  "Reads of a run version that read it from the store." },
+        };
+        static const char *const hide_doc[CM__CNT][2] = {
+                { "recfresh_hide_cache_bytes",
+                  "Bytes of users' hides cached for reads." },
+                { "recfresh_hide_cache_capacity_bytes",
+                  "Hide cache capacity (store.hide_cache_mb)." },
+                { "recfresh_hide_cache_entries", "Users in the hide cache." },
+                { "recfresh_hide_cache_hits_total",
+                  "Reads that found their reader's hides in the hide cache." },
+                { "recfresh_hide_cache_misses_total",
+                  "Reads that read their reader's hides from the store." },
+        };
         rf_list_cache_stats_t lcs;
         rf_list_cache_stats(d->list_cache, &lcs);
         cache_metrics(
-            out,
-            &(cache_doc_t){ "list_cache",
-                            "Bytes of decoded run versions cached for reads.",
-                            "List cache capacity (store.list_cache_mb).",
-                            "Run versions in the list cache.",
-                            "Reads that found their run version in the list "
-                            "cache.",
-                            "Reads of a run version that read it from the "
-                            "store." },
-            lcs.bytes, lcs.max_bytes, lcs.entries, lcs.hits, lcs.misses);
+            out, list_doc,
+            (long long[]){ (long long)lcs.bytes, (long long)lcs.max_bytes,
+                           (long long)lcs.entries, (long long)lcs.hits,
+                           (long long)lcs.misses });
         sample(out, "counter", "recfresh_list_cache_evictions_total",
                "Run versions the list cache let go for room.",
                (long long)lcs.evictions);
         rf_hide_cache_stats_t hcs;
         rf_hide_cache_stats(d->hide_cache, &hcs);
         cache_metrics(
-            out,
-            &(cache_doc_t){
-                "hide_cache", "Bytes of users' hides cached for reads.",
-                "Hide cache capacity (store.hide_cache_mb).",
-                "Users in the hide cache.",
-                "Reads that found their reader's hides in the hide cache.",
-                "Reads that read their reader's hides from the store." },
-            hcs.bytes, hcs.max_bytes, hcs.entries, hcs.hits, hcs.misses);
+            out, hide_doc,
+            (long long[]){ (long long)hcs.bytes, (long long)hcs.max_bytes,
+                           (long long)hcs.entries, (long long)hcs.hits,
+                           (long long)hcs.misses });
 }
 
 /* Any thread: who serves a subject (cluster.h). Until the cluster
