@@ -3,7 +3,8 @@
  * mode, urgent) and the refresh runs, read beside a running daemon (a
  * secondary instance of its store), plus the runs `recfresh refresh` keeps
  * in <data_dir>.refresh. --list prints the pending requests as they would
- * be sent.
+ * be sent. --fold folds the pending entries' deltas (merge operands) into
+ * whole entries in a stopped daemon's store.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,24 +14,27 @@
 #include "recfresh/cli.h"
 #include "recfresh/refresh.h"
 
-enum { OPT_JSON = 1100, OPT_LIST, OPT_HELP };
+enum { OPT_JSON = 1100, OPT_LIST, OPT_FOLD, OPT_HELP };
 
 static const struct option queue_opts[] = {
         RF_CLI_COMMON_LONGOPTS,
         { "json", no_argument, NULL, OPT_JSON },
         { "list", optional_argument, NULL, OPT_LIST },
+        { "fold", no_argument, NULL, OPT_FOLD },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
 };
 
 static void usage(FILE *fp)
 {
-        fprintf(fp, "Usage: recfresh queue [--json] [--list[=N]]\n"
+        fprintf(fp, "Usage: recfresh queue [--json] [--list[=N]] [--fold]\n"
                     "Prints the recompute backlog of the daemon's store "
                     "(pending requests, oldest\nage, by mode) and the refresh "
                     "runs. --list prints up to N (default 100)\npending "
-                    "requests as JSON lines, as they would be "
-                    "sent.\n\n" RF_CLI_COMMON_HELP);
+                    "requests as JSON lines, as they would be sent.\n"
+                    "--fold (daemon stopped) rewrites the pending entries "
+                    "whole, their deltas\nfolded in: a recfresh from before "
+                    "deltas can then open the store.\n\n" RF_CLI_COMMON_HELP);
 }
 
 static double age_s(int64_t at, int64_t now)
@@ -78,6 +82,34 @@ static json_t *runs_json(rf_store_t *st, const char *where)
         return a;
 }
 
+/* Folds the queue's deltas: RocksDB's full compaction merges each entry's
+ * operands into one value. */
+static int fold(const rf_config_t *conf)
+{
+        char errstr[512] = "reading the queue failed";
+        rf_store_t *st = rf_store_open(conf->data_dir, RF_STORE_PRIMARY, NULL,
+                                       errstr, sizeof(errstr));
+        int rc = 0;
+
+        if (!st) {
+                fprintf(stderr,
+                        "recfresh queue: %s (is the daemon still running?)\n",
+                        errstr);
+                return 1;
+        }
+        rf_queue_stats_t s;
+        if (rf_store_compact_cf(st, RF_CF_QUEUE, errstr, sizeof(errstr)) ||
+            rf_queue_scan_stats(st, &s)) {
+                fprintf(stderr, "recfresh queue: folding: %s\n", errstr);
+                rc = 1;
+        } else {
+                printf("queue folded: %llu pending entries, each whole\n",
+                       (unsigned long long)s.count);
+        }
+        rf_store_close(st);
+        return rc;
+}
+
 static int list_pending(rf_store_t *st, long max)
 {
         rf_iter_t *it = rf_iter_new(st, NULL, RF_CF_QUEUE, "P", 1);
@@ -107,7 +139,7 @@ int rf_cmd_queue(int argc, char **argv)
         rf_store_t *st = NULL, *st2 = NULL;
         rf_queue_stats_t s;
         rf_config_t conf;
-        int json = 0, c, rc;
+        int json = 0, folding = 0, c, rc;
         long list = -1;
         char dir[4096], errstr[512];
 
@@ -127,6 +159,9 @@ int rf_cmd_queue(int argc, char **argv)
                 case OPT_LIST:
                         list = optarg ? strtol(optarg, NULL, 10) : 100;
                         break;
+                case OPT_FOLD:
+                        folding = 1;
+                        break;
                 case OPT_HELP:
                         usage(stdout);
                         goto out;
@@ -138,6 +173,10 @@ int rf_cmd_queue(int argc, char **argv)
         }
         rc = 0;
         rf_cli_done(&conf);
+        if (folding) {
+                rc = fold(&conf);
+                goto out;
+        }
         if (!(st = rf_cli_open_reader(&conf))) {
                 rc = 1;
                 goto out;

@@ -235,6 +235,14 @@ static void render_recompute(rf_buf_t *out)
                 "Pending recompute entries read from the writer's memory "
                 "instead of the store (recompute.entry_cache_mb).",
                 &rf_metrics.recompute_entry_cache_hits);
+        counter(out, "recfresh_recompute_entry_deltas_total",
+                "Pending entries changed by a delta (merge operand) instead "
+                "of written whole.",
+                &rf_metrics.recompute_entry_deltas);
+        counter(out, "recfresh_recompute_delta_damaged_total",
+                "Entry deltas the merge operator skipped as damaged (the "
+                "entry kept its state before them).",
+                &rf_metrics.recompute_delta_damaged);
         counter(out, "recfresh_recompute_acked_total",
                 "Recompute requests acknowledged by the broker.",
                 &rf_metrics.recompute_acked);

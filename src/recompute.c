@@ -9,7 +9,21 @@
  *   entity id, at (be64),
  *   reasons_dropped (varint)
  *   sent_gen (varint, gen when last taken for sending; absent = 0)
- * Strings are rf_buf_put_str strings. `gen` grows whenever something is
+ * Strings are rf_buf_put_str strings.
+ *
+ * A change to a stored entry that keeps its reasons and only adds some (a
+ * reason, a surface's newer time, a higher priority, the mark of a send)
+ * is written as a delta, through the queue column family's merge operator
+ * (rf_queue_entry_merge()), not as the whole entry again: an entry holds up
+ * to recompute.max_reasons reasons, and a fan-out adds one at a time. A
+ * delta (u8 version 2) is the entry with its first `from` reasons left out:
+ *   u8 2, request_id ... surfaces (as above), from (varint),
+ *   reason count, the reasons from `from` on, reasons_dropped, sent_gen
+ * Merged, it is the stored entry's first `from` reasons with the delta's
+ * after them, and the delta's every other field. Reads (the batch index,
+ * the store, iterators of the store) only ever see whole entries.
+ *
+ * `gen` grows whenever something is
  * added (a surface, a reason, a higher priority, a mode upgrade); removals
  * (a fresh list arrived) do not change it. When a request is acknowledged,
  * an unchanged gen deletes the entry; a changed one re-arms it with what was
@@ -47,6 +61,7 @@
 #include "recfresh/value_cache.h"
 
 #define ENTRY_VERSION 1
+#define DELTA_VERSION 2 /* a merge operand: see the top */
 #define CLASS_CNT     4 /* urgent, incremental, active, full */
 #define INFL_BUCKETS  1024
 /* Reads from other threads (rf_queue_ask) waiting for the writer thread. */
@@ -138,6 +153,9 @@ typedef struct entry {
         size_t reason_cnt;
         uint64_t dropped;
         uint64_t sent_gen; /* gen when last taken for sending, 0 = never */
+        size_t stored;     /* reasons of the stored entry this was read
+                            * from, kept first and unchanged: a delta after
+                            * them is written (0: the whole entry is) */
         char *raw;         /* the decoded value */
         char **owned;      /* strings set since */
         size_t owned_cnt;
@@ -162,13 +180,11 @@ static void entry_clear(entry_t *e)
         memset(e, 0, sizeof(*e));
 }
 
-static void entry_encode(const entry_t *e, rf_buf_t *v)
+/* The fields before the reasons, version byte excluded. */
+static void entry_put_head(const entry_t *e, rf_buf_t *v)
 {
-        char hdr[1] = { ENTRY_VERSION };
         char mu[2] = { (char)e->mode, (char)e->urgent };
 
-        rf_buf_reset(v);
-        rf_buf_append(v, hdr, 1);
         rf_buf_put_str(v, e->request_id);
         rf_buf_append(v, mu, 2);
         rf_buf_put_str(v, e->run_id);
@@ -179,8 +195,13 @@ static void entry_encode(const entry_t *e, rf_buf_t *v)
                 rf_buf_put_str(v, e->surfs[i].name);
                 rf_buf_put_be64(v, (uint64_t)e->surfs[i].last_at);
         }
-        rf_buf_put_varint(v, e->reason_cnt);
-        for (size_t i = 0; i < e->reason_cnt; i++) {
+}
+
+/* The reason count, then the reasons from \p from on, then the tail. */
+static void entry_put_rest(const entry_t *e, size_t from, rf_buf_t *v)
+{
+        rf_buf_put_varint(v, e->reason_cnt - from);
+        for (size_t i = from; i < e->reason_cnt; i++) {
                 const reason_t *r = &e->reasons[i];
                 rf_buf_put_str(v, r->type);
                 rf_buf_put_str(v, r->event_id);
@@ -191,6 +212,135 @@ static void entry_encode(const entry_t *e, rf_buf_t *v)
         }
         rf_buf_put_varint(v, e->dropped);
         rf_buf_put_varint(v, e->sent_gen);
+}
+
+static void entry_encode(const entry_t *e, rf_buf_t *v)
+{
+        char ver = ENTRY_VERSION;
+
+        rf_buf_reset(v);
+        rf_buf_append(v, &ver, 1);
+        entry_put_head(e, v);
+        entry_put_rest(e, 0, v);
+}
+
+/* \p e as a delta to the stored entry whose first e->stored reasons it
+ * keeps. */
+static void delta_encode(const entry_t *e, rf_buf_t *v)
+{
+        char ver = DELTA_VERSION;
+
+        rf_buf_reset(v);
+        rf_buf_append(v, &ver, 1);
+        entry_put_head(e, v);
+        rf_buf_put_varint(v, e->stored);
+        entry_put_rest(e, e->stored, v);
+}
+
+/* Moves \p c past the fields before the reasons (version byte read). */
+static void skip_head(rf_cur_t *c)
+{
+        uint64_t n;
+
+        rf_cur_str(c, NULL); /* request_id */
+        rf_cur_u8(c);        /* mode */
+        rf_cur_u8(c);        /* urgent */
+        rf_cur_str(c, NULL); /* run_id */
+        rf_cur_be64(c);      /* enqueued_at */
+        rf_cur_varint(c);    /* gen */
+        n = rf_cur_varint(c);
+        for (uint64_t i = 0; i < n && !c->err; i++) {
+                rf_cur_str(c, NULL);
+                rf_cur_be64(c);
+        }
+}
+
+/* Moves \p c past \p n reasons. */
+static void skip_reasons(rf_cur_t *c, uint64_t n)
+{
+        for (uint64_t i = 0; i < n && !c->err; i++) {
+                for (int s = 0; s < 5; s++)
+                        rf_cur_str(c, NULL);
+                rf_cur_be64(c);
+        }
+}
+
+/* \p cur (a whole entry, or none if empty) with the delta \p op applied,
+ * into \p out. @returns 0, or -1 if \p op is damaged (out is then unset). */
+static int delta_apply(const rf_buf_t *cur, const char *op, size_t oplen,
+                       rf_buf_t *out)
+{
+        rf_cur_t c = { op, op + oplen, 0 };
+        const char *head, *head_end, *rs, *re;
+        const char *bs = NULL, *be = NULL;
+        uint64_t from, n, dropped, sent_gen, kept = 0;
+        char ver = ENTRY_VERSION;
+
+        if (rf_cur_u8(&c) != DELTA_VERSION)
+                return -1;
+        head = c.p;
+        skip_head(&c);
+        head_end = c.p;
+        from = rf_cur_varint(&c);
+        n = rf_cur_varint(&c);
+        rs = c.p;
+        skip_reasons(&c, n);
+        re = c.p;
+        dropped = rf_cur_varint(&c);
+        sent_gen = rf_cur_varint(&c);
+        if (c.err)
+                return -1;
+
+        if (cur->len && (uint8_t)cur->data[0] == ENTRY_VERSION) {
+                rf_cur_t b = { cur->data + 1, cur->data + cur->len, 0 };
+                skip_head(&b);
+                uint64_t have = rf_cur_varint(&b);
+                kept = have < from ? have : from;
+                bs = b.p;
+                skip_reasons(&b, kept);
+                be = b.p;
+                if (b.err)
+                        kept = 0;
+        }
+        /* Reasons the delta keeps that the store does not hold (a damaged
+         * or missing entry) are counted as dropped: the request says some
+         * are missing rather than nothing. */
+        dropped += from - kept;
+        rf_buf_reset(out);
+        rf_buf_append(out, &ver, 1);
+        rf_buf_append(out, head, (size_t)(head_end - head));
+        rf_buf_put_varint(out, kept + n);
+        if (kept)
+                rf_buf_append(out, bs, (size_t)(be - bs));
+        rf_buf_append(out, rs, (size_t)(re - rs));
+        rf_buf_put_varint(out, dropped);
+        rf_buf_put_varint(out, sent_gen);
+        return 0;
+}
+
+void rf_queue_entry_merge(const char *base, size_t blen, const char *const *ops,
+                          const size_t *lens, int n, rf_buf_t *out)
+{
+        rf_buf_t a = { 0 }, b = { 0 };
+
+        if (base)
+                rf_buf_append(&a, base, blen);
+        for (int i = 0; i < n; i++) {
+                if (lens[i] && (uint8_t)ops[i][0] == ENTRY_VERSION) {
+                        rf_buf_reset(&a); /* a whole entry replaces */
+                        rf_buf_append(&a, ops[i], lens[i]);
+                } else if (delta_apply(&a, ops[i], lens[i], &b) == 0) {
+                        rf_buf_t t = a;
+                        a = b;
+                        b = t;
+                } else {
+                        /* Never fail a merge: a failed one stops the
+                         * store's flushes. The entry stays as it was. */
+                        RF_METRIC_INC(recompute_delta_damaged);
+                }
+        }
+        rf_buf_free(&b);
+        *out = a;
 }
 
 /* @returns 0 or RF_EINVAL (e is then cleared). */
@@ -239,6 +389,7 @@ static int entry_decode(const char *buf, size_t len, entry_t *e)
                 e->sent_gen = rf_cur_varint(&c);
         if (c.err)
                 goto fail;
+        e->stored = e->reason_cnt;
         return 0;
 fail:
         entry_clear(e);
@@ -739,13 +890,23 @@ static int get_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
         return 0;
 }
 
+/* Writes \p e: a delta if it keeps the stored entry's reasons, else
+ * whole. */
 static void put_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
                       const entry_t *e)
 {
         key_pending(&q->k, subject);
         entry_encode(e, &q->v);
-        rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->v.data, q->v.len);
         rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, q->v.data, q->v.len);
+        if (e->stored && e->stored <= e->reason_cnt) {
+                delta_encode(e, &q->v);
+                rf_txn_merge(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->v.data,
+                             q->v.len);
+                RF_METRIC_INC(recompute_entry_deltas);
+        } else {
+                rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->v.data,
+                           q->v.len);
+        }
 }
 
 static int keycmp(const char *a, size_t alen, const char *b, size_t blen)
@@ -1736,6 +1897,7 @@ static int settle_one(rf_queue_t *q, void *token, int acked, int64_t now_ms)
                 memmove(e.reasons, e.reasons + skip,
                         (e.reason_cnt - skip) * sizeof(*e.reasons));
                 e.reason_cnt -= skip;
+                e.stored = 0; /* its first reasons are gone: whole */
                 e.dropped = e.dropped > f->dropped ? e.dropped - f->dropped : 0;
                 for (size_t i = 0; i < e.reason_cnt; i++)
                         if (!first || e.reasons[i].at < first)

@@ -9,6 +9,7 @@
  * Every `char *err` RocksDB hands back is copied into the caller's errstr (or
  * logged) and freed here with rocksdb_free().
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include "recfresh/hide_cache.h"
 #include "recfresh/list_cache.h"
 #include "recfresh/log.h"
+#include "recfresh/recompute.h"
 #include "recfresh/store.h"
 #include "recfresh/tomb_set.h"
 
@@ -84,6 +86,7 @@ struct rf_txn {
         rf_store_t *st;
         rocksdb_writebatch_wi_t *wb;
         uint32_t touched; /* bit per column family written */
+        uint32_t merged;  /* ... with a merge operand (rf_txn_merge()) */
         /* Version and incremental-list keys written, for the list cache
          * to forget (or move the token of) at the commit: each a column
          * family byte, a size_t length, then the key. Past VKEYS_MAX of a
@@ -194,6 +197,54 @@ static rocksdb_block_based_table_options_t *table_opts(rf_store_t *st,
         return t;
 }
 
+/* ---- the queue's merge operator (rf_txn_merge()) -------------------------*/
+
+static char *queue_full_merge(void *state, const char *key, size_t klen,
+                              const char *base, size_t blen,
+                              const char *const *ops, const size_t *lens, int n,
+                              unsigned char *success, size_t *outlen)
+{
+        rf_buf_t out = { 0 };
+
+        (void)state, (void)key, (void)klen;
+        rf_queue_entry_merge(base, blen, ops, lens, n, &out);
+        *success = 1;
+        *outlen = out.len;
+        return out.data ? out.data : rf_calloc(1, 1);
+}
+
+/* Deltas are not combined without their entry: RocksDB keeps them apart
+ * and hands them all to the full merge. */
+static char *queue_partial_merge(void *state, const char *key, size_t klen,
+                                 const char *const *ops, const size_t *lens,
+                                 int n, unsigned char *success, size_t *outlen)
+{
+        (void)state, (void)key, (void)klen, (void)ops, (void)lens, (void)n;
+        *success = 0;
+        *outlen = 0;
+        return NULL;
+}
+
+static void merge_free(void *state, const char *value, size_t vlen)
+{
+        (void)state, (void)vlen;
+        free((char *)value);
+}
+
+/* RocksDB's C wrapper calls it unconditionally. */
+static void merge_state_free(void *state)
+{
+        (void)state;
+}
+
+/* Stored in the store's OPTIONS file and its SST properties: a rename makes
+ * an existing store's deltas unreadable. */
+static const char *queue_merge_name(void *state)
+{
+        (void)state;
+        return "recfresh.queue_entry.v1";
+}
+
 static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
 {
         size_t cache_mb = o && o->block_cache_mb ? o->block_cache_mb : 256;
@@ -255,6 +306,12 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
                         rocksdb_options_set_memtable_prefix_bloom_size_ratio(
                             co, 0.1);
                 }
+                if (i == RF_CF_QUEUE) /* owned by co from here */
+                        rocksdb_options_set_merge_operator(
+                            co, rocksdb_mergeoperator_create(
+                                    NULL, merge_state_free, queue_full_merge,
+                                    queue_partial_merge, merge_free,
+                                    queue_merge_name));
                 st->cf_opts[i] = co;
         }
 
@@ -689,40 +746,58 @@ void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
         memcpy(out, md, 16);
 }
 
-int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size)
+/* Flushes \p cf and compacts all of it, bottommost level too (kForce = 2):
+ * by default a manual compaction leaves that level, and with it the
+ * deletion markers, which carry the very keys a privacy purge must remove,
+ * and merge operands not yet folded into their value. */
+static void compact_cf(rf_store_t *st, rf_cf_t cf, char **err)
 {
         rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
         rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
-        char *err = NULL;
 
         rocksdb_flushoptions_set_wait(fo, 1);
-        /* Force the bottommost level too (kForce = 2): by default a manual
-         * compaction leaves it, and with it the deletion markers, which
-         * carry the very keys a privacy purge must remove. */
         rocksdb_compactoptions_set_bottommost_level_compaction(co, 2);
-        for (int i = 0; i < RF_CF__CNT && !err; i++) {
-                if (!st->cf[i])
-                        continue;
-                rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
-                if (!err)
-                        rocksdb_compact_range_cf_opt(st->db, st->cf[i], co,
-                                                     NULL, 0, NULL, 0);
-        }
+        rocksdb_flush_cf(st->db, fo, st->cf[cf], err);
+        if (!*err)
+                rocksdb_compact_range_cf_opt(st->db, st->cf[cf], co, NULL, 0,
+                                             NULL, 0);
+        rocksdb_compactoptions_destroy(co);
+        rocksdb_flushoptions_destroy(fo);
+}
+
+int rf_store_compact_cf(rf_store_t *st, rf_cf_t cf, char *errstr,
+                        size_t errstr_size)
+{
+        char *err = NULL;
+
+        if (st->cf[cf])
+                compact_cf(st, cf, &err);
+        return err ? store_err(err, "compact", errstr, errstr_size) : 0;
+}
+
+int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size)
+{
+        char *err = NULL;
+
+        for (int i = 0; i < RF_CF__CNT && !err; i++)
+                if (st->cf[i])
+                        compact_cf(st, (rf_cf_t)i, &err);
         if (!err) {
                 /* One more version edit (a flushed meta record) lets the
                  * MANIFEST roll past the edits that named files whose
                  * boundary keys were purged keys: an idle store makes none. */
+                rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
                 char ts[8];
                 int64_t now = rf_now_ms();
                 for (int i = 7; i >= 0; i--, now >>= 8)
                         ts[i] = (char)(now & 0xff);
+                rocksdb_flushoptions_set_wait(fo, 1);
                 rocksdb_put_cf(st->db, st->wopts, st->cf[RF_CF_META],
                                "compacted_at", 12, ts, 8, &err);
                 if (!err)
                         rocksdb_flush_cf(st->db, fo, st->cf[RF_CF_META], &err);
+                rocksdb_flushoptions_destroy(fo);
         }
-        rocksdb_compactoptions_destroy(co);
-        rocksdb_flushoptions_destroy(fo);
         if (err)
                 return store_err(err, "compact", errstr, errstr_size);
         return 0;
@@ -990,6 +1065,16 @@ void rf_txn_delete(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen)
         rocksdb_writebatch_wi_delete_cf(txn->wb, txn->st->cf[cf], key, klen);
 }
 
+void rf_txn_merge(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
+                  const char *val, size_t vlen)
+{
+        assert(cf == RF_CF_QUEUE); /* the one with a merge operator */
+        txn->touched |= 1u << cf;
+        txn->merged |= 1u << cf;
+        rocksdb_writebatch_wi_merge_cf(txn->wb, txn->st->cf[cf], key, klen, val,
+                                       vlen);
+}
+
 int rf_txn_get(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
                rf_buf_t *val)
 {
@@ -1041,7 +1126,7 @@ int rf_txn_commit(rf_txn_t *txn, char *errstr, size_t errstr_size)
         vkeys_forget(txn);
         hslots_end(txn);
         rocksdb_writebatch_wi_clear(txn->wb);
-        txn->touched = 0;
+        txn->touched = txn->merged = 0;
         return 0;
 }
 
@@ -1057,7 +1142,7 @@ void rf_txn_clear(rf_txn_t *txn)
 {
         txn_dropped(txn);
         rocksdb_writebatch_wi_clear(txn->wb);
-        txn->touched = 0;
+        txn->touched = txn->merged = 0;
         vkeys_reset(txn);
         hslots_end(txn);
 }
@@ -1128,6 +1213,8 @@ static rf_iter_t *iter_make(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
         }
         if (!st->cf[cf])
                 return it; /* absent column family: empty iterator */
+        /* rf_txn_merge(): RocksDB 7's batch iterators cannot merge */
+        assert(!txn || !(txn->merged & (1u << cf)));
         it->base = rocksdb_create_iterator_cf(st->db, it->ropts, st->cf[cf]);
         if (txn)
                 it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(

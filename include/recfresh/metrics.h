@@ -91,6 +91,8 @@ typedef struct rf_metrics {
         atomic_uint_fast64_t recompute_list_reads_saved; /* answered from
                                                           * valid_memory.h */
         atomic_uint_fast64_t recompute_entry_cache_hits; /* value_cache.h */
+        atomic_uint_fast64_t recompute_entry_deltas;  /* written as a delta */
+        atomic_uint_fast64_t recompute_delta_damaged; /* merge skipped one */
         /* gauges, set by the queue about twice a second */
         atomic_uint_fast64_t recompute_backlog;            /* pending entries */
         atomic_uint_fast64_t recompute_backlog_by_mode[3]; /* incremental,

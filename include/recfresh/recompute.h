@@ -273,6 +273,13 @@ int rf_queue_scan_stats(rf_store_t *st, rf_queue_stats_t *out);
 int rf_queue_entry_to_json(const char *subject, const char *val, size_t vlen,
                            rf_buf_t *out);
 
+/** The queue column family's merge operator (store.c): \p base (NULL if
+ *  none) with the \p n entry deltas \p ops applied in order, into \p out
+ *  (unset on entry; malloc'd bytes, the caller's). Never fails: a damaged
+ *  delta is skipped and counted (recfresh_recompute_delta_damaged_total). */
+void rf_queue_entry_merge(const char *base, size_t blen, const char *const *ops,
+                          const size_t *lens, int n, rf_buf_t *out);
+
 /** @returns a deterministic request id for (\p run_id, \p subject): 32 hex
  *  digits of SHA-256, written to \p out (33 bytes). */
 char *rf_queue_request_id(const char *run_id, const char *subject,

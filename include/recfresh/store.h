@@ -152,6 +152,11 @@ void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
 /** Flushes memtables and compacts every column family (privacy purge). */
 int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size);
 
+/** Flushes and compacts \p cf to its bottom level: merge operands are
+ *  folded into whole values (`recfresh queue --fold`). */
+int rf_store_compact_cf(rf_store_t *st, rf_cf_t cf, char *errstr,
+                        size_t errstr_size);
+
 /** @returns a RocksDB integer property summed over column families (e.g.
  *  "rocksdb.estimate-num-keys" for one cf, or "rocksdb.total-sst-files-size"
  *  for all when cf < 0), or -1. */
@@ -228,6 +233,13 @@ rf_txn_t *rf_txn_new(rf_store_t *st);
 void rf_txn_put(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
                 const char *val, size_t vlen);
 void rf_txn_delete(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen);
+
+/** Writes a merge operand for \p key: only to a column family with a merge
+ *  operator (the queue's: rf_queue_entry_merge()). rf_txn_get() sees the
+ *  merged value; an iterator through \p txn over that column family does not
+ *  (RocksDB 7's batch iterators cannot merge), so none is made. */
+void rf_txn_merge(rf_txn_t *txn, rf_cf_t cf, const char *key, size_t klen,
+                  const char *val, size_t vlen);
 
 /** Reads through the transaction, then the store. @returns 0, RF_ENOENT or
  *  RF_ESTORE. */

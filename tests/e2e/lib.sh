@@ -42,12 +42,19 @@ start_broker() {
         BROKERS=$(cat "$dir/bootstrap")
 }
 
+# lines_above FILE PATTERN N: FILE has more than N lines matching PATTERN.
+lines_above() { [ "$(grep -c "$2" "$1" 2>/dev/null)" -gt "$3" ]; }
+
 # start_daemon DIR [ARGS...]: runs `recfresh run` against $BROKERS, sets
 # DAEMON_PID, waits until its consumers are assigned. The HTTP API listens
 # on a free port; HTTP is set to its base URL ("http://127.0.0.1:PORT").
+# DIR's daemon.log gathers every start's: this one is waited on by its own
+# "consumers assigned" line, not an earlier start's.
 start_daemon() {
-        local dir=$1
+        local dir=$1 starts
         shift
+        starts=$(grep -c "consumers assigned" "$dir/daemon.log" 2>/dev/null) ||
+                starts=0
         rm -f "$dir/http.addr"
         "$RECFRESH" run --brokers "$BROKERS" --data-dir "$dir/db" \
                 --set consumer.poll_timeout_ms=20 -X session.timeout.ms=6000 \
@@ -57,12 +64,23 @@ start_daemon() {
         DAEMON_PID=$!
         E2E_PIDS+=($DAEMON_PID)
         wait_for 60 "daemon consumers assigned" \
-                grep -q "consumers assigned" "$dir/daemon.log"
+                lines_above "$dir/daemon.log" "consumers assigned" "$starts"
         HTTP=
         if [ -s "$dir/http.addr" ]; then
                 HTTP="http://$(cat "$dir/http.addr")"
         fi
 }
+
+# metric NAME_WITH_LABELS: the daemon's ($HTTP) value of a metric, 0 if
+# absent.
+metric() {
+        curl -sf "$HTTP/metrics" | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
+}
+# For wait_for, which runs its command again until it passes.
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
+metric_at_least() { [ "$(metric "$1")" -ge "$2" ]; }
+metric_above() { [ "$(metric "$1")" -gt "$2" ] 2>/dev/null ||
+        python3 -c "import sys; sys.exit(0 if float('$(metric "$1")') > float('$2') else 1)"; }
 
 # produce TOPIC KEY JSON
 produce() {

@@ -86,15 +86,6 @@ expect_error() { # expect_error CODE ERRCODE METHOD PATH [CURL ARGS...]
         [ -n "$(jq -r .error.message "$E2E_DIR/body")" ] || fail "no message"
 }
 
-metric() { # metric NAME_WITH_LABELS: prints its value (0 if absent)
-        curl -sf "$HTTP/metrics" | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
-}
-# For wait_for, which runs its command again until it passes.
-metric_is() { [ "$(metric "$1")" = "$2" ]; }
-metric_at_least() { [ "$(metric "$1")" -ge "$2" ]; }
-metric_above() { [ "$(metric "$1")" -gt "$2" ] 2>/dev/null ||
-        python3 -c "import sys; sys.exit(0 if float('$(metric "$1")') > float('$2') else 1)"; }
-
 cat >"$E2E_DIR/recfresh.conf" <<CONF
 surface.home.min_valid = 3
 surface.home.grace = 1h

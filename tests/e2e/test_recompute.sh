@@ -9,7 +9,9 @@
 #    and the same run id again sends nothing; the killed one's secondary
 #    directory (under TMPDIR) is removed by the next;
 #  - a full refresh reaches the subjects whose lists a batch run published
-#    (`recfresh load`), not only those with incremental lists.
+#    (`recfresh load`), not only those with incremental lists;
+#  - `recfresh queue --fold` refuses a running daemon's store, and on a
+#    stopped one keeps every pending request as it was.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/e2e/lib.sh
@@ -180,5 +182,44 @@ for i in $(seq -w 1 12); do
 done
 r2 | grep -qx f15 || fail "R2 did not reach incremental subject f15"
 ok "refresh --full reaches the 12 subjects of a loaded batch run and the incremental ones"
+
+# --- queue --fold: entries grown by deltas, folded whole ----------------------
+kill -TERM "$DAEMON_PID"
+wait_for 15 "daemon exit" sh -c "! kill -0 $DAEMON_PID"
+start_daemon "$E2E_DIR" "${RUNARGS[@]}" --set recompute.coalesce_ms=1h
+list g1 L1 2026-11-22T01:00:00Z m1 m2 m3 m4 m5
+wait_for 20 "list served" served_is "$E2E_DIR" g1 home m1,m2,m3,m4,m5
+g1_reasons() {
+        "$RECFRESH" queue --data-dir "$E2E_DIR/db" --list | python3 -c '
+import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    if r["subject_id"] == "g1":
+        print(len(r["reasons"]))'
+}
+g1_reasons_is() { [ "$(g1_reasons)" = "$1" ]; }
+for i in 1 2 3; do # one batch each: the 2nd and 3rd are deltas
+        produce recs.item-bans.v1 "m$i" "{\"event_id\":\"e-m$i\",\"type\":\"item_banned\",\"item_id\":\"m$i\",\"occurred_at\":\"2026-11-22T02:00:00Z\"}"
+        wait_for 20 "reason $i pending" g1_reasons_is "$i"
+done
+metric_at_least recfresh_recompute_entry_deltas_total 2 ||
+        fail "no deltas written: $(metric recfresh_recompute_entry_deltas_total)"
+if "$RECFRESH" queue --data-dir "$E2E_DIR/db" --fold >"$E2E_DIR/fold.out" 2>&1; then
+        fail "--fold beside a running daemon: $(cat "$E2E_DIR/fold.out")"
+fi
+grep -q "daemon still running" "$E2E_DIR/fold.out" ||
+        fail "--fold beside a running daemon: $(cat "$E2E_DIR/fold.out")"
+kill -TERM "$DAEMON_PID"
+wait_for 15 "daemon exit" sh -c "! kill -0 $DAEMON_PID"
+"$RECFRESH" queue --data-dir "$E2E_DIR/db" --list >"$E2E_DIR/before.jsonl"
+"$RECFRESH" queue --data-dir "$E2E_DIR/db" --fold >"$E2E_DIR/fold.out" 2>&1 ||
+        fail "--fold: $(cat "$E2E_DIR/fold.out")"
+grep -q "^queue folded: [1-9][0-9]* pending entries" "$E2E_DIR/fold.out" ||
+        fail "--fold: $(cat "$E2E_DIR/fold.out")"
+"$RECFRESH" queue --data-dir "$E2E_DIR/db" --list >"$E2E_DIR/after.jsonl"
+grep -q '"g1"' "$E2E_DIR/after.jsonl" || fail "g1 not pending after --fold"
+cmp -s "$E2E_DIR/before.jsonl" "$E2E_DIR/after.jsonl" ||
+        fail "--fold changed the queue: $(diff "$E2E_DIR/before.jsonl" "$E2E_DIR/after.jsonl")"
+ok "queue --fold: refused beside the daemon; the 3 reasons of g1 and every request kept"
 
 echo "$passed passed, 0 failed"

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <rocksdb/c.h>
 
 #include "recfresh/activity.h"
 #include "recfresh/broker.h"
@@ -752,6 +753,296 @@ static void test_tick_bounded(void **state)
 static void test_tick_unbounded(void **state)
 {
         tick_run(*state, "0");
+}
+
+/* ---- deltas (merge operands) ---------------------------------------------*/
+
+/* \p subject's pending entry as RocksDB returns it (merged), as request
+ * JSON text; "" if none. The caller frees it. */
+static char *stored_json(env_t *e, const char *subject)
+{
+        rf_buf_t k = { 0 }, v = { 0 }, j = { 0 };
+        char *out;
+
+        rf_buf_append(&k, "P", 1);
+        rf_buf_append(&k, subject, strlen(subject));
+        int r = rf_store_get(e->st, RF_CF_QUEUE, k.data, k.len, &v);
+        assert_true(r == 0 || r == RF_ENOENT);
+        if (r == 0)
+                assert_int_equal(
+                    rf_queue_entry_to_json(subject, v.data, v.len, &j), 0);
+        out = rf_strdup(j.len ? j.data : "");
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        rf_buf_free(&j);
+        return out;
+}
+
+/* An entry changed batch after batch is written as deltas through the
+ * merge operator. What RocksDB merges must be what was sent: in the
+ * memtable, after a restart (the WAL), after a flush and a compaction
+ * (the full merge in the background), with reasons past the cap counted,
+ * a priority raised, a surface cleared by a fresh list and a send's
+ * mark. */
+static void test_entry_deltas_merge(void **state)
+{
+        env_t *e = *state;
+        char err[256], id[32], *before, *after;
+        uint64_t deltas = atomic_load(&rf_metrics.recompute_entry_deltas);
+        rf_queue_req_t req;
+        json_t *j, *rs;
+
+        set(e, "recompute.max_reasons", "5");
+        for (int i = 0; i < 8; i++) {
+                snprintf(id, sizeof(id), "ev-%d", i);
+                add(e, "u-delta", i % 3 ? "home" : "email", RF_RC_INCREMENTAL,
+                    i == 6, id, T0 + i);
+        }
+        /* one batch each: 7 changes written as deltas, not whole */
+        assert_true(atomic_load(&rf_metrics.recompute_entry_deltas) >=
+                    deltas + 7);
+        publish(e, "u-delta", "email", "2026-11-22T10:00:01Z",
+                "2026-11-23T10:00:00Z", "i1,i2");
+
+        before = stored_json(e, "u-delta");
+        j = json_loads(before, 0, NULL);
+        assert_non_null(j);
+        rs = json_object_get(j, "reasons");
+        assert_int_equal(json_array_size(rs), 5);
+        for (size_t i = 0; i < 5; i++) {
+                snprintf(id, sizeof(id), "ev-%zu", i);
+                assert_string_equal(jstr(json_array_get(rs, i), "event_id"),
+                                    id);
+        }
+        assert_int_equal(
+            json_integer_value(json_object_get(j, "reasons_dropped")), 3);
+        assert_string_equal(jstr(j, "priority"), "urgent");
+        /* email's list is newer than its reasons: only home is left */
+        assert_int_equal(json_array_size(json_object_get(j, "surfaces")), 1);
+        json_decref(j);
+
+        /* what a send reads (the writer's cache) is what was stored */
+        assert_int_equal(rf_queue_take(e->q, T0 + 10, &req), 1);
+        assert_string_equal(req.json.data, before);
+        rf_queue_req_clear(&req);
+        free(before);
+        before = stored_json(e, "u-delta"); /* with the send's mark */
+
+        env_close(e); /* the deltas are in the WAL only */
+        env_open(e);
+        after = stored_json(e, "u-delta");
+        assert_string_equal(after, before);
+        free(after);
+        assert_int_equal(rf_store_compact_all(e->st, err, sizeof(err)), 0);
+        after = stored_json(e, "u-delta");
+        assert_string_equal(after, before);
+        free(after);
+        free(before);
+        assert_int_equal(atomic_load(&rf_metrics.recompute_delta_damaged), 0);
+
+        /* sent again after the restart, with the reasons of the first send */
+        j = take_ack(e, T0 + 20);
+        assert_non_null(j);
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 5);
+        json_decref(j);
+        before = stored_json(e, "u-delta");
+        assert_string_equal(before, "");
+        free(before);
+}
+
+/* \p subject's pending entry as request JSON text, read with RocksDB
+ * opened as a recfresh from before deltas opens it: without the queue's
+ * merge operator (read-only: the store is left as it was). "" if none;
+ * the caller frees it. */
+static char *read_without_merge_operator(env_t *e, const char *subject)
+{
+        rocksdb_options_t *o = rocksdb_options_create();
+        char *err = NULL, **names, *out = NULL;
+        size_t n, vlen;
+
+        names = rocksdb_list_column_families(o, e->dir, &n, &err);
+        assert_null(err);
+        const rocksdb_options_t **opts = rf_calloc(n, sizeof(*opts));
+        rocksdb_column_family_handle_t **h = rf_calloc(n, sizeof(*h));
+        for (size_t i = 0; i < n; i++)
+                opts[i] = o;
+        rocksdb_t *db = rocksdb_open_for_read_only_column_families(
+            o, e->dir, (int)n, (const char *const *)names, opts, h, 0, &err);
+        assert_null(err);
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(names[i], "queue") != 0)
+                        continue;
+                rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+                rf_buf_t k = { 0 }, j = { 0 };
+                rf_buf_append(&k, "P", 1);
+                rf_buf_append(&k, subject, strlen(subject));
+                char *v =
+                    rocksdb_get_cf(db, ro, h[i], k.data, k.len, &vlen, &err);
+                assert_null(err);
+                if (v)
+                        assert_int_equal(
+                            rf_queue_entry_to_json(subject, v, vlen, &j), 0);
+                out = rf_strdup(j.len ? j.data : "");
+                free(v);
+                rf_buf_free(&k);
+                rf_buf_free(&j);
+                rocksdb_readoptions_destroy(ro);
+        }
+        for (size_t i = 0; i < n; i++)
+                rocksdb_column_family_handle_destroy(h[i]);
+        rocksdb_close(db);
+        rocksdb_list_column_families_destroy(names, n);
+        free(opts);
+        free(h);
+        rocksdb_options_destroy(o);
+        assert_non_null(out);
+        return out;
+}
+
+/* A recfresh from before deltas reads an entry without its deltas (RocksDB
+ * 7 without the merge operator returns the last whole value); folding the
+ * queue (`recfresh queue --fold`) gives it the entry as it is. */
+static void test_fold_for_an_older_binary(void **state)
+{
+        env_t *e = *state;
+        char err[256], *cur, *old;
+
+        add(e, "u-fold", "home", RF_RC_INCREMENTAL, 0, "f-1", T0);
+        add(e, "u-fold", "home", RF_RC_INCREMENTAL, 0, "f-2", T0 + 1);
+        add(e, "u-fold", "email", RF_RC_INCREMENTAL, 0, "f-3", T0 + 2);
+        cur = stored_json(e, "u-fold");
+        env_close(e);
+        old = read_without_merge_operator(e, "u-fold");
+        assert_string_not_equal(old, cur); /* f-2 and f-3 missing */
+        free(old);
+
+        env_open(e);
+        assert_int_equal(
+            rf_store_compact_cf(e->st, RF_CF_QUEUE, err, sizeof(err)), 0);
+        env_close(e);
+        old = read_without_merge_operator(e, "u-fold");
+        assert_string_equal(old, cur);
+        free(old);
+        env_open(e);
+        old = stored_json(e, "u-fold");
+        assert_string_equal(old, cur);
+        free(old);
+        free(cur);
+}
+
+/* The merge operator never fails (a failed merge stops RocksDB's
+ * flushes): a damaged delta is skipped and counted, and a delta whose
+ * entry is missing keeps its own reasons and counts the others dropped. */
+static void test_entry_merge_damaged(void **state)
+{
+        env_t *e = *state;
+        rf_buf_t k = { 0 }, v = { 0 }, base = { 0 }, out = { 0 }, jb = { 0 };
+        uint64_t damaged = atomic_load(&rf_metrics.recompute_delta_damaged);
+        json_t *j;
+
+        for (int i = 0; i < 3; i++) {
+                char id[16];
+                snprintf(id, sizeof(id), "d-%d", i);
+                add(e, "u-dmg", "home", RF_RC_INCREMENTAL, 0, id, T0 + i);
+        }
+        rf_buf_append(&k, "Pu-dmg", 6);
+        assert_int_equal(rf_store_get(e->st, RF_CF_QUEUE, k.data, k.len, &base),
+                         0);
+        /* the last delta, made again: it keeps the first 2 reasons */
+        add(e, "u-dmg", "home", RF_RC_INCREMENTAL, 0, "d-3", T0 + 3);
+        assert_int_equal(rf_store_get(e->st, RF_CF_QUEUE, k.data, k.len, &v),
+                         0);
+
+        const char *garbage = "\x02\xff\xff";
+        const char *ops1[] = { garbage };
+        size_t lens1[] = { 3 };
+        rf_queue_entry_merge(base.data, base.len, ops1, lens1, 1, &out);
+        assert_int_equal(out.len, base.len); /* skipped: as it was */
+        assert_memory_equal(out.data, base.data, base.len);
+        assert_int_equal(atomic_load(&rf_metrics.recompute_delta_damaged),
+                         damaged + 1);
+        rf_buf_free(&out);
+
+        /* A whole entry as an operand replaces what was there; a delta
+         * keeping 3 reasons of an entry that has none counts them. */
+        const char *ops2[] = { v.data };
+        size_t lens2[] = { v.len };
+        rf_queue_entry_merge(NULL, 0, ops2, lens2, 1, &out);
+        assert_int_equal(out.len, v.len);
+        assert_memory_equal(out.data, v.data, v.len);
+        rf_buf_free(&out);
+
+        /* A delta made by hand (the layout in recompute.c): it keeps the
+         * first 3 reasons and adds d-3. */
+        rf_buf_t d = { 0 };
+        char mu[2] = { RF_RC_INCREMENTAL, 0 };
+        rf_buf_append(&d, "\x02", 1);
+        rf_buf_put_str(&d, "rid-hand");
+        rf_buf_append(&d, mu, 2);
+        rf_buf_put_str(&d, "");
+        rf_buf_put_be64(&d, (uint64_t)T0);
+        rf_buf_put_varint(&d, 9);
+        rf_buf_put_varint(&d, 1);
+        rf_buf_put_str(&d, "home");
+        rf_buf_put_be64(&d, (uint64_t)T0 + 3);
+        rf_buf_put_varint(&d, 3); /* from */
+        rf_buf_put_varint(&d, 1);
+        const char *f[5] = { "item_banned", "d-3", "home", "item", "i1" };
+        for (int i = 0; i < 5; i++)
+                rf_buf_put_str(&d, f[i]);
+        rf_buf_put_be64(&d, (uint64_t)T0 + 3);
+        rf_buf_put_varint(&d, 0); /* dropped */
+        rf_buf_put_varint(&d, 0); /* sent_gen */
+        const char *ops3[] = { d.data, d.data };
+        size_t lens3[] = { d.len, d.len };
+
+        /* on its entry: 3 kept and one added */
+        rf_queue_entry_merge(base.data, base.len, ops3, lens3, 1, &out);
+        assert_int_equal(
+            rf_queue_entry_to_json("u-dmg", out.data, out.len, &jb), 0);
+        j = json_loads(jb.data, 0, NULL);
+        assert_string_equal(jstr(j, "request_id"), "rid-hand");
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 4);
+        assert_string_equal(
+            jstr(json_array_get(json_object_get(j, "reasons"), 0), "event_id"),
+            "d-0");
+        assert_string_equal(
+            jstr(json_array_get(json_object_get(j, "reasons"), 3), "event_id"),
+            "d-3");
+        assert_int_equal(
+            json_integer_value(json_object_get(j, "reasons_dropped")), 0);
+        json_decref(j);
+        rf_buf_free(&out);
+        rf_buf_reset(&jb);
+
+        /* twice in a row: the second keeps 3 of the first's 4 */
+        rf_queue_entry_merge(base.data, base.len, ops3, lens3, 2, &out);
+        assert_int_equal(
+            rf_queue_entry_to_json("u-dmg", out.data, out.len, &jb), 0);
+        j = json_loads(jb.data, 0, NULL);
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 4);
+        assert_string_equal(
+            jstr(json_array_get(json_object_get(j, "reasons"), 2), "event_id"),
+            "d-2");
+        json_decref(j);
+        rf_buf_free(&out);
+        rf_buf_reset(&jb);
+
+        /* with no entry under it: its own reason, 3 counted dropped */
+        rf_queue_entry_merge(NULL, 0, ops3, lens3, 1, &out);
+        assert_int_equal(
+            rf_queue_entry_to_json("u-dmg", out.data, out.len, &jb), 0);
+        j = json_loads(jb.data, 0, NULL);
+        assert_int_equal(json_array_size(json_object_get(j, "reasons")), 1);
+        assert_int_equal(
+            json_integer_value(json_object_get(j, "reasons_dropped")), 3);
+        json_decref(j);
+        rf_buf_free(&out);
+        rf_buf_free(&jb);
+        rf_buf_free(&d);
+        rf_buf_free(&k);
+        rf_buf_free(&v);
+        rf_buf_free(&base);
 }
 
 /* ---- durability -----------------------------------------------------------*/
@@ -1868,6 +2159,12 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_tick_unbounded, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_rate_limits, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_entry_deltas_merge, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_fold_for_an_older_binary,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_entry_merge_damaged, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_crash_resends_same_id,
                                                 setup, teardown),
