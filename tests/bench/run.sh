@@ -152,6 +152,8 @@ ratio() {
 fmt() { awk -v v="${1:-0}" 'BEGIN { printf "%\047.0f", v }' 2>/dev/null || echo "$1"; }
 rss_mb() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 hwm_mb() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+# written_b PID: bytes the process caused to be written to disk so far.
+written_b() { awk '/^write_bytes/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
 # cpu_s PID: the process's CPU seconds so far (user + system).
 cpu_s() {
         awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' \
@@ -237,6 +239,7 @@ log "row 1: produce and apply $EVENTS events ($PARTS partitions per topic)"
 # The daemon's CPU for the row as well: a figure per CPU second moves less
 # than a rate when the machine slows (compare code by it).
 CPU0=$(cpu_s $DAEMON)
+WB0=$(written_b $DAEMON)
 "$RFBENCH" applied --http "$HTTP" --count $EVENTS --seconds $WAIT_S \
         >"$WORK/applied.out" 2>"$WORK/applied.err" &
 APPLIED_PID=$!
@@ -252,6 +255,8 @@ fi
 APPLY=$(val applied rate)
 CPU1=$(cpu_s $DAEMON)
 APPLY_CPU=$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN { printf "%.2f", b - a }')
+# What it wrote to disk meanwhile (WAL, flushes, compactions), per event
+APPLY_WB=$(( $(written_b $DAEMON) - WB0 ))
 # Best of three: this runs right after the daemon's busiest phase, and its
 # flushes and compactions can still take a core (one run gave 193k msg/s
 # where others give 530-900k).
@@ -264,7 +269,7 @@ best=$(for n in 1 2 3; do echo "$(val consume$n rate) $n"; done |
         sort -rn | head -1 | cut -d' ' -f2)
 cp "$WORK/consume$best.out" "$WORK/consume.out"
 row "1. event apply throughput (fan-out 1-10, mix of 6 kinds)" \
-        "$(fmt "$APPLY") events/s ($(val applied applied) applied, $(val applied dlq) DLQ; produced at $(fmt "$(awk -v n=$EVENTS -v s="$(val produce seconds)" 'BEGIN { if (s > 0) print n / s }')")/s; $(fmt "$(val applied fanout_jobs_left)") of $(fmt "$(val applied fanout_jobs)") fan-out jobs still queued then; sustained, fan-out done: $(fmt "$(val applied sustained_rate)") events/s in $(val applied drained_s) s, daemon CPU $APPLY_CPU s: $(fmt "$(awk -v n=$EVENTS -v c="$APPLY_CPU" 'BEGIN { if (c > 0) print n / c }')") events per CPU second)" \
+        "$(fmt "$APPLY") events/s ($(val applied applied) applied, $(val applied dlq) DLQ; produced at $(fmt "$(awk -v n=$EVENTS -v s="$(val produce seconds)" 'BEGIN { if (s > 0) print n / s }')")/s; $(fmt "$(val applied fanout_jobs_left)") of $(fmt "$(val applied fanout_jobs)") fan-out jobs still queued then; sustained, fan-out done: $(fmt "$(val applied sustained_rate)") events/s in $(val applied drained_s) s, daemon CPU $APPLY_CPU s: $(fmt "$(awk -v n=$EVENTS -v c="$APPLY_CPU" 'BEGIN { if (c > 0) print n / c }')") events per CPU second; wrote $((APPLY_WB >> 20)) MB to disk, $(fmt $((APPLY_WB / EVENTS))) bytes per event)" \
         "(a) $(fmt "$(val consume rate)") msg/s; (b) $(fmt "$(val rocks put_rate)") puts/s" \
         "$(ratio "$APPLY" "$(val consume rate)") of (a); $(ratio "$APPLY" "$(val rocks put_rate)") of (b)"
 
