@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -32,9 +33,11 @@ static void usage(FILE *fp)
                     "(pending requests, oldest\nage, by mode) and the refresh "
                     "runs. --list prints up to N (default 100)\npending "
                     "requests as JSON lines, as they would be sent.\n"
-                    "--fold (daemon stopped) rewrites the pending entries "
-                    "whole, their deltas\nfolded in: a recfresh from before "
-                    "deltas can then open the store.\n\n" RF_CLI_COMMON_HELP);
+                    "--fold (daemon and recfresh refresh stopped) rewrites "
+                    "the pending entries\nwhole, their deltas folded in, in "
+                    "data_dir and in <data_dir>.refresh: a\nrecfresh from "
+                    "before deltas then reads them as they "
+                    "are.\n\n" RF_CLI_COMMON_HELP);
 }
 
 static double age_s(int64_t at, int64_t now)
@@ -82,32 +85,61 @@ static json_t *runs_json(rf_store_t *st, const char *where)
         return a;
 }
 
-/* Folds the queue's deltas: RocksDB's full compaction merges each entry's
- * operands into one value. */
-static int fold(const rf_config_t *conf)
+/* Folds the deltas of the queue in the store at \p dir, if there is one
+ * (\p must: else an error). @returns 0 or 1. */
+static int fold_one(const char *dir, int must)
 {
-        char errstr[512] = "reading the queue failed";
-        rf_store_t *st = rf_store_open(conf->data_dir, RF_STORE_PRIMARY, NULL,
-                                       errstr, sizeof(errstr));
+        char errstr[512] = "reading the queue failed", path[4096];
+        rf_queue_stats_t s;
+        rf_store_t *st;
+        int64_t left;
         int rc = 0;
 
-        if (!st) {
+        /* rf_store_open() would make an empty store of a mistyped path */
+        snprintf(path, sizeof(path), "%s/CURRENT", dir);
+        if (access(path, F_OK) != 0) {
+                if (must)
+                        fprintf(stderr, "recfresh queue: no store at %s\n",
+                                dir);
+                return must;
+        }
+        if (!(st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, errstr,
+                                 sizeof(errstr)))) {
                 fprintf(stderr,
-                        "recfresh queue: %s (is the daemon still running?)\n",
+                        "recfresh queue: %s (is the daemon, or recfresh "
+                        "refresh, still running?)\n",
                         errstr);
                 return 1;
         }
-        rf_queue_stats_t s;
         if (rf_store_compact_cf(st, RF_CF_QUEUE, errstr, sizeof(errstr)) ||
             rf_queue_scan_stats(st, &s)) {
-                fprintf(stderr, "recfresh queue: folding: %s\n", errstr);
+                fprintf(stderr, "recfresh queue: folding %s: %s\n", dir,
+                        errstr);
+                rc = 1;
+        } else if ((left = rf_store_merge_operands(st, RF_CF_QUEUE)) != 0) {
+                fprintf(stderr,
+                        "recfresh queue: folding %s: %lld merge operands "
+                        "left after the compaction\n",
+                        dir, (long long)left);
                 rc = 1;
         } else {
-                printf("queue folded: %llu pending entries, each whole\n",
-                       (unsigned long long)s.count);
+                printf("%s: queue folded: %llu pending entries, each whole, "
+                       "0 merge operands left\n",
+                       dir, (unsigned long long)s.count);
         }
         rf_store_close(st);
         return rc;
+}
+
+/* Folds the daemon's queue and recfresh refresh's (<data_dir>.refresh):
+ * RocksDB's full compaction merges each entry's operands into one value. */
+static int fold(const rf_config_t *conf)
+{
+        char dir[4096];
+        int rc = fold_one(conf->data_dir, 1);
+
+        snprintf(dir, sizeof(dir), "%s.refresh", conf->data_dir);
+        return fold_one(dir, 0) || rc;
 }
 
 static int list_pending(rf_store_t *st, long max)

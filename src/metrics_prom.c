@@ -240,8 +240,9 @@ static void render_recompute(rf_buf_t *out)
                 "of written whole.",
                 &rf_metrics.recompute_entry_deltas);
         counter(out, "recfresh_recompute_delta_damaged_total",
-                "Entry deltas the merge operator skipped as damaged (the "
-                "entry kept its state before them).",
+                "Merges that skipped a damaged entry delta (the entry kept "
+                "its state before it); each read, flush and compaction that "
+                "meets one counts it again.",
                 &rf_metrics.recompute_delta_damaged);
         counter(out, "recfresh_recompute_acked_total",
                 "Recompute requests acknowledged by the broker.",

@@ -243,11 +243,12 @@ static void skip_head(rf_cur_t *c)
         uint64_t n;
 
         rf_cur_str(c, NULL); /* request_id */
-        rf_cur_u8(c);        /* mode */
-        rf_cur_u8(c);        /* urgent */
-        rf_cur_str(c, NULL); /* run_id */
-        rf_cur_be64(c);      /* enqueued_at */
-        rf_cur_varint(c);    /* gen */
+        if (rf_cur_u8(c) >= RF_RC__MODE_CNT)
+                c->err = RF_EINVAL; /* entry_decode() would reject it */
+        rf_cur_u8(c);               /* urgent */
+        rf_cur_str(c, NULL);        /* run_id */
+        rf_cur_be64(c);             /* enqueued_at */
+        rf_cur_varint(c);           /* gen */
         n = rf_cur_varint(c);
         for (uint64_t i = 0; i < n && !c->err; i++) {
                 rf_cur_str(c, NULL);

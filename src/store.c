@@ -118,6 +118,8 @@ struct rf_iter {
         size_t ulen;
         int check_upper; /* a txn iterator with an upper bound but no
                           * prefix: its batch side is not bounded */
+        int refused;     /* through a batch holding merge operands of its
+                          * column family: empty, status RF_EINVAL */
 };
 
 const char *rf_cf_name(rf_cf_t cf)
@@ -775,6 +777,23 @@ int rf_store_compact_cf(rf_store_t *st, rf_cf_t cf, char *errstr,
         return err ? store_err(err, "compact", errstr, errstr_size) : 0;
 }
 
+int64_t rf_store_merge_operands(rf_store_t *st, rf_cf_t cf)
+{
+        char *props, *p;
+        int64_t n = -1;
+
+        if (!st->cf[cf])
+                return 0;
+        props = rocksdb_property_value_cf(
+            st->db, st->cf[cf], "rocksdb.aggregated-table-properties");
+        if (props && (p = strstr(props, "# merge operands=")))
+                n = strtoll(p + strlen("# merge operands="), NULL, 10);
+        else if (props && !*props)
+                n = 0; /* no table files */
+        free(props);
+        return n;
+}
+
 int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size)
 {
         char *err = NULL;
@@ -1213,8 +1232,17 @@ static rf_iter_t *iter_make(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
         }
         if (!st->cf[cf])
                 return it; /* absent column family: empty iterator */
-        /* rf_txn_merge(): RocksDB 7's batch iterators cannot merge */
+        /* rf_txn_merge(): RocksDB 7's batch iterators cannot merge, and
+         * would show a merge operand as the value. */
         assert(!txn || !(txn->merged & (1u << cf)));
+        if (txn && (txn->merged & (1u << cf))) {
+                rf_log_error("store",
+                             "iterator over %s through a batch with merge "
+                             "operands refused",
+                             cf_names[cf]);
+                it->refused = 1;
+                return it;
+        }
         it->base = rocksdb_create_iterator_cf(st->db, it->ropts, st->cf[cf]);
         if (txn)
                 it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(
@@ -1315,6 +1343,8 @@ int rf_iter_status(rf_iter_t *it)
 {
         char *err = NULL;
 
+        if (it->refused)
+                return RF_EINVAL;
         if (!it->it)
                 return 0;
         rocksdb_iter_get_error(it->it, &err);

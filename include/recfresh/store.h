@@ -157,6 +157,10 @@ int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size);
 int rf_store_compact_cf(rf_store_t *st, rf_cf_t cf, char *errstr,
                         size_t errstr_size);
 
+/** @returns the merge operands in \p cf's table files (not its memtables),
+ *  or -1 if RocksDB does not say. */
+int64_t rf_store_merge_operands(rf_store_t *st, rf_cf_t cf);
+
 /** @returns a RocksDB integer property summed over column families (e.g.
  *  "rocksdb.estimate-num-keys" for one cf, or "rocksdb.total-sst-files-size"
  *  for all when cf < 0), or -1. */

@@ -207,19 +207,24 @@ metric_at_least recfresh_recompute_entry_deltas_total 2 ||
 if "$RECFRESH" queue --data-dir "$E2E_DIR/db" --fold >"$E2E_DIR/fold.out" 2>&1; then
         fail "--fold beside a running daemon: $(cat "$E2E_DIR/fold.out")"
 fi
-grep -q "daemon still running" "$E2E_DIR/fold.out" ||
+grep -q "is the daemon, or recfresh refresh, still running" "$E2E_DIR/fold.out" ||
         fail "--fold beside a running daemon: $(cat "$E2E_DIR/fold.out")"
 kill -TERM "$DAEMON_PID"
 wait_for 15 "daemon exit" sh -c "! kill -0 $DAEMON_PID"
 "$RECFRESH" queue --data-dir "$E2E_DIR/db" --list >"$E2E_DIR/before.jsonl"
 "$RECFRESH" queue --data-dir "$E2E_DIR/db" --fold >"$E2E_DIR/fold.out" 2>&1 ||
         fail "--fold: $(cat "$E2E_DIR/fold.out")"
-grep -q "^queue folded: [1-9][0-9]* pending entries" "$E2E_DIR/fold.out" ||
+grep -q "db: queue folded: [1-9][0-9]* pending entries, each whole, 0 merge operands left" "$E2E_DIR/fold.out" ||
         fail "--fold: $(cat "$E2E_DIR/fold.out")"
 "$RECFRESH" queue --data-dir "$E2E_DIR/db" --list >"$E2E_DIR/after.jsonl"
 grep -q '"g1"' "$E2E_DIR/after.jsonl" || fail "g1 not pending after --fold"
 cmp -s "$E2E_DIR/before.jsonl" "$E2E_DIR/after.jsonl" ||
         fail "--fold changed the queue: $(diff "$E2E_DIR/before.jsonl" "$E2E_DIR/after.jsonl")"
-ok "queue --fold: refused beside the daemon; the 3 reasons of g1 and every request kept"
+if "$RECFRESH" queue --data-dir "$E2E_DIR/no-such-db" --fold >"$E2E_DIR/fold.out" 2>&1; then
+        fail "--fold of a missing store: $(cat "$E2E_DIR/fold.out")"
+fi
+grep -q "no store at" "$E2E_DIR/fold.out" || fail "--fold: $(cat "$E2E_DIR/fold.out")"
+[ ! -e "$E2E_DIR/no-such-db" ] || fail "--fold made a store of a mistyped path"
+ok "queue --fold: refused beside the daemon and for a missing store; the 3 reasons of g1 and every request kept"
 
 echo "$passed passed, 0 failed"
