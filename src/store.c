@@ -1234,7 +1234,6 @@ static rf_iter_t *iter_make(rf_store_t *st, rf_txn_t *txn, rf_cf_t cf,
                 return it; /* absent column family: empty iterator */
         /* rf_txn_merge(): RocksDB 7's batch iterators cannot merge, and
          * would show a merge operand as the value. */
-        assert(!txn || !(txn->merged & (1u << cf)));
         if (txn && (txn->merged & (1u << cf))) {
                 rf_log_error("store",
                              "iterator over %s through a batch with merge "

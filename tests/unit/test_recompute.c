@@ -780,6 +780,21 @@ static char *stored_json(env_t *e, const char *subject)
         return out;
 }
 
+/* The request \p j has exactly the reasons of events PREFIX0..PREFIX<n-1>,
+ * in that order. */
+static void expect_reasons(json_t *j, const char *prefix, size_t n)
+{
+        json_t *rs = json_object_get(j, "reasons");
+        char id[32];
+
+        assert_int_equal(json_array_size(rs), n);
+        for (size_t i = 0; i < n; i++) {
+                snprintf(id, sizeof(id), "%s%zu", prefix, i);
+                assert_string_equal(jstr(json_array_get(rs, i), "event_id"),
+                                    id);
+        }
+}
+
 /* An entry changed batch after batch is written as deltas through the
  * merge operator. What RocksDB merges must be what was sent: in the
  * memtable, after a restart (the WAL), after a flush and a compaction
@@ -792,7 +807,7 @@ static void test_entry_deltas_merge(void **state)
         char err[256], id[32], *before, *after;
         uint64_t deltas = atomic_load(&rf_metrics.recompute_entry_deltas);
         rf_queue_req_t req;
-        json_t *j, *rs;
+        json_t *j;
 
         set(e, "recompute.max_reasons", "5");
         for (int i = 0; i < 8; i++) {
@@ -809,13 +824,7 @@ static void test_entry_deltas_merge(void **state)
         before = stored_json(e, "u-delta");
         j = json_loads(before, 0, NULL);
         assert_non_null(j);
-        rs = json_object_get(j, "reasons");
-        assert_int_equal(json_array_size(rs), 5);
-        for (size_t i = 0; i < 5; i++) {
-                snprintf(id, sizeof(id), "ev-%zu", i);
-                assert_string_equal(jstr(json_array_get(rs, i), "event_id"),
-                                    id);
-        }
+        expect_reasons(j, "ev-", 5);
         assert_int_equal(
             json_integer_value(json_object_get(j, "reasons_dropped")), 3);
         assert_string_equal(jstr(j, "priority"), "urgent");
@@ -859,7 +868,7 @@ static void test_entry_deltas_in_one_batch_uncached(void **state)
 {
         env_t *e = *state;
         char err[256], id[16], *cur;
-        json_t *j, *rs;
+        json_t *j;
 
         env_close(e);
         set(e, "recompute.entry_cache_mb", "0");
@@ -881,13 +890,7 @@ static void test_entry_deltas_in_one_batch_uncached(void **state)
         commit(e);
         cur = stored_json(e, "u-nc");
         j = json_loads(cur, 0, NULL);
-        rs = json_object_get(j, "reasons");
-        assert_int_equal(json_array_size(rs), 6);
-        for (size_t i = 0; i < 6; i++) {
-                snprintf(id, sizeof(id), "nc-%zu", i);
-                assert_string_equal(jstr(json_array_get(rs, i), "event_id"),
-                                    id);
-        }
+        expect_reasons(j, "nc-", 6);
         assert_string_equal(jstr(j, "priority"), "urgent");
         assert_int_equal(json_array_size(json_object_get(j, "surfaces")), 2);
         json_decref(j);
