@@ -861,6 +861,30 @@ static void test_entry_deltas_merge(void **state)
         free(before);
 }
 
+/* 150 deltas to one entry in one memtable: past 64 (max_successive_merges)
+ * RocksDB merges them at the write. What it holds is what is sent. */
+static void test_long_delta_chain(void **state)
+{
+        env_t *e = *state;
+        char id[16], *cur;
+        rf_queue_req_t req;
+        json_t *j;
+
+        set(e, "recompute.max_reasons", "200");
+        for (int i = 0; i < 150; i++) {
+                snprintf(id, sizeof(id), "lc-%d", i);
+                add(e, "u-long", "home", RF_RC_INCREMENTAL, 0, id, T0 + i);
+        }
+        cur = stored_json(e, "u-long");
+        j = json_loads(cur, 0, NULL);
+        expect_reasons(j, "lc-", 150);
+        json_decref(j);
+        assert_int_equal(rf_queue_take(e->q, T0 + 60000, &req), 1);
+        assert_string_equal(req.json.data, cur);
+        rf_queue_req_clear(&req);
+        free(cur);
+}
+
 /* Without the writer's entry cache (recompute.entry_cache_mb=0) every add
  * reads the entry back through the batch, where RocksDB merges the deltas
  * the same batch already holds: a fan-out's many adds in one batch. */
@@ -2252,6 +2276,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rate_limits, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_entry_deltas_merge, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_long_delta_chain, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
                     test_entry_deltas_in_one_batch_uncached, setup, teardown),
