@@ -9,7 +9,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "recfresh/cli.h"
 
@@ -59,8 +58,7 @@ int rf_cmd_checkpoint(int argc, char **argv)
         }
         rf_cli_done(&conf);
         rc = 1;
-        snprintf(errstr, sizeof(errstr), "%s/CURRENT", conf.data_dir);
-        if (access(errstr, F_OK) != 0) {
+        if (!rf_store_exists(conf.data_dir)) {
                 fprintf(stderr, "recfresh checkpoint: %s: no store here\n",
                         conf.data_dir);
                 goto done;

@@ -8,7 +8,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -89,15 +88,13 @@ static json_t *runs_json(rf_store_t *st, const char *where)
  * (\p must: else an error). @returns 0 or 1. */
 static int fold_one(const char *dir, int must)
 {
-        char errstr[512] = "reading the queue failed", path[4096];
+        char errstr[512] = "reading the queue failed";
         rf_queue_stats_t s;
         rf_store_t *st;
         int64_t left;
         int rc = 0;
 
-        /* rf_store_open() would make an empty store of a mistyped path */
-        snprintf(path, sizeof(path), "%s/CURRENT", dir);
-        if (access(path, F_OK) != 0) {
+        if (!rf_store_exists(dir)) {
                 if (must)
                         fprintf(stderr, "recfresh queue: no store at %s\n",
                                 dir);

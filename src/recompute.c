@@ -197,11 +197,14 @@ static void entry_put_head(const entry_t *e, rf_buf_t *v)
         }
 }
 
-/* The reason count, then the reasons from \p from on, then the tail. */
-static void entry_put_rest(const entry_t *e, size_t from, rf_buf_t *v)
+/* The reason count, then the reasons, then the tail. Sets *\p at_stored to
+ * the offset in \p v of reason e->stored (or of the tail). */
+static void entry_put_rest(const entry_t *e, rf_buf_t *v, size_t *at_stored)
 {
-        rf_buf_put_varint(v, e->reason_cnt - from);
-        for (size_t i = from; i < e->reason_cnt; i++) {
+        rf_buf_put_varint(v, e->reason_cnt);
+        for (size_t i = 0; i < e->reason_cnt; i++) {
+                if (i == e->stored)
+                        *at_stored = v->len;
                 const reason_t *r = &e->reasons[i];
                 rf_buf_put_str(v, r->type);
                 rf_buf_put_str(v, r->event_id);
@@ -210,31 +213,34 @@ static void entry_put_rest(const entry_t *e, size_t from, rf_buf_t *v)
                 rf_buf_put_str(v, r->eid);
                 rf_buf_put_be64(v, (uint64_t)r->at);
         }
+        if (e->stored >= e->reason_cnt)
+                *at_stored = v->len;
         rf_buf_put_varint(v, e->dropped);
         rf_buf_put_varint(v, e->sent_gen);
 }
 
-static void entry_encode(const entry_t *e, rf_buf_t *v)
+/* \p e whole into \p v. With \p delta (unless NULL), also \p e as a delta
+ * to the stored entry whose first e->stored reasons it keeps: the same
+ * bytes but for the version, `from` and the reasons left out. */
+static void entry_encode(const entry_t *e, rf_buf_t *v, rf_buf_t *delta)
 {
         char ver = ENTRY_VERSION;
+        size_t head_end, at_stored = 0;
 
         rf_buf_reset(v);
         rf_buf_append(v, &ver, 1);
         entry_put_head(e, v);
-        entry_put_rest(e, 0, v);
-}
-
-/* \p e as a delta to the stored entry whose first e->stored reasons it
- * keeps. */
-static void delta_encode(const entry_t *e, rf_buf_t *v)
-{
-        char ver = DELTA_VERSION;
-
-        rf_buf_reset(v);
-        rf_buf_append(v, &ver, 1);
-        entry_put_head(e, v);
-        rf_buf_put_varint(v, e->stored);
-        entry_put_rest(e, e->stored, v);
+        head_end = v->len;
+        entry_put_rest(e, v, &at_stored);
+        if (!delta)
+                return;
+        ver = DELTA_VERSION;
+        rf_buf_reset(delta);
+        rf_buf_append(delta, &ver, 1);
+        rf_buf_append(delta, v->data + 1, head_end - 1);
+        rf_buf_put_varint(delta, e->stored);
+        rf_buf_put_varint(delta, e->reason_cnt - e->stored);
+        rf_buf_append(delta, v->data + at_stored, v->len - at_stored);
 }
 
 /* Moves \p c past the fields before the reasons (version byte read). */
@@ -626,7 +632,7 @@ struct rf_queue {
         pthread_mutex_t ask_lock;
         ask_t *asks;
         size_t ask_cnt;
-        rf_buf_t k, v;       /* scratch */
+        rf_buf_t k, v, d;    /* scratch (d: a delta) */
         rf_buf_t lv;         /* rf_queue_list_invalidated()'s list */
         rf_validmem_t *vmem; /* lists' valid entries (valid_memory.h) */
         rf_vcache_t *ecache; /* pending entries (value_cache.h) */
@@ -806,6 +812,7 @@ void rf_queue_destroy(rf_queue_t *q)
         }
         rf_buf_free(&q->k);
         rf_buf_free(&q->v);
+        rf_buf_free(&q->d);
         free(q);
 }
 
@@ -896,13 +903,14 @@ static int get_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
 static void put_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
                       const entry_t *e)
 {
+        int delta = e->stored && e->stored <= e->reason_cnt;
+
         key_pending(&q->k, subject);
-        entry_encode(e, &q->v);
+        entry_encode(e, &q->v, delta ? &q->d : NULL);
         rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, q->v.data, q->v.len);
-        if (e->stored && e->stored <= e->reason_cnt) {
-                delta_encode(e, &q->v);
-                rf_txn_merge(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->v.data,
-                             q->v.len);
+        if (delta) {
+                rf_txn_merge(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->d.data,
+                             q->d.len);
                 RF_METRIC_INC(recompute_entry_deltas);
         } else {
                 rf_txn_put(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->v.data,

@@ -774,6 +774,14 @@ static void compact_cf(rf_store_t *st, rf_cf_t cf, char **err)
         rocksdb_flushoptions_destroy(fo);
 }
 
+int rf_store_exists(const char *dir)
+{
+        char path[PATH_MAX];
+
+        snprintf(path, sizeof(path), "%s/CURRENT", dir);
+        return access(path, F_OK) == 0;
+}
+
 int rf_store_compact_cf(rf_store_t *st, rf_cf_t cf, char *errstr,
                         size_t errstr_size)
 {

@@ -149,6 +149,11 @@ int rf_pinned_copy(int r, rf_pinned_t *p, rf_buf_t *out);
 void rf_store_pseudonym(const rf_store_t *st, const char *subject_id,
                         unsigned char out[16]);
 
+/** @returns 1 if \p dir holds a RocksDB store (its CURRENT file): a check
+ *  before a primary open, which would make an empty store of a mistyped
+ *  path. */
+int rf_store_exists(const char *dir);
+
 /** Flushes memtables and compacts every column family (privacy purge). */
 int rf_store_compact_all(rf_store_t *st, char *errstr, size_t errstr_size);
 
