@@ -275,18 +275,27 @@ static void test_threads(void **state)
         for (uintptr_t i = 0; i < 3; i++)
                 assert_int_equal(
                     pthread_create(&th[i], NULL, reader_main, (void *)i), 0);
-        for (int i = 0; i < 20000; i++) {
+        /* At least 20,000 writes, and on until the readers have hit (a
+         * busy machine may not run them during the first 20,000), within
+         * a deadline. */
+        rf_hide_cache_stats_t st;
+        int64_t deadline = rf_now_ms() + 30000;
+        for (int i = 0;; i++) {
                 snprintf(user, sizeof(user), "u%d", i % 500);
                 uint32_t slot =
                     rf_hide_cache_begin(shared_hc, user, strlen(user));
                 rf_hide_cache_end(shared_hc, slot);
                 if (i % 5000 == 0)
                         rf_hide_cache_clear(shared_hc);
+                if (i < 20000 || i % 1000)
+                        continue;
+                rf_hide_cache_stats(shared_hc, &st);
+                if (st.hits > 0 || rf_now_ms() > deadline)
+                        break;
         }
         atomic_store(&stop, 1);
         for (int i = 0; i < 3; i++)
                 pthread_join(th[i], NULL);
-        rf_hide_cache_stats_t st;
         rf_hide_cache_stats(shared_hc, &st);
         assert_true(st.hits > 0);
         rf_hide_cache_destroy(shared_hc);
