@@ -156,6 +156,8 @@ typedef struct entry {
         size_t stored;     /* reasons of the stored entry this was read
                             * from, kept first and unchanged: a delta after
                             * them is written (0: the whole entry is) */
+        uint32_t chain;    /* 1 + the deltas over the last whole write, as
+                            * the entry cache knows; 0: not known */
         char *raw;         /* the decoded value */
         char **owned;      /* strings set since */
         size_t owned_cnt;
@@ -869,10 +871,12 @@ static int get_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
 
         const char *val;
         size_t vlen;
+        uint32_t chain = 0;
 
         *found = 0;
         key_pending(&q->k, subject);
-        if (rf_vcache_get(q->ecache, txn, q->k.data, q->k.len, &val, &vlen)) {
+        if (rf_vcache_get(q->ecache, txn, q->k.data, q->k.len, &val, &vlen,
+                          &chain)) {
                 RF_METRIC_INC(recompute_entry_cache_hits);
                 if (!val)
                         return 0;
@@ -894,20 +898,33 @@ static int get_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
                 rf_log_error("queue", "corrupt pending entry replaced");
                 return 0;
         }
+        e->chain = chain;
         *found = 1;
         return 0;
 }
 
-/* Writes \p e: a delta if it keeps the stored entry's reasons, else
- * whole. */
+/* Writes \p e: a delta if it keeps the stored entry's reasons and at
+ * most MAX_DELTAS lie over the last whole write, else whole.
+ *
+ * The bound keeps a read that misses the entry cache from folding a long
+ * chain (a subject many events reach within one send window gets a delta
+ * per event). The writer counts its own deltas in the entry cache: RocksDB's
+ * max_successive_merges would count them with a memtable search at every
+ * delta, a tenth of the daemon's CPU in row 1 of the benchmark. An entry
+ * the cache does not know (read from the store: after a restart, an
+ * eviction or a dropped batch) is written whole once. */
+#define MAX_DELTAS 64
+
 static void put_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,
                       const entry_t *e)
 {
-        int delta = e->stored && e->stored <= e->reason_cnt;
+        int delta = e->stored && e->stored <= e->reason_cnt && e->chain &&
+                    e->chain <= MAX_DELTAS;
 
         key_pending(&q->k, subject);
         entry_encode(e, &q->v, delta ? &q->d : NULL);
-        rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, q->v.data, q->v.len);
+        rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, q->v.data, q->v.len,
+                      delta ? e->chain + 1 : 1);
         if (delta) {
                 rf_txn_merge(txn, RF_CF_QUEUE, q->k.data, q->k.len, q->d.data,
                              q->d.len);
@@ -1007,7 +1024,7 @@ static void del_pending(rf_queue_t *q, rf_txn_t *txn, const char *subject)
 {
         key_pending(&q->k, subject);
         rf_txn_delete(txn, RF_CF_QUEUE, q->k.data, q->k.len);
-        rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, NULL, 0);
+        rf_vcache_put(q->ecache, txn, q->k.data, q->k.len, NULL, 0, 1);
 }
 
 static void del_entry(rf_queue_t *q, rf_txn_t *txn, const char *subject,

@@ -309,17 +309,13 @@ static void store_build_opts(rf_store_t *st, const rf_store_opts_t *o)
                             co, 0.1);
                 }
                 if (i == RF_CF_QUEUE) { /* owned by co from here */
+                        /* The writer bounds each entry's chain of
+                         * deltas itself (recompute.c, put_entry()). */
                         rocksdb_options_set_merge_operator(
                             co, rocksdb_mergeoperator_create(
                                     NULL, merge_state_free, queue_full_merge,
                                     queue_partial_merge, merge_free,
                                     queue_merge_name));
-                        /* A subject many events reach within one send
-                         * window gathers a delta per event: past this
-                         * many in the memtable, the write merges them
-                         * into a whole value, so a read never folds a
-                         * long chain. */
-                        rocksdb_options_set_max_successive_merges(co, 64);
                 }
                 st->cf_opts[i] = co;
         }

@@ -15,6 +15,7 @@ typedef struct vcslot {
         char *kv;      /* the key, then the value */
         size_t klen, vlen;
         int absent;            /* the key has no value */
+        uint32_t note;         /* the writer's, 0 for a value read */
         const rf_txn_t *batch; /* uncommitted write of this batch, or NULL */
 } vcslot_t;
 
@@ -111,7 +112,7 @@ static vcslot_t *find(rf_vcache_t *c, uint64_t h, const char *key, size_t klen)
 }
 
 int rf_vcache_get(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
-                  size_t klen, const char **val, size_t *vlen)
+                  size_t klen, const char **val, size_t *vlen, uint32_t *note)
 {
         vcslot_t *s;
 
@@ -127,6 +128,8 @@ int rf_vcache_get(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
         c->hits++;
         *val = s->absent ? NULL : s->kv + s->klen;
         *vlen = s->absent ? 0 : s->vlen;
+        if (note)
+                *note = s->note;
         return 1;
 }
 
@@ -144,7 +147,8 @@ static void dirty_add(rf_vcache_t *c, size_t slot)
  * committed; else the slot is listed for rf_vcache_committed()). A value
  * over the budget leaves the key uncached. */
 static void slot_set(rf_vcache_t *c, uint64_t h, const char *key, size_t klen,
-                     const char *val, size_t vlen, const rf_txn_t *batch)
+                     const char *val, size_t vlen, uint32_t note,
+                     const rf_txn_t *batch)
 {
         vcslot_t *s = &c->slot[h & c->mask];
 
@@ -161,6 +165,7 @@ static void slot_set(rf_vcache_t *c, uint64_t h, const char *key, size_t klen,
         s->klen = klen;
         s->vlen = vlen;
         s->absent = !val;
+        s->note = note;
         s->batch = batch;
         c->bytes += klen + vlen;
         if (batch)
@@ -168,7 +173,7 @@ static void slot_set(rf_vcache_t *c, uint64_t h, const char *key, size_t klen,
 }
 
 void rf_vcache_put(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
-                   size_t klen, const char *val, size_t vlen)
+                   size_t klen, const char *val, size_t vlen, uint32_t note)
 {
         uint64_t h;
 
@@ -188,7 +193,7 @@ void rf_vcache_put(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
         }
         c->open = txn;
         h = rf_hash_slot(key, klen);
-        slot_set(c, h, key, klen, val, vlen, txn);
+        slot_set(c, h, key, klen, val, vlen, note, txn);
 }
 
 void rf_vcache_fill(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
@@ -208,7 +213,7 @@ void rf_vcache_fill(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
         if (s && s->batch)
                 return; /* the batch's own write: already the answer */
         /* Through the open batch, the read may have seen its writes. */
-        slot_set(c, h, key, klen, val, vlen, c->open ? txn : NULL);
+        slot_set(c, h, key, klen, val, vlen, 0, c->open ? txn : NULL);
 }
 
 void rf_vcache_committed(rf_vcache_t *c, const rf_txn_t *txn)

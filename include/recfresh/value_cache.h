@@ -22,6 +22,11 @@
  *   - Every write of the cached keys must go through rf_vcache_put():
  *     the cache does not see writes made around it.
  *
+ * The writer may keep a note with each value it writes (the recompute
+ * queue: how many merge operands lie over the last whole value). A value
+ * read from the store has note 0: what the writer did before the cache met
+ * the key is not known.
+ *
  * Direct-mapped (a key evicts the one in its slot), at most max_bytes of
  * keys and values, plus a 48-byte slot per 512 bytes of the budget (about
  * 9% more). Not thread-safe: the writer thread owns it.
@@ -44,18 +49,20 @@ void rf_vcache_destroy(rf_vcache_t *c);
 /**
  * Looks up \p key as a read through \p txn (NULL: the committed store)
  * would see it.
- * @returns 1 with *val and *vlen set (*val NULL: the key has no value), or
- * 0 when not known. *val stays valid until the next call on the cache.
+ * @returns 1 with *val and *vlen set (*val NULL: the key has no value) and
+ * *note (if \p note is not NULL) the writer's note, or 0 when not known.
+ * *val stays valid until the next call on the cache.
  */
 int rf_vcache_get(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
-                  size_t klen, const char **val, size_t *vlen);
+                  size_t klen, const char **val, size_t *vlen, uint32_t *note);
 
-/** \p key was written through \p txn: \p val (NULL: deleted). */
+/** \p key was written through \p txn: \p val (NULL: deleted), with the
+ *  writer's \p note. */
 void rf_vcache_put(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
-                   size_t klen, const char *val, size_t vlen);
+                   size_t klen, const char *val, size_t vlen, uint32_t note);
 
 /** What a read of \p key through \p txn returned (\p val NULL: none):
- *  kept unless a batch other than \p txn has writes here. */
+ *  kept, with note 0, unless a batch other than \p txn has writes here. */
 void rf_vcache_fill(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
                     size_t klen, const char *val, size_t vlen);
 

@@ -469,14 +469,18 @@ static void test_table_formats(void **state)
 }
 
 /* The writer's cache of values it wrote (value_cache.h): a read through a
- * batch gets what RocksDB would give it. */
+ * batch gets what RocksDB would give it, with the note the writer put
+ * (7 here) or 0 for a value read. */
 static void expect_cached(rf_vcache_t *c, const rf_txn_t *txn, const char *key,
-                          const char *want)
+                          const char *want, uint32_t note)
 {
         const char *v = NULL;
         size_t vlen = 0;
+        uint32_t n = 99;
 
-        assert_int_equal(rf_vcache_get(c, txn, key, strlen(key), &v, &vlen), 1);
+        assert_int_equal(rf_vcache_get(c, txn, key, strlen(key), &v, &vlen, &n),
+                         1);
+        assert_int_equal(n, note);
         if (!want) {
                 assert_null(v);
                 return;
@@ -491,7 +495,8 @@ static void expect_unknown(rf_vcache_t *c, const rf_txn_t *txn, const char *key)
         const char *v;
         size_t vlen;
 
-        assert_int_equal(rf_vcache_get(c, txn, key, strlen(key), &v, &vlen), 0);
+        assert_int_equal(
+            rf_vcache_get(c, txn, key, strlen(key), &v, &vlen, NULL), 0);
 }
 
 static void test_value_cache(void **state)
@@ -513,8 +518,8 @@ static void test_value_cache(void **state)
 
         /* A write is the writer's batch's until it commits. */
         rf_txn_put(a, RF_CF_QUEUE, "k1", 2, "v1", 2);
-        rf_vcache_put(c, a, "k1", 2, "v1", 2);
-        expect_cached(c, a, "k1", "v1");
+        rf_vcache_put(c, a, "k1", 2, "v1", 2, 7);
+        expect_cached(c, a, "k1", "v1", 7);
         expect_unknown(c, NULL, "k1");
         expect_unknown(c, b, "k1");
         /* A read through another batch is not kept meanwhile: it may
@@ -526,21 +531,21 @@ static void test_value_cache(void **state)
         expect_unknown(c, NULL, "k1");
         rf_vcache_committed(c, NULL); /* the open one */
         assert_null(rf_vcache_open(c));
-        expect_cached(c, NULL, "k1", "v1");
-        expect_cached(c, b, "k1", "v1");
+        expect_cached(c, NULL, "k1", "v1", 7);
+        expect_cached(c, b, "k1", "v1", 7);
 
         /* Reads are kept, absent keys too; a delete is a write. */
         rf_vcache_fill(c, NULL, "k2", 2, "v2", 2);
         rf_vcache_fill(c, NULL, "k3", 2, NULL, 0);
-        expect_cached(c, a, "k2", "v2");
-        expect_cached(c, NULL, "k3", NULL);
+        expect_cached(c, a, "k2", "v2", 0);
+        expect_cached(c, NULL, "k3", NULL, 0);
         rf_txn_delete(a, RF_CF_QUEUE, "k2", 2);
-        rf_vcache_put(c, a, "k2", 2, NULL, 0);
-        expect_cached(c, a, "k2", NULL);
+        rf_vcache_put(c, a, "k2", 2, NULL, 0, 7);
+        expect_cached(c, a, "k2", NULL, 7);
         expect_unknown(c, NULL, "k2");
         /* a read through the writer's batch does not hide its write */
         rf_vcache_fill(c, a, "k2", 2, "v2", 2);
-        expect_cached(c, a, "k2", NULL);
+        expect_cached(c, a, "k2", NULL, 7);
 
         /* A dropped batch: its writes were never true. Whoever drops it,
          * the cache forgets everything at its next call. */
@@ -549,23 +554,23 @@ static void test_value_cache(void **state)
         expect_unknown(c, NULL, "k1");
         /* the writer's next batch goes on as usual */
         rf_txn_put(a, RF_CF_QUEUE, "k4", 2, "v4", 2);
-        rf_vcache_put(c, a, "k4", 2, "v4", 2);
+        rf_vcache_put(c, a, "k4", 2, "v4", 2, 7);
         assert_int_equal(rf_txn_commit(a, err, sizeof(err)), 0);
         rf_vcache_committed(c, a);
-        expect_cached(c, NULL, "k4", "v4");
+        expect_cached(c, NULL, "k4", "v4", 7);
 
         /* Over the budget: not kept. */
         memset(big, 'x', sizeof(big));
         rf_vcache_fill(c, NULL, "kb", 2, big, sizeof(big));
         expect_unknown(c, NULL, "kb");
         rf_vcache_fill(c, NULL, "k1", 2, "v1", 2);
-        expect_cached(c, NULL, "k1", "v1");
+        expect_cached(c, NULL, "k1", "v1", 0);
 
         /* Two batches writing at once: the cache turns itself off. */
         rf_txn_put(a, RF_CF_QUEUE, "k5", 2, "a5", 2);
-        rf_vcache_put(c, a, "k5", 2, "a5", 2);
+        rf_vcache_put(c, a, "k5", 2, "a5", 2, 7);
         rf_txn_put(b, RF_CF_QUEUE, "k6", 2, "b6", 2);
-        rf_vcache_put(c, b, "k6", 2, "b6", 2);
+        rf_vcache_put(c, b, "k6", 2, "b6", 2, 7);
         expect_unknown(c, b, "k6");
         expect_unknown(c, a, "k5");
         expect_unknown(c, NULL, "k4");
@@ -576,20 +581,20 @@ static void test_value_cache(void **state)
         rf_vcache_quiet(c);
         expect_unknown(c, NULL, "k4");
         rf_vcache_fill(c, NULL, "k4", 2, "v4", 2);
-        expect_cached(c, NULL, "k4", "v4");
+        expect_cached(c, NULL, "k4", "v4", 0);
 
         /* The writer says its batch was dropped: no batch is open after. */
         rf_txn_put(a, RF_CF_QUEUE, "k7", 2, "a7", 2);
-        rf_vcache_put(c, a, "k7", 2, "a7", 2);
+        rf_vcache_put(c, a, "k7", 2, "a7", 2, 7);
         assert_ptr_equal(rf_vcache_open(c), a);
         rf_vcache_dropped(c, b); /* not the open one: nothing changes */
-        expect_cached(c, a, "k7", "a7");
+        expect_cached(c, a, "k7", "a7", 7);
         rf_txn_clear(a);
         rf_vcache_dropped(c, a);
         assert_null(rf_vcache_open(c));
         expect_unknown(c, a, "k7");
         rf_vcache_fill(c, NULL, "k4", 2, "v4", 2);
-        expect_cached(c, b, "k4", "v4");
+        expect_cached(c, b, "k4", "v4", 0);
 
         rf_vcache_stats_t stats;
         rf_vcache_stats(c, &stats);
