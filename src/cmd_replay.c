@@ -478,8 +478,9 @@ int rf_cmd_replay(int argc, char **argv)
         if (rc == 0 && a.stats) /* times differ run to run: asked only */
                 fprintf(a.explain ? stderr : stdout,
                         "seconds_open %.3f\nseconds_records %.3f\n"
-                        "seconds_end %.3f\n",
-                        stats.open_s, stats.records_s, stats.end_s);
+                        "seconds_end %.3f\nkeys_warmed %llu\n",
+                        stats.open_s, stats.records_s, stats.end_s,
+                        (unsigned long long)stats.keys_warmed);
 out:
         rf_replay_set_clear(&set);
         free(a.what_if);

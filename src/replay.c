@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1165,6 +1167,64 @@ static void served_empty(rf_store_t *st, const rf_config_t *conf,
         rf_buf_free(&v);
 }
 
+/* ---- warming the lists ---------------------------------------------------*/
+
+/* Replay reads the lists its records reach from a scratch store nothing has
+ * read yet: a cold read (the file, its checksum, LZ4) was a fifth of
+ * replay's time. When the lists' files fit in a quarter of the block cache
+ * (LZ4 about doubles them there), a second thread reads them through in
+ * order while the records run, so that the records' reads mostly find them
+ * cached. The end reads every list anyway (the lists served empty): it
+ * waits for the thread first. Results do not change, only what is cached. */
+typedef struct warmer {
+        rf_store_t *st;
+        atomic_int stop; /* set on an error: the store is closing */
+        uint64_t keys;   /* read, once joined */
+        pthread_t th;
+        int started;
+} warmer_t;
+
+static void *warm_main(void *arg)
+{
+        warmer_t *w = arg;
+
+        w->keys = rf_store_warm(w->st, RF_CF_VERSIONS, &w->stop);
+        w->keys += rf_store_warm(w->st, RF_CF_LISTS, &w->stop);
+        return NULL;
+}
+
+static void warm_start(warmer_t *w, rf_store_t *st)
+{
+        static const rf_cf_t cfs[] = { RF_CF_VERSIONS, RF_CF_LISTS };
+        int64_t bytes = 0;
+
+        memset(w, 0, sizeof(*w));
+        w->st = st;
+        atomic_init(&w->stop, 0);
+        for (size_t i = 0; i < sizeof(cfs) / sizeof(cfs[0]); i++) {
+                int64_t b = rf_store_property_int(
+                    st, cfs[i], "rocksdb.total-sst-files-size");
+                if (b < 0)
+                        return;
+                bytes += b;
+        }
+        if (bytes && (uint64_t)bytes <= rf_store_block_cache_capacity(st) / 4)
+                w->started = pthread_create(&w->th, NULL, warm_main, w) == 0;
+}
+
+/* Waits for the thread to finish (\p stop 0) or to stop. @returns the
+ * keys it read. */
+static uint64_t warm_join(warmer_t *w, int stop)
+{
+        if (!w->started)
+                return 0;
+        if (stop)
+                atomic_store(&w->stop, 1);
+        pthread_join(w->th, NULL);
+        w->started = 0;
+        return w->keys;
+}
+
 int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                   rf_replay_stats_t *stats, rf_buf_t *lines, rf_buf_t *empty,
                   char *errstr, size_t errstr_size)
@@ -1180,6 +1240,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         rf_apply_ctx_t ctx = { 0 };
         explain_t x = { 0 };
         rf_buf_t line = { 0 };
+        warmer_t warm = { 0 };
         int *show = NULL, r, seeded = opts->checkpoint != NULL;
         int64_t now = 0;
         int64_t t0, t1 = 0;
@@ -1228,6 +1289,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         x.stats = stats;
         x.item = opts->item;
 
+        warm_start(&warm, st);
         t1 = rf_mono_ns();
         stats->open_s = (double)(t1 - t0) / 1e9;
         for (size_t i = 0; i < set->cnt; i++) {
@@ -1308,6 +1370,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
                 goto out;
         t0 = rf_mono_ns();
         stats->records_s = (double)(t0 - t1) / 1e9;
+        stats->keys_warmed = warm_join(&warm, 0);
         stats->end_ms = now;
         /* Requests still coalescing at the end would leave later: count
          * them as the daemon would send them, a day on. */
@@ -1319,6 +1382,7 @@ int rf_replay_run(const rf_replay_set_t *set, const rf_replay_opts_t *opts,
         stats->end_s = (double)(rf_mono_ns() - t0) / 1e9;
         r = 0;
 out:
+        warm_join(&warm, 1);
         if (ctx.txn)
                 rf_apply_ctx_clear(&ctx);
         rf_queue_destroy(q);

@@ -122,9 +122,13 @@ typedef struct rf_replay_stats {
         int64_t end_ms;                  /* clock of the last record */
         /* Wall time (not printed by rf_replay_stats_print(): it differs
          * between two runs of the same input): opening and seeding the
-         * store, applying the records, and the end (the count of lists
-         * served empty and the flush). */
+         * store, applying the records, and the end (the wait for the
+         * warming thread, the count of lists served empty and the
+         * flush). */
         double open_s, records_s, end_s;
+        /* Keys of the seeded lists read into the block cache beside the
+         * records (0: not warmed, as they did not fit). */
+        uint64_t keys_warmed;
 } rf_replay_stats_t;
 
 /**

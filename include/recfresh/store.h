@@ -23,6 +23,8 @@
 #ifndef RECFRESH_STORE_H
 #define RECFRESH_STORE_H
 
+#include <stdatomic.h>
+
 #include "recfresh/common.h"
 
 typedef enum rf_cf {
@@ -173,6 +175,16 @@ int64_t rf_store_property_int(rf_store_t *st, int cf, const char *name);
 
 /** @returns bytes in use in the block cache. */
 size_t rf_store_block_cache_usage(rf_store_t *st);
+/** The block cache's capacity, in bytes. */
+size_t rf_store_block_cache_capacity(rf_store_t *st);
+
+/**
+ * Reads \p cf from its first key to its last, so that its blocks are in
+ * the block cache, until \p stop is set. For a thread beside the writer
+ * (RocksDB reads are thread-safe); rf_store_close() must wait for it.
+ * @returns the keys read.
+ */
+uint64_t rf_store_warm(rf_store_t *st, rf_cf_t cf, const atomic_int *stop);
 
 struct rf_tombset;
 /** Attaches the in-memory set of entities under a global tombstone

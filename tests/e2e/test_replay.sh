@@ -8,7 +8,8 @@
 #  - a checkpoint seeds a replay, which skips what the checkpoint holds;
 #  - on a checkpoint of a store with a loaded batch run, a ban, a hide
 #    and a consent purge are explained on the run's lists, which the
-#    end-of-replay count serves;
+#    end-of-replay count serves, and the run's lists are read into the
+#    block cache beside the records;
 #  - --what-if-set prints how the outcomes differ.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -102,6 +103,8 @@ grep -q "consent_revoked rv-u2 user=u2 scope=all: tombstone set; lists affected:
 grep -q "^entries_tombstoned 6$" batch.txt || fail "entries: $(cat batch.txt)"
 grep -q "^lists_total 4$" batch.txt || fail "lists_total: $(cat batch.txt)"
 grep -q "^lists_served_empty 1$" batch.txt || fail "served empty: $(cat batch.txt)"
+# The run's 5 lists fit the block cache: read into it beside the records.
+grep -q "^keys_warmed 5$" batch.txt || fail "warmed: $(cat batch.txt)"
 
 # What-if: without the urgent threshold, recompute requests wait for the
 # coalesce window instead of leaving at once.

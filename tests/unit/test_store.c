@@ -468,6 +468,45 @@ static void test_table_formats(void **state)
         tmp_remove(dir);
 }
 
+/* rf_store_warm() reads a column family's every key into the block cache
+ * of a store just opened, and reads nothing once told to stop. */
+static void test_warm(void **state)
+{
+        char dir[] = "/tmp/rf-st-XXXXXX", err[256], key[32], val[512];
+        atomic_int stop;
+        rf_store_t *st;
+        rf_txn_t *txn;
+        size_t before;
+
+        (void)state;
+        st = tmp_store(dir, NULL);
+        txn = rf_txn_new(st);
+        memset(val, 'v', sizeof(val));
+        for (int i = 0; i < 2000; i++) {
+                snprintf(key, sizeof(key), "list-%05d", i);
+                rf_txn_put(txn, RF_CF_VERSIONS, key, strlen(key), val,
+                           sizeof(val));
+        }
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
+        rf_txn_destroy(txn);
+        assert_int_equal(rf_store_flush(st, err, sizeof(err)), 0);
+        rf_store_close(st);
+        st = rf_store_open(dir, RF_STORE_PRIMARY, NULL, err, sizeof(err));
+        assert_non_null(st);
+        assert_true(rf_store_block_cache_capacity(st) >= 1u << 20);
+
+        atomic_init(&stop, 1);
+        assert_int_equal(rf_store_warm(st, RF_CF_VERSIONS, &stop), 0);
+        before = rf_store_block_cache_usage(st);
+        atomic_store(&stop, 0);
+        assert_int_equal(rf_store_warm(st, RF_CF_VERSIONS, &stop), 2000);
+        /* the blocks are cached uncompressed: about 1 MB */
+        assert_true(rf_store_block_cache_usage(st) > before + 500000);
+        assert_int_equal(rf_store_warm(st, RF_CF_LISTS, &stop), 0);
+        rf_store_close(st);
+        tmp_remove(dir);
+}
+
 /* The writer's cache of values it wrote (value_cache.h): a read through a
  * batch gets what RocksDB would give it, with the note the writer put
  * (7 here) or 0 for a value read. */
@@ -808,6 +847,7 @@ int main(void)
                 cmocka_unit_test(test_cf_epoch),
                 cmocka_unit_test(test_table_formats),
                 cmocka_unit_test(test_value_cache),
+                cmocka_unit_test(test_warm),
                 cmocka_unit_test(test_commit_forgets_written_versions),
                 cmocka_unit_test(test_hide_cache_around_batches),
         };
