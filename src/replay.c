@@ -1177,51 +1177,59 @@ static void served_empty(rf_store_t *st, const rf_config_t *conf,
  * cached. The end reads every list anyway (the lists served empty): it
  * waits for the thread first. Results do not change, only what is cached. */
 typedef struct warmer {
-        rf_store_t *st;
+        rf_warm_t *w[2]; /* the versions, then the lists */
         atomic_int stop; /* set on an error: the store is closing */
         uint64_t keys;   /* read, once joined */
         pthread_t th;
         int started;
 } warmer_t;
 
+static const rf_cf_t warm_cfs[2] = { RF_CF_VERSIONS, RF_CF_LISTS };
+
 static void *warm_main(void *arg)
 {
         warmer_t *w = arg;
 
-        w->keys = rf_store_warm(w->st, RF_CF_VERSIONS, &w->stop);
-        w->keys += rf_store_warm(w->st, RF_CF_LISTS, &w->stop);
+        for (int i = 0; i < 2; i++)
+                w->keys += rf_store_warm_run(w->w[i], &w->stop);
         return NULL;
 }
 
+/* Before the first record: the readers see the seeded store only. */
 static void warm_start(warmer_t *w, rf_store_t *st)
 {
-        static const rf_cf_t cfs[] = { RF_CF_VERSIONS, RF_CF_LISTS };
         int64_t bytes = 0;
 
         memset(w, 0, sizeof(*w));
-        w->st = st;
         atomic_init(&w->stop, 0);
-        for (size_t i = 0; i < sizeof(cfs) / sizeof(cfs[0]); i++) {
+        for (int i = 0; i < 2; i++) {
                 int64_t b = rf_store_property_int(
-                    st, cfs[i], "rocksdb.total-sst-files-size");
+                    st, warm_cfs[i], "rocksdb.total-sst-files-size");
                 if (b < 0)
                         return;
                 bytes += b;
         }
-        if (bytes && (uint64_t)bytes <= rf_store_block_cache_capacity(st) / 4)
-                w->started = pthread_create(&w->th, NULL, warm_main, w) == 0;
+        if (!bytes || (uint64_t)bytes > rf_store_block_cache_capacity(st) / 4)
+                return;
+        for (int i = 0; i < 2; i++)
+                w->w[i] = rf_store_warm_new(st, warm_cfs[i]);
+        w->started = pthread_create(&w->th, NULL, warm_main, w) == 0;
 }
 
-/* Waits for the thread to finish (\p stop 0) or to stop. @returns the
- * keys it read. */
+/* Waits for the thread to finish (\p stop 0) or to stop. Before the store
+ * closes. @returns the keys it read. */
 static uint64_t warm_join(warmer_t *w, int stop)
 {
-        if (!w->started)
-                return 0;
-        if (stop)
-                atomic_store(&w->stop, 1);
-        pthread_join(w->th, NULL);
-        w->started = 0;
+        if (w->started) {
+                if (stop)
+                        atomic_store(&w->stop, 1);
+                pthread_join(w->th, NULL);
+                w->started = 0;
+        }
+        for (int i = 0; i < 2; i++) {
+                rf_store_warm_destroy(w->w[i]);
+                w->w[i] = NULL;
+        }
         return w->keys;
 }
 

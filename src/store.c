@@ -925,22 +925,41 @@ size_t rf_store_block_cache_capacity(rf_store_t *st)
         return rocksdb_cache_get_capacity(st->cache);
 }
 
-uint64_t rf_store_warm(rf_store_t *st, rf_cf_t cf, const atomic_int *stop)
-{
-        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+struct rf_warm {
+        rocksdb_readoptions_t *ro;
         rocksdb_iterator_t *it;
+};
+
+rf_warm_t *rf_store_warm_new(rf_store_t *st, rf_cf_t cf)
+{
+        rf_warm_t *w = rf_calloc(1, sizeof(*w));
+
+        w->ro = rocksdb_readoptions_create();
+        /* The files are read in order: large reads, not one per block. */
+        rocksdb_readoptions_set_readahead_size(w->ro, 2 << 20);
+        /* An iterator reads the store as it was when it was made. */
+        w->it = rocksdb_create_iterator_cf(st->db, w->ro, st->cf[cf]);
+        return w;
+}
+
+uint64_t rf_store_warm_run(rf_warm_t *w, const atomic_int *stop)
+{
         uint64_t n = 0;
 
-        /* The files are read in order: large reads, not one per block. */
-        rocksdb_readoptions_set_readahead_size(ro, 2 << 20);
-        it = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
-        for (rocksdb_iter_seek_to_first(it);
-             rocksdb_iter_valid(it) && !atomic_load(stop);
-             rocksdb_iter_next(it))
+        for (rocksdb_iter_seek_to_first(w->it);
+             rocksdb_iter_valid(w->it) && !atomic_load(stop);
+             rocksdb_iter_next(w->it))
                 n++;
-        rocksdb_iter_destroy(it);
-        rocksdb_readoptions_destroy(ro);
         return n;
+}
+
+void rf_store_warm_destroy(rf_warm_t *w)
+{
+        if (!w)
+                return;
+        rocksdb_iter_destroy(w->it);
+        rocksdb_readoptions_destroy(w->ro);
+        free(w);
 }
 
 const char *rf_store_path(const rf_store_t *st)

@@ -179,12 +179,19 @@ size_t rf_store_block_cache_usage(rf_store_t *st);
 size_t rf_store_block_cache_capacity(rf_store_t *st);
 
 /**
- * Reads \p cf from its first key to its last, so that its blocks are in
- * the block cache, until \p stop is set. For a thread beside the writer
- * (RocksDB reads are thread-safe); rf_store_close() must wait for it.
- * @returns the keys read.
+ * A reader of \p cf as it is now, for rf_store_warm_run(): made on the
+ * writer's thread, what it reads is fixed before the writer goes on.
+ * Destroy it before rf_store_close().
  */
-uint64_t rf_store_warm(rf_store_t *st, rf_cf_t cf, const atomic_int *stop);
+typedef struct rf_warm rf_warm_t;
+rf_warm_t *rf_store_warm_new(rf_store_t *st, rf_cf_t cf);
+/**
+ * Reads every key of the reader's column family, so that its blocks are in
+ * the block cache, until \p stop is set. Any one thread (RocksDB's reads
+ * are thread-safe). @returns the keys read.
+ */
+uint64_t rf_store_warm_run(rf_warm_t *w, const atomic_int *stop);
+void rf_store_warm_destroy(rf_warm_t *w);
 
 struct rf_tombset;
 /** Attaches the in-memory set of entities under a global tombstone

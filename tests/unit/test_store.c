@@ -468,14 +468,16 @@ static void test_table_formats(void **state)
         tmp_remove(dir);
 }
 
-/* rf_store_warm() reads a column family's every key into the block cache
- * of a store just opened, and reads nothing once told to stop. */
+/* A warming reader reads a column family's every key, as it was when the
+ * reader was made, into the block cache of a store just opened; it reads
+ * nothing once told to stop. */
 static void test_warm(void **state)
 {
         char dir[] = "/tmp/rf-st-XXXXXX", err[256], key[32], val[512];
         atomic_int stop;
         rf_store_t *st;
         rf_txn_t *txn;
+        rf_warm_t *w;
         size_t before;
 
         (void)state;
@@ -496,13 +498,26 @@ static void test_warm(void **state)
         assert_true(rf_store_block_cache_capacity(st) >= 1u << 20);
 
         atomic_init(&stop, 1);
-        assert_int_equal(rf_store_warm(st, RF_CF_VERSIONS, &stop), 0);
+        w = rf_store_warm_new(st, RF_CF_VERSIONS);
+        assert_int_equal(rf_store_warm_run(w, &stop), 0);
+        rf_store_warm_destroy(w);
+
+        w = rf_store_warm_new(st, RF_CF_VERSIONS);
+        /* written after the reader was made: not read */
+        txn = rf_txn_new(st);
+        rf_txn_put(txn, RF_CF_VERSIONS, "list-99999", 10, "late", 4);
+        rf_txn_delete(txn, RF_CF_VERSIONS, "list-00000", 10);
+        assert_int_equal(rf_txn_commit(txn, err, sizeof(err)), 0);
         before = rf_store_block_cache_usage(st);
         atomic_store(&stop, 0);
-        assert_int_equal(rf_store_warm(st, RF_CF_VERSIONS, &stop), 2000);
+        assert_int_equal(rf_store_warm_run(w, &stop), 2000);
         /* the blocks are cached uncompressed: about 1 MB */
         assert_true(rf_store_block_cache_usage(st) > before + 500000);
-        assert_int_equal(rf_store_warm(st, RF_CF_LISTS, &stop), 0);
+        rf_store_warm_destroy(w);
+        w = rf_store_warm_new(st, RF_CF_LISTS);
+        assert_int_equal(rf_store_warm_run(w, &stop), 0);
+        rf_store_warm_destroy(w);
+        rf_txn_destroy(txn);
         rf_store_close(st);
         tmp_remove(dir);
 }
