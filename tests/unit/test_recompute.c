@@ -932,6 +932,34 @@ static void test_long_delta_chain(void **state)
         free(cur);
 }
 
+/* A dropped batch empties the entry cache: the next change to an entry,
+ * whose deltas the cache no longer counts, is written whole. */
+static void test_whole_after_a_dropped_batch(void **state)
+{
+        env_t *e = *state;
+        char id[16], *cur;
+        uint64_t two;
+        json_t *j;
+
+        for (int i = 0; i < 3; i++) {
+                snprintf(id, sizeof(id), "dc-%d", i);
+                add(e, "u-dc", "home", RF_RC_INCREMENTAL, 0, id, T0 + i);
+        }
+        two = deltas_read(e, "u-dc");
+        assert_true(two > 0);
+        add_dropped(e, "u-dc");
+        add(e, "u-dc", "home", RF_RC_INCREMENTAL, 0, "dc-3", T0 + 3);
+        assert_int_equal(deltas_read(e, "u-dc"), 0);
+        add(e, "u-dc", "home", RF_RC_INCREMENTAL, 0, "dc-4", T0 + 4);
+        add(e, "u-dc", "home", RF_RC_INCREMENTAL, 0, "dc-5", T0 + 5);
+        assert_int_equal(deltas_read(e, "u-dc"), two);
+        cur = stored_json(e, "u-dc");
+        j = json_loads(cur, 0, NULL);
+        expect_reasons(j, "dc-", 6); /* not the dropped one */
+        json_decref(j);
+        free(cur);
+}
+
 /* Without the writer's entry cache (recompute.entry_cache_mb=0) every add
  * reads the entry back through the batch (a fan-out's many adds in one
  * batch) and, with nothing to count its deltas, writes it whole. */
@@ -2328,6 +2356,8 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_entry_deltas_merge, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                    test_whole_after_a_dropped_batch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_long_delta_chain, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
