@@ -213,7 +213,8 @@ static const struct conf_row conf_table[] = {
         C(INT, "recompute.valid_memory", rc_valid_memory, "262144", 0, 1 << 26,
           "Lists whose valid count the fan-out keeps (33 B each); 0: off."),
         C(INT, "recompute.entry_cache_mb", rc_entry_cache_mb, "64", 0, 4096,
-          "MB of pending requests the queue keeps in memory; 0: off."),
+          "MB of pending requests kept in memory; 0: off (changes then "
+          "written whole)."),
         C(INT, "recompute.max_reasons", rc_max_reasons, "32", 1, 10000,
           "Reasons listed per request; the rest are counted in "
           "reasons_dropped."),
